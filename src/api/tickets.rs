@@ -1,0 +1,104 @@
+//! Ticket reads: listing with filters and pages, one ticket with its history.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::model::{HistoryEntry, Ticket, TicketId};
+use crate::records::{self, TicketFilter};
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    state: Option<String>,
+    kind: Option<String>,
+    group: Option<String>,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Page {
+    tickets: Vec<Ticket>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<TicketId>,
+}
+
+/// `GET /api/v1/tickets?state=&kind=&group=&limit=&after=`
+pub async fn list(
+    State(app): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut problems = Vec::new();
+    let state = param("state", p.state, &mut problems);
+    let kind = param("kind", p.kind, &mut problems);
+    let after = param("after", p.after, &mut problems);
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        problems.push(format!("`limit` must be 1..={MAX_LIMIT}"));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
+    let filter = TicketFilter {
+        state,
+        kind,
+        group: p.group,
+    };
+    let (tickets, next) = records::list_tickets(&*app.store, &filter, after, limit)?;
+    Ok(Json(Page { tickets, next }))
+}
+
+/// Parses an optional query parameter, recording a problem instead of failing.
+fn param<T: std::str::FromStr<Err = String>>(
+    name: &str,
+    raw: Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    raw.and_then(|v| {
+        v.parse()
+            .map_err(|e| problems.push(format!("`{name}`: {e}")))
+            .ok()
+    })
+}
+
+#[derive(Serialize)]
+pub struct TicketWithHistory {
+    #[serde(flatten)]
+    ticket: Ticket,
+    history: Vec<HistoryEntry>,
+}
+
+fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
+    raw.parse().map_err(ApiError::bad_request)
+}
+
+/// `GET /api/v1/tickets/{id}`: the ticket and its whole history.
+pub async fn show(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<TicketWithHistory>, ApiError> {
+    let id = ticket_id(&raw)?;
+    let ticket = records::get_ticket(&*app.store, id)?
+        .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))?;
+    let history = records::history(&*app.store, id)?;
+    Ok(Json(TicketWithHistory { ticket, history }))
+}
+
+/// `GET /api/v1/tickets/{id}/history`
+pub async fn history(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    let id = ticket_id(&raw)?;
+    if records::get_ticket(&*app.store, id)?.is_none() {
+        return Err(ApiError::not_found(format!("ticket {id} does not exist")));
+    }
+    Ok(Json(records::history(&*app.store, id)?))
+}

@@ -1,0 +1,242 @@
+//! Configuration: TOML shaped like `config/itsmd.toml`, whose text is also embedded as the
+//! defaults. Loading is pure: [`parse`] turns text into a [`Config`] or into every problem at
+//! once (syntax, unknown keys, wrong types, invalid values), so an operator fixes all of them
+//! in one round.
+
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::PriorityMatrix;
+
+/// The shipped, commented configuration; `itsmd serve` without `--config` runs on it.
+pub const DEFAULT_TOML: &str = include_str!("../../config/itsmd.toml");
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub engine: EngineConfig,
+    pub rules: RulesConfig,
+    pub priority: PriorityConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the embedded database.
+    pub data_dir: PathBuf,
+    /// sled page cache, in MiB.
+    pub cache_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            data_dir: PathBuf::from("./data"),
+            cache_mb: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Events waiting for the engine; when full, intake answers 503 + Retry-After.
+    pub queue_capacity: usize,
+    /// Most events committed in one transaction (one flush).
+    pub max_batch: usize,
+    /// Seconds a sender is told to wait when the queue is full.
+    pub retry_after_secs: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            queue_capacity: 8192,
+            max_batch: 1024,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Folder of `*.rhai` rule files, run in file-name order.
+    pub dir: PathBuf,
+    /// Group that receives tickets whose rules failed.
+    pub triage_group: String,
+    /// Rhai operations one hook call may execute.
+    pub max_operations: u64,
+    /// Wall-clock budget of one hook call, in milliseconds.
+    pub time_budget_ms: u64,
+    /// Deepest function-call nesting.
+    pub max_call_depth: usize,
+    /// Longest string a rule may build, in bytes.
+    pub max_string_size: usize,
+    /// Largest array a rule may build.
+    pub max_array_size: usize,
+    /// Largest object map a rule may build.
+    pub max_map_size: usize,
+}
+
+impl Default for RulesConfig {
+    fn default() -> RulesConfig {
+        RulesConfig {
+            dir: PathBuf::from("./rules"),
+            triage_group: "triage".into(),
+            max_operations: 1_000_000,
+            time_budget_ms: 100,
+            max_call_depth: 32,
+            max_string_size: 1 << 20,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriorityConfig {
+    /// Priority by impact (rows) and urgency (columns high, medium, low).
+    pub matrix: PriorityMatrix,
+}
+
+/// Every problem found in a configuration, each naming its key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{origin}: {} problem(s):\n  - {}", .problems.len(), .problems.join("\n  - "))]
+pub struct ConfigErrors {
+    /// The file (or "embedded defaults") the text came from.
+    pub origin: String,
+    pub problems: Vec<String>,
+}
+
+/// Parses and validates configuration text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+    let fail = |problems| ConfigErrors {
+        origin: origin.to_string(),
+        problems,
+    };
+    let table: toml::Table = toml::from_str(text).map_err(|e| fail(vec![e.to_string()]))?;
+    let mut problems = Vec::new();
+    let mut config = Config::default();
+    for (section, value) in table {
+        match section.as_str() {
+            "server" => config.server = section_of(&section, value, &mut problems),
+            "store" => config.store = section_of(&section, value, &mut problems),
+            "engine" => config.engine = section_of(&section, value, &mut problems),
+            "rules" => config.rules = section_of(&section, value, &mut problems),
+            "priority" => config.priority = section_of(&section, value, &mut problems),
+            other => problems.push(format!("unknown section or key `{other}`")),
+        }
+    }
+    problems.extend(validate::problems(&config));
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(fail(problems))
+    }
+}
+
+/// Deserialises one section, recording every unknown key and the first type error (with its
+/// path); on error the section keeps its defaults so validation of the rest goes on.
+fn section_of<T>(section: &str, value: toml::Value, problems: &mut Vec<String>) -> T
+where
+    T: for<'de> Deserialize<'de> + Default,
+{
+    let mut unknown = Vec::new();
+    let mut on_unknown = |path: serde_ignored::Path<'_>| {
+        unknown.push(format!("unknown key `{section}.{path}`"));
+    };
+    let ignored = serde_ignored::Deserializer::new(value, &mut on_unknown);
+    let result: Result<T, _> = serde_path_to_error::deserialize(ignored);
+    problems.append(&mut unknown);
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let at = if path == "." {
+                section.to_string()
+            } else {
+                format!("{section}.{path}")
+            };
+            problems.push(format!("`{at}`: {}", e.into_inner()));
+            T::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse_to_the_built_in_defaults() {
+        let parsed = parse(DEFAULT_TOML, "embedded").expect("defaults are valid");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+            colour = "blue"
+            [server]
+            listen = "not an address"
+            typo = 1
+            [engine]
+            queue_capacity = 0
+            max_batch = 0
+            [rules]
+            time_budget_ms = "fast"
+            [priority.matrix]
+            high = [1, 2, 9]
+        "#;
+        let err = parse(text, "test.toml").unwrap_err();
+        let all = err.problems.join("\n");
+        for needle in [
+            "unknown section or key `colour`",
+            "unknown key `server.typo`",
+            "`server.listen`",
+            "`rules.time_budget_ms`",
+            "engine.queue_capacity",
+            "engine.max_batch",
+            "priority.matrix.high[2] = 9",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        assert!(
+            err.to_string().starts_with("test.toml: 7 problem(s)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_with_its_position() {
+        let err = parse("[server\nlisten = 1", "x.toml").unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert!(err.problems[0].contains("line 1"), "{}", err.problems[0]);
+    }
+}

@@ -1,0 +1,30 @@
+//! Semantic checks that types alone cannot express. Pure: returns every problem found.
+
+use super::Config;
+
+pub fn problems(c: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut positive = |name: &str, v: u64| {
+        if v == 0 {
+            out.push(format!("{name} must be greater than 0"));
+        }
+    };
+    positive("server.max_body_bytes", c.server.max_body_bytes as u64);
+    positive("store.cache_mb", c.store.cache_mb);
+    positive("engine.queue_capacity", c.engine.queue_capacity as u64);
+    positive("engine.max_batch", c.engine.max_batch as u64);
+    positive("rules.max_operations", c.rules.max_operations);
+    positive("rules.time_budget_ms", c.rules.time_budget_ms);
+    positive("rules.max_call_depth", c.rules.max_call_depth as u64);
+    positive("rules.max_string_size", c.rules.max_string_size as u64);
+    positive("rules.max_array_size", c.rules.max_array_size as u64);
+    positive("rules.max_map_size", c.rules.max_map_size as u64);
+    if c.rules.triage_group.trim().is_empty() {
+        out.push("rules.triage_group must not be empty".into());
+    }
+    if c.store.data_dir.as_os_str().is_empty() {
+        out.push("store.data_dir must not be empty".into());
+    }
+    out.extend(c.priority.matrix.problems());
+    out
+}

@@ -1,0 +1,91 @@
+//! The running daemon: opens the store, loads the rules, starts the engine and the HTTP
+//! server, and on the shutdown signal stops intake, drains the engine and flushes.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::api::{self, AppState};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::engine;
+use crate::rules::{Limits, Rules};
+use crate::store::{SledStore, Store};
+
+/// Compiles the configured rules, turning every compile error into one message.
+pub fn load_rules(config: &Config) -> anyhow::Result<Rules> {
+    Rules::load(Limits::from(&config.rules), &config.rules.dir).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+        anyhow::anyhow!(
+            "rules in {} do not compile ({} error(s)):\n{}",
+            config.rules.dir.display(),
+            errors.len(),
+            list.join("\n")
+        )
+    })
+}
+
+/// Runs until `shutdown` is cancelled, then stops cleanly.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let data_dir = &config.store.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(data_dir, config.store.cache_mb << 20)?);
+    info!(data_dir = %data_dir.display(), "Store opened.");
+
+    let rules = load_rules(&config)?;
+    info!(
+        rules = %rules.version(),
+        origin = %rules.set().origin,
+        files = rules.set().files.len(),
+        "Rules loaded."
+    );
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (engine, engine_thread) = engine::start(&config, store.clone(), rules, clock)
+        .context("cannot start the engine thread")?;
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    info!(%addr, "Listening.");
+
+    let app = api::router(AppState {
+        store: store.clone(),
+        engine,
+        config: Arc::new(config),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("HTTP server failed")?;
+    info!("Intake stopped; draining the engine.");
+
+    // The router (and with it the last engine handle) is gone: the engine drains and stops.
+    engine_thread.join().await;
+    store.flush().context("final flush failed")?;
+    info!("Stopped cleanly.");
+    Ok(())
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::spawn(async move {
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!(signal = which, "Shutting down.");
+        token.cancel();
+    });
+    Ok(())
+}

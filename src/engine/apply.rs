@@ -1,0 +1,143 @@
+//! Applying decisions to a ticket: validate each, change fields, and describe every change
+//! as history, one entry per actor.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::txn::Txn;
+use crate::model::{Actor, EventId, FieldChange, HistoryEntry, Level, PriorityMatrix, Ticket};
+use crate::rules::{Decided, Decision};
+
+/// Collects field changes and writes them as history entries grouped by actor.
+pub(super) struct Changes<'a> {
+    pub event: EventId,
+    pub at: Timestamp,
+    pub rules_version: &'a str,
+}
+
+impl Changes<'_> {
+    /// Writes one history entry if there is anything in it.
+    pub fn record(
+        &self,
+        txn: &mut Txn<'_>,
+        ticket: &mut Ticket,
+        actor: Actor,
+        changes: Vec<FieldChange>,
+        reason: Option<String>,
+    ) {
+        if changes.is_empty() {
+            return;
+        }
+        ticket.updated_at = self.at;
+        let entry = HistoryEntry {
+            seq: 0,
+            at: self.at,
+            actor,
+            changes,
+            reason,
+            event: Some(self.event),
+            rules_version: Some(self.rules_version.to_string()),
+        };
+        txn.append_history(ticket, entry);
+    }
+
+    /// Applies rule decisions (ignoring those that do not change a ticket field), writing one
+    /// history entry per rule file and hook, and recomputing priority when its inputs change.
+    pub fn apply_rules(
+        &self,
+        txn: &mut Txn<'_>,
+        ticket: &mut Ticket,
+        decided: &[Decided],
+        matrix: &PriorityMatrix,
+    ) {
+        let mut i = 0;
+        while i < decided.len() {
+            let by = &decided[i].by;
+            let mut changes = Vec::new();
+            while i < decided.len()
+                && decided[i].by.file == by.file
+                && decided[i].by.hook == by.hook
+            {
+                set_field(ticket, &decided[i].decision, &mut changes);
+                i += 1;
+            }
+            let priority = reprioritise(ticket, matrix, &mut changes);
+            let actor = Actor::Rule {
+                file: by.file.to_string(),
+                hook: by.hook.to_string(),
+                line: by.line,
+            };
+            self.record(txn, ticket, actor, changes, priority);
+        }
+    }
+}
+
+fn change(changes: &mut Vec<FieldChange>, field: &str, old: Value, new: Value) {
+    if old != new {
+        changes.push(FieldChange {
+            field: field.to_string(),
+            old,
+            new,
+        });
+    }
+}
+
+fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
+    match d {
+        Decision::SetTitle { value } => {
+            change(changes, "title", json!(t.title), json!(value));
+            t.title = value.clone();
+        }
+        Decision::SetDescription { value } => {
+            change(changes, "description", json!(t.description), json!(value));
+            t.description = value.clone();
+        }
+        Decision::SetGroup { value } => set_group(t, value, changes),
+        Decision::SetAssignee { value } => {
+            change(changes, "assignee", json!(t.assignee), json!(value));
+            t.assignee = Some(value.clone());
+        }
+        Decision::SetImpact { value } => set_level(&mut t.impact, "impact", *value, changes),
+        Decision::SetUrgency { value } => set_level(&mut t.urgency, "urgency", *value, changes),
+        Decision::AddTag { value } => {
+            if t.tags.insert(value.clone()) {
+                changes.push(FieldChange {
+                    field: "tags".into(),
+                    old: Value::Null,
+                    new: json!(value),
+                });
+            }
+        }
+        // Handled by correlation before a ticket is chosen.
+        Decision::SetKey { .. } | Decision::Suppress { .. } => {}
+    }
+}
+
+pub(super) fn set_group(t: &mut Ticket, group: &str, changes: &mut Vec<FieldChange>) {
+    change(changes, "group", json!(t.group), json!(group));
+    t.group = Some(group.to_string());
+}
+
+fn set_level(slot: &mut Level, field: &str, value: Level, changes: &mut Vec<FieldChange>) {
+    change(changes, field, json!(slot), json!(value));
+    *slot = value;
+}
+
+/// Recomputes priority from impact × urgency; records the change and returns its reason
+/// (the inputs) when it moved.
+pub(super) fn reprioritise(
+    t: &mut Ticket,
+    matrix: &PriorityMatrix,
+    changes: &mut Vec<FieldChange>,
+) -> Option<String> {
+    let p = matrix.priority(t.impact, t.urgency);
+    if p == t.priority {
+        return None;
+    }
+    change(changes, "priority", json!(t.priority), json!(p));
+    t.priority = p;
+    Some(format!(
+        "priority {p} = matrix[impact {}][urgency {}]",
+        t.impact, t.urgency
+    ))
+}

@@ -1,0 +1,117 @@
+//! The engine loop: take a batch, process each event against one [`Txn`], commit and flush
+//! once, then answer every sender.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{debug, error, info};
+
+use super::txn::Txn;
+use super::{EngineStatus, Receipt, Settings, Submission, SubmitError};
+use crate::clock::Clock;
+use crate::model::{Event, EventBody};
+use crate::records::StoredEvent;
+use crate::rules::Rules;
+use crate::store::{Store, StoreError, Tree, encode, u64_key};
+
+pub(super) struct Engine {
+    pub store: Arc<dyn Store>,
+    pub rules: Rules,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+    pub rx: mpsc::Receiver<Submission>,
+    pub status: Arc<Mutex<EngineStatus>>,
+}
+
+impl Engine {
+    /// Runs until every sender is gone and the queue is drained.
+    pub fn run(mut self) {
+        info!(rules = %self.rules.version(), "Engine started.");
+        let mut batch = Vec::with_capacity(self.settings.max_batch);
+        while let Some(first) = self.rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < self.settings.max_batch {
+                match self.rx.try_recv() {
+                    Ok(s) => batch.push(s),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(std::mem::take(&mut batch));
+        }
+        info!("Engine stopped: queue drained.");
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Submission>) {
+        let started = Instant::now();
+        let mut txn = Txn::new(&*self.store);
+        let mut results = Vec::with_capacity(batch.len());
+        for s in &batch {
+            results.push(self.process(&mut txn, &s.body, s.received_at));
+        }
+        let writes = txn.finish();
+        let size = writes.len();
+        let committed = self.store.apply(writes).and_then(|()| self.store.flush());
+        match &committed {
+            Ok(()) => debug!(
+                events = batch.len(),
+                writes = size,
+                micros = started.elapsed().as_micros() as u64,
+                "Batch committed."
+            ),
+            Err(e) => {
+                error!(events = batch.len(), error = %e, "Batch commit failed; senders told to retry.")
+            }
+        }
+        {
+            let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            status.events += batch.len() as u64;
+            status.batches += 1;
+        }
+        for (s, result) in batch.into_iter().zip(results) {
+            let answer = match (&committed, result) {
+                (Ok(()), Ok(receipt)) => Ok(receipt),
+                (Ok(()), Err(e)) => Err(SubmitError::Store(e.to_string())),
+                (Err(e), _) => Err(SubmitError::Store(e.to_string())),
+            };
+            // A sender that went away will retry; its event is committed either way.
+            let _ = s.reply.send(answer);
+        }
+    }
+
+    /// Records one event and acts on it. A store read error fails the whole batch (the txn
+    /// is dropped uncommitted), so it is returned rather than half-applied.
+    fn process(
+        &self,
+        txn: &mut Txn<'_>,
+        body: &EventBody,
+        received_at: jiff::Timestamp,
+    ) -> Result<Receipt, StoreError> {
+        let id = txn.next_event_id()?;
+        let event = Event {
+            id,
+            received_at,
+            body: body.clone(),
+        };
+        let handled = match &event.body {
+            EventBody::Alert(alert) => self.alert(txn, &event, alert)?,
+        };
+        let receipt = Receipt {
+            event_id: id,
+            ticket: handled.ticket,
+            outcome: handled.outcome,
+        };
+        let record = StoredEvent {
+            event,
+            ticket: handled.ticket,
+            outcome: handled.outcome,
+            rule_failures: handled.rule_failures,
+        };
+        txn.put(Tree::Events, u64_key(id).to_vec(), encode(&record));
+        Ok(receipt)
+    }
+
+    pub(super) fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+}

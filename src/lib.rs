@@ -1,0 +1,35 @@
+//! itsmd: an ITSM process platform as one daemon.
+//!
+//! Monitoring tools post alerts, agents and vendors use the HTTP API; every input becomes an
+//! event that one engine thread records, runs through the ops engineers' Rhai rules, and
+//! applies to tickets (incidents, requests, problems, changes), committing each batch
+//! durably before anyone is told "accepted".
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML configuration, its embedded defaults and validation (all errors at
+//!   once).
+//! - [`model`]: plain domain data with no I/O: events, alerts and their fingerprint, tickets,
+//!   lifecycles (the ITIL state machines), priority, history.
+//! - [`sources`]: producers of events: HTTP wire formats.
+//! - [`engine`]: the single writer: bounded queue, batches, correlation, applying decisions,
+//!   one commit and one flush per batch, then the acknowledgements.
+//! - [`rules`]: the Rhai sandbox, rule sets, hooks and the decisions they record.
+//! - [`records`]: where each record lives in the store (keys, indexes) and typed reads.
+//! - [`store`]: the `Store` trait, its sled and in-memory implementations.
+//! - [`api`]: axum routes; reads from the store, writes through the engine.
+//! - [`daemon`]: wires everything together and owns graceful shutdown.
+//! - [`clock`]: time as a dependency, so tests can drive it.
+//! - [`telemetry`]: logging setup.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod model;
+pub mod records;
+pub mod rules;
+pub mod sources;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,139 @@
+//! The `itsmd` command line: parses arguments and hands off to the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use itsmd::config::{self, Config};
+use itsmd::telemetry::{self, LogFormat};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "itsmd",
+    version,
+    about = "ITSM process platform: alerts, mail and API in; tickets out."
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve(ServeArgs),
+    /// Validate the configuration and the rules without starting; non-zero exit on any error.
+    Check(ConfigArgs),
+    /// Work with rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// Configuration file (TOML); the embedded defaults when absent.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Folder of rule files (overrides rules.dir).
+    #[arg(long)]
+    rules_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    base: ConfigArgs,
+    /// Address to listen on (overrides server.listen).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory (overrides store.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Compile every rule and report all errors; non-zero exit on any.
+    Check {
+        /// Folder of rule files; rules.dir of the default configuration when absent.
+        dir: Option<PathBuf>,
+    },
+}
+
+fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            config::parse(&text, &path.display().to_string())?
+        }
+        None => config::parse(config::DEFAULT_TOML, "embedded defaults")?,
+    };
+    if let Some(dir) = &args.rules_dir {
+        config.rules.dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(&args.base)?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.store.data_dir = dir;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        itsmd::daemon::cancel_on_signals(shutdown.clone())?;
+        itsmd::daemon::serve(config, shutdown).await
+    })
+}
+
+fn check(args: ConfigArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    let rules = itsmd::daemon::load_rules(&config)?;
+    println!(
+        "OK: configuration valid; {} rule file(s) from {} compile (version {}).",
+        rules.set().files.len(),
+        rules.set().origin,
+        rules.version()
+    );
+    Ok(())
+}
+
+fn rules_check(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let args = ConfigArgs {
+        config: None,
+        rules_dir: dir,
+    };
+    check(args)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Check(args) => check(args),
+        Command::Rules {
+            command: RulesCommand::Check { dir },
+        } => rules_check(dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("itsmd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! A normalised alert, whatever wire format it came in, and its label fingerprint.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert occurrence as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Who sent it: the `source` field of a generic event, or the wire format's sender name.
+    pub source: String,
+    /// Correlation key: the sender's own identity when it has one, else the label fingerprint.
+    /// Rules may replace it.
+    pub key: String,
+    /// Prometheus' FNV-1a fingerprint of the labels, always computed, for display and search.
+    pub fingerprint: String,
+    pub status: AlertStatus,
+    pub severity: String,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
+}
+
+const FNV_OFFSET: u64 = 14_695_981_039_346_656_037;
+const FNV_PRIME: u64 = 1_099_511_628_211;
+const SEPARATOR: u8 = 0xFF;
+
+/// Prometheus' label fingerprint (`model.LabelSet.Fingerprint`): FNV-1a 64 over the pairs
+/// sorted by name, each as name, 0xFF, value, 0xFF; rendered as 16 lower-case hex digits.
+pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
+    let mut h = Fnv1a::new();
+    // BTreeMap iterates in name order, which is the order Prometheus sorts by.
+    for (name, value) in labels {
+        h.write(name.as_bytes());
+        h.write(&[SEPARATOR]);
+        h.write(value.as_bytes());
+        h.write(&[SEPARATOR]);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// FNV-1a, 64 bit: Prometheus' label hash, also used for rule-set versions.
+pub struct Fnv1a(u64);
+
+impl Fnv1a {
+    pub fn new() -> Fnv1a {
+        Fnv1a(FNV_OFFSET)
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
+        }
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv1a {
+    fn default() -> Fnv1a {
+        Fnv1a::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_label_set_is_the_fnv_offset() {
+        assert_eq!(fingerprint(&BTreeMap::new()), "cbf29ce484222325");
+    }
+
+    #[test]
+    fn label_order_does_not_matter() {
+        let a: BTreeMap<_, _> = [
+            ("b".to_string(), "2".to_string()),
+            ("a".to_string(), "1".to_string()),
+        ]
+        .into();
+        let b: BTreeMap<_, _> = [
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "2".to_string()),
+        ]
+        .into();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+    }
+}

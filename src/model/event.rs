@@ -1,0 +1,32 @@
+//! The journal record of one input: what arrived, when, and its normalised body.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::Alert;
+
+/// Events are numbered by the engine in commit order, starting at 1.
+pub type EventId = u64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub received_at: Timestamp,
+    pub body: EventBody,
+}
+
+/// What an event carries. New sources add variants here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody {
+    Alert(Alert),
+}
+
+impl EventBody {
+    /// Short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Alert(_) => "alert",
+        }
+    }
+}

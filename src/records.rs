@@ -1,0 +1,164 @@
+//! Where each record lives in the store: key layouts, the index entries a ticket has, and
+//! typed reads. The engine writes through these layouts; the API and tools read through them.
+
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Event, HistoryEntry, Kind, State, Ticket, TicketId};
+use crate::store::{Store, StoreError, Tree, decode, prefix_end, u64_key};
+
+/// Meta key of the last event id handed out.
+pub const EVENT_SEQ: &[u8] = b"seq/event";
+
+/// Meta key of the last ticket number handed out for `kind`.
+pub fn ticket_seq_key(kind: Kind) -> Vec<u8> {
+    format!("seq/ticket/{}", kind.prefix()).into_bytes()
+}
+
+/// The journal record of one event: the input and what the engine did with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub event: Event,
+    /// The ticket the event opened or updated, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketId>,
+    pub outcome: Outcome,
+    /// Rules that failed on this event ("file:line: message").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_failures: Vec<String>,
+}
+
+/// What the engine did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new ticket was opened.
+    Opened,
+    /// An existing ticket was updated.
+    Updated,
+    /// A rule suppressed it: recorded, no ticket.
+    Suppressed,
+    /// Recorded only: nothing to open or update (e.g. a resolved alert with no ticket).
+    Recorded,
+}
+
+pub fn history_key(id: TicketId, seq: u64) -> Vec<u8> {
+    let mut k = id.key();
+    k.extend_from_slice(&u64_key(seq));
+    k
+}
+
+/// The secondary-index entries a ticket has in its current form.
+pub fn index_entries(t: &Ticket) -> Vec<(Tree, Vec<u8>)> {
+    let mut out = vec![(Tree::TicketsByState, index_key(t.state.as_str(), t.id))];
+    if let Some(group) = &t.group {
+        out.push((Tree::TicketsByGroup, index_key(group, t.id)));
+    }
+    out
+}
+
+/// Index keys are "value \0 ticket key", so one value's tickets are one prefix.
+fn index_prefix(value: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(value.len() + 12);
+    k.extend_from_slice(value.as_bytes());
+    k.push(0);
+    k
+}
+
+fn index_key(value: &str, id: TicketId) -> Vec<u8> {
+    let mut k = index_prefix(value);
+    k.extend_from_slice(&id.key());
+    k
+}
+
+pub fn get_ticket(store: &dyn Store, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+    store
+        .get(Tree::Tickets, &id.key())?
+        .map(|b| decode(Tree::Tickets, &b))
+        .transpose()
+}
+
+pub fn history(store: &dyn Store, id: TicketId) -> Result<Vec<HistoryEntry>, StoreError> {
+    store
+        .scan_prefix(Tree::History, &id.key())
+        .map(|item| item.and_then(|(_, v)| decode(Tree::History, &v)))
+        .collect()
+}
+
+pub fn get_event(store: &dyn Store, id: u64) -> Result<Option<StoredEvent>, StoreError> {
+    store
+        .get(Tree::Events, &u64_key(id))?
+        .map(|b| decode(Tree::Events, &b))
+        .transpose()
+}
+
+/// Filters of a ticket listing; all that are set must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TicketFilter {
+    pub state: Option<State>,
+    pub kind: Option<Kind>,
+    pub group: Option<String>,
+}
+
+impl TicketFilter {
+    fn matches(&self, t: &Ticket) -> bool {
+        self.state.is_none_or(|s| t.state == s)
+            && self.kind.is_none_or(|k| t.kind() == k)
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|g| t.group.as_ref() == Some(g))
+    }
+}
+
+/// One page of tickets in id order, starting after `after`; the second value is the cursor
+/// for the next page when there is one.
+pub fn list_tickets(
+    store: &dyn Store,
+    filter: &TicketFilter,
+    after: Option<TicketId>,
+    limit: usize,
+) -> Result<(Vec<Ticket>, Option<TicketId>), StoreError> {
+    // Walk the narrowest source: an index when filtering by state or group, else the tickets
+    // tree (narrowed to one kind's prefix when filtering by kind).
+    let (tree, prefix) = match (&filter.state, &filter.group, &filter.kind) {
+        (Some(state), _, _) => (Tree::TicketsByState, index_prefix(state.as_str())),
+        (None, Some(group), _) => (Tree::TicketsByGroup, index_prefix(group)),
+        (None, None, Some(kind)) => (Tree::Tickets, kind.prefix().as_bytes().to_vec()),
+        (None, None, None) => (Tree::Tickets, Vec::new()),
+    };
+    let start = match after {
+        Some(id) => {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&id.key());
+            Bound::Excluded(k)
+        }
+        None => Bound::Included(prefix.clone()),
+    };
+    let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let mut page = Vec::with_capacity(limit.min(1024));
+    for item in store.range(tree, start, end) {
+        let (key, value) = item?;
+        let ticket: Ticket = if tree == Tree::Tickets {
+            decode(Tree::Tickets, &value)?
+        } else {
+            let Some(id) = TicketId::from_key(&key[prefix.len()..]) else {
+                continue;
+            };
+            match get_ticket(store, id)? {
+                Some(t) => t,
+                None => continue,
+            }
+        };
+        if !filter.matches(&ticket) {
+            continue;
+        }
+        if page.len() == limit {
+            let next = page.last().map(|t: &Ticket| t.id);
+            return Ok((page, next));
+        }
+        page.push(ticket);
+    }
+    Ok((page, None))
+}

@@ -1,0 +1,257 @@
+//! The `ticket` a hook receives: reads show the ticket as decided so far, writes record
+//! decisions (with the line they were made on) instead of changing anything.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rhai::{Engine, EvalAltResult, ImmutableString, NativeCallContext, Position};
+
+use super::{Decided, Decision, Provenance};
+use crate::model::{Level, Ticket};
+
+/// The ticket fields a rule can read, with the decisions so far already applied.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TicketView {
+    /// `None` while the event would open a new ticket.
+    pub id: Option<String>,
+    pub kind: String,
+    pub state: String,
+    pub title: String,
+    pub description: String,
+    pub group: Option<String>,
+    pub assignee: Option<String>,
+    pub impact: Option<Level>,
+    pub urgency: Option<Level>,
+    pub priority: Option<u8>,
+    pub tags: BTreeSet<String>,
+    pub key: Option<String>,
+    pub suppressed: bool,
+}
+
+impl TicketView {
+    pub fn of(ticket: &Ticket) -> TicketView {
+        TicketView {
+            id: Some(ticket.id.to_string()),
+            kind: ticket.kind().as_str().into(),
+            state: ticket.state.as_str().into(),
+            title: ticket.title.clone(),
+            description: ticket.description.clone(),
+            group: ticket.group.clone(),
+            assignee: ticket.assignee.clone(),
+            impact: Some(ticket.impact),
+            urgency: Some(ticket.urgency),
+            priority: Some(ticket.priority),
+            tags: ticket.tags.clone(),
+            key: ticket.correlation_key.clone(),
+            suppressed: false,
+        }
+    }
+
+    /// Applies a decision to the view so later rules see it.
+    fn apply(&mut self, d: &Decision) {
+        match d {
+            Decision::SetTitle { value } => self.title = value.clone(),
+            Decision::SetDescription { value } => self.description = value.clone(),
+            Decision::SetGroup { value } => self.group = Some(value.clone()),
+            Decision::SetAssignee { value } => self.assignee = Some(value.clone()),
+            Decision::SetImpact { value } => self.impact = Some(*value),
+            Decision::SetUrgency { value } => self.urgency = Some(*value),
+            Decision::AddTag { value } => {
+                self.tags.insert(value.clone());
+            }
+            Decision::SetKey { value } => self.key = Some(value.clone()),
+            Decision::Suppress { .. } => self.suppressed = true,
+        }
+    }
+}
+
+/// State shared between the handle clones Rhai makes.
+#[derive(Debug)]
+pub(super) struct HandleState {
+    pub view: TicketView,
+    pub decisions: Vec<Decided>,
+    /// The rule file and hook now running, stamped on each decision.
+    pub file: Arc<str>,
+    pub hook: &'static str,
+    /// Set by `ticket.stop()`: later rules do not run for this event.
+    pub stop: bool,
+}
+
+/// The Rhai-facing handle. Clones share state, because Rhai passes custom types by value.
+#[derive(Debug, Clone)]
+pub struct TicketHandle(pub(super) Arc<Mutex<HandleState>>);
+
+impl TicketHandle {
+    pub(super) fn new(view: TicketView) -> TicketHandle {
+        TicketHandle(Arc::new(Mutex::new(HandleState {
+            view,
+            decisions: Vec::new(),
+            file: Arc::from(""),
+            hook: "",
+            stop: false,
+        })))
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, HandleState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn decide(&self, decision: Decision, at: Position) {
+        let mut s = self.lock();
+        s.view.apply(&decision);
+        let by = Provenance {
+            file: s.file.clone(),
+            hook: s.hook,
+            line: at.line().map(|l| l as u32),
+        };
+        s.decisions.push(Decided { decision, by });
+    }
+}
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+fn level(value: &str, field: &str, at: Position) -> RhaiResult<Level> {
+    value.parse::<Level>().map_err(|e| {
+        Box::new(EvalAltResult::ErrorRuntime(
+            format!("ticket.{field}: {e}").into(),
+            at,
+        ))
+    })
+}
+
+fn non_empty(value: &str, field: &str, at: Position) -> RhaiResult<String> {
+    if value.trim().is_empty() {
+        return Err(Box::new(EvalAltResult::ErrorRuntime(
+            format!("ticket.{field} must not be empty").into(),
+            at,
+        )));
+    }
+    Ok(value.to_string())
+}
+
+fn opt(v: &Option<String>) -> rhai::Dynamic {
+    v.clone()
+        .map(rhai::Dynamic::from)
+        .unwrap_or(rhai::Dynamic::UNIT)
+}
+
+/// Registers the `Ticket` type, its properties and methods.
+pub(super) fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<TicketHandle>("Ticket");
+
+    engine.register_get("id", |h: &mut TicketHandle| opt(&h.lock().view.id));
+    engine.register_get("is_new", |h: &mut TicketHandle| h.lock().view.id.is_none());
+    engine.register_get("kind", |h: &mut TicketHandle| h.lock().view.kind.clone());
+    engine.register_get("state", |h: &mut TicketHandle| h.lock().view.state.clone());
+    engine.register_get("title", |h: &mut TicketHandle| h.lock().view.title.clone());
+    engine.register_get("description", |h: &mut TicketHandle| {
+        h.lock().view.description.clone()
+    });
+    engine.register_get("group", |h: &mut TicketHandle| opt(&h.lock().view.group));
+    engine.register_get("assignee", |h: &mut TicketHandle| {
+        opt(&h.lock().view.assignee)
+    });
+    engine.register_get("key", |h: &mut TicketHandle| opt(&h.lock().view.key));
+    engine.register_get("impact", |h: &mut TicketHandle| {
+        opt(&h.lock().view.impact.map(|l| l.as_str().to_string()))
+    });
+    engine.register_get("urgency", |h: &mut TicketHandle| {
+        opt(&h.lock().view.urgency.map(|l| l.as_str().to_string()))
+    });
+    engine.register_get("priority", |h: &mut TicketHandle| {
+        h.lock()
+            .view
+            .priority
+            .map(|p| rhai::Dynamic::from(p as i64))
+            .unwrap_or(rhai::Dynamic::UNIT)
+    });
+    engine.register_get("tags", |h: &mut TicketHandle| {
+        h.lock()
+            .view
+            .tags
+            .iter()
+            .cloned()
+            .map(rhai::Dynamic::from)
+            .collect::<rhai::Array>()
+    });
+
+    engine.register_fn(
+        "set$title",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = non_empty(&v, "title", ctx.call_position())?;
+            h.decide(Decision::SetTitle { value }, ctx.call_position());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "set$description",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| {
+            h.decide(
+                Decision::SetDescription {
+                    value: v.to_string(),
+                },
+                ctx.call_position(),
+            );
+        },
+    );
+    engine.register_fn(
+        "set$group",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = non_empty(&v, "group", ctx.call_position())?;
+            h.decide(Decision::SetGroup { value }, ctx.call_position());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "set$assignee",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = non_empty(&v, "assignee", ctx.call_position())?;
+            h.decide(Decision::SetAssignee { value }, ctx.call_position());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "set$impact",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = level(&v, "impact", ctx.call_position())?;
+            h.decide(Decision::SetImpact { value }, ctx.call_position());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "set$urgency",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = level(&v, "urgency", ctx.call_position())?;
+            h.decide(Decision::SetUrgency { value }, ctx.call_position());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "set$key",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = non_empty(&v, "key", ctx.call_position())?;
+            h.decide(Decision::SetKey { value }, ctx.call_position());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "add_tag",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = non_empty(&v, "tag", ctx.call_position())?;
+            h.decide(Decision::AddTag { value }, ctx.call_position());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "suppress",
+        |ctx: NativeCallContext, h: &mut TicketHandle, reason: ImmutableString| {
+            h.decide(
+                Decision::Suppress {
+                    reason: reason.to_string(),
+                },
+                ctx.call_position(),
+            );
+        },
+    );
+    engine.register_fn("stop", |h: &mut TicketHandle| h.lock().stop = true);
+}

@@ -1,0 +1,178 @@
+//! A rule set: every `*.rhai` file of a folder, compiled, in file-name order, with a content
+//! hash as its version. A set is built whole or not at all.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rhai::{AST, Engine};
+
+use crate::model::alert::Fnv1a;
+
+/// The hooks a rule file may define, with the parameters each must take.
+pub const HOOKS: [(&str, usize); 1] = [("on_alert", 2)];
+
+/// Rules built into the binary, used when the rules folder does not exist.
+const BUILT_IN: [(&str, &str); 1] = [(
+    "00-defaults.rhai",
+    include_str!("../../rules/00-defaults.rhai"),
+)];
+
+pub struct RuleFile {
+    /// File name, e.g. `20-database.rhai`: what logs, history and errors call the rule.
+    pub name: Arc<str>,
+    pub ast: AST,
+    /// Names of the hooks this file defines.
+    pub hooks: Vec<&'static str>,
+}
+
+pub struct RuleSet {
+    pub files: Vec<RuleFile>,
+    /// Content hash of all file names and texts: changes whenever any rule changes.
+    pub version: String,
+    /// Where the set came from: a folder, or "built-in".
+    pub origin: String,
+}
+
+/// A problem that prevents a rule set from compiling, located where possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{}:{l}:{c}: {}", self.file, self.message),
+            (Some(l), None) => write!(f, "{}:{l}: {}", self.file, self.message),
+            _ => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl RuleSet {
+    /// Compiles every `*.rhai` file in `dir`; the built-in rules if `dir` does not exist.
+    pub fn load(engine: &Engine, dir: &Path) -> Result<RuleSet, Vec<CompileError>> {
+        if !dir.exists() {
+            let sources = BUILT_IN
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect();
+            return RuleSet::compile(engine, "built-in", sources);
+        }
+        let origin = dir.display().to_string();
+        let io_error = |e: std::io::Error| {
+            vec![CompileError {
+                file: origin.clone(),
+                line: None,
+                column: None,
+                message: e.to_string(),
+            }]
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io_error)? {
+            let path = entry.map_err(io_error)?.path();
+            if path.extension().is_some_and(|e| e == "rhai") && path.is_file() {
+                names.push(path);
+            }
+        }
+        names.sort();
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        for path in names {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match std::fs::read_to_string(&path) {
+                Ok(text) => sources.push((name, text)),
+                Err(e) => errors.push(CompileError {
+                    file: name,
+                    line: None,
+                    column: None,
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        match RuleSet::compile(engine, &origin, sources) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(errors),
+            Err(mut more) => {
+                errors.append(&mut more);
+                Err(errors)
+            }
+        }
+    }
+
+    /// Compiles named sources in the given order, reporting every error of every file.
+    pub fn compile(
+        engine: &Engine,
+        origin: &str,
+        sources: Vec<(String, String)>,
+    ) -> Result<RuleSet, Vec<CompileError>> {
+        let mut hash = Fnv1a::new();
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        for (name, text) in sources {
+            hash.write(name.as_bytes());
+            hash.write(&[0]);
+            hash.write(text.as_bytes());
+            hash.write(&[0]);
+            match compile_one(engine, &name, &text) {
+                Ok(file) => files.push(file),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(RuleSet {
+            files,
+            version: format!("{:016x}", hash.finish()),
+            origin: origin.into(),
+        })
+    }
+}
+
+fn compile_one(engine: &Engine, name: &str, text: &str) -> Result<RuleFile, Vec<CompileError>> {
+    let mut ast = engine.compile(text).map_err(|e| {
+        let pos = e.position();
+        vec![CompileError {
+            file: name.to_string(),
+            line: pos.line(),
+            column: pos.position(),
+            message: e.err_type().to_string(),
+        }]
+    })?;
+    ast.set_source(name);
+    let mut hooks = Vec::new();
+    let mut errors = Vec::new();
+    for f in ast.iter_functions() {
+        if let Some((hook, arity)) = HOOKS.iter().find(|(h, _)| *h == f.name) {
+            if f.params.len() == *arity {
+                hooks.push(*hook);
+            } else {
+                errors.push(CompileError {
+                    file: name.to_string(),
+                    line: None,
+                    column: None,
+                    message: format!(
+                        "{hook} must take {arity} parameters, this one takes {}",
+                        f.params.len()
+                    ),
+                });
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(RuleFile {
+        name: Arc::from(name),
+        ast,
+        hooks,
+    })
+}

@@ -1,0 +1,205 @@
+//! Running hooks over the active rule set.
+
+use std::sync::Arc;
+
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
+
+use super::handle::{self, TicketHandle};
+use super::sandbox::{self, Limits, TIME_BUDGET_EXCEEDED};
+use super::{CompileError, Decided, RuleSet, TicketView};
+use crate::model::Alert;
+
+/// The rule engine: the sandboxed Rhai engine and the active rule set.
+pub struct Rules {
+    /// Configured once; shared by every file of the set.
+    engine: Engine,
+    /// The active set. An `Arc` so a reload can swap it while a dry run holds the old one.
+    set: Arc<RuleSet>,
+    /// Kept to report the budget in failure messages.
+    limits: Limits,
+}
+
+/// A rule that failed while handling one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleFailure {
+    pub file: Arc<str>,
+    pub hook: &'static str,
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+/// What running one hook over the whole set produced.
+#[derive(Debug, Clone, Default)]
+pub struct HookRun {
+    /// Decisions of the rules that succeeded, in the order made.
+    pub decisions: Vec<Decided>,
+    /// Rules that failed; their decisions are not in `decisions`.
+    pub failures: Vec<RuleFailure>,
+    /// The ticket as the decisions left it.
+    pub view: TicketView,
+}
+
+impl Rules {
+    /// Builds the sandbox and compiles the rules in `dir` (built-in rules if it is missing).
+    pub fn load(limits: Limits, dir: &std::path::Path) -> Result<Rules, Vec<CompileError>> {
+        let engine = engine(&limits);
+        let set = Arc::new(RuleSet::load(&engine, dir)?);
+        Ok(Rules {
+            engine,
+            set,
+            limits,
+        })
+    }
+
+    /// Builds the sandbox around rules given as (file name, text) pairs.
+    pub fn from_sources(
+        limits: Limits,
+        sources: Vec<(String, String)>,
+    ) -> Result<Rules, Vec<CompileError>> {
+        let engine = engine(&limits);
+        let set = Arc::new(RuleSet::compile(&engine, "inline", sources)?);
+        Ok(Rules {
+            engine,
+            set,
+            limits,
+        })
+    }
+
+    pub fn set(&self) -> &Arc<RuleSet> {
+        &self.set
+    }
+
+    pub fn version(&self) -> &str {
+        &self.set.version
+    }
+
+    /// Runs every `on_alert` hook for `alert` on a ticket that currently looks like `view`.
+    pub fn on_alert(&self, alert: &Alert, view: TicketView) -> HookRun {
+        let alert = Dynamic::from_map(alert_map(alert));
+        self.run("on_alert", view, |h| vec![alert.clone(), Dynamic::from(h)])
+    }
+
+    fn run(
+        &self,
+        hook: &'static str,
+        view: TicketView,
+        args: impl Fn(TicketHandle) -> Vec<Dynamic>,
+    ) -> HookRun {
+        let handle = TicketHandle::new(view);
+        let mut failures = Vec::new();
+        for file in self.set.files.iter().filter(|f| f.hooks.contains(&hook)) {
+            let snapshot = {
+                let mut s = handle.lock();
+                s.file = file.name.clone();
+                s.hook = hook;
+                (s.view.clone(), s.decisions.len())
+            };
+            let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+            let mut scope = Scope::new();
+            let result = sandbox::with_budget(self.limits.time_budget, || {
+                self.engine.call_fn_with_options::<Dynamic>(
+                    options,
+                    &mut scope,
+                    &file.ast,
+                    hook,
+                    args(handle.clone()),
+                )
+            });
+            if let Err(err) = result {
+                let mut s = handle.lock();
+                s.view = snapshot.0;
+                s.decisions.truncate(snapshot.1);
+                s.stop = false;
+                let inner = err.unwrap_inner();
+                failures.push(RuleFailure {
+                    file: file.name.clone(),
+                    hook,
+                    line: inner.position().line().map(|l| l as u32),
+                    message: self.describe(inner),
+                });
+                continue;
+            }
+            if handle.lock().stop {
+                break;
+            }
+        }
+        let mut s = handle.lock();
+        HookRun {
+            decisions: std::mem::take(&mut s.decisions),
+            failures,
+            view: std::mem::take(&mut s.view),
+        }
+    }
+
+    /// A failure in words, without Rhai's position suffix (the line is reported separately).
+    fn describe(&self, err: &EvalAltResult) -> String {
+        match err {
+            EvalAltResult::ErrorRuntime(v, _) => format!("rule threw: {v}"),
+            EvalAltResult::ErrorTerminated(v, _) if v.to_string() == TIME_BUDGET_EXCEEDED => {
+                format!(
+                    "time budget of {} ms exceeded",
+                    self.limits.time_budget.as_millis()
+                )
+            }
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                format!("operation limit of {} exceeded", self.limits.max_operations)
+            }
+            other => {
+                let text = other.to_string();
+                match text.rfind(" (line ") {
+                    Some(i) => text[..i].to_string(),
+                    None => text,
+                }
+            }
+        }
+    }
+}
+
+fn engine(limits: &Limits) -> Engine {
+    let mut engine = sandbox::engine(limits);
+    handle::register(&mut engine);
+    engine
+}
+
+fn string_map<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Map {
+    pairs
+        .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+        .collect()
+}
+
+/// The read-only view of an alert a rule receives.
+fn alert_map(a: &Alert) -> Map {
+    let mut m = Map::new();
+    m.insert("source".into(), a.source.clone().into());
+    m.insert("key".into(), a.key.clone().into());
+    m.insert("fingerprint".into(), a.fingerprint.clone().into());
+    m.insert("status".into(), a.status.as_str().into());
+    m.insert("severity".into(), a.severity.clone().into());
+    m.insert("summary".into(), a.summary.clone().into());
+    m.insert(
+        "description".into(),
+        a.description.clone().unwrap_or_default().into(),
+    );
+    m.insert(
+        "labels".into(),
+        Dynamic::from_map(string_map(a.labels.iter())),
+    );
+    m.insert(
+        "annotations".into(),
+        Dynamic::from_map(string_map(a.annotations.iter())),
+    );
+    m.insert(
+        "starts_at".into(),
+        a.starts_at
+            .map(|t| Dynamic::from(t.to_string()))
+            .unwrap_or(Dynamic::UNIT),
+    );
+    m.insert(
+        "generator_url".into(),
+        a.generator_url
+            .clone()
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT),
+    );
+    m
+}

@@ -1,0 +1,4 @@
+//! HTTP wire formats, one file each. Each turns a request body into events, tolerating
+//! unknown fields and reporting every problem with its field path.
+
+pub mod generic;

@@ -1,0 +1,181 @@
+//! The store: durable, ordered key-value trees behind one narrow trait.
+//!
+//! Owns the [`Store`] trait, the names of every logical tree ([`Tree`]), key encoding and the
+//! versioned value codec. It knows nothing of tickets or rules: the engine decides what to
+//! write, the store only makes a batch atomic and, on [`Store::flush`], durable.
+//!
+//! Two implementations: [`SledStore`] (the embedded default, sled 0.34.7) and [`MemoryStore`]
+//! (tests). Both pass the same conformance suite (`conformance.rs`).
+
+mod codec;
+#[cfg(test)]
+mod conformance;
+mod keys;
+mod memory;
+mod sled_store;
+
+pub use codec::{FORMAT_VERSION, decode, encode};
+pub use keys::{prefix_end, u64_key};
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+use std::ops::Bound;
+
+/// Every logical tree of the store. Adding a tree means adding a variant here, so that all
+/// names live in one place and a typo cannot create a new tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tree {
+    /// Counters and markers: next event id, ticket counters per kind.
+    Meta,
+    /// The journal of every input event, keyed by event id.
+    Events,
+    /// Ticket records, keyed by kind prefix + big-endian number.
+    Tickets,
+    /// Append-only history entries, keyed by ticket key + big-endian sequence.
+    History,
+    /// Index: correlation key → the latest ticket opened for it.
+    TicketByKey,
+    /// Index: state \0 ticket key → empty.
+    TicketsByState,
+    /// Index: group \0 ticket key → empty.
+    TicketsByGroup,
+}
+
+impl Tree {
+    /// All trees, in prefix order: export walks this list.
+    pub const ALL: [Tree; 7] = [
+        Tree::Meta,
+        Tree::Events,
+        Tree::Tickets,
+        Tree::History,
+        Tree::TicketByKey,
+        Tree::TicketsByState,
+        Tree::TicketsByGroup,
+    ];
+
+    /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
+    pub fn prefix(self) -> u8 {
+        match self {
+            Tree::Meta => 0,
+            Tree::Events => 1,
+            Tree::Tickets => 2,
+            Tree::History => 3,
+            Tree::TicketByKey => 4,
+            Tree::TicketsByState => 5,
+            Tree::TicketsByGroup => 6,
+        }
+    }
+
+    /// A human name, for errors and export.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Events => "events",
+            Tree::Tickets => "tickets",
+            Tree::History => "history",
+            Tree::TicketByKey => "ticket_by_key",
+            Tree::TicketsByState => "tickets_by_state",
+            Tree::TicketsByGroup => "tickets_by_group",
+        }
+    }
+}
+
+/// One write in a [`WriteBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Put {
+        tree: Tree,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        tree: Tree,
+        key: Vec<u8>,
+    },
+}
+
+/// A set of writes across trees that the store applies all-or-nothing.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    /// Applied in order; a later write to the same key wins.
+    pub writes: Vec<Write>,
+}
+
+impl WriteBatch {
+    pub fn put(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.writes.push(Write::Put {
+            tree,
+            key: key.into(),
+            value: value.into(),
+        });
+    }
+
+    pub fn delete(&mut self, tree: Tree, key: impl Into<Vec<u8>>) {
+        self.writes.push(Write::Delete {
+            tree,
+            key: key.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+}
+
+/// A key-value pair read from a tree (the tree prefix already stripped).
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Iterator returned by scans: ordered by key, reversible.
+pub type ScanIter<'a> = Box<dyn DoubleEndedIterator<Item = Result<Entry, StoreError>> + Send + 'a>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("store I/O failed during {op}: {source}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("stored value in tree {tree} is unreadable: {message}")]
+    Corrupt { tree: &'static str, message: String },
+}
+
+/// The narrow storage interface the engine, the API and the tools depend on.
+///
+/// Writes happen only through [`Store::apply`], which is atomic across trees; reads see every
+/// applied batch. Nothing is durable until [`Store::flush`] returns.
+pub trait Store: Send + Sync + 'static {
+    /// One value, if present.
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Entries with `start <= key < end` (as bounds say), in key order.
+    fn range(&self, tree: Tree, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> ScanIter<'_>;
+
+    /// Apply every write of the batch, or none of them.
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError>;
+
+    /// Durability barrier: returns once everything applied so far is on disk.
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Bytes the store uses on disk (0 for memory).
+    fn size_on_disk(&self) -> u64;
+
+    /// Entries whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> ScanIter<'_> {
+        let end = match prefix_end(prefix) {
+            Some(end) => Bound::Excluded(end),
+            None => Bound::Unbounded,
+        };
+        self.range(tree, Bound::Included(prefix.to_vec()), end)
+    }
+}
