@@ -161,21 +161,43 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Deserialises one section, recording every unknown key and the first type error (with its
-/// path); on error the section keeps its defaults so validation of the rest goes on.
+/// Deserialises one section, reporting every unknown key (`deny_unknown_fields`) and every
+/// bad value with its path.
+///
+/// serde stops at the first error, so each key is first checked on its own (every field has
+/// a default); only a section whose keys all pass is deserialised whole. On any problem the
+/// section keeps its defaults so that validation of the rest goes on.
 fn section_of<T>(section: &str, value: toml::Value, problems: &mut Vec<String>) -> T
 where
     T: for<'de> Deserialize<'de> + Default,
 {
-    let mut unknown = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path<'_>| {
-        unknown.push(format!("unknown key `{section}.{path}`"));
+    let toml::Value::Table(table) = value else {
+        problems.push(format!("`{section}` must be a table"));
+        return T::default();
     };
-    let ignored = serde_ignored::Deserializer::new(value, &mut on_unknown);
-    let result: Result<T, _> = serde_path_to_error::deserialize(ignored);
-    problems.append(&mut unknown);
+    let before = problems.len();
+    for (key, v) in &table {
+        let mut single = toml::Table::new();
+        single.insert(key.clone(), v.clone());
+        let _ = deserialize_reporting::<T>(section, toml::Value::Table(single), problems);
+    }
+    if problems.len() > before {
+        return T::default();
+    }
+    deserialize_reporting(section, toml::Value::Table(table), problems).unwrap_or_default()
+}
+
+fn deserialize_reporting<T>(
+    section: &str,
+    value: toml::Value,
+    problems: &mut Vec<String>,
+) -> Option<T>
+where
+    T: for<'de> Deserialize<'de>,
+{
+    let result: Result<T, _> = serde_path_to_error::deserialize(value);
     match result {
-        Ok(v) => v,
+        Ok(v) => Some(v),
         Err(e) => {
             let path = e.path().to_string();
             let at = if path == "." {
@@ -183,8 +205,11 @@ where
             } else {
                 format!("{section}.{path}")
             };
-            problems.push(format!("`{at}`: {}", e.into_inner()));
-            T::default()
+            // toml appends "in `key`" lines; the path already says where.
+            let message = e.into_inner().to_string();
+            let first = message.lines().next().unwrap_or_default();
+            problems.push(format!("`{at}`: {first}"));
+            None
         }
     }
 }
@@ -213,12 +238,14 @@ mod tests {
             time_budget_ms = "fast"
             [priority.matrix]
             high = [1, 2, 9]
+            medium = [2, 3, 4]
+            low = [3, 4, 5]
         "#;
         let err = parse(text, "test.toml").unwrap_err();
         let all = err.problems.join("\n");
         for needle in [
             "unknown section or key `colour`",
-            "unknown key `server.typo`",
+            "`server.typo`: unknown field `typo`, expected `listen` or `max_body_bytes`",
             "`server.listen`",
             "`rules.time_budget_ms`",
             "engine.queue_capacity",

@@ -97,6 +97,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_captured_fingerprint_vector_matches() {
+        let text = include_str!("../../tests/fixtures/alertmanager/fingerprint_vectors.json");
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        let vectors = doc["vectors"].as_array().unwrap();
+        assert!(vectors.len() >= 9);
+        for v in vectors {
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(v["labels"].clone()).unwrap();
+            assert_eq!(
+                fingerprint(&labels),
+                v["fingerprint"].as_str().unwrap(),
+                "{labels:?}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_label_set_is_the_fnv_offset() {
         assert_eq!(fingerprint(&BTreeMap::new()), "cbf29ce484222325");
     }

@@ -6,10 +6,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{ScanIter, Store, StoreError, Tree, Write, WriteBatch};
 
+/// (tree, key) → value; the tree is part of the map key so ranges stay inside a tree.
+type Map = BTreeMap<(Tree, Vec<u8>), Vec<u8>>;
+
 #[derive(Default)]
 pub struct MemoryStore {
-    /// (tree, key) → value; the tree is part of the map key so ranges stay inside a tree.
-    map: Mutex<BTreeMap<(Tree, Vec<u8>), Vec<u8>>>,
+    /// Every tree's entries, behind one lock: writes come from the single engine thread.
+    map: Mutex<Map>,
 }
 
 impl MemoryStore {
@@ -17,7 +20,7 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<(Tree, Vec<u8>), Vec<u8>>> {
+    fn lock(&self) -> MutexGuard<'_, Map> {
         // A panic while holding this lock can only come from a bug in a test; keep going with
         // the data as it is rather than poisoning every later test.
         self.map.lock().unwrap_or_else(|p| p.into_inner())

@@ -1,0 +1,90 @@
+//! The `itsmd` command line outside `serve`.
+
+use std::process::Command;
+
+use crate::support::{BIN, Setup};
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN).args(args).output().expect("run itsmd");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn check_accepts_the_shipped_config_and_rules() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (ok, out) = run(&[
+        "check",
+        "--config",
+        &format!("{root}/config/itsmd.toml"),
+        "--rules-dir",
+        &format!("{root}/rules"),
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("OK"), "{out}");
+}
+
+#[test]
+fn check_lists_every_config_problem_and_fails() {
+    let setup = Setup::new()
+        .config("[server]\nlisten = \"nowhere\"\nbogus = 1\n[engine]\nmax_batch = 0\n[nonsense]\n");
+    let config = setup.config.as_ref().unwrap().to_str().unwrap();
+    let (ok, out) = run(&["check", "--config", config]);
+    assert!(!ok, "{out}");
+    for needle in [
+        "4 problem(s)",
+        "server.listen",
+        "unknown field `bogus`",
+        "engine.max_batch",
+        "`nonsense`",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn check_lists_every_rule_compile_error_and_fails() {
+    let setup = Setup::new().rules(&[
+        ("10-a.rhai", "fn on_alert(alert, ticket) {\n  let x = ;\n}"),
+        ("20-b.rhai", "fn on_alert(alert) { }"),
+        ("30-c.rhai", "import \"x\" as y;\nfn on_alert(a, t) {}"),
+        ("40-ok.rhai", "fn on_alert(a, t) {}"),
+    ]);
+    let dir = setup.rules_dir.as_ref().unwrap().to_str().unwrap();
+    let (ok, out) = run(&["rules", "check", dir]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("3 error(s)"), "{out}");
+    assert!(out.contains("10-a.rhai:2:"), "{out}");
+    assert!(
+        out.contains("20-b.rhai: on_alert must take 2 parameters"),
+        "{out}"
+    );
+    assert!(out.contains("30-c.rhai:1:"), "{out}");
+}
+
+#[test]
+fn serve_refuses_to_start_on_rules_that_do_not_compile() {
+    let setup = Setup::new().rules(&[(
+        "10-a.rhai",
+        "fn on_alert(alert, ticket) { ticket.group = ; }",
+    )]);
+    let data = setup.data_dir();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--rules-dir",
+        ])
+        .arg(setup.rules_dir.as_ref().unwrap())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10-a.rhai:1:"));
+}

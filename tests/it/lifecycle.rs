@@ -1,0 +1,158 @@
+//! The daemon's own life: restarts, graceful shutdown, backpressure, health.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Setup, alert};
+
+#[test]
+fn a_restart_sees_every_acknowledged_event_and_ticket() {
+    let setup = Setup::new();
+    let d = setup.start();
+    for i in 0..3 {
+        let (status, _) = d.post(
+            "/api/v1/events",
+            &alert("firing", "x", json!({"i": i.to_string()})),
+        );
+        assert_eq!(status, 202);
+    }
+    d.post("/api/v1/events", &alert("firing", "x", json!({"i": "0"})));
+    let status = d.terminate();
+    assert!(status.success(), "exit status {status}");
+
+    let d = setup.start();
+    let list = d.get_ok("/api/v1/tickets");
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 3);
+    assert_eq!(d.get_ok("/api/v1/tickets/INC-000001")["alert"]["count"], 2);
+    // Counters continue: the next ticket and event ids do not reuse old ones.
+    let (_, r) = d.post("/api/v1/events", &alert("firing", "x", json!({"i": "new"})));
+    assert_eq!(r["ticket"], "INC-000004");
+    assert_eq!(r["event_id"], 5);
+}
+
+#[test]
+fn an_acknowledged_event_survives_a_crash() {
+    let setup = Setup::new();
+    let d = setup.start();
+    let (status, r) = d.post(
+        "/api/v1/events",
+        &alert("firing", "x", json!({"crash": "1"})),
+    );
+    assert_eq!(status, 202);
+    d.kill();
+    let d = setup.start();
+    assert_eq!(
+        d.get_ok(&format!(
+            "/api/v1/tickets/{}",
+            r["ticket"].as_str().unwrap()
+        ))["state"],
+        "new"
+    );
+}
+
+/// A rule that keeps the engine busy for `ms` milliseconds per alert.
+fn slow_rule(ms: u64) -> String {
+    format!(
+        "fn on_alert(alert, ticket) {{ let t = timestamp(); while t.elapsed * 1000.0 < {ms}.0 {{ }} }}"
+    )
+}
+
+const SLOW_LIMITS: &str = "[rules]\ntime_budget_ms = 10000\nmax_operations = 10000000000\n";
+
+#[test]
+fn shutdown_drains_in_flight_events_before_exiting() {
+    let rule = slow_rule(150);
+    let setup = Setup::new()
+        .rules(&[("10-slow.rhai", &rule)])
+        .config(SLOW_LIMITS);
+    let d = std::sync::Arc::new(setup.start());
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                d.post(
+                    "/api/v1/events",
+                    &alert("firing", "x", json!({"i": i.to_string()})),
+                )
+                .0
+            })
+        })
+        .collect();
+    // All four are queued behind the slow rule when the signal arrives.
+    std::thread::sleep(Duration::from_millis(200));
+    d.signal(libc::SIGTERM);
+    let statuses: Vec<u16> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+    assert_eq!(statuses, vec![202; 4]);
+    let d = std::sync::Arc::into_inner(d).expect("sole owner");
+    assert!(d.wait().success());
+
+    let d = setup.start();
+    assert_eq!(
+        d.get_ok("/api/v1/tickets")["tickets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let rule = slow_rule(1500);
+    let setup = Setup::new()
+        .rules(&[("10-slow.rhai", &rule)])
+        .config(&format!(
+            "[engine]\nqueue_capacity = 1\nmax_batch = 1\nretry_after_secs = 7\n{SLOW_LIMITS}"
+        ));
+    let d = std::sync::Arc::new(setup.start());
+    let post = |i: u32| {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            d.post(
+                "/api/v1/events",
+                &alert("firing", "x", json!({"i": i.to_string()})),
+            )
+            .0
+        })
+    };
+    // The first event occupies the engine, the second fills the queue of one.
+    let first = post(1);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = post(2);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = d
+        .http
+        .post(d.url("/api/v1/events"))
+        .body(alert("firing", "x", json!({"i": "3"})))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "7");
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "queue_full");
+    // The accepted ones still complete.
+    assert_eq!(first.join().unwrap(), 202);
+    assert_eq!(second.join().unwrap(), 202);
+    assert_eq!(
+        d.get_ok("/api/v1/tickets")["tickets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn healthz_reports_the_rule_set_version() {
+    let d = Setup::new()
+        .rules(&[("a.rhai", "fn on_alert(a, t) {}")])
+        .start();
+    let h = d.get_ok("/healthz");
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["rules_version"].as_str().unwrap().len(), 16);
+    let d2 = Setup::new()
+        .rules(&[("a.rhai", "fn on_alert(a, t) { }")])
+        .start();
+    assert_ne!(d2.get_ok("/healthz")["rules_version"], h["rules_version"]);
+}
