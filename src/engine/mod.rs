@@ -11,6 +11,9 @@ mod apply;
 mod batch;
 mod txn;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 

@@ -1,0 +1,126 @@
+//! The engine's contract with the store: one apply and one flush per batch, and no receipt
+//! before the flush returns.
+
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::start;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::model::{Alert, AlertStatus, EventBody};
+use crate::records::Outcome;
+use crate::rules::{Limits, Rules};
+use crate::store::{MemoryStore, ScanIter, Store, StoreError, Tree, WriteBatch};
+
+/// A memory store that counts applies and flushes, and can hold flushes until opened.
+#[derive(Default)]
+struct GatedStore {
+    inner: MemoryStore,
+    applies: AtomicUsize,
+    flushes: AtomicUsize,
+    /// While true, flush() blocks.
+    closed: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl GatedStore {
+    fn set_closed(&self, closed: bool) {
+        *self.closed.lock().unwrap() = closed;
+        self.opened.notify_all();
+    }
+}
+
+impl Store for GatedStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(tree, key)
+    }
+    fn range(&self, tree: Tree, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> ScanIter<'_> {
+        self.inner.range(tree, start, end)
+    }
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.applies.fetch_add(1, Ordering::SeqCst);
+        self.inner.apply(batch)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        let mut closed = self.closed.lock().unwrap();
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn size_on_disk(&self) -> u64 {
+        0
+    }
+}
+
+fn alert(n: usize) -> EventBody {
+    let labels = [("n".to_string(), n.to_string())].into();
+    EventBody::Alert(Alert {
+        source: "test".into(),
+        key: format!("k{n}"),
+        fingerprint: crate::model::fingerprint(&labels),
+        status: AlertStatus::Firing,
+        severity: "warning".into(),
+        summary: format!("alert {n}"),
+        description: None,
+        labels,
+        annotations: Default::default(),
+        starts_at: None,
+        ends_at: None,
+        generator_url: None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_wait_for_the_flush_and_a_batch_is_one_apply_and_one_flush() {
+    let store = Arc::new(GatedStore::default());
+    let rules = Rules::from_sources(Limits::from(&Config::default().rules), vec![]).unwrap();
+    let (engine, thread) = start(
+        &Config::default(),
+        store.clone(),
+        rules,
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+
+    // The first event's flush is held: its sender must not hear back.
+    store.set_closed(true);
+    let first = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.submit(alert(0)).await }
+    });
+    let pending = tokio::time::timeout(Duration::from_secs(10), async {
+        while store.applies.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(pending.is_ok(), "the engine never applied the first batch");
+    assert!(!first.is_finished(), "a receipt was sent before the flush");
+
+    // Meanwhile 50 more events queue up behind the held flush.
+    let rest: Vec<_> = (1..=50)
+        .map(|n| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.submit(alert(n)).await })
+        })
+        .collect();
+    while engine.queue_depth() < 50 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store.set_closed(false);
+
+    let receipt = first.await.unwrap().unwrap();
+    assert_eq!(receipt.outcome, Outcome::Opened);
+    for r in rest {
+        assert_eq!(r.await.unwrap().unwrap().outcome, Outcome::Opened);
+    }
+    // 51 events, two batches: the held one and the 50 that queued behind it.
+    assert_eq!(store.applies.load(Ordering::SeqCst), 2);
+    assert_eq!(store.flushes.load(Ordering::SeqCst), 2);
+    drop(engine);
+    thread.join().await;
+}
