@@ -2,13 +2,14 @@
 //! server, and on the shutdown signal stops intake, drains the engine and flushes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Keys};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine;
@@ -24,6 +25,16 @@ pub fn load_rules(config: &Config) -> anyhow::Result<Rules> {
             config.rules.dir.display(),
             errors.len(),
             list.join("\n")
+        )
+    })
+}
+
+/// Reads the API tokens, turning every problem into one message (never showing a token).
+pub fn load_keys(config: &Config) -> anyhow::Result<Keys> {
+    Keys::load(&config.auth).map_err(|problems| {
+        anyhow::anyhow!(
+            "[auth] tokens cannot be loaded:\n  - {}",
+            problems.join("\n  - ")
         )
     })
 }
@@ -44,6 +55,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         "Rules loaded."
     );
 
+    let keys = load_keys(&config)?;
+    if keys.is_open() {
+        warn!(listen = %config.server.listen, "No API tokens configured: the API is open to local clients.");
+    }
+
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (engine, engine_thread) = engine::start(&config, store.clone(), rules, clock)
         .context("cannot start the engine thread")?;
@@ -56,15 +72,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .context("cannot read the bound address")?;
     info!(%addr, "Listening.");
 
-    let app = api::router(AppState {
+    let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
+    let state = AppState {
         store: store.clone(),
         engine,
         config: Arc::new(config),
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("HTTP server failed")?;
+        keys,
+    };
+    api::serve(listener, api::router(state), header_timeout, shutdown).await;
     info!("Intake stopped; draining the engine.");
 
     // The router (and with it the last engine handle) is gone: the engine drains and stops.

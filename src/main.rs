@@ -101,6 +101,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 fn check(args: ConfigArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
+    itsmd::daemon::load_keys(&config)?;
     let rules = itsmd::daemon::load_rules(&config)?;
     println!(
         "OK: configuration valid; {} rule file(s) from {} compile (version {}).",

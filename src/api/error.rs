@@ -15,8 +15,10 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<Value>,
-    /// Seconds for a Retry-After header (503s).
+    /// Seconds for a Retry-After header (429s and 503s).
     pub retry_after: Option<u64>,
+    /// Whether to send `WWW-Authenticate: Bearer` (401s).
+    pub www_authenticate: bool,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            www_authenticate: false,
         }
     }
 
@@ -88,6 +91,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.www_authenticate {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"itsmd\""),
+            );
         }
         response
     }

@@ -1,21 +1,27 @@
 //! The HTTP API (axum): intake endpoints hand events to the engine and answer once they are
 //! durable; read endpoints go straight to the store. Handlers never write to the store.
 
+pub mod auth;
 mod error;
 mod events;
 mod health;
 mod json;
+mod limits;
+mod serve;
 mod tickets;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
+pub use auth::{Keys, Principal};
 pub use error::ApiError;
+pub use serve::serve;
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::engine::EngineHandle;
 use crate::store::Store;
 
@@ -28,16 +34,33 @@ pub struct AppState {
     pub engine: EngineHandle,
     /// Limits and settings the handlers need (e.g. Retry-After).
     pub config: Arc<Config>,
+    /// The API tokens in force.
+    pub keys: Keys,
 }
 
+/// Every route, grouped by the role it needs. Health, readiness and metrics are open and not
+/// subject to load shedding, so probes answer under load.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(health::healthz))
+    let limits = limits::Limits::new(&state.config.server);
+    let need = |role: Role| from_fn_with_state((state.keys.clone(), role), auth::require);
+
+    let intake = Router::new()
         .route("/api/v1/events", post(events::post_generic))
+        .route_layer(from_fn_with_state(limits.clone(), limits::ingest_rate))
+        .route_layer(need(Role::Ingest));
+    let agent = Router::new()
         .route("/api/v1/tickets", get(tickets::list))
         .route("/api/v1/tickets/{id}", get(tickets::show))
         .route("/api/v1/tickets/{id}/history", get(tickets::history))
+        .route_layer(need(Role::Agent));
+    let open = Router::new().route("/healthz", get(health::healthz));
+
+    Router::new()
+        .merge(intake)
+        .merge(agent)
+        .layer(from_fn_with_state(limits, limits::shed_and_time))
+        .merge(open)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -3,7 +3,10 @@
 //! once (syntax, unknown keys, wrong types, invalid values), so an operator fixes all of them
 //! in one round.
 
+mod auth;
 mod validate;
+
+pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, TokenConfig};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +26,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub rules: RulesConfig,
     pub priority: PriorityConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +36,16 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Longest a request may take, body included; then 503 + Retry-After.
+    pub request_timeout_secs: u64,
+    /// Longest a client may take to send the request headers; then the connection closes.
+    pub header_timeout_secs: u64,
+    /// Requests handled at once; past it, 503 + Retry-After (load shedding).
+    pub max_concurrent_requests: usize,
+    /// Intake requests per second allowed per token (sustained); 0 turns the limit off.
+    pub ingest_rate_per_sec: u32,
+    /// Intake requests a token may send in a burst above the rate.
+    pub ingest_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +53,11 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1 << 20,
+            request_timeout_secs: 30,
+            header_timeout_secs: 10,
+            max_concurrent_requests: 1024,
+            ingest_rate_per_sec: 5000,
+            ingest_burst: 10000,
         }
     }
 }
@@ -150,6 +169,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "engine" => config.engine = section_of(&section, value, &mut problems),
             "rules" => config.rules = section_of(&section, value, &mut problems),
             "priority" => config.priority = section_of(&section, value, &mut problems),
+            "auth" => config.auth = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }
@@ -245,7 +265,7 @@ mod tests {
         let all = err.problems.join("\n");
         for needle in [
             "unknown section or key `colour`",
-            "`server.typo`: unknown field `typo`, expected `listen` or `max_body_bytes`",
+            "`server.typo`: unknown field `typo`, expected one of `listen`, `max_body_bytes`",
             "`server.listen`",
             "`rules.time_budget_ms`",
             "engine.queue_capacity",

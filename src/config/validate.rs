@@ -10,6 +10,12 @@ pub fn problems(c: &Config) -> Vec<String> {
         }
     };
     positive("server.max_body_bytes", c.server.max_body_bytes as u64);
+    positive("server.request_timeout_secs", c.server.request_timeout_secs);
+    positive("server.header_timeout_secs", c.server.header_timeout_secs);
+    positive(
+        "server.max_concurrent_requests",
+        c.server.max_concurrent_requests as u64,
+    );
     positive("store.cache_mb", c.store.cache_mb);
     positive("engine.queue_capacity", c.engine.queue_capacity as u64);
     positive("engine.max_batch", c.engine.max_batch as u64);
@@ -26,5 +32,18 @@ pub fn problems(c: &Config) -> Vec<String> {
         out.push("store.data_dir must not be empty".into());
     }
     out.extend(c.priority.matrix.problems());
+    out.extend(super::auth::problems(&c.auth));
+    if c.server.ingest_rate_per_sec > 0 && c.server.ingest_burst == 0 {
+        out.push(
+            "server.ingest_burst must be greater than 0 when ingest_rate_per_sec is set".into(),
+        );
+    }
+    if !c.server.listen.ip().is_loopback() && c.auth.tokens.is_empty() {
+        out.push(format!(
+            "server.listen = {} is not a loopback address and [auth] has no tokens: \
+             itsmd refuses to serve an open API on the network; add [[auth.tokens]]",
+            c.server.listen
+        ));
+    }
     out
 }

@@ -3,5 +3,6 @@
 mod support;
 
 mod cli;
+mod guard;
 mod intake;
 mod lifecycle;
