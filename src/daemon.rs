@@ -78,6 +78,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         engine,
         config: Arc::new(config),
         keys,
+        shutdown: shutdown.clone(),
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
     info!("Intake stopped; draining the engine.");

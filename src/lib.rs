@@ -20,6 +20,7 @@
 //! - [`api`]: axum routes; reads from the store, writes through the engine.
 //! - [`daemon`]: wires everything together and owns graceful shutdown.
 //! - [`clock`]: time as a dependency, so tests can drive it.
+//! - [`metrics`]: every exported metric, named in one place.
 //! - [`telemetry`]: logging setup.
 
 pub mod api;
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod metrics;
 pub mod model;
 pub mod records;
 pub mod rules;

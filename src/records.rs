@@ -16,6 +16,33 @@ pub fn ticket_seq_key(kind: Kind) -> Vec<u8> {
     format!("seq/ticket/{}", kind.prefix()).into_bytes()
 }
 
+/// Meta prefix of the durable ticket counts by kind and state.
+pub const TICKET_COUNT_PREFIX: &[u8] = b"count/tickets/";
+
+/// Meta key counting tickets of `kind` in `state`.
+pub fn ticket_count_key(kind: Kind, state: State) -> Vec<u8> {
+    let mut k = TICKET_COUNT_PREFIX.to_vec();
+    k.extend_from_slice(format!("{}/{}", kind.as_str(), state.as_str()).as_bytes());
+    k
+}
+
+/// Tickets by kind and state, as the engine counts them in each commit.
+pub fn ticket_counts(store: &dyn Store) -> Result<Vec<(Kind, State, u64)>, StoreError> {
+    let mut out = Vec::new();
+    for item in store.scan_prefix(Tree::Meta, TICKET_COUNT_PREFIX) {
+        let (key, value) = item?;
+        let name = String::from_utf8_lossy(&key[TICKET_COUNT_PREFIX.len()..]).into_owned();
+        let Some((kind, state)) = name.split_once('/') else {
+            continue;
+        };
+        let (Ok(kind), Ok(state)) = (kind.parse(), state.parse()) else {
+            continue;
+        };
+        out.push((kind, state, decode::<u64>(Tree::Meta, &value)?));
+    }
+    Ok(out)
+}
+
 /// The journal record of one event: the input and what the engine did with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {

@@ -7,19 +7,28 @@ use axum::http::StatusCode;
 use super::json::JsonBody;
 use super::{ApiError, AppState};
 use crate::engine::Receipt;
+use crate::metrics;
 use crate::model::EventBody;
 use crate::sources::http::generic::GenericEvent;
 
 /// `POST /api/v1/events`: 202 with the receipt once the event and its effects are durable.
 pub async fn post_generic(
     State(app): State<AppState>,
-    JsonBody(event): JsonBody<GenericEvent>,
+    body: Result<JsonBody<GenericEvent>, ApiError>,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
+    let result = accept_generic(&app, body).await;
+    metrics::intake("generic", result.as_ref().map(|_| ()).map_err(|e| e.code));
+    Ok((StatusCode::ACCEPTED, Json(result?)))
+}
+
+async fn accept_generic(
+    app: &AppState,
+    body: Result<JsonBody<GenericEvent>, ApiError>,
+) -> Result<Receipt, ApiError> {
+    let JsonBody(event) = body?;
     let alert = event.into_alert().map_err(ApiError::invalid)?;
-    let receipt = app
-        .engine
+    app.engine
         .submit(EventBody::Alert(alert))
         .await
-        .map_err(|e| ApiError::submit(e, app.config.engine.retry_after_secs))?;
-    Ok((StatusCode::ACCEPTED, Json(receipt)))
+        .map_err(|e| ApiError::submit(e, app.config.engine.retry_after_secs))
 }

@@ -1,10 +1,15 @@
-//! Liveness and what is running.
+//! Liveness, readiness and metrics: open endpoints for probes and scrapers.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{ApiError, AppState};
+use crate::metrics::{HttpLabels, TicketLabels, metrics};
+use crate::records;
 
 /// `GET /healthz`: the daemon answers; which rules and how busy.
 pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
@@ -17,4 +22,55 @@ pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
         "queue_depth": app.engine.queue_depth(),
         "events_processed": status.events,
     }))
+}
+
+/// `GET /readyz`: 200 only while the store is open, the rules are loaded and the engine
+/// takes events (the server starts after the first two); 503 once shutdown begins.
+pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let status = app.engine.status();
+    let not_ready = |why: &str| ApiError {
+        retry_after: Some(1),
+        ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why)
+    };
+    if app.shutdown.is_cancelled() {
+        return Err(not_ready("shutting down"));
+    }
+    if !status.running {
+        return Err(not_ready("the engine is not running"));
+    }
+    Ok(Json(
+        json!({ "status": "ready", "rules_version": status.rules_version }),
+    ))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics_text(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let m = metrics();
+    m.queue_depth.set(app.engine.queue_depth() as i64);
+    let counts = records::ticket_counts(&*app.store)?;
+    m.tickets.clear();
+    for (kind, state, n) in counts {
+        let labels = TicketLabels {
+            kind: kind.as_str().into(),
+            state: state.as_str().into(),
+        };
+        m.tickets.get_or_create(&labels).set(n as i64);
+    }
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    Ok(([(header::CONTENT_TYPE, content_type)], m.encode()).into_response())
+}
+
+/// Middleware counting every request by matched route and status.
+pub async fn count_requests(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(req).await;
+    let labels = HttpLabels {
+        route,
+        status: response.status().as_u16(),
+    };
+    metrics().http_requests.get_or_create(&labels).inc();
+    response
 }

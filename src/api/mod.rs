@@ -24,6 +24,7 @@ pub use serve::serve;
 use crate::config::{Config, Role};
 use crate::engine::EngineHandle;
 use crate::store::Store;
+use tokio_util::sync::CancellationToken;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -36,6 +37,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The API tokens in force.
     pub keys: Keys,
+    /// Cancelled when shutdown begins (readiness turns false).
+    pub shutdown: CancellationToken,
 }
 
 /// Every route, grouped by the role it needs. Health, readiness and metrics are open and not
@@ -54,7 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tickets/{id}", get(tickets::show))
         .route("/api/v1/tickets/{id}/history", get(tickets::history))
         .route_layer(need(Role::Agent));
-    let open = Router::new().route("/healthz", get(health::healthz));
+    let open = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics_text));
 
     Router::new()
         .merge(intake)
@@ -63,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(open)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(health::count_requests))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -10,6 +10,7 @@ use tracing::{debug, error, info};
 use super::txn::Txn;
 use super::{EngineStatus, Receipt, Settings, Submission, SubmitError};
 use crate::clock::Clock;
+use crate::metrics::metrics;
 use crate::model::{Event, EventBody};
 use crate::records::StoredEvent;
 use crate::rules::Rules;
@@ -28,6 +29,7 @@ impl Engine {
     /// Runs until every sender is gone and the queue is drained.
     pub fn run(mut self) {
         info!(rules = %self.rules.version(), "Engine started.");
+        self.set_running(true);
         let mut batch = Vec::with_capacity(self.settings.max_batch);
         while let Some(first) = self.rx.blocking_recv() {
             batch.push(first);
@@ -39,7 +41,15 @@ impl Engine {
             }
             self.commit_batch(std::mem::take(&mut batch));
         }
+        self.set_running(false);
         info!("Engine stopped: queue drained.");
+    }
+
+    fn set_running(&self, running: bool) {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .running = running;
     }
 
     fn commit_batch(&mut self, batch: Vec<Submission>) {
@@ -49,13 +59,16 @@ impl Engine {
         for s in &batch {
             results.push(self.process(&mut txn, &s.body, s.received_at));
         }
-        let writes = txn.finish();
-        let size = writes.len();
-        let committed = self.store.apply(writes).and_then(|()| self.store.flush());
+        let committed = txn.finish().and_then(|writes| {
+            self.store.apply(writes)?;
+            self.store.flush()
+        });
+        let m = metrics();
+        m.batch_size.observe(batch.len() as f64);
+        m.commit_seconds.observe(started.elapsed().as_secs_f64());
         match &committed {
             Ok(()) => debug!(
                 events = batch.len(),
-                writes = size,
                 micros = started.elapsed().as_micros() as u64,
                 "Batch committed."
             ),

@@ -58,6 +58,8 @@ struct Submission {
 /// What the engine publishes about itself, for health and readiness.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EngineStatus {
+    /// True while the engine thread is taking events.
+    pub running: bool,
     pub rules_version: String,
     pub rules_origin: String,
     pub events: u64,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{HistoryEntry, Kind, Ticket, TicketId};
+use crate::model::{HistoryEntry, Kind, State, Ticket, TicketId};
 use crate::records::{self, EVENT_SEQ, index_entries};
 use crate::store::{Store, StoreError, Tree, WriteBatch, decode, encode};
 
@@ -12,6 +12,8 @@ struct Slot {
     ticket: Ticket,
     /// Index entries of the ticket as stored before this batch (empty for a new ticket).
     indexed: Vec<(Tree, Vec<u8>)>,
+    /// Kind and state as stored before this batch, to keep the counts by state exact.
+    counted: Option<(Kind, State)>,
 }
 
 pub struct Txn<'s> {
@@ -77,13 +79,13 @@ impl<'s> Txn<'s> {
             return Ok(None);
         };
         let indexed = index_entries(&ticket);
-        self.tickets.insert(
-            id,
-            Slot {
-                ticket: ticket.clone(),
-                indexed,
-            },
-        );
+        let counted = Some((ticket.kind(), ticket.state));
+        let slot = Slot {
+            ticket: ticket.clone(),
+            indexed,
+            counted,
+        };
+        self.tickets.insert(id, slot);
         Ok(Some(ticket))
     }
 
@@ -92,13 +94,12 @@ impl<'s> Txn<'s> {
         match self.tickets.get_mut(&ticket.id) {
             Some(slot) => slot.ticket = ticket,
             None => {
-                self.tickets.insert(
-                    ticket.id,
-                    Slot {
-                        ticket,
-                        indexed: Vec::new(),
-                    },
-                );
+                let slot = Slot {
+                    ticket,
+                    indexed: Vec::new(),
+                    counted: None,
+                };
+                self.tickets.insert(slot.ticket.id, slot);
             }
         }
     }
@@ -115,8 +116,20 @@ impl<'s> Txn<'s> {
     }
 
     /// Everything this batch wrote, as one atomic store batch.
-    pub fn finish(mut self) -> WriteBatch {
+    pub fn finish(mut self) -> Result<WriteBatch, StoreError> {
+        let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
         for (id, slot) in std::mem::take(&mut self.tickets) {
+            let now_counted = (slot.ticket.kind(), slot.ticket.state);
+            if slot.counted != Some(now_counted) {
+                if let Some((kind, state)) = slot.counted {
+                    *counts
+                        .entry(records::ticket_count_key(kind, state))
+                        .or_default() -= 1;
+                }
+                *counts
+                    .entry(records::ticket_count_key(now_counted.0, now_counted.1))
+                    .or_default() += 1;
+            }
             let now = index_entries(&slot.ticket);
             for old in &slot.indexed {
                 if !now.contains(old) {
@@ -134,6 +147,14 @@ impl<'s> Txn<'s> {
         for (key, value) in std::mem::take(&mut self.counters) {
             self.writes.insert((Tree::Meta, key), Some(encode(&value)));
         }
+        for (key, delta) in counts.into_iter().filter(|(_, d)| *d != 0) {
+            let stored = match self.store.get(Tree::Meta, &key)? {
+                Some(bytes) => decode::<u64>(Tree::Meta, &bytes)?,
+                None => 0,
+            };
+            let value = stored.saturating_add_signed(delta);
+            self.writes.insert((Tree::Meta, key), Some(encode(&value)));
+        }
         let mut batch = WriteBatch::default();
         for ((tree, key), value) in self.writes {
             match value {
@@ -141,6 +162,6 @@ impl<'s> Txn<'s> {
                 None => batch.delete(tree, key),
             }
         }
-        batch
+        Ok(batch)
     }
 }

@@ -1,12 +1,14 @@
 //! Running hooks over the active rule set.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
 
 use super::handle::{self, TicketHandle};
 use super::sandbox::{self, Limits, TIME_BUDGET_EXCEEDED};
 use super::{CompileError, Decided, RuleSet, TicketView};
+use crate::metrics::{RuleLabels, metrics};
 use crate::model::Alert;
 
 /// The rule engine: the sandboxed Rhai engine and the active rule set.
@@ -96,6 +98,7 @@ impl Rules {
             };
             let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
             let mut scope = Scope::new();
+            let started = Instant::now();
             let result = sandbox::with_budget(self.limits.time_budget, || {
                 self.engine.call_fn_with_options::<Dynamic>(
                     options,
@@ -105,7 +108,17 @@ impl Rules {
                     args(handle.clone()),
                 )
             });
+            let labels = RuleLabels {
+                rule: file.name.to_string(),
+                hook: hook.to_string(),
+            };
+            let m = metrics();
+            m.rule_evaluations.get_or_create(&labels).inc();
+            m.rule_seconds
+                .get_or_create(&labels)
+                .inc_by(started.elapsed().as_secs_f64());
             if let Err(err) = result {
+                m.rule_errors.get_or_create(&labels).inc();
                 let mut s = handle.lock();
                 s.view = snapshot.0;
                 s.decisions.truncate(snapshot.1);
@@ -119,7 +132,11 @@ impl Rules {
                 });
                 continue;
             }
-            if handle.lock().stop {
+            let s = handle.lock();
+            m.rule_decisions
+                .get_or_create(&labels)
+                .inc_by((s.decisions.len() - snapshot.1) as u64);
+            if s.stop {
                 break;
             }
         }

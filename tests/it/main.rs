@@ -6,3 +6,4 @@ mod cli;
 mod guard;
 mod intake;
 mod lifecycle;
+mod observe;

@@ -1,0 +1,183 @@
+//! Every metric itsmd exports, named in one place, and the Prometheus text encoding.
+//!
+//! Counters and histograms are process-global (`metrics()`), incremented where things
+//! happen; gauges that describe stored state (tickets by kind and state, queue depth) are set
+//! from the store and the engine at scrape time, so they cannot drift from the data.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The wire format an event came in (generic, alertmanager, prometheus, pagerduty, …).
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub source: String,
+    /// The API error code, e.g. `invalid_json`, `queue_full`.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TicketLabels {
+    pub kind: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// Rule file name.
+    pub rule: String,
+    pub hook: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The matched route pattern (not the raw path, to bound cardinality).
+    pub route: String,
+    pub status: u16,
+}
+
+pub struct Metrics {
+    /// Holds every family below for encoding.
+    registry: Registry,
+    pub events_received: Family<SourceLabels, Counter>,
+    pub events_accepted: Family<SourceLabels, Counter>,
+    pub events_rejected: Family<RejectLabels, Counter>,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub queue_depth: Gauge,
+    pub batch_size: Histogram,
+    pub commit_seconds: Histogram,
+    pub tickets: Family<TicketLabels, Gauge>,
+    pub rule_evaluations: Family<RuleLabels, Counter>,
+    pub rule_errors: Family<RuleLabels, Counter>,
+    pub rule_decisions: Family<RuleLabels, Counter>,
+    pub rule_seconds: Family<RuleLabels, Counter<f64>>,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("itsmd");
+        let m = Metrics {
+            events_received: Family::default(),
+            events_accepted: Family::default(),
+            events_rejected: Family::default(),
+            http_requests: Family::default(),
+            queue_depth: Gauge::default(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            tickets: Family::default(),
+            rule_evaluations: Family::default(),
+            rule_errors: Family::default(),
+            rule_decisions: Family::default(),
+            rule_seconds: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_received",
+            "Events received by intake, by wire format",
+            m.events_received.clone(),
+        );
+        registry.register(
+            "events_accepted",
+            "Events durably accepted (2xx sent)",
+            m.events_accepted.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events refused, by wire format and reason",
+            m.events_rejected.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events waiting for the engine",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "batch_size",
+            "Events per engine commit",
+            m.batch_size.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time to process, apply and flush one batch",
+            m.commit_seconds.clone(),
+        );
+        registry.register("tickets", "Tickets by kind and state", m.tickets.clone());
+        registry.register(
+            "rule_evaluations",
+            "Hook calls per rule file",
+            m.rule_evaluations.clone(),
+        );
+        registry.register(
+            "rule_errors",
+            "Failed hook calls per rule file",
+            m.rule_errors.clone(),
+        );
+        registry.register(
+            "rule_decisions",
+            "Decisions recorded per rule file",
+            m.rule_decisions.clone(),
+        );
+        registry.register(
+            "rule_seconds",
+            "Time spent in hook calls per rule file",
+            m.rule_seconds.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Counts an intake request's outcome.
+pub fn intake(source: &str, outcome: Result<(), &str>) {
+    let m = metrics();
+    m.events_received
+        .get_or_create(&SourceLabels {
+            source: source.into(),
+        })
+        .inc();
+    match outcome {
+        Ok(()) => {
+            m.events_accepted
+                .get_or_create(&SourceLabels {
+                    source: source.into(),
+                })
+                .inc();
+        }
+        Err(reason) => {
+            m.events_rejected
+                .get_or_create(&RejectLabels {
+                    source: source.into(),
+                    reason: reason.into(),
+                })
+                .inc();
+        }
+    }
+}
