@@ -18,12 +18,14 @@
 //! - [`records`]: where each record lives in the store (keys, indexes) and typed reads.
 //! - [`store`]: the `Store` trait, its sled and in-memory implementations.
 //! - [`api`]: axum routes; reads from the store, writes through the engine.
+//! - [`backup`]: the whole store as JSON lines (export) and back (import).
 //! - [`daemon`]: wires everything together and owns graceful shutdown.
 //! - [`clock`]: time as a dependency, so tests can drive it.
 //! - [`metrics`]: every exported metric, named in one place.
 //! - [`telemetry`]: logging setup.
 
 pub mod api;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod daemon;

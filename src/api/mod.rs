@@ -1,6 +1,7 @@
 //! The HTTP API (axum): intake endpoints hand events to the engine and answer once they are
 //! durable; read endpoints go straight to the store. Handlers never write to the store.
 
+mod admin;
 pub mod auth;
 mod error;
 mod events;
@@ -57,6 +58,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tickets/{id}", get(tickets::show))
         .route("/api/v1/tickets/{id}/history", get(tickets::history))
         .route_layer(need(Role::Agent));
+    let admin = Router::new()
+        .route("/api/v1/admin/export", get(admin::export))
+        .route_layer(need(Role::Admin));
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -65,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(intake)
         .merge(agent)
+        .merge(admin)
         .layer(from_fn_with_state(limits, limits::shed_and_time))
         .merge(open)
         .fallback(error::not_found)

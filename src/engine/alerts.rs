@@ -11,7 +11,7 @@ use crate::model::{
 };
 use crate::records::Outcome;
 use crate::rules::{Decision, HookRun, TicketView};
-use crate::store::{StoreError, Tree};
+use crate::store::{StoreError, Tree, decode, encode};
 
 /// What handling one event did, for the receipt and the journal.
 pub(super) struct Handled {
@@ -107,9 +107,7 @@ impl Engine {
         let Some(bytes) = txn.get(Tree::TicketByKey, key.as_bytes())? else {
             return Ok(None);
         };
-        let Some(id) = TicketId::from_key(&bytes) else {
-            return Ok(None);
-        };
+        let id: TicketId = decode(Tree::TicketByKey, &bytes)?;
         Ok(txn.ticket(id)?.filter(|t| t.state.is_open()))
     }
 
@@ -183,7 +181,7 @@ impl Engine {
             c,
             Some(reason),
         );
-        txn.put(Tree::TicketByKey, key.as_bytes().to_vec(), id.key());
+        txn.put(Tree::TicketByKey, key.as_bytes().to_vec(), encode(&id));
         Ok(ticket)
     }
 

@@ -1,7 +1,7 @@
 //! The engine loop: take a batch, process each event against one [`Txn`], commit and flush
 //! once, then answer every sender.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -23,6 +23,8 @@ pub(super) struct Engine {
     pub settings: Settings,
     pub rx: mpsc::Receiver<Submission>,
     pub status: Arc<Mutex<EngineStatus>>,
+    /// Held shared while applying and flushing; see `EngineHandle::with_commits_paused`.
+    pub commit_gate: Arc<RwLock<()>>,
 }
 
 impl Engine {
@@ -60,6 +62,7 @@ impl Engine {
             results.push(self.process(&mut txn, &s.body, s.received_at));
         }
         let committed = txn.finish().and_then(|writes| {
+            let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             self.store.apply(writes)?;
             self.store.flush()
         });

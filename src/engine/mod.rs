@@ -14,7 +14,7 @@ mod txn;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use jiff::Timestamp;
@@ -75,6 +75,9 @@ pub struct EngineHandle {
     status: Arc<Mutex<EngineStatus>>,
     /// Read when the engine stamps the arrival time.
     clock: Arc<dyn Clock>,
+    /// The engine holds it shared while it applies and flushes a batch; holding it
+    /// exclusively keeps the store still (a consistent export).
+    commit_gate: Arc<RwLock<()>>,
 }
 
 impl EngineHandle {
@@ -104,6 +107,13 @@ impl EngineHandle {
     /// Events waiting in the queue.
     pub fn queue_depth(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Runs `f` while no batch is being committed, so the store does not change under it.
+    /// Blocking: call from a blocking thread. Events keep queueing meanwhile.
+    pub fn with_commits_paused<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _still = self.commit_gate.write().unwrap_or_else(|p| p.into_inner());
+        f()
     }
 }
 
@@ -136,6 +146,7 @@ pub fn start(
     clock: Arc<dyn Clock>,
 ) -> std::io::Result<(EngineHandle, EngineThread)> {
     let (tx, rx) = mpsc::channel(config.engine.queue_capacity);
+    let commit_gate = Arc::new(RwLock::new(()));
     let status = Arc::new(Mutex::new(EngineStatus {
         rules_version: rules.version().to_string(),
         rules_origin: rules.set().origin.clone(),
@@ -152,9 +163,16 @@ pub fn start(
         },
         rx,
         status: status.clone(),
+        commit_gate: commit_gate.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("itsmd-engine".into())
         .spawn(move || engine.run())?;
-    Ok((EngineHandle { tx, status, clock }, EngineThread(thread)))
+    let handle = EngineHandle {
+        tx,
+        status,
+        clock,
+        commit_gate,
+    };
+    Ok((handle, EngineThread(thread)))
 }

@@ -138,7 +138,8 @@ impl<'s> Txn<'s> {
             }
             for new in now {
                 if !slot.indexed.contains(&new) {
-                    self.writes.insert(new, Some(Vec::new()));
+                    // Index entries carry no data; still a versioned value like every other.
+                    self.writes.insert(new, Some(encode(&())));
                 }
             }
             self.writes

@@ -4,6 +4,9 @@
 //! versioned value codec. It knows nothing of tickets or rules: the engine decides what to
 //! write, the store only makes a batch atomic and, on [`Store::flush`], durable.
 //!
+//! Every value is written with [`encode`] (a format-version byte, then JSON), index entries
+//! included, so that export, import and migrations can treat all trees alike.
+//!
 //! Two implementations: [`SledStore`] (the embedded default, sled 0.34.7) and [`MemoryStore`]
 //! (tests). Both pass the same conformance suite (`conformance.rs`).
 
