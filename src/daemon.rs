@@ -1,5 +1,6 @@
-//! The running daemon: opens the store, loads the rules, starts the engine and the HTTP
-//! server, and on the shutdown signal stops intake, drains the engine and flushes.
+//! The running daemon: opens the store, loads the rules, starts the engine, the HTTP server
+//! and the reload watchers, and on the shutdown signal stops intake, drains the engine and
+//! flushes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,12 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::api::{self, AppState, Keys};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::engine;
+use crate::reload::{self, Reloader};
 use crate::rules::{Limits, Rules};
 use crate::store::{SledStore, Store};
 
@@ -40,7 +43,8 @@ pub fn load_keys(config: &Config) -> anyhow::Result<Keys> {
 }
 
 /// Runs until `shutdown` is cancelled, then stops cleanly.
-pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = source.load()?;
     let data_dir = &config.store.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -54,7 +58,6 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         files = rules.set().files.len(),
         "Rules loaded."
     );
-
     let keys = load_keys(&config)?;
     if keys.is_open() {
         warn!(listen = %config.server.listen, "No API tokens configured: the API is open to local clients.");
@@ -72,6 +75,22 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .context("cannot read the bound address")?;
     info!(%addr, "Listening.");
 
+    // Background tasks end on `shutdown`; they hold engine handles, so they are awaited
+    // before the engine is joined.
+    let tasks = TaskTracker::new();
+    let reloader = Arc::new(Reloader::new(
+        source,
+        config.clone(),
+        engine.clone(),
+        keys.clone(),
+    ));
+    tasks.spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
+    if config.rules.dir.is_dir() {
+        let (dir, r, stop) = (config.rules.dir.clone(), reloader.clone(), shutdown.clone());
+        tasks.spawn(async move { reload::watch_rules(&dir, r, stop).await });
+    }
+    tasks.close();
+
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
     let state = AppState {
         store: store.clone(),
@@ -79,11 +98,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         config: Arc::new(config),
         keys,
         shutdown: shutdown.clone(),
+        reloader,
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
     info!("Intake stopped; draining the engine.");
+    tasks.wait().await;
 
-    // The router (and with it the last engine handle) is gone: the engine drains and stops.
+    // The router and the tasks (and with them every engine handle) are gone: the engine
+    // drains its queue and stops.
     engine_thread.join().await;
     store.flush().context("final flush failed")?;
     info!("Stopped cleanly.");

@@ -16,6 +16,8 @@
 //!   one commit and one flush per batch, then the acknowledgements.
 //! - [`rules`]: the Rhai sandbox, rule sets, hooks and the decisions they record.
 //! - [`records`]: where each record lives in the store (keys, indexes) and typed reads.
+//! - [`reload`]: SIGHUP, rule-file changes and admin requests swap in new configuration and
+//!   rules, all or nothing.
 //! - [`store`]: the `Store` trait, its sled and in-memory implementations.
 //! - [`api`]: axum routes; reads from the store, writes through the engine.
 //! - [`backup`]: the whole store as JSON lines (export) and back (import).
@@ -33,6 +35,7 @@ pub mod engine;
 pub mod metrics;
 pub mod model;
 pub mod records;
+pub mod reload;
 pub mod rules;
 pub mod sources;
 pub mod store;

@@ -96,34 +96,31 @@ enum RulesCommand {
     },
 }
 
-fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            config::parse(&text, &path.display().to_string())?
+impl ConfigArgs {
+    fn source(&self) -> config::Source {
+        config::Source {
+            file: self.config.clone(),
+            rules_dir: self.rules_dir.clone(),
+            ..config::Source::default()
         }
-        None => config::parse(config::DEFAULT_TOML, "embedded defaults")?,
-    };
-    if let Some(dir) = &args.rules_dir {
-        config.rules.dir = dir.clone();
     }
-    Ok(config)
+}
+
+fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
+    Ok(args.source().load()?)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = load_config(&args.base)?;
-    if let Some(listen) = args.listen {
-        config.server.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
-        config.store.data_dir = dir;
-    }
+    let source = config::Source {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        ..args.base.source()
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         itsmd::daemon::cancel_on_signals(shutdown.clone())?;
-        itsmd::daemon::serve(config, shutdown).await
+        itsmd::daemon::serve(source, shutdown).await
     })
 }
 

@@ -1,5 +1,7 @@
-//! Administration: a consistent export of the whole store while the daemon runs.
+//! Administration: a consistent export of the whole store while the daemon runs, and rule
+//! reloads on demand.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -9,6 +11,34 @@ use tracing::info;
 
 use super::{ApiError, AppState};
 use crate::backup;
+use crate::reload::Reloaded;
+use serde_json::json;
+
+/// `POST /api/v1/admin/rules/reload`: recompiles the rules folder; 200 with the new version,
+/// or 422 with every compile error while the old rules keep running.
+pub async fn reload_rules(State(app): State<AppState>) -> Result<Json<Reloaded>, ApiError> {
+    let reloader = app.reloader.clone();
+    let outcome = tokio::task::spawn_blocking(move || reloader.reload_rules())
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reload_failed",
+                e.to_string(),
+            )
+        })?;
+    outcome.map(Json).map_err(|errors| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rules_invalid",
+            format!(
+                "{} error(s); the previous rules stay in force",
+                errors.len()
+            ),
+        )
+        .with_details(json!({ "errors": errors }))
+    })
+}
 
 /// `GET /api/v1/admin/export`: the store as JSON lines (see `itsmd export`). Commits pause
 /// while the dump is written to a temporary file (intake keeps queueing), then it streams.

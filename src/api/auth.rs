@@ -2,7 +2,7 @@
 //! configured tokens, and their role checked against what a route needs. Token values never
 //! reach a log line or an error message.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -25,8 +25,9 @@ struct Key {
 }
 
 /// The tokens in force. Empty means the API is open (loopback only, checked by config).
+/// Clones share the set, so a reload ([`Keys::replace_with`]) reaches every route.
 #[derive(Clone, Default)]
-pub struct Keys(Arc<Vec<Key>>);
+pub struct Keys(Arc<RwLock<Arc<Vec<Key>>>>);
 
 /// The caller, as resolved by [`require`]; handlers find it in the request extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,22 +73,35 @@ impl Keys {
             });
         }
         if problems.is_empty() {
-            Ok(Keys(Arc::new(keys)))
+            Ok(Keys(Arc::new(RwLock::new(Arc::new(keys)))))
         } else {
             Err(problems)
         }
     }
 
-    pub fn is_open(&self) -> bool {
-        self.0.is_empty()
+    fn current(&self) -> Arc<Vec<Key>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The key whose secret equals `candidate`, compared in constant time against every key.
-    fn find(&self, candidate: &[u8]) -> Option<&Key> {
+    /// Puts `other`'s tokens in force for every clone of `self`.
+    pub fn replace_with(&self, other: &Keys) {
+        let new = other.current();
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = new;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.current().is_empty()
+    }
+
+    /// The caller whose secret equals `candidate`, compared in constant time against every key.
+    fn find(&self, candidate: &[u8]) -> Option<Principal> {
         let mut found = None;
-        for key in self.0.iter() {
+        for key in self.current().iter() {
             if bool::from(key.secret.ct_eq(candidate)) {
-                found = Some(key);
+                found = Some(Principal {
+                    name: key.name.clone(),
+                    role: key.role,
+                });
             }
         }
         found
@@ -103,18 +117,12 @@ impl Keys {
         }
         let candidate = credential(headers).ok_or_else(|| unauthorized("missing bearer token"))?;
         self.find(&candidate)
-            .map(|k| Principal {
-                name: k.name.clone(),
-                role: k.role,
-            })
             .ok_or_else(|| unauthorized("unknown token"))
     }
 
     /// The name of the ingest-or-better token equal to `secret` (PagerDuty routing keys).
     pub fn ingest_key_name(&self, secret: &str) -> Option<String> {
-        self.find(secret.as_bytes())
-            .filter(|k| k.role >= Role::Ingest)
-            .map(|k| k.name.clone())
+        self.find(secret.as_bytes()).map(|p| p.name)
     }
 }
 

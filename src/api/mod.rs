@@ -24,6 +24,7 @@ pub use serve::serve;
 
 use crate::config::{Config, Role};
 use crate::engine::EngineHandle;
+use crate::reload::Reloader;
 use crate::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub keys: Keys,
     /// Cancelled when shutdown begins (readiness turns false).
     pub shutdown: CancellationToken,
+    /// Reloads rules (and configuration) on request.
+    pub reloader: Arc<Reloader>,
 }
 
 /// Every route, grouped by the role it needs. Health, readiness and metrics are open and not
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(need(Role::Agent));
     let admin = Router::new()
         .route("/api/v1/admin/export", get(admin::export))
+        .route("/api/v1/admin/rules/reload", post(admin::reload_rules))
         .route_layer(need(Role::Admin));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

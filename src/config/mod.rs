@@ -153,6 +153,81 @@ pub struct ConfigErrors {
     pub problems: Vec<String>,
 }
 
+/// Where a configuration comes from: a file (or the embedded defaults) and the command-line
+/// overrides, kept so that a reload re-reads exactly the same way.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Source {
+    /// The TOML file; the embedded defaults when `None`.
+    pub file: Option<PathBuf>,
+    /// `--listen`
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--rules-dir`
+    pub rules_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] ConfigErrors),
+}
+
+impl LoadError {
+    /// Every problem, one per entry.
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            LoadError::Read { .. } => vec![self.to_string()],
+            LoadError::Invalid(e) => e
+                .problems
+                .iter()
+                .map(|p| format!("{}: {p}", e.origin))
+                .collect(),
+        }
+    }
+}
+
+impl Source {
+    /// Reads, parses and validates the configuration with the overrides applied.
+    pub fn load(&self) -> Result<Config, LoadError> {
+        let (text, origin) = match &self.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                (text, path.display().to_string())
+            }
+            None => (DEFAULT_TOML.to_string(), "embedded defaults".to_string()),
+        };
+        let mut config = parse(&text, &origin)?;
+        if let Some(listen) = self.listen {
+            config.server.listen = listen;
+        }
+        if let Some(dir) = &self.data_dir {
+            config.store.data_dir = dir.clone();
+        }
+        if let Some(dir) = &self.rules_dir {
+            config.rules.dir = dir.clone();
+        }
+        let problems = validate::problems(&config);
+        if !problems.is_empty() {
+            return Err(ConfigErrors {
+                origin: format!("{origin} (with command-line overrides)"),
+                problems,
+            }
+            .into());
+        }
+        Ok(config)
+    }
+}
+
 /// Parses and validates configuration text; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let fail = |problems| ConfigErrors {
@@ -185,8 +260,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
 /// bad value with its path.
 ///
 /// serde stops at the first error, so each key is first checked on its own (every field has
-/// a default); only a section whose keys all pass is deserialised whole. On any problem the
-/// section keeps its defaults so that validation of the rest goes on.
+/// a default); the section is then built from the keys that passed, so the semantic checks
+/// (`validate.rs`) see them too.
 fn section_of<T>(section: &str, value: toml::Value, problems: &mut Vec<String>) -> T
 where
     T: for<'de> Deserialize<'de> + Default,
@@ -195,16 +270,16 @@ where
         problems.push(format!("`{section}` must be a table"));
         return T::default();
     };
-    let before = problems.len();
-    for (key, v) in &table {
+    // Keep the keys that are valid on their own, so the semantic checks still see them.
+    let mut valid = toml::Table::new();
+    for (key, v) in table {
         let mut single = toml::Table::new();
         single.insert(key.clone(), v.clone());
-        let _ = deserialize_reporting::<T>(section, toml::Value::Table(single), problems);
+        if deserialize_reporting::<T>(section, toml::Value::Table(single), problems).is_some() {
+            valid.insert(key, v);
+        }
     }
-    if problems.len() > before {
-        return T::default();
-    }
-    deserialize_reporting(section, toml::Value::Table(table), problems).unwrap_or_default()
+    deserialize_reporting(section, toml::Value::Table(valid), problems).unwrap_or_default()
 }
 
 fn deserialize_reporting<T>(

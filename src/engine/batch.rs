@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info};
 
 use super::txn::Txn;
-use super::{EngineStatus, Receipt, Settings, Submission, SubmitError};
+use super::{EngineStatus, Live, Receipt, Settings, Submission, SubmitError};
 use crate::clock::Clock;
 use crate::metrics::metrics;
 use crate::model::{Event, EventBody};
@@ -18,13 +18,17 @@ use crate::store::{Store, StoreError, Tree, encode, u64_key};
 
 pub(super) struct Engine {
     pub store: Arc<dyn Store>,
-    pub rules: Rules,
+    /// The rule set of the batch being processed (refreshed from `live` per batch).
+    pub rules: Arc<Rules>,
     pub clock: Arc<dyn Clock>,
-    pub settings: Settings,
+    /// The settings of the batch being processed (refreshed from `live` per batch).
+    pub settings: Arc<Settings>,
     pub rx: mpsc::Receiver<Submission>,
     pub status: Arc<Mutex<EngineStatus>>,
     /// Held shared while applying and flushing; see `EngineHandle::with_commits_paused`.
     pub commit_gate: Arc<RwLock<()>>,
+    /// Where reloads put new rules and settings.
+    pub live: Arc<Live>,
 }
 
 impl Engine {
@@ -34,6 +38,7 @@ impl Engine {
         self.set_running(true);
         let mut batch = Vec::with_capacity(self.settings.max_batch);
         while let Some(first) = self.rx.blocking_recv() {
+            (self.rules, self.settings) = self.live.current();
             batch.push(first);
             while batch.len() < self.settings.max_batch {
                 match self.rx.try_recv() {

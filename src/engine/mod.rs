@@ -78,6 +78,8 @@ pub struct EngineHandle {
     /// The engine holds it shared while it applies and flushes a batch; holding it
     /// exclusively keeps the store still (a consistent export).
     commit_gate: Arc<RwLock<()>>,
+    /// Rules and settings in force; replaced by reloads.
+    live: Arc<Live>,
 }
 
 impl EngineHandle {
@@ -109,11 +111,45 @@ impl EngineHandle {
         self.tx.max_capacity() - self.tx.capacity()
     }
 
+    /// Puts a new rule set and the engine's reloadable settings in force from the next batch.
+    pub fn replace(&self, rules: Rules, config: &Config) {
+        let version = rules.version().to_string();
+        let origin = rules.set().origin.clone();
+        *self.live.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+        *self
+            .live
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::of(config));
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.rules_version = version;
+        status.rules_origin = origin;
+    }
+
     /// Runs `f` while no batch is being committed, so the store does not change under it.
     /// Blocking: call from a blocking thread. Events keep queueing meanwhile.
     pub fn with_commits_paused<T>(&self, f: impl FnOnce() -> T) -> T {
         let _still = self.commit_gate.write().unwrap_or_else(|p| p.into_inner());
         f()
+    }
+}
+
+/// What a reload may replace, shared with the engine thread, which picks it up at the start
+/// of each batch: a batch runs wholly on the old or wholly on the new.
+struct Live {
+    rules: RwLock<Arc<Rules>>,
+    settings: RwLock<Arc<Settings>>,
+}
+
+impl Live {
+    fn current(&self) -> (Arc<Rules>, Arc<Settings>) {
+        let rules = self.rules.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let settings = self
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (rules, settings)
     }
 }
 
@@ -123,6 +159,16 @@ struct Settings {
     max_batch: usize,
     matrix: PriorityMatrix,
     triage_group: String,
+}
+
+impl Settings {
+    fn of(config: &Config) -> Settings {
+        Settings {
+            max_batch: config.engine.max_batch,
+            matrix: config.priority.matrix.clone(),
+            triage_group: config.rules.triage_group.clone(),
+        }
+    }
 }
 
 /// The engine thread, to be joined at shutdown.
@@ -152,18 +198,21 @@ pub fn start(
         rules_origin: rules.set().origin.clone(),
         ..EngineStatus::default()
     }));
+    let rules = Arc::new(rules);
+    let settings = Arc::new(Settings::of(config));
+    let live = Arc::new(Live {
+        rules: RwLock::new(rules.clone()),
+        settings: RwLock::new(settings.clone()),
+    });
     let engine = batch::Engine {
         store,
         rules,
         clock: clock.clone(),
-        settings: Settings {
-            max_batch: config.engine.max_batch,
-            matrix: config.priority.matrix.clone(),
-            triage_group: config.rules.triage_group.clone(),
-        },
+        settings,
         rx,
         status: status.clone(),
         commit_gate: commit_gate.clone(),
+        live: live.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("itsmd-engine".into())
@@ -173,6 +222,7 @@ pub fn start(
         status,
         clock,
         commit_gate,
+        live,
     };
     Ok((handle, EngineThread(thread)))
 }

@@ -8,3 +8,4 @@ mod guard;
 mod intake;
 mod lifecycle;
 mod observe;
+mod reload;

@@ -1,0 +1,226 @@
+//! Reloading a running daemon: configuration and rules on SIGHUP, rules alone when a rule
+//! file changes or an admin asks. All or nothing: everything is loaded and checked first; only
+//! if every part is valid is it swapped in, otherwise every problem is logged (and returned)
+//! and what was running keeps running.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::api::Keys;
+use crate::config::{self, Config};
+use crate::engine::EngineHandle;
+use crate::rules::{Limits, Rules};
+
+pub struct Reloader {
+    /// Re-read on every full reload, with the same command-line overrides.
+    source: config::Source,
+    /// Receives the new rules and engine settings.
+    engine: EngineHandle,
+    /// Shared with the API; receives the new tokens.
+    keys: Keys,
+    /// The configuration in force, to compile rules against and to tell what changed.
+    /// The lock also serialises reloads.
+    current: Mutex<Config>,
+}
+
+/// What a successful reload put in force.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloaded {
+    pub rules_version: String,
+    pub rule_files: usize,
+    /// Changed settings that only take effect after a restart.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restart_needed: Vec<String>,
+}
+
+impl Reloader {
+    pub fn new(
+        source: config::Source,
+        config: Config,
+        engine: EngineHandle,
+        keys: Keys,
+    ) -> Reloader {
+        Reloader {
+            source,
+            engine,
+            keys,
+            current: Mutex::new(config),
+        }
+    }
+
+    /// Reloads configuration, tokens and rules together (SIGHUP).
+    pub fn reload_all(&self) -> Result<Reloaded, Vec<String>> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = (|| {
+            let config = self.source.load().map_err(|e| e.problems())?;
+            let keys = Keys::load(&config.auth);
+            let rules = compile(&config);
+            let (keys, rules) = match (keys, rules) {
+                (Ok(k), Ok(r)) => (k, r),
+                (k, r) => {
+                    let mut problems = k.err().unwrap_or_default();
+                    problems.extend(r.err().unwrap_or_default());
+                    return Err(problems);
+                }
+            };
+            let restart_needed = needs_restart(&current, &config);
+            let done = Reloaded {
+                rules_version: rules.version().to_string(),
+                rule_files: rules.set().files.len(),
+                restart_needed,
+            };
+            self.keys.replace_with(&keys);
+            self.engine.replace(rules, &config);
+            *current = config;
+            Ok(done)
+        })();
+        report("Configuration and rules", &outcome);
+        outcome
+    }
+
+    /// Recompiles the rules folder with the configuration in force (file change, admin).
+    pub fn reload_rules(&self) -> Result<Reloaded, Vec<String>> {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = compile(&current).map(|rules| {
+            let done = Reloaded {
+                rules_version: rules.version().to_string(),
+                rule_files: rules.set().files.len(),
+                restart_needed: Vec::new(),
+            };
+            self.engine.replace(rules, &current);
+            done
+        });
+        report("Rules", &outcome);
+        outcome
+    }
+}
+
+fn compile(config: &Config) -> Result<Rules, Vec<String>> {
+    Rules::load(Limits::from(&config.rules), &config.rules.dir)
+        .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+}
+
+fn report(what: &str, outcome: &Result<Reloaded, Vec<String>>) {
+    match outcome {
+        Ok(done) => {
+            info!(rules = %done.rules_version, files = done.rule_files, what, "Reloaded.");
+            for setting in &done.restart_needed {
+                warn!(setting = %setting, "Changed setting takes effect only after a restart.");
+            }
+        }
+        Err(problems) => {
+            for p in problems {
+                error!(problem = %p, what, "Reload problem.");
+            }
+            error!(
+                problems = problems.len(),
+                what, "Reload refused; what was running keeps running."
+            );
+        }
+    }
+}
+
+/// Settings that a running daemon cannot change.
+fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.server != new.server {
+        out.push("[server]".to_string());
+    }
+    if old.store != new.store {
+        out.push("[store]".to_string());
+    }
+    if old.engine.queue_capacity != new.engine.queue_capacity {
+        out.push("engine.queue_capacity".to_string());
+    }
+    if old.engine.retry_after_secs != new.engine.retry_after_secs {
+        out.push("engine.retry_after_secs".to_string());
+    }
+    out
+}
+
+/// Reloads everything on each SIGHUP until `shutdown`.
+pub async fn on_sighup(reloader: Arc<Reloader>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "Cannot watch SIGHUP; reload by restarting.");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading configuration and rules.");
+                let r = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload_all()).await;
+            }
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// How long the rules folder must be quiet before a change is reloaded (editors write in
+/// several steps).
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Reloads the rules whenever a `.rhai` file in `dir` changes, until `shutdown`. notify's
+/// events are only a signal: the whole folder is recompiled.
+pub async fn watch_rules(dir: &Path, reloader: Arc<Reloader>, shutdown: CancellationToken) {
+    use notify::Watcher;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = match &event {
+            Ok(e) => {
+                e.paths.is_empty()
+                    || e.paths
+                        .iter()
+                        .any(|p| p.extension().is_some_and(|x| x == "rhai"))
+            }
+            Err(_) => true,
+        };
+        if relevant {
+            let _ = tx.send(());
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            warn!(dir = %dir.display(), error = %e, "Cannot watch the rules folder; reload with SIGHUP.");
+            return;
+        }
+    };
+    if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+        warn!(dir = %dir.display(), error = %e, "Cannot watch the rules folder; reload with SIGHUP.");
+        return;
+    }
+    info!(dir = %dir.display(), "Watching rules for changes.");
+    loop {
+        tokio::select! {
+            got = rx.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                // Let the burst of events settle, then reload once.
+                loop {
+                    tokio::select! {
+                        more = tokio::time::timeout(SETTLE, rx.recv()) => match more {
+                            Ok(Some(())) => continue,
+                            Ok(None) => return,
+                            Err(_) => break,
+                        },
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+                let r = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload_rules()).await;
+            }
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
