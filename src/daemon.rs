@@ -18,6 +18,7 @@ use crate::engine;
 use crate::reload::{self, Reloader};
 use crate::rules::{Limits, Rules};
 use crate::store::{SledStore, Store};
+use crate::systemd;
 
 /// Compiles the configured rules, turning every compile error into one message.
 pub fn load_rules(config: &Config) -> anyhow::Result<Rules> {
@@ -74,6 +75,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         .local_addr()
         .context("cannot read the bound address")?;
     info!(%addr, "Listening.");
+    systemd::notify("READY=1");
 
     // Background tasks end on `shutdown`; they hold engine handles, so they are awaited
     // before the engine is joined.
@@ -101,6 +103,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         reloader,
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
+    systemd::notify("STOPPING=1");
     info!("Intake stopped; draining the engine.");
     tasks.wait().await;
 

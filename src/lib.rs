@@ -24,6 +24,7 @@
 //! - [`daemon`]: wires everything together and owns graceful shutdown.
 //! - [`clock`]: time as a dependency, so tests can drive it.
 //! - [`metrics`]: every exported metric, named in one place.
+//! - [`systemd`]: readiness notification to systemd.
 //! - [`telemetry`]: logging setup.
 
 pub mod api;
@@ -39,4 +40,5 @@ pub mod reload;
 pub mod rules;
 pub mod sources;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;

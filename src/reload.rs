@@ -157,8 +157,10 @@ pub async fn on_sighup(reloader: Arc<Reloader>, shutdown: CancellationToken) {
         tokio::select! {
             _ = hup.recv() => {
                 info!("SIGHUP: reloading configuration and rules.");
+                crate::systemd::notify("RELOADING=1");
                 let r = reloader.clone();
                 let _ = tokio::task::spawn_blocking(move || r.reload_all()).await;
+                crate::systemd::notify("READY=1");
             }
             () = shutdown.cancelled() => return,
         }
