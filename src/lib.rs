@@ -15,6 +15,7 @@
 //! - [`engine`]: the single writer: bounded queue, batches, correlation, applying decisions,
 //!   one commit and one flush per batch, then the acknowledgements.
 //! - [`rules`]: the Rhai sandbox, rule sets, hooks and the decisions they record.
+//! - [`sla`]: business calendars and SLA clock computation (pure; the engine stores timers).
 //! - [`records`]: where each record lives in the store (keys, indexes) and typed reads.
 //! - [`store`]: the `Store` trait, its sled and in-memory implementations.
 //! - [`api`]: axum routes; reads from the store, writes through the engine.
@@ -30,6 +31,7 @@ pub mod engine;
 pub mod model;
 pub mod records;
 pub mod rules;
+pub mod sla;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

@@ -5,12 +5,14 @@
 
 mod validate;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::PriorityMatrix;
+use crate::sla::CalendarConfig;
 
 /// The shipped, commented configuration; `itsmd serve` without `--config` runs on it.
 pub const DEFAULT_TOML: &str = include_str!("../../config/itsmd.toml");
@@ -23,6 +25,8 @@ pub struct Config {
     pub engine: EngineConfig,
     pub rules: RulesConfig,
     pub priority: PriorityConfig,
+    /// Business-hours calendars for SLA clocks, by name (`24x7` is built in).
+    pub calendars: BTreeMap<String, CalendarConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +154,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "engine" => config.engine = section_of(&section, value, &mut problems),
             "rules" => config.rules = section_of(&section, value, &mut problems),
             "priority" => config.priority = section_of(&section, value, &mut problems),
+            "calendars" => config.calendars = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -26,5 +26,6 @@ pub fn problems(c: &Config) -> Vec<String> {
         out.push("store.data_dir must not be empty".into());
     }
     out.extend(c.priority.matrix.problems());
+    out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out
 }
