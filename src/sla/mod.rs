@@ -7,6 +7,8 @@
 
 pub mod calendar;
 pub mod calendar_config;
+pub mod clock;
 
 pub use calendar::{Calendar, CalendarError, CalendarProblem, Holiday, OpenRange};
 pub use calendar_config::{ALWAYS_OPEN, CalendarConfig, Calendars};
+pub use clock::{ClockStatus, Mark, Phase, Stage, StageAt, Target, Transition};
