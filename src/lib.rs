@@ -16,6 +16,7 @@
 //!   one commit and one flush per batch, then the acknowledgements.
 //! - [`rules`]: the Rhai sandbox, rule sets, hooks and the decisions they record.
 //! - [`sla`]: business calendars and SLA clock computation (pure; the engine stores timers).
+//! - [`outbound`]: vendor webhooks: Standard Webhooks signing, secrets, the retry schedule.
 //! - [`records`]: where each record lives in the store (keys, indexes) and typed reads.
 //! - [`store`]: the `Store` trait, its sled and in-memory implementations.
 //! - [`api`]: axum routes; reads from the store, writes through the engine.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod model;
+pub mod outbound;
 pub mod records;
 pub mod rules;
 pub mod sla;
