@@ -5,8 +5,10 @@
 //! the wall clock (every instant is a parameter), or send anything: the outbox dispatcher
 //! (reqwest, outbox rows, dead letters) builds on these.
 
+pub mod retry;
 pub mod secret;
 pub mod signing;
 
+pub use retry::{Jitter, Next, Random, RetrySchedule, parse_retry_after};
 pub use secret::{Secret, SecretError, SecretSource, SecretText};
 pub use signing::{ReceivedHeaders, SignedHeaders, VerifyError, sign, verify};
