@@ -68,15 +68,6 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     let (engine, engine_thread) = engine::start(&config, store.clone(), rules, clock)
         .context("cannot start the engine thread")?;
 
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let addr = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
-    info!(%addr, "Listening.");
-    systemd::notify("READY=1");
-
     // Background tasks end on `shutdown`; they hold engine handles, so they are awaited
     // before the engine is joined.
     let tasks = TaskTracker::new();
@@ -86,12 +77,25 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         engine.clone(),
         keys.clone(),
     ));
-    tasks.spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
-    if config.rules.dir.is_dir() {
-        let (dir, r, stop) = (config.rules.dir.clone(), reloader.clone(), shutdown.clone());
-        tasks.spawn(async move { reload::watch_rules(&dir, r, stop).await });
+    tasks.spawn(
+        reload::on_sighup(reloader.clone(), shutdown.clone()).context("cannot handle SIGHUP")?,
+    );
+    if config.rules.dir.is_dir()
+        && let Some(watch) =
+            reload::watch_rules(&config.rules.dir, reloader.clone(), shutdown.clone())
+    {
+        tasks.spawn(watch);
     }
     tasks.close();
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    info!(%addr, "Listening.");
+    systemd::notify("READY=1");
 
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
     let state = AppState {

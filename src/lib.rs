@@ -15,6 +15,8 @@
 //! - [`engine`]: the single writer: bounded queue, batches, correlation, applying decisions,
 //!   one commit and one flush per batch, then the acknowledgements.
 //! - [`rules`]: the Rhai sandbox, rule sets, hooks and the decisions they record.
+//! - [`sla`]: business calendars and SLA clock computation (pure; the engine stores timers).
+//! - [`outbound`]: vendor webhooks: Standard Webhooks signing, secrets, the retry schedule.
 //! - [`records`]: where each record lives in the store (keys, indexes) and typed reads.
 //! - [`reload`]: SIGHUP, rule-file changes and admin requests swap in new configuration and
 //!   rules, all or nothing.
@@ -35,9 +37,11 @@ pub mod daemon;
 pub mod engine;
 pub mod metrics;
 pub mod model;
+pub mod outbound;
 pub mod records;
 pub mod reload;
 pub mod rules;
+pub mod sla;
 pub mod sources;
 pub mod store;
 pub mod systemd;

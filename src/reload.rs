@@ -143,37 +143,43 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     out
 }
 
-/// Reloads everything on each SIGHUP until `shutdown`.
-pub async fn on_sighup(reloader: Arc<Reloader>, shutdown: CancellationToken) {
+/// Starts handling SIGHUP now (so an early one cannot kill the daemon) and returns the task
+/// that reloads everything on each one until `shutdown`.
+pub fn on_sighup(
+    reloader: Arc<Reloader>,
+    shutdown: CancellationToken,
+) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            error!(error = %e, "Cannot watch SIGHUP; reload by restarting.");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                info!("SIGHUP: reloading configuration and rules.");
-                crate::systemd::notify("RELOADING=1");
-                let r = reloader.clone();
-                let _ = tokio::task::spawn_blocking(move || r.reload_all()).await;
-                crate::systemd::notify("READY=1");
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading configuration and rules.");
+                    crate::systemd::notify("RELOADING=1");
+                    let r = reloader.clone();
+                    let _ = tokio::task::spawn_blocking(move || r.reload_all()).await;
+                    crate::systemd::notify("READY=1");
+                }
+                () = shutdown.cancelled() => return,
             }
-            () = shutdown.cancelled() => return,
         }
-    }
+    })
 }
 
 /// How long the rules folder must be quiet before a change is reloaded (editors write in
 /// several steps).
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// Reloads the rules whenever a `.rhai` file in `dir` changes, until `shutdown`. notify's
-/// events are only a signal: the whole folder is recompiled.
-pub async fn watch_rules(dir: &Path, reloader: Arc<Reloader>, shutdown: CancellationToken) {
+/// Starts watching `dir` for `.rhai` changes, now (so nothing changed after this returns is
+/// missed), and returns the task that reloads the rules on each settled burst of changes
+/// until `shutdown`. notify's events are only a signal: the whole folder is recompiled.
+/// `None` (with a warning) when the folder cannot be watched.
+pub fn watch_rules(
+    dir: &Path,
+    reloader: Arc<Reloader>,
+    shutdown: CancellationToken,
+) -> Option<impl Future<Output = ()> + Send + 'static> {
     use notify::Watcher;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -194,35 +200,39 @@ pub async fn watch_rules(dir: &Path, reloader: Arc<Reloader>, shutdown: Cancella
         Ok(w) => w,
         Err(e) => {
             warn!(dir = %dir.display(), error = %e, "Cannot watch the rules folder; reload with SIGHUP.");
-            return;
+            return None;
         }
     };
     if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
         warn!(dir = %dir.display(), error = %e, "Cannot watch the rules folder; reload with SIGHUP.");
-        return;
+        return None;
     }
     info!(dir = %dir.display(), "Watching rules for changes.");
-    loop {
-        tokio::select! {
-            got = rx.recv() => {
-                if got.is_none() {
-                    return;
-                }
-                // Let the burst of events settle, then reload once.
-                loop {
-                    tokio::select! {
-                        more = tokio::time::timeout(SETTLE, rx.recv()) => match more {
-                            Ok(Some(())) => continue,
-                            Ok(None) => return,
-                            Err(_) => break,
-                        },
-                        () = shutdown.cancelled() => return,
+    Some(async move {
+        // Owned by the task: dropping it stops the watch.
+        let _watcher = watcher;
+        loop {
+            tokio::select! {
+                got = rx.recv() => {
+                    if got.is_none() {
+                        return;
                     }
+                    // Let the burst of events settle, then reload once.
+                    loop {
+                        tokio::select! {
+                            more = tokio::time::timeout(SETTLE, rx.recv()) => match more {
+                                Ok(Some(())) => continue,
+                                Ok(None) => return,
+                                Err(_) => break,
+                            },
+                            () = shutdown.cancelled() => return,
+                        }
+                    }
+                    let r = reloader.clone();
+                    let _ = tokio::task::spawn_blocking(move || r.reload_rules()).await;
                 }
-                let r = reloader.clone();
-                let _ = tokio::task::spawn_blocking(move || r.reload_rules()).await;
+                () = shutdown.cancelled() => return,
             }
-            () = shutdown.cancelled() => return,
         }
-    }
+    })
 }

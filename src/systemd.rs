@@ -7,7 +7,9 @@ use tracing::warn;
 
 /// Sends one notification, e.g. `READY=1`.
 pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     if let Err(e) = send(&path, state) {
         warn!(error = %e, state, "Cannot notify systemd.");
     }

@@ -8,12 +8,14 @@ mod validate;
 
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, TokenConfig};
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::PriorityMatrix;
+use crate::sla::CalendarConfig;
 
 /// The shipped, commented configuration; `itsmd serve` without `--config` runs on it.
 pub const DEFAULT_TOML: &str = include_str!("../../config/itsmd.toml");
@@ -27,6 +29,8 @@ pub struct Config {
     pub rules: RulesConfig,
     pub priority: PriorityConfig,
     pub auth: AuthConfig,
+    /// Business-hours calendars for SLA clocks, by name (`24x7` is built in).
+    pub calendars: BTreeMap<String, CalendarConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,6 +249,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "rules" => config.rules = section_of(&section, value, &mut problems),
             "priority" => config.priority = section_of(&section, value, &mut problems),
             "auth" => config.auth = section_of(&section, value, &mut problems),
+            "calendars" => config.calendars = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -45,5 +45,6 @@ pub fn problems(c: &Config) -> Vec<String> {
             c.server.listen
         ));
     }
+    out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out
 }

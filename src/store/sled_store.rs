@@ -22,6 +22,9 @@ impl SledStore {
             .path(dir)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
+            // Every commit flushes explicitly; a background flusher would only hold the file
+            // lock after drop (spacejam/sled#1289) and flush nothing new.
+            .flush_every_ms(None)
             .open()
             .map_err(|source| StoreError::Open {
                 path: dir.display().to_string(),
