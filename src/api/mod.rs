@@ -4,7 +4,9 @@
 mod error;
 mod events;
 mod health;
+mod intake;
 mod json;
+mod ticket_alerts;
 mod tickets;
 
 use std::sync::Arc;
@@ -38,6 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tickets", get(tickets::list))
         .route("/api/v1/tickets/{id}", get(tickets::show))
         .route("/api/v1/tickets/{id}/history", get(tickets::history))
+        .route("/api/v1/tickets/{id}/alerts", get(ticket_alerts::list))
+        .route("/api/v2/alerts", post(intake::post_prometheus))
+        .route("/webhook/alertmanager", post(intake::post_alertmanager))
+        .route("/v2/enqueue", post(intake::post_pagerduty))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -5,9 +5,11 @@
 
 mod validate;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::PriorityMatrix;
@@ -23,6 +25,8 @@ pub struct Config {
     pub engine: EngineConfig,
     pub rules: RulesConfig,
     pub priority: PriorityConfig,
+    pub alerts: AlertsConfig,
+    pub pagerduty: PagerDutyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +129,49 @@ pub struct PriorityConfig {
     pub matrix: PriorityMatrix,
 }
 
+/// How alerts correlate into incidents over time. Durations are jiff's friendly format
+/// ("90s", "30m", "1h", "2h 30m"); ISO 8601 ("PT1H") is accepted too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Resolve an incident by itself once every alert correlated into it has cleared.
+    pub auto_resolve: bool,
+    /// A re-fire within this time after its incident resolved reopens it; later, a new
+    /// incident is opened and linked to the old one.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub reopen_window: SignedDuration,
+    /// This many state changes (firing ↔ resolved) within `flap_window` flag the incident
+    /// as flapping.
+    pub flap_changes: usize,
+    /// The window the state changes are counted in.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub flap_window: SignedDuration,
+    /// The flag clears once the alerts kept their state for this long.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub flap_quiet: SignedDuration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> AlertsConfig {
+        AlertsConfig {
+            auto_resolve: true,
+            reopen_window: SignedDuration::from_hours(1),
+            flap_changes: 4,
+            flap_window: SignedDuration::from_hours(1),
+            flap_quiet: SignedDuration::from_mins(30),
+        }
+    }
+}
+
+/// PagerDuty Events API v2 intake (`POST /v2/enqueue`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    /// Accepted routing keys (integration keys), each with the source name recorded on its
+    /// alerts. Empty: any routing key is accepted and recorded as the source.
+    pub integration_keys: BTreeMap<String, String>,
+}
+
 /// Every problem found in a configuration, each naming its key.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{origin}: {} problem(s):\n  - {}", .problems.len(), .problems.join("\n  - "))]
@@ -150,6 +197,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "engine" => config.engine = section_of(&section, value, &mut problems),
             "rules" => config.rules = section_of(&section, value, &mut problems),
             "priority" => config.priority = section_of(&section, value, &mut problems),
+            "alerts" => config.alerts = section_of(&section, value, &mut problems),
+            "pagerduty" => config.pagerduty = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }
