@@ -87,7 +87,18 @@ impl Engine {
             Some(t) => Some(t),
             None => self.open_ticket_for(txn, &alert.key)?,
         };
-        let view = match &candidate {
+        // Rules see the ticket the alert will update, or the one it would reopen.
+        let reopenable = match &candidate {
+            Some(_) => None,
+            None if alert.status == AlertStatus::Firing && !alert.acknowledged => {
+                match self.latest_ticket_for(txn, &alert.key)? {
+                    Some(t) if self.resolved_within_window(txn, &t, now)?.is_some() => Some(t),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let view = match candidate.as_ref().or(reopenable.as_ref()) {
             Some(t) => {
                 let mut v = TicketView::of(t);
                 v.flapping = t.alert.as_ref().is_some_and(|l| l.flapping_at(now));
@@ -184,9 +195,7 @@ impl Engine {
     ) -> Result<(Ticket, Outcome), StoreError> {
         let previous = self.latest_ticket_for(txn, key)?;
         if let Some(mut prev) = previous.clone()
-            && prev.state == State::Resolved
-            && let Some(resolved_at) = self.resolved_at(txn, &prev)?
-            && resolved_at.duration_until(changes.at) <= self.settings.alerts.reopen_window
+            && let Some(resolved_at) = self.resolved_within_window(txn, &prev, changes.at)?
             && lifecycle::check(prev.kind(), State::Resolved, State::InProgress).is_ok()
         {
             let c = vec![
@@ -275,6 +284,22 @@ impl Engine {
             return Ok(None);
         };
         txn.ticket(id)
+    }
+
+    /// When `t` resolved, if it is resolved and that was within the reopen window at `now`.
+    fn resolved_within_window(
+        &self,
+        txn: &Txn<'_>,
+        t: &Ticket,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        if t.state != State::Resolved {
+            return Ok(None);
+        }
+        let window = self.settings.alerts.reopen_window;
+        Ok(self
+            .resolved_at(txn, t)?
+            .filter(|at| at.duration_until(now) <= window))
     }
 
     /// When the ticket last became resolved, read from its history (whoever resolved it).

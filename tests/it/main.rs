@@ -2,6 +2,8 @@
 
 mod support;
 
+mod alertmanager;
 mod cli;
+mod formats;
 mod intake;
 mod lifecycle;
