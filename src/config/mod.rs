@@ -310,6 +310,30 @@ mod tests {
     }
 
     #[test]
+    fn alert_durations_read_the_friendly_format_and_bad_values_are_named() {
+        let c = parse(
+            "[alerts]\nreopen_window = \"2h 30m\"\nflap_quiet = \"PT90S\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.reopen_window, SignedDuration::from_mins(150));
+        assert_eq!(c.alerts.flap_quiet, SignedDuration::from_secs(90));
+        let err = parse(
+            "[alerts]\nreopen_window = \"soon\"\n[pagerduty]\nintegration_keys = { k = \"\" }\n",
+            "t",
+        )
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(
+            err.problems[0].starts_with("`alerts.reopen_window`"),
+            "{err}"
+        );
+        assert!(err.problems[1].contains("maps to an empty source"), "{err}");
+        let err = parse("[alerts]\nflap_changes = 1\nflap_window = \"0s\"\n", "t").unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+    }
+
+    #[test]
     fn a_syntax_error_is_reported_with_its_position() {
         let err = parse("[server\nlisten = 1", "x.toml").unwrap_err();
         assert_eq!(err.problems.len(), 1);
