@@ -68,12 +68,56 @@ pub enum Outcome {
     Suppressed,
     /// Recorded only: nothing to open or update (e.g. a resolved alert with no ticket).
     Recorded,
+    /// A resolved incident was reopened: its alert fired again within the reopen window.
+    Reopened,
+    /// An unchanged re-send (same alert, same start, same status): only its last-seen time
+    /// was updated; no event, history or occurrence written. The receipt names the event
+    /// that first recorded it.
+    Seen,
 }
 
 pub fn history_key(id: TicketId, seq: u64) -> Vec<u8> {
     let mut k = id.key();
     k.extend_from_slice(&u64_key(seq));
     k
+}
+
+/// Key of one alert occurrence of a ticket.
+pub fn ticket_alert_key(id: TicketId, event: u64) -> Vec<u8> {
+    let mut k = id.key();
+    k.extend_from_slice(&u64_key(event));
+    k
+}
+
+/// One page of a ticket's alert occurrences (the journal records of its alert events) in
+/// event order, after event `after`; the second value is the cursor of the next page.
+pub fn ticket_alerts(
+    store: &dyn Store,
+    id: TicketId,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<StoredEvent>, Option<u64>), StoreError> {
+    let prefix = id.key();
+    let start = match after {
+        Some(event) => Bound::Excluded(ticket_alert_key(id, event)),
+        None => Bound::Included(prefix.clone()),
+    };
+    let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let mut page = Vec::with_capacity(limit.min(1024));
+    for item in store.range(Tree::TicketAlerts, start, end) {
+        let (key, _) = item?;
+        let Some(event) = key[prefix.len()..].try_into().ok().map(u64::from_be_bytes) else {
+            continue;
+        };
+        if page.len() == limit {
+            let next = page.last().map(|e: &StoredEvent| e.event.id);
+            return Ok((page, next));
+        }
+        if let Some(stored) = get_event(store, event)? {
+            page.push(stored);
+        }
+    }
+    Ok((page, None))
 }
 
 /// The secondary-index entries a ticket has in its current form.

@@ -6,9 +6,11 @@ pub mod auth;
 mod error;
 mod events;
 mod health;
+mod intake;
 mod json;
 mod limits;
 mod serve;
+mod ticket_alerts;
 mod tickets;
 
 use std::sync::Arc;
@@ -54,12 +56,17 @@ pub fn router(state: AppState) -> Router {
 
     let intake = Router::new()
         .route("/api/v1/events", post(events::post_generic))
+        .route("/api/v2/alerts", post(intake::post_prometheus))
+        .route("/webhook/alertmanager", post(intake::post_alertmanager))
         .route_layer(from_fn_with_state(limits.clone(), limits::ingest_rate))
         .route_layer(need(Role::Ingest));
+    // PagerDuty senders authenticate with the routing key in the body (checked by the handler).
+    let pagerduty = Router::new().route("/v2/enqueue", post(intake::post_pagerduty));
     let agent = Router::new()
         .route("/api/v1/tickets", get(tickets::list))
         .route("/api/v1/tickets/{id}", get(tickets::show))
         .route("/api/v1/tickets/{id}/history", get(tickets::history))
+        .route("/api/v1/tickets/{id}/alerts", get(ticket_alerts::list))
         .route_layer(need(Role::Agent));
     let admin = Router::new()
         .route("/api/v1/admin/export", get(admin::export))
@@ -72,6 +79,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(intake)
+        .merge(pagerduty)
         .merge(agent)
         .merge(admin)
         .layer(from_fn_with_state(limits, limits::shed_and_time))

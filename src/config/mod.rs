@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::PriorityMatrix;
@@ -31,6 +32,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Business-hours calendars for SLA clocks, by name (`24x7` is built in).
     pub calendars: BTreeMap<String, CalendarConfig>,
+    pub alerts: AlertsConfig,
+    pub pagerduty: PagerDutyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +151,49 @@ pub struct PriorityConfig {
     pub matrix: PriorityMatrix,
 }
 
+/// How alerts correlate into incidents over time. Durations are jiff's friendly format
+/// ("90s", "30m", "1h", "2h 30m"); ISO 8601 ("PT1H") is accepted too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Resolve an incident by itself once every alert correlated into it has cleared.
+    pub auto_resolve: bool,
+    /// A re-fire within this time after its incident resolved reopens it; later, a new
+    /// incident is opened and linked to the old one.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub reopen_window: SignedDuration,
+    /// This many state changes (firing ↔ resolved) within `flap_window` flag the incident
+    /// as flapping.
+    pub flap_changes: usize,
+    /// The window the state changes are counted in.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub flap_window: SignedDuration,
+    /// The flag clears once the alerts kept their state for this long.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub flap_quiet: SignedDuration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> AlertsConfig {
+        AlertsConfig {
+            auto_resolve: true,
+            reopen_window: SignedDuration::from_hours(1),
+            flap_changes: 4,
+            flap_window: SignedDuration::from_hours(1),
+            flap_quiet: SignedDuration::from_mins(30),
+        }
+    }
+}
+
+/// PagerDuty Events API v2 intake (`POST /v2/enqueue`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    /// Accepted routing keys (integration keys), each with the source name recorded on its
+    /// alerts. Empty: any routing key is accepted and recorded as the source.
+    pub integration_keys: BTreeMap<String, String>,
+}
+
 /// Every problem found in a configuration, each naming its key.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{origin}: {} problem(s):\n  - {}", .problems.len(), .problems.join("\n  - "))]
@@ -250,6 +296,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "priority" => config.priority = section_of(&section, value, &mut problems),
             "auth" => config.auth = section_of(&section, value, &mut problems),
             "calendars" => config.calendars = section_of(&section, value, &mut problems),
+            "alerts" => config.alerts = section_of(&section, value, &mut problems),
+            "pagerduty" => config.pagerduty = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }
@@ -358,6 +406,30 @@ mod tests {
             err.to_string().starts_with("test.toml: 7 problem(s)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn alert_durations_read_the_friendly_format_and_bad_values_are_named() {
+        let c = parse(
+            "[alerts]\nreopen_window = \"2h 30m\"\nflap_quiet = \"PT90S\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.reopen_window, SignedDuration::from_mins(150));
+        assert_eq!(c.alerts.flap_quiet, SignedDuration::from_secs(90));
+        let err = parse(
+            "[alerts]\nreopen_window = \"soon\"\n[pagerduty]\nintegration_keys = { k = \"\" }\n",
+            "t",
+        )
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(
+            err.problems[0].starts_with("`alerts.reopen_window`"),
+            "{err}"
+        );
+        assert!(err.problems[1].contains("maps to an empty source"), "{err}");
+        let err = parse("[alerts]\nflap_changes = 1\nflap_window = \"0s\"\n", "t").unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
     }
 
     #[test]

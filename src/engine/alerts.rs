@@ -1,15 +1,27 @@
-//! Alerts: correlate by key, run `on_alert`, then open, update or clear an incident.
+//! Alerts: find the incident an alert belongs to, run `on_alert`, then open, update, reopen
+//! or link an incident. The per-occurrence bookkeeping (counts, cleared alerts, flapping,
+//! auto-resolve, acknowledge) is `alert_update.rs`. This module owns which ticket an alert
+//! goes to; it must not parse wire formats, and routing is the rules' business.
+//!
+//! Two indexes find tickets: `TicketByKey` maps a correlation key (possibly set by a rule)
+//! to the latest ticket opened for it, `TicketByAlert` maps an alert's own key to the ticket
+//! it last went to. A firing alert is matched by correlation key; a resolve or acknowledge
+//! goes to the ticket its alert went to, whatever the rules would group it by now.
 
+use jiff::Timestamp;
 use serde_json::json;
-use tracing::warn;
+use tracing::{info, warn};
 
+use super::Receipt;
 use super::apply::{Changes, reprioritise, set_group};
 use super::batch::Engine;
 use super::txn::Txn;
+use crate::model::lifecycle;
 use crate::model::{
-    Actor, Alert, AlertLink, AlertStatus, Event, FieldChange, Kind, Level, State, Ticket, TicketId,
+    Actor, Alert, AlertLink, AlertMember, AlertStatus, Event, FieldChange, HistoryEntry, Kind,
+    Level, State, Ticket, TicketId,
 };
-use crate::records::Outcome;
+use crate::records::{self, Outcome};
 use crate::rules::{Decision, HookRun, TicketView};
 use crate::store::{StoreError, Tree, decode, encode};
 
@@ -21,15 +33,77 @@ pub(super) struct Handled {
 }
 
 impl Engine {
+    /// The cheap path for an unchanged re-send (Prometheus re-sends every active alert each
+    /// minute; Alertmanager repeats group notifications): the same alert, with the same start
+    /// and status, that a ticket already has. Only its last-seen time is updated; no event,
+    /// history or occurrence is written and no rule runs. `None`: process it in full.
+    pub(super) fn resent(
+        &self,
+        txn: &mut Txn<'_>,
+        alert: &Alert,
+    ) -> Result<Option<Receipt>, StoreError> {
+        if alert.starts_at.is_none() || alert.acknowledged {
+            return Ok(None);
+        }
+        let now = self.now();
+        let Some(mut ticket) = self.ticket_of_alert(txn, &alert.key)? else {
+            return Ok(None);
+        };
+        let Some(link) = ticket.alert.as_mut() else {
+            return Ok(None);
+        };
+        // A lapsed flapping flag is a change to record: take the full path.
+        if link.flapping_until.is_some_and(|until| until <= now) {
+            return Ok(None);
+        }
+        let Some(member) = link.alerts.get_mut(&alert.key) else {
+            return Ok(None);
+        };
+        if member.status != alert.status || member.starts_at != alert.starts_at {
+            return Ok(None);
+        }
+        member.last_seen = now;
+        let event_id = member.last_event;
+        link.last_seen = now;
+        let id = ticket.id;
+        txn.save_ticket(ticket);
+        Ok(Some(Receipt {
+            event_id,
+            ticket: Some(id),
+            outcome: Outcome::Seen,
+        }))
+    }
+
     pub(super) fn alert(
         &self,
         txn: &mut Txn<'_>,
         event: &Event,
         alert: &Alert,
     ) -> Result<Handled, StoreError> {
-        let open = self.open_ticket_for(txn, &alert.key)?;
-        let view = match &open {
-            Some(t) => TicketView::of(t),
+        let now = self.now();
+        // The ticket this very alert went to last time, in any state.
+        let known = self.ticket_of_alert(txn, &alert.key)?;
+        let candidate = match known.clone().filter(|t| t.state.is_open()) {
+            Some(t) => Some(t),
+            None => self.open_ticket_for(txn, &alert.key)?,
+        };
+        // Rules see the ticket the alert will update, or the one it would reopen.
+        let reopenable = match &candidate {
+            Some(_) => None,
+            None if alert.status == AlertStatus::Firing && !alert.acknowledged => {
+                match self.latest_ticket_for(txn, &alert.key)? {
+                    Some(t) if self.resolved_within_window(txn, &t, now)?.is_some() => Some(t),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let view = match candidate.as_ref().or(reopenable.as_ref()) {
+            Some(t) => {
+                let mut v = TicketView::of(t);
+                v.flapping = t.alert.as_ref().is_some_and(|l| l.flapping_at(now));
+                v
+            }
             None => TicketView {
                 kind: Kind::Incident.as_str().into(),
                 state: State::New.as_str().into(),
@@ -40,6 +114,13 @@ impl Engine {
         };
         let run = self.rules.on_alert(alert, view);
         let rule_failures = self.report_failures(event, &run);
+        if run.view.suppressed {
+            return Ok(Handled {
+                ticket: None,
+                outcome: Outcome::Suppressed,
+                rule_failures,
+            });
+        }
 
         // A rule may regroup the alert under another key, which may have its own ticket.
         let key = run
@@ -51,40 +132,32 @@ impl Engine {
                 _ => None,
             })
             .unwrap_or_else(|| alert.key.clone());
-        let open = if key == alert.key {
-            open
+        let changes = Changes {
+            event: event.id,
+            at: now,
+            rules_version: self.rules.version(),
+        };
+        let fires = alert.status == AlertStatus::Firing && !alert.acknowledged;
+        let target = if !fires {
+            known.or(candidate)
+        } else if key == alert.key {
+            candidate
         } else {
             self.open_ticket_for(txn, &key)?
         };
-
-        if run.view.suppressed {
-            return Ok(Handled {
-                ticket: None,
-                outcome: Outcome::Suppressed,
-                rule_failures,
-            });
-        }
-        let changes = Changes {
-            event: event.id,
-            at: self.now(),
-            rules_version: self.rules.version(),
-        };
-        let (mut ticket, outcome) = match (open, alert.status) {
-            (Some(mut t), _) => {
-                self.touch(txn, &changes, &mut t, event, alert);
+        let (mut ticket, outcome) = match target {
+            Some(mut t) => {
+                self.update(txn, &changes, &mut t, event, alert);
                 (t, Outcome::Updated)
             }
-            (None, AlertStatus::Firing) => (
-                self.open_incident(txn, &changes, event, alert, &key)?,
-                Outcome::Opened,
-            ),
-            (None, AlertStatus::Resolved) => {
+            None if !fires => {
                 return Ok(Handled {
                     ticket: None,
                     outcome: Outcome::Recorded,
                     rule_failures,
                 });
             }
+            None => self.fire_without_open_ticket(txn, &changes, event, alert, &key)?,
         };
         changes.apply_rules(txn, &mut ticket, &run.decisions, &self.settings.matrix);
         if !run.failures.is_empty() {
@@ -94,6 +167,18 @@ impl Engine {
             changes.record(txn, &mut ticket, Actor::system("rules"), c, Some(reason));
         }
         let id = ticket.id;
+        txn.put(
+            Tree::TicketAlerts,
+            records::ticket_alert_key(id, event.id),
+            encode(&()),
+        );
+        if txn.get(Tree::TicketByAlert, alert.key.as_bytes())? != Some(encode(&id)) {
+            txn.put(
+                Tree::TicketByAlert,
+                alert.key.as_bytes().to_vec(),
+                encode(&id),
+            );
+        }
         txn.save_ticket(ticket);
         Ok(Handled {
             ticket: Some(id),
@@ -102,13 +187,140 @@ impl Engine {
         })
     }
 
-    /// The open ticket an alert with `key` belongs to, if any.
+    /// A firing alert whose key has no open ticket: reopen the latest one if it resolved
+    /// within the reopen window, else open a new incident, linked to the latest one if any.
+    fn fire_without_open_ticket(
+        &self,
+        txn: &mut Txn<'_>,
+        changes: &Changes<'_>,
+        event: &Event,
+        alert: &Alert,
+        key: &str,
+    ) -> Result<(Ticket, Outcome), StoreError> {
+        let previous = self.latest_ticket_for(txn, key)?;
+        if let Some(mut prev) = previous.clone()
+            && let Some(resolved_at) = self.resolved_within_window(txn, &prev, changes.at)?
+            && lifecycle::check(prev.kind(), State::Resolved, State::InProgress).is_ok()
+        {
+            let c = vec![
+                FieldChange {
+                    field: "state".into(),
+                    old: json!(State::Resolved),
+                    new: json!(State::InProgress),
+                },
+                FieldChange {
+                    field: "resolution_code".into(),
+                    old: json!(prev.resolution_code.take()),
+                    new: json!(null),
+                },
+            ];
+            prev.state = State::InProgress;
+            let reason = format!(
+                "alert {} fired again {:#} after the incident resolved, within the reopen window of {:#}",
+                alert.key,
+                resolved_at
+                    .duration_until(changes.at)
+                    .round(jiff::Unit::Second)
+                    .unwrap_or_default(),
+                self.settings.alerts.reopen_window
+            );
+            changes.record(
+                txn,
+                &mut prev,
+                Actor::system("correlation"),
+                c,
+                Some(reason),
+            );
+            info!(ticket = %prev.id, alert = %alert.key, "Incident reopened: its alert fired again.");
+            self.update(txn, changes, &mut prev, event, alert);
+            return Ok((prev, Outcome::Reopened));
+        }
+        let mut ticket = self.open_incident(txn, changes, event, alert, key)?;
+        if let Some(mut prev) = previous {
+            link(
+                txn,
+                changes,
+                &mut ticket,
+                prev.id,
+                "earlier incident of this alert",
+            );
+            let reason = format!(
+                "alert {} fired again after the reopen window; new incident {}",
+                alert.key, ticket.id
+            );
+            link(txn, changes, &mut prev, ticket.id, &reason);
+            txn.save_ticket(prev);
+        }
+        Ok((ticket, Outcome::Opened))
+    }
+
+    /// The open ticket an alert with correlation `key` belongs to, if any.
     fn open_ticket_for(&self, txn: &mut Txn<'_>, key: &str) -> Result<Option<Ticket>, StoreError> {
-        let Some(bytes) = txn.get(Tree::TicketByKey, key.as_bytes())? else {
+        Ok(self
+            .latest_ticket_for(txn, key)?
+            .filter(|t| t.state.is_open()))
+    }
+
+    /// The latest ticket opened for correlation `key`, in any state.
+    fn latest_ticket_for(
+        &self,
+        txn: &mut Txn<'_>,
+        key: &str,
+    ) -> Result<Option<Ticket>, StoreError> {
+        self.ticket_via(txn, Tree::TicketByKey, key)
+    }
+
+    /// The ticket the alert with its own key `key` last went to, in any state.
+    fn ticket_of_alert(&self, txn: &mut Txn<'_>, key: &str) -> Result<Option<Ticket>, StoreError> {
+        self.ticket_via(txn, Tree::TicketByAlert, key)
+    }
+
+    fn ticket_via(
+        &self,
+        txn: &mut Txn<'_>,
+        index: Tree,
+        key: &str,
+    ) -> Result<Option<Ticket>, StoreError> {
+        let Some(bytes) = txn.get(index, key.as_bytes())? else {
             return Ok(None);
         };
-        let id: TicketId = decode(Tree::TicketByKey, &bytes)?;
-        Ok(txn.ticket(id)?.filter(|t| t.state.is_open()))
+        let id: TicketId = decode(index, &bytes)?;
+        txn.ticket(id)
+    }
+
+    /// When `t` resolved, if it is resolved and that was within the reopen window at `now`.
+    fn resolved_within_window(
+        &self,
+        txn: &Txn<'_>,
+        t: &Ticket,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        if t.state != State::Resolved {
+            return Ok(None);
+        }
+        let window = self.settings.alerts.reopen_window;
+        Ok(self
+            .resolved_at(txn, t)?
+            .filter(|at| at.duration_until(now) <= window))
+    }
+
+    /// When the ticket last became resolved, read from its history (whoever resolved it).
+    fn resolved_at(&self, txn: &Txn<'_>, t: &Ticket) -> Result<Option<Timestamp>, StoreError> {
+        let resolved = json!(State::Resolved);
+        for seq in (1..=t.history_len).rev() {
+            let Some(bytes) = txn.get(Tree::History, &records::history_key(t.id, seq))? else {
+                continue;
+            };
+            let entry: HistoryEntry = decode(Tree::History, &bytes)?;
+            if entry
+                .changes
+                .iter()
+                .any(|c| c.field == "state" && c.new == resolved)
+            {
+                return Ok(Some(entry.at));
+            }
+        }
+        Ok(None)
     }
 
     fn open_incident(
@@ -121,6 +333,12 @@ impl Engine {
     ) -> Result<Ticket, StoreError> {
         let id = txn.next_ticket_id(Kind::Incident)?;
         let now = changes.at;
+        let member = AlertMember {
+            status: alert.status,
+            starts_at: alert.starts_at,
+            last_event: event.id,
+            last_seen: now,
+        };
         let mut ticket = Ticket {
             id,
             state: State::New,
@@ -141,10 +359,15 @@ impl Engine {
                 source: alert.source.clone(),
                 status: alert.status,
                 count: 1,
-                first_seen: event.received_at,
-                last_seen: event.received_at,
+                first_seen: now,
+                last_seen: now,
                 last_event: event.id,
+                alerts: [(alert.key.clone(), member)].into(),
+                changes: Vec::new(),
+                flapping_until: None,
             }),
+            resolution_code: None,
+            related: Vec::new(),
             custom: Default::default(),
             created_at: now,
             updated_at: now,
@@ -170,7 +393,7 @@ impl Engine {
         let priority = reprioritise(&mut ticket, &self.settings.matrix, &mut c);
         let reason = format!(
             "opened for alert {} from {}{}",
-            alert.fingerprint,
+            alert.key,
             alert.source,
             priority.map(|p| format!("; {p}")).unwrap_or_default()
         );
@@ -183,51 +406,6 @@ impl Engine {
         );
         txn.put(Tree::TicketByKey, key.as_bytes().to_vec(), encode(&id));
         Ok(ticket)
-    }
-
-    /// Counts another occurrence of the alert on its open ticket.
-    fn touch(
-        &self,
-        txn: &mut Txn<'_>,
-        changes: &Changes<'_>,
-        t: &mut Ticket,
-        event: &Event,
-        alert: &Alert,
-    ) {
-        let link = t.alert.get_or_insert_with(|| AlertLink {
-            source: alert.source.clone(),
-            status: alert.status,
-            count: 0,
-            first_seen: event.received_at,
-            last_seen: event.received_at,
-            last_event: event.id,
-        });
-        let mut c = Vec::new();
-        if alert.status == AlertStatus::Firing {
-            c.push(FieldChange {
-                field: "alert.count".into(),
-                old: json!(link.count),
-                new: json!(link.count + 1),
-            });
-            link.count += 1;
-        }
-        if link.status != alert.status {
-            c.push(FieldChange {
-                field: "alert.status".into(),
-                old: json!(link.status),
-                new: json!(alert.status),
-            });
-            link.status = alert.status;
-        }
-        link.last_seen = event.received_at;
-        link.last_event = event.id;
-        let reason = format!(
-            "alert {} from {} {}",
-            alert.fingerprint,
-            alert.source,
-            alert.status.as_str()
-        );
-        changes.record(txn, t, Actor::system("correlation"), c, Some(reason));
     }
 
     /// Logs each failed rule with its file and line, and returns them as text for the journal.
@@ -250,4 +428,25 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// Links `t` to `other` (once), with a history entry saying why.
+fn link(txn: &mut Txn<'_>, changes: &Changes<'_>, t: &mut Ticket, other: TicketId, why: &str) {
+    if t.related.contains(&other) {
+        return;
+    }
+    let old = json!(t.related);
+    t.related.push(other);
+    let c = vec![FieldChange {
+        field: "related".into(),
+        old,
+        new: json!(t.related),
+    }];
+    changes.record(
+        txn,
+        t,
+        Actor::system("correlation"),
+        c,
+        Some(why.to_string()),
+    );
 }

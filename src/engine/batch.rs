@@ -108,6 +108,11 @@ impl Engine {
         body: &EventBody,
         received_at: jiff::Timestamp,
     ) -> Result<Receipt, StoreError> {
+        if let EventBody::Alert(alert) = body
+            && let Some(receipt) = self.resent(txn, alert)?
+        {
+            return Ok(receipt);
+        }
         let id = txn.next_event_id()?;
         let event = Event {
             id,

@@ -6,11 +6,14 @@
 //! flushes once, and only then answers every sender. Nothing else mutates the store, so no
 //! business logic needs a lock. This module must not parse wire formats or serve HTTP.
 
+mod alert_update;
 mod alerts;
 mod apply;
 mod batch;
 mod txn;
 
+#[cfg(test)]
+mod alert_tests;
 #[cfg(test)]
 mod tests;
 
@@ -22,7 +25,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{AlertsConfig, Config};
 use crate::model::{EventBody, EventId, PriorityMatrix, TicketId};
 use crate::records::Outcome;
 use crate::rules::Rules;
@@ -99,6 +102,49 @@ impl EngineHandle {
         answer.await.map_err(|_| SubmitError::Stopped)?
     }
 
+    /// Queues several events at once (all or none: [`SubmitError::Busy`] when the queue has
+    /// no room for all of them) and waits until every one is durable. Queued together, they
+    /// usually share one batch, one commit and one flush.
+    pub async fn submit_many(&self, bodies: Vec<EventBody>) -> Result<Vec<Receipt>, SubmitError> {
+        if bodies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let permits = self
+            .tx
+            .try_reserve_many(bodies.len())
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(()) => SubmitError::Busy,
+                mpsc::error::TrySendError::Closed(()) => SubmitError::Stopped,
+            })?;
+        let received_at = self.clock.now();
+        let mut answers = Vec::with_capacity(bodies.len());
+        for (permit, body) in permits.zip(bodies) {
+            let (reply, answer) = oneshot::channel();
+            permit.send(Submission {
+                body,
+                received_at,
+                reply,
+            });
+            answers.push(answer);
+        }
+        let mut receipts = Vec::with_capacity(answers.len());
+        for answer in answers {
+            receipts.push(answer.await.map_err(|_| SubmitError::Stopped)??);
+        }
+        Ok(receipts)
+    }
+
+    /// The engine's clock, for senders whose input is read relative to now (an alert whose
+    /// end time has passed is resolved).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The most events the queue holds: one request cannot submit more at once.
+    pub fn capacity(&self) -> usize {
+        self.tx.max_capacity()
+    }
+
     pub fn status(&self) -> EngineStatus {
         self.status
             .lock()
@@ -159,6 +205,7 @@ struct Settings {
     max_batch: usize,
     matrix: PriorityMatrix,
     triage_group: String,
+    alerts: AlertsConfig,
 }
 
 impl Settings {
@@ -167,6 +214,7 @@ impl Settings {
             max_batch: config.engine.max_batch,
             matrix: config.priority.matrix.clone(),
             triage_group: config.rules.triage_group.clone(),
+            alerts: config.alerts.clone(),
         }
     }
 }

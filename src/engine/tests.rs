@@ -71,6 +71,8 @@ fn alert(n: usize) -> EventBody {
         starts_at: None,
         ends_at: None,
         generator_url: None,
+        format: Default::default(),
+        acknowledged: false,
     })
 }
 

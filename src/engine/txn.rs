@@ -25,6 +25,9 @@ pub struct Txn<'s> {
     tickets: HashMap<TicketId, Slot>,
     /// Counters (event id, ticket numbers) as advanced in this batch.
     counters: HashMap<Vec<u8>, u64>,
+    /// The latest history entry appended to each ticket in this batch, so that a storm of
+    /// like changes can be folded into one entry instead of one per event.
+    last_history: HashMap<TicketId, HistoryEntry>,
 }
 
 impl<'s> Txn<'s> {
@@ -34,6 +37,7 @@ impl<'s> Txn<'s> {
             writes: BTreeMap::new(),
             tickets: HashMap::new(),
             counters: HashMap::new(),
+            last_history: HashMap::new(),
         }
     }
 
@@ -113,6 +117,28 @@ impl<'s> Txn<'s> {
             records::history_key(ticket.id, entry.seq),
             encode(&entry),
         );
+        self.last_history.insert(ticket.id, entry);
+    }
+
+    /// The ticket's latest history entry, if this batch wrote it.
+    pub fn latest_history_in_batch(&self, ticket: &Ticket) -> Option<&HistoryEntry> {
+        self.last_history
+            .get(&ticket.id)
+            .filter(|e| e.seq == ticket.history_len)
+    }
+
+    /// Rewrites the ticket's latest history entry, which this batch wrote (see
+    /// [`Txn::latest_history_in_batch`]); anything else is left alone.
+    pub fn amend_latest_history(&mut self, ticket: &Ticket, entry: HistoryEntry) {
+        if self.latest_history_in_batch(ticket).map(|e| e.seq) != Some(entry.seq) {
+            return;
+        }
+        self.put(
+            Tree::History,
+            records::history_key(ticket.id, entry.seq),
+            encode(&entry),
+        );
+        self.last_history.insert(ticket.id, entry);
     }
 
     /// Everything this batch wrote, as one atomic store batch.

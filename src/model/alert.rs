@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::EventId;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
@@ -46,6 +48,56 @@ pub struct Alert {
     pub ends_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_url: Option<String>,
+    /// The wire format it arrived in, so an occurrence can be read as its sender meant it.
+    #[serde(default)]
+    pub format: AlertFormat,
+    /// The sender says a person acknowledged it (PagerDuty `acknowledge`): the incident moves
+    /// to in_progress. The alert itself is still firing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acknowledged: bool,
+}
+
+/// The wire formats alerts arrive in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertFormat {
+    /// itsmd's own `POST /api/v1/events`.
+    #[default]
+    Generic,
+    /// Prometheus' Alertmanager API, `POST /api/v2/alerts`.
+    Prometheus,
+    /// Alertmanager webhook v4.
+    Alertmanager,
+    /// Grafana's webhook (Alertmanager's shape plus Grafana's fields).
+    Grafana,
+    /// PagerDuty Events API v2 (also Zabbix's PagerDuty media type).
+    Pagerduty,
+}
+
+impl AlertFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertFormat::Generic => "generic",
+            AlertFormat::Prometheus => "prometheus",
+            AlertFormat::Alertmanager => "alertmanager",
+            AlertFormat::Grafana => "grafana",
+            AlertFormat::Pagerduty => "pagerduty",
+        }
+    }
+}
+
+/// One distinct alert (by its own key) correlated into a ticket, as last heard of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertMember {
+    /// Firing or cleared; the incident may resolve itself once every member cleared.
+    pub status: AlertStatus,
+    /// The sender's start time: a re-send with the same start is the same firing, not a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<Timestamp>,
+    /// The latest event recorded for this alert (re-sends that changed nothing are not).
+    pub last_event: EventId,
+    /// When a sender last mentioned it, re-sends included.
+    pub last_seen: Timestamp,
 }
 
 const FNV_OFFSET: u64 = 14_695_981_039_346_656_037;

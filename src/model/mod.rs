@@ -10,7 +10,7 @@ pub mod lifecycle;
 pub mod priority;
 pub mod ticket;
 
-pub use alert::{Alert, AlertStatus, fingerprint};
+pub use alert::{Alert, AlertFormat, AlertMember, AlertStatus, fingerprint};
 pub use event::{Event, EventBody, EventId};
 pub use history::{Actor, FieldChange, HistoryEntry};
 pub use lifecycle::State;

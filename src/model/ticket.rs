@@ -7,7 +7,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{AlertStatus, EventId, Level, State};
+use super::{AlertMember, AlertStatus, EventId, Level, State};
 
 /// The four ITIL practices a ticket can belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -132,6 +132,33 @@ pub struct AlertLink {
     pub last_seen: Timestamp,
     /// The latest event that touched it.
     pub last_event: EventId,
+    /// Every distinct alert correlated into this ticket, by its own key (sender identity or
+    /// label fingerprint): auto-resolve waits until all of them cleared.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alerts: BTreeMap<String, AlertMember>,
+    /// When the alerts last changed state (firing ↔ resolved), oldest first, pruned to the
+    /// flapping window: counting them is how flapping is detected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Timestamp>,
+    /// Set while the alerts flap: the instant the flag lapses unless another state change
+    /// comes first (each one pushes it out by the quiet period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping_until: Option<Timestamp>,
+}
+
+impl AlertLink {
+    /// Whether the alerts are flapping at `now`.
+    pub fn flapping_at(&self, now: Timestamp) -> bool {
+        self.flapping_until.is_some_and(|until| now < until)
+    }
+
+    /// How many of the correlated alerts are still firing.
+    pub fn firing(&self) -> usize {
+        self.alerts
+            .values()
+            .filter(|m| m.status == AlertStatus::Firing)
+            .count()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +183,14 @@ pub struct Ticket {
     pub correlation_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertLink>,
+    /// Why the ticket was resolved, when itsmd knows: `auto_resolved` when all its alerts
+    /// cleared. Cleared again on reopen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_code: Option<String>,
+    /// Tickets this one is linked to, e.g. the earlier incident of an alert that fired again
+    /// after the reopen window (and, on that one, the new incident).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<TicketId>,
     /// Free-form fields that rules and agents set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, serde_json::Value>,

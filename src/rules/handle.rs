@@ -26,6 +26,8 @@ pub struct TicketView {
     pub tags: BTreeSet<String>,
     pub key: Option<String>,
     pub suppressed: bool,
+    /// Whether the ticket's alerts are flapping now; the engine sets it (it knows the time).
+    pub flapping: bool,
 }
 
 impl TicketView {
@@ -44,6 +46,7 @@ impl TicketView {
             tags: ticket.tags.clone(),
             key: ticket.correlation_key.clone(),
             suppressed: false,
+            flapping: false,
         }
     }
 
@@ -152,6 +155,7 @@ pub(super) fn register(engine: &mut Engine) {
         opt(&h.lock().view.assignee)
     });
     engine.register_get("key", |h: &mut TicketHandle| opt(&h.lock().view.key));
+    engine.register_get("flapping", |h: &mut TicketHandle| h.lock().view.flapping);
     engine.register_get("impact", |h: &mut TicketHandle| {
         opt(&h.lock().view.impact.map(|l| l.as_str().to_string()))
     });

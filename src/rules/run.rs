@@ -212,6 +212,14 @@ fn alert_map(a: &Alert) -> Map {
             .unwrap_or(Dynamic::UNIT),
     );
     m.insert(
+        "ends_at".into(),
+        a.ends_at
+            .map(|t| Dynamic::from(t.to_string()))
+            .unwrap_or(Dynamic::UNIT),
+    );
+    m.insert("format".into(), a.format.as_str().into());
+    m.insert("acknowledged".into(), a.acknowledged.into());
+    m.insert(
         "generator_url".into(),
         a.generator_url
             .clone()

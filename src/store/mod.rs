@@ -42,11 +42,17 @@ pub enum Tree {
     TicketsByState,
     /// Index: group \0 ticket key → empty.
     TicketsByGroup,
+    /// Alert occurrences of each ticket: ticket key + big-endian event id → empty (the alert
+    /// itself is in the event journal).
+    TicketAlerts,
+    /// Index: an alert's own key (sender identity or label fingerprint) → the ticket it last
+    /// went to, whatever key rules grouped it by.
+    TicketByAlert,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 7] = [
+    pub const ALL: [Tree; 9] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -54,6 +60,8 @@ impl Tree {
         Tree::TicketByKey,
         Tree::TicketsByState,
         Tree::TicketsByGroup,
+        Tree::TicketAlerts,
+        Tree::TicketByAlert,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -66,6 +74,8 @@ impl Tree {
             Tree::TicketByKey => 4,
             Tree::TicketsByState => 5,
             Tree::TicketsByGroup => 6,
+            Tree::TicketAlerts => 7,
+            Tree::TicketByAlert => 8,
         }
     }
 
@@ -79,6 +89,8 @@ impl Tree {
             Tree::TicketByKey => "ticket_by_key",
             Tree::TicketsByState => "tickets_by_state",
             Tree::TicketsByGroup => "tickets_by_group",
+            Tree::TicketAlerts => "ticket_alerts",
+            Tree::TicketByAlert => "ticket_by_alert",
         }
     }
 }

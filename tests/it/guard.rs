@@ -209,3 +209,33 @@ fn a_client_too_slow_to_send_its_headers_is_disconnected() {
     // A normal client is unaffected.
     assert_eq!(d.get("/healthz").0, 200);
 }
+
+#[test]
+fn a_pagerduty_routing_key_is_an_ingest_token() {
+    let d = with_tokens("").start();
+    let event = |key: &str| {
+        json!({
+            "routing_key": key,
+            "event_action": "trigger",
+            "dedup_key": "disk-db01",
+            "payload": {"summary": "Disk full", "source": "db01", "severity": "critical"}
+        })
+        .to_string()
+    };
+    let (status, body) = d.post("/v2/enqueue", &event("not-a-token-0123456789"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["status"], "invalid event");
+    let (status, body) = d.post("/v2/enqueue", &event(INGEST));
+    assert_eq!(status, 202, "{body}");
+    let t: serde_json::Value = d
+        .http
+        .get(d.url("/api/v1/tickets/INC-000001"))
+        .bearer_auth(AGENT)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    // The token's name is recorded as the source, never the token.
+    assert_eq!(t["alert"]["source"], "monitoring");
+    assert!(!t.to_string().contains(INGEST));
+}

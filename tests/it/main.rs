@@ -2,8 +2,10 @@
 
 mod support;
 
+mod alertmanager;
 mod backup;
 mod cli;
+mod formats;
 mod guard;
 mod intake;
 mod lifecycle;

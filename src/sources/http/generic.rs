@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::model::{Alert, AlertStatus, fingerprint};
+use crate::model::{Alert, AlertFormat, AlertStatus, fingerprint};
 
 /// The generic event body. Unknown fields are ignored, so senders may add their own.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +63,8 @@ impl GenericEvent {
             starts_at: None,
             ends_at: None,
             generator_url: None,
+            format: AlertFormat::Generic,
+            acknowledged: false,
         })
     }
 }

@@ -1,4 +1,8 @@
 //! HTTP wire formats, one file each. Each turns a request body into events, tolerating
 //! unknown fields and reporting every problem with its field path.
 
+pub mod alertmanager;
 pub mod generic;
+pub mod pagerduty;
+pub mod promalert;
+pub mod prometheus;
