@@ -63,6 +63,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (engine, engine_thread) = engine::start(&config, store.clone(), rules, clock)
         .context("cannot start the engine thread")?;
+    let housekeeping = engine::housekeeping::spawn(
+        engine.clone(),
+        store.clone(),
+        config.lifecycle.clone(),
+        shutdown.clone(),
+    );
 
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -82,6 +88,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
     info!("Intake stopped; draining the engine.");
+    // Cancelled with the server: it stops and drops its engine handle.
+    let _ = housekeeping.await;
 
     // The router (and with it the last engine handle) is gone: the engine drains and stops.
     engine_thread.join().await;

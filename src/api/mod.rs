@@ -8,6 +8,7 @@ mod health;
 mod json;
 mod limits;
 mod serve;
+mod ticket_writes;
 mod tickets;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 
 pub use auth::{Keys, Principal};
 pub use error::ApiError;
@@ -56,6 +57,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tickets", get(tickets::list))
         .route("/api/v1/tickets/{id}", get(tickets::show))
         .route("/api/v1/tickets/{id}/history", get(tickets::history))
+        .route("/api/v1/tickets", post(ticket_writes::create))
+        .route("/api/v1/tickets/{id}", patch(ticket_writes::update))
+        .route(
+            "/api/v1/tickets/{id}/transitions",
+            post(ticket_writes::transition),
+        )
+        .route(
+            "/api/v1/tickets/{id}/comments",
+            get(ticket_writes::comments).post(ticket_writes::comment),
+        )
+        .route("/api/v1/tickets/{id}/links", post(ticket_writes::link))
         .route_layer(need(Role::Agent));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

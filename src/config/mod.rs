@@ -4,9 +4,12 @@
 //! in one round.
 
 mod auth;
+pub mod duration;
+mod process;
 mod validate;
 
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, TokenConfig};
+pub use process::{ApprovalConfig, GroupConfig, Groups, LifecycleConfig};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +30,9 @@ pub struct Config {
     pub rules: RulesConfig,
     pub priority: PriorityConfig,
     pub auth: AuthConfig,
+    pub groups: Groups,
+    pub approval: ApprovalConfig,
+    pub lifecycle: LifecycleConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +176,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "rules" => config.rules = section_of(&section, value, &mut problems),
             "priority" => config.priority = section_of(&section, value, &mut problems),
             "auth" => config.auth = section_of(&section, value, &mut problems),
+            "groups" => config.groups = section_of(&section, value, &mut problems),
+            "approval" => config.approval = section_of(&section, value, &mut problems),
+            "lifecycle" => config.lifecycle = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -86,7 +86,7 @@ impl Engine {
                 });
             }
         };
-        changes.apply_rules(txn, &mut ticket, &run.decisions, &self.settings.matrix);
+        changes.apply_rules(txn, &mut ticket, &run.decisions, &self.settings);
         if !run.failures.is_empty() {
             let mut c = Vec::new();
             set_group(&mut ticket, &self.settings.triage_group, &mut c);
@@ -148,6 +148,7 @@ impl Engine {
                 last_event: event.id,
             }),
             custom: Default::default(),
+            process: Default::default(),
             created_at: now,
             updated_at: now,
             history_len: 0,

@@ -9,6 +9,10 @@
 mod alerts;
 mod apply;
 mod batch;
+mod commands;
+pub mod housekeeping;
+mod links;
+mod transitions;
 mod txn;
 
 #[cfg(test)]
@@ -22,7 +26,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{ApprovalConfig, Config, Groups, LifecycleConfig};
 use crate::model::{EventBody, EventId, PriorityMatrix, TicketId};
 use crate::records::Outcome;
 use crate::rules::Rules;
@@ -46,7 +50,12 @@ pub enum SubmitError {
     Stopped,
     #[error("the event could not be stored: {0}")]
     Store(String),
+    /// A command that failed validation; nothing of it was stored.
+    #[error(transparent)]
+    Rejected(#[from] Refusal),
 }
+
+pub use commands::Refusal;
 
 /// One event waiting for the engine, with the channel its receipt goes back on.
 struct Submission {
@@ -113,6 +122,12 @@ struct Settings {
     max_batch: usize,
     matrix: PriorityMatrix,
     triage_group: String,
+    /// Who may be assigned what; unknown groups from rules fall back to triage.
+    groups: Groups,
+    /// Who approves service requests, and how many must.
+    approval: ApprovalConfig,
+    /// When resolved and fulfilled tickets close themselves.
+    lifecycle: LifecycleConfig,
 }
 
 /// The engine thread, to be joined at shutdown.
@@ -149,6 +164,9 @@ pub fn start(
             max_batch: config.engine.max_batch,
             matrix: config.priority.matrix.clone(),
             triage_group: config.rules.triage_group.clone(),
+            groups: config.groups.clone(),
+            approval: config.approval.clone(),
+            lifecycle: config.lifecycle.clone(),
         },
         rx,
         status: status.clone(),

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{AlertStatus, EventId, Level, State};
+use super::{AlertStatus, EventId, Level, ProcessFields, State};
 
 /// The four ITIL practices a ticket can belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -159,6 +159,10 @@ pub struct Ticket {
     /// Free-form fields that rules and agents set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, serde_json::Value>,
+    /// What the ticket's practice adds: hold reason, resolution, change and approval
+    /// details, links. Flattened: on the wire these are ticket fields.
+    #[serde(flatten)]
+    pub process: ProcessFields,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Number of history entries; the next entry gets `history_len + 1`.

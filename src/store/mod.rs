@@ -39,11 +39,13 @@ pub enum Tree {
     TicketsByState,
     /// Index: group \0 ticket key → empty.
     TicketsByGroup,
+    /// Ticket comments, keyed by ticket key + big-endian comment number.
+    Comments,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 7] = [
+    pub const ALL: [Tree; 8] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -51,6 +53,7 @@ impl Tree {
         Tree::TicketByKey,
         Tree::TicketsByState,
         Tree::TicketsByGroup,
+        Tree::Comments,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -63,6 +66,7 @@ impl Tree {
             Tree::TicketByKey => 4,
             Tree::TicketsByState => 5,
             Tree::TicketsByGroup => 6,
+            Tree::Comments => 16,
         }
     }
 
@@ -76,6 +80,7 @@ impl Tree {
             Tree::TicketByKey => "ticket_by_key",
             Tree::TicketsByState => "tickets_by_state",
             Tree::TicketsByGroup => "tickets_by_group",
+            Tree::Comments => "comments",
         }
     }
 }

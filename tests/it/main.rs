@@ -7,3 +7,4 @@ mod guard;
 mod intake;
 mod lifecycle;
 mod observe;
+mod tickets;
