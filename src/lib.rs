@@ -18,12 +18,14 @@
 //! - [`records`]: where each record lives in the store (keys, indexes) and typed reads.
 //! - [`store`]: the `Store` trait, its sled and in-memory implementations.
 //! - [`api`]: axum routes; reads from the store, writes through the engine.
+//! - [`cli`]: client subcommands (`itsmd ticket …`) that talk to a running daemon over HTTP.
 //! - [`daemon`]: wires everything together and owns graceful shutdown.
 //! - [`clock`]: time as a dependency, so tests can drive it.
 //! - [`metrics`]: every exported metric, named in one place.
 //! - [`telemetry`]: logging setup.
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -35,6 +35,8 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Work with tickets on a running daemon.
+    Ticket(Box<itsmd::cli::ticket::TicketArgs>),
 }
 
 #[derive(clap::Args)]
@@ -129,6 +131,7 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),
+        Command::Ticket(args) => itsmd::cli::ticket::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,4 +7,5 @@ mod guard;
 mod intake;
 mod lifecycle;
 mod observe;
+mod ticket_cli;
 mod tickets;
