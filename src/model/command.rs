@@ -44,19 +44,6 @@ pub enum Action {
     AutoClose,
 }
 
-impl Action {
-    /// The ticket the action is about, if it names one.
-    pub fn ticket(&self) -> Option<TicketId> {
-        match self {
-            Action::Update { ticket, .. }
-            | Action::Transition { ticket, .. }
-            | Action::Comment { ticket, .. }
-            | Action::Link { ticket, .. } => Some(*ticket),
-            Action::Create(_) | Action::AutoClose => None,
-        }
-    }
-}
-
 /// `POST /api/v1/tickets`. Unknown fields are refused: a misspelt field would otherwise be
 /// silently dropped from a write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
