@@ -71,6 +71,12 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     // Background tasks end on `shutdown`; they hold engine handles, so they are awaited
     // before the engine is joined.
     let tasks = TaskTracker::new();
+    tasks.spawn(engine::housekeeping::run(
+        engine.clone(),
+        store.clone(),
+        config.lifecycle.clone(),
+        shutdown.clone(),
+    ));
     let reloader = Arc::new(Reloader::new(
         source,
         config.clone(),

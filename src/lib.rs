@@ -23,6 +23,7 @@
 //! - [`store`]: the `Store` trait, its sled and in-memory implementations.
 //! - [`api`]: axum routes; reads from the store, writes through the engine.
 //! - [`backup`]: the whole store as JSON lines (export) and back (import).
+//! - [`cli`]: client subcommands (`itsmd ticket …`) that talk to a running daemon over HTTP.
 //! - [`daemon`]: wires everything together and owns graceful shutdown.
 //! - [`clock`]: time as a dependency, so tests can drive it.
 //! - [`metrics`]: every exported metric, named in one place.
@@ -31,6 +32,7 @@
 
 pub mod api;
 pub mod backup;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -35,12 +35,14 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Work with tickets on a running daemon.
+    Ticket(Box<itsmd::cli::ticket::TicketArgs>),
     /// Write a consistent JSON-lines dump of a running daemon's store to FILE.
     Export {
         /// Where to write the dump ("-" for standard output).
         file: PathBuf,
         #[command(flatten)]
-        server: ServerArgs,
+        server: itsmd::cli::ServerArgs,
     },
     /// Load a dump written by `itsmd export` into an empty data directory (daemon stopped).
     Import {
@@ -52,17 +54,6 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-}
-
-/// How a client subcommand reaches a running daemon.
-#[derive(clap::Args)]
-struct ServerArgs {
-    /// The daemon's base URL.
-    #[arg(long, env = "ITSMD_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
-    /// API token (admin role for export).
-    #[arg(long, env = "ITSMD_TOKEN", hide_env_values = true)]
-    token: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -145,67 +136,12 @@ fn rules_check(dir: Option<PathBuf>) -> anyhow::Result<()> {
     check(args)
 }
 
-fn export(file: PathBuf, server: ServerArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let url = format!(
-            "{}/api/v1/admin/export",
-            server.server.trim_end_matches('/')
-        );
-        let mut request = reqwest::Client::new().get(&url);
-        if let Some(token) = &server.token {
-            request = request.bearer_auth(token);
-        }
-        let mut response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            anyhow::bail!("{url} answered {status}: {text}");
-        }
-        // Written beside the target and renamed at the end: a cut-off export never looks whole.
-        let to_stdout = file.as_os_str() == "-";
-        let partial = file.with_extension("partial");
-        let mut out: Box<dyn std::io::Write> = if to_stdout {
-            Box::new(std::io::stdout().lock())
-        } else {
-            let f = std::fs::File::create(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?;
-            Box::new(std::io::BufWriter::new(f))
-        };
-        let mut bytes = 0;
-        while let Some(chunk) = response.chunk().await.context("the export was cut off")? {
-            out.write_all(&chunk).context("cannot write the export")?;
-            bytes += chunk.len();
-        }
-        out.flush().context("cannot write the export")?;
-        drop(out);
-        if !to_stdout {
-            std::fs::rename(&partial, &file).with_context(|| {
-                format!("cannot rename {} to {}", partial.display(), file.display())
-            })?;
-            eprintln!("Exported {bytes} bytes to {}.", file.display());
-        }
-        Ok(())
-    })
-}
-
 fn import(file: PathBuf, base: ConfigArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let mut config = load_config(&base)?;
     if let Some(dir) = data_dir {
         config.store.data_dir = dir;
     }
-    let dir = &config.store.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let store = itsmd::store::SledStore::open(dir, config.store.cache_mb << 20)?;
-    let input =
-        std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
-    let entries = itsmd::backup::import(&store, &mut std::io::BufReader::new(input))
-        .with_context(|| format!("cannot import {}", file.display()))?;
-    eprintln!("Imported {entries} entries into {}.", dir.display());
-    Ok(())
+    itsmd::cli::backup::import(&file, &config)
 }
 
 fn main() -> ExitCode {
@@ -217,12 +153,13 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),
-        Command::Export { file, server } => export(file, server),
+        Command::Export { file, server } => itsmd::cli::backup::export(&file, &server),
         Command::Import {
             file,
             base,
             data_dir,
         } => import(file, base, data_dir),
+        Command::Ticket(args) => itsmd::cli::ticket::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

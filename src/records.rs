@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Event, HistoryEntry, Kind, State, Ticket, TicketId};
+use crate::model::{Comment, Event, HistoryEntry, Kind, State, Ticket, TicketId};
 use crate::store::{Store, StoreError, Tree, decode, prefix_end, u64_key};
 
 /// Meta key of the last event id handed out.
@@ -141,6 +141,30 @@ fn index_key(value: &str, id: TicketId) -> Vec<u8> {
     let mut k = index_prefix(value);
     k.extend_from_slice(&id.key());
     k
+}
+
+/// Comments live under the ticket key, numbered like history.
+pub fn comment_key(id: TicketId, seq: u64) -> Vec<u8> {
+    history_key(id, seq)
+}
+
+/// A ticket's comments, in order.
+pub fn comments(store: &dyn Store, id: TicketId) -> Result<Vec<Comment>, StoreError> {
+    store
+        .scan_prefix(Tree::Comments, &id.key())
+        .map(|item| item.and_then(|(_, v)| decode(Tree::Comments, &v)))
+        .collect()
+}
+
+/// Ids of the tickets in `state`, from the state index, in id order.
+pub fn ticket_ids_in_state(store: &dyn Store, state: State) -> Result<Vec<TicketId>, StoreError> {
+    let prefix = index_prefix(state.as_str());
+    let mut out = Vec::new();
+    for item in store.scan_prefix(Tree::TicketsByState, &prefix) {
+        let (key, _) = item?;
+        out.extend(TicketId::from_key(&key[prefix.len()..]));
+    }
+    Ok(out)
 }
 
 pub fn get_ticket(store: &dyn Store, id: TicketId) -> Result<Option<Ticket>, StoreError> {

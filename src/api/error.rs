@@ -57,7 +57,8 @@ impl ApiError {
     }
 
     pub fn submit(e: SubmitError, retry_after: u64) -> ApiError {
-        let (status, code) = match e {
+        let (status, code) = match &e {
+            SubmitError::Rejected(refused) => return ApiError::refused(refused.clone()),
             SubmitError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
             SubmitError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             SubmitError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),

@@ -11,6 +11,7 @@ mod json;
 mod limits;
 mod serve;
 mod ticket_alerts;
+mod ticket_writes;
 mod tickets;
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 
 pub use auth::{Keys, Principal};
 pub use error::ApiError;
@@ -67,6 +68,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tickets/{id}", get(tickets::show))
         .route("/api/v1/tickets/{id}/history", get(tickets::history))
         .route("/api/v1/tickets/{id}/alerts", get(ticket_alerts::list))
+        .route("/api/v1/tickets", post(ticket_writes::create))
+        .route("/api/v1/tickets/{id}", patch(ticket_writes::update))
+        .route(
+            "/api/v1/tickets/{id}/transitions",
+            post(ticket_writes::transition),
+        )
+        .route(
+            "/api/v1/tickets/{id}/comments",
+            get(ticket_writes::comments).post(ticket_writes::comment),
+        )
+        .route("/api/v1/tickets/{id}/links", post(ticket_writes::link))
         .route_layer(need(Role::Agent));
     let admin = Router::new()
         .route("/api/v1/admin/export", get(admin::export))

@@ -4,9 +4,12 @@
 //! in one round.
 
 mod auth;
+pub mod duration;
+mod process;
 mod validate;
 
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, TokenConfig};
+pub use process::{ApprovalConfig, GroupConfig, Groups, LifecycleConfig};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,6 +37,9 @@ pub struct Config {
     pub calendars: BTreeMap<String, CalendarConfig>,
     pub alerts: AlertsConfig,
     pub pagerduty: PagerDutyConfig,
+    pub groups: Groups,
+    pub approval: ApprovalConfig,
+    pub lifecycle: LifecycleConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,6 +304,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "calendars" => config.calendars = section_of(&section, value, &mut problems),
             "alerts" => config.alerts = section_of(&section, value, &mut problems),
             "pagerduty" => config.pagerduty = section_of(&section, value, &mut problems),
+            "groups" => config.groups = section_of(&section, value, &mut problems),
+            "approval" => config.approval = section_of(&section, value, &mut problems),
+            "lifecycle" => config.lifecycle = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

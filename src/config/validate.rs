@@ -33,6 +33,12 @@ pub fn problems(c: &Config) -> Vec<String> {
     }
     out.extend(c.priority.matrix.problems());
     out.extend(super::auth::problems(&c.auth));
+    out.extend(super::process::problems(
+        &c.groups,
+        &c.approval,
+        &c.lifecycle,
+        &c.rules.triage_group,
+    ));
     if c.server.ingest_rate_per_sec > 0 && c.server.ingest_burst == 0 {
         out.push(
             "server.ingest_burst must be greater than 0 when ingest_rate_per_sec is set".into(),

@@ -2,6 +2,7 @@
 //! an in-memory store with a manual clock, so reopen windows and quiet periods are crossed
 //! without waiting.
 
+use crate::model::{Link, LinkRel, Resolution};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
@@ -137,7 +138,7 @@ async fn a_refire_within_the_window_reopens_and_after_it_opens_a_linked_incident
     h.send(alert("db1", AlertStatus::Resolved)).await;
     let t = h.ticket(&id);
     assert_eq!(t.state.as_str(), "resolved");
-    assert_eq!(t.resolution_code.as_deref(), Some("auto_resolved"));
+    assert_eq!(t.process.resolution, Some(Resolution::AlertCleared));
 
     h.advance("29m");
     let again = h.send(alert("db1", AlertStatus::Firing)).await;
@@ -147,7 +148,7 @@ async fn a_refire_within_the_window_reopens_and_after_it_opens_a_linked_incident
     );
     let t = h.ticket(&id);
     assert_eq!(t.state.as_str(), "in_progress");
-    assert_eq!(t.resolution_code, None);
+    assert_eq!(t.process.resolution, None);
     let reopen = h
         .history(&id)
         .into_iter()
@@ -170,8 +171,18 @@ async fn a_refire_within_the_window_reopens_and_after_it_opens_a_linked_incident
     assert_eq!(later.outcome, Outcome::Opened);
     let new_id = ticket_of(&later);
     assert_ne!(new_id, id);
-    assert_eq!(h.ticket(&new_id).related, vec![id.parse().unwrap()]);
-    assert_eq!(h.ticket(&id).related, vec![new_id.parse().unwrap()]);
+    let link = |rel, ticket: &str| Link {
+        rel,
+        ticket: ticket.parse().unwrap(),
+    };
+    assert_eq!(
+        h.ticket(&new_id).process.links,
+        vec![link(LinkRel::RecurrenceOf, &id)]
+    );
+    assert_eq!(
+        h.ticket(&id).process.links,
+        vec![link(LinkRel::RecurredAs, &new_id)]
+    );
     assert_eq!(
         h.ticket(&id).state.as_str(),
         "resolved",

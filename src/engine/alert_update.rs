@@ -10,14 +10,13 @@ use tracing::info;
 
 use super::apply::Changes;
 use super::batch::Engine;
+use super::transitions::{Entry, enter};
 use super::txn::Txn;
+use crate::model::Resolution;
 use crate::model::lifecycle;
 use crate::model::{
     Actor, Alert, AlertLink, AlertMember, AlertStatus, Event, FieldChange, State, Ticket,
 };
-
-/// The resolution code of an incident that resolved itself because its alerts cleared.
-pub const AUTO_RESOLVED: &str = "auto_resolved";
 
 fn change(c: &mut Vec<FieldChange>, field: &str, old: serde_json::Value, new: serde_json::Value) {
     if old != new {
@@ -31,7 +30,7 @@ fn change(c: &mut Vec<FieldChange>, field: &str, old: serde_json::Value, new: se
 
 impl Engine {
     /// Records one occurrence of `alert` on `t` and applies its lifecycle effects.
-    pub(super) fn update(
+    pub(super) fn update_alert(
         &self,
         txn: &mut Txn<'_>,
         changes: &Changes<'_>,
@@ -115,7 +114,7 @@ impl Engine {
             changes.record(txn, t, Actor::system("correlation"), c, Some(reason));
         }
         if alert.acknowledged {
-            self.transition(
+            self.move_by_alerts(
                 txn,
                 changes,
                 t,
@@ -130,12 +129,12 @@ impl Engine {
             && t.alert.as_ref().is_some_and(|l| l.firing() == 0)
         {
             let n = t.alert.as_ref().map_or(0, |l| l.alerts.len());
-            self.transition(
+            self.move_by_alerts(
                 txn,
                 changes,
                 t,
                 State::Resolved,
-                Some(AUTO_RESOLVED),
+                Some(Resolution::AlertCleared),
                 format!("all {n} alert(s) cleared; alerts.auto_resolve is on"),
             );
         }
@@ -178,13 +177,13 @@ impl Engine {
     }
 
     /// Moves `t` to `to` when its state machine allows it, recording why; otherwise nothing.
-    fn transition(
+    fn move_by_alerts(
         &self,
         txn: &mut Txn<'_>,
         changes: &Changes<'_>,
         t: &mut Ticket,
         to: State,
-        resolution: Option<&str>,
+        resolution: Option<Resolution>,
         reason: String,
     ) {
         if t.state == to || lifecycle::check(t.kind(), t.state, to).is_err() {
@@ -194,17 +193,25 @@ impl Engine {
         if to == State::InProgress && t.state != State::New {
             return;
         }
+        let (from, resolved_as) = (t.state, t.process.resolution);
+        info!(ticket = %t.id, from = %from, to = %to, reason = %reason, "Ticket moved by its alerts.");
+        enter(
+            t,
+            to,
+            changes.at,
+            Entry {
+                resolution,
+                ..Entry::default()
+            },
+        );
         let mut c = Vec::new();
-        change(&mut c, "state", json!(t.state), json!(to));
+        change(&mut c, "state", json!(from), json!(to));
         change(
             &mut c,
-            "resolution_code",
-            json!(t.resolution_code),
-            json!(resolution),
+            "resolution",
+            json!(resolved_as),
+            json!(t.process.resolution),
         );
-        info!(ticket = %t.id, from = %t.state, to = %to, reason = %reason, "Ticket moved by its alerts.");
-        t.state = to;
-        t.resolution_code = resolution.map(str::to_string);
         changes.record(txn, t, Actor::system("correlation"), c, Some(reason));
     }
 }

@@ -15,12 +15,14 @@ use tracing::{info, warn};
 use super::Receipt;
 use super::apply::{Changes, reprioritise, set_group};
 use super::batch::Engine;
+use super::transitions::{Entry, enter};
 use super::txn::Txn;
 use crate::model::lifecycle;
 use crate::model::{
     Actor, Alert, AlertLink, AlertMember, AlertStatus, Event, FieldChange, HistoryEntry, Kind,
     Level, State, Ticket, TicketId,
 };
+use crate::model::{Link, LinkRel};
 use crate::records::{self, Outcome};
 use crate::rules::{Decision, HookRun, TicketView};
 use crate::store::{StoreError, Tree, decode, encode};
@@ -147,7 +149,7 @@ impl Engine {
         };
         let (mut ticket, outcome) = match target {
             Some(mut t) => {
-                self.update(txn, &changes, &mut t, event, alert);
+                self.update_alert(txn, &changes, &mut t, event, alert);
                 (t, Outcome::Updated)
             }
             None if !fires => {
@@ -159,7 +161,7 @@ impl Engine {
             }
             None => self.fire_without_open_ticket(txn, &changes, event, alert, &key)?,
         };
-        changes.apply_rules(txn, &mut ticket, &run.decisions, &self.settings.matrix);
+        changes.apply_rules(txn, &mut ticket, &run.decisions, &self.settings);
         if !run.failures.is_empty() {
             let mut c = Vec::new();
             set_group(&mut ticket, &self.settings.triage_group, &mut c);
@@ -209,12 +211,12 @@ impl Engine {
                     new: json!(State::InProgress),
                 },
                 FieldChange {
-                    field: "resolution_code".into(),
-                    old: json!(prev.resolution_code.take()),
+                    field: "resolution".into(),
+                    old: json!(prev.process.resolution),
                     new: json!(null),
                 },
             ];
-            prev.state = State::InProgress;
+            enter(&mut prev, State::InProgress, changes.at, Entry::default());
             let reason = format!(
                 "alert {} fired again {:#} after the incident resolved, within the reopen window of {:#}",
                 alert.key,
@@ -232,7 +234,7 @@ impl Engine {
                 Some(reason),
             );
             info!(ticket = %prev.id, alert = %alert.key, "Incident reopened: its alert fired again.");
-            self.update(txn, changes, &mut prev, event, alert);
+            self.update_alert(txn, changes, &mut prev, event, alert);
             return Ok((prev, Outcome::Reopened));
         }
         let mut ticket = self.open_incident(txn, changes, event, alert, key)?;
@@ -241,6 +243,7 @@ impl Engine {
                 txn,
                 changes,
                 &mut ticket,
+                LinkRel::RecurrenceOf,
                 prev.id,
                 "earlier incident of this alert",
             );
@@ -248,7 +251,14 @@ impl Engine {
                 "alert {} fired again after the reopen window; new incident {}",
                 alert.key, ticket.id
             );
-            link(txn, changes, &mut prev, ticket.id, &reason);
+            link(
+                txn,
+                changes,
+                &mut prev,
+                LinkRel::RecurredAs,
+                ticket.id,
+                &reason,
+            );
             txn.save_ticket(prev);
         }
         Ok((ticket, Outcome::Opened))
@@ -366,9 +376,8 @@ impl Engine {
                 changes: Vec::new(),
                 flapping_until: None,
             }),
-            resolution_code: None,
-            related: Vec::new(),
             custom: Default::default(),
+            process: Default::default(),
             created_at: now,
             updated_at: now,
             history_len: 0,
@@ -430,17 +439,25 @@ impl Engine {
     }
 }
 
-/// Links `t` to `other` (once), with a history entry saying why.
-fn link(txn: &mut Txn<'_>, changes: &Changes<'_>, t: &mut Ticket, other: TicketId, why: &str) {
-    if t.related.contains(&other) {
+/// Links `t` to `other` as `rel` (once), with a history entry saying why.
+fn link(
+    txn: &mut Txn<'_>,
+    changes: &Changes<'_>,
+    t: &mut Ticket,
+    rel: LinkRel,
+    other: TicketId,
+    why: &str,
+) {
+    let new = Link { rel, ticket: other };
+    if t.process.links.contains(&new) {
         return;
     }
-    let old = json!(t.related);
-    t.related.push(other);
+    let old = json!(t.process.links);
+    t.process.links.push(new);
     let c = vec![FieldChange {
-        field: "related".into(),
+        field: "links".into(),
         old,
-        new: json!(t.related),
+        new: json!(t.process.links),
     }];
     changes.record(
         txn,

@@ -3,7 +3,9 @@
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
+use tracing::warn;
 
+use super::Settings;
 use super::txn::Txn;
 use crate::model::{Actor, EventId, FieldChange, HistoryEntry, Level, PriorityMatrix, Ticket};
 use crate::rules::{Decided, Decision};
@@ -43,36 +45,72 @@ impl Changes<'_> {
 
     /// Applies rule decisions (ignoring those that do not change a ticket field), writing one
     /// history entry per rule file and hook, and recomputing priority when its inputs change.
+    /// A group that is not configured becomes the triage group and an assignee outside the
+    /// ticket's group is dropped, each said in the entry's reason.
     pub fn apply_rules(
         &self,
         txn: &mut Txn<'_>,
         ticket: &mut Ticket,
         decided: &[Decided],
-        matrix: &PriorityMatrix,
+        settings: &Settings,
     ) {
         let mut i = 0;
         while i < decided.len() {
             let by = &decided[i].by;
             let mut changes = Vec::new();
+            let mut notes = Vec::new();
             while i < decided.len()
                 && decided[i].by.file == by.file
                 && decided[i].by.hook == by.hook
             {
-                set_field(ticket, &decided[i].decision, &mut changes);
+                if let Some(d) = vetted(ticket, &decided[i].decision, settings, &mut notes) {
+                    set_field(ticket, &d, &mut changes);
+                }
                 i += 1;
             }
-            let priority = reprioritise(ticket, matrix, &mut changes);
+            notes.extend(reprioritise(ticket, &settings.matrix, &mut changes));
             let actor = Actor::Rule {
                 file: by.file.to_string(),
                 hook: by.hook.to_string(),
                 line: by.line,
             };
-            self.record(txn, ticket, actor, changes, priority);
+            let reason = (!notes.is_empty()).then(|| notes.join("; "));
+            self.record(txn, ticket, actor, changes, reason);
         }
     }
 }
 
-fn change(changes: &mut Vec<FieldChange>, field: &str, old: Value, new: Value) {
+/// A rule's decision as the configuration allows it: an unknown group becomes the triage
+/// group, an assignee outside the ticket's group is dropped (`None`), each with a note why.
+fn vetted(t: &Ticket, d: &Decision, s: &Settings, notes: &mut Vec<String>) -> Option<Decision> {
+    match d {
+        Decision::SetGroup { value } if !s.groups.contains(value) => {
+            warn!(ticket = %t.id, group = %value, "Rule routed to an unknown group; sent to triage.");
+            notes.push(format!(
+                "group `{value}` is not configured; routed to `{}`",
+                s.triage_group
+            ));
+            Some(Decision::SetGroup {
+                value: s.triage_group.clone(),
+            })
+        }
+        Decision::SetAssignee { value }
+            if !t
+                .group
+                .as_deref()
+                .is_some_and(|g| s.groups.is_member(g, value)) =>
+        {
+            notes.push(format!(
+                "assignee `{value}` dropped: not a member of group `{}`",
+                t.group.as_deref().unwrap_or("(none)")
+            ));
+            None
+        }
+        other => Some(other.clone()),
+    }
+}
+
+pub(super) fn change(changes: &mut Vec<FieldChange>, field: &str, old: Value, new: Value) {
     if old != new {
         changes.push(FieldChange {
             field: field.to_string(),
@@ -123,21 +161,21 @@ fn set_level(slot: &mut Level, field: &str, value: Level, changes: &mut Vec<Fiel
     *slot = value;
 }
 
-/// Recomputes priority from impact × urgency; records the change and returns its reason
-/// (the inputs) when it moved.
+/// Recomputes priority from impact × urgency unless a manual override stands; records the
+/// change and returns its reason (the inputs and the matrix) when it moved.
 pub(super) fn reprioritise(
     t: &mut Ticket,
     matrix: &PriorityMatrix,
     changes: &mut Vec<FieldChange>,
 ) -> Option<String> {
+    if t.process.priority_override {
+        return None;
+    }
     let p = matrix.priority(t.impact, t.urgency);
     if p == t.priority {
         return None;
     }
     change(changes, "priority", json!(t.priority), json!(p));
     t.priority = p;
-    Some(format!(
-        "priority {p} = matrix[impact {}][urgency {}]",
-        t.impact, t.urgency
-    ))
+    Some(matrix.explain(t.impact, t.urgency))
 }

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info};
 
 use super::txn::Txn;
-use super::{EngineStatus, Live, Receipt, Settings, Submission, SubmitError};
+use super::{EngineStatus, Live, Receipt, Refusal, Settings, Submission, SubmitError};
 use crate::clock::Clock;
 use crate::metrics::metrics;
 use crate::model::{Event, EventBody};
@@ -91,7 +91,8 @@ impl Engine {
         }
         for (s, result) in batch.into_iter().zip(results) {
             let answer = match (&committed, result) {
-                (Ok(()), Ok(receipt)) => Ok(receipt),
+                (Ok(()), Ok(Ok(receipt))) => Ok(receipt),
+                (Ok(()), Ok(Err(refused))) => Err(SubmitError::Rejected(refused)),
                 (Ok(()), Err(e)) => Err(SubmitError::Store(e.to_string())),
                 (Err(e), _) => Err(SubmitError::Store(e.to_string())),
             };
@@ -101,18 +102,20 @@ impl Engine {
     }
 
     /// Records one event and acts on it. A store read error fails the whole batch (the txn
-    /// is dropped uncommitted), so it is returned rather than half-applied.
+    /// is dropped uncommitted), so it is returned rather than half-applied. A refused command
+    /// is rolled back out of the batch: not journaled, no id, no change.
     fn process(
         &self,
         txn: &mut Txn<'_>,
         body: &EventBody,
         received_at: jiff::Timestamp,
-    ) -> Result<Receipt, StoreError> {
+    ) -> Result<Result<Receipt, Refusal>, StoreError> {
         if let EventBody::Alert(alert) = body
             && let Some(receipt) = self.resent(txn, alert)?
         {
-            return Ok(receipt);
+            return Ok(Ok(receipt));
         }
+        txn.savepoint();
         let id = txn.next_event_id()?;
         let event = Event {
             id,
@@ -121,6 +124,13 @@ impl Engine {
         };
         let handled = match &event.body {
             EventBody::Alert(alert) => self.alert(txn, &event, alert)?,
+            EventBody::Command(command) => match self.command(txn, &event, command)? {
+                Ok(handled) => handled,
+                Err(refused) => {
+                    txn.rollback();
+                    return Ok(Err(refused));
+                }
+            },
         };
         let receipt = Receipt {
             event_id: id,
@@ -134,7 +144,7 @@ impl Engine {
             rule_failures: handled.rule_failures,
         };
         txn.put(Tree::Events, u64_key(id).to_vec(), encode(&record));
-        Ok(receipt)
+        Ok(Ok(receipt))
     }
 
     pub(super) fn now(&self) -> jiff::Timestamp {

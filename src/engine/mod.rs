@@ -10,6 +10,10 @@ mod alert_update;
 mod alerts;
 mod apply;
 mod batch;
+mod commands;
+pub mod housekeeping;
+mod links;
+mod transitions;
 mod txn;
 
 #[cfg(test)]
@@ -25,7 +29,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::config::{AlertsConfig, Config};
+use crate::config::{AlertsConfig, ApprovalConfig, Config, Groups, LifecycleConfig};
 use crate::model::{EventBody, EventId, PriorityMatrix, TicketId};
 use crate::records::Outcome;
 use crate::rules::Rules;
@@ -49,7 +53,12 @@ pub enum SubmitError {
     Stopped,
     #[error("the event could not be stored: {0}")]
     Store(String),
+    /// A command that failed validation; nothing of it was stored.
+    #[error(transparent)]
+    Rejected(#[from] Refusal),
 }
+
+pub use commands::Refusal;
 
 /// One event waiting for the engine, with the channel its receipt goes back on.
 struct Submission {
@@ -206,6 +215,12 @@ struct Settings {
     matrix: PriorityMatrix,
     triage_group: String,
     alerts: AlertsConfig,
+    /// Who may be assigned what; unknown groups from rules fall back to triage.
+    groups: Groups,
+    /// Who approves service requests, and how many must.
+    approval: ApprovalConfig,
+    /// When resolved and fulfilled tickets close themselves.
+    lifecycle: LifecycleConfig,
 }
 
 impl Settings {
@@ -215,6 +230,9 @@ impl Settings {
             matrix: config.priority.matrix.clone(),
             triage_group: config.rules.triage_group.clone(),
             alerts: config.alerts.clone(),
+            groups: config.groups.clone(),
+            approval: config.approval.clone(),
+            lifecycle: config.lifecycle.clone(),
         }
     }
 }

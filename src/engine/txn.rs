@@ -1,6 +1,8 @@
 //! The working state of one batch: reads see the batch's own pending writes, tickets are
 //! decoded once and encoded once, and index entries are derived at the end from each
-//! ticket's before and after. Dropping a Txn discards everything.
+//! ticket's before and after. Dropping a Txn discards everything; [`Txn::rollback`] discards
+//! what happened since the last [`Txn::savepoint`] (one event's worth), so a refused command
+//! leaves no trace in its batch.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,6 +30,17 @@ pub struct Txn<'s> {
     /// The latest history entry appended to each ticket in this batch, so that a storm of
     /// like changes can be folded into one entry instead of one per event.
     last_history: HashMap<TicketId, HistoryEntry>,
+    /// How to undo each change since the savepoint, in order. Old values are moved here,
+    /// not cloned, so keeping the log costs next to nothing.
+    undo: Vec<Undo>,
+}
+
+/// The previous value of one thing the Txn changed.
+enum Undo {
+    Write((Tree, Vec<u8>), Option<Option<Vec<u8>>>),
+    Counter(Vec<u8>, Option<u64>),
+    /// `None`: the ticket had no slot. Boxed: tickets are large, the other entries small.
+    Ticket(TicketId, Option<Box<Ticket>>),
 }
 
 impl<'s> Txn<'s> {
@@ -38,6 +51,40 @@ impl<'s> Txn<'s> {
             tickets: HashMap::new(),
             counters: HashMap::new(),
             last_history: HashMap::new(),
+            undo: Vec::new(),
+        }
+    }
+
+    /// Marks the point [`Txn::rollback`] returns to (the previous mark is forgotten).
+    pub fn savepoint(&mut self) {
+        self.undo.clear();
+    }
+
+    /// Discards every change since the last savepoint.
+    pub fn rollback(&mut self) {
+        while let Some(u) = self.undo.pop() {
+            match u {
+                Undo::Write(key, Some(old)) => {
+                    self.writes.insert(key, old);
+                }
+                Undo::Write(key, None) => {
+                    self.writes.remove(&key);
+                }
+                Undo::Counter(key, Some(old)) => {
+                    self.counters.insert(key, old);
+                }
+                Undo::Counter(key, None) => {
+                    self.counters.remove(&key);
+                }
+                Undo::Ticket(id, Some(old)) => {
+                    if let Some(slot) = self.tickets.get_mut(&id) {
+                        slot.ticket = *old;
+                    }
+                }
+                Undo::Ticket(id, None) => {
+                    self.tickets.remove(&id);
+                }
+            }
         }
     }
 
@@ -49,7 +96,8 @@ impl<'s> Txn<'s> {
     }
 
     pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert((tree, key), Some(value));
+        let old = self.writes.insert((tree, key.clone()), Some(value));
+        self.undo.push(Undo::Write((tree, key), old));
     }
 
     /// Advances the counter stored under `key` in Meta and returns the new value.
@@ -62,7 +110,8 @@ impl<'s> Txn<'s> {
             },
         };
         let next = current + 1;
-        self.counters.insert(key, next);
+        let old = self.counters.insert(key.clone(), next);
+        self.undo.push(Undo::Counter(key, old));
         Ok(next)
     }
 
@@ -90,14 +139,20 @@ impl<'s> Txn<'s> {
             counted,
         };
         self.tickets.insert(id, slot);
+        self.undo.push(Undo::Ticket(id, None));
         Ok(Some(ticket))
     }
 
     /// Stores a ticket (new or changed) as of the end of this batch.
     pub fn save_ticket(&mut self, ticket: Ticket) {
         match self.tickets.get_mut(&ticket.id) {
-            Some(slot) => slot.ticket = ticket,
+            Some(slot) => {
+                let id = ticket.id;
+                let old = std::mem::replace(&mut slot.ticket, ticket);
+                self.undo.push(Undo::Ticket(id, Some(Box::new(old))));
+            }
             None => {
+                self.undo.push(Undo::Ticket(ticket.id, None));
                 let slot = Slot {
                     ticket,
                     indexed: Vec::new(),
@@ -190,5 +245,53 @@ impl<'s> Txn<'s> {
             }
         }
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn rollback_undoes_everything_since_the_savepoint_and_nothing_before() {
+        let store = MemoryStore::default();
+        let mut txn = Txn::new(&store);
+        txn.savepoint();
+        assert_eq!(txn.next_event_id().unwrap(), 1);
+        txn.put(Tree::Events, b"kept".to_vec(), b"1".to_vec());
+
+        txn.savepoint();
+        assert_eq!(txn.next_event_id().unwrap(), 2);
+        let id = txn.next_ticket_id(Kind::Incident).unwrap();
+        txn.put(Tree::Events, b"kept".to_vec(), b"overwritten".to_vec());
+        txn.put(Tree::Events, b"new".to_vec(), b"2".to_vec());
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        txn.save_ticket(Ticket {
+            id,
+            state: State::New,
+            title: "t".into(),
+            description: String::new(),
+            group: None,
+            assignee: None,
+            impact: crate::model::Level::Low,
+            urgency: crate::model::Level::Low,
+            priority: 5,
+            tags: Default::default(),
+            correlation_key: None,
+            alert: None,
+            custom: Default::default(),
+            process: Default::default(),
+            created_at: now,
+            updated_at: now,
+            history_len: 0,
+        });
+        txn.rollback();
+
+        assert_eq!(txn.next_event_id().unwrap(), 2, "the event id is reused");
+        assert_eq!(txn.next_ticket_id(Kind::Incident).unwrap().number, 1);
+        assert_eq!(txn.get(Tree::Events, b"kept").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(txn.get(Tree::Events, b"new").unwrap(), None);
+        assert_eq!(txn.ticket(id).unwrap(), None);
     }
 }

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::Alert;
+use super::{Alert, Command};
 
 /// Events are numbered by the engine in commit order, starting at 1.
 pub type EventId = u64;
@@ -20,6 +20,8 @@ pub struct Event {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventBody {
     Alert(Alert),
+    /// An agent's write (or itsmd's housekeeping), through the API or CLI.
+    Command(Command),
 }
 
 impl EventBody {
@@ -27,6 +29,7 @@ impl EventBody {
     pub fn kind(&self) -> &'static str {
         match self {
             EventBody::Alert(_) => "alert",
+            EventBody::Command(_) => "command",
         }
     }
 }

@@ -71,7 +71,29 @@ impl Default for PriorityMatrix {
     }
 }
 
+impl fmt::Display for PriorityMatrix {
+    /// `high=[1,2,3] medium=[2,3,4] low=[3,4,5]`: rows by impact, columns by urgency.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let row = |r: &[u8; 3]| format!("[{},{},{}]", r[0], r[1], r[2]);
+        write!(
+            f,
+            "high={} medium={} low={}",
+            row(&self.high),
+            row(&self.medium),
+            row(&self.low)
+        )
+    }
+}
+
 impl PriorityMatrix {
+    /// The reason recorded with a computed priority: the inputs and the matrix used.
+    pub fn explain(&self, impact: Level, urgency: Level) -> String {
+        format!(
+            "priority {} = matrix[impact {impact}][urgency {urgency}] (matrix {self})",
+            self.priority(impact, urgency)
+        )
+    }
+
     pub fn priority(&self, impact: Level, urgency: Level) -> u8 {
         let row = match impact {
             Level::High => &self.high,
@@ -122,5 +144,9 @@ mod tests {
             assert_eq!(m.priority(i, u), p, "{i}/{u}");
         }
         assert!(m.problems().is_empty());
+        assert_eq!(
+            m.explain(High, Medium),
+            "priority 2 = matrix[impact high][urgency medium] (matrix high=[1,2,3] medium=[2,3,4] low=[3,4,5])"
+        );
     }
 }

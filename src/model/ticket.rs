@@ -7,7 +7,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{AlertMember, AlertStatus, EventId, Level, State};
+use super::{AlertMember, AlertStatus, EventId, Level, ProcessFields, State};
 
 /// The four ITIL practices a ticket can belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -183,17 +183,13 @@ pub struct Ticket {
     pub correlation_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertLink>,
-    /// Why the ticket was resolved, when itsmd knows: `auto_resolved` when all its alerts
-    /// cleared. Cleared again on reopen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolution_code: Option<String>,
-    /// Tickets this one is linked to, e.g. the earlier incident of an alert that fired again
-    /// after the reopen window (and, on that one, the new incident).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub related: Vec<TicketId>,
     /// Free-form fields that rules and agents set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, serde_json::Value>,
+    /// What the ticket's practice adds: hold reason, resolution, change and approval
+    /// details, links. Flattened: on the wire these are ticket fields.
+    #[serde(flatten)]
+    pub process: ProcessFields,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Number of history entries; the next entry gets `history_len + 1`.

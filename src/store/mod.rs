@@ -48,11 +48,13 @@ pub enum Tree {
     /// Index: an alert's own key (sender identity or label fingerprint) → the ticket it last
     /// went to, whatever key rules grouped it by.
     TicketByAlert,
+    /// Ticket comments, keyed by ticket key + big-endian comment number.
+    Comments,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 9] = [
+    pub const ALL: [Tree; 10] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -62,6 +64,7 @@ impl Tree {
         Tree::TicketsByGroup,
         Tree::TicketAlerts,
         Tree::TicketByAlert,
+        Tree::Comments,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -76,6 +79,7 @@ impl Tree {
             Tree::TicketsByGroup => 6,
             Tree::TicketAlerts => 7,
             Tree::TicketByAlert => 8,
+            Tree::Comments => 9,
         }
     }
 
@@ -91,6 +95,7 @@ impl Tree {
             Tree::TicketsByGroup => "tickets_by_group",
             Tree::TicketAlerts => "ticket_alerts",
             Tree::TicketByAlert => "ticket_by_alert",
+            Tree::Comments => "comments",
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::{Daemon, Setup};
+use crate::support::{Daemon, Setup, groups_config};
 
 const BINARY: &str = "/usr/bin/prometheus-alertmanager";
 
@@ -140,7 +140,7 @@ fn alert(instance: &str, ends_at: Option<String>) -> Value {
 
 #[test]
 fn alerts_through_a_real_alertmanager_open_and_resolve_incidents() {
-    let d = Setup::new().start();
+    let d = Setup::new().config(&groups_config(&[("dba", &[])])).start();
     let am = Alertmanager::start(&d);
 
     am.post_alerts(json!([alert("db01:9100", None), alert("db02:9100", None)]));
@@ -184,7 +184,7 @@ fn alerts_through_a_real_alertmanager_open_and_resolve_incidents() {
         .into_iter()
         .find(|t| t["state"] == "resolved")
         .unwrap();
-    assert_eq!(resolved["resolution_code"], "auto_resolved");
+    assert_eq!(resolved["resolution"], "alert_cleared");
 
     let now = jiff::Timestamp::now().to_string();
     am.post_alerts(json!([alert("db02:9100", Some(now))]));

@@ -92,8 +92,8 @@ fn prometheus_fires_resends_resolves_and_refires_one_incident() {
     assert_eq!(resolved[0]["outcome"], "updated");
     let t = d.get_ok(&format!("/api/v1/tickets/{id}"));
     assert_eq!(
-        (t["state"].as_str(), t["resolution_code"].as_str()),
-        (Some("resolved"), Some("auto_resolved"))
+        (t["state"].as_str(), t["resolution"].as_str()),
+        (Some("resolved"), Some("alert_cleared"))
     );
 
     let refired = accepted(

@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Setup, alert, fixture};
+use crate::support::{Setup, alert, fixture, groups_config};
 
 #[test]
 fn an_accepted_alert_opens_an_incident_with_history() {
-    let setup = Setup::new();
+    let setup = Setup::new().config(&groups_config(&[("dba", &[])]));
     let d = setup.start();
     let body = alert(
         "firing",
@@ -224,7 +224,9 @@ fn a_body_over_the_limit_is_refused_with_413() {
 
 #[test]
 fn a_rule_that_throws_keeps_the_event_and_sends_the_ticket_to_triage() {
-    let setup = Setup::new().rules(&[
+    let setup = Setup::new()
+        .config(&groups_config(&[("dba", &[]), ("network", &[])]))
+        .rules(&[
         ("10-route.rhai", "fn on_alert(alert, ticket) { ticket.group = \"network\"; }"),
         (
             "20-broken.rhai",
@@ -300,7 +302,9 @@ fn a_rule_that_loops_forever_costs_its_budget_and_loses_nothing() {
 
 #[test]
 fn listing_filters_and_pages() {
-    let d = Setup::new().start();
+    let d = Setup::new()
+        .config(&groups_config(&[("dba", &[]), ("web", &[])]))
+        .start();
     for i in 0..5 {
         let team = if i % 2 == 0 { "dba" } else { "web" };
         d.post(

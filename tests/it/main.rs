@@ -11,3 +11,5 @@ mod intake;
 mod lifecycle;
 mod observe;
 mod reload;
+mod ticket_cli;
+mod tickets;

@@ -4,13 +4,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, Setup, alert};
+use crate::support::{Daemon, Setup, alert, groups_config};
 
 const ADMIN: &str = "admin-token-0123456789";
 const NEWCOMER: &str = "newcomer-token-0123456789";
 
 fn admin_config(extra: &str) -> String {
-    format!("[[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\ntoken = \"{ADMIN}\"\n{extra}")
+    format!(
+        "{}[[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\ntoken = \"{ADMIN}\"\n{extra}",
+        groups_config(&[("one", &[]), ("two", &[])])
+    )
 }
 
 fn health(d: &Daemon) -> Value {
@@ -103,7 +106,9 @@ fn sighup_swaps_config_and_rules_together_or_not_at_all() {
 
 #[test]
 fn a_changed_rule_file_is_picked_up_and_a_broken_one_is_refused() {
-    let setup = Setup::new().rules(&[("10-a.rhai", "fn on_alert(a, t) { t.group = \"one\"; }")]);
+    let setup = Setup::new()
+        .rules(&[("10-a.rhai", "fn on_alert(a, t) { t.group = \"one\"; }")])
+        .config(&groups_config(&[("one", &[]), ("two", &[])]));
     let d = setup.start();
     let v1 = health(&d)["rules_version"].clone();
     let dir = setup.rules_dir.clone().unwrap();

@@ -247,3 +247,17 @@ pub fn alert(status: &str, summary: &str, labels: Value) -> String {
     })
     .to_string()
 }
+
+/// Configuration text with the default groups (triage, operations) plus `extra` groups,
+/// for daemons whose rules route to other teams. Members are given as (group, [names]).
+pub fn groups_config(extra: &[(&str, &[&str])]) -> String {
+    let mut text = String::from("[groups.triage]\n[groups.operations]\n");
+    for (name, members) in extra {
+        let list: Vec<String> = members.iter().map(|m| format!("{m:?}")).collect();
+        text.push_str(&format!(
+            "[groups.{name}]\nmembers = [{}]\n",
+            list.join(", ")
+        ));
+    }
+    text
+}

@@ -1,0 +1,108 @@
+//! The HTTP side of the client subcommands: the connection options every one of them takes,
+//! and requests whose non-2xx answers become errors carrying the API's own message.
+
+use anyhow::{Context, anyhow};
+use reqwest::Method;
+use reqwest::blocking::Client as Http;
+use serde_json::Value;
+
+/// Where the daemon is and how to authenticate; flattened into each client subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Base URL of the itsmd daemon.
+    #[arg(
+        long,
+        env = "ITSMD_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// API token, sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "ITSMD_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+pub struct Client {
+    http: Http,
+    /// Base URL without a trailing slash.
+    base: String,
+    /// Sent with every request when set.
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(args: &ServerArgs) -> anyhow::Result<Client> {
+        let http = Http::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client {
+            http,
+            base: args.server.trim_end_matches('/').to_string(),
+            token: args.token.clone(),
+        })
+    }
+
+    /// Sends a request and returns the JSON answer; a non-2xx answer is an error with the
+    /// API's code and message.
+    pub fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .with_context(|| format!("cannot reach the itsmd daemon at {}", self.base))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .with_context(|| format!("cannot read the answer to {method} {path}"))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            return Ok(value);
+        }
+        let error = &value["error"];
+        match (error["code"].as_str(), error["message"].as_str()) {
+            (Some(code), Some(message)) => Err(anyhow!("{} {code}: {message}", status.as_u16())),
+            _ => Err(anyhow!("{method} {path} answered {status}: {value}")),
+        }
+    }
+
+    /// GETs `path` and streams the answer into `out`, returning the bytes written; a non-2xx
+    /// answer is an error carrying the API's message. No overall timeout: dumps can be large.
+    pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> anyhow::Result<u64> {
+        let url = format!("{}{path}", self.base);
+        let mut req = Http::builder()
+            .timeout(None)
+            .build()
+            .context("cannot build the HTTP client")?
+            .get(&url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req
+            .send()
+            .with_context(|| format!("cannot reach the itsmd daemon at {}", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().unwrap_or_default();
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            let error = &value["error"];
+            return match (error["code"].as_str(), error["message"].as_str()) {
+                (Some(code), Some(message)) => {
+                    Err(anyhow!("{} {code}: {message}", status.as_u16()))
+                }
+                _ => Err(anyhow!("GET {path} answered {status}: {value}")),
+            };
+        }
+        resp.copy_to(out)
+            .with_context(|| format!("the answer to GET {path} was cut off"))
+    }
+}

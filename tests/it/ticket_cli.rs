@@ -1,0 +1,158 @@
+//! `itsmd ticket …` against a running daemon: the real binary on both ends.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{BIN, Daemon, Setup, groups_config};
+
+const TOKEN: &str = "cli-agent-token-0123456789";
+
+/// Runs `itsmd ticket ARGS --server … --token …`: success, stdout, stderr.
+fn ticket(d: &Daemon, token: Option<&str>, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("ticket").args(args).arg("--server").arg(d.url(""));
+    if let Some(t) = token {
+        cmd.args(["--token", t]);
+    }
+    let out = cmd
+        .env_remove("ITSMD_TOKEN")
+        .output()
+        .expect("run itsmd ticket");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(d: &Daemon, args: &[&str]) -> String {
+    let (success, stdout, stderr) = ticket(d, Some(TOKEN), args);
+    assert!(success, "itsmd ticket {args:?} failed: {stderr}");
+    stdout
+}
+
+#[test]
+fn an_agent_works_a_ticket_from_the_command_line() {
+    let config = format!(
+        "{}[[auth.tokens]]\nname = \"ann\"\nrole = \"agent\"\ntoken = \"{TOKEN}\"\n",
+        groups_config(&[("dba", &["ann"])])
+    );
+    let d = Setup::new().config(&config).start();
+
+    let out = ok(
+        &d,
+        &[
+            "create",
+            "--kind",
+            "incident",
+            "--title",
+            "Replica lag on db02",
+            "--group",
+            "dba",
+            "--impact",
+            "high",
+            "--urgency",
+            "high",
+        ],
+    );
+    assert!(out.starts_with("INC-000001  new  P1  group dba"), "{out}");
+
+    let json: Value = serde_json::from_str(&ok(
+        &d,
+        &[
+            "update",
+            "INC-000001",
+            "--assignee",
+            "ann",
+            "--reason",
+            "mine",
+            "--json",
+        ],
+    ))
+    .expect("--json prints JSON");
+    assert_eq!(json["assignee"], "ann");
+
+    ok(
+        &d,
+        &[
+            "transition",
+            "INC-000001",
+            "in_progress",
+            "--reason",
+            "looking",
+        ],
+    );
+    let out = ok(
+        &d,
+        &[
+            "transition",
+            "INC-000001",
+            "on_hold",
+            "--reason",
+            "vendor",
+            "--hold-reason",
+            "awaiting_vendor",
+        ],
+    );
+    assert!(out.contains("hold_reason: \"awaiting_vendor\""), "{out}");
+    ok(
+        &d,
+        &[
+            "comment",
+            "INC-000001",
+            "Waiting for the storage vendor.",
+            "--public",
+        ],
+    );
+
+    let list = ok(&d, &["list", "--group", "dba"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("TITLE"),
+        "{list}"
+    );
+    assert!(
+        lines[1].contains("INC-000001") && lines[1].contains("on_hold") && lines[1].contains("ann"),
+        "{list}"
+    );
+
+    let show = ok(&d, &["show", "INC-000001"]);
+    assert!(show.contains("why: vendor"), "{show}");
+    assert!(show.contains("state in_progress → on_hold"), "{show}");
+    assert!(
+        show.contains("ann (public): Waiting for the storage vendor."),
+        "{show}"
+    );
+
+    // Refused by the API: its message, a non-zero exit, nothing on stdout.
+    let (success, stdout, stderr) = ticket(
+        &d,
+        Some(TOKEN),
+        &["transition", "INC-000001", "closed", "--reason", "done"],
+    );
+    assert!(!success);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("409 illegal_transition: incident cannot go from on_hold to closed; allowed: in_progress, resolved, canceled"),
+        "{stderr}"
+    );
+    let (success, _, stderr) = ticket(&d, None, &["list"]);
+    assert!(!success);
+    assert!(stderr.contains("401 unauthorized"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_daemon_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["ticket", "list", "--server", "http://127.0.0.1:9"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the itsmd daemon at http://127.0.0.1:9"),
+        "{stderr}"
+    );
+}
