@@ -15,6 +15,8 @@ use crate::api::{self, AppState, Keys};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::engine;
+use crate::outbound::dispatch::Dispatcher;
+use crate::outbound::vendors::Vendors;
 use crate::reload::{self, Reloader};
 use crate::rules::{Limits, Rules};
 use crate::store::{SledStore, Store};
@@ -64,6 +66,13 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         warn!(listen = %config.server.listen, "No API tokens configured: the API is open to local clients.");
     }
 
+    let vendors = Vendors::load(&config.vendors).map_err(|problems| {
+        anyhow::anyhow!(
+            "[vendors] cannot be loaded:\n  - {}",
+            problems.join("\n  - ")
+        )
+    })?;
+
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (engine, engine_thread) = engine::start(&config, store.clone(), rules, clock)
         .context("cannot start the engine thread")?;
@@ -77,6 +86,14 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         config.lifecycle.clone(),
         shutdown.clone(),
     ));
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        engine.clone(),
+        vendors.clone(),
+        shutdown.clone(),
+    )
+    .context("cannot build the webhook HTTP client")?;
+    tasks.spawn(dispatcher.run());
     let reloader = Arc::new(Reloader::new(
         source,
         config.clone(),
@@ -111,6 +128,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         keys,
         shutdown: shutdown.clone(),
         reloader,
+        vendors,
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
     systemd::notify("STOPPING=1");

@@ -37,6 +37,8 @@ enum Command {
     },
     /// Work with tickets on a running daemon.
     Ticket(Box<itsmd::cli::ticket::TicketArgs>),
+    /// List and replay vendor webhook messages on a running daemon (admin token).
+    Outbox(Box<itsmd::cli::outbox::OutboxArgs>),
     /// Write a consistent JSON-lines dump of a running daemon's store to FILE.
     Export {
         /// Where to write the dump ("-" for standard output).
@@ -160,6 +162,7 @@ fn main() -> ExitCode {
             data_dir,
         } => import(file, base, data_dir),
         Command::Ticket(args) => itsmd::cli::ticket::run(*args),
+        Command::Outbox(args) => itsmd::cli::outbox::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

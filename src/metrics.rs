@@ -46,6 +46,16 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VendorLabels {
+    /// The vendor's configured name.
+    pub vendor: String,
+    /// What happened: for deliveries delivered|retry|dead|gone, for failures the reason
+    /// (timeout, connect, status_429, status_5xx, status_4xx, redirect, gone), for
+    /// callbacks applied|duplicate|bad_signature|refused.
+    pub result: String,
+}
+
 pub struct Metrics {
     /// Holds every family below for encoding.
     registry: Registry,
@@ -61,6 +71,13 @@ pub struct Metrics {
     pub rule_errors: Family<RuleLabels, Counter>,
     pub rule_decisions: Family<RuleLabels, Counter>,
     pub rule_seconds: Family<RuleLabels, Counter<f64>>,
+    /// Rows waiting in the outbox, set at scrape time.
+    pub outbox_pending: Gauge,
+    /// Dead rows waiting for a replay, set at scrape time.
+    pub outbox_dead: Gauge,
+    pub webhook_deliveries: Family<VendorLabels, Counter>,
+    pub webhook_failures: Family<VendorLabels, Counter>,
+    pub vendor_callbacks: Family<VendorLabels, Counter>,
 }
 
 impl Metrics {
@@ -79,6 +96,11 @@ impl Metrics {
             rule_errors: Family::default(),
             rule_decisions: Family::default(),
             rule_seconds: Family::default(),
+            outbox_pending: Gauge::default(),
+            outbox_dead: Gauge::default(),
+            webhook_deliveries: Family::default(),
+            webhook_failures: Family::default(),
+            vendor_callbacks: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -137,6 +159,31 @@ impl Metrics {
             "Time spent in hook calls per rule file",
             m.rule_seconds.clone(),
         );
+        registry.register(
+            "outbox_pending",
+            "Webhook messages waiting in the outbox (delivering or retrying)",
+            m.outbox_pending.clone(),
+        );
+        registry.register(
+            "outbox_dead",
+            "Webhook messages given up on, waiting for a replay",
+            m.outbox_dead.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by vendor and result",
+            m.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_failures",
+            "Failed webhook delivery attempts by vendor and reason",
+            m.webhook_failures.clone(),
+        );
+        registry.register(
+            "vendor_callbacks",
+            "Vendor callbacks by vendor and result",
+            m.vendor_callbacks.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -180,4 +227,14 @@ pub fn intake(source: &str, outcome: Result<(), &str>) {
                 .inc();
         }
     }
+}
+
+/// Counts one vendor-related happening in `family` (deliveries, failures, callbacks).
+pub fn vendor(family: &Family<VendorLabels, Counter>, vendor: &str, result: &str) {
+    family
+        .get_or_create(&VendorLabels {
+            vendor: vendor.into(),
+            result: result.into(),
+        })
+        .inc();
 }

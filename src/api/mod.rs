@@ -9,10 +9,12 @@ mod health;
 mod intake;
 mod json;
 mod limits;
+mod outbox;
 mod serve;
 mod ticket_alerts;
 mod ticket_writes;
 mod tickets;
+mod vendors;
 
 use std::sync::Arc;
 
@@ -46,6 +48,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Reloads rules (and configuration) on request.
     pub reloader: Arc<Reloader>,
+    /// Partner vendors with their secrets, to verify callbacks.
+    pub vendors: crate::outbound::vendors::Vendors,
 }
 
 /// Every route, grouped by the role it needs. Health, readiness and metrics are open and not
@@ -63,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(need(Role::Ingest));
     // PagerDuty senders authenticate with the routing key in the body (checked by the handler).
     let pagerduty = Router::new().route("/v2/enqueue", post(intake::post_pagerduty));
+    // Vendors authenticate with the Standard Webhooks signature (checked by the handler).
+    let vendors = Router::new().route("/api/v1/vendors/{name}/callback", post(vendors::callback));
     let agent = Router::new()
         .route("/api/v1/tickets", get(tickets::list))
         .route("/api/v1/tickets/{id}", get(tickets::show))
@@ -83,6 +89,9 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/api/v1/admin/export", get(admin::export))
         .route("/api/v1/admin/rules/reload", post(admin::reload_rules))
+        .route("/api/v1/admin/outbox", get(outbox::list))
+        .route("/api/v1/admin/outbox/replay", post(outbox::replay))
+        .route("/api/v1/admin/outbox/{id}", get(outbox::show))
         .route_layer(need(Role::Admin));
     let open = Router::new()
         .route("/healthz", get(health::healthz))
@@ -92,6 +101,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(intake)
         .merge(pagerduty)
+        .merge(vendors)
         .merge(agent)
         .merge(admin)
         .layer(from_fn_with_state(limits, limits::shed_and_time))

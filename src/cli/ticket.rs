@@ -124,6 +124,12 @@ pub struct UpdateArgs {
     /// Replace the tags (repeat for several).
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Assign the ticket to a partner vendor (it is sent webhooks about it).
+    #[arg(long, conflicts_with = "no_vendor")]
+    vendor: Option<String>,
+    /// Take the ticket away from its vendor.
+    #[arg(long)]
+    no_vendor: bool,
     /// Why; recorded in the history.
     #[arg(long)]
     reason: Option<String>,
@@ -255,6 +261,10 @@ fn update_body(u: UpdateArgs) -> Value {
     }
     if !u.tags.is_empty() {
         body["tags"] = json!(u.tags);
+    }
+    put(&mut body, "vendor", u.vendor);
+    if u.no_vendor {
+        body["vendor"] = Value::Null;
     }
     put(&mut body, "reason", u.reason);
     body
@@ -426,11 +436,13 @@ mod tests {
             priority: None,
             matrix_priority: true,
             tags: vec![],
+            vendor: None,
+            no_vendor: true,
             reason: None,
         };
         assert_eq!(
             update_body(u),
-            json!({"group": "dba", "assignee": null, "priority": null})
+            json!({"group": "dba", "assignee": null, "priority": null, "vendor": null})
         );
     }
 }

@@ -7,9 +7,11 @@ mod auth;
 pub mod duration;
 mod process;
 mod validate;
+pub mod vendors;
 
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, TokenConfig};
 pub use process::{ApprovalConfig, GroupConfig, Groups, LifecycleConfig};
+pub use vendors::{StatusTarget, VendorConfig};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -40,6 +42,8 @@ pub struct Config {
     pub groups: Groups,
     pub approval: ApprovalConfig,
     pub lifecycle: LifecycleConfig,
+    /// Partner vendors sent signed webhooks, by name (none by default).
+    pub vendors: BTreeMap<String, VendorConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,6 +311,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "groups" => config.groups = section_of(&section, value, &mut problems),
             "approval" => config.approval = section_of(&section, value, &mut problems),
             "lifecycle" => config.lifecycle = section_of(&section, value, &mut problems),
+            "vendors" => config.vendors = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

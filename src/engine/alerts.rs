@@ -114,7 +114,8 @@ impl Engine {
                 ..TicketView::default()
             },
         };
-        let run = self.rules.on_alert(alert, view);
+        let mut run = self.rules.on_alert(alert, view);
+        self.vet_vendors(&mut run);
         let rule_failures = self.report_failures(event, &run);
         if run.view.suppressed {
             return Ok(Handled {

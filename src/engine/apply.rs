@@ -63,6 +63,14 @@ impl Changes<'_> {
                 && decided[i].by.file == by.file
                 && decided[i].by.hook == by.hook
             {
+                if let Decision::Notify { vendor } = &decided[i].decision {
+                    let rule = Actor::Rule {
+                        file: by.file.to_string(),
+                        hook: by.hook.to_string(),
+                        line: decided[i].by.line,
+                    };
+                    txn.notice(ticket.id, vendor.clone(), rule);
+                }
                 if let Some(d) = vetted(ticket, &decided[i].decision, settings, &mut notes) {
                     set_field(ticket, &d, &mut changes);
                 }
@@ -146,8 +154,14 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
                 });
             }
         }
+        Decision::SetVendor { value } => {
+            change(changes, "vendor", json!(t.process.vendor), json!(value));
+            t.process.vendor = Some(value.clone());
+        }
         // Handled by correlation before a ticket is chosen.
         Decision::SetKey { .. } | Decision::Suppress { .. } => {}
+        // Becomes an outbox row (see `apply_rules`), not a field.
+        Decision::Notify { .. } => {}
     }
 }
 

@@ -29,6 +29,8 @@ pub(super) struct Engine {
     pub commit_gate: Arc<RwLock<()>>,
     /// Where reloads put new rules and settings.
     pub live: Arc<Live>,
+    /// Woken after a commit that made outbox rows due.
+    pub outbox_ready: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -66,11 +68,16 @@ impl Engine {
         for s in &batch {
             results.push(self.process(&mut txn, &s.body, s.received_at));
         }
+        let mut outbox_due = false;
         let committed = txn.finish().and_then(|writes| {
+            outbox_due = super::outbox::makes_due(&writes);
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             self.store.apply(writes)?;
             self.store.flush()
         });
+        if outbox_due && committed.is_ok() {
+            self.outbox_ready.notify_one();
+        }
         let m = metrics();
         m.batch_size.observe(batch.len() as f64);
         m.commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -115,6 +122,11 @@ impl Engine {
         {
             return Ok(Ok(receipt));
         }
+        if let EventBody::VendorCallback(callback) = body
+            && let Some(receipt) = self.callback_seen(txn, callback)?
+        {
+            return Ok(Ok(receipt));
+        }
         txn.savepoint();
         let id = txn.next_event_id()?;
         let event = Event {
@@ -131,7 +143,22 @@ impl Engine {
                     return Ok(Err(refused));
                 }
             },
+            EventBody::Delivery(delivery) => match self.delivery(txn, &event, delivery)? {
+                Ok(handled) => handled,
+                Err(refused) => {
+                    txn.rollback();
+                    return Ok(Err(refused));
+                }
+            },
+            EventBody::VendorCallback(callback) => match self.callback(txn, &event, callback)? {
+                Ok(handled) => handled,
+                Err(refused) => {
+                    txn.rollback();
+                    return Ok(Err(refused));
+                }
+            },
         };
+        self.enqueue_messages(txn, &event)?;
         let receipt = Receipt {
             event_id: id,
             ticket: handled.ticket,

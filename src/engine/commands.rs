@@ -362,6 +362,21 @@ impl Engine {
             t.tags = tags.clone();
         }
         self.update_change(&mut t, u, &mut p);
+        if let Some(vendor) = &u.vendor {
+            if let Some(v) = vendor
+                && !self.settings.vendors.contains_key(v)
+            {
+                let known: Vec<&str> = self.settings.vendors.keys().map(String::as_str).collect();
+                p.add(
+                    "vendor",
+                    format!(
+                        "unknown vendor `{v}`; configured vendors: {}",
+                        known.join(", ")
+                    ),
+                );
+            }
+            t.process.vendor = vendor.clone();
+        }
         for (k, v) in &u.custom {
             if v.is_null() {
                 t.custom.remove(k);
@@ -427,7 +442,7 @@ impl Engine {
         }
     }
 
-    fn comment(
+    pub(super) fn comment(
         &self,
         txn: &mut Txn<'_>,
         ctx: &Changes<'_>,

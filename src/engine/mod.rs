@@ -10,14 +10,18 @@ mod alert_update;
 mod alerts;
 mod apply;
 mod batch;
+mod callbacks;
 mod commands;
 pub mod housekeeping;
 mod links;
+mod outbox;
 mod transitions;
 mod txn;
 
 #[cfg(test)]
 mod alert_tests;
+#[cfg(test)]
+mod outbox_tests;
 #[cfg(test)]
 mod tests;
 
@@ -92,9 +96,16 @@ pub struct EngineHandle {
     commit_gate: Arc<RwLock<()>>,
     /// Rules and settings in force; replaced by reloads.
     live: Arc<Live>,
+    /// Notified after a commit that made outbox rows due, so the dispatcher need not poll.
+    outbox_ready: Arc<tokio::sync::Notify>,
 }
 
 impl EngineHandle {
+    /// What the engine notifies when outbox rows become due.
+    pub fn outbox_ready(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_ready.clone()
+    }
+
     /// Queues an event and waits until it is durable. Fails at once with
     /// [`SubmitError::Busy`] when the queue is full.
     pub async fn submit(&self, body: EventBody) -> Result<Receipt, SubmitError> {
@@ -221,6 +232,9 @@ struct Settings {
     approval: ApprovalConfig,
     /// When resolved and fulfilled tickets close themselves.
     lifecycle: LifecycleConfig,
+    /// Partner vendors: who may be notified and assigned, what each receives, and how their
+    /// callbacks' statuses map to states.
+    vendors: std::collections::BTreeMap<String, crate::config::VendorConfig>,
 }
 
 impl Settings {
@@ -233,6 +247,7 @@ impl Settings {
             groups: config.groups.clone(),
             approval: config.approval.clone(),
             lifecycle: config.lifecycle.clone(),
+            vendors: config.vendors.clone(),
         }
     }
 }
@@ -259,6 +274,7 @@ pub fn start(
 ) -> std::io::Result<(EngineHandle, EngineThread)> {
     let (tx, rx) = mpsc::channel(config.engine.queue_capacity);
     let commit_gate = Arc::new(RwLock::new(()));
+    let outbox_ready = Arc::new(tokio::sync::Notify::new());
     let status = Arc::new(Mutex::new(EngineStatus {
         rules_version: rules.version().to_string(),
         rules_origin: rules.set().origin.clone(),
@@ -279,6 +295,7 @@ pub fn start(
         status: status.clone(),
         commit_gate: commit_gate.clone(),
         live: live.clone(),
+        outbox_ready: outbox_ready.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("itsmd-engine".into())
@@ -289,6 +306,7 @@ pub fn start(
         clock,
         commit_gate,
         live,
+        outbox_ready,
     };
     Ok((handle, EngineThread(thread)))
 }

@@ -33,7 +33,15 @@ pub struct Txn<'s> {
     /// How to undo each change since the savepoint, in order. Old values are moved here,
     /// not cloned, so keeping the log costs next to nothing.
     undo: Vec<Undo>,
+    /// History entries appended since the savepoint (this event's), which the outbox turns
+    /// into messages for the tickets' vendors.
+    appended: Vec<(TicketId, HistoryEntry)>,
+    /// Vendors rules asked to notify since the savepoint: ticket, vendor, and the rule.
+    notices: Vec<Notice>,
 }
+
+/// A rule's request to notify a vendor: the ticket, the vendor, and the rule as actor.
+pub type Notice = (TicketId, String, crate::model::Actor);
 
 /// The previous value of one thing the Txn changed.
 enum Undo {
@@ -52,16 +60,22 @@ impl<'s> Txn<'s> {
             counters: HashMap::new(),
             last_history: HashMap::new(),
             undo: Vec::new(),
+            appended: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
     /// Marks the point [`Txn::rollback`] returns to (the previous mark is forgotten).
     pub fn savepoint(&mut self) {
         self.undo.clear();
+        self.appended.clear();
+        self.notices.clear();
     }
 
     /// Discards every change since the last savepoint.
     pub fn rollback(&mut self) {
+        self.appended.clear();
+        self.notices.clear();
         while let Some(u) = self.undo.pop() {
             match u {
                 Undo::Write(key, Some(old)) => {
@@ -98,6 +112,17 @@ impl<'s> Txn<'s> {
     pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: Vec<u8>) {
         let old = self.writes.insert((tree, key.clone()), Some(value));
         self.undo.push(Undo::Write((tree, key), old));
+    }
+
+    /// Deletes `key` from `tree` as of the end of this batch.
+    pub fn delete(&mut self, tree: Tree, key: Vec<u8>) {
+        let old = self.writes.insert((tree, key.clone()), None);
+        self.undo.push(Undo::Write((tree, key), old));
+    }
+
+    /// Advances the counter stored under `key` in Meta (e.g. the outbox's row ids).
+    pub fn next_seq(&mut self, key: &[u8]) -> Result<u64, StoreError> {
+        self.next(key.to_vec())
     }
 
     /// Advances the counter stored under `key` in Meta and returns the new value.
@@ -172,7 +197,21 @@ impl<'s> Txn<'s> {
             records::history_key(ticket.id, entry.seq),
             encode(&entry),
         );
+        self.appended.push((ticket.id, entry.clone()));
         self.last_history.insert(ticket.id, entry);
+    }
+
+    /// Records a rule's request to notify `vendor` about `ticket`.
+    pub fn notice(&mut self, ticket: TicketId, vendor: String, by: crate::model::Actor) {
+        self.notices.push((ticket, vendor, by));
+    }
+
+    /// Takes this event's appended history entries and notify requests, in order.
+    pub fn take_outbox_work(&mut self) -> (Vec<(TicketId, HistoryEntry)>, Vec<Notice>) {
+        (
+            std::mem::take(&mut self.appended),
+            std::mem::take(&mut self.notices),
+        )
     }
 
     /// The ticket's latest history entry, if this batch wrote it.

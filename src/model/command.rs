@@ -122,6 +122,14 @@ pub struct TicketUpdate {
     /// Merged into the custom fields; a `null` value removes that field.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, serde_json::Value>,
+    /// Assigns the ticket to a configured partner vendor (which is then sent webhooks about
+    /// it); `null` takes it away.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vendor: Option<Option<String>>,
     /// Why, recorded in the history (optional for edits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

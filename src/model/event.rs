@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Alert, Command};
+use super::{Alert, Command, Delivery, VendorCallback};
 
 /// Events are numbered by the engine in commit order, starting at 1.
 pub type EventId = u64;
@@ -22,6 +22,10 @@ pub enum EventBody {
     Alert(Alert),
     /// An agent's write (or itsmd's housekeeping), through the API or CLI.
     Command(Command),
+    /// A change to outbox rows: a delivery attempt's result, or an operator's replay.
+    Delivery(Delivery),
+    /// A partner vendor's signed callback about one of its tickets.
+    VendorCallback(VendorCallback),
 }
 
 impl EventBody {
@@ -30,6 +34,8 @@ impl EventBody {
         match self {
             EventBody::Alert(_) => "alert",
             EventBody::Command(_) => "command",
+            EventBody::Delivery(_) => "delivery",
+            EventBody::VendorCallback(_) => "vendor_callback",
         }
     }
 }

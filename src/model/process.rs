@@ -34,6 +34,12 @@ pub struct ProcessFields {
     /// Links to other tickets; each link is stored on both ends, with inverse relations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
+    /// The partner vendor working the ticket: it is sent webhooks about it and may call back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// The vendor's own reference (case number), as its callbacks gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_ref: Option<String>,
     /// Number of comments; the next comment gets `comments + 1`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub comments: u64,

@@ -38,6 +38,14 @@ pub enum Decision {
     Suppress {
         reason: String,
     },
+    /// Assign the ticket to a partner vendor (which is then sent webhooks about it).
+    SetVendor {
+        value: String,
+    },
+    /// Send the vendor a `ticket.notified` webhook about the ticket.
+    Notify {
+        vendor: String,
+    },
 }
 
 /// Where a decision came from: the rule file, the hook, and the line of the call.

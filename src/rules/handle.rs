@@ -28,6 +28,8 @@ pub struct TicketView {
     pub suppressed: bool,
     /// Whether the ticket's alerts are flapping now; the engine sets it (it knows the time).
     pub flapping: bool,
+    /// The partner vendor the ticket is assigned to.
+    pub vendor: Option<String>,
 }
 
 impl TicketView {
@@ -47,6 +49,7 @@ impl TicketView {
             key: ticket.correlation_key.clone(),
             suppressed: false,
             flapping: false,
+            vendor: ticket.process.vendor.clone(),
         }
     }
 
@@ -64,6 +67,8 @@ impl TicketView {
             }
             Decision::SetKey { value } => self.key = Some(value.clone()),
             Decision::Suppress { .. } => self.suppressed = true,
+            Decision::SetVendor { value } => self.vendor = Some(value.clone()),
+            Decision::Notify { .. } => {}
         }
     }
 }
@@ -258,4 +263,21 @@ pub(super) fn register(engine: &mut Engine) {
         },
     );
     engine.register_fn("stop", |h: &mut TicketHandle| h.lock().stop = true);
+    engine.register_get("vendor", |h: &mut TicketHandle| opt(&h.lock().view.vendor));
+    engine.register_fn(
+        "set$vendor",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = non_empty(&v, "vendor", ctx.call_position())?;
+            h.decide(Decision::SetVendor { value }, ctx.call_position());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "notify",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let vendor = non_empty(&v, "notify", ctx.call_position())?;
+            h.decide(Decision::Notify { vendor }, ctx.call_position());
+            Ok(())
+        },
+    );
 }

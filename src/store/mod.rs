@@ -50,11 +50,27 @@ pub enum Tree {
     TicketByAlert,
     /// Ticket comments, keyed by ticket key + big-endian comment number.
     Comments,
+    /// Pending webhook messages (outbox rows), keyed by big-endian row id.
+    Outbox,
+    /// Index of the rows due for delivery: due time (ordered millis) + row id → empty. Only
+    /// the head of each ticket's queue is here, so one ticket's messages go out in order.
+    OutboxDue,
+    /// Each vendor's queue per ticket: vendor \0 ticket key → pending row ids, head first.
+    OutboxQueues,
+    /// Dead letters: rows given up on, keyed by big-endian row id, until replayed.
+    OutboxDead,
+    /// Vendors' delivery state (disabled after 410 Gone), keyed by vendor name.
+    VendorState,
+    /// Callback webhook-ids seen: vendor \0 webhook-id → the event that applied it.
+    VendorCallbacks,
+    /// Tickets a vendor was sent messages about: vendor \0 ticket key → empty. A vendor may
+    /// call back on these and on tickets assigned to it.
+    VendorTickets,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 17] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -65,6 +81,13 @@ impl Tree {
         Tree::TicketAlerts,
         Tree::TicketByAlert,
         Tree::Comments,
+        Tree::Outbox,
+        Tree::OutboxDue,
+        Tree::OutboxQueues,
+        Tree::OutboxDead,
+        Tree::VendorState,
+        Tree::VendorCallbacks,
+        Tree::VendorTickets,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -80,6 +103,13 @@ impl Tree {
             Tree::TicketAlerts => 7,
             Tree::TicketByAlert => 8,
             Tree::Comments => 9,
+            Tree::Outbox => 40,
+            Tree::OutboxDue => 41,
+            Tree::OutboxQueues => 42,
+            Tree::OutboxDead => 43,
+            Tree::VendorState => 44,
+            Tree::VendorCallbacks => 45,
+            Tree::VendorTickets => 46,
         }
     }
 
@@ -96,6 +126,13 @@ impl Tree {
             Tree::TicketAlerts => "ticket_alerts",
             Tree::TicketByAlert => "ticket_by_alert",
             Tree::Comments => "comments",
+            Tree::Outbox => "outbox",
+            Tree::OutboxDue => "outbox_due",
+            Tree::OutboxQueues => "outbox_queues",
+            Tree::OutboxDead => "outbox_dead",
+            Tree::VendorState => "vendor_state",
+            Tree::VendorCallbacks => "vendor_callbacks",
+            Tree::VendorTickets => "vendor_tickets",
         }
     }
 }
