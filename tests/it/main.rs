@@ -10,6 +10,8 @@ mod guard;
 mod intake;
 mod lifecycle;
 mod observe;
+mod receiver;
 mod reload;
 mod ticket_cli;
 mod tickets;
+mod vendors;
