@@ -140,6 +140,22 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     if old.engine.retry_after_secs != new.engine.retry_after_secs {
         out.push("engine.retry_after_secs".to_string());
     }
+    // A vendor's events and status_map apply at once; its delivery settings and secrets are
+    // loaded by the dispatcher and the callback route at startup.
+    let delivery = |c: &Config| {
+        let mut v = c.vendors.clone();
+        for vendor in v.values_mut() {
+            vendor.events.clear();
+            vendor.status_map.clear();
+        }
+        v
+    };
+    if delivery(old) != delivery(new) {
+        out.push(
+            "[vendors] (added or removed vendors, url, secrets, timeout, retry, max_in_flight)"
+                .to_string(),
+        );
+    }
     out
 }
 
