@@ -45,6 +45,16 @@ pub fn load_keys(config: &Config) -> anyhow::Result<Keys> {
     })
 }
 
+/// Reads the vendors' secrets, turning every problem into one message (never showing one).
+pub fn load_vendors(config: &Config) -> anyhow::Result<Vendors> {
+    Vendors::load(&config.vendors).map_err(|problems| {
+        anyhow::anyhow!(
+            "[vendors] cannot be loaded:\n  - {}",
+            problems.join("\n  - ")
+        )
+    })
+}
+
 /// Runs until `shutdown` is cancelled, then stops cleanly.
 pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = source.load()?;
@@ -66,12 +76,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         warn!(listen = %config.server.listen, "No API tokens configured: the API is open to local clients.");
     }
 
-    let vendors = Vendors::load(&config.vendors).map_err(|problems| {
-        anyhow::anyhow!(
-            "[vendors] cannot be loaded:\n  - {}",
-            problems.join("\n  - ")
-        )
-    })?;
+    let vendors = load_vendors(&config)?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (engine, engine_thread) = engine::start(&config, store.clone(), rules, clock)

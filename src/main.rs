@@ -120,6 +120,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn check(args: ConfigArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     itsmd::daemon::load_keys(&config)?;
+    itsmd::daemon::load_vendors(&config)?;
     let rules = itsmd::daemon::load_rules(&config)?;
     println!(
         "OK: configuration valid; {} rule file(s) from {} compile (version {}).",

@@ -367,12 +367,14 @@ impl Engine {
                 && !self.settings.vendors.contains_key(v)
             {
                 let known: Vec<&str> = self.settings.vendors.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    known.join(", ")
+                };
                 p.add(
                     "vendor",
-                    format!(
-                        "unknown vendor `{v}`; configured vendors: {}",
-                        known.join(", ")
-                    ),
+                    format!("unknown vendor `{v}`; configured vendors: {known}"),
                 );
             }
             t.process.vendor = vendor.clone();

@@ -172,11 +172,6 @@ fn webhooks_are_signed_retried_with_backoff_honour_retry_after_and_time_out() {
         "the hang counted after the timeout: {:?}",
         gap(3)
     );
-    assert!(
-        gap(0) < Duration::from_millis(900),
-        "no Retry-After, fast schedule: {:?}",
-        gap(0)
-    );
 
     wait_outbox(&d, false, |v| rows(v).is_empty());
     let metrics = d
@@ -247,7 +242,6 @@ retry = { max_attempts = 2, base_ms = 20, cap_ms = 50 }"#;
             .unwrap()
             .contains("redirects are not followed")
     );
-    std::thread::sleep(Duration::from_millis(200));
     let got = receiver.received();
     assert_eq!(got.len(), 4);
     assert!(
