@@ -35,6 +35,7 @@ impl Engine {
     /// Runs until every sender is gone and the queue is drained.
     pub fn run(mut self) {
         info!(rules = %self.rules.version(), "Engine started.");
+        crate::rules::queries::bind(self.store.clone(), self.clock.clone());
         self.set_running(true);
         let mut batch = Vec::with_capacity(self.settings.max_batch);
         while let Some(first) = self.rx.blocking_recv() {
@@ -122,7 +123,7 @@ impl Engine {
             received_at,
             body: body.clone(),
         };
-        let handled = match &event.body {
+        let mut handled = match &event.body {
             EventBody::Alert(alert) => self.alert(txn, &event, alert)?,
             EventBody::Command(command) => match self.command(txn, &event, command)? {
                 Ok(handled) => handled,
@@ -132,6 +133,7 @@ impl Engine {
                 }
             },
         };
+        self.on_ticket_rounds(txn, &event, &mut handled)?;
         let receipt = Receipt {
             event_id: id,
             ticket: handled.ticket,

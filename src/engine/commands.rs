@@ -427,7 +427,7 @@ impl Engine {
         }
     }
 
-    fn comment(
+    pub(super) fn comment(
         &self,
         txn: &mut Txn<'_>,
         ctx: &Changes<'_>,

@@ -13,6 +13,8 @@ mod batch;
 mod commands;
 pub mod housekeeping;
 mod links;
+mod rule_actions;
+mod ticket_hooks;
 mod transitions;
 mod txn;
 
@@ -221,6 +223,8 @@ struct Settings {
     approval: ApprovalConfig,
     /// When resolved and fulfilled tickets close themselves.
     lifecycle: LifecycleConfig,
+    /// Rounds of on_ticket per event before the loop guard cuts in.
+    max_ticket_hook_depth: u32,
 }
 
 impl Settings {
@@ -233,6 +237,7 @@ impl Settings {
             groups: config.groups.clone(),
             approval: config.approval.clone(),
             lifecycle: config.lifecycle.clone(),
+            max_ticket_hook_depth: config.rules.max_ticket_hook_depth,
         }
     }
 }

@@ -6,11 +6,14 @@
 //! (tests, dry runs). A rule that fails has its decisions for that event dropped and is
 //! reported as a [`RuleFailure`].
 
+mod actions;
 mod decision;
 mod handle;
+pub mod queries;
 mod ruleset;
 mod run;
 mod sandbox;
+pub mod tester;
 
 pub use decision::{Decided, Decision, Provenance};
 pub use handle::TicketView;
