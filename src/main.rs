@@ -35,6 +35,18 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Replay the recorded events with a candidate rule set (no side effects) and print
+    /// what would have happened differently.
+    Replay {
+        /// Folder of the candidate rules.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Report only events received at or after this time (RFC 3339); all are replayed.
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        server: itsmd::cli::ServerArgs,
+    },
     /// Work with tickets on a running daemon.
     Ticket(Box<itsmd::cli::ticket::TicketArgs>),
     /// Write a consistent JSON-lines dump of a running daemon's store to FILE.
@@ -197,6 +209,11 @@ fn main() -> ExitCode {
             command: RulesCommand::Test { dir, config },
         } => rules_test(dir, config),
         Command::Export { file, server } => itsmd::cli::backup::export(&file, &server),
+        Command::Replay {
+            rules,
+            since,
+            server,
+        } => itsmd::cli::replay::run(&rules, since.as_deref(), &server),
         Command::Import {
             file,
             base,

@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/api/v1/admin/export", get(admin::export))
         .route("/api/v1/admin/rules/reload", post(admin::reload_rules))
+        .route("/api/v1/admin/replay", post(admin::replay))
         .route_layer(need(Role::Admin));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

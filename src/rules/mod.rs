@@ -10,6 +10,7 @@ mod actions;
 mod decision;
 mod handle;
 pub mod queries;
+pub mod replay;
 mod ruleset;
 mod run;
 mod sandbox;

@@ -133,3 +133,96 @@ fn bad_arguments_to_rule_functions_fail_the_rule_at_their_line() {
     assert_eq!(t["group"], "triage");
     assert!(t["history"].to_string().contains("10-bad.rhai:2: "), "{t}");
 }
+
+#[test]
+fn replay_shows_what_a_candidate_rule_set_would_change_and_nothing_for_the_same_rules() {
+    let running = r#"fn on_alert(a, t) { t.group = "one"; }"#;
+    let setup =
+        Setup::new()
+            .rules(&[("10-route.rhai", running)])
+            .config(&crate::support::groups_config(&[
+                ("one", &[]),
+                ("two", &[]),
+            ]));
+    let d = setup.start();
+    d.post(
+        "/api/v1/events",
+        &alert("firing", "disk", json!({"alertname": "Disk"})),
+    );
+    d.post(
+        "/api/v1/events",
+        &alert("firing", "noise", json!({"alertname": "Noise"})),
+    );
+    d.post(
+        "/api/v1/events",
+        &alert("firing", "disk", json!({"alertname": "Disk"})),
+    );
+    let server = format!("http://{}", d.addr);
+
+    // The rules that ran: replay reproduces everything.
+    let (ok, out) = itsmd(&[
+        "replay",
+        "--rules",
+        setup.rules_dir.as_ref().unwrap().to_str().unwrap(),
+        "--server",
+        &server,
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Replayed 3 events, compared 3."), "{out}");
+    assert!(out.contains("No differences"), "{out}");
+
+    // A candidate that routes elsewhere and suppresses the noise.
+    let candidate = tempfile::tempdir().unwrap();
+    std::fs::write(
+        candidate.path().join("10-route.rhai"),
+        r#"fn on_alert(a, t) { if a.labels.alertname == "Noise" { t.suppress("noise"); } t.group = "two"; }"#,
+    )
+    .unwrap();
+    let (ok, out) = itsmd(&[
+        "replay",
+        "--rules",
+        candidate.path().to_str().unwrap(),
+        "--server",
+        &server,
+        "--json",
+    ]);
+    assert!(ok, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out[out.find('{').unwrap()..]).unwrap();
+    assert_eq!(
+        report["event_differences"],
+        json!([{
+            "event": 2, "received_at": report["event_differences"][0]["received_at"],
+            "happened": "opened INC-000002", "would": "suppressed"
+        }])
+    );
+    let diffs = report["ticket_differences"].as_array().unwrap();
+    assert!(
+        diffs.contains(
+            &json!({"ticket": "INC-000001", "field": "group", "happened": "one", "would": "two"})
+        ),
+        "{report}"
+    );
+    assert!(
+        diffs
+            .iter()
+            .any(|x| x["ticket"] == "INC-000002" && x["field"] == "state" && x["would"].is_null()),
+        "{report}"
+    );
+    // Nothing changed in the real store.
+    assert_eq!(d.get_ok("/api/v1/tickets/INC-000001")["group"], "one");
+
+    // A candidate that does not compile gets every error back.
+    std::fs::write(
+        candidate.path().join("20-bad.rhai"),
+        "fn on_alert(a, t) { let = ; }",
+    )
+    .unwrap();
+    let (ok, out) = itsmd(&[
+        "replay",
+        "--rules",
+        candidate.path().to_str().unwrap(),
+        "--server",
+        &server,
+    ]);
+    assert!(!ok && out.contains("rules_invalid"), "{out}");
+}
