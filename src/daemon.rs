@@ -104,6 +104,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     systemd::notify("READY=1");
 
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
+    let limits = api::Limits::new(&config.server);
     let state = AppState {
         store: store.clone(),
         engine,
@@ -111,6 +112,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         keys,
         shutdown: shutdown.clone(),
         reloader,
+        limits,
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
     systemd::notify("STOPPING=1");

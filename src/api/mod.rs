@@ -23,6 +23,7 @@ use axum::routing::{get, patch, post};
 
 pub use auth::{Keys, Principal};
 pub use error::ApiError;
+pub use limits::Limits;
 pub use serve::serve;
 
 use crate::config::{Config, Role};
@@ -46,13 +47,15 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Reloads rules (and configuration) on request.
     pub reloader: Arc<Reloader>,
+    /// Load shedding, timeouts and per-caller intake rates (shared by every route).
+    pub limits: Limits,
 }
 
 /// Every route, grouped by the role it needs. Health, readiness and metrics are open and not
 /// subject to load shedding, so probes answer under load.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
-    let limits = limits::Limits::new(&state.config.server);
+    let limits = state.limits.clone();
     let need = |role: Role| from_fn_with_state((state.keys.clone(), role), auth::require);
 
     let intake = Router::new()
