@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 echo "== build the .deb"
-cargo deb --strip
-deb=$(ls -t target/debian/itsmd_*.deb | head -n 1)
+# cargo deb prints the path of the package it wrote (wherever the target dir is).
+deb=$(cargo deb --strip | tail -n 1)
+[ -f "$deb" ] || { echo "cargo deb did not produce a package"; exit 1; }
 echo "built $deb"
+control=$(mktemp -d)
 
 echo "== contents"
 contents=$(dpkg-deb -c "$deb")
@@ -20,9 +22,9 @@ for path in ./usr/bin/itsmd ./etc/itsmd/itsmd.toml ./etc/itsmd/rules/00-defaults
     grep -q " $path\$" <<<"$contents" || { echo "missing from the package: $path"; exit 1; }
 done
 dpkg-deb -I "$deb"
-dpkg-deb -e "$deb" target/debian/control
-grep -qx "/etc/itsmd/itsmd.toml" target/debian/control/conffiles || { echo "itsmd.toml is not a conffile"; exit 1; }
-grep -q "useradd --system" target/debian/control/postinst || { echo "postinst does not create the user"; exit 1; }
+dpkg-deb -e "$deb" "$control/DEBIAN"
+grep -qx "/etc/itsmd/itsmd.toml" "$control/DEBIAN/conffiles" || { echo "itsmd.toml is not a conffile"; exit 1; }
+grep -q "useradd --system" "$control/DEBIAN/postinst" || { echo "postinst does not create the user"; exit 1; }
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "== not root: skipping install checks"

@@ -30,6 +30,11 @@ impl ManualClock {
         }
     }
 
+    /// Moves the clock to `at` (backwards too).
+    pub fn set(&self, at: Timestamp) {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+
     pub fn advance(&self, by: SignedDuration) {
         let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
         *now = now.saturating_add(by).unwrap_or(*now);

@@ -126,6 +126,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     systemd::notify("READY=1");
 
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
+    let limits = api::Limits::new(&config.server);
     let state = AppState {
         store: store.clone(),
         engine,
@@ -134,6 +135,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         shutdown: shutdown.clone(),
         reloader,
         vendors,
+        limits,
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
     systemd::notify("STOPPING=1");

@@ -35,6 +35,18 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Replay the recorded events with a candidate rule set (no side effects) and print
+    /// what would have happened differently.
+    Replay {
+        /// Folder of the candidate rules.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Report only events received at or after this time (RFC 3339); all are replayed.
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        server: itsmd::cli::ServerArgs,
+    },
     /// Work with tickets on a running daemon.
     Ticket(Box<itsmd::cli::ticket::TicketArgs>),
     /// List and replay vendor webhook messages on a running daemon (admin token).
@@ -87,6 +99,15 @@ enum RulesCommand {
         /// Folder of rule files; rules.dir of the default configuration when absent.
         dir: Option<PathBuf>,
     },
+    /// Run the rule tests in DIR/tests/*.toml through the engine, in memory; non-zero exit
+    /// on any failure.
+    Test {
+        /// Folder of rule files (with a tests/ folder).
+        dir: Option<PathBuf>,
+        /// Configuration the engine runs with (groups, matrix, …); embedded defaults if absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 impl ConfigArgs {
@@ -131,6 +152,30 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn rules_test(dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load_config(&ConfigArgs {
+        config,
+        rules_dir: dir,
+    })?;
+    let results = itsmd::rules::tester::run_dir(&config, &config.rules.dir)?;
+    let failed = results.iter().filter(|r| !r.failures.is_empty()).count();
+    for r in &results {
+        if r.failures.is_empty() {
+            println!("ok      {} :: {}", r.file, r.name);
+        } else {
+            println!("FAILED  {} :: {}", r.file, r.name);
+            for f in &r.failures {
+                println!("        {f}");
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        anyhow::bail!("{failed} rule test(s) failed");
+    }
+    Ok(())
+}
+
 fn rules_check(dir: Option<PathBuf>) -> anyhow::Result<()> {
     let args = ConfigArgs {
         config: None,
@@ -149,14 +194,29 @@ fn import(file: PathBuf, base: ConfigArgs, data_dir: Option<PathBuf>) -> anyhow:
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    // Tools that run an engine in memory (rules test) keep its routine logs out of the way.
+    let quiet = matches!(
+        cli.command,
+        Command::Rules {
+            command: RulesCommand::Test { .. }
+        }
+    );
+    telemetry::init(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Check(args) => check(args),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),
+        Command::Rules {
+            command: RulesCommand::Test { dir, config },
+        } => rules_test(dir, config),
         Command::Export { file, server } => itsmd::cli::backup::export(&file, &server),
+        Command::Replay {
+            rules,
+            since,
+            server,
+        } => itsmd::cli::replay::run(&rules, since.as_deref(), &server),
         Command::Import {
             file,
             base,

@@ -68,3 +68,51 @@ pub async fn export(State(app): State<AppState>) -> Result<Response, ApiError> {
     let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(file)));
     Ok(([(header::CONTENT_TYPE, "application/jsonl")], body).into_response())
 }
+
+/// `POST /api/v1/admin/replay` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Candidate rule files: name → text, run in name order.
+    rules: std::collections::BTreeMap<String, String>,
+    /// Report only events received at or after this instant (all events are replayed).
+    #[serde(default)]
+    since: Option<jiff::Timestamp>,
+}
+
+/// `POST /api/v1/admin/replay`: what a candidate rule set would have done with every recorded
+/// event, against what happened. Read-only: runs on an in-memory copy.
+pub async fn replay(
+    State(app): State<AppState>,
+    super::json::JsonBody(req): super::json::JsonBody<ReplayRequest>,
+) -> Result<Json<crate::rules::replay::Report>, ApiError> {
+    use crate::rules::replay::{self, ReplayError};
+    let (config, store) = (app.config.clone(), app.store.clone());
+    let sources: Vec<(String, String)> = req.rules.into_iter().collect();
+    let outcome =
+        tokio::task::spawn_blocking(move || replay::replay(&config, &*store, sources, req.since))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "replay_failed",
+                    e.to_string(),
+                )
+            })?;
+    outcome.map(Json).map_err(|e| match e {
+        ReplayError::Rules(errors) => {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rules_invalid",
+                format!("{} error(s)", errors.len()),
+            )
+            .with_details(json!({ "errors": errors }))
+        }
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "replay_failed",
+            other.to_string(),
+        ),
+    })
+}

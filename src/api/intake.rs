@@ -107,6 +107,7 @@ pub async fn post_pagerduty(
         202 => None,
         400 => Some("invalid_event"),
         401 => Some("unauthorized"),
+        429 => Some("rate_limited"),
         413 => Some("payload_too_large"),
         _ => Some("unavailable"),
     };
@@ -154,6 +155,18 @@ async fn pagerduty_event(
             vec!["'routing_key' is not a configured integration key or ingest token".into()],
         );
     };
+    if let Err(wait) = app.limits.take(&source) {
+        // PagerDuty's own answer when events arrive too fast.
+        let body = json!({
+            "status": "throttle event",
+            "message": "Requests for this service are arriving too quickly. Please retry later."
+        });
+        let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, wait.into());
+        return response;
+    }
     let dedup_key = event.dedup_key.clone().unwrap_or_else(|| {
         pagerduty::mint_dedup_key(app.engine.now(), MINTED.fetch_add(1, Ordering::Relaxed))
     });

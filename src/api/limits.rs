@@ -49,7 +49,7 @@ impl Limits {
     }
 
     /// Takes one request from `who`'s bucket; on refusal, the seconds until one is there.
-    fn take(&self, who: &str) -> Result<(), u64> {
+    pub(super) fn take(&self, who: &str) -> Result<(), u64> {
         if self.rate <= 0.0 {
             return Ok(());
         }

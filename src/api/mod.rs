@@ -25,6 +25,7 @@ use axum::routing::{get, patch, post};
 
 pub use auth::{Keys, Principal};
 pub use error::ApiError;
+pub use limits::Limits;
 pub use serve::serve;
 
 use crate::config::{Config, Role};
@@ -50,13 +51,15 @@ pub struct AppState {
     pub reloader: Arc<Reloader>,
     /// Partner vendors with their secrets, to verify callbacks.
     pub vendors: crate::outbound::vendors::Vendors,
+    /// Load shedding, timeouts and per-caller intake rates (shared by every route).
+    pub limits: Limits,
 }
 
 /// Every route, grouped by the role it needs. Health, readiness and metrics are open and not
 /// subject to load shedding, so probes answer under load.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
-    let limits = limits::Limits::new(&state.config.server);
+    let limits = state.limits.clone();
     let need = |role: Role| from_fn_with_state((state.keys.clone(), role), auth::require);
 
     let intake = Router::new()
@@ -92,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/outbox", get(outbox::list))
         .route("/api/v1/admin/outbox/replay", post(outbox::replay))
         .route("/api/v1/admin/outbox/{id}", get(outbox::show))
+        .route("/api/v1/admin/replay", post(admin::replay))
         .route_layer(need(Role::Admin));
     let open = Router::new()
         .route("/healthz", get(health::healthz))

@@ -6,6 +6,7 @@
 pub mod backup;
 mod client;
 pub mod outbox;
+pub mod replay;
 pub mod ticket;
 
 pub use client::{Client, ServerArgs};

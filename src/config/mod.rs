@@ -137,6 +137,9 @@ pub struct RulesConfig {
     pub max_array_size: usize,
     /// Largest object map a rule may build.
     pub max_map_size: usize,
+    /// How many rounds of `on_ticket` one event may cause (decisions of on_ticket rules
+    /// change tickets, which runs on_ticket again); past it the loop is cut and reported.
+    pub max_ticket_hook_depth: u32,
 }
 
 impl Default for RulesConfig {
@@ -150,6 +153,7 @@ impl Default for RulesConfig {
             max_string_size: 1 << 20,
             max_array_size: 10_000,
             max_map_size: 10_000,
+            max_ticket_hook_depth: 5,
         }
     }
 }

@@ -183,6 +183,7 @@ impl Engine {
             );
         }
         txn.save_ticket(ticket);
+        self.act(txn, &changes, id, &run.decisions)?;
         Ok(Handled {
             ticket: Some(id),
             outcome,
@@ -419,7 +420,7 @@ impl Engine {
     }
 
     /// Logs each failed rule with its file and line, and returns them as text for the journal.
-    fn report_failures(&self, event: &Event, run: &HookRun) -> Vec<String> {
+    pub(super) fn report_failures(&self, event: &Event, run: &HookRun) -> Vec<String> {
         run.failures
             .iter()
             .map(|f| {

@@ -159,7 +159,42 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
             t.process.vendor = Some(value.clone());
         }
         // Handled by correlation before a ticket is chosen.
-        Decision::SetKey { .. } | Decision::Suppress { .. } => {}
+        Decision::SetPriority { value: Some(p) } => {
+            change(changes, "priority", json!(t.priority), json!(p));
+            change(
+                changes,
+                "priority_override",
+                json!(t.process.priority_override),
+                json!(true),
+            );
+            t.priority = *p;
+            t.process.priority_override = true;
+        }
+        Decision::SetPriority { value: None } => {
+            // The matrix takes over again; reprioritise() records the new value.
+            change(
+                changes,
+                "priority_override",
+                json!(t.process.priority_override),
+                json!(false),
+            );
+            t.process.priority_override = false;
+        }
+        Decision::SetCustom { key, value } => {
+            let old = t.custom.get(key).cloned().unwrap_or(Value::Null);
+            change(changes, &format!("custom.{key}"), old, value.clone());
+            if value.is_null() {
+                t.custom.remove(key);
+            } else {
+                t.custom.insert(key.clone(), value.clone());
+            }
+        }
+        // Handled by correlation before a ticket is chosen, or by `Engine::act` afterwards.
+        Decision::SetKey { .. }
+        | Decision::Suppress { .. }
+        | Decision::Transition { .. }
+        | Decision::Comment { .. }
+        | Decision::Link { .. } => {}
         // Becomes an outbox row (see `apply_rules`), not a field.
         Decision::Notify { .. } => {}
     }

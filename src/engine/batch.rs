@@ -37,6 +37,7 @@ impl Engine {
     /// Runs until every sender is gone and the queue is drained.
     pub fn run(mut self) {
         info!(rules = %self.rules.version(), "Engine started.");
+        crate::rules::queries::bind(self.store.clone(), self.clock.clone());
         self.set_running(true);
         let mut batch = Vec::with_capacity(self.settings.max_batch);
         while let Some(first) = self.rx.blocking_recv() {
@@ -134,7 +135,7 @@ impl Engine {
             received_at,
             body: body.clone(),
         };
-        let handled = match &event.body {
+        let mut handled = match &event.body {
             EventBody::Alert(alert) => self.alert(txn, &event, alert)?,
             EventBody::Command(command) => match self.command(txn, &event, command)? {
                 Ok(handled) => handled,
@@ -158,6 +159,7 @@ impl Engine {
                 }
             },
         };
+        self.on_ticket_rounds(txn, &event, &mut handled)?;
         self.enqueue_messages(txn, &event)?;
         let receipt = Receipt {
             event_id: id,

@@ -15,6 +15,8 @@ mod commands;
 pub mod housekeeping;
 mod links;
 mod outbox;
+mod rule_actions;
+mod ticket_hooks;
 mod transitions;
 mod txn;
 
@@ -235,6 +237,8 @@ struct Settings {
     /// Partner vendors: who may be notified and assigned, what each receives, and how their
     /// callbacks' statuses map to states.
     vendors: std::collections::BTreeMap<String, crate::config::VendorConfig>,
+    /// Rounds of on_ticket per event before the loop guard cuts in.
+    max_ticket_hook_depth: u32,
 }
 
 impl Settings {
@@ -248,6 +252,7 @@ impl Settings {
             approval: config.approval.clone(),
             lifecycle: config.lifecycle.clone(),
             vendors: config.vendors.clone(),
+            max_ticket_hook_depth: config.rules.max_ticket_hook_depth,
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct Txn<'s> {
     /// The latest history entry appended to each ticket in this batch, so that a storm of
     /// like changes can be folded into one entry instead of one per event.
     last_history: HashMap<TicketId, HistoryEntry>,
+    /// Tickets that got history entries during the current event, with their history length
+    /// before it: what `on_ticket` rules are told changed.
+    touched: BTreeMap<TicketId, u64>,
     /// How to undo each change since the savepoint, in order. Old values are moved here,
     /// not cloned, so keeping the log costs next to nothing.
     undo: Vec<Undo>,
@@ -62,6 +65,7 @@ impl<'s> Txn<'s> {
             undo: Vec::new(),
             appended: Vec::new(),
             notices: Vec::new(),
+            touched: BTreeMap::new(),
         }
     }
 
@@ -70,12 +74,20 @@ impl<'s> Txn<'s> {
         self.undo.clear();
         self.appended.clear();
         self.notices.clear();
+        self.touched.clear();
+    }
+
+    /// The tickets changed since the last call (or savepoint), each with its history length
+    /// before the change.
+    pub fn take_touched(&mut self) -> BTreeMap<TicketId, u64> {
+        std::mem::take(&mut self.touched)
     }
 
     /// Discards every change since the last savepoint.
     pub fn rollback(&mut self) {
         self.appended.clear();
         self.notices.clear();
+        self.touched.clear();
         while let Some(u) = self.undo.pop() {
             match u {
                 Undo::Write(key, Some(old)) => {
@@ -190,6 +202,7 @@ impl<'s> Txn<'s> {
 
     /// Appends a history entry to `ticket` (numbering it) and stores it.
     pub fn append_history(&mut self, ticket: &mut Ticket, mut entry: HistoryEntry) {
+        self.touched.entry(ticket.id).or_insert(ticket.history_len);
         ticket.history_len += 1;
         entry.seq = ticket.history_len;
         self.put(

@@ -57,6 +57,33 @@ impl LinkRel {
         }
     }
 
+    pub const ALL: [LinkRel; 10] = [
+        LinkRel::CausedBy,
+        LinkRel::Causes,
+        LinkRel::FixedBy,
+        LinkRel::Fixes,
+        LinkRel::ParentOf,
+        LinkRel::ChildOf,
+        LinkRel::DuplicateOf,
+        LinkRel::DuplicatedBy,
+        LinkRel::RecurrenceOf,
+        LinkRel::RecurredAs,
+    ];
+
+    /// Parses a relation by its name, listing the names when it is unknown.
+    pub fn parse(s: &str) -> Result<LinkRel, String> {
+        LinkRel::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<_> = LinkRel::ALL.iter().map(|r| r.as_str()).collect();
+                format!(
+                    "unknown link relation {s:?}; expected one of {}",
+                    names(&all)
+                )
+            })
+    }
+
     /// The relation as seen from the other end.
     pub fn inverse(self) -> LinkRel {
         match self {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::model::Level;
+use crate::model::{HoldReason, Level, LinkRel, Resolution, State, TicketId};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
@@ -46,6 +46,43 @@ pub enum Decision {
     Notify {
         vendor: String,
     },
+    /// A manual priority (1..=5) instead of the matrix's; `None` returns to the matrix.
+    SetPriority {
+        value: Option<u8>,
+    },
+    /// A custom field; JSON `null` removes it.
+    SetCustom {
+        key: String,
+        value: serde_json::Value,
+    },
+    /// Move the ticket through its lifecycle (validated like an agent's transition).
+    Transition {
+        to: State,
+        reason: String,
+        resolution: Option<Resolution>,
+        hold_reason: Option<HoldReason>,
+    },
+    /// Add a comment, internal unless `public`.
+    Comment {
+        body: String,
+        public: bool,
+    },
+    /// Link the ticket to another one (both ends, like the API).
+    Link {
+        rel: LinkRel,
+        ticket: TicketId,
+    },
+}
+
+impl Decision {
+    /// Decisions that act on a ticket that exists (after it is opened or updated), through
+    /// the same engine code as the agent API; the others set fields before that.
+    pub fn is_action(&self) -> bool {
+        matches!(
+            self,
+            Decision::Transition { .. } | Decision::Comment { .. } | Decision::Link { .. }
+        )
+    }
 }
 
 /// Where a decision came from: the rule file, the hook, and the line of the call.

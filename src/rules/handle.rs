@@ -1,7 +1,7 @@
 //! The `ticket` a hook receives: reads show the ticket as decided so far, writes record
 //! decisions (with the line they were made on) instead of changing anything.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rhai::{Engine, EvalAltResult, ImmutableString, NativeCallContext, Position};
@@ -28,6 +28,8 @@ pub struct TicketView {
     pub suppressed: bool,
     /// Whether the ticket's alerts are flapping now; the engine sets it (it knows the time).
     pub flapping: bool,
+    /// Custom fields, as decided so far.
+    pub custom: BTreeMap<String, serde_json::Value>,
     /// The partner vendor the ticket is assigned to.
     pub vendor: Option<String>,
 }
@@ -49,6 +51,7 @@ impl TicketView {
             key: ticket.correlation_key.clone(),
             suppressed: false,
             flapping: false,
+            custom: ticket.custom.clone(),
             vendor: ticket.process.vendor.clone(),
         }
     }
@@ -67,6 +70,16 @@ impl TicketView {
             }
             Decision::SetKey { value } => self.key = Some(value.clone()),
             Decision::Suppress { .. } => self.suppressed = true,
+            Decision::SetPriority { value: Some(p) } => self.priority = Some(*p),
+            Decision::SetPriority { value: None } => {}
+            Decision::SetCustom { key, value } if value.is_null() => {
+                self.custom.remove(key);
+            }
+            Decision::SetCustom { key, value } => {
+                self.custom.insert(key.clone(), value.clone());
+            }
+            Decision::Transition { to, .. } => self.state = to.as_str().into(),
+            Decision::Comment { .. } | Decision::Link { .. } => {}
             Decision::SetVendor { value } => self.vendor = Some(value.clone()),
             Decision::Notify { .. } => {}
         }
@@ -104,7 +117,7 @@ impl TicketHandle {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn decide(&self, decision: Decision, at: Position) {
+    pub(super) fn decide(&self, decision: Decision, at: Position) {
         let mut s = self.lock();
         s.view.apply(&decision);
         let by = Provenance {
@@ -116,7 +129,7 @@ impl TicketHandle {
     }
 }
 
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+pub(super) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 fn level(value: &str, field: &str, at: Position) -> RhaiResult<Level> {
     value.parse::<Level>().map_err(|e| {
@@ -127,7 +140,7 @@ fn level(value: &str, field: &str, at: Position) -> RhaiResult<Level> {
     })
 }
 
-fn non_empty(value: &str, field: &str, at: Position) -> RhaiResult<String> {
+pub(super) fn non_empty(value: &str, field: &str, at: Position) -> RhaiResult<String> {
     if value.trim().is_empty() {
         return Err(Box::new(EvalAltResult::ErrorRuntime(
             format!("ticket.{field} must not be empty").into(),
@@ -263,6 +276,7 @@ pub(super) fn register(engine: &mut Engine) {
         },
     );
     engine.register_fn("stop", |h: &mut TicketHandle| h.lock().stop = true);
+    super::actions::register(engine);
     engine.register_get("vendor", |h: &mut TicketHandle| opt(&h.lock().view.vendor));
     engine.register_fn(
         "set$vendor",

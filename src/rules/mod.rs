@@ -6,11 +6,15 @@
 //! (tests, dry runs). A rule that fails has its decisions for that event dropped and is
 //! reported as a [`RuleFailure`].
 
+mod actions;
 mod decision;
 mod handle;
+pub mod queries;
+pub mod replay;
 mod ruleset;
 mod run;
 mod sandbox;
+pub mod tester;
 
 pub use decision::{Decided, Decision, Provenance};
 pub use handle::TicketView;

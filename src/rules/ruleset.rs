@@ -10,7 +10,7 @@ use rhai::{AST, Engine};
 use crate::model::alert::Fnv1a;
 
 /// The hooks a rule file may define, with the parameters each must take.
-pub const HOOKS: [(&str, usize); 1] = [("on_alert", 2)];
+pub const HOOKS: [(&str, usize); 2] = [("on_alert", 2), ("on_ticket", 2)];
 
 /// Rules built into the binary, used when the rules folder does not exist.
 const BUILT_IN: [(&str, &str); 1] = [(

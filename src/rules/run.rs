@@ -75,6 +75,19 @@ impl Rules {
         &self.set.version
     }
 
+    /// Whether any rule file defines `hook` (so the engine can skip building its arguments).
+    pub fn has_hook(&self, hook: &str) -> bool {
+        self.set.files.iter().any(|f| f.hooks.contains(&hook))
+    }
+
+    /// Runs every `on_ticket` hook after a ticket changed; `change` says what changed.
+    pub fn on_ticket(&self, view: TicketView, change: Map) -> HookRun {
+        let change = Dynamic::from_map(change);
+        self.run("on_ticket", view, |h| {
+            vec![Dynamic::from(h), change.clone()]
+        })
+    }
+
     /// Runs every `on_alert` hook for `alert` on a ticket that currently looks like `view`.
     pub fn on_alert(&self, alert: &Alert, view: TicketView) -> HookRun {
         let alert = Dynamic::from_map(alert_map(alert));
@@ -175,6 +188,7 @@ impl Rules {
 fn engine(limits: &Limits) -> Engine {
     let mut engine = sandbox::engine(limits);
     handle::register(&mut engine);
+    super::queries::register(&mut engine);
     engine
 }
 

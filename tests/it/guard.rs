@@ -239,3 +239,31 @@ fn a_pagerduty_routing_key_is_an_ingest_token() {
     assert_eq!(t["alert"]["source"], "monitoring");
     assert!(!t.to_string().contains(INGEST));
 }
+
+#[test]
+fn pagerduty_events_are_rate_limited_per_routing_key() {
+    let d = with_tokens("[server]\ningest_rate_per_sec = 1\ningest_burst = 2\n").start();
+    let event = |n: u32| {
+        json!({
+            "routing_key": INGEST,
+            "event_action": "trigger",
+            "dedup_key": format!("k{n}"),
+            "payload": {"summary": "s", "source": "h", "severity": "info"}
+        })
+        .to_string()
+    };
+    assert_eq!(d.post("/v2/enqueue", &event(1)).0, 202);
+    assert_eq!(d.post("/v2/enqueue", &event(2)).0, 202);
+    let r = d
+        .http
+        .post(d.url("/v2/enqueue"))
+        .body(event(3))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["status"],
+        "throttle event"
+    );
+}

@@ -12,6 +12,7 @@ mod lifecycle;
 mod observe;
 mod receiver;
 mod reload;
+mod rules;
 mod ticket_cli;
 mod tickets;
 mod vendors;

@@ -1,0 +1,81 @@
+//! `itsmd replay --rules DIR [--since TIME]`: send a candidate rule set to a running daemon,
+//! which replays its event journal in memory, and print what would change.
+
+use std::path::Path;
+
+use anyhow::Context;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::{Client, ServerArgs};
+
+pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Result<()> {
+    let mut files = serde_json::Map::new();
+    let entries =
+        std::fs::read_dir(rules).with_context(|| format!("cannot read {}", rules.display()))?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read {}", rules.display()))?
+            .path();
+        if path.extension().is_some_and(|x| x == "rhai") {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.insert(name, Value::String(text));
+        }
+    }
+    let mut body = json!({ "rules": files });
+    if let Some(since) = since {
+        body["since"] = json!(since);
+    }
+    let report = Client::new(server)?.call(Method::POST, "/api/v1/admin/replay", Some(&body))?;
+    if server.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let list = |k: &str| report[k].as_array().cloned().unwrap_or_default();
+    let (events, tickets) = (list("event_differences"), list("ticket_differences"));
+    println!(
+        "Replayed {} events, compared {}.",
+        report["events"], report["compared"]
+    );
+    if events.is_empty() && tickets.is_empty() {
+        println!("No differences: the candidate rules do what the running ones did.");
+        return Ok(());
+    }
+    if !events.is_empty() {
+        println!(
+            "\nEvents handled differently:\n{:<8} {:<26} {:<24} would",
+            "event", "received", "happened"
+        );
+        for e in &events {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            println!(
+                "{:<8} {:<26} {:<24} {}",
+                e["event"],
+                s("received_at"),
+                s("happened"),
+                s("would")
+            );
+        }
+    }
+    if !tickets.is_empty() {
+        println!(
+            "\nTickets that would differ:\n{:<12} {:<12} {:<30} would",
+            "ticket", "field", "happened"
+        );
+        for t in &tickets {
+            println!(
+                "{:<12} {:<12} {:<30} {}",
+                t["ticket"].as_str().unwrap_or_default(),
+                t["field"].as_str().unwrap_or_default(),
+                t["happened"].to_string(),
+                t["would"]
+            );
+        }
+    }
+    Ok(())
+}

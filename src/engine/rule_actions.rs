@@ -1,0 +1,111 @@
+//! Carrying out what rules ask of a ticket beyond its fields — transitions, comments, links —
+//! through the same engine code as the agent API, with the rule as the actor. Must not
+//! bypass those checks: a rule gets no more power than an agent.
+
+use serde_json::json;
+use tracing::warn;
+
+use super::apply::Changes;
+use super::batch::Engine;
+use super::commands::Failure;
+use super::txn::Txn;
+use crate::metrics::{RuleLabels, metrics};
+use crate::model::{
+    Actor, CommentRequest, FieldChange, LinkRequest, TicketId, TransitionRequest, Visibility,
+};
+use crate::rules::{Decided, Decision};
+use crate::store::StoreError;
+
+impl Engine {
+    /// Runs the action decisions of one hook run on ticket `id`, in order. A refused action
+    /// (an illegal transition, a link to a missing ticket) is noted in the ticket's history,
+    /// logged and counted as the rule's error; the rule's other decisions stand.
+    pub(super) fn act(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        id: TicketId,
+        decided: &[Decided],
+    ) -> Result<(), StoreError> {
+        for d in decided.iter().filter(|d| d.decision.is_action()) {
+            let by = Actor::Rule {
+                file: d.by.file.to_string(),
+                hook: d.by.hook.to_string(),
+                line: d.by.line,
+            };
+            let done = match &d.decision {
+                Decision::Transition {
+                    to,
+                    reason,
+                    resolution,
+                    hold_reason,
+                } => {
+                    let step = TransitionRequest {
+                        to: *to,
+                        reason: reason.clone(),
+                        resolution: *resolution,
+                        hold_reason: *hold_reason,
+                        outcome: None,
+                    };
+                    self.transition(txn, ctx, &by, id, &step)
+                }
+                Decision::Comment { body, public } => {
+                    let visibility = if *public {
+                        Visibility::Public
+                    } else {
+                        Visibility::Internal
+                    };
+                    self.comment(
+                        txn,
+                        ctx,
+                        &by,
+                        id,
+                        &CommentRequest {
+                            body: body.clone(),
+                            visibility,
+                        },
+                    )
+                }
+                Decision::Link { rel, ticket } => self.link(
+                    txn,
+                    ctx,
+                    &by,
+                    id,
+                    &LinkRequest {
+                        rel: *rel,
+                        ticket: *ticket,
+                    },
+                ),
+                _ => continue,
+            };
+            let refused = match done {
+                Ok(_) => continue,
+                Err(Failure::Store(e)) => return Err(e),
+                Err(Failure::Refused(r)) => r.to_string(),
+            };
+            warn!(ticket = %id, rule = %d.by.file, line = d.by.line, error = %refused, "Rule decision refused.");
+            let labels = RuleLabels {
+                rule: d.by.file.to_string(),
+                hook: d.by.hook.to_string(),
+            };
+            metrics().rule_errors.get_or_create(&labels).inc();
+            let Some(mut t) = txn.ticket(id)? else {
+                continue;
+            };
+            let note = FieldChange {
+                field: "refused_decision".into(),
+                old: json!(null),
+                new: serde_json::to_value(&d.decision).unwrap_or_default(),
+            };
+            ctx.record(
+                txn,
+                &mut t,
+                by,
+                vec![note],
+                Some(format!("refused: {refused}")),
+            );
+            txn.save_ticket(t);
+        }
+        Ok(())
+    }
+}

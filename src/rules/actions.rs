@@ -1,0 +1,164 @@
+//! The `ticket` methods that go beyond setting a field: a manual priority, custom fields, a
+//! transition, a comment, a link. Each records a decision at its line; a value that cannot be
+//! right (an unknown state, a malformed ticket id) is a runtime error there, so the rule
+//! fails visibly instead of being half-applied. Whether a transition or link is allowed is the
+//! engine's call, made with the same checks as for an agent.
+
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext, Position};
+
+use super::Decision;
+use super::handle::{RhaiResult, TicketHandle, non_empty};
+use crate::model::{HoldReason, LinkRel, Resolution, State, TicketId};
+
+fn bad(at: Position, message: String) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(message.into(), at))
+}
+
+fn parsed<T>(at: Position, what: &str, r: Result<T, String>) -> RhaiResult<T> {
+    r.map_err(|e| bad(at, format!("{what}: {e}")))
+}
+
+/// The optional `#{resolution, hold_reason}` of `ticket.transition(to, reason, options)`.
+fn options(at: Position, map: &Map) -> RhaiResult<(Option<Resolution>, Option<HoldReason>)> {
+    let mut resolution = None;
+    let mut hold_reason = None;
+    for (k, v) in map {
+        let text = v.clone().into_string().map_err(|t| {
+            bad(
+                at,
+                format!("transition option `{k}` must be a string, not {t}"),
+            )
+        })?;
+        match k.as_str() {
+            "resolution" => resolution = Some(parsed(at, "resolution", text.parse())?),
+            "hold_reason" => hold_reason = Some(parsed(at, "hold_reason", text.parse())?),
+            other => {
+                return Err(bad(
+                    at,
+                    format!(
+                        "unknown transition option `{other}`; expected resolution or hold_reason"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((resolution, hold_reason))
+}
+
+fn transition(
+    ctx: &NativeCallContext,
+    h: &mut TicketHandle,
+    to: &str,
+    reason: &str,
+    opts: &Map,
+) -> RhaiResult<()> {
+    let at = ctx.call_position();
+    let to: State = parsed(at, "ticket.transition", to.parse())?;
+    let reason = non_empty(reason, "transition reason", at)?;
+    let (resolution, hold_reason) = options(at, opts)?;
+    h.decide(
+        Decision::Transition {
+            to,
+            reason,
+            resolution,
+            hold_reason,
+        },
+        at,
+    );
+    Ok(())
+}
+
+pub(super) fn register(engine: &mut Engine) {
+    engine.register_fn(
+        "set$priority",
+        |ctx: NativeCallContext, h: &mut TicketHandle, p: i64| -> RhaiResult<()> {
+            let at = ctx.call_position();
+            let value = u8::try_from(p).ok().filter(|p| (1..=5).contains(p));
+            let value = value.ok_or_else(|| {
+                bad(
+                    at,
+                    format!("ticket.priority = {p}: must be 1 (critical) to 5 (planning)"),
+                )
+            })?;
+            h.decide(Decision::SetPriority { value: Some(value) }, at);
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "clear_priority",
+        |ctx: NativeCallContext, h: &mut TicketHandle| {
+            h.decide(Decision::SetPriority { value: None }, ctx.call_position());
+        },
+    );
+    engine.register_fn(
+        "set",
+        |ctx: NativeCallContext,
+         h: &mut TicketHandle,
+         key: ImmutableString,
+         value: Dynamic|
+         -> RhaiResult<()> {
+            let at = ctx.call_position();
+            let key = non_empty(&key, "custom field name", at)?;
+            let value: serde_json::Value = rhai::serde::from_dynamic(&value)
+                .map_err(|e| bad(at, format!("ticket.set({key:?}, …): {e}")))?;
+            h.decide(Decision::SetCustom { key, value }, at);
+            Ok(())
+        },
+    );
+    engine.register_get("custom", |h: &mut TicketHandle| {
+        rhai::serde::to_dynamic(&h.lock().view.custom).unwrap_or(Dynamic::UNIT)
+    });
+    engine.register_fn(
+        "transition",
+        |ctx: NativeCallContext,
+         h: &mut TicketHandle,
+         to: ImmutableString,
+         reason: ImmutableString| { transition(&ctx, h, &to, &reason, &Map::new()) },
+    );
+    engine.register_fn(
+        "transition",
+        |ctx: NativeCallContext,
+         h: &mut TicketHandle,
+         to: ImmutableString,
+         reason: ImmutableString,
+         opts: Map| { transition(&ctx, h, &to, &reason, &opts) },
+    );
+    engine.register_fn(
+        "comment",
+        |ctx: NativeCallContext, h: &mut TicketHandle, body: ImmutableString| -> RhaiResult<()> {
+            let at = ctx.call_position();
+            let body = non_empty(&body, "comment", at)?;
+            h.decide(
+                Decision::Comment {
+                    body,
+                    public: false,
+                },
+                at,
+            );
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "comment_public",
+        |ctx: NativeCallContext, h: &mut TicketHandle, body: ImmutableString| -> RhaiResult<()> {
+            let at = ctx.call_position();
+            let body = non_empty(&body, "comment", at)?;
+            h.decide(Decision::Comment { body, public: true }, at);
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "link",
+        |ctx: NativeCallContext,
+         h: &mut TicketHandle,
+         rel: ImmutableString,
+         other: ImmutableString|
+         -> RhaiResult<()> {
+            let at = ctx.call_position();
+            let rel = parsed(at, "ticket.link", LinkRel::parse(&rel))?;
+            let ticket: TicketId = parsed(at, "ticket.link", other.parse())?;
+            h.decide(Decision::Link { rel, ticket }, at);
+            Ok(())
+        },
+    );
+}

@@ -1,0 +1,248 @@
+//! Read-only questions rules may ask: open tickets by correlation key, group or alert
+//! labels, and recent alerts matching labels. They read the store as of the last commit (the
+//! batch being processed is not visible), never write, and every answer is capped
+//! ([`MAX_RESULTS`]) and every scan bounded ([`MAX_SCAN`]) so a rule cannot make the engine
+//! walk the whole store.
+
+use std::cell::RefCell;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
+
+use crate::clock::Clock;
+use crate::model::{EventBody, State, Ticket, TicketId};
+use crate::records::{self, StoredEvent};
+use crate::store::{Store, Tree, decode};
+
+/// Most results one query returns (a rule may ask for fewer with `limit`).
+pub const MAX_RESULTS: usize = 100;
+/// Most records one query looks at.
+pub const MAX_SCAN: usize = 2_000;
+const DEFAULT_LIMIT: usize = 20;
+
+thread_local! {
+    /// The store queries read, bound by the thread that runs hooks (the engine thread, the
+    /// rule tester). Unbound: queries answer nothing.
+    static STORE: RefCell<Option<Binding>> = const { RefCell::new(None) };
+}
+
+/// What queries read, and the clock that says what "recent" means.
+type Binding = (Arc<dyn Store>, Arc<dyn Clock>);
+
+/// Lets hooks run on this thread query `store`, with `clock` saying what "recent" means.
+pub fn bind(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
+    STORE.with(|s| *s.borrow_mut() = Some((store, clock)));
+}
+
+fn store() -> Option<Arc<dyn Store>> {
+    STORE.with(|s| s.borrow().as_ref().map(|(s, _)| s.clone()))
+}
+
+fn now() -> Timestamp {
+    STORE.with(|s| {
+        s.borrow()
+            .as_ref()
+            .map_or_else(Timestamp::now, |(_, c)| c.now())
+    })
+}
+
+fn fail(at: Position, message: String) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(message.into(), at))
+}
+
+/// The `limit` of a query map, capped.
+fn limit(q: &Map, at: Position) -> Result<usize, Box<EvalAltResult>> {
+    match q.get("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(v) => v
+            .as_int()
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=MAX_RESULTS).contains(n))
+            .ok_or_else(|| fail(at, format!("`limit` must be 1..={MAX_RESULTS}"))),
+    }
+}
+
+/// `#{name: "value", …}` → pairs; every value must be a string.
+fn labels(q: &Map, at: Position) -> Result<Vec<(String, String)>, Box<EvalAltResult>> {
+    let Some(v) = q.get("labels") else {
+        return Ok(Vec::new());
+    };
+    let map = v
+        .clone()
+        .try_cast::<Map>()
+        .ok_or_else(|| fail(at, "`labels` must be a map".into()))?;
+    map.into_iter()
+        .map(|(k, v)| {
+            let v = v
+                .into_string()
+                .map_err(|t| fail(at, format!("label `{k}` must be a string, not {t}")))?;
+            Ok((k.to_string(), v))
+        })
+        .collect()
+}
+
+fn ticket_map(t: &Ticket) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("id".into(), t.id.to_string().into());
+    m.insert("kind".into(), t.kind().as_str().into());
+    m.insert("state".into(), t.state.as_str().into());
+    m.insert("title".into(), t.title.clone().into());
+    m.insert(
+        "group".into(),
+        t.group.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+    );
+    m.insert("priority".into(), (t.priority as i64).into());
+    m.insert(
+        "key".into(),
+        t.correlation_key
+            .clone()
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT),
+    );
+    Dynamic::from_map(m)
+}
+
+/// The labels of the alert that last touched `t`, if it has one.
+fn alert_labels_of(
+    store: &dyn Store,
+    t: &Ticket,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let event = t.alert.as_ref()?.last_event;
+    match records::get_event(store, event).ok()??.event.body {
+        EventBody::Alert(a) => Some(a.labels),
+        _ => None,
+    }
+}
+
+fn has_labels(
+    have: &std::collections::BTreeMap<String, String>,
+    want: &[(String, String)],
+) -> bool {
+    want.iter().all(|(k, v)| have.get(k) == Some(v))
+}
+
+/// `open_tickets(#{key | group | labels, limit})`
+fn open_tickets(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResult>> {
+    let at = ctx.call_position();
+    let limit = limit(&q, at)?;
+    let want = labels(&q, at)?;
+    let Some(store) = store() else {
+        return Ok(Array::new());
+    };
+    let text = |name: &str| q.get(name).map(|v| v.to_string());
+    let err = |e: crate::store::StoreError| fail(at, format!("query failed: {e}"));
+    let mut candidates: Vec<TicketId> = Vec::new();
+    if let Some(key) = text("key") {
+        if let Some(bytes) = store.get(Tree::TicketByKey, key.as_bytes()).map_err(err)? {
+            candidates.push(decode(Tree::TicketByKey, &bytes).map_err(err)?);
+        }
+    } else {
+        let group = text("group");
+        'states: for state in State::ALL.into_iter().filter(|s| s.is_open()) {
+            let filter = records::TicketFilter {
+                state: Some(state),
+                kind: None,
+                group: group.clone(),
+            };
+            let (page, _) = records::list_tickets(&*store, &filter, None, MAX_SCAN).map_err(err)?;
+            for t in page {
+                candidates.push(t.id);
+                if candidates.len() >= MAX_SCAN {
+                    break 'states;
+                }
+            }
+        }
+    }
+    let mut out = Array::new();
+    for id in candidates {
+        let Some(t) = records::get_ticket(&*store, id).map_err(err)? else {
+            continue;
+        };
+        if !t.state.is_open() {
+            continue;
+        }
+        if let Some(g) = text("group")
+            && t.group.as_deref() != Some(g.as_str())
+        {
+            continue;
+        }
+        if !want.is_empty() && !alert_labels_of(&*store, &t).is_some_and(|l| has_labels(&l, &want))
+        {
+            continue;
+        }
+        out.push(ticket_map(&t));
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// `recent_alerts(#{labels, minutes, limit})`: newest first, within `minutes` (default 60).
+fn recent_alerts(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResult>> {
+    let at = ctx.call_position();
+    let limit = limit(&q, at)?;
+    let want = labels(&q, at)?;
+    let minutes = match q.get("minutes") {
+        None => 60,
+        Some(v) => v
+            .as_int()
+            .ok()
+            .filter(|m| *m > 0)
+            .ok_or_else(|| fail(at, "`minutes` must be a positive integer".into()))?,
+    };
+    let Some(store) = store() else {
+        return Ok(Array::new());
+    };
+    let since = now()
+        .saturating_sub(SignedDuration::from_mins(minutes))
+        .unwrap_or(Timestamp::MIN);
+    let mut out = Array::new();
+    for item in store
+        .range(Tree::Events, Bound::Unbounded, Bound::Unbounded)
+        .rev()
+        .take(MAX_SCAN)
+    {
+        let (_, bytes) = item.map_err(|e| fail(at, format!("query failed: {e}")))?;
+        let Ok(stored) = decode::<StoredEvent>(Tree::Events, &bytes) else {
+            continue;
+        };
+        if stored.event.received_at < since {
+            break;
+        }
+        let EventBody::Alert(a) = &stored.event.body else {
+            continue;
+        };
+        if !has_labels(&a.labels, &want) {
+            continue;
+        }
+        let mut m = Map::new();
+        m.insert("event".into(), (stored.event.id as i64).into());
+        m.insert("at".into(), stored.event.received_at.to_string().into());
+        m.insert("source".into(), a.source.clone().into());
+        m.insert("key".into(), a.key.clone().into());
+        m.insert("status".into(), a.status.as_str().into());
+        m.insert("severity".into(), a.severity.clone().into());
+        m.insert("summary".into(), a.summary.clone().into());
+        m.insert(
+            "ticket".into(),
+            stored
+                .ticket
+                .map(|t| Dynamic::from(t.to_string()))
+                .unwrap_or(Dynamic::UNIT),
+        );
+        out.push(Dynamic::from_map(m));
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn register(engine: &mut Engine) {
+    engine.register_fn("open_tickets", open_tickets);
+    engine.register_fn("recent_alerts", recent_alerts);
+}
