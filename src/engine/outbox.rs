@@ -140,8 +140,11 @@ impl Engine {
             let Some(ticket) = txn.ticket(id)? else {
                 continue;
             };
-            if !self.settings.vendors.contains_key(&vendor) {
+            let Some(config) = self.settings.vendors.get(&vendor) else {
                 warn!(ticket = %id, vendor = %vendor, "Notify for a vendor no longer configured; skipped.");
+                continue;
+            };
+            if !config.receives(NOTIFIED) {
                 continue;
             }
             let body = payload::build(

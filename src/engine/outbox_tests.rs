@@ -422,6 +422,19 @@ async fn rules_notify_and_assign_vendors_and_an_unknown_vendor_fails_the_rule() 
     let notified = body(rows.iter().find(|r| r.kind == "ticket.notified").unwrap());
     assert_eq!(notified["data"]["notified_by"]["file"], "10-vendors.rhai");
     assert!(of(&typo).is_empty());
+    let before = h.rows(Tree::Outbox).len();
+    let quiet = [(
+        "20-quiet.rhai",
+        r#"fn on_alert(alert, ticket) { ticket.notify("quiet"); }"#,
+    )];
+    drop(rows);
+    let h2 = start(CONFIG, &quiet);
+    h2.engine.submit(send("d", "none")).await.unwrap();
+    assert!(
+        h2.rows(Tree::Outbox).is_empty(),
+        "quiet receives only ticket.assigned"
+    );
+    assert_eq!(h.rows(Tree::Outbox).len(), before);
 
     let t = h.ticket(typo.ticket.unwrap());
     assert_eq!(
