@@ -77,6 +77,11 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         config.lifecycle.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::sla::task::run(
+        engine.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ));
     let reloader = Arc::new(Reloader::new(
         source,
         config.clone(),

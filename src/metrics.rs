@@ -40,6 +40,16 @@ pub struct RuleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlaLabels {
+    /// The SLA policy the clock runs under.
+    pub policy: String,
+    /// response, resolution or vendor.
+    pub clock: String,
+    /// warning or breach.
+    pub stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     /// The matched route pattern (not the raw path, to bound cardinality).
     pub route: String,
@@ -61,6 +71,10 @@ pub struct Metrics {
     pub rule_errors: Family<RuleLabels, Counter>,
     pub rule_decisions: Family<RuleLabels, Counter>,
     pub rule_seconds: Family<RuleLabels, Counter<f64>>,
+    /// SLA warnings and breaches fired, by policy, clock and stage.
+    pub sla_stages: Family<SlaLabels, Counter>,
+    /// SLA timers stored and not yet fired (set from the store at scrape time).
+    pub sla_timers_pending: Gauge,
 }
 
 impl Metrics {
@@ -79,6 +93,8 @@ impl Metrics {
             rule_errors: Family::default(),
             rule_decisions: Family::default(),
             rule_seconds: Family::default(),
+            sla_stages: Family::default(),
+            sla_timers_pending: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -136,6 +152,16 @@ impl Metrics {
             "rule_seconds",
             "Time spent in hook calls per rule file",
             m.rule_seconds.clone(),
+        );
+        registry.register(
+            "sla_stages",
+            "SLA warnings and breaches fired, by policy, clock and stage",
+            m.sla_stages.clone(),
+        );
+        registry.register(
+            "sla_timers_pending",
+            "SLA timers stored and not yet fired",
+            m.sla_timers_pending.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -40,6 +40,8 @@ pub struct Config {
     pub groups: Groups,
     pub approval: ApprovalConfig,
     pub lifecycle: LifecycleConfig,
+    /// SLA policies (targets, calendars, pauses) and the vendors' underpinning targets.
+    pub sla: crate::sla::SlaConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,6 +309,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "groups" => config.groups = section_of(&section, value, &mut problems),
             "approval" => config.approval = section_of(&section, value, &mut problems),
             "lifecycle" => config.lifecycle = section_of(&section, value, &mut problems),
+            "sla" => config.sla = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -381,6 +381,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
             history_len: 0,
+            sla: Default::default(),
         };
         let mut c = vec![
             FieldChange {
@@ -418,7 +419,7 @@ impl Engine {
     }
 
     /// Logs each failed rule with its file and line, and returns them as text for the journal.
-    fn report_failures(&self, event: &Event, run: &HookRun) -> Vec<String> {
+    pub(super) fn report_failures(&self, event: &Event, run: &HookRun) -> Vec<String> {
         run.failures
             .iter()
             .map(|f| {

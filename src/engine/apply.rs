@@ -63,6 +63,16 @@ impl Changes<'_> {
                 && decided[i].by.file == by.file
                 && decided[i].by.hook == by.hook
             {
+                if super::sla::apply_decision(
+                    ticket,
+                    &decided[i].decision,
+                    settings,
+                    &mut changes,
+                    &mut notes,
+                ) {
+                    i += 1;
+                    continue;
+                }
                 if let Some(d) = vetted(ticket, &decided[i].decision, settings, &mut notes) {
                     set_field(ticket, &d, &mut changes);
                 }
@@ -148,6 +158,11 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
         }
         // Handled by correlation before a ticket is chosen.
         Decision::SetKey { .. } | Decision::Suppress { .. } => {}
+        // Applied by `sla::apply_decision` before this.
+        Decision::Escalate
+        | Decision::RaisePriority
+        | Decision::NotifyLead { .. }
+        | Decision::SetSlaPolicy { .. } => {}
     }
 }
 

@@ -29,6 +29,8 @@ pub(super) struct Engine {
     pub commit_gate: Arc<RwLock<()>>,
     /// Where reloads put new rules and settings.
     pub live: Arc<Live>,
+    /// Signalled after a commit that stored SLA timers (the clock task waits on it).
+    pub timers: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -66,11 +68,16 @@ impl Engine {
         for s in &batch {
             results.push(self.process(&mut txn, &s.body, s.received_at));
         }
+        let mut new_timers = false;
         let committed = txn.finish().and_then(|writes| {
+            new_timers = super::sla::stores_timers(&writes);
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             self.store.apply(writes)?;
             self.store.flush()
         });
+        if new_timers && committed.is_ok() {
+            self.timers.notify_one();
+        }
         let m = metrics();
         m.batch_size.observe(batch.len() as f64);
         m.commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -131,7 +138,9 @@ impl Engine {
                     return Ok(Err(refused));
                 }
             },
+            EventBody::Clock(timer) => self.clock_fired(txn, &event, timer)?,
         };
+        self.sla_after_event(txn, &event)?;
         let receipt = Receipt {
             event_id: id,
             ticket: handled.ticket,

@@ -13,11 +13,14 @@ mod batch;
 mod commands;
 pub mod housekeeping;
 mod links;
+mod sla;
 mod transitions;
 mod txn;
 
 #[cfg(test)]
 mod alert_tests;
+#[cfg(test)]
+mod sla_tests;
 #[cfg(test)]
 mod tests;
 
@@ -92,9 +95,17 @@ pub struct EngineHandle {
     commit_gate: Arc<RwLock<()>>,
     /// Rules and settings in force; replaced by reloads.
     live: Arc<Live>,
+    /// Signalled after a commit that stored new SLA timers, so the clock task re-reads.
+    timers: Arc<tokio::sync::Notify>,
 }
 
 impl EngineHandle {
+    /// What the engine signals after committing new SLA timers (one stored permit: a signal
+    /// sent while nobody waits is not lost).
+    pub fn timers_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.timers.clone()
+    }
+
     /// Queues an event and waits until it is durable. Fails at once with
     /// [`SubmitError::Busy`] when the queue is full.
     pub async fn submit(&self, body: EventBody) -> Result<Receipt, SubmitError> {
@@ -221,6 +232,10 @@ struct Settings {
     approval: ApprovalConfig,
     /// When resolved and fulfilled tickets close themselves.
     lifecycle: LifecycleConfig,
+    /// SLA policies and underpinning targets.
+    sla: crate::sla::SlaConfig,
+    /// Calendars the SLA clocks count in (built from validated config).
+    calendars: Arc<crate::sla::Calendars>,
 }
 
 impl Settings {
@@ -233,6 +248,12 @@ impl Settings {
             groups: config.groups.clone(),
             approval: config.approval.clone(),
             lifecycle: config.lifecycle.clone(),
+            sla: config.sla.clone(),
+            // Validated configuration builds; a failure leaves only 24x7 (clocks on other
+            // calendars then say so in the log when they are computed).
+            calendars: Arc::new(
+                crate::sla::Calendars::from_config(&config.calendars).unwrap_or_default(),
+            ),
         }
     }
 }
@@ -270,7 +291,9 @@ pub fn start(
         rules: RwLock::new(rules.clone()),
         settings: RwLock::new(settings.clone()),
     });
+    let timers = Arc::new(tokio::sync::Notify::new());
     let engine = batch::Engine {
+        timers: timers.clone(),
         store,
         rules,
         clock: clock.clone(),
@@ -289,6 +312,7 @@ pub fn start(
         clock,
         commit_gate,
         live,
+        timers,
     };
     Ok((handle, EngineThread(thread)))
 }

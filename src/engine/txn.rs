@@ -100,6 +100,24 @@ impl<'s> Txn<'s> {
         self.undo.push(Undo::Write((tree, key), old));
     }
 
+    pub fn delete(&mut self, tree: Tree, key: Vec<u8>) {
+        let old = self.writes.insert((tree, key.clone()), None);
+        self.undo.push(Undo::Write((tree, key), old));
+    }
+
+    /// Every ticket loaded or saved since the last savepoint (what one event touched).
+    pub fn touched_since_savepoint(&self) -> Vec<TicketId> {
+        let mut ids = Vec::new();
+        for u in &self.undo {
+            if let Undo::Ticket(id, _) = u
+                && !ids.contains(id)
+            {
+                ids.push(*id);
+            }
+        }
+        ids
+    }
+
     /// Advances the counter stored under `key` in Meta and returns the new value.
     fn next(&mut self, key: Vec<u8>) -> Result<u64, StoreError> {
         let current = match self.counters.get(&key) {
@@ -285,6 +303,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             history_len: 0,
+            sla: Default::default(),
         });
         txn.rollback();
 

@@ -22,6 +22,8 @@ pub enum EventBody {
     Alert(Alert),
     /// An agent's write (or itsmd's housekeeping), through the API or CLI.
     Command(Command),
+    /// An SLA timer fell due: a warning or breach of one clock of one ticket.
+    Clock(crate::sla::Timer),
 }
 
 impl EventBody {
@@ -30,6 +32,7 @@ impl EventBody {
         match self {
             EventBody::Alert(_) => "alert",
             EventBody::Command(_) => "command",
+            EventBody::Clock(_) => "clock",
         }
     }
 }

@@ -38,6 +38,19 @@ pub enum Decision {
     Suppress {
         reason: String,
     },
+    /// Raise the escalation level by one and hand the ticket to its group's `escalate_to`
+    /// group when one is configured (functional escalation).
+    Escalate,
+    /// Raise the priority one step towards 1 (critical), as a manual override.
+    RaisePriority,
+    /// Tell the ticket group's lead (hierarchical escalation); recorded and logged.
+    NotifyLead {
+        message: String,
+    },
+    /// Run the ticket's SLA clocks against this policy, not the one kind and priority choose.
+    SetSlaPolicy {
+        value: String,
+    },
 }
 
 /// Where a decision came from: the rule file, the hook, and the line of the call.

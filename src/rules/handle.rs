@@ -28,6 +28,10 @@ pub struct TicketView {
     pub suppressed: bool,
     /// Whether the ticket's alerts are flapping now; the engine sets it (it knows the time).
     pub flapping: bool,
+    /// Escalation level (0 until escalated), for rules that escalate step by step.
+    pub escalation: u32,
+    /// The SLA policy in force, if any.
+    pub sla_policy: Option<String>,
 }
 
 impl TicketView {
@@ -47,6 +51,8 @@ impl TicketView {
             key: ticket.correlation_key.clone(),
             suppressed: false,
             flapping: false,
+            escalation: ticket.sla.escalation,
+            sla_policy: ticket.sla.policy.clone(),
         }
     }
 
@@ -64,6 +70,10 @@ impl TicketView {
             }
             Decision::SetKey { value } => self.key = Some(value.clone()),
             Decision::Suppress { .. } => self.suppressed = true,
+            Decision::Escalate => self.escalation += 1,
+            Decision::RaisePriority => self.priority = self.priority.map(|p| p.max(2) - 1),
+            Decision::NotifyLead { .. } => {}
+            Decision::SetSlaPolicy { value } => self.sla_policy = Some(value.clone()),
         }
     }
 }
@@ -258,4 +268,47 @@ pub(super) fn register(engine: &mut Engine) {
         },
     );
     engine.register_fn("stop", |h: &mut TicketHandle| h.lock().stop = true);
+    register_escalation(engine);
+}
+
+/// Escalation and SLA policy: `ticket.escalate()`, `ticket.raise_priority()`,
+/// `ticket.notify_lead(message)`, `ticket.sla_policy = "name"`, and their reads.
+fn register_escalation(engine: &mut Engine) {
+    engine.register_get("escalation", |h: &mut TicketHandle| {
+        i64::from(h.lock().view.escalation)
+    });
+    engine.register_get("sla_policy", |h: &mut TicketHandle| {
+        opt(&h.lock().view.sla_policy)
+    });
+    engine.register_fn(
+        "escalate",
+        |ctx: NativeCallContext, h: &mut TicketHandle| {
+            h.decide(Decision::Escalate, ctx.call_position());
+        },
+    );
+    engine.register_fn(
+        "raise_priority",
+        |ctx: NativeCallContext, h: &mut TicketHandle| {
+            h.decide(Decision::RaisePriority, ctx.call_position());
+        },
+    );
+    engine.register_fn(
+        "notify_lead",
+        |ctx: NativeCallContext, h: &mut TicketHandle, message: ImmutableString| {
+            h.decide(
+                Decision::NotifyLead {
+                    message: message.to_string(),
+                },
+                ctx.call_position(),
+            );
+        },
+    );
+    engine.register_fn(
+        "set$sla_policy",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = non_empty(&v, "sla_policy", ctx.call_position())?;
+            h.decide(Decision::SetSlaPolicy { value }, ctx.call_position());
+            Ok(())
+        },
+    );
 }

@@ -50,11 +50,14 @@ pub enum Tree {
     TicketByAlert,
     /// Ticket comments, keyed by ticket key + big-endian comment number.
     Comments,
+    /// SLA timers not yet fired, keyed by big-endian due time + ticket + clock + stage
+    /// (`sla::timers`), so the earliest is the first key.
+    SlaTimers,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 11] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -65,6 +68,7 @@ impl Tree {
         Tree::TicketAlerts,
         Tree::TicketByAlert,
         Tree::Comments,
+        Tree::SlaTimers,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -80,6 +84,7 @@ impl Tree {
             Tree::TicketAlerts => 7,
             Tree::TicketByAlert => 8,
             Tree::Comments => 9,
+            Tree::SlaTimers => 30,
         }
     }
 
@@ -96,6 +101,7 @@ impl Tree {
             Tree::TicketAlerts => "ticket_alerts",
             Tree::TicketByAlert => "ticket_by_alert",
             Tree::Comments => "comments",
+            Tree::SlaTimers => "sla_timers",
         }
     }
 }
