@@ -37,6 +37,9 @@ enum Command {
     },
     /// Work with tickets on a running daemon.
     Ticket(Box<itsmd::cli::ticket::TicketArgs>),
+    /// Process reports (MTTA, MTTR, SLA compliance, breaches, backlog, volume, escalations)
+    /// for a period, from a running daemon.
+    Report(Box<itsmd::cli::report::ReportArgs>),
     /// Write a consistent JSON-lines dump of a running daemon's store to FILE.
     Export {
         /// Where to write the dump ("-" for standard output).
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
             data_dir,
         } => import(file, base, data_dir),
         Command::Ticket(args) => itsmd::cli::ticket::run(*args),
+        Command::Report(args) => itsmd::cli::report::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 
 pub mod backup;
 mod client;
+pub mod report;
 pub mod ticket;
 
 pub use client::{Client, ServerArgs};

@@ -100,6 +100,12 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
+    /// The SLA policies and calendars in force (reloads replace them).
+    pub fn sla(&self) -> (crate::sla::SlaConfig, Arc<crate::sla::Calendars>) {
+        let (_, settings) = self.live.current();
+        (settings.sla.clone(), settings.calendars.clone())
+    }
+
     /// What the engine signals after committing new SLA timers (one stored permit: a signal
     /// sent while nobody waits is not lost).
     pub fn timers_changed(&self) -> Arc<tokio::sync::Notify> {

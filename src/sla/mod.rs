@@ -12,6 +12,7 @@ pub mod policy;
 pub mod task;
 pub mod timers;
 pub mod track;
+pub mod view;
 
 pub use calendar::{Calendar, CalendarError, CalendarProblem, Holiday, OpenRange};
 pub use calendar_config::{ALWAYS_OPEN, CalendarConfig, Calendars};
