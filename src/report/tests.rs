@@ -394,7 +394,9 @@ fn periods_default_to_the_last_30_days_and_bad_input_is_listed() {
         Ok((ts("2026-02-22T12:00:00Z"), now))
     );
     let problems = period(Some("yesterday"), None, Some("soon"), now).unwrap_err();
-    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    let both = period(Some("2026-01-01"), None, Some("7d"), now).unwrap_err();
+    assert_eq!(both, ["give `from` or `last`, not both"]);
     let empty = period(Some("2026-03-02"), None, None, now).unwrap_err();
     assert!(empty[0].contains("the period is empty"), "{empty:?}");
 }
