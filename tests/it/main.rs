@@ -11,5 +11,6 @@ mod intake;
 mod lifecycle;
 mod observe;
 mod reload;
+mod sla;
 mod ticket_cli;
 mod tickets;
