@@ -335,6 +335,15 @@ impl Engine {
         clock.insert("percent".into(), Dynamic::from(i64::from(percent)));
         clock.insert("policy".into(), policy.name.clone().into());
         clock.insert("due".into(), reached_at.to_string().into());
+        let vendor = t
+            .sla
+            .clocks
+            .get(&timer.clock)
+            .and_then(|c| c.vendor.clone());
+        clock.insert(
+            "vendor".into(),
+            vendor.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+        );
         let run = self.rules.on_clock(clock, view);
         let rule_failures = self.report_failures(event, &run);
         ctx.apply_rules(txn, &mut t, &run.decisions, &settings);

@@ -420,3 +420,58 @@ async fn a_public_comment_meets_the_response_target() {
     .await;
     assert!(h.due_of(id, "response", Stage::Breach).is_none());
 }
+
+#[tokio::test]
+async fn a_rule_can_raise_the_priority_and_pin_another_policy_whose_timers_then_fire() {
+    let rule = r#"
+        fn on_clock(ticket, clock) {
+            if clock.name == "response" && clock.stage == "breach" {
+                ticket.raise_priority();
+                ticket.sla_policy = "critical";
+                ticket.escalate();
+            }
+        }"#;
+    let h = start("[]", &[("10-clock.rhai", rule)]);
+    let id = h.create(3).await;
+    h.command(
+        "olga",
+        json!({ "type": "update", "ticket": id, "fields": { "group": "experts", "assignee": "erik" } }),
+    )
+    .await;
+    h.set_now("2026-01-12T08:30:00Z");
+    h.fire_due().await;
+    let t = h.ticket(id);
+    assert_eq!(t.priority, 2);
+    assert!(t.process.priority_override, "a raise is a manual override");
+    assert_eq!(
+        (t.sla.policy.as_deref(), t.sla.pinned),
+        (Some("critical"), true)
+    );
+    assert_eq!(t.sla.escalation, 1);
+    assert_eq!(t.group.as_deref(), Some("experts"), "no escalate_to: stays");
+    // Under "critical" (1 h, 24x7, counted since Friday) the resolution target is long
+    // gone: its stages are due at once and fire under the new policy.
+    h.fire_due().await;
+    let resolution: Vec<(String, u64)> = h
+        .fired(id)
+        .into_iter()
+        .filter(|(c, _, _)| c == "resolution")
+        .map(|(_, s, p)| (s, p))
+        .collect();
+    assert_eq!(
+        resolution,
+        [
+            ("warning".into(), 50),
+            ("warning".into(), 75),
+            ("warning".into(), 90),
+            ("breach".into(), 100)
+        ]
+    );
+    let last = h.history(id).pop().unwrap();
+    assert!(
+        last.changes
+            .iter()
+            .any(|c| c.new["policy"] == "critical" && c.new["stage"] == "breach"),
+        "{last:?}"
+    );
+}
