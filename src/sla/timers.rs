@@ -105,6 +105,17 @@ mod tests {
     }
 
     #[test]
+    fn a_timer_round_trips_as_a_journaled_event_body() {
+        for stage in [Stage::Warning(75), Stage::Breach] {
+            let body = crate::model::EventBody::Clock(timer(7, "2026-03-02T11:30:00Z", stage));
+            let text = serde_json::to_string(&body).unwrap();
+            assert!(text.contains(r#""type":"clock""#), "{text}");
+            let back: crate::model::EventBody = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, body);
+        }
+    }
+
+    #[test]
     fn keys_order_by_due_time_and_due_reads_up_to_now() {
         let store = MemoryStore::default();
         let timers = [
