@@ -142,7 +142,19 @@ impl Engine {
                     notes.push(format!("{clock} clock {said}"));
                 }
             }
-            let wanted = self.schedule(&settings, policy, &t, now);
+            // Due times only move when the policy or a timeline does, or when one of the
+            // ticket's timers fires (a configuration reload leaves stale rows; each is judged
+            // at its due time against the policy in force, then the rest are recomputed).
+            let original = txn.ticket_at_savepoint(id)?;
+            let fired_here = matches!(&event.body, EventBody::Clock(tm) if tm.ticket == id);
+            let moved = fired_here
+                || original
+                    .is_none_or(|o| o.sla.policy != t.sla.policy || o.sla.clocks != t.sla.clocks);
+            let wanted = if moved {
+                self.schedule(&settings, policy, &t, now)
+            } else {
+                t.sla.timers.clone()
+            };
             if wanted != t.sla.timers {
                 for old in &t.sla.timers {
                     txn.delete(Tree::SlaTimers, timer_of(id, old).key());

@@ -475,3 +475,61 @@ async fn a_rule_can_raise_the_priority_and_pin_another_policy_whose_timers_then_
         "{last:?}"
     );
 }
+
+#[tokio::test]
+async fn a_reloaded_shorter_target_takes_effect_at_the_tickets_next_timer() {
+    let h = start("[]", &[]);
+    let id = h.create(3).await;
+    h.transition(id, "in_progress", json!({})).await;
+    let shorter = OFFICE
+        .replace("HOLIDAYS", "[]")
+        .replace(r#"resolution = "4h""#, r#"resolution = "2h""#);
+    let config = config::parse(&shorter, "reload").unwrap();
+    let rules = Rules::from_sources(Limits::from(&config.rules), Vec::new()).unwrap();
+    h.engine.replace(rules, &config);
+    // The rows written for 4 h still stand; the first (50 % at 09:30Z) fires, is judged
+    // against 2 h (reached long before), and the ticket's timers are recomputed from there.
+    h.set_now("2026-01-12T09:30:00Z");
+    h.fire_due().await;
+    h.fire_due().await;
+    let stages: Vec<u64> = h
+        .fired(id)
+        .into_iter()
+        .filter(|(c, _, _)| c == "resolution")
+        .map(|(_, _, p)| p)
+        .collect();
+    assert_eq!(stages, [50, 75, 90, 100]);
+    assert!(h.timers(id).is_empty());
+}
+
+#[tokio::test]
+async fn a_reloaded_longer_target_replaces_the_stale_timers_when_the_first_one_fires() {
+    let h = start("[]", &[]);
+    let id = h.create(3).await;
+    h.transition(id, "in_progress", json!({})).await;
+    let longer = OFFICE
+        .replace("HOLIDAYS", "[]")
+        .replace(r#"resolution = "4h""#, r#"resolution = "8h""#);
+    let config = config::parse(&longer, "reload").unwrap();
+    let rules = Rules::from_sources(Limits::from(&config.rules), Vec::new()).unwrap();
+    h.engine.replace(rules, &config);
+    h.set_now("2026-01-12T09:30:00Z");
+    let receipts = h.fire_due().await;
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(
+        receipts[0].outcome,
+        Outcome::Recorded,
+        "50 % of 8 h is not reached"
+    );
+    assert!(h.fired(id).is_empty());
+    // Recomputed for 8 h: 30 min on Friday, 7 h 30 on Monday from 09:00 local.
+    assert_eq!(
+        h.due_of(id, "resolution", Stage::Warning(50)),
+        Some(ts("2026-01-12T11:30:00Z"))
+    );
+    assert_eq!(
+        h.due_of(id, "resolution", Stage::Breach),
+        Some(ts("2026-01-12T15:30:00Z"))
+    );
+    assert_eq!(h.timers(id).len(), 4, "the 4 h rows are gone");
+}

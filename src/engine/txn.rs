@@ -118,6 +118,22 @@ impl<'s> Txn<'s> {
         ids
     }
 
+    /// Ticket `id` as it was at the last savepoint (`None`: it did not exist yet).
+    pub fn ticket_at_savepoint(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+        for u in &self.undo {
+            if let Undo::Ticket(i, old) = u
+                && *i == id
+            {
+                return match old {
+                    Some(t) => Ok(Some((**t).clone())),
+                    // It had no slot then: the store still has what it was.
+                    None => records::get_ticket(self.store, id),
+                };
+            }
+        }
+        Ok(self.tickets.get(&id).map(|s| s.ticket.clone()))
+    }
+
     /// Advances the counter stored under `key` in Meta and returns the new value.
     fn next(&mut self, key: Vec<u8>) -> Result<u64, StoreError> {
         let current = match self.counters.get(&key) {
