@@ -18,6 +18,7 @@ echo "== contents"
 contents=$(dpkg-deb -c "$deb")
 echo "$contents"
 for path in ./usr/bin/itsmd ./etc/itsmd/itsmd.toml ./etc/itsmd/rules/00-defaults.rhai \
+    ./etc/itsmd/rules/10-escalation.rhai \
     ./usr/lib/systemd/system/itsmd.service ./usr/share/doc/itsmd/README.md; do
     grep -q " $path\$" <<<"$contents" || { echo "missing from the package: $path"; exit 1; }
 done

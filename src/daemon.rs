@@ -99,6 +99,11 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     )
     .context("cannot build the webhook HTTP client")?;
     tasks.spawn(dispatcher.run());
+    tasks.spawn(crate::sla::task::run(
+        engine.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ));
     let reloader = Arc::new(Reloader::new(
         source,
         config.clone(),

@@ -15,9 +15,12 @@
 //! - [`engine`]: the single writer: bounded queue, batches, correlation, applying decisions,
 //!   one commit and one flush per batch, then the acknowledgements.
 //! - [`rules`]: the Rhai sandbox, rule sets, hooks and the decisions they record.
-//! - [`sla`]: business calendars and SLA clock computation (pure; the engine stores timers).
+//! - [`sla`]: business calendars, SLA policies and clock computation, the timer layout and
+//!   the clock task that hands due timers to the engine.
 //! - [`outbound`]: vendor webhooks: Standard Webhooks signing, secrets, the retry schedule.
 //! - [`records`]: where each record lives in the store (keys, indexes) and typed reads.
+//! - [`report`]: process reports (MTTA, MTTR, SLA compliance, breaches, backlog, volume,
+//!   escalations) computed from the history, and their text tables.
 //! - [`reload`]: SIGHUP, rule-file changes and admin requests swap in new configuration and
 //!   rules, all or nothing.
 //! - [`store`]: the `Store` trait, its sled and in-memory implementations.
@@ -42,6 +45,7 @@ pub mod model;
 pub mod outbound;
 pub mod records;
 pub mod reload;
+pub mod report;
 pub mod rules;
 pub mod sla;
 pub mod sources;

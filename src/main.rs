@@ -51,6 +51,9 @@ enum Command {
     Ticket(Box<itsmd::cli::ticket::TicketArgs>),
     /// List and replay vendor webhook messages on a running daemon (admin token).
     Outbox(Box<itsmd::cli::outbox::OutboxArgs>),
+    /// Process reports (MTTA, MTTR, SLA compliance, breaches, backlog, volume, escalations)
+    /// for a period, from a running daemon.
+    Report(Box<itsmd::cli::report::ReportArgs>),
     /// Write a consistent JSON-lines dump of a running daemon's store to FILE.
     Export {
         /// Where to write the dump ("-" for standard output).
@@ -224,6 +227,7 @@ fn main() -> ExitCode {
         } => import(file, base, data_dir),
         Command::Ticket(args) => itsmd::cli::ticket::run(*args),
         Command::Outbox(args) => itsmd::cli::outbox::run(*args),
+        Command::Report(args) => itsmd::cli::report::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

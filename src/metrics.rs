@@ -40,6 +40,16 @@ pub struct RuleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlaLabels {
+    /// The SLA policy the clock runs under.
+    pub policy: String,
+    /// response, resolution or vendor.
+    pub clock: String,
+    /// warning or breach.
+    pub stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     /// The matched route pattern (not the raw path, to bound cardinality).
     pub route: String,
@@ -78,6 +88,10 @@ pub struct Metrics {
     pub webhook_deliveries: Family<VendorLabels, Counter>,
     pub webhook_failures: Family<VendorLabels, Counter>,
     pub vendor_callbacks: Family<VendorLabels, Counter>,
+    /// SLA warnings and breaches fired, by policy, clock and stage.
+    pub sla_stages: Family<SlaLabels, Counter>,
+    /// SLA timers stored and not yet fired (set from the store at scrape time).
+    pub sla_timers_pending: Gauge,
 }
 
 impl Metrics {
@@ -101,6 +115,8 @@ impl Metrics {
             webhook_deliveries: Family::default(),
             webhook_failures: Family::default(),
             vendor_callbacks: Family::default(),
+            sla_stages: Family::default(),
+            sla_timers_pending: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -183,6 +199,16 @@ impl Metrics {
             "vendor_callbacks",
             "Vendor callbacks by vendor and result",
             m.vendor_callbacks.clone(),
+        );
+        registry.register(
+            "sla_stages",
+            "SLA warnings and breaches fired, by policy, clock and stage",
+            m.sla_stages.clone(),
+        );
+        registry.register(
+            "sla_timers_pending",
+            "SLA timers stored and not yet fired",
+            m.sla_timers_pending.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -61,6 +61,8 @@ pub async fn metrics_text(State(app): State<AppState>) -> Result<Response, ApiEr
         .set(outbox::count(&*app.store, crate::store::Tree::Outbox)? as i64);
     m.outbox_dead
         .set(outbox::count(&*app.store, crate::store::Tree::OutboxDead)? as i64);
+    m.sla_timers_pending
+        .set(crate::sla::timers::count(&*app.store)? as i64);
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], m.encode()).into_response())
 }

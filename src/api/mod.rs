@@ -10,6 +10,7 @@ mod intake;
 mod json;
 mod limits;
 mod outbox;
+mod reports;
 mod serve;
 mod ticket_alerts;
 mod ticket_writes;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tickets/{id}", get(tickets::show))
         .route("/api/v1/tickets/{id}/history", get(tickets::history))
         .route("/api/v1/tickets/{id}/alerts", get(ticket_alerts::list))
+        .route("/api/v1/tickets/{id}/sla", get(tickets::sla))
         .route("/api/v1/tickets", post(ticket_writes::create))
         .route("/api/v1/tickets/{id}", patch(ticket_writes::update))
         .route(
@@ -88,6 +90,8 @@ pub fn router(state: AppState) -> Router {
             get(ticket_writes::comments).post(ticket_writes::comment),
         )
         .route("/api/v1/tickets/{id}/links", post(ticket_writes::link))
+        .route("/api/v1/reports", get(reports::all))
+        .route("/api/v1/reports/{name}", get(reports::one))
         .route_layer(need(Role::Agent));
     let admin = Router::new()
         .route("/api/v1/admin/export", get(admin::export))

@@ -102,3 +102,20 @@ pub async fn history(
     }
     Ok(Json(records::history(&*app.store, id)?))
 }
+
+/// `GET /api/v1/tickets/{id}/sla`: every clock now, with its timeline.
+pub async fn sla(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<crate::sla::view::SlaView>, ApiError> {
+    let id = ticket_id(&raw)?;
+    let ticket = records::get_ticket(&*app.store, id)?
+        .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))?;
+    let (sla, calendars) = app.engine.sla();
+    Ok(Json(crate::sla::view::of(
+        &ticket,
+        &sla,
+        &calendars,
+        app.engine.now(),
+    )))
+}

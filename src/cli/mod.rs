@@ -7,6 +7,7 @@ pub mod backup;
 mod client;
 pub mod outbox;
 pub mod replay;
+pub mod report;
 pub mod ticket;
 
 pub use client::{Client, ServerArgs};

@@ -44,6 +44,8 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// Partner vendors sent signed webhooks, by name (none by default).
     pub vendors: BTreeMap<String, VendorConfig>,
+    /// SLA policies (targets, calendars, pauses) and the vendors' underpinning targets.
+    pub sla: crate::sla::SlaConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,6 +318,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "approval" => config.approval = section_of(&section, value, &mut problems),
             "lifecycle" => config.lifecycle = section_of(&section, value, &mut problems),
             "vendors" => config.vendors = section_of(&section, value, &mut problems),
+            "sla" => config.sla = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

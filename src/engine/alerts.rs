@@ -383,6 +383,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
             history_len: 0,
+            sla: Default::default(),
         };
         let mut c = vec![
             FieldChange {

@@ -63,6 +63,16 @@ impl Changes<'_> {
                 && decided[i].by.file == by.file
                 && decided[i].by.hook == by.hook
             {
+                if super::sla::apply_decision(
+                    ticket,
+                    &decided[i].decision,
+                    settings,
+                    &mut changes,
+                    &mut notes,
+                ) {
+                    i += 1;
+                    continue;
+                }
                 if let Decision::Notify { vendor } = &decided[i].decision {
                     let rule = Actor::Rule {
                         file: by.file.to_string(),
@@ -197,6 +207,11 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
         | Decision::Link { .. } => {}
         // Becomes an outbox row (see `apply_rules`), not a field.
         Decision::Notify { .. } => {}
+        // Applied by `sla::apply_decision` before this.
+        Decision::Escalate
+        | Decision::RaisePriority
+        | Decision::NotifyLead { .. }
+        | Decision::SetSlaPolicy { .. } => {}
     }
 }
 

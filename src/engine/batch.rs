@@ -31,6 +31,8 @@ pub(super) struct Engine {
     pub live: Arc<Live>,
     /// Woken after a commit that made outbox rows due.
     pub outbox_ready: Arc<tokio::sync::Notify>,
+    /// Signalled after a commit that stored SLA timers (the clock task waits on it).
+    pub timers: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -70,14 +72,19 @@ impl Engine {
             results.push(self.process(&mut txn, &s.body, s.received_at));
         }
         let mut outbox_due = false;
+        let mut new_timers = false;
         let committed = txn.finish().and_then(|writes| {
             outbox_due = super::outbox::makes_due(&writes);
+            new_timers = super::sla::stores_timers(&writes);
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             self.store.apply(writes)?;
             self.store.flush()
         });
         if outbox_due && committed.is_ok() {
             self.outbox_ready.notify_one();
+        }
+        if new_timers && committed.is_ok() {
+            self.timers.notify_one();
         }
         let m = metrics();
         m.batch_size.observe(batch.len() as f64);
@@ -158,8 +165,11 @@ impl Engine {
                     return Ok(Err(refused));
                 }
             },
+            EventBody::Clock(timer) => self.clock_fired(txn, &event, timer)?,
         };
         self.on_ticket_rounds(txn, &event, &mut handled)?;
+        // After the rules: their changes (priority, holds) move the clocks too.
+        self.sla_after_event(txn, &event)?;
         self.enqueue_messages(txn, &event)?;
         let receipt = Receipt {
             event_id: id,

@@ -277,6 +277,7 @@ impl Engine {
             created_at: ctx.at,
             updated_at: ctx.at,
             history_len: 0,
+            sla: Default::default(),
         };
         self.commit(txn, ctx, by, None, ticket, format!("created; {why}"));
         info!(ticket = %id, by = ?by, "Ticket created.");

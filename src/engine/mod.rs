@@ -16,6 +16,7 @@ pub mod housekeeping;
 mod links;
 mod outbox;
 mod rule_actions;
+mod sla;
 mod ticket_hooks;
 mod transitions;
 mod txn;
@@ -24,6 +25,8 @@ mod txn;
 mod alert_tests;
 #[cfg(test)]
 mod outbox_tests;
+#[cfg(test)]
+mod sla_tests;
 #[cfg(test)]
 mod tests;
 
@@ -100,12 +103,26 @@ pub struct EngineHandle {
     live: Arc<Live>,
     /// Notified after a commit that made outbox rows due, so the dispatcher need not poll.
     outbox_ready: Arc<tokio::sync::Notify>,
+    /// Signalled after a commit that stored new SLA timers, so the clock task re-reads.
+    timers: Arc<tokio::sync::Notify>,
 }
 
 impl EngineHandle {
     /// What the engine notifies when outbox rows become due.
     pub fn outbox_ready(&self) -> Arc<tokio::sync::Notify> {
         self.outbox_ready.clone()
+    }
+
+    /// The SLA policies and calendars in force (reloads replace them).
+    pub fn sla(&self) -> (crate::sla::SlaConfig, Arc<crate::sla::Calendars>) {
+        let (_, settings) = self.live.current();
+        (settings.sla.clone(), settings.calendars.clone())
+    }
+
+    /// What the engine signals after committing new SLA timers (one stored permit: a signal
+    /// sent while nobody waits is not lost).
+    pub fn timers_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.timers.clone()
     }
 
     /// Queues an event and waits until it is durable. Fails at once with
@@ -239,6 +256,10 @@ struct Settings {
     vendors: std::collections::BTreeMap<String, crate::config::VendorConfig>,
     /// Rounds of on_ticket per event before the loop guard cuts in.
     max_ticket_hook_depth: u32,
+    /// SLA policies and underpinning targets.
+    sla: crate::sla::SlaConfig,
+    /// Calendars the SLA clocks count in (built from validated config).
+    calendars: Arc<crate::sla::Calendars>,
 }
 
 impl Settings {
@@ -253,8 +274,28 @@ impl Settings {
             lifecycle: config.lifecycle.clone(),
             vendors: config.vendors.clone(),
             max_ticket_hook_depth: config.rules.max_ticket_hook_depth,
+            sla: with_vendor_targets(config),
+            // Validated configuration builds; a failure leaves only 24x7 (clocks on other
+            // calendars then say so in the log when they are computed).
+            calendars: Arc::new(
+                crate::sla::Calendars::from_config(&config.calendars).unwrap_or_default(),
+            ),
         }
     }
+}
+
+/// The SLA configuration with each vendor's own `underpinning_target` (from `[vendors]`)
+/// taking precedence over `[sla.underpinning] vendors`.
+fn with_vendor_targets(config: &Config) -> crate::sla::SlaConfig {
+    let mut sla = config.sla.clone();
+    for (name, vendor) in &config.vendors {
+        if let Some(target) = &vendor.underpinning_target {
+            sla.underpinning
+                .vendors
+                .insert(name.clone(), *target);
+        }
+    }
+    sla
 }
 
 /// The engine thread, to be joined at shutdown.
@@ -291,7 +332,9 @@ pub fn start(
         rules: RwLock::new(rules.clone()),
         settings: RwLock::new(settings.clone()),
     });
+    let timers = Arc::new(tokio::sync::Notify::new());
     let engine = batch::Engine {
+        timers: timers.clone(),
         store,
         rules,
         clock: clock.clone(),
@@ -312,6 +355,7 @@ pub fn start(
         commit_gate,
         live,
         outbox_ready,
+        timers,
     };
     Ok((handle, EngineThread(thread)))
 }

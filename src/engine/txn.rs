@@ -137,6 +137,35 @@ impl<'s> Txn<'s> {
         self.next(key.to_vec())
     }
 
+    /// Every ticket loaded or saved since the last savepoint (what one event touched).
+    pub fn touched_since_savepoint(&self) -> Vec<TicketId> {
+        let mut ids = Vec::new();
+        for u in &self.undo {
+            if let Undo::Ticket(id, _) = u
+                && !ids.contains(id)
+            {
+                ids.push(*id);
+            }
+        }
+        ids
+    }
+
+    /// Ticket `id` as it was at the last savepoint (`None`: it did not exist yet).
+    pub fn ticket_at_savepoint(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+        for u in &self.undo {
+            if let Undo::Ticket(i, old) = u
+                && *i == id
+            {
+                return match old {
+                    Some(t) => Ok(Some((**t).clone())),
+                    // It had no slot then: the store still has what it was.
+                    None => records::get_ticket(self.store, id),
+                };
+            }
+        }
+        Ok(self.tickets.get(&id).map(|s| s.ticket.clone()))
+    }
+
     /// Advances the counter stored under `key` in Meta and returns the new value.
     fn next(&mut self, key: Vec<u8>) -> Result<u64, StoreError> {
         let current = match self.counters.get(&key) {
@@ -337,6 +366,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             history_len: 0,
+            sla: Default::default(),
         });
         txn.rollback();
 

@@ -26,6 +26,8 @@ pub enum EventBody {
     Delivery(Delivery),
     /// A partner vendor's signed callback about one of its tickets.
     VendorCallback(VendorCallback),
+    /// An SLA timer fell due: a warning or breach of one clock of one ticket.
+    Clock(crate::sla::Timer),
 }
 
 impl EventBody {
@@ -36,6 +38,7 @@ impl EventBody {
             EventBody::Command(_) => "command",
             EventBody::Delivery(_) => "delivery",
             EventBody::VendorCallback(_) => "vendor_callback",
+            EventBody::Clock(_) => "clock",
         }
     }
 }

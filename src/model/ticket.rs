@@ -194,6 +194,9 @@ pub struct Ticket {
     pub updated_at: Timestamp,
     /// Number of history entries; the next entry gets `history_len + 1`.
     pub history_len: u64,
+    /// SLA policy, clock timelines, escalation level and scheduled timers.
+    #[serde(default, skip_serializing_if = "crate::sla::TicketSla::is_empty")]
+    pub sla: crate::sla::TicketSla,
 }
 
 impl Ticket {

@@ -189,6 +189,7 @@ mod tests {
             correlation_key: None,
             alert: None,
             custom: Default::default(),
+            sla: Default::default(),
             process: crate::model::ProcessFields {
                 vendor: Some("acme".into()),
                 ..Default::default()

@@ -72,6 +72,19 @@ pub enum Decision {
         rel: LinkRel,
         ticket: TicketId,
     },
+    /// Raise the escalation level by one and hand the ticket to its group's `escalate_to`
+    /// group when one is configured (functional escalation).
+    Escalate,
+    /// Raise the priority one step towards 1 (critical), as a manual override.
+    RaisePriority,
+    /// Tell the ticket group's lead (hierarchical escalation); recorded and logged.
+    NotifyLead {
+        message: String,
+    },
+    /// Run the ticket's SLA clocks against this policy, not the one kind and priority choose.
+    SetSlaPolicy {
+        value: String,
+    },
 }
 
 impl Decision {

@@ -32,6 +32,10 @@ pub struct TicketView {
     pub custom: BTreeMap<String, serde_json::Value>,
     /// The partner vendor the ticket is assigned to.
     pub vendor: Option<String>,
+    /// Escalation level (0 until escalated), for rules that escalate step by step.
+    pub escalation: u32,
+    /// The SLA policy in force, if any.
+    pub sla_policy: Option<String>,
 }
 
 impl TicketView {
@@ -53,6 +57,8 @@ impl TicketView {
             flapping: false,
             custom: ticket.custom.clone(),
             vendor: ticket.process.vendor.clone(),
+            escalation: ticket.sla.escalation,
+            sla_policy: ticket.sla.policy.clone(),
         }
     }
 
@@ -82,6 +88,10 @@ impl TicketView {
             Decision::Comment { .. } | Decision::Link { .. } => {}
             Decision::SetVendor { value } => self.vendor = Some(value.clone()),
             Decision::Notify { .. } => {}
+            Decision::Escalate => self.escalation += 1,
+            Decision::RaisePriority => self.priority = self.priority.map(|p| p.max(2) - 1),
+            Decision::NotifyLead { .. } => {}
+            Decision::SetSlaPolicy { value } => self.sla_policy = Some(value.clone()),
         }
     }
 }
@@ -291,6 +301,49 @@ pub(super) fn register(engine: &mut Engine) {
         |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
             let vendor = non_empty(&v, "notify", ctx.call_position())?;
             h.decide(Decision::Notify { vendor }, ctx.call_position());
+            Ok(())
+        },
+    );
+    register_escalation(engine);
+}
+
+/// Escalation and SLA policy: `ticket.escalate()`, `ticket.raise_priority()`,
+/// `ticket.notify_lead(message)`, `ticket.sla_policy = "name"`, and their reads.
+fn register_escalation(engine: &mut Engine) {
+    engine.register_get("escalation", |h: &mut TicketHandle| {
+        i64::from(h.lock().view.escalation)
+    });
+    engine.register_get("sla_policy", |h: &mut TicketHandle| {
+        opt(&h.lock().view.sla_policy)
+    });
+    engine.register_fn(
+        "escalate",
+        |ctx: NativeCallContext, h: &mut TicketHandle| {
+            h.decide(Decision::Escalate, ctx.call_position());
+        },
+    );
+    engine.register_fn(
+        "raise_priority",
+        |ctx: NativeCallContext, h: &mut TicketHandle| {
+            h.decide(Decision::RaisePriority, ctx.call_position());
+        },
+    );
+    engine.register_fn(
+        "notify_lead",
+        |ctx: NativeCallContext, h: &mut TicketHandle, message: ImmutableString| {
+            h.decide(
+                Decision::NotifyLead {
+                    message: message.to_string(),
+                },
+                ctx.call_position(),
+            );
+        },
+    );
+    engine.register_fn(
+        "set$sla_policy",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = non_empty(&v, "sla_policy", ctx.call_position())?;
+            h.decide(Decision::SetSlaPolicy { value }, ctx.call_position());
             Ok(())
         },
     );

@@ -10,13 +10,20 @@ use rhai::{AST, Engine};
 use crate::model::alert::Fnv1a;
 
 /// The hooks a rule file may define, with the parameters each must take.
-pub const HOOKS: [(&str, usize); 2] = [("on_alert", 2), ("on_ticket", 2)];
+pub const HOOKS: [(&str, usize); 3] = [("on_alert", 2), ("on_ticket", 2), ("on_clock", 2)];
 
 /// Rules built into the binary, used when the rules folder does not exist.
-const BUILT_IN: [(&str, &str); 1] = [(
-    "00-defaults.rhai",
-    include_str!("../../rules/00-defaults.rhai"),
-)];
+const BUILT_IN: [(&str, &str); 3] = [
+    (
+        "00-defaults.rhai",
+        include_str!("../../rules/00-defaults.rhai"),
+    ),
+    (
+        "10-escalation.rhai",
+        include_str!("../../rules/10-escalation.rhai"),
+    ),
+    ("10-noise.rhai", include_str!("../../rules/10-noise.rhai")),
+];
 
 pub struct RuleFile {
     /// File name, e.g. `20-database.rhai`: what logs, history and errors call the rule.
@@ -175,4 +182,22 @@ fn compile_one(engine: &Engine, name: &str, text: &str) -> Result<RuleFile, Vec<
         ast,
         hooks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BUILT_IN;
+
+    #[test]
+    fn the_built_in_rules_are_exactly_the_shipped_rules_folder() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let mut shipped: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".rhai"))
+            .collect();
+        shipped.sort();
+        let built_in: Vec<String> = BUILT_IN.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(built_in, shipped);
+    }
 }

@@ -94,6 +94,13 @@ impl Rules {
         self.run("on_alert", view, |h| vec![alert.clone(), Dynamic::from(h)])
     }
 
+    /// Runs every `on_clock` hook for an SLA warning or breach (`clock`: name, stage,
+    /// percent, policy, due) on a ticket that currently looks like `view`.
+    pub fn on_clock(&self, clock: Map, view: TicketView) -> HookRun {
+        let clock = Dynamic::from_map(clock);
+        self.run("on_clock", view, |h| vec![Dynamic::from(h), clock.clone()])
+    }
+
     fn run(
         &self,
         hook: &'static str,

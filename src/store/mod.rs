@@ -66,11 +66,14 @@ pub enum Tree {
     /// Tickets a vendor was sent messages about: vendor \0 ticket key → empty. A vendor may
     /// call back on these and on tickets assigned to it.
     VendorTickets,
+    /// SLA timers not yet fired, keyed by big-endian due time + ticket + clock + stage
+    /// (`sla::timers`), so the earliest is the first key.
+    SlaTimers,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 17] = [
+    pub const ALL: [Tree; 18] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -88,6 +91,7 @@ impl Tree {
         Tree::VendorState,
         Tree::VendorCallbacks,
         Tree::VendorTickets,
+        Tree::SlaTimers,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -110,6 +114,7 @@ impl Tree {
             Tree::VendorState => 44,
             Tree::VendorCallbacks => 45,
             Tree::VendorTickets => 46,
+            Tree::SlaTimers => 30,
         }
     }
 
@@ -133,6 +138,7 @@ impl Tree {
             Tree::VendorState => "vendor_state",
             Tree::VendorCallbacks => "vendor_callbacks",
             Tree::VendorTickets => "vendor_tickets",
+            Tree::SlaTimers => "sla_timers",
         }
     }
 }

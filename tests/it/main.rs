@@ -13,6 +13,7 @@ mod observe;
 mod receiver;
 mod reload;
 mod rules;
+mod sla;
 mod ticket_cli;
 mod tickets;
 mod vendors;
