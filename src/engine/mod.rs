@@ -290,9 +290,7 @@ fn with_vendor_targets(config: &Config) -> crate::sla::SlaConfig {
     let mut sla = config.sla.clone();
     for (name, vendor) in &config.vendors {
         if let Some(target) = &vendor.underpinning_target {
-            sla.underpinning
-                .vendors
-                .insert(name.clone(), *target);
+            sla.underpinning.vendors.insert(name.clone(), *target);
         }
     }
     sla

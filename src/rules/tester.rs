@@ -15,7 +15,9 @@
 //! fields = { group = "dba", priority = 1 }
 //! ```
 //!
-//! `outcomes = ["opened", "updated"]` on a case checks each event's outcome as well.
+//! `outcomes = ["opened", "updated"]` on a case checks each event's outcome as well;
+//! `notified = ["vendor"]` on an expectation checks that a webhook to that vendor about the
+//! ticket was queued (the runner has no dispatcher, so nothing is sent).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,6 +87,9 @@ struct Expect {
     /// Text that must appear in some history entry's reason.
     #[serde(default)]
     history_mentions: Vec<String>,
+    /// Vendors that must have been sent a webhook about the ticket (any type).
+    #[serde(default)]
+    notified: Vec<String>,
 }
 
 /// The result of one case.
@@ -207,6 +212,21 @@ async fn run_case(config: &Config, rules_dir: &Path, case: &Case) -> anyhow::Res
             let have = got.get(field).cloned().unwrap_or(Value::Null);
             if have != want {
                 failures.push(format!("{}.{field}: expected {want}, got {have}", e.ticket));
+            }
+        }
+        for vendor in &e.notified {
+            let rows = crate::outbound::outbox::rows(
+                &*store,
+                crate::store::Tree::Outbox,
+                Some(vendor),
+                None,
+                1000,
+            )?;
+            if !rows.iter().any(|r| r.ticket == e.ticket) {
+                failures.push(format!(
+                    "{}: expected a webhook to {vendor}; none was queued",
+                    e.ticket
+                ));
             }
         }
         if !e.history_mentions.is_empty() {
