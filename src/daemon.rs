@@ -77,6 +77,12 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         config.lifecycle.clone(),
         shutdown.clone(),
     ));
+    if let Some(mail) =
+        crate::sources::maildir::start(&config.mail, engine.clone(), shutdown.clone())
+            .context("cannot start mail intake")?
+    {
+        tasks.spawn(mail);
+    }
     let reloader = Arc::new(Reloader::new(
         source,
         config.clone(),

@@ -46,6 +46,18 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// What the engine did with an event: opened, updated, reopened, suppressed, seen, …
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why, as a short name, e.g. `auto_submitted`, `rate_limit`, `unparseable`.
+    pub reason: String,
+}
+
 pub struct Metrics {
     /// Holds every family below for encoding.
     registry: Registry,
@@ -61,6 +73,9 @@ pub struct Metrics {
     pub rule_errors: Family<RuleLabels, Counter>,
     pub rule_decisions: Family<RuleLabels, Counter>,
     pub rule_seconds: Family<RuleLabels, Counter<f64>>,
+    pub mails_processed: Family<OutcomeLabels, Counter>,
+    pub mails_suppressed: Family<ReasonLabels, Counter>,
+    pub mails_quarantined: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -79,6 +94,9 @@ impl Metrics {
             rule_errors: Family::default(),
             rule_decisions: Family::default(),
             rule_seconds: Family::default(),
+            mails_processed: Family::default(),
+            mails_suppressed: Family::default(),
+            mails_quarantined: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -136,6 +154,21 @@ impl Metrics {
             "rule_seconds",
             "Time spent in hook calls per rule file",
             m.rule_seconds.clone(),
+        );
+        registry.register(
+            "mails_processed",
+            "Mails taken from the Maildir and committed, by outcome",
+            m.mails_processed.clone(),
+        );
+        registry.register(
+            "mails_suppressed",
+            "Mails that opened no ticket, by reason (loop protection, bounce, rule)",
+            m.mails_suppressed.clone(),
+        );
+        registry.register(
+            "mails_quarantined",
+            "Messages moved to quarantine, by reason",
+            m.mails_quarantined.clone(),
         );
         Metrics { registry, ..m }
     }

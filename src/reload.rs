@@ -140,6 +140,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     if old.engine.retry_after_secs != new.engine.retry_after_secs {
         out.push("engine.retry_after_secs".to_string());
     }
+    out.extend(old.mail.needs_restart(&new.mail));
     out
 }
 

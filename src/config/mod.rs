@@ -5,10 +5,12 @@
 
 mod auth;
 pub mod duration;
+mod mail;
 mod process;
 mod validate;
 
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, TokenConfig};
+pub use mail::MailConfig;
 pub use process::{ApprovalConfig, GroupConfig, Groups, LifecycleConfig};
 
 use std::collections::BTreeMap;
@@ -40,6 +42,8 @@ pub struct Config {
     pub groups: Groups,
     pub approval: ApprovalConfig,
     pub lifecycle: LifecycleConfig,
+    /// Mail intake from a Maildir.
+    pub mail: MailConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +225,8 @@ pub struct Source {
     pub data_dir: Option<PathBuf>,
     /// `--rules-dir`
     pub rules_dir: Option<PathBuf>,
+    /// `--maildir`
+    pub maildir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +278,9 @@ impl Source {
         if let Some(dir) = &self.rules_dir {
             config.rules.dir = dir.clone();
         }
+        if let Some(dir) = &self.maildir {
+            config.mail.maildir = dir.clone();
+        }
         let problems = validate::problems(&config);
         if !problems.is_empty() {
             return Err(ConfigErrors {
@@ -307,6 +316,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "groups" => config.groups = section_of(&section, value, &mut problems),
             "approval" => config.approval = section_of(&section, value, &mut problems),
             "lifecycle" => config.lifecycle = section_of(&section, value, &mut problems),
+            "mail" => config.mail = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -53,6 +53,7 @@ pub fn problems(c: &Config) -> Vec<String> {
     }
     out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out.extend(alerts(c));
+    out.extend(super::mail::problems(&c.mail));
     out
 }
 

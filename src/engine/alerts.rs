@@ -418,7 +418,7 @@ impl Engine {
     }
 
     /// Logs each failed rule with its file and line, and returns them as text for the journal.
-    fn report_failures(&self, event: &Event, run: &HookRun) -> Vec<String> {
+    pub(super) fn report_failures(&self, event: &Event, run: &HookRun) -> Vec<String> {
         run.failures
             .iter()
             .map(|f| {

@@ -148,6 +148,8 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
         }
         // Handled by correlation before a ticket is chosen.
         Decision::SetKey { .. } | Decision::Suppress { .. } => {}
+        // Chosen by mail intake before the ticket is opened.
+        Decision::SetKind { .. } => {}
     }
 }
 

@@ -13,11 +13,14 @@ mod batch;
 mod commands;
 pub mod housekeeping;
 mod links;
+mod mail;
 mod transitions;
 mod txn;
 
 #[cfg(test)]
 mod alert_tests;
+#[cfg(test)]
+mod mail_tests;
 #[cfg(test)]
 mod tests;
 
@@ -29,7 +32,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::config::{AlertsConfig, ApprovalConfig, Config, Groups, LifecycleConfig};
+use crate::config::{AlertsConfig, ApprovalConfig, Config, Groups, LifecycleConfig, MailConfig};
 use crate::model::{EventBody, EventId, PriorityMatrix, TicketId};
 use crate::records::Outcome;
 use crate::rules::Rules;
@@ -221,6 +224,8 @@ struct Settings {
     approval: ApprovalConfig,
     /// When resolved and fulfilled tickets close themselves.
     lifecycle: LifecycleConfig,
+    /// Mail intake: the per-sender rate limit.
+    mail: MailConfig,
 }
 
 impl Settings {
@@ -233,6 +238,7 @@ impl Settings {
             groups: config.groups.clone(),
             approval: config.approval.clone(),
             lifecycle: config.lifecycle.clone(),
+            mail: config.mail.clone(),
         }
     }
 }

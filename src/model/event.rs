@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Alert, Command};
+use super::{Alert, Command, Mail};
 
 /// Events are numbered by the engine in commit order, starting at 1.
 pub type EventId = u64;
@@ -22,6 +22,9 @@ pub enum EventBody {
     Alert(Alert),
     /// An agent's write (or itsmd's housekeeping), through the API or CLI.
     Command(Command),
+    /// A mail taken from the Maildir. Boxed: a mail (with its attachments) is much larger
+    /// than the other events.
+    Mail(Box<Mail>),
 }
 
 impl EventBody {
@@ -30,6 +33,7 @@ impl EventBody {
         match self {
             EventBody::Alert(_) => "alert",
             EventBody::Command(_) => "command",
+            EventBody::Mail(_) => "mail",
         }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::model::Level;
+use crate::model::{Kind, Level};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
@@ -37,6 +37,10 @@ pub enum Decision {
     /// Open no ticket for this event; it is still recorded.
     Suppress {
         reason: String,
+    },
+    /// The kind of ticket a mail opens; only effective for a new ticket.
+    SetKind {
+        value: Kind,
     },
 }
 

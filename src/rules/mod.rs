@@ -8,6 +8,7 @@
 
 mod decision;
 mod handle;
+mod mail_view;
 mod ruleset;
 mod run;
 mod sandbox;

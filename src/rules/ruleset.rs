@@ -10,13 +10,16 @@ use rhai::{AST, Engine};
 use crate::model::alert::Fnv1a;
 
 /// The hooks a rule file may define, with the parameters each must take.
-pub const HOOKS: [(&str, usize); 1] = [("on_alert", 2)];
+pub const HOOKS: [(&str, usize); 2] = [("on_alert", 2), ("on_mail", 2)];
 
 /// Rules built into the binary, used when the rules folder does not exist.
-const BUILT_IN: [(&str, &str); 1] = [(
-    "00-defaults.rhai",
-    include_str!("../../rules/00-defaults.rhai"),
-)];
+const BUILT_IN: [(&str, &str); 2] = [
+    (
+        "00-defaults.rhai",
+        include_str!("../../rules/00-defaults.rhai"),
+    ),
+    ("05-mail.rhai", include_str!("../../rules/05-mail.rhai")),
+];
 
 pub struct RuleFile {
     /// File name, e.g. `20-database.rhai`: what logs, history and errors call the rule.

@@ -50,11 +50,16 @@ pub enum Tree {
     TicketByAlert,
     /// Ticket comments, keyed by ticket key + big-endian comment number.
     Comments,
+    /// Index: a mail's Message-ID → what became of it (event, ticket, outcome). Makes
+    /// re-delivery idempotent and threads replies by In-Reply-To / References.
+    MailByMessageId,
+    /// Mails per sender address in the current rate-limit window (loop protection).
+    MailSenders,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 12] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -65,6 +70,8 @@ impl Tree {
         Tree::TicketAlerts,
         Tree::TicketByAlert,
         Tree::Comments,
+        Tree::MailByMessageId,
+        Tree::MailSenders,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -80,6 +87,8 @@ impl Tree {
             Tree::TicketAlerts => 7,
             Tree::TicketByAlert => 8,
             Tree::Comments => 9,
+            Tree::MailByMessageId => 20,
+            Tree::MailSenders => 21,
         }
     }
 
@@ -96,6 +105,8 @@ impl Tree {
             Tree::TicketAlerts => "ticket_alerts",
             Tree::TicketByAlert => "ticket_by_alert",
             Tree::Comments => "comments",
+            Tree::MailByMessageId => "mail_by_message_id",
+            Tree::MailSenders => "mail_senders",
         }
     }
 }
