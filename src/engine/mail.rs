@@ -90,7 +90,7 @@ fn clip(text: &str, event: EventId) -> String {
     )
 }
 
-/// The comment a mail becomes: its text, then its attachments.
+/// What a mail's ticket description or comment says: its text, then its attachments.
 fn comment_text(mail: &Mail, event: EventId) -> String {
     let mut text = if mail.body.trim().is_empty() {
         "(no text)".to_string()
@@ -319,7 +319,7 @@ impl Engine {
         let new = NewTicket {
             kind,
             title: title(mail),
-            description: clip(&mail.body, event.id),
+            description: comment_text(mail, event.id),
             group: None,
             assignee: None,
             impact: None,

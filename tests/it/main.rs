@@ -9,6 +9,7 @@ mod formats;
 mod guard;
 mod intake;
 mod lifecycle;
+mod mail;
 mod observe;
 mod reload;
 mod ticket_cli;
