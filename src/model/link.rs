@@ -146,6 +146,8 @@ mod tests {
             (LinkRel::ParentOf, Incident, Incident),
             (LinkRel::ChildOf, Request, Request),
             (LinkRel::DuplicateOf, Problem, Problem),
+            (LinkRel::FollowUpOf, Incident, Request),
+            (LinkRel::FollowedUpBy, Request, Change),
         ];
         for (rel, from, to) in ok {
             assert_eq!(rel.check(from, to), Ok(()), "{rel:?} {from:?} → {to:?}");
