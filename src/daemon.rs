@@ -104,6 +104,12 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         store.clone(),
         shutdown.clone(),
     ));
+    if let Some(mail) =
+        crate::sources::maildir::start(&config.mail, engine.clone(), shutdown.clone())
+            .context("cannot start mail intake")?
+    {
+        tasks.spawn(mail);
+    }
     let reloader = Arc::new(Reloader::new(
         source,
         config.clone(),

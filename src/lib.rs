@@ -10,8 +10,8 @@
 //! - [`config`]: the TOML configuration, its embedded defaults and validation (all errors at
 //!   once).
 //! - [`model`]: plain domain data with no I/O: events, alerts and their fingerprint, tickets,
-//!   lifecycles (the ITIL state machines), priority, history.
-//! - [`sources`]: producers of events: HTTP wire formats.
+//!   lifecycles (the ITIL state machines), priority, history, mail.
+//! - [`sources`]: producers of events: HTTP wire formats, the Maildir.
 //! - [`engine`]: the single writer: bounded queue, batches, correlation, applying decisions,
 //!   one commit and one flush per batch, then the acknowledgements.
 //! - [`rules`]: the Rhai sandbox, rule sets, hooks and the decisions they record.

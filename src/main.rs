@@ -93,6 +93,9 @@ struct ServeArgs {
     /// Data directory (overrides store.data_dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Maildir to take mail from (overrides mail.maildir); created if missing.
+    #[arg(long)]
+    maildir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -131,6 +134,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let source = config::Source {
         listen: args.listen,
         data_dir: args.data_dir,
+        maildir: args.maildir,
         ..args.base.source()
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

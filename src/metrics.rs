@@ -66,6 +66,18 @@ pub struct VendorLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// What the engine did with an event: opened, updated, reopened, suppressed, seen, …
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why, as a short name, e.g. `auto_submitted`, `rate_limit`, `unparseable`.
+    pub reason: String,
+}
+
 pub struct Metrics {
     /// Holds every family below for encoding.
     registry: Registry,
@@ -92,6 +104,9 @@ pub struct Metrics {
     pub sla_stages: Family<SlaLabels, Counter>,
     /// SLA timers stored and not yet fired (set from the store at scrape time).
     pub sla_timers_pending: Gauge,
+    pub mails_processed: Family<OutcomeLabels, Counter>,
+    pub mails_suppressed: Family<ReasonLabels, Counter>,
+    pub mails_quarantined: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -117,6 +132,9 @@ impl Metrics {
             vendor_callbacks: Family::default(),
             sla_stages: Family::default(),
             sla_timers_pending: Gauge::default(),
+            mails_processed: Family::default(),
+            mails_suppressed: Family::default(),
+            mails_quarantined: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -209,6 +227,21 @@ impl Metrics {
             "sla_timers_pending",
             "SLA timers stored and not yet fired",
             m.sla_timers_pending.clone(),
+        );
+        registry.register(
+            "mails_processed",
+            "Mails taken from the Maildir and committed, by outcome",
+            m.mails_processed.clone(),
+        );
+        registry.register(
+            "mails_suppressed",
+            "Mails that opened no ticket, by reason (loop protection, bounce, rule)",
+            m.mails_suppressed.clone(),
+        );
+        registry.register(
+            "mails_quarantined",
+            "Messages moved to quarantine, by reason",
+            m.mails_quarantined.clone(),
         );
         Metrics { registry, ..m }
     }

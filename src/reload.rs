@@ -156,6 +156,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
                 .to_string(),
         );
     }
+    out.extend(old.mail.needs_restart(&new.mail));
     out
 }
 

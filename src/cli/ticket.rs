@@ -359,6 +359,7 @@ fn detail(t: &Value) -> String {
             Some("user") => text(&actor["name"]),
             Some("rule") => format!("rule {}", text(&actor["file"])),
             Some("system") => text(&actor["component"]),
+            Some("caller") => text(&actor["address"]),
             _ => text(actor),
         };
         let changes: Vec<String> = h["changes"]

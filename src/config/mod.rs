@@ -5,11 +5,13 @@
 
 mod auth;
 pub mod duration;
+mod mail;
 mod process;
 mod validate;
 pub mod vendors;
 
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, TokenConfig};
+pub use mail::MailConfig;
 pub use process::{ApprovalConfig, GroupConfig, Groups, LifecycleConfig};
 pub use vendors::{StatusTarget, VendorConfig};
 
@@ -46,6 +48,8 @@ pub struct Config {
     pub vendors: BTreeMap<String, VendorConfig>,
     /// SLA policies (targets, calendars, pauses) and the vendors' underpinning targets.
     pub sla: crate::sla::SlaConfig,
+    /// Mail intake from a Maildir.
+    pub mail: MailConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +235,8 @@ pub struct Source {
     pub data_dir: Option<PathBuf>,
     /// `--rules-dir`
     pub rules_dir: Option<PathBuf>,
+    /// `--maildir`
+    pub maildir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +288,9 @@ impl Source {
         if let Some(dir) = &self.rules_dir {
             config.rules.dir = dir.clone();
         }
+        if let Some(dir) = &self.maildir {
+            config.mail.maildir = dir.clone();
+        }
         let problems = validate::problems(&config);
         if !problems.is_empty() {
             return Err(ConfigErrors {
@@ -319,6 +328,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "lifecycle" => config.lifecycle = section_of(&section, value, &mut problems),
             "vendors" => config.vendors = section_of(&section, value, &mut problems),
             "sla" => config.sla = section_of(&section, value, &mut problems),
+            "mail" => config.mail = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -55,6 +55,7 @@ pub fn problems(c: &Config) -> Vec<String> {
     out.extend(crate::sla::policy::problems(&c.sla, c.calendars.keys()));
     out.extend(alerts(c));
     out.extend(super::vendors::problems(&c.vendors));
+    out.extend(super::mail::problems(&c.mail));
     out
 }
 

@@ -212,6 +212,8 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
         | Decision::RaisePriority
         | Decision::NotifyLead { .. }
         | Decision::SetSlaPolicy { .. } => {}
+        // Chosen by mail intake before the ticket is opened.
+        Decision::SetKind { .. } => {}
     }
 }
 

@@ -135,6 +135,11 @@ impl Engine {
         {
             return Ok(Ok(receipt));
         }
+        if let EventBody::Mail(mail) = body
+            && let Some(receipt) = self.mail_seen(txn, mail)?
+        {
+            return Ok(Ok(receipt));
+        }
         txn.savepoint();
         let id = txn.next_event_id()?;
         let event = Event {
@@ -144,6 +149,7 @@ impl Engine {
         };
         let mut handled = match &event.body {
             EventBody::Alert(alert) => self.alert(txn, &event, alert)?,
+            EventBody::Mail(mail) => self.mail(txn, &event, mail)?,
             EventBody::Command(command) => match self.command(txn, &event, command)? {
                 Ok(handled) => handled,
                 Err(refused) => {

@@ -15,7 +15,8 @@ use super::txn::Txn;
 use crate::model::lifecycle::{IllegalTransition, TransitionError, Unmet};
 use crate::model::{
     Action, Actor, ChangeInfo, ChangeType, Command, Comment, CommentRequest, Event, FieldChange,
-    Flow, Kind, Level, NewTicket, ProcessFields, State, Ticket, TicketId, TicketUpdate, Window,
+    Flow, Kind, Level, NewTicket, ProcessFields, State, Ticket, TicketId, TicketUpdate, Visibility,
+    Window,
 };
 use crate::records::{self, Outcome};
 use crate::store::{StoreError, Tree, encode};
@@ -208,7 +209,13 @@ impl Engine {
         }
     }
 
-    fn create(&self, txn: &mut Txn<'_>, ctx: &Changes<'_>, by: &Actor, new: &NewTicket) -> Done {
+    pub(super) fn create(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        by: &Actor,
+        new: &NewTicket,
+    ) -> Done {
         let mut p = Problems::default();
         if new.title.trim().is_empty() {
             p.add("title", "a ticket needs a title");
@@ -456,6 +463,21 @@ impl Engine {
         if c.body.trim().is_empty() {
             return Err(invalid("body", "a comment needs a body").into());
         }
+        self.add_comment(txn, ctx, by, id, c.visibility, &c.body)?;
+        Ok(updated(id))
+    }
+
+    /// Stores a comment on ticket `id` as its own record, with a history entry on the ticket.
+    /// Shared by agents' comments and mail intake.
+    pub(super) fn add_comment(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        by: &Actor,
+        id: TicketId,
+        visibility: Visibility,
+        body: &str,
+    ) -> Result<(), Failure> {
         let before = self.load(txn, id)?;
         let mut t = before.clone();
         t.process.comments += 1;
@@ -464,8 +486,8 @@ impl Engine {
             seq,
             at: ctx.at,
             author: by.clone(),
-            visibility: c.visibility,
-            body: c.body.clone(),
+            visibility,
+            body: body.to_string(),
             event: ctx.event,
         };
         txn.put(
@@ -473,10 +495,10 @@ impl Engine {
             records::comment_key(id, seq),
             encode(&comment),
         );
-        let reason = format!("{} comment #{seq}", c.visibility);
+        let reason = format!("{visibility} comment #{seq}");
         self.commit(txn, ctx, by, Some(&before), t, reason);
-        info!(ticket = %id, comment = seq, visibility = %c.visibility, "Comment added.");
-        Ok(updated(id))
+        info!(ticket = %id, comment = seq, visibility = %visibility, "Comment added.");
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ mod callbacks;
 mod commands;
 pub mod housekeeping;
 mod links;
+mod mail;
 mod outbox;
 mod rule_actions;
 mod sla;
@@ -23,6 +24,8 @@ mod txn;
 
 #[cfg(test)]
 mod alert_tests;
+#[cfg(test)]
+mod mail_tests;
 #[cfg(test)]
 mod outbox_tests;
 #[cfg(test)]
@@ -38,7 +41,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::config::{AlertsConfig, ApprovalConfig, Config, Groups, LifecycleConfig};
+use crate::config::{AlertsConfig, ApprovalConfig, Config, Groups, LifecycleConfig, MailConfig};
 use crate::model::{EventBody, EventId, PriorityMatrix, TicketId};
 use crate::records::Outcome;
 use crate::rules::Rules;
@@ -260,6 +263,8 @@ struct Settings {
     sla: crate::sla::SlaConfig,
     /// Calendars the SLA clocks count in (built from validated config).
     calendars: Arc<crate::sla::Calendars>,
+    /// Mail intake: the per-sender rate limit.
+    mail: MailConfig,
 }
 
 impl Settings {
@@ -280,6 +285,7 @@ impl Settings {
             calendars: Arc::new(
                 crate::sla::Calendars::from_config(&config.calendars).unwrap_or_default(),
             ),
+            mail: config.mail.clone(),
         }
     }
 }

@@ -5,18 +5,42 @@
 use serde_json::json;
 use tracing::warn;
 
-use super::apply::Changes;
+use super::apply::{Changes, set_group};
 use super::batch::Engine;
 use super::commands::Failure;
 use super::txn::Txn;
 use crate::metrics::{RuleLabels, metrics};
+use crate::model::Ticket;
 use crate::model::{
     Actor, CommentRequest, FieldChange, LinkRequest, TicketId, TransitionRequest, Visibility,
 };
-use crate::rules::{Decided, Decision};
+use crate::rules::{Decided, Decision, HookRun};
 use crate::store::StoreError;
 
 impl Engine {
+    /// What every hook's outcome goes through on an existing ticket: the rules' field
+    /// decisions (one history entry per rule), the triage group when a rule failed, the ticket
+    /// saved, then the rules' actions carried out.
+    pub(super) fn settle(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        mut ticket: Ticket,
+        run: &HookRun,
+        failures: &[String],
+    ) -> Result<(), StoreError> {
+        ctx.apply_rules(txn, &mut ticket, &run.decisions, &self.settings);
+        if !failures.is_empty() {
+            let mut c = Vec::new();
+            set_group(&mut ticket, &self.settings.triage_group, &mut c);
+            let reason = format!("rule failed: {}", failures.join("; "));
+            ctx.record(txn, &mut ticket, Actor::system("rules"), c, Some(reason));
+        }
+        let id = ticket.id;
+        txn.save_ticket(ticket);
+        self.act(txn, ctx, id, &run.decisions)
+    }
+
     /// Runs the action decisions of one hook run on ticket `id`, in order. A refused action
     /// (an illegal transition, a link to a missing ticket) is noted in the ticket's history,
     /// logged and counted as the rule's error; the rule's other decisions stand.

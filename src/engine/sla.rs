@@ -355,16 +355,10 @@ impl Engine {
             "vendor".into(),
             vendor.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
         );
-        let run = self.rules.on_clock(clock, view);
+        let mut run = self.rules.on_clock(clock, view);
+        self.vet_vendors(&mut run);
         let rule_failures = self.report_failures(event, &run);
-        ctx.apply_rules(txn, &mut t, &run.decisions, &settings);
-        if !run.failures.is_empty() {
-            let mut c = Vec::new();
-            set_group(&mut t, &settings.triage_group, &mut c);
-            let reason = format!("rule failed: {}", rule_failures.join("; "));
-            ctx.record(txn, &mut t, Actor::system("rules"), c, Some(reason));
-        }
-        txn.save_ticket(t);
+        self.settle(txn, &ctx, t, &run, &rule_failures)?;
         Ok(Handled {
             ticket: Some(timer.ticket),
             outcome: Outcome::Updated,

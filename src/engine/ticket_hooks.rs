@@ -10,7 +10,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::alerts::Handled;
-use super::apply::{Changes, set_group};
+use super::apply::Changes;
 use super::batch::Engine;
 use super::txn::Txn;
 use crate::model::{Actor, Event, FieldChange, HistoryEntry, TicketId};
@@ -56,16 +56,7 @@ impl Engine {
                 let mut run = self.rules.on_ticket(TicketView::of(&ticket), change);
                 self.vet_vendors(&mut run);
                 let failures = self.report_failures(event, &run);
-                let mut t = ticket;
-                ctx.apply_rules(txn, &mut t, &run.decisions, &self.settings);
-                if !failures.is_empty() {
-                    let mut c = Vec::new();
-                    set_group(&mut t, &self.settings.triage_group, &mut c);
-                    let reason = format!("rule failed: {}", failures.join("; "));
-                    ctx.record(txn, &mut t, Actor::system("rules"), c, Some(reason));
-                }
-                txn.save_ticket(t);
-                self.act(txn, &ctx, id, &run.decisions)?;
+                self.settle(txn, &ctx, ticket, &run, &failures)?;
                 handled.rule_failures.extend(failures);
             }
         }
@@ -108,7 +99,8 @@ impl Engine {
 }
 
 /// What changed, for the hook: `kind` ("created" or "updated"), `fields` (names, in order),
-/// `by` (who made the first change: user, rule, vendor or system), `depth` (the round, from 1).
+/// `by` (who made the first change: user, rule, vendor, caller or system), `depth` (the
+/// round, from 1).
 fn change_map(
     txn: &Txn<'_>,
     id: TicketId,
@@ -154,6 +146,7 @@ fn actor_kind(a: &Actor) -> &'static str {
         Actor::User { .. } => "user",
         Actor::Rule { .. } => "rule",
         Actor::Vendor { .. } => "vendor",
+        Actor::Caller { .. } => "caller",
         Actor::System { .. } => "system",
     }
 }

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Alert, Command, Delivery, VendorCallback};
+use super::{Alert, Command, Delivery, Mail, VendorCallback};
 
 /// Events are numbered by the engine in commit order, starting at 1.
 pub type EventId = u64;
@@ -28,6 +28,9 @@ pub enum EventBody {
     VendorCallback(VendorCallback),
     /// An SLA timer fell due: a warning or breach of one clock of one ticket.
     Clock(crate::sla::Timer),
+    /// A mail taken from the Maildir. Boxed: a mail (with its attachments) is much larger
+    /// than the other events.
+    Mail(Box<Mail>),
 }
 
 impl EventBody {
@@ -39,6 +42,7 @@ impl EventBody {
             EventBody::Delivery(_) => "delivery",
             EventBody::VendorCallback(_) => "vendor_callback",
             EventBody::Clock(_) => "clock",
+            EventBody::Mail(_) => "mail",
         }
     }
 }

@@ -20,6 +20,8 @@ pub enum Actor {
     },
     /// A partner vendor, through a signed callback.
     Vendor { name: String },
+    /// Someone outside writing in: a mail's sender, by address.
+    Caller { address: String },
     /// itsmd itself: correlation, SLA clocks, auto-close.
     System { component: String },
 }

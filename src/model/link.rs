@@ -39,6 +39,11 @@ pub enum LinkRel {
     RecurrenceOf,
     /// The inverse of recurrence_of.
     RecurredAs,
+    /// A ticket opened for a caller's mail that replied to a closed ticket: the new ticket
+    /// is a follow-up of the closed one (any kinds).
+    FollowUpOf,
+    /// The inverse of follow_up_of.
+    FollowedUpBy,
 }
 
 impl LinkRel {
@@ -54,6 +59,8 @@ impl LinkRel {
             LinkRel::DuplicatedBy => "duplicated_by",
             LinkRel::RecurrenceOf => "recurrence_of",
             LinkRel::RecurredAs => "recurred_as",
+            LinkRel::FollowUpOf => "follow_up_of",
+            LinkRel::FollowedUpBy => "followed_up_by",
         }
     }
 
@@ -97,6 +104,8 @@ impl LinkRel {
             LinkRel::DuplicatedBy => LinkRel::DuplicateOf,
             LinkRel::RecurrenceOf => LinkRel::RecurredAs,
             LinkRel::RecurredAs => LinkRel::RecurrenceOf,
+            LinkRel::FollowUpOf => LinkRel::FollowedUpBy,
+            LinkRel::FollowedUpBy => LinkRel::FollowUpOf,
         }
     }
 
@@ -110,6 +119,7 @@ impl LinkRel {
         match self {
             LinkRel::CausedBy => Some((&[Kind::Incident], &[Kind::Problem, Kind::Change])),
             LinkRel::FixedBy => Some((&[Kind::Incident, Kind::Problem], &[Kind::Change])),
+            LinkRel::FollowUpOf => Some((&Kind::ALL, &Kind::ALL)),
             _ => None,
         }
     }
@@ -163,6 +173,8 @@ mod tests {
             (LinkRel::ParentOf, Incident, Incident),
             (LinkRel::ChildOf, Request, Request),
             (LinkRel::DuplicateOf, Problem, Problem),
+            (LinkRel::FollowUpOf, Incident, Request),
+            (LinkRel::FollowedUpBy, Request, Change),
         ];
         for (rel, from, to) in ok {
             assert_eq!(rel.check(from, to), Ok(()), "{rel:?} {from:?} → {to:?}");

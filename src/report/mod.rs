@@ -503,6 +503,7 @@ fn source_of(t: &Ticket, history: &[HistoryEntry]) -> String {
     match history.first().map(|e| &e.actor) {
         Some(Actor::User { .. }) => "api".into(),
         Some(Actor::Vendor { name }) => format!("vendor:{name}"),
+        Some(Actor::Caller { .. }) => "mail".into(),
         Some(Actor::System { component }) => component.clone(),
         Some(Actor::Rule { .. }) | None => "unknown".into(),
     }
@@ -513,6 +514,7 @@ fn actor_name(a: &Actor) -> String {
         Actor::User { name } => name.clone(),
         Actor::Rule { file, hook, .. } => format!("{file} {hook}"),
         Actor::Vendor { name } => format!("vendor:{name}"),
+        Actor::Caller { address } => format!("caller:{address}"),
         Actor::System { component } => component.clone(),
     }
 }

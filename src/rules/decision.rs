@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::model::{HoldReason, Level, LinkRel, Resolution, State, TicketId};
+use crate::model::{HoldReason, Kind, Level, LinkRel, Resolution, State, TicketId};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
@@ -84,6 +84,10 @@ pub enum Decision {
     /// Run the ticket's SLA clocks against this policy, not the one kind and priority choose.
     SetSlaPolicy {
         value: String,
+    },
+    /// The kind of ticket a mail opens; only effective for a new ticket.
+    SetKind {
+        value: Kind,
     },
 }
 

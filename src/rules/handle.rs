@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rhai::{Engine, EvalAltResult, ImmutableString, NativeCallContext, Position};
 
 use super::{Decided, Decision, Provenance};
-use crate::model::{Level, Ticket};
+use crate::model::{Kind, Level, Ticket};
 
 /// The ticket fields a rule can read, with the decisions so far already applied.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -92,6 +92,8 @@ impl TicketView {
             Decision::RaisePriority => self.priority = self.priority.map(|p| p.max(2) - 1),
             Decision::NotifyLead { .. } => {}
             Decision::SetSlaPolicy { value } => self.sla_policy = Some(value.clone()),
+            Decision::SetKind { value } if self.id.is_none() => self.kind = value.as_str().into(),
+            Decision::SetKind { .. } => {}
         }
     }
 }
@@ -263,6 +265,19 @@ pub(super) fn register(engine: &mut Engine) {
         |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
             let value = non_empty(&v, "key", ctx.call_position())?;
             h.decide(Decision::SetKey { value }, ctx.call_position());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "set$kind",
+        |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {
+            let value = v.parse::<Kind>().map_err(|e| {
+                Box::new(EvalAltResult::ErrorRuntime(
+                    format!("ticket.kind: {e}").into(),
+                    ctx.call_position(),
+                ))
+            })?;
+            h.decide(Decision::SetKind { value }, ctx.call_position());
             Ok(())
         },
     );

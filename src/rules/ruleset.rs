@@ -10,14 +10,20 @@ use rhai::{AST, Engine};
 use crate::model::alert::Fnv1a;
 
 /// The hooks a rule file may define, with the parameters each must take.
-pub const HOOKS: [(&str, usize); 3] = [("on_alert", 2), ("on_ticket", 2), ("on_clock", 2)];
+pub const HOOKS: [(&str, usize); 4] = [
+    ("on_alert", 2),
+    ("on_mail", 2),
+    ("on_ticket", 2),
+    ("on_clock", 2),
+];
 
 /// Rules built into the binary, used when the rules folder does not exist.
-const BUILT_IN: [(&str, &str); 3] = [
+const BUILT_IN: [(&str, &str); 4] = [
     (
         "00-defaults.rhai",
         include_str!("../../rules/00-defaults.rhai"),
     ),
+    ("05-mail.rhai", include_str!("../../rules/05-mail.rhai")),
     (
         "10-escalation.rhai",
         include_str!("../../rules/10-escalation.rhai"),

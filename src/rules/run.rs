@@ -9,7 +9,7 @@ use super::handle::{self, TicketHandle};
 use super::sandbox::{self, Limits, TIME_BUDGET_EXCEEDED};
 use super::{CompileError, Decided, RuleSet, TicketView};
 use crate::metrics::{RuleLabels, metrics};
-use crate::model::Alert;
+use crate::model::{Alert, Mail, TicketId};
 
 /// The rule engine: the sandboxed Rhai engine and the active rule set.
 pub struct Rules {
@@ -99,6 +99,13 @@ impl Rules {
     pub fn on_clock(&self, clock: Map, view: TicketView) -> HookRun {
         let clock = Dynamic::from_map(clock);
         self.run("on_clock", view, |h| vec![Dynamic::from(h), clock.clone()])
+    }
+
+    /// Runs every `on_mail` hook for `mail` on a ticket that currently looks like `view`;
+    /// `thread` is the ticket the mail answers, when the engine found one.
+    pub fn on_mail(&self, mail: &Mail, thread: Option<TicketId>, view: TicketView) -> HookRun {
+        let mail = Dynamic::from_map(super::mail_view::mail_map(mail, thread));
+        self.run("on_mail", view, |h| vec![mail.clone(), Dynamic::from(h)])
     }
 
     fn run(

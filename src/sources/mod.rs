@@ -3,3 +3,4 @@
 //! the store itself.
 
 pub mod http;
+pub mod maildir;

@@ -69,11 +69,16 @@ pub enum Tree {
     /// SLA timers not yet fired, keyed by big-endian due time + ticket + clock + stage
     /// (`sla::timers`), so the earliest is the first key.
     SlaTimers,
+    /// Index: a mail's Message-ID → what became of it (event, ticket, outcome). Makes
+    /// re-delivery idempotent and threads replies by In-Reply-To / References.
+    MailByMessageId,
+    /// Mails per sender address in the current rate-limit window (loop protection).
+    MailSenders,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 18] = [
+    pub const ALL: [Tree; 20] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -92,6 +97,8 @@ impl Tree {
         Tree::VendorCallbacks,
         Tree::VendorTickets,
         Tree::SlaTimers,
+        Tree::MailByMessageId,
+        Tree::MailSenders,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -115,6 +122,8 @@ impl Tree {
             Tree::VendorCallbacks => 45,
             Tree::VendorTickets => 46,
             Tree::SlaTimers => 30,
+            Tree::MailByMessageId => 20,
+            Tree::MailSenders => 21,
         }
     }
 
@@ -139,6 +148,8 @@ impl Tree {
             Tree::VendorCallbacks => "vendor_callbacks",
             Tree::VendorTickets => "vendor_tickets",
             Tree::SlaTimers => "sla_timers",
+            Tree::MailByMessageId => "mail_by_message_id",
+            Tree::MailSenders => "mail_senders",
         }
     }
 }

@@ -9,6 +9,7 @@ mod formats;
 mod guard;
 mod intake;
 mod lifecycle;
+mod mail;
 mod observe;
 mod receiver;
 mod reload;

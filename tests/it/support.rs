@@ -67,6 +67,11 @@ impl Setup {
     }
 
     pub fn start(&self) -> Daemon {
+        self.start_with(&[], &[])
+    }
+
+    /// Starts with more command-line arguments and environment variables.
+    pub fn start_with(&self, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Daemon {
         let shipped_rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let mut cmd = Command::new(BIN);
         cmd.args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
@@ -81,6 +86,7 @@ impl Setup {
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }
+        cmd.args(args).envs(env.iter().copied());
         Daemon::spawn(cmd)
     }
 }
