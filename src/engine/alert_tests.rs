@@ -324,6 +324,18 @@ async fn an_unchanged_resend_only_counts_as_seen() {
     assert_eq!(link.count, 1);
     assert_eq!(link.last_seen, h.clock_now());
 
+    // Re-sent again within 30 s: nothing is written at all, not even the ticket.
+    let batches = h.store.batches.lock().unwrap().len();
+    h.advance("10s");
+    let seen = h.send(a.clone()).await;
+    assert_eq!(seen.outcome, Outcome::Seen);
+    let last = h.store.batches.lock().unwrap()[batches..].to_vec();
+    assert!(
+        last.iter().all(|b| b.get(&Tree::Tickets).is_none()),
+        "{last:?}"
+    );
+    assert_eq!(h.ticket(&id).alert.unwrap().last_seen, link.last_seen);
+
     // A new start is a new firing: recorded in full.
     a.starts_at = Some("2026-01-05T09:00:30Z".parse().unwrap());
     let refire = h.send(a).await;

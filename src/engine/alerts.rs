@@ -34,6 +34,9 @@ pub(super) struct Handled {
     pub rule_failures: Vec<String>,
 }
 
+/// How stale a re-sent alert's `last_seen` may get before a re-send rewrites it.
+const SEEN_RESOLUTION: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
 impl Engine {
     /// The cheap path for an unchanged re-send (Prometheus re-sends every active alert each
     /// minute; Alertmanager repeats group notifications): the same alert, with the same start
@@ -64,11 +67,16 @@ impl Engine {
         if member.status != alert.status || member.starts_at != alert.starts_at {
             return Ok(None);
         }
-        member.last_seen = now;
         let event_id = member.last_event;
-        link.last_seen = now;
         let id = ticket.id;
-        txn.save_ticket(ticket);
+        // Prometheus re-sends every active alert each minute: rewriting the ticket for each
+        // would cost a ticket write per alert per minute for nothing new. last_seen moves in
+        // steps of SEEN_RESOLUTION instead.
+        if member.last_seen.duration_until(now) >= SEEN_RESOLUTION {
+            member.last_seen = now;
+            link.last_seen = now;
+            txn.save_ticket(ticket);
+        }
         Ok(Some(Receipt {
             event_id,
             ticket: Some(id),

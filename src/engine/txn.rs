@@ -16,6 +16,8 @@ struct Slot {
     indexed: Vec<(Tree, Vec<u8>)>,
     /// Kind and state as stored before this batch, to keep the counts by state exact.
     counted: Option<(Kind, State)>,
+    /// Saved in this batch: only then is it written back (a ticket that was only read is not).
+    dirty: bool,
 }
 
 pub struct Txn<'s> {
@@ -203,6 +205,7 @@ impl<'s> Txn<'s> {
             ticket: ticket.clone(),
             indexed,
             counted,
+            dirty: false,
         };
         self.tickets.insert(id, slot);
         self.undo.push(Undo::Ticket(id, None));
@@ -214,6 +217,7 @@ impl<'s> Txn<'s> {
         match self.tickets.get_mut(&ticket.id) {
             Some(slot) => {
                 let id = ticket.id;
+                slot.dirty = true;
                 let old = std::mem::replace(&mut slot.ticket, ticket);
                 self.undo.push(Undo::Ticket(id, Some(Box::new(old))));
             }
@@ -223,6 +227,7 @@ impl<'s> Txn<'s> {
                     ticket,
                     indexed: Vec::new(),
                     counted: None,
+                    dirty: true,
                 };
                 self.tickets.insert(slot.ticket.id, slot);
             }
@@ -281,6 +286,9 @@ impl<'s> Txn<'s> {
     pub fn finish(mut self) -> Result<WriteBatch, StoreError> {
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
         for (id, slot) in std::mem::take(&mut self.tickets) {
+            if !slot.dirty {
+                continue;
+            }
             let now_counted = (slot.ticket.kind(), slot.ticket.state);
             if slot.counted != Some(now_counted) {
                 if let Some((kind, state)) = slot.counted {
