@@ -118,21 +118,7 @@ fn table(page: &Value) -> String {
                 text(&r["last_error"]),
             ]);
         }
-        let mut widths = [0usize; 7];
-        for line in &lines {
-            for (w, cell) in widths.iter_mut().zip(line) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        for line in &lines {
-            let cells: Vec<String> = line
-                .iter()
-                .zip(widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            out.push_str(cells.join("  ").trim_end());
-            out.push('\n');
-        }
+        out.push_str(&super::client::table(&lines));
     }
     if let Some(next) = page["next"].as_u64() {
         out.push_str(&format!("More: --after {next}\n"));

@@ -305,22 +305,7 @@ fn table(page: &Value) -> String {
             clip(&text(&t["title"]), 60),
         ]);
     }
-    let mut widths = [0usize; 6];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = super::client::table(&rows);
     if let Some(next) = page["next"].as_str() {
         out.push_str(&format!("More: --after {next}\n"));
     }
