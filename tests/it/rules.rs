@@ -226,3 +226,73 @@ fn replay_shows_what_a_candidate_rule_set_would_change_and_nothing_for_the_same_
     ]);
     assert!(!ok && out.contains("rules_invalid"), "{out}");
 }
+
+#[test]
+fn queries_find_open_tickets_by_key_and_by_labels() {
+    let rule = r#"
+fn on_alert(a, t) {
+    if (a.labels.probe ?? "") == "yes" {
+        t.set("by_key", open_tickets(#{ key: a.labels.target }).map(|x| x.id));
+        t.set("by_labels", open_tickets(#{ labels: #{ alertname: "Disk", host: "db01" }, limit: 5 }).map(|x| x.id));
+        t.set("no_match", open_tickets(#{ labels: #{ alertname: "Disk", host: "db02" } }).len());
+    }
+}"#;
+    let d = Setup::new().rules(&[("10-q.rhai", rule)]).start();
+    let (_, first) = d.post(
+        "/api/v1/events",
+        &alert(
+            "firing",
+            "disk",
+            json!({"alertname": "Disk", "host": "db01"}),
+        ),
+    );
+    let id = first["ticket"].as_str().unwrap().to_string();
+    let key = d.get_ok(&format!("/api/v1/tickets/{id}"))["correlation_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, probe) = d.post(
+        "/api/v1/events",
+        &alert("firing", "probe", json!({"probe": "yes", "target": key})),
+    );
+    let p = d.get_ok(&format!(
+        "/api/v1/tickets/{}",
+        probe["ticket"].as_str().unwrap()
+    ));
+    assert_eq!(p["custom"]["by_key"], json!([id]));
+    assert_eq!(p["custom"]["by_labels"], json!([id]));
+    assert_eq!(p["custom"]["no_match"], 0);
+}
+
+#[test]
+fn clearing_a_priority_override_returns_to_the_matrix() {
+    let rule = r#"fn on_alert(a, t) { t.priority = 1; if a.labels.withdraw == "yes" { t.clear_priority(); } }"#;
+    let d = Setup::new().rules(&[("10-p.rhai", rule)]).start();
+    let (_, kept) = d.post(
+        "/api/v1/events",
+        &alert("firing", "a", json!({"withdraw": "no"})),
+    );
+    let t = d.get_ok(&format!(
+        "/api/v1/tickets/{}",
+        kept["ticket"].as_str().unwrap()
+    ));
+    assert_eq!(
+        (t["priority"].clone(), t["priority_override"].clone()),
+        (json!(1), json!(true))
+    );
+    let (_, cleared) = d.post(
+        "/api/v1/events",
+        &alert("firing", "b", json!({"withdraw": "yes"})),
+    );
+    let t = d.get_ok(&format!(
+        "/api/v1/tickets/{}",
+        cleared["ticket"].as_str().unwrap()
+    ));
+    // medium impact × medium urgency in the default matrix.
+    assert_eq!(t["priority"], 3);
+    assert!(
+        t.get("priority_override")
+            .is_none_or(|v| v == &json!(false)),
+        "{t}"
+    );
+}
