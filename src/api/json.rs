@@ -16,19 +16,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<JsonBody<T>, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "request body is larger than server.max_body_bytes",
-                )
-            } else {
-                ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()))
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         parse(&bytes).map(JsonBody)
     }
+}
+
+/// The request body, within `server.max_body_bytes` (413 past it), as an [`ApiError`] on
+/// failure.
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is larger than server.max_body_bytes",
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()))
+        }
+    })
 }
 
 /// Parses JSON, naming the path and position of the first problem.

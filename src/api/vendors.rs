@@ -5,8 +5,7 @@
 //! and never echoes a secret or a signature.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -47,17 +46,7 @@ pub async fn callback(
         )));
     };
     let headers = req.headers().clone();
-    let body = Bytes::from_request(req, &()).await.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body is larger than server.max_body_bytes",
-            )
-        } else {
-            ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()))
-        }
-    })?;
+    let body = super::json::read_body(req, &()).await?;
     let unauthorized = |message: String| {
         metrics::vendor(&metrics().vendor_callbacks, &name, "bad_signature");
         warn!(vendor = %name, reason = %message, "Vendor callback refused: bad signature.");
