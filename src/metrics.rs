@@ -33,6 +33,13 @@ pub struct TicketLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// `process` (rules and decisions against the overlay), `apply` (the store write) or
+    /// `flush` (the fsync that makes the batch durable).
+    pub stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
     /// Rule file name.
     pub rule: String,
@@ -88,6 +95,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub batch_size: Histogram,
     pub commit_seconds: Histogram,
+    /// Where commit time goes, so a slow engine points at rules, the store or the disk.
+    pub commit_stage_seconds: Family<StageLabels, Counter<f64>>,
     pub tickets: Family<TicketLabels, Gauge>,
     pub rule_evaluations: Family<RuleLabels, Counter>,
     pub rule_errors: Family<RuleLabels, Counter>,
@@ -102,7 +111,7 @@ pub struct Metrics {
     pub vendor_callbacks: Family<VendorLabels, Counter>,
     /// SLA warnings and breaches fired, by policy, clock and stage.
     pub sla_stages: Family<SlaLabels, Counter>,
-    /// SLA timers stored and not yet fired (set from the store at scrape time).
+    /// Tickets with an SLA timer yet to fire (one row each; set from the store at scrape time).
     pub sla_timers_pending: Gauge,
     pub mails_processed: Family<OutcomeLabels, Counter>,
     pub mails_suppressed: Family<ReasonLabels, Counter>,
@@ -120,6 +129,7 @@ impl Metrics {
             queue_depth: Gauge::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            commit_stage_seconds: Family::default(),
             tickets: Family::default(),
             rule_evaluations: Family::default(),
             rule_errors: Family::default(),
@@ -171,6 +181,11 @@ impl Metrics {
             "commit_seconds",
             "Time to process, apply and flush one batch",
             m.commit_seconds.clone(),
+        );
+        registry.register(
+            "commit_stage_seconds",
+            "Engine time per commit stage: process, apply, flush",
+            m.commit_stage_seconds.clone(),
         );
         registry.register("tickets", "Tickets by kind and state", m.tickets.clone());
         registry.register(
@@ -225,7 +240,7 @@ impl Metrics {
         );
         registry.register(
             "sla_timers_pending",
-            "SLA timers stored and not yet fired",
+            "Tickets with an SLA timer yet to fire",
             m.sla_timers_pending.clone(),
         );
         registry.register(

@@ -51,7 +51,8 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            self.commit_batch(std::mem::take(&mut batch));
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(self.settings.max_batch));
+            self.commit_batch(full);
         }
         self.set_running(false);
         info!("Engine stopped: queue drained.");
@@ -73,12 +74,19 @@ impl Engine {
         }
         let mut outbox_due = false;
         let mut new_timers = false;
+        let m = metrics();
         let committed = txn.finish().and_then(|writes| {
             outbox_due = super::outbox::makes_due(&writes);
             new_timers = super::sla::stores_timers(&writes);
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
+            let applying = Instant::now();
+            stage(m, "process", started, applying);
             self.store.apply(writes)?;
-            self.store.flush()
+            let flushing = Instant::now();
+            stage(m, "apply", applying, flushing);
+            let flushed = self.store.flush();
+            stage(m, "flush", flushing, Instant::now());
+            flushed
         });
         if outbox_due && committed.is_ok() {
             self.outbox_ready.notify_one();
@@ -86,7 +94,6 @@ impl Engine {
         if new_timers && committed.is_ok() {
             self.timers.notify_one();
         }
-        let m = metrics();
         m.batch_size.observe(batch.len() as f64);
         m.commit_seconds.observe(started.elapsed().as_secs_f64());
         match &committed {
@@ -195,4 +202,10 @@ impl Engine {
     pub(super) fn now(&self) -> jiff::Timestamp {
         self.clock.now()
     }
+}
+
+fn stage(m: &crate::metrics::Metrics, stage: &'static str, from: Instant, to: Instant) {
+    m.commit_stage_seconds
+        .get_or_create(&crate::metrics::StageLabels { stage })
+        .inc_by(to.duration_since(from).as_secs_f64());
 }

@@ -154,12 +154,15 @@ impl Engine {
             } else {
                 t.sla.timers.clone()
             };
-            if wanted != t.sla.timers {
-                for old in &t.sla.timers {
+            // Only the ticket's earliest timer has a row: when it fires, the schedule is
+            // recomputed and the next one gets its row. A fired timer's row is already gone
+            // (`clock_fired`), so its successor needs one even if the schedule is unchanged.
+            if wanted != t.sla.timers || fired_here {
+                if let Some(old) = t.sla.timers.first() {
                     txn.delete(Tree::SlaTimers, timer_of(id, old).key());
                 }
-                for new in &wanted {
-                    let timer = timer_of(id, new);
+                if let Some(next) = wanted.first() {
+                    let timer = timer_of(id, next);
                     txn.put(Tree::SlaTimers, timer.key(), encode(&timer));
                 }
                 t.sla.timers = wanted;

@@ -139,14 +139,28 @@ impl Harness {
         records::history(&*self.store, id).unwrap()
     }
 
-    /// (clock, stage, due) of every stored timer row of the ticket, earliest first.
+    /// (clock, stage, due) of every scheduled timer of the ticket, earliest first. Checks the
+    /// store holds exactly one row for it, the earliest (none when nothing is scheduled).
     fn timers(&self, id: TicketId) -> Vec<(String, Stage, Timestamp)> {
-        timers::due(&*self.store, ts("2100-01-01T00:00:00Z"), 1000)
+        let rows: Vec<_> = timers::due(&*self.store, ts("2100-01-01T00:00:00Z"), 1000)
             .unwrap()
             .into_iter()
             .filter(|t| t.ticket == id)
             .map(|t| (t.clock, t.stage, t.due))
-            .collect()
+            .collect();
+        let schedule: Vec<_> = self
+            .ticket(id)
+            .sla
+            .timers
+            .into_iter()
+            .map(|s| (s.clock, s.stage, s.due))
+            .collect();
+        assert_eq!(
+            rows,
+            schedule.first().cloned().into_iter().collect::<Vec<_>>(),
+            "one row per ticket: its earliest scheduled timer"
+        );
+        schedule
     }
 
     fn due_of(&self, id: TicketId, clock: &str, stage: Stage) -> Option<Timestamp> {
@@ -162,11 +176,18 @@ impl Harness {
         self.clock.advance(by);
     }
 
-    /// What the clock task does: hand every due timer to the engine.
+    /// What the clock task does: hand every due timer to the engine, and look again until
+    /// none is due (a fired timer's successor may be due at once).
     async fn fire_due(&self) -> Vec<Receipt> {
-        let due = timers::due(&*self.store, self.clock.now(), 1000).unwrap();
-        let events = due.into_iter().map(EventBody::Clock).collect();
-        self.engine.submit_many(events).await.unwrap()
+        let mut receipts = Vec::new();
+        loop {
+            let due = timers::due(&*self.store, self.clock.now(), 1000).unwrap();
+            if due.is_empty() {
+                return receipts;
+            }
+            let events = due.into_iter().map(EventBody::Clock).collect();
+            receipts.extend(self.engine.submit_many(events).await.unwrap());
+        }
     }
 
     /// (clock, stage, percent) of each SLA stage recorded in the history, in order.

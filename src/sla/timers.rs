@@ -1,10 +1,15 @@
-//! Durable SLA timers: one row per (ticket, clock, stage) that has yet to fall due, in the
-//! `SlaTimers` tree, keyed by big-endian due time first so the earliest timer is the first
-//! key. A fired timer travels to the engine as the event body [`Timer`].
+//! Durable SLA timers: one row per ticket, for the earliest (clock, stage) of that ticket
+//! that has yet to fall due, in the `SlaTimers` tree, keyed by big-endian due time first so
+//! the earliest timer is the first key. A fired timer travels to the engine as the event body
+//! [`Timer`]; the engine then recomputes the ticket's schedule and writes the row of the next.
 //!
 //! Owns the key layout and the read side (earliest, due, count). It must not write: the
 //! engine puts and deletes rows in the same batch as the ticket whose clocks they belong to
-//! (the ticket record lists its rows, so a recompute deletes exactly those).
+//! (the ticket record lists its whole schedule, earliest first, so the row is its first).
+//! One row per ticket rather than one per stage keeps a new incident's write small: a
+//! policy with three warnings on two clocks would otherwise store eight rows per ticket.
+//! Rows a recompute leaves behind (from versions that stored every stage) are harmless: the
+//! engine re-judges every timer at its due time and records a stale one only.
 
 use std::ops::Bound;
 
