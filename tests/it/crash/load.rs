@@ -50,8 +50,11 @@ pub enum Format {
 /// What the daemon answered for one acknowledged alert.
 #[derive(Debug, Clone)]
 pub struct Receipt {
+    /// The event that stored it (for a `seen` re-send, the one that stored it first).
     pub event_id: u64,
+    /// The ticket it went to.
     pub ticket: String,
+    /// `opened`, `updated`, `seen`, …
     pub outcome: String,
 }
 
@@ -59,9 +62,13 @@ pub struct Receipt {
 /// request was acknowledged (2xx); `None` when the request failed or was cut off.
 #[derive(Debug, Clone)]
 pub struct Sent {
+    /// The wire format it was sent in.
     pub format: Format,
+    /// Its `crash_key` label: which ticket it belongs to.
     pub key: String,
+    /// Its `nonce` annotation, unique to this send.
     pub nonce: String,
+    /// The daemon's answer, when it acknowledged the request.
     pub receipt: Option<Receipt>,
 }
 

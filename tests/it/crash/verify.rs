@@ -30,18 +30,29 @@ use itsmd::outbound::{ReceivedHeaders, Secret, verify};
 /// The figures the test prints.
 #[derive(Debug)]
 pub struct Counts {
+    /// Alerts the senders sent, acknowledged or not.
     alerts_sent: usize,
+    /// Alerts whose request got a 2xx read whole.
     alerts_acked: usize,
+    /// Acknowledged unchanged Prometheus re-sends (stored once, answered `seen`).
     acked_seen: usize,
     /// Alerts whose request was cut off (or refused) yet are stored.
     unknown_stored: usize,
+    /// Alert keys with a ticket.
     keys: usize,
+    /// Alert occurrences stored over all tickets.
     occurrences: usize,
+    /// Mails delivered into new/.
     mails_written: u64,
+    /// Mails found in cur/ at the end.
     mails_in_cur: usize,
+    /// Tickets in the store (alert keys plus mails).
     tickets: usize,
+    /// Distinct webhook-ids the receiver got.
     webhook_messages: usize,
+    /// Requests the receiver got.
     deliveries: usize,
+    /// Requests beyond the first per webhook-id (retries and re-sends after a crash).
     duplicate_deliveries: usize,
     /// Deliveries of a message the receiver had already answered 2xx: a crash cut off the
     /// result before the engine committed it.
@@ -108,9 +119,13 @@ fn all_pages(d: &Daemon, path: &str, field: &str) -> Vec<Value> {
 
 /// A stored alert occurrence.
 struct Occurrence {
+    /// The ticket it was correlated into.
     ticket: String,
+    /// The event that recorded it: what the sender's receipt names.
     event_id: u64,
+    /// Its `crash_key` label.
     key: String,
+    /// The wire format it came in (its `crash_format` label).
     format: Format,
 }
 
