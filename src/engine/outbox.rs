@@ -314,7 +314,7 @@ fn recipients(entry: &HistoryEntry, vendor: Option<&str>) -> Vec<(String, &'stat
         TRANSITIONED
     } else if has("comments") {
         COMMENTED
-    } else if entry.changes.iter().all(|c| c.field == "alert") {
+    } else if entry.changes.iter().all(|c| c.field == "alert.count") {
         return Vec::new();
     } else {
         UPDATED

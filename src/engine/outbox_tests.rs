@@ -457,3 +457,41 @@ async fn rules_notify_and_assign_vendors_and_an_unknown_vendor_fails_the_rule() 
     );
     assert_eq!(t.kind(), Kind::Incident);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refiring_alerts_count_alone_is_not_sent_to_the_vendor() {
+    let rules = [(
+        "10-vendors.rhai",
+        r#"fn on_alert(alert, ticket) { if ticket.is_new { ticket.vendor = "acme"; } }"#,
+    )];
+    let h = start(CONFIG, &rules);
+    let labels: std::collections::BTreeMap<String, String> =
+        [("alertname".to_string(), "disk".to_string())].into();
+    let firing = EventBody::Alert(Alert {
+        source: "test".into(),
+        key: "disk".into(),
+        fingerprint: crate::model::fingerprint(&labels),
+        status: AlertStatus::Firing,
+        severity: "critical".into(),
+        summary: "disk full".into(),
+        description: None,
+        labels,
+        annotations: Default::default(),
+        starts_at: None,
+        ends_at: None,
+        generator_url: None,
+        format: AlertFormat::Generic,
+        acknowledged: false,
+    });
+    let first = h.engine.submit(firing.clone()).await.unwrap();
+    let again = h.engine.submit(firing).await.unwrap();
+    assert_eq!(again.outcome, Outcome::Updated);
+    let id = first.ticket.unwrap();
+    assert_eq!(h.ticket(id).alert.unwrap().count, 2);
+    let kinds: Vec<String> = h.rows(Tree::Outbox).into_iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        ["ticket.assigned"],
+        "the count bump is nobody's news"
+    );
+}

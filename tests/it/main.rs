@@ -5,6 +5,7 @@ mod support;
 mod alertmanager;
 mod backup;
 mod cli;
+mod crash;
 mod formats;
 mod guard;
 mod intake;

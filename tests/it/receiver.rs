@@ -34,6 +34,8 @@ pub struct Received {
     pub signature: String,
     pub body: String,
     pub at: Instant,
+    /// The status this request was answered with (200 once the script is used up).
+    pub answered: u16,
 }
 
 #[derive(Default)]
@@ -122,6 +124,13 @@ async fn handle(
     };
     let reply = {
         let mut s = shared.lock().unwrap();
+        let reply = s.script.pop_front();
+        let answered = match &reply {
+            None | Some(Reply::Hang(_)) => 200,
+            Some(Reply::Status(code)) => *code,
+            Some(Reply::RetryAfter(_)) => 429,
+            Some(Reply::Redirect) => 302,
+        };
         s.received.push(Received {
             path: uri.path().to_string(),
             id: text("webhook-id"),
@@ -129,8 +138,9 @@ async fn handle(
             signature: text("webhook-signature"),
             body: String::from_utf8_lossy(&body).into_owned(),
             at: Instant::now(),
+            answered,
         });
-        s.script.pop_front()
+        reply
     };
     match reply {
         None => StatusCode::OK.into_response(),
