@@ -33,6 +33,8 @@ pub(super) struct Engine {
     pub outbox_ready: Arc<tokio::sync::Notify>,
     /// Signalled after a commit that stored SLA timers (the clock task waits on it).
     pub timers: Arc<tokio::sync::Notify>,
+    /// Raised to the batch's last outbox row id once the batch is flushed.
+    pub durable_outbox: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Engine {
@@ -74,6 +76,7 @@ impl Engine {
         }
         let mut outbox_due = false;
         let mut new_timers = false;
+        let last_outbox_row = txn.counter(crate::outbound::outbox::OUTBOX_SEQ);
         let m = metrics();
         let committed = txn.finish().and_then(|writes| {
             outbox_due = super::outbox::makes_due(&writes);
@@ -88,6 +91,10 @@ impl Engine {
             stage(m, "flush", flushing, Instant::now());
             flushed
         });
+        if let (Some(row), Ok(())) = (last_outbox_row, &committed) {
+            self.durable_outbox
+                .fetch_max(row, std::sync::atomic::Ordering::Release);
+        }
         if outbox_due && committed.is_ok() {
             self.outbox_ready.notify_one();
         }

@@ -33,6 +33,7 @@ mod sla_tests;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -108,9 +109,18 @@ pub struct EngineHandle {
     outbox_ready: Arc<tokio::sync::Notify>,
     /// Signalled after a commit that stored new SLA timers, so the clock task re-reads.
     timers: Arc<tokio::sync::Notify>,
+    /// The highest outbox row id on disk. A batch is visible in the store from its apply,
+    /// before its flush; a row above this may still vanish in a crash, so it is not sent.
+    durable_outbox: Arc<AtomicU64>,
 }
 
 impl EngineHandle {
+    /// The highest outbox row id that is flushed: rows above it are not delivered yet, so a
+    /// webhook never describes a change a crash could still undo.
+    pub fn durable_outbox_row(&self) -> u64 {
+        self.durable_outbox.load(Ordering::Acquire)
+    }
+
     /// What the engine notifies when outbox rows become due.
     pub fn outbox_ready(&self) -> Arc<tokio::sync::Notify> {
         self.outbox_ready.clone()
@@ -337,7 +347,19 @@ pub fn start(
         settings: RwLock::new(settings.clone()),
     });
     let timers = Arc::new(tokio::sync::Notify::new());
+    // Everything in the store at start was read back from disk: it is all durable.
+    let stored_outbox = match store.get(
+        crate::store::Tree::Meta,
+        crate::outbound::outbox::OUTBOX_SEQ,
+    ) {
+        Ok(Some(bytes)) => crate::store::decode::<u64>(crate::store::Tree::Meta, &bytes)
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+        Ok(None) => 0,
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    let durable_outbox = Arc::new(AtomicU64::new(stored_outbox));
     let engine = batch::Engine {
+        durable_outbox: durable_outbox.clone(),
         timers: timers.clone(),
         store,
         rules,
@@ -360,6 +382,7 @@ pub fn start(
         live,
         outbox_ready,
         timers,
+        durable_outbox,
     };
     Ok((handle, EngineThread(thread)))
 }

@@ -126,3 +126,76 @@ async fn receipts_wait_for_the_flush_and_a_batch_is_one_apply_and_one_flush() {
     drop(engine);
     thread.join().await;
 }
+
+/// A batch is readable from its apply, before its flush: an outbox row it wrote must not be
+/// handed to the dispatcher until the flush, or a crash could undo a change already sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_row_is_durable_for_the_dispatcher_only_after_its_flush() {
+    use crate::model::{Action, Actor, Command};
+    let config = crate::config::parse(
+        r#"
+[vendors.acme]
+url = "http://127.0.0.1:9/hook"
+secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+"#,
+        "test",
+    )
+    .unwrap();
+    let store = Arc::new(GatedStore::default());
+    let rules = Rules::from_sources(Limits::from(&config.rules), vec![]).unwrap();
+    let (engine, thread) = start(&config, store.clone(), rules, Arc::new(SystemClock)).unwrap();
+    let by = Actor::User {
+        name: "alice".into(),
+    };
+    let create = serde_json::json!({"kind": "incident", "title": "Array down"});
+    let created = engine
+        .submit(EventBody::Command(Command {
+            by: by.clone(),
+            action: Action::Create(serde_json::from_value(create).unwrap()),
+        }))
+        .await
+        .unwrap();
+    let ticket = created.ticket.unwrap();
+    assert_eq!(engine.durable_outbox_row(), 0, "no vendor yet, no row");
+
+    store.set_closed(true);
+    let assign = tokio::spawn({
+        let engine = engine.clone();
+        let action = Action::Update {
+            ticket,
+            fields: serde_json::from_value(serde_json::json!({"vendor": "acme"})).unwrap(),
+        };
+        async move {
+            engine
+                .submit(EventBody::Command(Command { by, action }))
+                .await
+        }
+    });
+    let rows = || {
+        store
+            .range(Tree::OutboxDue, Bound::Unbounded, Bound::Unbounded)
+            .filter_map(|item| crate::outbound::outbox::parse_due_key(&item.unwrap().0))
+            .map(|(_, id)| id)
+            .max()
+    };
+    let applied = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(id) = rows() {
+                return id;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the assignment's outbox row was never applied");
+    assert!(
+        engine.durable_outbox_row() < applied,
+        "row {applied} is readable but not flushed, yet marked durable"
+    );
+
+    store.set_closed(false);
+    assign.await.unwrap().unwrap();
+    assert_eq!(engine.durable_outbox_row(), applied);
+    drop(engine);
+    thread.join().await;
+}

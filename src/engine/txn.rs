@@ -183,6 +183,11 @@ impl<'s> Txn<'s> {
         Ok(next)
     }
 
+    /// The counter under `key` as this batch left it, if the batch advanced it.
+    pub fn counter(&self, key: &[u8]) -> Option<u64> {
+        self.counters.get(key).copied()
+    }
+
     pub fn next_event_id(&mut self) -> Result<u64, StoreError> {
         self.next(EVENT_SEQ.to_vec())
     }

@@ -145,7 +145,8 @@ impl Dispatcher {
             if due > now {
                 return Ok(Some(due));
             }
-            if in_flight.contains_key(&id) {
+            // Not flushed yet (the engine wakes us once it is), or already being sent.
+            if id > self.engine.durable_outbox_row() || in_flight.contains_key(&id) {
                 continue;
             }
             let Some(row) = outbox::pending(&*self.store, id)? else {
