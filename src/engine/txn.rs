@@ -18,6 +18,9 @@ struct Slot {
     counted: Option<(Kind, State)>,
     /// Saved in this batch: only then is it written back (a ticket that was only read is not).
     dirty: bool,
+    /// The ticket as read from the store (`None` for a ticket created in this batch), so
+    /// [`Txn::ticket_at_savepoint`] need not decode it a second time.
+    loaded: Option<Box<Ticket>>,
 }
 
 pub struct Txn<'s> {
@@ -160,8 +163,11 @@ impl<'s> Txn<'s> {
             {
                 return match old {
                     Some(t) => Ok(Some((**t).clone())),
-                    // It had no slot then: the store still has what it was.
-                    None => records::get_ticket(self.store, id),
+                    // It had no slot then: it was read (or created) since.
+                    None => Ok(self
+                        .tickets
+                        .get(&id)
+                        .and_then(|slot| slot.loaded.as_deref().cloned())),
                 };
             }
         }
@@ -211,6 +217,7 @@ impl<'s> Txn<'s> {
             indexed,
             counted,
             dirty: false,
+            loaded: Some(Box::new(ticket.clone())),
         };
         self.tickets.insert(id, slot);
         self.undo.push(Undo::Ticket(id, None));
@@ -233,6 +240,7 @@ impl<'s> Txn<'s> {
                     indexed: Vec::new(),
                     counted: None,
                     dirty: true,
+                    loaded: None,
                 };
                 self.tickets.insert(slot.ticket.id, slot);
             }
