@@ -35,6 +35,8 @@ pub(super) struct Engine {
     pub timers: Arc<tokio::sync::Notify>,
     /// Raised to the batch's last outbox row id once the batch is flushed.
     pub durable_outbox: Arc<std::sync::atomic::AtomicU64>,
+    /// Decoded tickets as stored, so hot tickets are not decoded every batch.
+    pub cache: super::ticket_cache::TicketCache,
 }
 
 impl Engine {
@@ -69,7 +71,9 @@ impl Engine {
 
     fn commit_batch(&mut self, batch: Vec<Submission>) {
         let started = Instant::now();
-        let mut txn = Txn::new(&*self.store);
+        let mut cache = std::mem::take(&mut self.cache);
+        let store = self.store.clone();
+        let mut txn = Txn::new(&*store, &mut cache);
         let mut results = Vec::with_capacity(batch.len());
         for s in &batch {
             results.push(self.process(&mut txn, &s.body, s.received_at));
@@ -78,19 +82,29 @@ impl Engine {
         let mut new_timers = false;
         let last_outbox_row = txn.counter(crate::outbound::outbox::OUTBOX_SEQ);
         let m = metrics();
-        let committed = txn.finish().and_then(|writes| {
+        let mut applied = false;
+        let committed = txn.finish().and_then(|(writes, changed)| {
             outbox_due = super::outbox::makes_due(&writes);
             new_timers = super::sla::stores_timers(&writes);
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             let applying = Instant::now();
             stage(m, "process", started, applying);
             self.store.apply(writes)?;
+            applied = true;
+            for t in changed {
+                cache.put(Arc::new(t));
+            }
             let flushing = Instant::now();
             stage(m, "apply", applying, flushing);
             let flushed = self.store.flush();
             stage(m, "flush", flushing, Instant::now());
             flushed
         });
+        if !applied {
+            // The store may or may not hold the batch's tickets: forget them all.
+            cache.clear();
+        }
+        self.cache = cache;
         if let (Some(row), Ok(())) = (last_outbox_row, &committed) {
             self.durable_outbox
                 .fetch_max(row, std::sync::atomic::Ordering::Release);

@@ -18,6 +18,7 @@ mod mail;
 mod outbox;
 mod rule_actions;
 mod sla;
+mod ticket_cache;
 mod ticket_hooks;
 mod transitions;
 mod txn;
@@ -359,6 +360,7 @@ pub fn start(
     };
     let durable_outbox = Arc::new(AtomicU64::new(stored_outbox));
     let engine = batch::Engine {
+        cache: Default::default(),
         durable_outbox: durable_outbox.clone(),
         timers: timers.clone(),
         store,

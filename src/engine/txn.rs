@@ -5,7 +5,9 @@
 //! leaves no trace in its batch.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use super::ticket_cache::TicketCache;
 use crate::model::{HistoryEntry, Kind, State, Ticket, TicketId};
 use crate::records::{self, EVENT_SEQ, index_entries};
 use crate::store::{Store, StoreError, Tree, WriteBatch, decode, encode};
@@ -20,11 +22,13 @@ struct Slot {
     dirty: bool,
     /// The ticket as read from the store (`None` for a ticket created in this batch), so
     /// [`Txn::ticket_at_savepoint`] need not decode it a second time.
-    loaded: Option<Box<Ticket>>,
+    loaded: Option<Arc<Ticket>>,
 }
 
 pub struct Txn<'s> {
     store: &'s dyn Store,
+    /// Tickets as the store holds them, decoded, kept between batches by the engine.
+    cache: &'s mut TicketCache,
     /// Pending raw writes: `None` is a delete.
     writes: BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
     /// Tickets touched in this batch, decoded. A storm of updates to one ticket rewrites it
@@ -60,9 +64,10 @@ enum Undo {
 }
 
 impl<'s> Txn<'s> {
-    pub fn new(store: &'s dyn Store) -> Txn<'s> {
+    pub fn new(store: &'s dyn Store, cache: &'s mut TicketCache) -> Txn<'s> {
         Txn {
             store,
+            cache,
             writes: BTreeMap::new(),
             tickets: HashMap::new(),
             counters: HashMap::new(),
@@ -207,21 +212,29 @@ impl<'s> Txn<'s> {
         if let Some(slot) = self.tickets.get(&id) {
             return Ok(Some(slot.ticket.clone()));
         }
-        let Some(ticket) = records::get_ticket(self.store, id)? else {
-            return Ok(None);
+        let ticket = match self.cache.get(id) {
+            Some(t) => t,
+            None => match records::get_ticket(self.store, id)? {
+                Some(t) => {
+                    let t = Arc::new(t);
+                    self.cache.put(t.clone());
+                    t
+                }
+                None => return Ok(None),
+            },
         };
         let indexed = index_entries(&ticket);
         let counted = Some((ticket.kind(), ticket.state));
         let slot = Slot {
-            ticket: ticket.clone(),
+            ticket: (*ticket).clone(),
             indexed,
             counted,
             dirty: false,
-            loaded: Some(Box::new(ticket.clone())),
+            loaded: Some(ticket.clone()),
         };
         self.tickets.insert(id, slot);
         self.undo.push(Undo::Ticket(id, None));
-        Ok(Some(ticket))
+        Ok(Some(Arc::unwrap_or_clone(ticket)))
     }
 
     /// Stores a ticket (new or changed) as of the end of this batch.
@@ -295,8 +308,10 @@ impl<'s> Txn<'s> {
         self.last_history.insert(ticket.id, entry);
     }
 
-    /// Everything this batch wrote, as one atomic store batch.
-    pub fn finish(mut self) -> Result<WriteBatch, StoreError> {
+    /// Everything this batch wrote, as one atomic store batch, and the tickets it changed as
+    /// they will be stored.
+    pub fn finish(mut self) -> Result<(WriteBatch, Vec<Ticket>), StoreError> {
+        let mut changed = Vec::new();
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
         for (id, slot) in std::mem::take(&mut self.tickets) {
             if !slot.dirty {
@@ -327,6 +342,7 @@ impl<'s> Txn<'s> {
             }
             self.writes
                 .insert((Tree::Tickets, id.key()), Some(encode(&slot.ticket)));
+            changed.push(slot.ticket);
         }
         for (key, value) in std::mem::take(&mut self.counters) {
             self.writes.insert((Tree::Meta, key), Some(encode(&value)));
@@ -346,7 +362,7 @@ impl<'s> Txn<'s> {
                 None => batch.delete(tree, key),
             }
         }
-        Ok(batch)
+        Ok((batch, changed))
     }
 }
 
@@ -358,7 +374,8 @@ mod tests {
     #[test]
     fn rollback_undoes_everything_since_the_savepoint_and_nothing_before() {
         let store = MemoryStore::default();
-        let mut txn = Txn::new(&store);
+        let mut cache = TicketCache::default();
+        let mut txn = Txn::new(&store, &mut cache);
         txn.savepoint();
         assert_eq!(txn.next_event_id().unwrap(), 1);
         txn.put(Tree::Events, b"kept".to_vec(), b"1".to_vec());
