@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The itsmd benchmark, one command: builds the release daemon and the load probe
 # (benches/probe), starts itsmd with the shipped rules on a temp data dir and Maildir, and
-# Debian's Prometheus Alertmanager, both on loopback, then runs the parts named in PARTS and
-# prints one summary at the end (docs/performance.md says what each figure means):
+# Debian's Prometheus Alertmanager, both on loopback, then runs the parts named in PARTS, in
+# this order, and prints one summary at the end (docs/performance.md says what each means):
 #
-#   wrk    closed loop (wrk, the same bodies to both): (a) Prometheus batches of 100,
-#          (b) single events, (c) a storm of distinct keys; itsmd's rate / Alertmanager's
 #   open   open loop (probe): fixed offered rates (RATES) of single PagerDuty events and
 #          /api/v1/events to itsmd, single alerts to Alertmanager; ack latency p50/p99/max
 #          from each request's scheduled send time
 #   mixed  (d) alerts at MIXED_RATE/s plus MAIL_RATE mails/s delivered into the Maildir
+#   wrk    closed loop (wrk, the same bodies to both): (a) Prometheus batches of 100,
+#          (b) single events, (c) a storm of distinct keys; itsmd's rate / Alertmanager's
 #   big    a fresh itsmd takes BIG_PASSES × BIG_KEYS Prometheus alerts (1,000,000 into
-#          100,000 tickets); peak RSS, data dir, tickets, then SIGTERM and restart to ready
+#          100,000 tickets); peak RSS, data dir, tickets, the top rate of RATES offered to
+#          that store, then SIGTERM and restart to ready
 #
 #   bash bench/run.sh                         # everything (about 6 minutes on 2 cores)
 #   PARTS="open mixed" SECS=5 bash bench/run.sh
@@ -19,7 +20,7 @@
 # Needs wrk and prometheus-alertmanager (apt-get install wrk prometheus-alertmanager).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PARTS=${PARTS:-wrk open mixed big}
+PARTS=${PARTS:-open mixed wrk big}
 DURATION=${DURATION:-15s}      # wrk: per scenario
 CONNS=${CONNS:-16}             # wrk: connections; the big run's senders
 THREADS=${THREADS:-2}          # wrk: threads
@@ -78,6 +79,11 @@ wait_ready() { # url pid: ready, and answered by that process (not another on th
 }
 proc_mib() { awk -v f="$2:" '$1 == f {printf "%.0f", $2/1024}' "/proc/$1/status"; } # pid VmHWM|VmRSS
 dir_mib() { du -sm "$1" | cut -f1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # pid: user + system CPU, in ticks
+now_ns() { date +%s%N; }
+cores() { # pid ticks-before ns-before: the pid's CPU use since then, in cores
+  echo "scale=2; ($(cpu_ticks "$1") - $2) / $(getconf CLK_TCK) / (($(now_ns) - $3) / 1000000000)" | bc -l
+}
 tickets() { curl -sf "$itsmd_url/metrics" | awk '/^itsmd_tickets\{/ {s += $2} END {printf "%d", s}'; }
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; } # name line: a probe line's value
 
@@ -122,27 +128,29 @@ part_wrk() {
 
 # --- open loop: fixed offered rates ----------------------------------------------------------
 
-open_row() { # label probe-line
-  out '%-36s %8s %8s %8s %8s %9s %7s %6s %7s' "$1" "$(field offered "$2")" "$(field ok_per_s "$2")" \
+open_header() { out '%-36s %8s %8s %8s %8s %9s %7s %6s %7s %5s' scenario offered "2xx/s" p50 p99 max non-2xx errors lag_max cores; }
+open_row() { # label probe-line cores
+  out '%-36s %8s %8s %8s %8s %9s %7s %6s %7s %5s' "$1" "$(field offered "$2")" "$(field ok_per_s "$2")" \
     "$(field p50 "$2")" "$(field p99 "$2")" "$(field max "$2")" "$(field non2xx "$2")" \
-    "$(field errors "$2")" "$(field lag_max "$2")"
+    "$(field errors "$2")" "$(field lag_max "$2")" "$3"
 }
-probe_rate() { # label url kind rate prefix; counts itsmd's acknowledged keys
-  local line
-  line=$("$probe" rate --url "$2" --kind "$3" --rate "$4" --secs "$SECS" --prefix "$5")
-  open_row "$1" "$line"
+probe_rate() { # label url pid kind rate prefix; counts itsmd's acknowledged keys
+  local line ticks ns
+  ticks=$(cpu_ticks "$3"); ns=$(now_ns)
+  line=$("$probe" rate --url "$2" --kind "$4" --rate "$5" --secs "$SECS" --prefix "$6")
+  open_row "$1" "$line" "$(cores "$3" "$ticks" "$ns")"
   [ "$2" = "$itsmd_url" ] && expected_keys=$((expected_keys + $(field keys "$line")))
   return 0
 }
 part_open() {
   echo "open loop: rates $RATES, ${SECS}s each…" >&2
   out '== open loop: probe, fixed offered rate, %s s per run; latency (ms) from the scheduled send ==' "$SECS"
-  out '%-36s %8s %8s %8s %8s %9s %7s %6s %7s' scenario offered "2xx/s" p50 p99 max non-2xx errors lag_max
+  open_header
   local rate
   for rate in $RATES; do
-    probe_rate "itsmd, single PagerDuty events" "$itsmd_url" pagerduty "$rate" "pd$rate"
-    probe_rate "itsmd, single /api/v1/events" "$itsmd_url" events "$rate" "ev$rate"
-    probe_rate "Alertmanager, single alerts" "$am_url" am "$rate" "am$rate"
+    probe_rate "itsmd, single PagerDuty events" "$itsmd_url" "$main_pid" pagerduty "$rate" "pd$rate"
+    probe_rate "itsmd, single /api/v1/events" "$itsmd_url" "$main_pid" events "$rate" "ev$rate"
+    probe_rate "Alertmanager, single alerts" "$am_url" "$am_pid" am "$rate" "am$rate"
   done
 }
 
@@ -150,13 +158,15 @@ part_open() {
 
 part_mixed() {
   echo "(d) mixed: $MIXED_RATE alerts/s + $MAIL_RATE mails/s for ${SECS}s…" >&2
-  local l
+  local l ticks ns used
+  ticks=$(cpu_ticks "$main_pid"); ns=$(now_ns)
   l=$("$probe" mixed --url "$itsmd_url" --kind events --rate "$MIXED_RATE" --secs "$SECS" \
     --prefix mixed --maildir "$work/Maildir" --mail-rate "$MAIL_RATE")
+  used=$(cores "$main_pid" "$ticks" "$ns")
   out '== (d) mixed: %s alerts/s (/api/v1/events) + %s mails/s into the Maildir (tmp/ → new/), %s s ==' \
     "$MIXED_RATE" "$MAIL_RATE" "$SECS"
-  out '%-36s %8s %8s %8s %8s %9s %7s %6s %7s' scenario offered "2xx/s" p50 p99 max non-2xx errors lag_max
-  open_row "itsmd, alerts during mail" "$l"
+  open_header
+  open_row "itsmd, alerts during mail" "$l" "$used"
   out 'mails delivered %s, in cur/ %s, left in new/ %s; opened (itsmd_mails_processed) %s; request tickets %s' \
     "$(field mails "$l")" "$(field mails_in_cur "$l")" "$(field mails_left_in_new "$l")" \
     "$(field mails_opened "$l")" "$(field request_tickets "$l")"
@@ -173,6 +183,11 @@ part_big() {
   start_itsmd "$data"; wait_ready "$itsmd_url/readyz" "$itsmd_pid"
   l=$("$probe" big --url "$itsmd_url" --keys "$BIG_KEYS" --passes "$BIG_PASSES" --conns "$CONNS")
   hwm=$(proc_mib "$itsmd_pid" VmHWM); made=$(tickets)
+  local rate=${RATES##* } ticks ns line used
+  echo "big: $rate alerts/s offered to the big store…" >&2
+  ticks=$(cpu_ticks "$itsmd_pid"); ns=$(now_ns)
+  line=$("$probe" rate --url "$itsmd_url" --kind events --rate "$rate" --secs "$SECS" --prefix big)
+  used=$(cores "$itsmd_pid" "$ticks" "$ns")
   t0=$(date +%s%N); stop "$itsmd_pid"; stop_ms=$((($(date +%s%N) - t0) / 1000000))
   size=$(dir_mib "$data")
   echo "big: restart…" >&2
@@ -187,8 +202,10 @@ part_big() {
     "$(field failed_batches "$l")"
   out 'tickets created %s (distinct keys %s); peak RSS (VmHWM) %s MiB; data dir %s MiB; SIGTERM to exit %s ms' \
     "$made" "$BIG_KEYS" "$hwm" "$size" "$stop_ms"
-  out 'restart to ready (exec → /readyz 200) %s ms; then RSS %s MiB (VmHWM %s MiB), tickets %s' \
-    "$(field ready_ms "$ready")" "$rss" "$hwm2" "$after"
+  open_header
+  open_row "itsmd with that store, /api/v1/events" "$line" "$used"
+  out 'restart to ready (exec → /readyz 200) %s ms; then RSS %s MiB (VmHWM %s MiB), tickets %s (expected %s)' \
+    "$(field ready_ms "$ready")" "$rss" "$hwm2" "$after" "$((made + $(field keys "$line")))"
 }
 
 # --- the run ---------------------------------------------------------------------------------
@@ -198,9 +215,11 @@ if has wrk || has open || has mixed; then
   start_itsmd "$work/data" --maildir "$work/Maildir"; main_pid=$itsmd_pid
   start_am
   wait_ready "$itsmd_url/readyz" "$main_pid"; wait_ready "$am_url/-/ready" "$am_pid"
-  if has wrk; then part_wrk; fi
+  # The fixed-rate parts first, on a near-empty store: wrk's storm (c) leaves as many
+  # tickets as the machine managed to open, which would make later latencies depend on it.
   if has open; then part_open; fi
   if has mixed; then part_mixed; fi
+  if has wrk; then part_wrk; fi
   out '== itsmd after the parts above (one daemon) =='
   out 'peak RSS (VmHWM) %s MiB; data dir %s MiB; tickets created %s (distinct keys and mails sent: %s)' \
     "$(proc_mib "$main_pid" VmHWM)" "$(dir_mib "$work/data")" "$(tickets)" "$expected_keys"
