@@ -1,42 +1,95 @@
 #!/usr/bin/env bash
-# The itsmd benchmark: builds the release daemon, starts it with the shipped rules on a temp
-# data dir, and a real Prometheus Alertmanager (Debian's prometheus-alertmanager), both on
-# loopback; drives both with wrk and the same bodies; prints rates, itsmd's rate as a ratio of
-# Alertmanager's, latencies, peak RSS, data-dir size and tickets created.
+# The itsmd benchmark, one command: builds the release daemon and the load probe
+# (benches/probe), starts itsmd with the shipped rules on a temp data dir and Maildir, and
+# Debian's Prometheus Alertmanager, both on loopback, then runs the parts named in PARTS, in
+# this order, and prints one summary at the end (docs/performance.md says what each means):
 #
-#   bash bench/run.sh                 # DURATION=15s CONNS=16 THREADS=2 by default
+#   open   open loop (probe): fixed offered rates (RATES) of single PagerDuty events and
+#          /api/v1/events to itsmd, single alerts to Alertmanager; ack latency p50/p99/max
+#          from each request's scheduled send time
+#   mixed  (d) alerts at MIXED_RATE/s plus MAIL_RATE mails/s delivered into the Maildir
+#   wrk    closed loop (wrk, the same bodies to both): (a) Prometheus batches of 100,
+#          (b) single events, (c) a storm of distinct keys; itsmd's rate / Alertmanager's
+#   big    a fresh itsmd takes BIG_PASSES × BIG_KEYS Prometheus alerts (1,000,000 into
+#          100,000 tickets); peak RSS, data dir, tickets, the top rate of RATES offered to
+#          that store, then SIGTERM and restart to ready
+#
+#   bash bench/run.sh                         # everything (about 6 minutes on 2 cores)
+#   PARTS="open mixed" SECS=5 bash bench/run.sh
 #
 # Needs wrk and prometheus-alertmanager (apt-get install wrk prometheus-alertmanager).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-15s}
-CONNS=${CONNS:-16}
-THREADS=${THREADS:-2}
+PARTS=${PARTS:-open mixed wrk big}
+DURATION=${DURATION:-15s}      # wrk: per scenario
+CONNS=${CONNS:-16}             # wrk: connections; the big run's senders
+THREADS=${THREADS:-2}          # wrk: threads
+SECS=${SECS:-10}               # probe: seconds per fixed-rate run and of the mixed stream
+RATES=${RATES:-1000 5000}      # probe: offered alerts/s
+MIXED_RATE=${MIXED_RATE:-1000} # (d): alerts/s (/api/v1/events)
+MAIL_RATE=${MAIL_RATE:-20}     # (d): mails/s
+BIG_KEYS=${BIG_KEYS:-100000}   # big: distinct keys = tickets expected
+BIG_PASSES=${BIG_PASSES:-10}   # big: times every key is sent
 ITSMD_PORT=${ITSMD_PORT:-18080}
 AM_PORT=${AM_PORT:-19093}
+itsmd_url="http://127.0.0.1:$ITSMD_PORT"
+am_url="http://127.0.0.1:$AM_PORT"
 
-for tool in wrk prometheus-alertmanager; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install wrk prometheus-alertmanager"; exit 1; }
+for tool in wrk prometheus-alertmanager curl bc; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install wrk prometheus-alertmanager curl bc"; exit 1; }
 done
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$ITSMD_PORT" "$AM_PORT"; do
+  port_free "$port" || { echo "port $port is in use (another benchmark?): set ITSMD_PORT / AM_PORT"; exit 1; }
+done
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "building…" >&2
 cargo build --release --quiet
-bin=target/release/itsmd
+bin=${CARGO_TARGET_DIR:-target}/release/itsmd
+probe=$(cargo bench --no-run --bench probe 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
+[ -x "$probe" ] || { echo "could not build the probe (cargo bench --no-run --bench probe)"; exit 1; }
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+summary=()
+out() { summary+=("$(printf "$@")"); }
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 
-"$bin" --log-format json serve --config bench/itsmd-bench.toml --listen "127.0.0.1:$ITSMD_PORT" \
-  --data-dir "$work/data" --rules-dir rules 2>"$work/itsmd.log" &
-itsmd_pid=$!; pids+=("$itsmd_pid")
-prometheus-alertmanager --config.file=bench/alertmanager.yml --web.listen-address="127.0.0.1:$AM_PORT" \
-  --cluster.listen-address= --storage.path="$work/am" --log.level=warn 2>"$work/am.log" &
-am_pid=$!; pids+=("$am_pid")
-for url in "http://127.0.0.1:$ITSMD_PORT/readyz" "http://127.0.0.1:$AM_PORT/-/ready"; do
-  for _ in $(seq 100); do curl -sf "$url" >/dev/null && break; sleep 0.1; done
-done
+# --- processes -------------------------------------------------------------------------------
 
-# wrk's summary → "rate p50 p99 max non2xx total"
-run() { # name url script args…
+start_itsmd() { # data-dir [extra args…]; sets itsmd_pid
+  local data=$1; shift
+  "$bin" --log-format json serve --config bench/itsmd-bench.toml --listen "127.0.0.1:$ITSMD_PORT" \
+    --data-dir "$data" --rules-dir rules "$@" 2>>"$work/itsmd.log" &
+  itsmd_pid=$!; pids+=("$itsmd_pid")
+}
+start_am() { # sets am_pid
+  prometheus-alertmanager --config.file=bench/alertmanager.yml --web.listen-address="127.0.0.1:$AM_PORT" \
+    --cluster.listen-address= --storage.path="$work/am" --log.level=warn 2>"$work/am.log" &
+  am_pid=$!; pids+=("$am_pid")
+}
+stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; } # pid: SIGTERM, wait for the exit
+wait_ready() { # url pid: ready, and answered by that process (not another on the same port)
+  for _ in $(seq 300); do
+    kill -0 "$2" 2>/dev/null || { echo "$1: the process exited (see its log)"; exit 1; }
+    curl -sf "$1" >/dev/null && return; sleep 0.1
+  done
+  echo "$1 not ready"; exit 1
+}
+proc_mib() { awk -v f="$2:" '$1 == f {printf "%.0f", $2/1024}' "/proc/$1/status"; } # pid VmHWM|VmRSS
+dir_mib() { du -sm "$1" | cut -f1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # pid: user + system CPU, in ticks
+now_ns() { date +%s%N; }
+cores() { # pid ticks-before ns-before: the pid's CPU use since then, in cores
+  echo "scale=2; ($(cpu_ticks "$1") - $2) / $(getconf CLK_TCK) / (($(now_ns) - $3) / 1000000000)" | bc -l
+}
+tickets() { curl -sf "$itsmd_url/metrics" | awk '/^itsmd_tickets\{/ {s += $2} END {printf "%d", s}'; }
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; } # name line: a probe line's value
+
+# --- wrk: closed loop (a) (b) (c) ------------------------------------------------------------
+
+wrk_run() { # name url script args… → "rate p50 p99 max non2xx total" (wrk's summary)
   local name=$1 url=$2 script=$3; shift 3
   local out
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "bench/$script" "$url" -- "$@")
@@ -50,29 +103,130 @@ run() { # name url script args…
   total=$(awk '/requests in/ {print $1}' <<<"$out")
   echo "$rps $p50 $p99 $max $non2xx $total"
 }
-starts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-
-printf '%-44s %12s %9s %9s %9s %8s\n' scenario "alerts/s" p50 p99 max non-2xx
-report() { # label alerts-per-request result…
-  local label=$1 per=$2 rps=$3 p50=$4 p99=$5 max=$6 non2xx=$7
-  printf '%-44s %12.0f %9s %9s %9s %8s\n' "$label" "$(echo "$rps * $per" | bc -l)" "$p50" "$p99" "$max" "$non2xx"
+wrk_row() { # label alerts-per-request rps p50 p99 max non2xx
+  out '%-44s %10.0f %9s %9s %9s %8s' "$1" "$(echo "$3 * $2" | bc -l)" "$4" "$5" "$6" "$7"
 }
-read -r a_i p50 p99 max bad _ < <(run a_itsmd "http://127.0.0.1:$ITSMD_PORT" prom_batches.lua "$starts")
-report "(a) batches of 100, itsmd" 100 "$a_i" "$p50" "$p99" "$max" "$bad"
-read -r a_am p50 p99 max bad _ < <(run a_am "http://127.0.0.1:$AM_PORT" prom_batches.lua "$starts")
-report "(a) batches of 100, Alertmanager" 100 "$a_am" "$p50" "$p99" "$max" "$bad"
-read -r b_i p50 p99 max bad _ < <(run b_itsmd "http://127.0.0.1:$ITSMD_PORT" single.lua pagerduty)
-report "(b) single PagerDuty events, itsmd" 1 "$b_i" "$p50" "$p99" "$max" "$bad"
-read -r b_am p50 p99 max bad _ < <(run b_am "http://127.0.0.1:$AM_PORT" single.lua am)
-report "(b) single alerts, Alertmanager" 1 "$b_am" "$p50" "$p99" "$max" "$bad"
-read -r c_i p50 p99 max bad c_total < <(run c_itsmd "http://127.0.0.1:$ITSMD_PORT" storm.lua "$$")
-report "(c) storm of distinct keys, itsmd" 1 "$c_i" "$p50" "$p99" "$max" "$bad"
+part_wrk() {
+  echo "wrk: (a) (b) (c), $DURATION each…" >&2
+  local starts a_i a_am b_i b_am c_i p50 p99 max bad c_total
+  starts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  out '== closed loop: wrk, %s threads, %s connections, %s per scenario ==' "$THREADS" "$CONNS" "$DURATION"
+  out '%-44s %10s %9s %9s %9s %8s' scenario "alerts/s" p50 p99 max non-2xx
+  read -r a_i p50 p99 max bad _ < <(wrk_run a_itsmd "$itsmd_url" prom_batches.lua "$starts")
+  wrk_row "(a) batches of 100, itsmd" 100 "$a_i" "$p50" "$p99" "$max" "$bad"
+  read -r a_am p50 p99 max bad _ < <(wrk_run a_am "$am_url" prom_batches.lua "$starts")
+  wrk_row "(a) batches of 100, Alertmanager" 100 "$a_am" "$p50" "$p99" "$max" "$bad"
+  read -r b_i p50 p99 max bad _ < <(wrk_run b_itsmd "$itsmd_url" single.lua pagerduty)
+  wrk_row "(b) single PagerDuty events, itsmd" 1 "$b_i" "$p50" "$p99" "$max" "$bad"
+  read -r b_am p50 p99 max bad _ < <(wrk_run b_am "$am_url" single.lua am)
+  wrk_row "(b) single alerts, Alertmanager" 1 "$b_am" "$p50" "$p99" "$max" "$bad"
+  read -r c_i p50 p99 max bad c_total < <(wrk_run c_itsmd "$itsmd_url" storm.lua "$$")
+  wrk_row "(c) storm of distinct keys, itsmd" 1 "$c_i" "$p50" "$p99" "$max" "$bad"
+  out 'ratio itsmd / Alertmanager: (a) %.2f  (b) %.2f' "$(echo "$a_i / $a_am" | bc -l)" "$(echo "$b_i / $b_am" | bc -l)"
+  expected_keys=$((expected_keys + 1000 + 1000 + c_total - bad))
+}
+
+# --- open loop: fixed offered rates ----------------------------------------------------------
+
+open_header() { out '%-36s %8s %8s %8s %8s %9s %7s %6s %7s %5s' scenario offered "2xx/s" p50 p99 max non-2xx errors lag_max cores; }
+open_row() { # label probe-line cores
+  out '%-36s %8s %8s %8s %8s %9s %7s %6s %7s %5s' "$1" "$(field offered "$2")" "$(field ok_per_s "$2")" \
+    "$(field p50 "$2")" "$(field p99 "$2")" "$(field max "$2")" "$(field non2xx "$2")" \
+    "$(field errors "$2")" "$(field lag_max "$2")" "$3"
+}
+probe_rate() { # label url pid kind rate prefix; counts itsmd's acknowledged keys
+  local line ticks ns
+  ticks=$(cpu_ticks "$3"); ns=$(now_ns)
+  line=$("$probe" rate --url "$2" --kind "$4" --rate "$5" --secs "$SECS" --prefix "$6")
+  open_row "$1" "$line" "$(cores "$3" "$ticks" "$ns")"
+  [ "$2" = "$itsmd_url" ] && expected_keys=$((expected_keys + $(field keys "$line")))
+  return 0
+}
+part_open() {
+  echo "open loop: rates $RATES, ${SECS}s each…" >&2
+  out '== open loop: probe, fixed offered rate, %s s per run; latency (ms) from the scheduled send ==' "$SECS"
+  open_header
+  local rate
+  for rate in $RATES; do
+    probe_rate "itsmd, single PagerDuty events" "$itsmd_url" "$main_pid" pagerduty "$rate" "pd$rate"
+    probe_rate "itsmd, single /api/v1/events" "$itsmd_url" "$main_pid" events "$rate" "ev$rate"
+    probe_rate "Alertmanager, single alerts" "$am_url" "$am_pid" am "$rate" "am$rate"
+  done
+}
+
+# --- (d) mixed: alerts and mail --------------------------------------------------------------
+
+part_mixed() {
+  echo "(d) mixed: $MIXED_RATE alerts/s + $MAIL_RATE mails/s for ${SECS}s…" >&2
+  local l ticks ns used
+  ticks=$(cpu_ticks "$main_pid"); ns=$(now_ns)
+  l=$("$probe" mixed --url "$itsmd_url" --kind events --rate "$MIXED_RATE" --secs "$SECS" \
+    --prefix mixed --maildir "$work/Maildir" --mail-rate "$MAIL_RATE")
+  used=$(cores "$main_pid" "$ticks" "$ns")
+  out '== (d) mixed: %s alerts/s (/api/v1/events) + %s mails/s into the Maildir (tmp/ → new/), %s s ==' \
+    "$MIXED_RATE" "$MAIL_RATE" "$SECS"
+  open_header
+  open_row "itsmd, alerts during mail" "$l" "$used"
+  out 'mails delivered %s, in cur/ %s, left in new/ %s; opened (itsmd_mails_processed) %s; request tickets %s' \
+    "$(field mails "$l")" "$(field mails_in_cur "$l")" "$(field mails_left_in_new "$l")" \
+    "$(field mails_opened "$l")" "$(field request_tickets "$l")"
+  out 'mail delivery → cur/ (committed) ms: p50 %s  p99 %s  max %s; last mail committed %s ms after the last delivery' \
+    "$(field mail_p50 "$l")" "$(field mail_p99 "$l")" "$(field mail_max "$l")" "$(field mail_last_after_stream "$l")"
+  expected_keys=$((expected_keys + $(field keys "$l") + $(field mails_in_cur "$l")))
+}
+
+# --- big: 1,000,000 alerts into 100,000 tickets, then restart ---------------------------------
+
+part_big() {
+  echo "big: $BIG_PASSES × $BIG_KEYS alerts into a fresh itsmd…" >&2
+  local data="$work/big" l hwm size made t0 ready rss hwm2 after stop_ms
+  start_itsmd "$data"; wait_ready "$itsmd_url/readyz" "$itsmd_pid"
+  l=$("$probe" big --url "$itsmd_url" --keys "$BIG_KEYS" --passes "$BIG_PASSES" --conns "$CONNS")
+  hwm=$(proc_mib "$itsmd_pid" VmHWM); made=$(tickets)
+  local rate=${RATES##* } ticks ns line used
+  echo "big: $rate alerts/s offered to the big store…" >&2
+  ticks=$(cpu_ticks "$itsmd_pid"); ns=$(now_ns)
+  line=$("$probe" rate --url "$itsmd_url" --kind events --rate "$rate" --secs "$SECS" --prefix big)
+  used=$(cores "$itsmd_pid" "$ticks" "$ns")
+  t0=$(date +%s%N); stop "$itsmd_pid"; stop_ms=$((($(date +%s%N) - t0) / 1000000))
+  size=$(dir_mib "$data")
+  echo "big: restart…" >&2
+  t0=$(date +%s%N); start_itsmd "$data"
+  ready=$("$probe" ready --url "$itsmd_url/readyz" --since-ns "$t0")
+  rss=$(proc_mib "$itsmd_pid" VmRSS); hwm2=$(proc_mib "$itsmd_pid" VmHWM); after=$(tickets)
+  stop "$itsmd_pid"
+  out '== big store: %s alerts (%s passes over %s keys, batches of 100, %s senders) into a fresh itsmd ==' \
+    "$(field alerts "$l")" "$BIG_PASSES" "$BIG_KEYS" "$CONNS"
+  out 'sent in %s s (the first pass, which opens the tickets, in %s s): %s alerts/s; %s batches retried after 503/429, %s failed' \
+    "$(field secs "$l")" "$(field first_pass_secs "$l")" "$(field alerts_per_s "$l")" "$(field retries "$l")" \
+    "$(field failed_batches "$l")"
+  out 'tickets created %s (distinct keys %s); peak RSS (VmHWM) %s MiB; data dir %s MiB; SIGTERM to exit %s ms' \
+    "$made" "$BIG_KEYS" "$hwm" "$size" "$stop_ms"
+  open_header
+  open_row "itsmd with that store, /api/v1/events" "$line" "$used"
+  out 'restart to ready (exec → /readyz 200) %s ms; then RSS %s MiB (VmHWM %s MiB), tickets %s (expected %s)' \
+    "$(field ready_ms "$ready")" "$rss" "$hwm2" "$after" "$((made + $(field keys "$line")))"
+}
+
+# --- the run ---------------------------------------------------------------------------------
+
+expected_keys=0
+if has wrk || has open || has mixed; then
+  start_itsmd "$work/data" --maildir "$work/Maildir"; main_pid=$itsmd_pid
+  start_am
+  wait_ready "$itsmd_url/readyz" "$main_pid"; wait_ready "$am_url/-/ready" "$am_pid"
+  # The fixed-rate parts first, on a near-empty store: wrk's storm (c) leaves as many
+  # tickets as the machine managed to open, which would make later latencies depend on it.
+  if has open; then part_open; fi
+  if has mixed; then part_mixed; fi
+  if has wrk; then part_wrk; fi
+  out '== itsmd after the parts above (one daemon) =='
+  out 'peak RSS (VmHWM) %s MiB; data dir %s MiB; tickets created %s (distinct keys and mails sent: %s)' \
+    "$(proc_mib "$main_pid" VmHWM)" "$(dir_mib "$work/data")" "$(tickets)" "$expected_keys"
+  stop "$main_pid"; stop "$am_pid"
+fi
+if has big; then part_big; fi
 
 echo
-printf 'ratio itsmd / Alertmanager: (a) %.2f  (b) %.2f\n' "$(echo "$a_i / $a_am" | bc -l)" "$(echo "$b_i / $b_am" | bc -l)"
-echo "itsmd peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$itsmd_pid/status")"
-echo "itsmd data dir: $(du -sm "$work/data" | cut -f1) MiB"
-tickets=$(curl -s "http://127.0.0.1:$ITSMD_PORT/metrics" | awk '/^itsmd_tickets\{/ {s += $2} END {print s}')
-expected=$((1000 + 1000 + c_total - bad))
-echo "tickets created: $tickets (distinct keys sent: $expected)"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
+printf '%s\n' "${summary[@]}"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m); load average before the run: $load_before"
