@@ -21,6 +21,10 @@ use itsmd::model::{Alert, AlertStatus, EventBody, fingerprint};
 use itsmd::rules::{Limits, Rules};
 use itsmd::store::{SledStore, Store};
 
+/// The daemon's allocator, so the engine is measured as it runs.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
