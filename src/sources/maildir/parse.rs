@@ -9,7 +9,7 @@ use mail_parser::{Address, Header, HeaderValue, Message, MessageParser, MimeHead
 use sha2::{Digest, Sha256};
 
 use crate::model::mail::Returned;
-use crate::model::{Attachment, Mail, Mailbox};
+use crate::model::{Attachment, EventBody, Mail, Mailbox};
 
 /// Why a message cannot be taken as a mail (it goes to quarantine).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +57,11 @@ pub fn parse(raw: &[u8], keep_up_to: u64) -> Result<Mail, Unreadable> {
         size: raw.len() as u64,
         returned: returned(&message),
     })
+}
+
+/// Parses one message into the engine event the Maildir reader submits for it.
+pub fn event(raw: &[u8], keep_up_to: u64) -> Result<EventBody, Unreadable> {
+    parse(raw, keep_up_to).map(|mail| EventBody::Mail(Box::new(mail)))
 }
 
 /// A stable id for a mail without Message-ID: the same bytes delivered again get the same id.
