@@ -56,7 +56,9 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
         .map_err(|e| (e.path().to_string(), e.into_inner()))
         .and_then(|v| de.end().map(|()| v).map_err(|e| (".".to_string(), e)));
     value.map_err(|(path, inner)| JsonError {
-        path,
+        // A field named "" at the top level has an empty path; name it so the message
+        // still says where.
+        path: if path.is_empty() { "\"\"".into() } else { path },
         line: inner.line(),
         column: inner.column(),
         message: inner.to_string(),
@@ -102,6 +104,15 @@ mod tests {
             e.to_string()
                 .starts_with("invalid JSON at `[0].labels.a`: invalid type: integer `1`"),
             "{e}"
+        );
+        let e = json::<GenericEvent>(b"{\"\": \"a\x0c\"}").unwrap_err();
+        assert_eq!(
+            e.path, "\"\"",
+            "found by fuzzing: the empty field name is named"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("invalid JSON at `\"\"`: control character")
         );
         let e = json::<Vec<WireAlert>>(b"[] x").unwrap_err();
         assert_eq!(e.path, ".");
