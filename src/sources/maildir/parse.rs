@@ -18,10 +18,20 @@ pub enum Unreadable {
     NoMessage,
     #[error("no mail headers: none of From, Date, Subject or Message-ID is present")]
     NoMailHeaders,
+    #[error("the mail parser failed on this message")]
+    ParserFailed,
 }
 
 /// Parses one message. `keep_up_to`: attachments up to this many bytes keep their content.
+///
+/// A panic inside mail-parser on a malformed message (fuzzing found one: a `debug_assert!`
+/// on a broken multipart/report) makes the message unreadable instead of failing the whole
+/// Maildir chunk it was read with, again on every rescan.
 pub fn parse(raw: &[u8], keep_up_to: u64) -> Result<Mail, Unreadable> {
+    std::panic::catch_unwind(|| read(raw, keep_up_to)).unwrap_or(Err(Unreadable::ParserFailed))
+}
+
+fn read(raw: &[u8], keep_up_to: u64) -> Result<Mail, Unreadable> {
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(Unreadable::NoMessage)?;

@@ -149,3 +149,14 @@ fn replies_carry_their_thread() {
     let auto = parsed("autoreply.eml");
     assert_eq!(auto.noise().map(|n| n.label()), Some("auto_submitted"));
 }
+
+#[test]
+fn a_panic_in_the_mail_parser_makes_the_message_unreadable() {
+    // Found by fuzzing (fuzz/regressions/mail/): mail-parser 0.11.9 trips a debug_assert! on
+    // a message/rfc822 part in a broken multipart. It must not take the reader down.
+    let raw = b"ur\nContent-Type: multipart/r;boundary=rep\"\n\n--rep\nContent- Type:message/rfc822\n\nre\nContent-Type: message/rfc822\n\n\n--rep--\n";
+    let result = parse(raw, 0);
+    if cfg!(debug_assertions) {
+        assert_eq!(result, Err(Unreadable::ParserFailed));
+    }
+}
