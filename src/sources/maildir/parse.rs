@@ -173,13 +173,17 @@ fn attachments(message: &Message<'_>, keep_up_to: u64) -> Vec<Attachment> {
                 })
                 .unwrap_or_else(|| "application/octet-stream".into())
                 .to_ascii_lowercase();
-            let name = part
-                .attachment_name()
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(String::from)
-                .or_else(|| part.message().and_then(|m| m.subject()).map(String::from))
-                .unwrap_or_else(|| "unnamed".into());
+            // Its file name, else an attached message's subject; either may be blank.
+            let name = [
+                part.attachment_name(),
+                part.message().and_then(|m| m.subject()),
+            ]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .find(|n| !n.is_empty())
+            .unwrap_or("unnamed")
+            .to_string();
             Attachment {
                 name,
                 content_type,
