@@ -4,17 +4,17 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::json::JsonBody;
+use super::json::RawBody;
 use super::{ApiError, AppState};
 use crate::engine::Receipt;
 use crate::metrics;
 use crate::model::EventBody;
-use crate::sources::http::generic::GenericEvent;
+use crate::sources::http;
 
 /// `POST /api/v1/events`: 202 with the receipt once the event and its effects are durable.
 pub async fn post_generic(
     State(app): State<AppState>,
-    body: Result<JsonBody<GenericEvent>, ApiError>,
+    body: Result<RawBody, ApiError>,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
     let result = accept_generic(&app, body).await;
     metrics::intake("generic", result.as_ref().map(|_| ()).map_err(|e| e.code));
@@ -23,10 +23,10 @@ pub async fn post_generic(
 
 async fn accept_generic(
     app: &AppState,
-    body: Result<JsonBody<GenericEvent>, ApiError>,
+    body: Result<RawBody, ApiError>,
 ) -> Result<Receipt, ApiError> {
-    let JsonBody(event) = body?;
-    let alert = event.into_alert().map_err(ApiError::invalid)?;
+    let RawBody(bytes) = body?;
+    let alert = http::body::generic(&bytes)?;
     app.engine
         .submit(EventBody::Alert(alert))
         .await

@@ -12,15 +12,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::json::JsonBody;
+use super::json::RawBody;
 use super::{ApiError, AppState};
 use crate::engine::Receipt;
 use crate::metrics;
 use crate::model::{Alert, EventBody};
-use crate::sources::http::promalert::WireAlert;
-use crate::sources::http::{alertmanager, pagerduty, prometheus};
+use crate::sources::http::{self, pagerduty};
 
 /// The answer to a request carrying several alerts: one receipt per alert, in order.
 #[derive(Debug, Serialize)]
@@ -60,11 +59,11 @@ fn answer(
 /// `POST /api/v2/alerts`: what Prometheus sends to an Alertmanager.
 pub async fn post_prometheus(
     State(app): State<AppState>,
-    body: Result<JsonBody<Vec<WireAlert>>, ApiError>,
+    body: Result<RawBody, ApiError>,
 ) -> Result<(StatusCode, Json<Receipts>), ApiError> {
     let result = async {
-        let JsonBody(body) = body?;
-        let alerts = prometheus::alerts(body, app.engine.now()).map_err(ApiError::invalid)?;
+        let RawBody(bytes) = body?;
+        let alerts = http::body::prometheus(&bytes, app.engine.now())?;
         submit_all(&app, alerts).await
     };
     answer("prometheus", result.await)
@@ -73,11 +72,11 @@ pub async fn post_prometheus(
 /// `POST /webhook/alertmanager`: Alertmanager's webhook v4 and Grafana's webhook.
 pub async fn post_alertmanager(
     State(app): State<AppState>,
-    body: Result<JsonBody<alertmanager::Webhook>, ApiError>,
+    body: Result<RawBody, ApiError>,
 ) -> Result<(StatusCode, Json<Receipts>), ApiError> {
     let result = async {
-        let JsonBody(body) = body?;
-        let alerts = alertmanager::alerts(body, app.engine.now()).map_err(ApiError::invalid)?;
+        let RawBody(bytes) = body?;
+        let alerts = http::body::webhook(&bytes, app.engine.now())?;
         submit_all(&app, alerts).await
     };
     answer("alertmanager", result.await)
@@ -132,11 +131,7 @@ async fn pagerduty_event(
         }
         Err(r) => return pd_invalid(StatusCode::BAD_REQUEST, vec![r.body_text()]),
     };
-    let value: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => return pd_invalid(StatusCode::BAD_REQUEST, vec![format!("Invalid JSON: {e}")]),
-    };
-    let event = match pagerduty::parse(&value) {
+    let event = match http::body::pagerduty(&bytes) {
         Ok(e) => e,
         Err(errors) => return pd_invalid(StatusCode::BAD_REQUEST, errors),
     };

@@ -7,6 +7,19 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::ApiError;
+use crate::sources::http::body::{self, DecodeError, JsonError};
+
+/// The raw request body, read like [`JsonBody`]'s (size limit, errors), for handlers that
+/// decode it with one of [`crate::sources::http::body`]'s functions.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<RawBody, ApiError> {
+        read_body(req, state).await.map(RawBody)
+    }
+}
 
 /// Like `axum::Json`, but every rejection is an [`ApiError`] that says what is wrong, and
 /// the Content-Type is not insisted on (alert senders are often sloppy about it).
@@ -39,20 +52,23 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
 
 /// Parses JSON, naming the path and position of the first problem.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| (e.path().to_string(), e.into_inner()))
-        .and_then(|v| de.end().map(|()| v).map_err(|e| (".".to_string(), e)));
-    value.map_err(|(path, inner)| {
-        let message = if path == "." || path == "?" {
-            format!("invalid JSON: {inner}")
-        } else {
-            format!("invalid JSON at `{path}`: {inner}")
-        };
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message).with_details(json!({
-            "path": path,
-            "line": inner.line(),
-            "column": inner.column(),
-        }))
-    })
+    body::json(bytes).map_err(json_error)
+}
+
+/// A body that is not the JSON expected: 400 `invalid_json` with where it went wrong.
+fn json_error(e: JsonError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()).with_details(json!({
+        "path": e.path,
+        "line": e.line,
+        "column": e.column,
+    }))
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> ApiError {
+        match e {
+            DecodeError::Json(e) => json_error(e),
+            DecodeError::Invalid(problems) => ApiError::invalid(problems),
+        }
+    }
 }

@@ -3,4 +3,6 @@
 //! the store itself.
 
 pub mod http;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod invariants;
 pub mod maildir;

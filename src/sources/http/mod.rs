@@ -2,6 +2,7 @@
 //! unknown fields and reporting every problem with its field path.
 
 pub mod alertmanager;
+pub mod body;
 pub mod generic;
 pub mod pagerduty;
 pub mod promalert;

@@ -283,11 +283,8 @@ fn read_one(dir: &Maildir, m: Waiting, max: u64, keep: u64, at: jiff::Timestamp)
         quarantine(dir, &m, "oversized", &detail, at);
         return None;
     }
-    match parse::parse(&raw, keep) {
-        Ok(mail) => Some(Ready {
-            message: m,
-            body: EventBody::Mail(Box::new(mail)),
-        }),
+    match parse::event(&raw, keep) {
+        Ok(body) => Some(Ready { message: m, body }),
         Err(e) => {
             quarantine(dir, &m, "unparseable", &e.to_string(), at);
             None

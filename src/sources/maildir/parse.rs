@@ -9,7 +9,7 @@ use mail_parser::{Address, Header, HeaderValue, Message, MessageParser, MimeHead
 use sha2::{Digest, Sha256};
 
 use crate::model::mail::Returned;
-use crate::model::{Attachment, Mail, Mailbox};
+use crate::model::{Attachment, EventBody, Mail, Mailbox};
 
 /// Why a message cannot be taken as a mail (it goes to quarantine).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,10 +18,20 @@ pub enum Unreadable {
     NoMessage,
     #[error("no mail headers: none of From, Date, Subject or Message-ID is present")]
     NoMailHeaders,
+    #[error("the mail parser failed on this message")]
+    ParserFailed,
 }
 
 /// Parses one message. `keep_up_to`: attachments up to this many bytes keep their content.
+///
+/// A panic inside mail-parser on a malformed message (fuzzing found one: a `debug_assert!`
+/// on a broken multipart/report) makes the message unreadable instead of failing the whole
+/// Maildir chunk it was read with, again on every rescan.
 pub fn parse(raw: &[u8], keep_up_to: u64) -> Result<Mail, Unreadable> {
+    std::panic::catch_unwind(|| read(raw, keep_up_to)).unwrap_or(Err(Unreadable::ParserFailed))
+}
+
+fn read(raw: &[u8], keep_up_to: u64) -> Result<Mail, Unreadable> {
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(Unreadable::NoMessage)?;
@@ -57,6 +67,11 @@ pub fn parse(raw: &[u8], keep_up_to: u64) -> Result<Mail, Unreadable> {
         size: raw.len() as u64,
         returned: returned(&message),
     })
+}
+
+/// Parses one message into the engine event the Maildir reader submits for it.
+pub fn event(raw: &[u8], keep_up_to: u64) -> Result<EventBody, Unreadable> {
+    parse(raw, keep_up_to).map(|mail| EventBody::Mail(Box::new(mail)))
 }
 
 /// A stable id for a mail without Message-ID: the same bytes delivered again get the same id.
@@ -158,13 +173,17 @@ fn attachments(message: &Message<'_>, keep_up_to: u64) -> Vec<Attachment> {
                 })
                 .unwrap_or_else(|| "application/octet-stream".into())
                 .to_ascii_lowercase();
-            let name = part
-                .attachment_name()
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(String::from)
-                .or_else(|| part.message().and_then(|m| m.subject()).map(String::from))
-                .unwrap_or_else(|| "unnamed".into());
+            // Its file name, else an attached message's subject; either may be blank.
+            let name = [
+                part.attachment_name(),
+                part.message().and_then(|m| m.subject()),
+            ]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .find(|n| !n.is_empty())
+            .unwrap_or("unnamed")
+            .to_string();
             Attachment {
                 name,
                 content_type,

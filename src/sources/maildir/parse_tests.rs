@@ -149,3 +149,25 @@ fn replies_carry_their_thread() {
     let auto = parsed("autoreply.eml");
     assert_eq!(auto.noise().map(|n| n.label()), Some("auto_submitted"));
 }
+
+#[test]
+fn a_panic_in_the_mail_parser_makes_the_message_unreadable() {
+    // Found by fuzzing (fuzz/regressions/mail/): mail-parser 0.11.9 trips a debug_assert! on
+    // a message/rfc822 part in a broken multipart. It must not take the reader down.
+    let raw = b"ur\nContent-Type: multipart/r;boundary=rep\"\n\n--rep\nContent- Type:message/rfc822\n\nre\nContent-Type: message/rfc822\n\n\n--rep--\n";
+    let result = parse(raw, 0);
+    if cfg!(debug_assertions) {
+        assert_eq!(result, Err(Unreadable::ParserFailed));
+    }
+}
+
+#[test]
+fn an_attached_message_without_subject_is_an_unnamed_attachment() {
+    // Found by fuzzing (fuzz/regressions/mail/attachment-without-name): an attached message
+    // whose Subject decodes to nothing gave an attachment with an empty name.
+    let raw = b"From: a@example.com\nSubject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: message/rfc822\n\nFrom: c@example.com\nSubject: =?ISO-2022-JP?B?GyRCMH?=\n\ninner\n--b--\n";
+    let m = parse(raw, 1 << 20).unwrap();
+    assert_eq!(m.attachments.len(), 1, "{:?}", m.attachments);
+    assert_eq!(m.attachments[0].name, "unnamed");
+    assert_eq!(m.attachments[0].content_type, "message/rfc822");
+}
