@@ -98,7 +98,7 @@ impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {
             data_dir: PathBuf::from("./data"),
-            cache_mb: 64,
+            cache_mb: 48,
         }
     }
 }
