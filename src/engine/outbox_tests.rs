@@ -12,9 +12,9 @@ use super::{EngineHandle, Receipt, SubmitError};
 use crate::clock::ManualClock;
 use crate::config;
 use crate::model::{
-    Action, Actor, Alert, AlertFormat, AlertStatus, AttemptResult, Command, CommentRequest,
-    Delivery, EventBody, Kind, NewTicket, OutboxRow, State, TicketId, TicketUpdate,
-    TransitionRequest, VendorCallback, Visibility,
+    Action, Actor, Alert, AttemptResult, Command, CommentRequest, Delivery, EventBody, Kind,
+    NewTicket, OutboxRow, State, TicketId, TicketUpdate, TransitionRequest, VendorCallback,
+    Visibility,
 };
 use crate::outbound::outbox::{self, parse_due_key};
 use crate::records::{self, Outcome};
@@ -385,22 +385,7 @@ async fn rules_notify_and_assign_vendors_and_an_unknown_vendor_fails_the_rule() 
             ("vendor".to_string(), vendor.to_string()),
         ]
         .into();
-        EventBody::Alert(Alert {
-            source: "test".into(),
-            key: key.into(),
-            fingerprint: crate::model::fingerprint(&labels),
-            status: AlertStatus::Firing,
-            severity: "critical".into(),
-            summary: key.into(),
-            description: None,
-            labels,
-            annotations: Default::default(),
-            starts_at: None,
-            ends_at: None,
-            generator_url: None,
-            format: AlertFormat::Generic,
-            acknowledged: false,
-        })
+        EventBody::Alert(Alert::firing(key, key, labels))
     };
     let assigned = h.engine.submit(send("a", "acme")).await.unwrap();
     let pinged = h.engine.submit(send("b", "ping")).await.unwrap();
@@ -467,22 +452,7 @@ async fn a_refiring_alerts_count_alone_is_not_sent_to_the_vendor() {
     let h = start(CONFIG, &rules);
     let labels: std::collections::BTreeMap<String, String> =
         [("alertname".to_string(), "disk".to_string())].into();
-    let firing = EventBody::Alert(Alert {
-        source: "test".into(),
-        key: "disk".into(),
-        fingerprint: crate::model::fingerprint(&labels),
-        status: AlertStatus::Firing,
-        severity: "critical".into(),
-        summary: "disk full".into(),
-        description: None,
-        labels,
-        annotations: Default::default(),
-        starts_at: None,
-        ends_at: None,
-        generator_url: None,
-        format: AlertFormat::Generic,
-        acknowledged: false,
-    });
+    let firing = EventBody::Alert(Alert::firing("disk", "disk full", labels));
     let first = h.engine.submit(firing.clone()).await.unwrap();
     let again = h.engine.submit(firing).await.unwrap();
     assert_eq!(again.outcome, Outcome::Updated);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::start;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::model::{Alert, AlertStatus, EventBody};
+use crate::model::{Alert, EventBody};
 use crate::records::Outcome;
 use crate::rules::{Limits, Rules};
 use crate::store::{MemoryStore, ScanIter, Store, StoreError, Tree, WriteBatch};
@@ -58,22 +58,11 @@ impl Store for GatedStore {
 
 fn alert(n: usize) -> EventBody {
     let labels = [("n".to_string(), n.to_string())].into();
-    EventBody::Alert(Alert {
-        source: "test".into(),
-        key: format!("k{n}"),
-        fingerprint: crate::model::fingerprint(&labels),
-        status: AlertStatus::Firing,
-        severity: "warning".into(),
-        summary: format!("alert {n}"),
-        description: None,
+    EventBody::Alert(Alert::firing(
+        &format!("k{n}"),
+        &format!("alert {n}"),
         labels,
-        annotations: Default::default(),
-        starts_at: None,
-        ends_at: None,
-        generator_url: None,
-        format: Default::default(),
-        acknowledged: false,
-    })
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

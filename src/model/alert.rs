@@ -74,6 +74,29 @@ pub enum AlertFormat {
     Pagerduty,
 }
 
+#[cfg(test)]
+impl Alert {
+    /// A firing generic alert under `key` with `labels`, summary `summary` (engine tests).
+    pub(crate) fn firing(key: &str, summary: &str, labels: BTreeMap<String, String>) -> Alert {
+        Alert {
+            source: "test".into(),
+            key: key.into(),
+            fingerprint: fingerprint(&labels),
+            status: AlertStatus::Firing,
+            severity: "critical".into(),
+            summary: summary.into(),
+            description: None,
+            labels,
+            annotations: Default::default(),
+            starts_at: None,
+            ends_at: None,
+            generator_url: None,
+            format: AlertFormat::Generic,
+            acknowledged: false,
+        }
+    }
+}
+
 impl AlertFormat {
     pub fn as_str(self) -> &'static str {
         match self {
