@@ -11,6 +11,14 @@ use crate::store::{Store, StoreError, Tree, decode, prefix_end, u64_key};
 /// Meta key of the last event id handed out.
 pub const EVENT_SEQ: &[u8] = b"seq/event";
 
+/// The counter stored under `key` in Meta (sequences, ticket counts); 0 when never set.
+pub fn counter(store: &dyn Store, key: &[u8]) -> Result<u64, StoreError> {
+    match store.get(Tree::Meta, key)? {
+        Some(bytes) => decode::<u64>(Tree::Meta, &bytes),
+        None => Ok(0),
+    }
+}
+
 /// Meta key of the last ticket number handed out for `kind`.
 pub fn ticket_seq_key(kind: Kind) -> Vec<u8> {
     format!("seq/ticket/{}", kind.prefix()).into_bytes()

@@ -14,7 +14,6 @@ use crate::clock::ManualClock;
 use crate::config;
 use crate::model::{Alert, AlertFormat, AlertStatus, EventBody, HistoryEntry, Ticket, TicketId};
 use crate::records::{self, Outcome};
-use crate::rules::{Limits, Rules};
 use crate::store::{MemoryStore, ScanIter, Store, StoreError, Tree, Write, WriteBatch};
 
 /// A memory store that remembers, per committed batch, how many puts went to each tree.
@@ -57,14 +56,7 @@ struct Harness {
 
 fn start(config_text: &str, rules: &[(&str, &str)]) -> Harness {
     let config = config::parse(config_text, "test").unwrap();
-    let rules = Rules::from_sources(
-        Limits::from(&config.rules),
-        rules
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect(),
-    )
-    .unwrap();
+    let rules = super::test_support::rules(&config, rules);
     let store = Arc::new(CountingStore::default());
     let clock = Arc::new(ManualClock::new("2026-01-05T09:00:00Z".parse().unwrap()));
     let (engine, _thread) = super::start(&config, store.clone(), rules, clock.clone()).unwrap();

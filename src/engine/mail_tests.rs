@@ -14,7 +14,6 @@ use crate::model::{
     TicketId, TransitionRequest, Visibility,
 };
 use crate::records::{self, Outcome};
-use crate::rules::{Limits, Rules};
 use crate::sources::maildir::parse::parse;
 use crate::store::{MemoryStore, Store, Tree};
 
@@ -34,15 +33,8 @@ const SHIPPED: [(&str, &str); 2] = [
 
 fn start(config_text: &str, extra: &[(&str, &str)]) -> Harness {
     let config = config::parse(config_text, "test").unwrap();
-    let rules = Rules::from_sources(
-        Limits::from(&config.rules),
-        SHIPPED
-            .iter()
-            .chain(extra)
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect(),
-    )
-    .unwrap();
+    let files: Vec<(&str, &str)> = SHIPPED.iter().chain(extra).copied().collect();
+    let rules = super::test_support::rules(&config, &files);
     let store = Arc::new(MemoryStore::default());
     let clock = Arc::new(ManualClock::new("2026-01-05T09:00:00Z".parse().unwrap()));
     let (engine, _thread) = super::start(&config, store.clone(), rules, clock.clone()).unwrap();

@@ -32,6 +32,8 @@ mod outbox_tests;
 #[cfg(test)]
 mod sla_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -349,15 +351,8 @@ pub fn start(
     });
     let timers = Arc::new(tokio::sync::Notify::new());
     // Everything in the store at start was read back from disk: it is all durable.
-    let stored_outbox = match store.get(
-        crate::store::Tree::Meta,
-        crate::outbound::outbox::OUTBOX_SEQ,
-    ) {
-        Ok(Some(bytes)) => crate::store::decode::<u64>(crate::store::Tree::Meta, &bytes)
-            .map_err(|e| std::io::Error::other(e.to_string()))?,
-        Ok(None) => 0,
-        Err(e) => return Err(std::io::Error::other(e.to_string())),
-    };
+    let stored_outbox = crate::records::counter(&*store, crate::outbound::outbox::OUTBOX_SEQ)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let durable_outbox = Arc::new(AtomicU64::new(stored_outbox));
     let engine = batch::Engine {
         cache: Default::default(),

@@ -18,7 +18,6 @@ use crate::model::{
 };
 use crate::outbound::outbox::{self, parse_due_key};
 use crate::records::{self, Outcome};
-use crate::rules::{Limits, Rules};
 use crate::store::{MemoryStore, Store, Tree};
 
 const CONFIG: &str = r#"
@@ -43,11 +42,7 @@ struct Harness {
 
 fn start(config_text: &str, rules: &[(&str, &str)]) -> Harness {
     let config = config::parse(config_text, "test").unwrap();
-    let sources = rules
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.to_string()))
-        .collect();
-    let rules = Rules::from_sources(Limits::from(&config.rules), sources).unwrap();
+    let rules = super::test_support::rules(&config, rules);
     let store = Arc::new(MemoryStore::default());
     let clock = Arc::new(ManualClock::new("2026-01-05T09:00:00Z".parse().unwrap()));
     let (engine, _thread) = super::start(&config, store.clone(), rules, clock.clone()).unwrap();

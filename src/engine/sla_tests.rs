@@ -13,7 +13,6 @@ use crate::clock::{Clock, ManualClock};
 use crate::config;
 use crate::model::{Command, EventBody, HistoryEntry, Ticket, TicketId};
 use crate::records::{self, Outcome};
-use crate::rules::{Limits, Rules};
 use crate::sla::{Stage, timers};
 use crate::store::MemoryStore;
 
@@ -77,14 +76,7 @@ struct Harness {
 fn start(holidays: &str, rules: &[(&str, &str)]) -> Harness {
     let text = OFFICE.replace("HOLIDAYS", holidays);
     let config = config::parse(&text, "test").unwrap();
-    let rules = Rules::from_sources(
-        Limits::from(&config.rules),
-        rules
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect(),
-    )
-    .unwrap();
+    let rules = super::test_support::rules(&config, rules);
     let store = Arc::new(MemoryStore::default());
     let clock = Arc::new(ManualClock::new(FRIDAY_1630.parse().unwrap()));
     let (engine, _thread) = super::start(&config, store.clone(), rules, clock.clone()).unwrap();
@@ -168,6 +160,18 @@ impl Harness {
             .into_iter()
             .find(|(c, s, _)| c == clock && *s == stage)
             .map(|(_, _, d)| d)
+    }
+
+    /// Reloads the configuration (no holidays) with the resolution target `target` instead
+    /// of 4 h, the way SIGHUP does.
+    fn reload_resolution_target(&self, target: &str) {
+        let text = OFFICE.replace("HOLIDAYS", "[]").replace(
+            r#"resolution = "4h""#,
+            &format!(r#"resolution = "{target}""#),
+        );
+        let config = config::parse(&text, "reload").unwrap();
+        self.engine
+            .replace(super::test_support::rules(&config, &[]), &config);
     }
 
     fn set_now(&self, at: &str) {
@@ -507,12 +511,7 @@ async fn a_reloaded_shorter_target_takes_effect_at_the_tickets_next_timer() {
     let h = start("[]", &[]);
     let id = h.create(3).await;
     h.transition(id, "in_progress", json!({})).await;
-    let shorter = OFFICE
-        .replace("HOLIDAYS", "[]")
-        .replace(r#"resolution = "4h""#, r#"resolution = "2h""#);
-    let config = config::parse(&shorter, "reload").unwrap();
-    let rules = Rules::from_sources(Limits::from(&config.rules), Vec::new()).unwrap();
-    h.engine.replace(rules, &config);
+    h.reload_resolution_target("2h");
     // The rows written for 4 h still stand; the first (50 % at 09:30Z) fires, is judged
     // against 2 h (reached long before), and the ticket's timers are recomputed from there.
     h.set_now("2026-01-12T09:30:00Z");
@@ -533,12 +532,7 @@ async fn a_reloaded_longer_target_replaces_the_stale_timers_when_the_first_one_f
     let h = start("[]", &[]);
     let id = h.create(3).await;
     h.transition(id, "in_progress", json!({})).await;
-    let longer = OFFICE
-        .replace("HOLIDAYS", "[]")
-        .replace(r#"resolution = "4h""#, r#"resolution = "8h""#);
-    let config = config::parse(&longer, "reload").unwrap();
-    let rules = Rules::from_sources(Limits::from(&config.rules), Vec::new()).unwrap();
-    h.engine.replace(rules, &config);
+    h.reload_resolution_target("8h");
     h.set_now("2026-01-12T09:30:00Z");
     let receipts = h.fire_due().await;
     assert_eq!(receipts.len(), 1);

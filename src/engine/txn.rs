@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::ticket_cache::TicketCache;
 use crate::model::{HistoryEntry, Kind, State, Ticket, TicketId};
 use crate::records::{self, EVENT_SEQ, index_entries};
-use crate::store::{Store, StoreError, Tree, WriteBatch, decode, encode};
+use crate::store::{Store, StoreError, Tree, WriteBatch, encode};
 
 struct Slot {
     ticket: Ticket,
@@ -183,10 +183,7 @@ impl<'s> Txn<'s> {
     fn next(&mut self, key: Vec<u8>) -> Result<u64, StoreError> {
         let current = match self.counters.get(&key) {
             Some(v) => *v,
-            None => match self.store.get(Tree::Meta, &key)? {
-                Some(bytes) => decode::<u64>(Tree::Meta, &bytes)?,
-                None => 0,
-            },
+            None => records::counter(self.store, &key)?,
         };
         let next = current + 1;
         let old = self.counters.insert(key.clone(), next);
@@ -348,10 +345,7 @@ impl<'s> Txn<'s> {
             self.writes.insert((Tree::Meta, key), Some(encode(&value)));
         }
         for (key, delta) in counts.into_iter().filter(|(_, d)| *d != 0) {
-            let stored = match self.store.get(Tree::Meta, &key)? {
-                Some(bytes) => decode::<u64>(Tree::Meta, &bytes)?,
-                None => 0,
-            };
+            let stored = records::counter(self.store, &key)?;
             let value = stored.saturating_add_signed(delta);
             self.writes.insert((Tree::Meta, key), Some(encode(&value)));
         }
