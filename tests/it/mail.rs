@@ -99,14 +99,8 @@ fn comments(d: &Daemon, id: &Value) -> Vec<Value> {
 }
 
 fn metric(d: &Daemon, series: &str) -> f64 {
-    let text = d
-        .http
-        .get(d.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
+    d.metrics()
+        .lines()
         .find_map(|l| {
             l.strip_prefix(series)?
                 .strip_prefix(' ')?

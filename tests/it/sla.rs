@@ -58,15 +58,6 @@ fn clock<'a>(sla: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} clock in {sla}"))
 }
 
-fn metrics(d: &Daemon) -> String {
-    d.http
-        .get(d.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
-}
-
 #[test]
 fn timers_due_while_down_fire_once_at_start_and_new_ones_wake_the_clock_task() {
     let setup = Setup::new().config(FAST);
@@ -121,7 +112,7 @@ fn timers_due_while_down_fire_once_at_start_and_new_ones_wake_the_clock_task() {
         "the shipped rule escalates each breach"
     );
     assert!(sla["timers"].as_array().unwrap().is_empty());
-    let m = metrics(&d);
+    let m = d.metrics();
     assert!(
         m.contains(r#"itsmd_sla_stages_total{policy="fast",clock="resolution",stage="breach"} 1"#),
         "{m}"

@@ -169,6 +169,16 @@ impl Daemon {
         body
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
     pub fn logs(&self) -> Vec<Value> {
         self.logs
             .lock()

@@ -174,13 +174,7 @@ fn webhooks_are_signed_retried_with_backoff_honour_retry_after_and_time_out() {
     );
 
     wait_outbox(&d, false, |v| rows(v).is_empty());
-    let metrics = d
-        .http
-        .get(d.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = d.metrics();
     for line in [
         r#"itsmd_webhook_deliveries_total{vendor="acme",result="delivered"} 1"#,
         r#"itsmd_webhook_deliveries_total{vendor="acme",result="retry"} 4"#,
@@ -407,13 +401,7 @@ fn callbacks_are_verified_deduplicated_mapped_and_all_or_nothing() {
         (Some("resolved"), Some("fixed"))
     );
 
-    let metrics = d
-        .http
-        .get(d.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = d.metrics();
     for line in [
         r#"itsmd_vendor_callbacks_total{vendor="acme",result="bad_signature"} 2"#,
         r#"itsmd_vendor_callbacks_total{vendor="acme",result="applied"} 2"#,
