@@ -14,10 +14,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use itsmd::alerts::{Alert, AlertStatus, fingerprint};
 use itsmd::clock::SystemClock;
 use itsmd::config::Config;
 use itsmd::engine::{self, EngineHandle};
-use itsmd::model::{Alert, AlertStatus, EventBody, fingerprint};
+use itsmd::event::EventBody;
 use itsmd::rules::{Limits, Rules};
 use itsmd::store::{SledStore, Store};
 

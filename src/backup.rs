@@ -11,7 +11,15 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::store::{FORMAT_VERSION, Store, StoreError, Tree, WriteBatch};
+use crate::store::FORMAT_VERSION;
+
+use crate::store::Store;
+
+use crate::store::StoreError;
+
+use crate::store::Tree;
+
+use crate::store::WriteBatch;
 
 /// The first line of a dump.
 #[derive(Debug, Serialize, Deserialize)]
@@ -175,7 +183,8 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{MemoryStore, encode};
+    use crate::store::MemoryStore;
+    use crate::store::encode;
 
     fn sample() -> MemoryStore {
         let s = MemoryStore::new();

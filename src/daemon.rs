@@ -11,16 +11,25 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::api::{self, AppState, Keys};
-use crate::clock::{Clock, SystemClock};
-use crate::config::{self, Config};
+use crate::api;
+
+use crate::api::AppState;
+
+use crate::auth::Keys;
+use crate::clock::Clock;
+use crate::clock::SystemClock;
+use crate::config;
+use crate::config::Config;
 use crate::engine;
-use crate::outbound::dispatch::Dispatcher;
-use crate::outbound::vendors::Vendors;
-use crate::reload::{self, Reloader};
-use crate::rules::{Limits, Rules};
-use crate::store::{SledStore, Store};
+use crate::reload;
+use crate::reload::Reloader;
+use crate::rules::Limits;
+use crate::rules::Rules;
+use crate::store::SledStore;
+use crate::store::Store;
 use crate::systemd;
+use crate::vendors::dispatch::Dispatcher;
+use crate::vendors::registry::Vendors;
 
 /// Compiles the configured rules, turning every compile error into one message.
 pub fn load_rules(config: &Config) -> anyhow::Result<Rules> {
@@ -85,7 +94,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     // Background tasks end on `shutdown`; they hold engine handles, so they are awaited
     // before the engine is joined.
     let tasks = TaskTracker::new();
-    tasks.spawn(engine::housekeeping::run(
+    tasks.spawn(crate::tickets::housekeeping::run(
         engine.clone(),
         store.clone(),
         config.lifecycle.clone(),
@@ -104,9 +113,8 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         store.clone(),
         shutdown.clone(),
     ));
-    if let Some(mail) =
-        crate::sources::maildir::start(&config.mail, engine.clone(), shutdown.clone())
-            .context("cannot start mail intake")?
+    if let Some(mail) = crate::mail::maildir::start(&config.mail, engine.clone(), shutdown.clone())
+        .context("cannot start mail intake")?
     {
         tasks.spawn(mail);
     }

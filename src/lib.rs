@@ -33,22 +33,26 @@
 //! - [`systemd`]: readiness notification to systemd.
 //! - [`telemetry`]: logging setup.
 
+pub mod alerts;
 pub mod api;
+pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod event;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod invariants;
+pub mod mail;
 pub mod metrics;
-pub mod model;
-pub mod outbound;
-pub mod records;
 pub mod reload;
-pub mod report;
+pub mod reports;
 pub mod rules;
 pub mod sla;
-pub mod sources;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod tickets;
+pub mod vendors;

@@ -52,12 +52,12 @@ enum Command {
         server: itsmd::cli::ServerArgs,
     },
     /// Work with tickets on a running daemon.
-    Ticket(Box<itsmd::cli::ticket::TicketArgs>),
+    Ticket(Box<itsmd::tickets::cli::TicketArgs>),
     /// List and replay vendor webhook messages on a running daemon (admin token).
-    Outbox(Box<itsmd::cli::outbox::OutboxArgs>),
+    Outbox(Box<itsmd::vendors::cli::OutboxArgs>),
     /// Process reports (MTTA, MTTR, SLA compliance, breaches, backlog, volume, escalations)
     /// for a period, from a running daemon.
-    Report(Box<itsmd::cli::report::ReportArgs>),
+    Report(Box<itsmd::reports::cli::ReportArgs>),
     /// Write a consistent JSON-lines dump of a running daemon's store to FILE.
     Export {
         /// Where to write the dump ("-" for standard output).
@@ -233,9 +233,9 @@ fn main() -> ExitCode {
             base,
             data_dir,
         } => import(file, base, data_dir),
-        Command::Ticket(args) => itsmd::cli::ticket::run(*args),
-        Command::Outbox(args) => itsmd::cli::outbox::run(*args),
-        Command::Report(args) => itsmd::cli::report::run(*args),
+        Command::Ticket(args) => itsmd::tickets::cli::run(*args),
+        Command::Outbox(args) => itsmd::vendors::cli::run(*args),
+        Command::Report(args) => itsmd::reports::cli::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

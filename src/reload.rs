@@ -11,10 +11,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::api::Keys;
-use crate::config::{self, Config};
+use crate::auth::Keys;
+use crate::config;
+use crate::config::Config;
 use crate::engine::EngineHandle;
-use crate::rules::{Limits, Rules};
+use crate::rules::Limits;
+use crate::rules::Rules;
 
 pub struct Reloader {
     /// Re-read on every full reload, with the same command-line overrides.

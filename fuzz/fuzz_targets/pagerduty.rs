@@ -1,5 +1,5 @@
 //! `POST /v2/enqueue` bodies (PagerDuty Events v2), through the served decoder.
-//! The invariants checked are in `itsmd::sources::invariants`.
+//! The invariants checked are in `itsmd::invariants`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| itsmd::sources::invariants::pagerduty(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| itsmd::invariants::pagerduty(data));

@@ -1,5 +1,5 @@
 //! `POST /api/v2/alerts` bodies (Prometheus), through the served decoder.
-//! The invariants checked are in `itsmd::sources::invariants`.
+//! The invariants checked are in `itsmd::invariants`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| itsmd::sources::invariants::prometheus(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| itsmd::invariants::prometheus(data));

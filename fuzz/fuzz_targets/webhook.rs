@@ -1,5 +1,5 @@
 //! `POST /webhook/alertmanager` bodies (Alertmanager v4 and Grafana), through the served decoder.
-//! The invariants checked are in `itsmd::sources::invariants`.
+//! The invariants checked are in `itsmd::invariants`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| itsmd::sources::invariants::webhook(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| itsmd::invariants::webhook(data));

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::io::ReaderStream;
 use tracing::info;
 
-use super::{ApiError, AppState};
+use crate::api::ApiError;
+
+use crate::api::AppState;
 use crate::backup;
 use crate::reload::Reloaded;
 use serde_json::json;
@@ -84,9 +86,10 @@ pub struct ReplayRequest {
 /// event, against what happened. Read-only: runs on an in-memory copy.
 pub async fn replay(
     State(app): State<AppState>,
-    super::json::JsonBody(req): super::json::JsonBody<ReplayRequest>,
+    crate::api::json::JsonBody(req): crate::api::json::JsonBody<ReplayRequest>,
 ) -> Result<Json<crate::rules::replay::Report>, ApiError> {
-    use crate::rules::replay::{self, ReplayError};
+    use crate::rules::replay;
+    use crate::rules::replay::ReplayError;
     let (config, store) = (app.config.clone(), app.store.clone());
     let sources: Vec<(String, String)> = req.rules.into_iter().collect();
     let outcome =

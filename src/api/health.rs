@@ -7,9 +7,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState};
-use crate::metrics::{HttpLabels, TicketLabels, metrics};
-use crate::records;
+use crate::api::ApiError;
+
+use crate::api::AppState;
+use crate::metrics::HttpLabels;
+use crate::metrics::TicketLabels;
+use crate::metrics::metrics;
+use crate::store::layout;
 
 /// `GET /healthz`: the daemon answers; which rules and how busy.
 pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
@@ -47,7 +51,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
 pub async fn metrics_text(State(app): State<AppState>) -> Result<Response, ApiError> {
     let m = metrics();
     m.queue_depth.set(app.engine.queue_depth() as i64);
-    let counts = records::ticket_counts(&*app.store)?;
+    let counts = layout::ticket_counts(&*app.store)?;
     m.tickets.clear();
     for (kind, state, n) in counts {
         let labels = TicketLabels {
@@ -56,13 +60,13 @@ pub async fn metrics_text(State(app): State<AppState>) -> Result<Response, ApiEr
         };
         m.tickets.get_or_create(&labels).set(n as i64);
     }
-    use crate::outbound::outbox;
+    use crate::store::layout::outbox;
     m.outbox_pending
         .set(outbox::count(&*app.store, crate::store::Tree::Outbox)? as i64);
     m.outbox_dead
         .set(outbox::count(&*app.store, crate::store::Tree::OutboxDead)? as i64);
     m.sla_timers_pending
-        .set(crate::sla::timers::count(&*app.store)? as i64);
+        .set(crate::store::layout::sla_timers::count(&*app.store)? as i64);
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], m.encode()).into_response())
 }

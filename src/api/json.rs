@@ -6,11 +6,13 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::ApiError;
-use crate::sources::http::body::{self, DecodeError, JsonError};
+use crate::alerts::intake::body;
+use crate::alerts::intake::body::DecodeError;
+use crate::alerts::intake::body::JsonError;
+use crate::api::ApiError;
 
 /// The raw request body, read like [`JsonBody`]'s (size limit, errors), for handlers that
-/// decode it with one of [`crate::sources::http::body`]'s functions.
+/// decode it with one of [`crate::alerts::intake::body`]'s functions.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {

@@ -12,8 +12,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tokio::sync::Semaphore;
 
-use super::ApiError;
-use super::auth::Principal;
+use crate::api::ApiError;
+use crate::auth::tokens::Principal;
 use crate::config::ServerConfig;
 
 /// Shared limiter state, built once from `[server]`.
@@ -49,7 +49,7 @@ impl Limits {
     }
 
     /// Takes one request from `who`'s bucket; on refusal, the seconds until one is there.
-    pub(super) fn take(&self, who: &str) -> Result<(), u64> {
+    pub(crate) fn take(&self, who: &str) -> Result<(), u64> {
         if self.rate <= 0.0 {
             return Ok(());
         }

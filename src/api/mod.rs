@@ -2,20 +2,11 @@
 //! durable; read endpoints go straight to the store. Handlers never write to the store.
 
 mod admin;
-pub mod auth;
 mod error;
-mod events;
 mod health;
-mod intake;
-mod json;
+pub(crate) mod json;
 mod limits;
-mod outbox;
-mod reports;
 mod serve;
-mod ticket_alerts;
-mod ticket_writes;
-mod tickets;
-mod vendors;
 
 use std::sync::Arc;
 
@@ -24,12 +15,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, patch, post};
 
-pub use auth::{Keys, Principal};
 pub use error::ApiError;
 pub use limits::Limits;
 pub use serve::serve;
 
-use crate::config::{Config, Role};
+use crate::config::Config;
+
+use crate::auth::Keys;
+use crate::auth::Role;
 use crate::engine::EngineHandle;
 use crate::reload::Reloader;
 use crate::store::Store;
@@ -51,7 +44,7 @@ pub struct AppState {
     /// Reloads rules (and configuration) on request.
     pub reloader: Arc<Reloader>,
     /// Partner vendors with their secrets, to verify callbacks.
-    pub vendors: crate::outbound::vendors::Vendors,
+    pub vendors: crate::vendors::registry::Vendors,
     /// Load shedding, timeouts and per-caller intake rates (shared by every route).
     pub limits: Limits,
 }
@@ -61,44 +54,75 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
     let limits = state.limits.clone();
-    let need = |role: Role| from_fn_with_state((state.keys.clone(), role), auth::require);
+    let need =
+        |role: Role| from_fn_with_state((state.keys.clone(), role), crate::auth::tokens::require);
 
     let intake = Router::new()
-        .route("/api/v1/events", post(events::post_generic))
-        .route("/api/v2/alerts", post(intake::post_prometheus))
-        .route("/webhook/alertmanager", post(intake::post_alertmanager))
+        .route(
+            "/api/v1/events",
+            post(crate::alerts::api_events::post_generic),
+        )
+        .route("/api/v2/alerts", post(crate::alerts::api::post_prometheus))
+        .route(
+            "/webhook/alertmanager",
+            post(crate::alerts::api::post_alertmanager),
+        )
         .route_layer(from_fn_with_state(limits.clone(), limits::ingest_rate))
         .route_layer(need(Role::Ingest));
     // PagerDuty senders authenticate with the routing key in the body (checked by the handler).
-    let pagerduty = Router::new().route("/v2/enqueue", post(intake::post_pagerduty));
+    let pagerduty = Router::new().route("/v2/enqueue", post(crate::alerts::api::post_pagerduty));
     // Vendors authenticate with the Standard Webhooks signature (checked by the handler).
-    let vendors = Router::new().route("/api/v1/vendors/{name}/callback", post(vendors::callback));
+    let vendors = Router::new().route(
+        "/api/v1/vendors/{name}/callback",
+        post(crate::vendors::api::callback),
+    );
     let agent = Router::new()
-        .route("/api/v1/tickets", get(tickets::list))
-        .route("/api/v1/tickets/{id}", get(tickets::show))
-        .route("/api/v1/tickets/{id}/history", get(tickets::history))
-        .route("/api/v1/tickets/{id}/alerts", get(ticket_alerts::list))
-        .route("/api/v1/tickets/{id}/sla", get(tickets::sla))
-        .route("/api/v1/tickets", post(ticket_writes::create))
-        .route("/api/v1/tickets/{id}", patch(ticket_writes::update))
+        .route("/api/v1/tickets", get(crate::tickets::api::list))
+        .route("/api/v1/tickets/{id}", get(crate::tickets::api::show))
+        .route(
+            "/api/v1/tickets/{id}/history",
+            get(crate::tickets::api::history),
+        )
+        .route(
+            "/api/v1/tickets/{id}/alerts",
+            get(crate::tickets::api_alerts::list),
+        )
+        .route("/api/v1/tickets/{id}/sla", get(crate::tickets::api::sla))
+        .route("/api/v1/tickets", post(crate::tickets::api_writes::create))
+        .route(
+            "/api/v1/tickets/{id}",
+            patch(crate::tickets::api_writes::update),
+        )
         .route(
             "/api/v1/tickets/{id}/transitions",
-            post(ticket_writes::transition),
+            post(crate::tickets::api_writes::transition),
         )
         .route(
             "/api/v1/tickets/{id}/comments",
-            get(ticket_writes::comments).post(ticket_writes::comment),
+            get(crate::tickets::api_writes::comments).post(crate::tickets::api_writes::comment),
         )
-        .route("/api/v1/tickets/{id}/links", post(ticket_writes::link))
-        .route("/api/v1/reports", get(reports::all))
-        .route("/api/v1/reports/{name}", get(reports::one))
+        .route(
+            "/api/v1/tickets/{id}/links",
+            post(crate::tickets::api_writes::link),
+        )
+        .route("/api/v1/reports", get(crate::reports::api::all))
+        .route("/api/v1/reports/{name}", get(crate::reports::api::one))
         .route_layer(need(Role::Agent));
     let admin = Router::new()
         .route("/api/v1/admin/export", get(admin::export))
         .route("/api/v1/admin/rules/reload", post(admin::reload_rules))
-        .route("/api/v1/admin/outbox", get(outbox::list))
-        .route("/api/v1/admin/outbox/replay", post(outbox::replay))
-        .route("/api/v1/admin/outbox/{id}", get(outbox::show))
+        .route(
+            "/api/v1/admin/outbox",
+            get(crate::vendors::api_outbox::list),
+        )
+        .route(
+            "/api/v1/admin/outbox/replay",
+            post(crate::vendors::api_outbox::replay),
+        )
+        .route(
+            "/api/v1/admin/outbox/{id}",
+            get(crate::vendors::api_outbox::show),
+        )
         .route("/api/v1/admin/replay", post(admin::replay))
         .route_layer(need(Role::Admin));
     let open = Router::new()

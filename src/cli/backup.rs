@@ -6,7 +6,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::client::{Client, ServerArgs};
+use crate::cli::client::Client;
+
+use crate::cli::client::ServerArgs;
 use crate::config::Config;
 
 /// Saves the daemon's consistent dump to `file` ("-" for standard output). The dump is

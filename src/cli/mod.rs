@@ -4,10 +4,7 @@
 //! `itsmd import`, which fills an empty data directory while no daemon runs.
 
 pub mod backup;
-mod client;
-pub mod outbox;
+pub mod client;
 pub mod replay;
-pub mod report;
-pub mod ticket;
 
 pub use client::{Client, ServerArgs};

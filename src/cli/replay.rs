@@ -7,7 +7,9 @@ use anyhow::Context;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::client::{Client, ServerArgs};
+use crate::cli::client::Client;
+
+use crate::cli::client::ServerArgs;
 
 pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Result<()> {
     let mut files = serde_json::Map::new();

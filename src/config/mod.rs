@@ -3,17 +3,8 @@
 //! once (syntax, unknown keys, wrong types, invalid values), so an operator fixes all of them
 //! in one round.
 
-mod auth;
 pub mod duration;
-mod mail;
-mod process;
 mod validate;
-pub mod vendors;
-
-pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, TokenConfig};
-pub use mail::MailConfig;
-pub use process::{ApprovalConfig, GroupConfig, Groups, LifecycleConfig};
-pub use vendors::{StatusTarget, VendorConfig};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,8 +13,14 @@ use std::path::PathBuf;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
-use crate::model::PriorityMatrix;
+use crate::auth::AuthConfig;
+use crate::mail::MailConfig;
 use crate::sla::CalendarConfig;
+use crate::tickets::ApprovalConfig;
+use crate::tickets::Groups;
+use crate::tickets::LifecycleConfig;
+use crate::tickets::PriorityMatrix;
+use crate::vendors::VendorConfig;
 
 /// The shipped, commented configuration; `itsmd serve` without `--config` runs on it.
 pub const DEFAULT_TOML: &str = include_str!("../../config/itsmd.toml");

@@ -1,6 +1,6 @@
 //! Semantic checks that types alone cannot express. Pure: returns every problem found.
 
-use super::Config;
+use crate::config::Config;
 
 pub fn problems(c: &Config) -> Vec<String> {
     let mut out = Vec::new();
@@ -32,8 +32,8 @@ pub fn problems(c: &Config) -> Vec<String> {
         out.push("store.data_dir must not be empty".into());
     }
     out.extend(c.priority.matrix.problems());
-    out.extend(super::auth::problems(&c.auth));
-    out.extend(super::process::problems(
+    out.extend(crate::auth::config::problems(&c.auth));
+    out.extend(crate::tickets::config::problems(
         &c.groups,
         &c.approval,
         &c.lifecycle,
@@ -54,8 +54,8 @@ pub fn problems(c: &Config) -> Vec<String> {
     out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out.extend(crate::sla::policy::problems(&c.sla, c.calendars.keys()));
     out.extend(alerts(c));
-    out.extend(super::vendors::problems(&c.vendors));
-    out.extend(super::mail::problems(&c.mail));
+    out.extend(crate::vendors::config::problems(&c.vendors));
+    out.extend(crate::mail::config::problems(&c.mail));
     out
 }
 

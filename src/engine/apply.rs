@@ -5,13 +5,20 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tracing::warn;
 
-use super::Settings;
-use super::txn::Txn;
-use crate::model::{Actor, EventId, FieldChange, HistoryEntry, Level, PriorityMatrix, Ticket};
-use crate::rules::{Decided, Decision};
+use crate::engine::Settings;
+use crate::engine::txn::Txn;
+use crate::event::EventId;
+use crate::rules::Decided;
+use crate::rules::Decision;
+use crate::tickets::Actor;
+use crate::tickets::FieldChange;
+use crate::tickets::HistoryEntry;
+use crate::tickets::Level;
+use crate::tickets::PriorityMatrix;
+use crate::tickets::Ticket;
 
 /// Collects field changes and writes them as history entries grouped by actor.
-pub(super) struct Changes<'a> {
+pub(crate) struct Changes<'a> {
     pub event: EventId,
     pub at: Timestamp,
     pub rules_version: &'a str,
@@ -63,7 +70,7 @@ impl Changes<'_> {
                 && decided[i].by.file == by.file
                 && decided[i].by.hook == by.hook
             {
-                if super::sla::apply_decision(
+                if crate::sla::step::apply_decision(
                     ticket,
                     &decided[i].decision,
                     settings,
@@ -128,7 +135,7 @@ fn vetted(t: &Ticket, d: &Decision, s: &Settings, notes: &mut Vec<String>) -> Op
     }
 }
 
-pub(super) fn change(changes: &mut Vec<FieldChange>, field: &str, old: Value, new: Value) {
+pub(crate) fn change(changes: &mut Vec<FieldChange>, field: &str, old: Value, new: Value) {
     if old != new {
         changes.push(FieldChange {
             field: field.to_string(),
@@ -217,7 +224,7 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
     }
 }
 
-pub(super) fn set_group(t: &mut Ticket, group: &str, changes: &mut Vec<FieldChange>) {
+pub(crate) fn set_group(t: &mut Ticket, group: &str, changes: &mut Vec<FieldChange>) {
     change(changes, "group", json!(t.group), json!(group));
     t.group = Some(group.to_string());
 }
@@ -229,7 +236,7 @@ fn set_level(slot: &mut Level, field: &str, value: Level, changes: &mut Vec<Fiel
 
 /// Recomputes priority from impact × urgency unless a manual override stands; records the
 /// change and returns its reason (the inputs and the matrix) when it moved.
-pub(super) fn reprioritise(
+pub(crate) fn reprioritise(
     t: &mut Ticket,
     matrix: &PriorityMatrix,
     changes: &mut Vec<FieldChange>,

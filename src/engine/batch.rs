@@ -7,23 +7,34 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info};
 
-use super::txn::Txn;
-use super::{EngineStatus, Live, Receipt, Refusal, Settings, Submission, SubmitError};
 use crate::clock::Clock;
+use crate::engine::EngineStatus;
+use crate::engine::Live;
+use crate::engine::Receipt;
+use crate::engine::Refusal;
+use crate::engine::Settings;
+use crate::engine::Submission;
+use crate::engine::SubmitError;
+use crate::engine::txn::Txn;
+use crate::event::Event;
+use crate::event::EventBody;
 use crate::metrics::metrics;
-use crate::model::{Event, EventBody};
-use crate::records::StoredEvent;
 use crate::rules::Rules;
-use crate::store::{Store, StoreError, Tree, encode, u64_key};
+use crate::store::Store;
+use crate::store::StoreError;
+use crate::store::Tree;
+use crate::store::encode;
+use crate::store::layout::StoredEvent;
+use crate::store::u64_key;
 
-pub(super) struct Engine {
+pub(crate) struct Engine {
     pub store: Arc<dyn Store>,
     /// The rule set of the batch being processed (refreshed from `live` per batch).
     pub rules: Arc<Rules>,
     pub clock: Arc<dyn Clock>,
     /// The settings of the batch being processed (refreshed from `live` per batch).
     pub settings: Arc<Settings>,
-    pub rx: mpsc::Receiver<Submission>,
+    pub(super) rx: mpsc::Receiver<Submission>,
     pub status: Arc<Mutex<EngineStatus>>,
     /// Held shared while applying and flushing; see `EngineHandle::with_commits_paused`.
     pub commit_gate: Arc<RwLock<()>>,
@@ -36,7 +47,7 @@ pub(super) struct Engine {
     /// Raised to the batch's last outbox row id once the batch is flushed.
     pub durable_outbox: Arc<std::sync::atomic::AtomicU64>,
     /// Decoded tickets as stored, so hot tickets are not decoded every batch.
-    pub cache: super::ticket_cache::TicketCache,
+    pub cache: crate::engine::ticket_cache::TicketCache,
 }
 
 impl Engine {
@@ -80,12 +91,12 @@ impl Engine {
         }
         let mut outbox_due = false;
         let mut new_timers = false;
-        let last_outbox_row = txn.counter(crate::outbound::outbox::OUTBOX_SEQ);
+        let last_outbox_row = txn.counter(crate::store::layout::outbox::OUTBOX_SEQ);
         let m = metrics();
         let mut applied = false;
         let committed = txn.finish().and_then(|(writes, changed)| {
-            outbox_due = super::outbox::makes_due(&writes);
-            new_timers = super::sla::stores_timers(&writes);
+            outbox_due = crate::vendors::step::makes_due(&writes);
+            new_timers = crate::sla::step::stores_timers(&writes);
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             let applying = Instant::now();
             stage(m, "process", started, applying);
@@ -220,7 +231,7 @@ impl Engine {
         Ok(Ok(receipt))
     }
 
-    pub(super) fn now(&self) -> jiff::Timestamp {
+    pub(crate) fn now(&self) -> jiff::Timestamp {
         self.clock.now()
     }
 }

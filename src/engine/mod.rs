@@ -6,33 +6,15 @@
 //! flushes once, and only then answers every sender. Nothing else mutates the store, so no
 //! business logic needs a lock. This module must not parse wire formats or serve HTTP.
 
-mod alert_update;
-mod alerts;
-mod apply;
-mod batch;
-mod callbacks;
-mod commands;
-pub mod housekeeping;
-mod links;
-mod mail;
-mod outbox;
-mod rule_actions;
-mod sla;
-mod ticket_cache;
-mod ticket_hooks;
-mod transitions;
-mod txn;
+pub(crate) mod apply;
+pub(crate) mod batch;
+pub(crate) mod rule_actions;
+pub(crate) mod ticket_cache;
+pub(crate) mod ticket_hooks;
+pub(crate) mod txn;
 
 #[cfg(test)]
-mod alert_tests;
-#[cfg(test)]
-mod mail_tests;
-#[cfg(test)]
-mod outbox_tests;
-#[cfg(test)]
-mod sla_tests;
-#[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 
@@ -45,11 +27,19 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::config::{AlertsConfig, ApprovalConfig, Config, Groups, LifecycleConfig, MailConfig};
-use crate::model::{EventBody, EventId, PriorityMatrix, TicketId};
-use crate::records::Outcome;
+use crate::config::AlertsConfig;
+use crate::config::Config;
+use crate::event::EventBody;
+use crate::event::EventId;
+use crate::mail::MailConfig;
 use crate::rules::Rules;
 use crate::store::Store;
+use crate::store::layout::Outcome;
+use crate::tickets::ApprovalConfig;
+use crate::tickets::Groups;
+use crate::tickets::LifecycleConfig;
+use crate::tickets::PriorityMatrix;
+use crate::tickets::TicketId;
 
 /// What a sender gets back once its event is durable.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,7 +64,7 @@ pub enum SubmitError {
     Rejected(#[from] Refusal),
 }
 
-pub use commands::Refusal;
+pub use crate::tickets::commands::Refusal;
 
 /// One event waiting for the engine, with the channel its receipt goes back on.
 struct Submission {
@@ -102,7 +92,7 @@ pub struct EngineHandle {
     /// Shared with the engine thread, which updates it after each batch.
     status: Arc<Mutex<EngineStatus>>,
     /// Read when the engine stamps the arrival time.
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// The engine holds it shared while it applies and flushes a batch; holding it
     /// exclusively keeps the store still (a consistent export).
     commit_gate: Arc<RwLock<()>>,
@@ -237,7 +227,7 @@ impl EngineHandle {
 
 /// What a reload may replace, shared with the engine thread, which picks it up at the start
 /// of each batch: a batch runs wholly on the old or wholly on the new.
-struct Live {
+pub(crate) struct Live {
     rules: RwLock<Arc<Rules>>,
     settings: RwLock<Arc<Settings>>,
 }
@@ -256,28 +246,28 @@ impl Live {
 
 /// Settings the engine reads on every event.
 #[derive(Debug, Clone)]
-struct Settings {
-    max_batch: usize,
-    matrix: PriorityMatrix,
-    triage_group: String,
-    alerts: AlertsConfig,
+pub(crate) struct Settings {
+    pub(crate) max_batch: usize,
+    pub(crate) matrix: PriorityMatrix,
+    pub(crate) triage_group: String,
+    pub(crate) alerts: AlertsConfig,
     /// Who may be assigned what; unknown groups from rules fall back to triage.
-    groups: Groups,
+    pub(crate) groups: Groups,
     /// Who approves service requests, and how many must.
-    approval: ApprovalConfig,
+    pub(crate) approval: ApprovalConfig,
     /// When resolved and fulfilled tickets close themselves.
-    lifecycle: LifecycleConfig,
+    pub(crate) lifecycle: LifecycleConfig,
     /// Partner vendors: who may be notified and assigned, what each receives, and how their
     /// callbacks' statuses map to states.
-    vendors: std::collections::BTreeMap<String, crate::config::VendorConfig>,
+    pub(crate) vendors: std::collections::BTreeMap<String, crate::vendors::VendorConfig>,
     /// Rounds of on_ticket per event before the loop guard cuts in.
-    max_ticket_hook_depth: u32,
+    pub(crate) max_ticket_hook_depth: u32,
     /// SLA policies and underpinning targets.
-    sla: crate::sla::SlaConfig,
+    pub(crate) sla: crate::sla::SlaConfig,
     /// Calendars the SLA clocks count in (built from validated config).
-    calendars: Arc<crate::sla::Calendars>,
+    pub(crate) calendars: Arc<crate::sla::Calendars>,
     /// Mail intake: the per-sender rate limit.
-    mail: MailConfig,
+    pub(crate) mail: MailConfig,
 }
 
 impl Settings {
@@ -351,8 +341,9 @@ pub fn start(
     });
     let timers = Arc::new(tokio::sync::Notify::new());
     // Everything in the store at start was read back from disk: it is all durable.
-    let stored_outbox = crate::records::counter(&*store, crate::outbound::outbox::OUTBOX_SEQ)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let stored_outbox =
+        crate::store::layout::counter(&*store, crate::store::layout::outbox::OUTBOX_SEQ)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
     let durable_outbox = Arc::new(AtomicU64::new(stored_outbox));
     let engine = batch::Engine {
         cache: Default::default(),

@@ -5,23 +5,32 @@
 use serde_json::json;
 use tracing::warn;
 
-use super::apply::{Changes, set_group};
-use super::batch::Engine;
-use super::commands::Failure;
-use super::txn::Txn;
-use crate::metrics::{RuleLabels, metrics};
-use crate::model::Ticket;
-use crate::model::{
-    Actor, CommentRequest, FieldChange, LinkRequest, TicketId, TransitionRequest, Visibility,
-};
-use crate::rules::{Decided, Decision, HookRun};
+use crate::engine::apply::Changes;
+
+use crate::engine::apply::set_group;
+use crate::engine::batch::Engine;
+use crate::engine::txn::Txn;
+use crate::metrics::RuleLabels;
+use crate::metrics::metrics;
+use crate::rules::Decided;
+use crate::rules::Decision;
+use crate::rules::HookRun;
 use crate::store::StoreError;
+use crate::tickets::Actor;
+use crate::tickets::CommentRequest;
+use crate::tickets::FieldChange;
+use crate::tickets::LinkRequest;
+use crate::tickets::Ticket;
+use crate::tickets::TicketId;
+use crate::tickets::TransitionRequest;
+use crate::tickets::Visibility;
+use crate::tickets::commands::Failure;
 
 impl Engine {
     /// What every hook's outcome goes through on an existing ticket: the rules' field
     /// decisions (one history entry per rule), the triage group when a rule failed, the ticket
     /// saved, then the rules' actions carried out.
-    pub(super) fn settle(
+    pub(crate) fn settle(
         &self,
         txn: &mut Txn<'_>,
         ctx: &Changes<'_>,
@@ -44,7 +53,7 @@ impl Engine {
     /// Runs the action decisions of one hook run on ticket `id`, in order. A refused action
     /// (an illegal transition, a link to a missing ticket) is noted in the ticket's history,
     /// logged and counted as the rule's error; the rule's other decisions stand.
-    pub(super) fn act(
+    pub(crate) fn act(
         &self,
         txn: &mut Txn<'_>,
         ctx: &Changes<'_>,

@@ -2,10 +2,11 @@
 //! under a configuration's limits.
 
 use crate::config::Config;
-use crate::rules::{Limits, Rules};
+use crate::rules::Limits;
+use crate::rules::Rules;
 
 /// Compiles `files` under `config`'s rule limits; panics on a compile error (a test bug).
-pub(super) fn rules(config: &Config, files: &[(&str, &str)]) -> Rules {
+pub(crate) fn rules(config: &Config, files: &[(&str, &str)]) -> Rules {
     let sources = files
         .iter()
         .map(|(n, t)| (n.to_string(), t.to_string()))

@@ -6,13 +6,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::start;
+use crate::alerts::Alert;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::model::{Alert, EventBody};
-use crate::records::Outcome;
-use crate::rules::{Limits, Rules};
-use crate::store::{MemoryStore, ScanIter, Store, StoreError, Tree, WriteBatch};
+use crate::engine::start;
+use crate::event::EventBody;
+use crate::rules::Limits;
+use crate::rules::Rules;
+use crate::store::MemoryStore;
+use crate::store::ScanIter;
+use crate::store::Store;
+use crate::store::StoreError;
+use crate::store::Tree;
+use crate::store::WriteBatch;
+use crate::store::layout::Outcome;
 
 /// A memory store that counts applies and flushes, and can hold flushes until opened.
 #[derive(Default)]
@@ -120,7 +127,9 @@ async fn receipts_wait_for_the_flush_and_a_batch_is_one_apply_and_one_flush() {
 /// handed to the dispatcher until the flush, or a crash could undo a change already sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbox_row_is_durable_for_the_dispatcher_only_after_its_flush() {
-    use crate::model::{Action, Actor, Command};
+    use crate::tickets::Action;
+    use crate::tickets::Actor;
+    use crate::tickets::Command;
     let config = crate::config::parse(
         r#"
 [vendors.acme]
@@ -163,7 +172,7 @@ secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
     let rows = || {
         store
             .range(Tree::OutboxDue, Bound::Unbounded, Bound::Unbounded)
-            .filter_map(|item| crate::outbound::outbox::parse_due_key(&item.unwrap().0))
+            .filter_map(|item| crate::store::layout::outbox::parse_due_key(&item.unwrap().0))
             .map(|(_, id)| id)
             .max()
     };

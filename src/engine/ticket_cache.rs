@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{Ticket, TicketId};
+use crate::tickets::Ticket;
+
+use crate::tickets::TicketId;
 
 /// Tickets kept in each generation: at most twice this many are held (a few KiB each).
 const GENERATION: usize = 4096;
@@ -17,7 +19,7 @@ const GENERATION: usize = 4096;
 /// An approximate LRU in two generations: lookups promote into `current`; when `current`
 /// is full it becomes `previous` and the old `previous` is dropped. O(1), no bookkeeping.
 #[derive(Default)]
-pub(super) struct TicketCache {
+pub(crate) struct TicketCache {
     /// Tickets used since the last turnover.
     current: HashMap<TicketId, Arc<Ticket>>,
     /// Tickets used in the generation before; dropped at the next turnover.
@@ -57,7 +59,7 @@ impl TicketCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Kind;
+    use crate::tickets::Kind;
 
     fn ticket(number: u64) -> Arc<Ticket> {
         let mut t: Ticket = serde_json::from_value(serde_json::json!({

@@ -9,19 +9,25 @@ use rhai::{Array, Dynamic, Map};
 use serde_json::json;
 use tracing::warn;
 
-use super::alerts::Handled;
-use super::apply::Changes;
-use super::batch::Engine;
-use super::txn::Txn;
-use crate::model::{Actor, Event, FieldChange, HistoryEntry, TicketId};
-use crate::records;
+use crate::alerts::step::Handled;
+use crate::engine::apply::Changes;
+use crate::engine::batch::Engine;
+use crate::engine::txn::Txn;
+use crate::event::Event;
 use crate::rules::TicketView;
-use crate::store::{StoreError, Tree, decode};
+use crate::store::StoreError;
+use crate::store::Tree;
+use crate::store::decode;
+use crate::store::layout;
+use crate::tickets::Actor;
+use crate::tickets::FieldChange;
+use crate::tickets::HistoryEntry;
+use crate::tickets::TicketId;
 
 impl Engine {
     /// Runs `on_ticket` for every ticket the event changed, round after round, adding rule
     /// failures to `handled`.
-    pub(super) fn on_ticket_rounds(
+    pub(crate) fn on_ticket_rounds(
         &self,
         txn: &mut Txn<'_>,
         event: &Event,
@@ -111,7 +117,7 @@ fn change_map(
     let mut fields: Vec<String> = Vec::new();
     let mut by = None;
     for seq in before_len + 1..=now_len {
-        let Some(bytes) = txn.get(Tree::History, &records::history_key(id, seq))? else {
+        let Some(bytes) = txn.get(Tree::History, &layout::history_key(id, seq))? else {
             continue;
         };
         let entry: HistoryEntry = decode(Tree::History, &bytes)?;

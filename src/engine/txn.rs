@@ -7,10 +7,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::ticket_cache::TicketCache;
-use crate::model::{HistoryEntry, Kind, State, Ticket, TicketId};
-use crate::records::{self, EVENT_SEQ, index_entries};
-use crate::store::{Store, StoreError, Tree, WriteBatch, encode};
+use crate::engine::ticket_cache::TicketCache;
+use crate::store::Store;
+use crate::store::StoreError;
+use crate::store::Tree;
+use crate::store::WriteBatch;
+use crate::store::encode;
+use crate::store::layout;
+use crate::store::layout::EVENT_SEQ;
+use crate::store::layout::index_entries;
+use crate::tickets::HistoryEntry;
+use crate::tickets::Kind;
+use crate::tickets::State;
+use crate::tickets::Ticket;
+use crate::tickets::TicketId;
 
 struct Slot {
     ticket: Ticket,
@@ -53,7 +63,7 @@ pub struct Txn<'s> {
 }
 
 /// A rule's request to notify a vendor: the ticket, the vendor, and the rule as actor.
-pub type Notice = (TicketId, String, crate::model::Actor);
+pub type Notice = (TicketId, String, crate::tickets::Actor);
 
 /// The previous value of one thing the Txn changed.
 enum Undo {
@@ -183,7 +193,7 @@ impl<'s> Txn<'s> {
     fn next(&mut self, key: Vec<u8>) -> Result<u64, StoreError> {
         let current = match self.counters.get(&key) {
             Some(v) => *v,
-            None => records::counter(self.store, &key)?,
+            None => layout::counter(self.store, &key)?,
         };
         let next = current + 1;
         let old = self.counters.insert(key.clone(), next);
@@ -201,7 +211,7 @@ impl<'s> Txn<'s> {
     }
 
     pub fn next_ticket_id(&mut self, kind: Kind) -> Result<TicketId, StoreError> {
-        let number = self.next(records::ticket_seq_key(kind))?;
+        let number = self.next(layout::ticket_seq_key(kind))?;
         Ok(TicketId { kind, number })
     }
 
@@ -211,7 +221,7 @@ impl<'s> Txn<'s> {
         }
         let ticket = match self.cache.get(id) {
             Some(t) => t,
-            None => match records::get_ticket(self.store, id)? {
+            None => match layout::get_ticket(self.store, id)? {
                 Some(t) => {
                     let t = Arc::new(t);
                     self.cache.put(t.clone());
@@ -264,7 +274,7 @@ impl<'s> Txn<'s> {
         entry.seq = ticket.history_len;
         self.put(
             Tree::History,
-            records::history_key(ticket.id, entry.seq),
+            layout::history_key(ticket.id, entry.seq),
             encode(&entry),
         );
         self.appended.push((ticket.id, entry.clone()));
@@ -272,7 +282,7 @@ impl<'s> Txn<'s> {
     }
 
     /// Records a rule's request to notify `vendor` about `ticket`.
-    pub fn notice(&mut self, ticket: TicketId, vendor: String, by: crate::model::Actor) {
+    pub fn notice(&mut self, ticket: TicketId, vendor: String, by: crate::tickets::Actor) {
         self.notices.push((ticket, vendor, by));
     }
 
@@ -299,7 +309,7 @@ impl<'s> Txn<'s> {
         }
         self.put(
             Tree::History,
-            records::history_key(ticket.id, entry.seq),
+            layout::history_key(ticket.id, entry.seq),
             encode(&entry),
         );
         self.last_history.insert(ticket.id, entry);
@@ -318,11 +328,11 @@ impl<'s> Txn<'s> {
             if slot.counted != Some(now_counted) {
                 if let Some((kind, state)) = slot.counted {
                     *counts
-                        .entry(records::ticket_count_key(kind, state))
+                        .entry(layout::ticket_count_key(kind, state))
                         .or_default() -= 1;
                 }
                 *counts
-                    .entry(records::ticket_count_key(now_counted.0, now_counted.1))
+                    .entry(layout::ticket_count_key(now_counted.0, now_counted.1))
                     .or_default() += 1;
             }
             let now = index_entries(&slot.ticket);
@@ -345,7 +355,7 @@ impl<'s> Txn<'s> {
             self.writes.insert((Tree::Meta, key), Some(encode(&value)));
         }
         for (key, delta) in counts.into_iter().filter(|(_, d)| *d != 0) {
-            let stored = records::counter(self.store, &key)?;
+            let stored = layout::counter(self.store, &key)?;
             let value = stored.saturating_add_signed(delta);
             self.writes.insert((Tree::Meta, key), Some(encode(&value)));
         }
@@ -387,8 +397,8 @@ mod tests {
             description: String::new(),
             group: None,
             assignee: None,
-            impact: crate::model::Level::Low,
-            urgency: crate::model::Level::Low,
+            impact: crate::tickets::Level::Low,
+            urgency: crate::tickets::Level::Low,
             priority: 5,
             tags: Default::default(),
             correlation_key: None,

@@ -6,9 +6,15 @@
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext, Position};
 
-use super::Decision;
-use super::handle::{RhaiResult, TicketHandle, non_empty};
-use crate::model::{HoldReason, LinkRel, Resolution, State, TicketId};
+use crate::rules::Decision;
+use crate::rules::handle::RhaiResult;
+use crate::rules::handle::TicketHandle;
+use crate::rules::handle::non_empty;
+use crate::tickets::HoldReason;
+use crate::tickets::LinkRel;
+use crate::tickets::Resolution;
+use crate::tickets::State;
+use crate::tickets::TicketId;
 
 fn bad(at: Position, message: String) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(message.into(), at))

@@ -4,7 +4,19 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::model::{HoldReason, Kind, Level, LinkRel, Resolution, State, TicketId};
+use crate::tickets::HoldReason;
+
+use crate::tickets::Kind;
+
+use crate::tickets::Level;
+
+use crate::tickets::LinkRel;
+
+use crate::tickets::Resolution;
+
+use crate::tickets::State;
+
+use crate::tickets::TicketId;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]

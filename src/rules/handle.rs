@@ -6,8 +6,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rhai::{Engine, EvalAltResult, ImmutableString, NativeCallContext, Position};
 
-use super::{Decided, Decision, Provenance};
-use crate::model::{Kind, Level, Ticket};
+use crate::rules::Decided;
+
+use crate::rules::Decision;
+
+use crate::rules::Provenance;
+use crate::tickets::Kind;
+use crate::tickets::Level;
+use crate::tickets::Ticket;
 
 /// The ticket fields a rule can read, with the decisions so far already applied.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -301,7 +307,7 @@ pub(super) fn register(engine: &mut Engine) {
         },
     );
     engine.register_fn("stop", |h: &mut TicketHandle| h.lock().stop = true);
-    super::actions::register(engine);
+    crate::rules::actions::register(engine);
     engine.register_get("vendor", |h: &mut TicketHandle| opt(&h.lock().view.vendor));
     engine.register_fn(
         "set$vendor",

@@ -9,7 +9,6 @@
 mod actions;
 mod decision;
 mod handle;
-mod mail_view;
 pub mod queries;
 pub mod replay;
 mod ruleset;

@@ -12,9 +12,15 @@ use jiff::{SignedDuration, Timestamp};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 
 use crate::clock::Clock;
-use crate::model::{EventBody, State, Ticket, TicketId};
-use crate::records::{self, StoredEvent};
-use crate::store::{Store, Tree, decode};
+use crate::event::EventBody;
+use crate::store::Store;
+use crate::store::Tree;
+use crate::store::decode;
+use crate::store::layout;
+use crate::store::layout::StoredEvent;
+use crate::tickets::State;
+use crate::tickets::Ticket;
+use crate::tickets::TicketId;
 
 /// Most results one query returns (a rule may ask for fewer with `limit`).
 pub const MAX_RESULTS: usize = 100;
@@ -111,7 +117,7 @@ fn alert_labels_of(
     t: &Ticket,
 ) -> Option<std::collections::BTreeMap<String, String>> {
     let event = t.alert.as_ref()?.last_event;
-    match records::get_event(store, event).ok()??.event.body {
+    match layout::get_event(store, event).ok()??.event.body {
         EventBody::Alert(a) => Some(a.labels),
         _ => None,
     }
@@ -142,12 +148,12 @@ fn open_tickets(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResu
     } else {
         let group = text("group");
         'states: for state in State::ALL.into_iter().filter(|s| s.is_open()) {
-            let filter = records::TicketFilter {
+            let filter = layout::TicketFilter {
                 state: Some(state),
                 kind: None,
                 group: group.clone(),
             };
-            let (page, _) = records::list_tickets(&*store, &filter, None, MAX_SCAN).map_err(err)?;
+            let (page, _) = layout::list_tickets(&*store, &filter, None, MAX_SCAN).map_err(err)?;
             for t in page {
                 candidates.push(t.id);
                 if candidates.len() >= MAX_SCAN {
@@ -158,7 +164,7 @@ fn open_tickets(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResu
     }
     let mut out = Array::new();
     for id in candidates {
-        let Some(t) = records::get_ticket(&*store, id).map_err(err)? else {
+        let Some(t) = layout::get_ticket(&*store, id).map_err(err)? else {
             continue;
         };
         if !t.state.is_open() {

@@ -12,13 +12,22 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CompileError, Limits, Rules};
+use crate::rules::CompileError;
+
+use crate::rules::Limits;
+
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::engine;
-use crate::model::TicketId;
-use crate::records::{self, StoredEvent};
-use crate::store::{MemoryStore, Store, StoreError, Tree, decode};
+use crate::rules::Rules;
+use crate::store::MemoryStore;
+use crate::store::Store;
+use crate::store::StoreError;
+use crate::store::Tree;
+use crate::store::decode;
+use crate::store::layout;
+use crate::store::layout::StoredEvent;
+use crate::tickets::TicketId;
 
 /// Fields compared between what happened and what would happen.
 const FIELDS: [&str; 10] = [
@@ -140,9 +149,9 @@ pub fn replay(
     }
     for id in ids {
         let happened =
-            records::get_ticket(real, id)?.map(|t| serde_json::to_value(t).unwrap_or_default());
-        let would = records::get_ticket(&*scratch, id)?
-            .map(|t| serde_json::to_value(t).unwrap_or_default());
+            layout::get_ticket(real, id)?.map(|t| serde_json::to_value(t).unwrap_or_default());
+        let would =
+            layout::get_ticket(&*scratch, id)?.map(|t| serde_json::to_value(t).unwrap_or_default());
         for field in FIELDS {
             let get = |t: &Option<Value>| {
                 t.as_ref().map_or(Value::Null, |t| {
@@ -163,7 +172,7 @@ pub fn replay(
     Ok(report)
 }
 
-fn outcome_name(o: records::Outcome) -> String {
+fn outcome_name(o: layout::Outcome) -> String {
     serde_json::to_value(o)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

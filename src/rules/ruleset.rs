@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rhai::{AST, Engine};
 
-use crate::model::alert::Fnv1a;
+use crate::alerts::alert::Fnv1a;
 
 /// The hooks a rule file may define, with the parameters each must take.
 pub const HOOKS: [(&str, usize); 4] = [

@@ -5,11 +5,21 @@ use std::time::Instant;
 
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
 
-use super::handle::{self, TicketHandle};
-use super::sandbox::{self, Limits, TIME_BUDGET_EXCEEDED};
-use super::{CompileError, Decided, RuleSet, TicketView};
-use crate::metrics::{RuleLabels, metrics};
-use crate::model::{Alert, Mail, TicketId};
+use crate::rules::handle;
+
+use crate::alerts::Alert;
+use crate::mail::Mail;
+use crate::metrics::RuleLabels;
+use crate::metrics::metrics;
+use crate::rules::CompileError;
+use crate::rules::Decided;
+use crate::rules::RuleSet;
+use crate::rules::TicketView;
+use crate::rules::handle::TicketHandle;
+use crate::rules::sandbox;
+use crate::rules::sandbox::Limits;
+use crate::rules::sandbox::TIME_BUDGET_EXCEEDED;
+use crate::tickets::TicketId;
 
 /// The rule engine: the sandboxed Rhai engine and the active rule set.
 pub struct Rules {
@@ -104,7 +114,7 @@ impl Rules {
     /// Runs every `on_mail` hook for `mail` on a ticket that currently looks like `view`;
     /// `thread` is the ticket the mail answers, when the engine found one.
     pub fn on_mail(&self, mail: &Mail, thread: Option<TicketId>, view: TicketView) -> HookRun {
-        let mail = Dynamic::from_map(super::mail_view::mail_map(mail, thread));
+        let mail = Dynamic::from_map(crate::mail::rules_view::mail_map(mail, thread));
         self.run("on_mail", view, |h| vec![mail.clone(), Dynamic::from(h)])
     }
 
@@ -202,7 +212,7 @@ impl Rules {
 fn engine(limits: &Limits) -> Engine {
     let mut engine = sandbox::engine(limits);
     handle::register(&mut engine);
-    super::queries::register(&mut engine);
+    crate::rules::queries::register(&mut engine);
     engine
 }
 

@@ -25,15 +25,22 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::alerts::intake::generic::GenericEvent;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::engine;
-use crate::model::{Action, Actor, Command, EventBody, NewTicket, TicketId, TransitionRequest};
-use crate::records;
-use crate::sources::http::generic::GenericEvent;
-use crate::store::{MemoryStore, Store};
+use crate::event::EventBody;
+use crate::store::MemoryStore;
+use crate::store::Store;
+use crate::store::layout;
+use crate::tickets::Action;
+use crate::tickets::Actor;
+use crate::tickets::Command;
+use crate::tickets::NewTicket;
+use crate::tickets::TicketId;
+use crate::tickets::TransitionRequest;
 
-use super::Rules;
+use crate::rules::Rules;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,7 +209,7 @@ async fn run_case(config: &Config, rules_dir: &Path, case: &Case) -> anyhow::Res
         failures.push(format!("outcomes: expected {want:?}, got {outcomes:?}"));
     }
     for e in &case.expect {
-        let Some(ticket) = records::get_ticket(&*store, e.ticket)? else {
+        let Some(ticket) = layout::get_ticket(&*store, e.ticket)? else {
             failures.push(format!("{}: expected it to exist; it does not", e.ticket));
             continue;
         };
@@ -215,7 +222,7 @@ async fn run_case(config: &Config, rules_dir: &Path, case: &Case) -> anyhow::Res
             }
         }
         for vendor in &e.notified {
-            let rows = crate::outbound::outbox::rows(
+            let rows = crate::store::layout::outbox::rows(
                 &*store,
                 crate::store::Tree::Outbox,
                 Some(vendor),
@@ -230,7 +237,7 @@ async fn run_case(config: &Config, rules_dir: &Path, case: &Case) -> anyhow::Res
             }
         }
         if !e.history_mentions.is_empty() {
-            let history = records::history(&*store, e.ticket)?;
+            let history = layout::history(&*store, e.ticket)?;
             for text in &e.history_mentions {
                 if !history.iter().any(|h| {
                     h.reason

@@ -15,7 +15,9 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::calendar::{Calendar, CalendarError};
+use crate::sla::calendar::Calendar;
+
+use crate::sla::calendar::CalendarError;
 
 /// Warning thresholds used when a policy names none, in percent of the target.
 pub const DEFAULT_WARNINGS: [u8; 3] = [50, 75, 90];

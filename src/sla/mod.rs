@@ -11,8 +11,8 @@ pub mod calendar;
 pub mod calendar_config;
 pub mod clock;
 pub mod policy;
+pub mod step;
 pub mod task;
-pub mod timers;
 pub mod track;
 pub mod view;
 
@@ -20,5 +20,4 @@ pub use calendar::{Calendar, CalendarError, CalendarProblem, Holiday, OpenRange}
 pub use calendar_config::{ALWAYS_OPEN, CalendarConfig, Calendars};
 pub use clock::{ClockStatus, Mark, Phase, Stage, StageAt, Target, Transition};
 pub use policy::{PolicyConfig, SlaConfig};
-pub use timers::Timer;
 pub use track::TicketSla;

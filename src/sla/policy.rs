@@ -10,12 +10,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::calendar::Calendar;
-use super::calendar_config::{ALWAYS_OPEN, Calendars};
-use super::clock::{DEFAULT_WARNINGS, Target};
-use super::track;
 use crate::config::duration::Friendly;
-use crate::model::{HoldReason, Kind};
+use crate::sla::calendar::Calendar;
+use crate::sla::calendar_config::ALWAYS_OPEN;
+use crate::sla::calendar_config::Calendars;
+use crate::sla::clock::DEFAULT_WARNINGS;
+use crate::sla::clock::Target;
+use crate::sla::track;
+use crate::tickets::HoldReason;
+use crate::tickets::Kind;
 
 /// The `[sla]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,12 +111,12 @@ impl PolicyConfig {
     }
 
     /// The target of the response clock.
-    pub fn response_target(&self) -> Result<Target, super::clock::ClockError> {
+    pub fn response_target(&self) -> Result<Target, crate::sla::clock::ClockError> {
         Target::new(self.response.0, &self.warnings)
     }
 
     /// The target of the resolution clock.
-    pub fn resolution_target(&self) -> Result<Target, super::clock::ClockError> {
+    pub fn resolution_target(&self) -> Result<Target, crate::sla::clock::ClockError> {
         Target::new(self.resolution.0, &self.warnings)
     }
 }
@@ -171,7 +174,7 @@ impl UnderpinningConfig {
         &self,
         vendor: Option<&str>,
         warnings: &[u8],
-    ) -> Result<Target, super::clock::ClockError> {
+    ) -> Result<Target, crate::sla::clock::ClockError> {
         let d = vendor
             .and_then(|v| self.vendors.get(v))
             .unwrap_or(&self.default);

@@ -12,10 +12,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::timers;
-use crate::engine::{EngineHandle, SubmitError};
-use crate::model::EventBody;
+use crate::engine::EngineHandle;
+use crate::engine::SubmitError;
+use crate::event::EventBody;
 use crate::store::Store;
+use crate::store::layout::sla_timers;
 
 /// Longest the task sleeps without looking again (a safety net; wake-ups do the work).
 const MAX_SLEEP: Duration = Duration::from_secs(3_600);
@@ -54,7 +55,7 @@ enum Step {
 
 async fn next_step(engine: &EngineHandle, store: &dyn Store, limit: usize) -> Step {
     let now = engine.now();
-    let due = match timers::due(store, now, limit) {
+    let due = match sla_timers::due(store, now, limit) {
         Ok(due) => due,
         Err(e) => {
             warn!(error = %e, "Clock task cannot read the SLA timers; retrying.");
@@ -76,7 +77,7 @@ async fn next_step(engine: &EngineHandle, store: &dyn Store, limit: usize) -> St
             }
         };
     }
-    match timers::earliest(store) {
+    match sla_timers::earliest(store) {
         Ok(Some(t)) => {
             let wait = t.due.duration_since(engine.now());
             Step::Sleep(Duration::try_from(wait).unwrap_or_default().min(MAX_SLEEP))

@@ -12,9 +12,17 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::clock::{Mark, Stage, Transition};
-use super::policy::{PolicyConfig, Reopen, ResponseMet};
-use crate::model::{HoldReason, State, lifecycle};
+use crate::sla::clock::Mark;
+
+use crate::sla::clock::Stage;
+
+use crate::sla::clock::Transition;
+use crate::sla::policy::PolicyConfig;
+use crate::sla::policy::Reopen;
+use crate::sla::policy::ResponseMet;
+use crate::tickets::HoldReason;
+use crate::tickets::State;
+use crate::tickets::lifecycle;
 
 /// The clock met by the first response.
 pub const RESPONSE: &str = "response";

@@ -9,12 +9,18 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::calendar_config::Calendars;
-use super::clock::{self, Mark, Phase, Stage, StageAt};
-use super::policy::SlaConfig;
-use super::track::{ClockTrack, Scheduled};
 use crate::config::duration::Friendly;
-use crate::model::{Ticket, TicketId};
+use crate::sla::calendar_config::Calendars;
+use crate::sla::clock;
+use crate::sla::clock::Mark;
+use crate::sla::clock::Phase;
+use crate::sla::clock::Stage;
+use crate::sla::clock::StageAt;
+use crate::sla::policy::SlaConfig;
+use crate::sla::track::ClockTrack;
+use crate::sla::track::Scheduled;
+use crate::tickets::Ticket;
+use crate::tickets::TicketId;
 
 /// A ticket's SLA at `at`.
 #[derive(Debug, Clone, Serialize)]

@@ -4,7 +4,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{StoreError, Tree};
+use crate::store::StoreError;
+
+use crate::store::Tree;
 
 /// The version byte written in front of every value.
 pub const FORMAT_VERSION: u8 = 1;

@@ -2,9 +2,17 @@
 
 use std::ops::Bound;
 
-use super::{MemoryStore, SledStore, Store, Tree, WriteBatch};
+use crate::store::MemoryStore;
 
-fn collect(iter: super::ScanIter<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
+use crate::store::SledStore;
+
+use crate::store::Store;
+
+use crate::store::Tree;
+
+use crate::store::WriteBatch;
+
+fn collect(iter: crate::store::ScanIter<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
     iter.map(|r| r.expect("scan item")).collect()
 }
 

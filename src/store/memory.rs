@@ -4,7 +4,17 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{ScanIter, Store, StoreError, Tree, Write, WriteBatch};
+use crate::store::ScanIter;
+
+use crate::store::Store;
+
+use crate::store::StoreError;
+
+use crate::store::Tree;
+
+use crate::store::Write;
+
+use crate::store::WriteBatch;
 
 /// (tree, key) → value; the tree is part of the map key so ranges stay inside a tree.
 type Map = BTreeMap<(Tree, Vec<u8>), Vec<u8>>;

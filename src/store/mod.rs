@@ -14,6 +14,7 @@ mod codec;
 #[cfg(test)]
 mod conformance;
 mod keys;
+pub mod layout;
 mod memory;
 mod sled_store;
 

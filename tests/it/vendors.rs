@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::receiver::{Receiver, Reply};
 use crate::support::{BIN, Daemon, Setup};
-use itsmd::outbound::signing::DEFAULT_TOLERANCE;
-use itsmd::outbound::{ReceivedHeaders, Secret, sign, verify};
+use itsmd::vendors::signing::DEFAULT_TOLERANCE;
+use itsmd::vendors::{ReceivedHeaders, Secret, sign, verify};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const OLD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

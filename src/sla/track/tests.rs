@@ -1,7 +1,9 @@
 use jiff::Timestamp;
 
-use super::*;
-use crate::model::HoldReason::{AwaitingCaller, AwaitingChange, AwaitingVendor};
+use crate::sla::track::*;
+use crate::tickets::HoldReason::AwaitingCaller;
+use crate::tickets::HoldReason::AwaitingChange;
+use crate::tickets::HoldReason::AwaitingVendor;
 
 fn at(minute: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + minute * 60).unwrap()

@@ -24,8 +24,8 @@ use super::load::{Format, Ledger, Sent, mail_subject};
 use super::{SECRET, names};
 use crate::receiver::Received;
 use crate::support::Daemon;
-use itsmd::outbound::signing::DEFAULT_TOLERANCE;
-use itsmd::outbound::{ReceivedHeaders, Secret, verify};
+use itsmd::vendors::signing::DEFAULT_TOLERANCE;
+use itsmd::vendors::{ReceivedHeaders, Secret, verify};
 
 /// The figures the test prints.
 #[derive(Debug)]

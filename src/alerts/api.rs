@@ -1,0 +1,177 @@
+//! Monitoring intake in the senders' own wire formats: Prometheus' Alertmanager API,
+//! Alertmanager and Grafana webhooks, PagerDuty Events API v2. Each request is parsed whole
+//! (every problem reported, nothing submitted on any), its N alerts are submitted together,
+//! and the answer goes out once all of them are durable. Parsing lives in
+//! `sources::http`; this module only adapts HTTP.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::alerts::Alert;
+use crate::alerts::intake;
+use crate::alerts::intake::pagerduty;
+use crate::api::ApiError;
+use crate::api::AppState;
+use crate::api::json::RawBody;
+use crate::engine::Receipt;
+use crate::event::EventBody;
+use crate::metrics;
+
+/// The answer to a request carrying several alerts: one receipt per alert, in order.
+#[derive(Debug, Serialize)]
+pub struct Receipts {
+    pub receipts: Vec<Receipt>,
+}
+
+/// Submits every alert of one request together; 202 once all are durable.
+async fn submit_all(app: &AppState, alerts: Vec<Alert>) -> Result<Vec<Receipt>, ApiError> {
+    if alerts.len() > app.engine.capacity() {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "{} alerts in one request; at most engine.queue_capacity = {}",
+                alerts.len(),
+                app.engine.capacity()
+            ),
+        ));
+    }
+    let bodies = alerts.into_iter().map(EventBody::Alert).collect();
+    app.engine
+        .submit_many(bodies)
+        .await
+        .map_err(|e| ApiError::submit(e, app.config.engine.retry_after_secs))
+}
+
+/// Counts the outcome of an intake request and shapes its answer.
+fn answer(
+    source: &str,
+    result: Result<Vec<Receipt>, ApiError>,
+) -> Result<(StatusCode, Json<Receipts>), ApiError> {
+    metrics::intake(source, result.as_ref().map(|_| ()).map_err(|e| e.code));
+    Ok((StatusCode::ACCEPTED, Json(Receipts { receipts: result? })))
+}
+
+/// `POST /api/v2/alerts`: what Prometheus sends to an Alertmanager.
+pub async fn post_prometheus(
+    State(app): State<AppState>,
+    body: Result<RawBody, ApiError>,
+) -> Result<(StatusCode, Json<Receipts>), ApiError> {
+    let result = async {
+        let RawBody(bytes) = body?;
+        let alerts = intake::body::prometheus(&bytes, app.engine.now())?;
+        submit_all(&app, alerts).await
+    };
+    answer("prometheus", result.await)
+}
+
+/// `POST /webhook/alertmanager`: Alertmanager's webhook v4 and Grafana's webhook.
+pub async fn post_alertmanager(
+    State(app): State<AppState>,
+    body: Result<RawBody, ApiError>,
+) -> Result<(StatusCode, Json<Receipts>), ApiError> {
+    let result = async {
+        let RawBody(bytes) = body?;
+        let alerts = intake::body::webhook(&bytes, app.engine.now())?;
+        submit_all(&app, alerts).await
+    };
+    answer("alertmanager", result.await)
+}
+
+/// Numbers minted dedup keys within this process.
+static MINTED: AtomicU64 = AtomicU64::new(0);
+
+/// PagerDuty's error shape: `{"status": "invalid event", "message", "errors": [...]}`.
+fn pd_invalid(status: StatusCode, errors: Vec<String>) -> Response {
+    let body = json!({
+        "status": "invalid event",
+        "message": "Event object is invalid",
+        "errors": errors,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `POST /v2/enqueue`: PagerDuty Events API v2, answered exactly as PagerDuty does.
+pub async fn post_pagerduty(
+    State(app): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let response = pagerduty_event(app, body).await;
+    let status = response.status();
+    let reason = match status.as_u16() {
+        202 => None,
+        400 => Some("invalid_event"),
+        401 => Some("unauthorized"),
+        429 => Some("rate_limited"),
+        413 => Some("payload_too_large"),
+        _ => Some("unavailable"),
+    };
+    metrics::intake("pagerduty", reason.map_or(Ok(()), Err));
+    response
+}
+
+async fn pagerduty_event(
+    app: AppState,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let bytes = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return pd_invalid(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                vec![format!(
+                    "Request body is larger than server.max_body_bytes = {}",
+                    app.config.server.max_body_bytes
+                )],
+            );
+        }
+        Err(r) => return pd_invalid(StatusCode::BAD_REQUEST, vec![r.body_text()]),
+    };
+    let event = match intake::body::pagerduty(&bytes) {
+        Ok(e) => e,
+        Err(errors) => return pd_invalid(StatusCode::BAD_REQUEST, errors),
+    };
+    // The routing key is the sender's credential: a configured integration key, else an
+    // API token of role ingest or better; with neither configured (loopback only) any key.
+    let keys = &app.config.pagerduty.integration_keys;
+    let source = if let Some(name) = keys.get(&event.routing_key) {
+        name.clone()
+    } else if let Some(name) = app.keys.ingest_key_name(&event.routing_key) {
+        name
+    } else if keys.is_empty() && app.keys.is_open() {
+        event.routing_key.clone()
+    } else {
+        return pd_invalid(
+            StatusCode::BAD_REQUEST,
+            vec!["'routing_key' is not a configured integration key or ingest token".into()],
+        );
+    };
+    if let Err(wait) = app.limits.take(&source) {
+        // PagerDuty's own answer when events arrive too fast.
+        let body = json!({
+            "status": "throttle event",
+            "message": "Requests for this service are arriving too quickly. Please retry later."
+        });
+        let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, wait.into());
+        return response;
+    }
+    let dedup_key = event.dedup_key.clone().unwrap_or_else(|| {
+        pagerduty::mint_dedup_key(app.engine.now(), MINTED.fetch_add(1, Ordering::Relaxed))
+    });
+    let alert = event.into_alert(dedup_key.clone(), source);
+    if let Err(e) = submit_all(&app, vec![alert]).await {
+        return e.into_response();
+    }
+    let body = json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key});
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}

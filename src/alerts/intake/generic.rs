@@ -1,0 +1,76 @@
+//! itsmd's own generic alert: `POST /api/v1/events`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::alerts::Alert;
+
+use crate::alerts::AlertFormat;
+
+use crate::alerts::AlertStatus;
+
+use crate::alerts::fingerprint;
+
+/// The generic event body. Unknown fields are ignored, so senders may add their own.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GenericEvent {
+    /// Who sends it, e.g. "nagios", "backup-job".
+    pub source: String,
+    /// The sender's own identity for the alert; the label fingerprint when absent.
+    #[serde(default)]
+    pub key: Option<String>,
+    pub status: AlertStatus,
+    pub severity: String,
+    pub summary: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Largest key, source or severity accepted, in bytes.
+const MAX_SHORT_FIELD: usize = 1024;
+
+impl GenericEvent {
+    /// Validates the event and normalises it into an alert; every problem is reported.
+    pub fn into_alert(self) -> Result<Alert, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut short = |name: &str, v: &str, required: bool| {
+            if required && v.trim().is_empty() {
+                problems.push(format!("`{name}` must not be empty"));
+            }
+            if v.len() > MAX_SHORT_FIELD {
+                problems.push(format!("`{name}` is longer than {MAX_SHORT_FIELD} bytes"));
+            }
+        };
+        short("source", &self.source, true);
+        short("severity", &self.severity, true);
+        short("summary", &self.summary, true);
+        if let Some(key) = &self.key {
+            short("key", key, true);
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let fingerprint = fingerprint(&self.labels);
+        Ok(Alert {
+            source: self.source,
+            key: self.key.unwrap_or_else(|| fingerprint.clone()),
+            fingerprint,
+            status: self.status,
+            severity: self.severity,
+            summary: self.summary,
+            description: self.description.filter(|d| !d.is_empty()),
+            labels: self.labels,
+            annotations: self.annotations,
+            starts_at: None,
+            ends_at: None,
+            generator_url: None,
+            format: AlertFormat::Generic,
+            acknowledged: false,
+        })
+    }
+}

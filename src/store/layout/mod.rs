@@ -1,0 +1,287 @@
+//! Where each record lives in the store: key layouts, the index entries a ticket has, and
+//! typed reads. The engine writes through these layouts; the API and tools read through them.
+
+pub mod outbox;
+pub mod sla_timers;
+
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tickets::Comment;
+
+use crate::event::Event;
+
+use crate::tickets::HistoryEntry;
+
+use crate::tickets::Kind;
+
+use crate::tickets::State;
+
+use crate::tickets::Ticket;
+
+use crate::store::Store;
+use crate::store::StoreError;
+use crate::store::Tree;
+use crate::store::decode;
+use crate::store::prefix_end;
+use crate::store::u64_key;
+use crate::tickets::TicketId;
+
+/// Meta key of the last event id handed out.
+pub const EVENT_SEQ: &[u8] = b"seq/event";
+
+/// The counter stored under `key` in Meta (sequences, ticket counts); 0 when never set.
+pub fn counter(store: &dyn Store, key: &[u8]) -> Result<u64, StoreError> {
+    match store.get(Tree::Meta, key)? {
+        Some(bytes) => decode::<u64>(Tree::Meta, &bytes),
+        None => Ok(0),
+    }
+}
+
+/// Meta key of the last ticket number handed out for `kind`.
+pub fn ticket_seq_key(kind: Kind) -> Vec<u8> {
+    format!("seq/ticket/{}", kind.prefix()).into_bytes()
+}
+
+/// Meta prefix of the durable ticket counts by kind and state.
+pub const TICKET_COUNT_PREFIX: &[u8] = b"count/tickets/";
+
+/// Meta key counting tickets of `kind` in `state`.
+pub fn ticket_count_key(kind: Kind, state: State) -> Vec<u8> {
+    let mut k = TICKET_COUNT_PREFIX.to_vec();
+    k.extend_from_slice(format!("{}/{}", kind.as_str(), state.as_str()).as_bytes());
+    k
+}
+
+/// Tickets by kind and state, as the engine counts them in each commit.
+pub fn ticket_counts(store: &dyn Store) -> Result<Vec<(Kind, State, u64)>, StoreError> {
+    let mut out = Vec::new();
+    for item in store.scan_prefix(Tree::Meta, TICKET_COUNT_PREFIX) {
+        let (key, value) = item?;
+        let name = String::from_utf8_lossy(&key[TICKET_COUNT_PREFIX.len()..]).into_owned();
+        let Some((kind, state)) = name.split_once('/') else {
+            continue;
+        };
+        let (Ok(kind), Ok(state)) = (kind.parse(), state.parse()) else {
+            continue;
+        };
+        out.push((kind, state, decode::<u64>(Tree::Meta, &value)?));
+    }
+    Ok(out)
+}
+
+/// The journal record of one event: the input and what the engine did with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub event: Event,
+    /// The ticket the event opened or updated, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketId>,
+    pub outcome: Outcome,
+    /// Rules that failed on this event ("file:line: message").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_failures: Vec<String>,
+}
+
+/// What the engine did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new ticket was opened.
+    Opened,
+    /// An existing ticket was updated.
+    Updated,
+    /// A rule suppressed it: recorded, no ticket.
+    Suppressed,
+    /// Recorded only: nothing to open or update (e.g. a resolved alert with no ticket).
+    Recorded,
+    /// A resolved incident was reopened: its alert fired again within the reopen window.
+    Reopened,
+    /// An unchanged re-send (same alert, same start, same status): only its last-seen time
+    /// was updated; no event, history or occurrence written. The receipt names the event
+    /// that first recorded it.
+    Seen,
+}
+
+pub fn history_key(id: TicketId, seq: u64) -> Vec<u8> {
+    let mut k = id.key();
+    k.extend_from_slice(&u64_key(seq));
+    k
+}
+
+/// Key of one alert occurrence of a ticket.
+pub fn ticket_alert_key(id: TicketId, event: u64) -> Vec<u8> {
+    let mut k = id.key();
+    k.extend_from_slice(&u64_key(event));
+    k
+}
+
+/// One page of a ticket's alert occurrences (the journal records of its alert events) in
+/// event order, after event `after`; the second value is the cursor of the next page.
+pub fn ticket_alerts(
+    store: &dyn Store,
+    id: TicketId,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<StoredEvent>, Option<u64>), StoreError> {
+    let prefix = id.key();
+    let start = match after {
+        Some(event) => Bound::Excluded(ticket_alert_key(id, event)),
+        None => Bound::Included(prefix.clone()),
+    };
+    let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let mut page = Vec::with_capacity(limit.min(1024));
+    for item in store.range(Tree::TicketAlerts, start, end) {
+        let (key, _) = item?;
+        let Some(event) = key[prefix.len()..].try_into().ok().map(u64::from_be_bytes) else {
+            continue;
+        };
+        if page.len() == limit {
+            let next = page.last().map(|e: &StoredEvent| e.event.id);
+            return Ok((page, next));
+        }
+        if let Some(stored) = get_event(store, event)? {
+            page.push(stored);
+        }
+    }
+    Ok((page, None))
+}
+
+/// The secondary-index entries a ticket has in its current form.
+pub fn index_entries(t: &Ticket) -> Vec<(Tree, Vec<u8>)> {
+    let mut out = vec![(Tree::TicketsByState, index_key(t.state.as_str(), t.id))];
+    if let Some(group) = &t.group {
+        out.push((Tree::TicketsByGroup, index_key(group, t.id)));
+    }
+    out
+}
+
+/// Index keys are "value \0 ticket key", so one value's tickets are one prefix.
+fn index_prefix(value: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(value.len() + 12);
+    k.extend_from_slice(value.as_bytes());
+    k.push(0);
+    k
+}
+
+fn index_key(value: &str, id: TicketId) -> Vec<u8> {
+    let mut k = index_prefix(value);
+    k.extend_from_slice(&id.key());
+    k
+}
+
+/// Comments live under the ticket key, numbered like history.
+pub fn comment_key(id: TicketId, seq: u64) -> Vec<u8> {
+    history_key(id, seq)
+}
+
+/// A ticket's comments, in order.
+pub fn comments(store: &dyn Store, id: TicketId) -> Result<Vec<Comment>, StoreError> {
+    store
+        .scan_prefix(Tree::Comments, &id.key())
+        .map(|item| item.and_then(|(_, v)| decode(Tree::Comments, &v)))
+        .collect()
+}
+
+/// Ids of the tickets in `state`, from the state index, in id order.
+pub fn ticket_ids_in_state(store: &dyn Store, state: State) -> Result<Vec<TicketId>, StoreError> {
+    let prefix = index_prefix(state.as_str());
+    let mut out = Vec::new();
+    for item in store.scan_prefix(Tree::TicketsByState, &prefix) {
+        let (key, _) = item?;
+        out.extend(TicketId::from_key(&key[prefix.len()..]));
+    }
+    Ok(out)
+}
+
+pub fn get_ticket(store: &dyn Store, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+    store
+        .get(Tree::Tickets, &id.key())?
+        .map(|b| decode(Tree::Tickets, &b))
+        .transpose()
+}
+
+pub fn history(store: &dyn Store, id: TicketId) -> Result<Vec<HistoryEntry>, StoreError> {
+    store
+        .scan_prefix(Tree::History, &id.key())
+        .map(|item| item.and_then(|(_, v)| decode(Tree::History, &v)))
+        .collect()
+}
+
+pub fn get_event(store: &dyn Store, id: u64) -> Result<Option<StoredEvent>, StoreError> {
+    store
+        .get(Tree::Events, &u64_key(id))?
+        .map(|b| decode(Tree::Events, &b))
+        .transpose()
+}
+
+/// Filters of a ticket listing; all that are set must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TicketFilter {
+    pub state: Option<State>,
+    pub kind: Option<Kind>,
+    pub group: Option<String>,
+}
+
+impl TicketFilter {
+    fn matches(&self, t: &Ticket) -> bool {
+        self.state.is_none_or(|s| t.state == s)
+            && self.kind.is_none_or(|k| t.kind() == k)
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|g| t.group.as_ref() == Some(g))
+    }
+}
+
+/// One page of tickets in id order, starting after `after`; the second value is the cursor
+/// for the next page when there is one.
+pub fn list_tickets(
+    store: &dyn Store,
+    filter: &TicketFilter,
+    after: Option<TicketId>,
+    limit: usize,
+) -> Result<(Vec<Ticket>, Option<TicketId>), StoreError> {
+    // Walk the narrowest source: an index when filtering by state or group, else the tickets
+    // tree (narrowed to one kind's prefix when filtering by kind).
+    let (tree, prefix) = match (&filter.state, &filter.group, &filter.kind) {
+        (Some(state), _, _) => (Tree::TicketsByState, index_prefix(state.as_str())),
+        (None, Some(group), _) => (Tree::TicketsByGroup, index_prefix(group)),
+        (None, None, Some(kind)) => (Tree::Tickets, kind.prefix().as_bytes().to_vec()),
+        (None, None, None) => (Tree::Tickets, Vec::new()),
+    };
+    let start = match after {
+        Some(id) => {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&id.key());
+            Bound::Excluded(k)
+        }
+        None => Bound::Included(prefix.clone()),
+    };
+    let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let mut page = Vec::with_capacity(limit.min(1024));
+    for item in store.range(tree, start, end) {
+        let (key, value) = item?;
+        let ticket: Ticket = if tree == Tree::Tickets {
+            decode(Tree::Tickets, &value)?
+        } else {
+            let Some(id) = TicketId::from_key(&key[prefix.len()..]) else {
+                continue;
+            };
+            match get_ticket(store, id)? {
+                Some(t) => t,
+                None => continue,
+            }
+        };
+        if !filter.matches(&ticket) {
+            continue;
+        }
+        if page.len() == limit {
+            let next = page.last().map(|t: &Ticket| t.id);
+            return Ok((page, next));
+        }
+        page.push(ticket);
+    }
+    Ok((page, None))
+}

@@ -1,0 +1,126 @@
+//! Ticket reads: listing with filters and pages, one ticket with its history.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+
+use crate::api::ApiError;
+
+use crate::api::AppState;
+use crate::store::layout;
+use crate::store::layout::TicketFilter;
+use crate::tickets::HistoryEntry;
+use crate::tickets::Ticket;
+use crate::tickets::TicketId;
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    state: Option<String>,
+    kind: Option<String>,
+    group: Option<String>,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Page {
+    tickets: Vec<Ticket>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<TicketId>,
+}
+
+/// `GET /api/v1/tickets?state=&kind=&group=&limit=&after=`
+pub async fn list(
+    State(app): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut problems = Vec::new();
+    let state = param("state", p.state, &mut problems);
+    let kind = param("kind", p.kind, &mut problems);
+    let after = param("after", p.after, &mut problems);
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        problems.push(format!("`limit` must be 1..={MAX_LIMIT}"));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
+    let filter = TicketFilter {
+        state,
+        kind,
+        group: p.group,
+    };
+    let (tickets, next) = layout::list_tickets(&*app.store, &filter, after, limit)?;
+    Ok(Json(Page { tickets, next }))
+}
+
+/// Parses an optional query parameter, recording a problem instead of failing.
+fn param<T: std::str::FromStr<Err = String>>(
+    name: &str,
+    raw: Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    raw.and_then(|v| {
+        v.parse()
+            .map_err(|e| problems.push(format!("`{name}`: {e}")))
+            .ok()
+    })
+}
+
+#[derive(Serialize)]
+pub struct TicketWithHistory {
+    #[serde(flatten)]
+    ticket: Ticket,
+    history: Vec<HistoryEntry>,
+}
+
+fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
+    raw.parse().map_err(ApiError::bad_request)
+}
+
+/// `GET /api/v1/tickets/{id}`: the ticket and its whole history.
+pub async fn show(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<TicketWithHistory>, ApiError> {
+    let id = ticket_id(&raw)?;
+    let ticket = layout::get_ticket(&*app.store, id)?
+        .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))?;
+    let history = layout::history(&*app.store, id)?;
+    Ok(Json(TicketWithHistory { ticket, history }))
+}
+
+/// `GET /api/v1/tickets/{id}/history`
+pub async fn history(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    let id = ticket_id(&raw)?;
+    if layout::get_ticket(&*app.store, id)?.is_none() {
+        return Err(ApiError::not_found(format!("ticket {id} does not exist")));
+    }
+    Ok(Json(layout::history(&*app.store, id)?))
+}
+
+/// `GET /api/v1/tickets/{id}/sla`: every clock now, with its timeline.
+pub async fn sla(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<crate::sla::view::SlaView>, ApiError> {
+    let id = ticket_id(&raw)?;
+    let ticket = layout::get_ticket(&*app.store, id)?
+        .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))?;
+    let (sla, calendars) = app.engine.sla();
+    Ok(Json(crate::sla::view::of(
+        &ticket,
+        &sla,
+        &calendars,
+        app.engine.now(),
+    )))
+}

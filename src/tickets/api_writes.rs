@@ -1,0 +1,173 @@
+//! Agents' ticket writes: each request becomes a command event for the engine (so it is
+//! ordered with alerts and rules and journaled), and the answer, sent after the batch is
+//! durable, is the ticket as stored. Handlers never write to the store; they only read the
+//! result back. Also the comment listing, which belongs with comments.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::ApiError;
+use crate::api::AppState;
+use crate::api::json::JsonBody;
+use crate::auth::Principal;
+use crate::engine::Refusal;
+use crate::event::EventBody;
+use crate::store::layout;
+use crate::tickets::Action;
+use crate::tickets::Actor;
+use crate::tickets::Command;
+use crate::tickets::Comment;
+use crate::tickets::CommentRequest;
+use crate::tickets::LinkRequest;
+use crate::tickets::NewTicket;
+use crate::tickets::Ticket;
+use crate::tickets::TicketId;
+use crate::tickets::TicketUpdate;
+use crate::tickets::TransitionRequest;
+use crate::tickets::Visibility;
+
+impl ApiError {
+    /// The answer to a refused command, with the status and details that say why.
+    pub fn refused(r: Refusal) -> ApiError {
+        let message = r.to_string();
+        match r {
+            Refusal::NotFound(_) => ApiError::not_found(message),
+            Refusal::Illegal(i) => {
+                ApiError::new(StatusCode::CONFLICT, "illegal_transition", message)
+                    .with_details(json!({ "from": i.from, "to": i.to, "allowed": i.allowed }))
+            }
+            Refusal::Invalid(problems) => {
+                let list: Vec<_> = problems
+                    .iter()
+                    .map(|p| json!({ "field": p.field, "message": p.message }))
+                    .collect();
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+                    .with_details(
+                        json!({ "field": problems.first().map(|p| p.field), "problems": list }),
+                    )
+            }
+            Refusal::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            Refusal::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+        }
+    }
+}
+
+fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
+    raw.parse().map_err(ApiError::bad_request)
+}
+
+/// Submits `action` as the caller and reads back the ticket it concerns.
+async fn run(app: &AppState, who: Principal, action: Action) -> Result<Ticket, ApiError> {
+    let command = Command {
+        by: Actor::User { name: who.name },
+        action,
+    };
+    let receipt = app
+        .engine
+        .submit(EventBody::Command(command))
+        .await
+        .map_err(|e| ApiError::submit(e, app.config.engine.retry_after_secs))?;
+    let id = receipt.ticket.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no_ticket",
+            "the command named no ticket",
+        )
+    })?;
+    layout::get_ticket(&*app.store, id)?
+        .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))
+}
+
+/// `POST /api/v1/tickets`: 201 with the new ticket and its Location.
+pub async fn create(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(new): JsonBody<NewTicket>,
+) -> Result<(StatusCode, HeaderMap, Json<Ticket>), ApiError> {
+    let ticket = run(&app, who, Action::Create(new)).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/tickets/{}", ticket.id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, headers, Json(ticket)))
+}
+
+/// `PATCH /api/v1/tickets/{id}`
+pub async fn update(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(raw): Path<String>,
+    JsonBody(fields): JsonBody<TicketUpdate>,
+) -> Result<Json<Ticket>, ApiError> {
+    let ticket = ticket_id(&raw)?;
+    Ok(Json(
+        run(&app, who, Action::Update { ticket, fields }).await?,
+    ))
+}
+
+/// `POST /api/v1/tickets/{id}/transitions`
+pub async fn transition(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(raw): Path<String>,
+    JsonBody(step): JsonBody<TransitionRequest>,
+) -> Result<Json<Ticket>, ApiError> {
+    let ticket = ticket_id(&raw)?;
+    Ok(Json(
+        run(&app, who, Action::Transition { ticket, step }).await?,
+    ))
+}
+
+/// `POST /api/v1/tickets/{id}/comments`: 201 with the ticket.
+pub async fn comment(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(raw): Path<String>,
+    JsonBody(comment): JsonBody<CommentRequest>,
+) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+    let ticket = ticket_id(&raw)?;
+    let t = run(&app, who, Action::Comment { ticket, comment }).await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+/// `POST /api/v1/tickets/{id}/links`: 201 with the ticket.
+pub async fn link(
+    State(app): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(raw): Path<String>,
+    JsonBody(link): JsonBody<LinkRequest>,
+) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+    let ticket = ticket_id(&raw)?;
+    let t = run(&app, who, Action::Link { ticket, link }).await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommentParams {
+    visibility: Option<String>,
+}
+
+/// `GET /api/v1/tickets/{id}/comments?visibility=public|internal`
+pub async fn comments(
+    State(app): State<AppState>,
+    Path(raw): Path<String>,
+    params: Result<Query<CommentParams>, QueryRejection>,
+) -> Result<Json<Vec<Comment>>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let only: Option<Visibility> = p
+        .visibility
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|e: String| ApiError::bad_request(format!("`visibility`: {e}")))?;
+    let id = ticket_id(&raw)?;
+    if layout::get_ticket(&*app.store, id)?.is_none() {
+        return Err(ApiError::not_found(format!("ticket {id} does not exist")));
+    }
+    let mut list = layout::comments(&*app.store, id)?;
+    list.retain(|c| only.is_none_or(|v| c.visibility == v));
+    Ok(Json(list))
+}

@@ -1,0 +1,436 @@
+//! `itsmd ticket list|show|create|update|transition|comment`: the agent's command line over
+//! the ticket API. Values (kinds, states, codes) go to the server as typed, so the server's
+//! validation and messages are the only ones.
+
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use crate::cli::Client;
+
+use crate::cli::ServerArgs;
+
+#[derive(clap::Args)]
+pub struct TicketArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(subcommand)]
+    pub command: TicketCommand,
+}
+
+#[derive(clap::Subcommand)]
+pub enum TicketCommand {
+    /// List tickets in id order, with optional filters.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Start after this ticket id (the `next` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one ticket with its history and comments.
+    Show { id: String },
+    /// Open a ticket of any kind.
+    Create(CreateArgs),
+    /// Change fields of a ticket.
+    Update(UpdateArgs),
+    /// Move a ticket to another state.
+    Transition {
+        id: String,
+        /// Target state, e.g. in_progress, on_hold, resolved.
+        to: String,
+        /// Why; recorded in the history.
+        #[arg(long)]
+        reason: String,
+        /// Resolution code when resolving (fixed, workaround, …).
+        #[arg(long)]
+        resolution: Option<String>,
+        /// Hold reason when going on hold (awaiting_caller, awaiting_vendor, …).
+        #[arg(long)]
+        hold_reason: Option<String>,
+        /// Review outcome when closing a change.
+        #[arg(long)]
+        outcome: Option<String>,
+    },
+    /// Add a comment (internal unless --public).
+    Comment {
+        id: String,
+        body: String,
+        /// Visible to the caller too.
+        #[arg(long)]
+        public: bool,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// incident, request, problem or change.
+    #[arg(long)]
+    kind: String,
+    #[arg(long)]
+    title: String,
+    #[arg(long)]
+    description: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    assignee: Option<String>,
+    #[arg(long)]
+    impact: Option<String>,
+    #[arg(long)]
+    urgency: Option<String>,
+    /// A manual priority (1–5) instead of the matrix's.
+    #[arg(long)]
+    priority: Option<u8>,
+    /// Changes: standard, normal or emergency.
+    #[arg(long)]
+    change_type: Option<String>,
+    /// Changes: planned window start and end (RFC 3339), both or neither.
+    #[arg(long, requires = "window_end")]
+    window_start: Option<String>,
+    #[arg(long, requires = "window_start")]
+    window_end: Option<String>,
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct UpdateArgs {
+    id: String,
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long, conflicts_with = "unassign")]
+    assignee: Option<String>,
+    /// Remove the assignee.
+    #[arg(long)]
+    unassign: bool,
+    #[arg(long)]
+    impact: Option<String>,
+    #[arg(long)]
+    urgency: Option<String>,
+    /// A manual priority override (1–5).
+    #[arg(long, conflicts_with = "matrix_priority")]
+    priority: Option<u8>,
+    /// Drop a manual override; priority follows the matrix again.
+    #[arg(long)]
+    matrix_priority: bool,
+    /// Replace the tags (repeat for several).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Assign the ticket to a partner vendor (it is sent webhooks about it).
+    #[arg(long, conflicts_with = "no_vendor")]
+    vendor: Option<String>,
+    /// Take the ticket away from its vendor.
+    #[arg(long)]
+    no_vendor: bool,
+    /// Why; recorded in the history.
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+pub fn run(args: TicketArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.server)?;
+    let json_out = args.server.json;
+    let (value, render): (Value, fn(&Value) -> String) = match args.command {
+        TicketCommand::List {
+            state,
+            kind,
+            group,
+            limit,
+            after,
+        } => {
+            let mut query = vec![format!("limit={limit}")];
+            for (k, v) in [
+                ("state", state),
+                ("kind", kind),
+                ("group", group),
+                ("after", after),
+            ] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", encode(&v)));
+                }
+            }
+            let path = format!("/api/v1/tickets?{}", query.join("&"));
+            (client.call(Method::GET, &path, None)?, table)
+        }
+        TicketCommand::Show { id } => {
+            let path = format!("/api/v1/tickets/{}", encode(&id));
+            let mut t = client.call(Method::GET, &path, None)?;
+            t["comment_list"] = client.call(Method::GET, &format!("{path}/comments"), None)?;
+            (t, detail)
+        }
+        TicketCommand::Create(c) => {
+            let body = create_body(c);
+            (
+                client.call(Method::POST, "/api/v1/tickets", Some(&body))?,
+                summary,
+            )
+        }
+        TicketCommand::Update(u) => {
+            let path = format!("/api/v1/tickets/{}", encode(&u.id));
+            let body = update_body(u);
+            (client.call(Method::PATCH, &path, Some(&body))?, summary)
+        }
+        TicketCommand::Transition {
+            id,
+            to,
+            reason,
+            resolution,
+            hold_reason,
+            outcome,
+        } => {
+            let mut body = json!({ "to": to, "reason": reason });
+            put(&mut body, "resolution", resolution);
+            put(&mut body, "hold_reason", hold_reason);
+            put(&mut body, "outcome", outcome);
+            let path = format!("/api/v1/tickets/{}/transitions", encode(&id));
+            (client.call(Method::POST, &path, Some(&body))?, summary)
+        }
+        TicketCommand::Comment { id, body, public } => {
+            let visibility = if public { "public" } else { "internal" };
+            let body = json!({ "body": body, "visibility": visibility });
+            let path = format!("/api/v1/tickets/{}/comments", encode(&id));
+            (client.call(Method::POST, &path, Some(&body))?, summary)
+        }
+    };
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", render(&value));
+    }
+    Ok(())
+}
+
+/// Percent-encodes a path or query value (ids and filters are plain, but typos need not be).
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn put(body: &mut Value, key: &str, value: Option<impl Into<Value>>) {
+    if let (Some(v), Some(map)) = (value, body.as_object_mut()) {
+        map.insert(key.to_string(), v.into());
+    }
+}
+
+fn create_body(c: CreateArgs) -> Value {
+    let mut body = json!({ "kind": c.kind, "title": c.title });
+    put(&mut body, "description", c.description);
+    put(&mut body, "group", c.group);
+    put(&mut body, "assignee", c.assignee);
+    put(&mut body, "impact", c.impact);
+    put(&mut body, "urgency", c.urgency);
+    put(&mut body, "priority", c.priority);
+    put(&mut body, "change_type", c.change_type);
+    if let (Some(start), Some(end)) = (c.window_start, c.window_end) {
+        body["window"] = json!({ "start": start, "end": end });
+    }
+    if !c.tags.is_empty() {
+        body["tags"] = json!(c.tags);
+    }
+    body
+}
+
+fn update_body(u: UpdateArgs) -> Value {
+    let mut body = Value::Object(Map::new());
+    put(&mut body, "title", u.title);
+    put(&mut body, "description", u.description);
+    put(&mut body, "group", u.group);
+    put(&mut body, "assignee", u.assignee);
+    if u.unassign {
+        body["assignee"] = Value::Null;
+    }
+    put(&mut body, "impact", u.impact);
+    put(&mut body, "urgency", u.urgency);
+    put(&mut body, "priority", u.priority);
+    if u.matrix_priority {
+        body["priority"] = Value::Null;
+    }
+    if !u.tags.is_empty() {
+        body["tags"] = json!(u.tags);
+    }
+    put(&mut body, "vendor", u.vendor);
+    if u.no_vendor {
+        body["vendor"] = Value::Null;
+    }
+    put(&mut body, "reason", u.reason);
+    body
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+/// The ticket listing as an aligned table.
+fn table(page: &Value) -> String {
+    let empty = Vec::new();
+    let tickets = page["tickets"].as_array().unwrap_or(&empty);
+    if tickets.is_empty() {
+        return "No tickets.\n".into();
+    }
+    let mut rows = vec![["ID", "STATE", "PRIO", "GROUP", "ASSIGNEE", "TITLE"].map(String::from)];
+    for t in tickets {
+        rows.push([
+            text(&t["id"]),
+            text(&t["state"]),
+            format!("P{}", text(&t["priority"])),
+            text(&t["group"]),
+            text(&t["assignee"]),
+            clip(&text(&t["title"]), 60),
+        ]);
+    }
+    let mut out = crate::cli::client::table(&rows);
+    if let Some(next) = page["next"].as_str() {
+        out.push_str(&format!("More: --after {next}\n"));
+    }
+    out
+}
+
+/// One ticket in a few lines.
+fn summary(t: &Value) -> String {
+    let mut out = format!(
+        "{}  {}  P{}  group {}  assignee {}\n{}\n",
+        text(&t["id"]),
+        text(&t["state"]),
+        text(&t["priority"]),
+        text(&t["group"]),
+        text(&t["assignee"]),
+        text(&t["title"]),
+    );
+    for key in ["hold_reason", "resolution", "change", "approval", "links"] {
+        if let Some(v) = t.get(key) {
+            out.push_str(&format!("{key}: {v}\n"));
+        }
+    }
+    out
+}
+
+/// One ticket with its history and comments.
+fn detail(t: &Value) -> String {
+    let mut out = summary(t);
+    if let Some(d) = t["description"].as_str().filter(|d| !d.is_empty()) {
+        out.push_str(&format!("\n{d}\n"));
+    }
+    out.push_str("\nHistory:\n");
+    for h in t["history"].as_array().into_iter().flatten() {
+        let actor = &h["actor"];
+        let who = match actor["type"].as_str() {
+            Some("user") => text(&actor["name"]),
+            Some("rule") => format!("rule {}", text(&actor["file"])),
+            Some("system") => text(&actor["component"]),
+            Some("caller") => text(&actor["address"]),
+            _ => text(actor),
+        };
+        let changes: Vec<String> = h["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{} {} → {}",
+                    text(&c["field"]),
+                    text(&c["old"]),
+                    text(&c["new"])
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "  #{} {} {}: {}\n",
+            text(&h["seq"]),
+            text(&h["at"]),
+            who,
+            changes.join("; ")
+        ));
+        if let Some(r) = h["reason"].as_str() {
+            out.push_str(&format!("      why: {r}\n"));
+        }
+    }
+    let comments = t["comment_list"].as_array().cloned().unwrap_or_default();
+    if !comments.is_empty() {
+        out.push_str("\nComments:\n");
+        for c in comments {
+            out.push_str(&format!(
+                "  #{} {} {} ({}): {}\n",
+                text(&c["seq"]),
+                text(&c["at"]),
+                text(&c["author"]["name"]),
+                text(&c["visibility"]),
+                text(&c["body"])
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_aligns_columns_and_points_to_the_next_page() {
+        let page = json!({"tickets": [
+            {"id": "INC-000001", "state": "new", "priority": 3, "group": "triage", "title": "a"},
+            {"id": "INC-000002", "state": "in_progress", "priority": 1, "group": "dba", "assignee": "ann", "title": "b"}
+        ], "next": "INC-000002"});
+        assert_eq!(
+            table(&page),
+            "ID          STATE        PRIO  GROUP   ASSIGNEE  TITLE\n\
+             INC-000001  new          P3    triage  -         a\n\
+             INC-000002  in_progress  P1    dba     ann       b\n\
+             More: --after INC-000002\n"
+        );
+        assert_eq!(table(&json!({"tickets": []})), "No tickets.\n");
+    }
+
+    #[test]
+    fn update_sends_null_to_clear_and_only_what_was_given() {
+        let u = UpdateArgs {
+            id: "INC-000001".into(),
+            title: None,
+            description: None,
+            group: Some("dba".into()),
+            assignee: None,
+            unassign: true,
+            impact: None,
+            urgency: None,
+            priority: None,
+            matrix_priority: true,
+            tags: vec![],
+            vendor: None,
+            no_vendor: true,
+            reason: None,
+        };
+        assert_eq!(
+            update_body(u),
+            json!({"group": "dba", "assignee": null, "priority": null, "vendor": null})
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! The process sections: `[groups.NAME]` (people), `[approval]` (service-request approvers)
+//! and `[lifecycle]` (auto-close). Their semantic checks are [`problems`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::duration::Friendly;
+
+/// Groups by name. Replaces the default set as a whole when a config file has any group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Groups(pub BTreeMap<String, GroupConfig>);
+
+impl Default for Groups {
+    /// `triage` (where failed rules and unknown groups send tickets) and `operations` (the
+    /// shipped rule's default route), both without members.
+    fn default() -> Groups {
+        let empty = GroupConfig {
+            members: Vec::new(),
+            lead: None,
+            escalate_to: None,
+        };
+        Groups(BTreeMap::from([
+            ("operations".to_string(), empty.clone()),
+            ("triage".to_string(), empty),
+        ]))
+    }
+}
+
+impl Groups {
+    pub fn get(&self, name: &str) -> Option<&GroupConfig> {
+        self.0.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Names of every group, for messages.
+    pub fn names(&self) -> String {
+        self.0.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// Whether `person` is a member of `group`.
+    pub fn is_member(&self, group: &str, person: &str) -> bool {
+        self.get(group)
+            .is_some_and(|g| g.members.iter().any(|m| m == person))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Who works the group's tickets; only they can be assigned one.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// The group's lead (a member), for escalations and reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<String>,
+    /// The group its tickets escalate to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// Who may approve or reject service requests (API token names).
+    pub approvers: Vec<String>,
+    /// Approvals a request needs (N of the M approvers); one rejection rejects.
+    pub required: u32,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> ApprovalConfig {
+        ApprovalConfig {
+            approvers: Vec::new(),
+            required: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// A resolved incident closes itself after this long.
+    pub incident_close_after: Friendly,
+    /// A fulfilled service request closes itself after this long.
+    pub request_close_after: Friendly,
+    /// How often itsmd looks for tickets due to close.
+    pub sweep_every: Friendly,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> LifecycleConfig {
+        LifecycleConfig {
+            incident_close_after: Friendly::from_secs(5 * 86_400),
+            request_close_after: Friendly::from_secs(5 * 86_400),
+            sweep_every: Friendly::from_secs(60),
+        }
+    }
+}
+
+/// Every problem with the people, approval and lifecycle settings.
+pub fn problems(
+    groups: &Groups,
+    approval: &ApprovalConfig,
+    lifecycle: &LifecycleConfig,
+    triage_group: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if !groups.contains(triage_group) {
+        out.push(format!(
+            "rules.triage_group `{triage_group}` is not a configured group (groups: {})",
+            groups.names()
+        ));
+    }
+    for (name, g) in &groups.0 {
+        if name.trim().is_empty() {
+            out.push("groups: a group name must not be empty".into());
+        }
+        if let Some(lead) = &g.lead
+            && !g.members.contains(lead)
+        {
+            out.push(format!(
+                "groups.{name}.lead `{lead}` is not a member of the group"
+            ));
+        }
+        if let Some(to) = &g.escalate_to {
+            if to == name {
+                out.push(format!("groups.{name}.escalate_to names the group itself"));
+            } else if !groups.contains(to) {
+                out.push(format!(
+                    "groups.{name}.escalate_to `{to}` is not a configured group"
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &g.members {
+            if m.trim().is_empty() {
+                out.push(format!("groups.{name}.members: a name must not be empty"));
+            } else if !seen.insert(m) {
+                out.push(format!("groups.{name}.members lists `{m}` twice"));
+            }
+        }
+    }
+    if approval.required == 0 {
+        out.push("approval.required must be greater than 0".into());
+    } else if !approval.approvers.is_empty()
+        && approval.required as usize > approval.approvers.len()
+    {
+        out.push(format!(
+            "approval.required = {} but only {} approver(s) are configured",
+            approval.required,
+            approval.approvers.len()
+        ));
+    }
+    for (name, d) in [
+        (
+            "lifecycle.incident_close_after",
+            lifecycle.incident_close_after,
+        ),
+        (
+            "lifecycle.request_close_after",
+            lifecycle.request_close_after,
+        ),
+        ("lifecycle.sweep_every", lifecycle.sweep_every),
+    ] {
+        if d.0.is_zero() {
+            out.push(format!("{name} must be greater than 0"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_people_and_lifecycle_problem_is_named() {
+        let text = r#"
+            [groups.dba]
+            members = ["ann", "ann"]
+            lead = "bob"
+            escalate_to = "nowhere"
+            [approval]
+            approvers = ["ann"]
+            required = 2
+            [lifecycle]
+            sweep_every = "0s"
+            incident_close_after = "1 month"
+        "#;
+        let err = crate::config::parse(text, "t.toml").unwrap_err();
+        let all = err.problems.join("\n");
+        for needle in [
+            "rules.triage_group `triage` is not a configured group (groups: dba)",
+            "groups.dba.lead `bob` is not a member of the group",
+            "groups.dba.escalate_to `nowhere` is not a configured group",
+            "groups.dba.members lists `ann` twice",
+            "approval.required = 2 but only 1 approver(s) are configured",
+            "`lifecycle.incident_close_after`",
+            "lifecycle.sweep_every",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        // The bad duration does not hide the section's other keys: sweep_every's 0 is seen.
+        assert_eq!(err.problems.len(), 7, "{all}");
+    }
+}

@@ -1,0 +1,242 @@
+//! Transitions in the engine: judge them with [`crate::tickets::lifecycle`], handle the
+//! service-request approval votes (N of M), enter the new state, and resolve the open children
+//! of a resolved parent. The rules themselves live in the lifecycle module; this one only
+//! gathers the facts and applies the verdict.
+
+use std::collections::HashSet;
+
+use jiff::Timestamp;
+use tracing::{debug, info};
+
+use crate::engine::apply::Changes;
+use crate::engine::batch::Engine;
+use crate::engine::txn::Txn;
+use crate::store::StoreError;
+use crate::store::layout::Outcome;
+use crate::tickets::Actor;
+use crate::tickets::Approval;
+use crate::tickets::HoldReason;
+use crate::tickets::LinkRel;
+use crate::tickets::Resolution;
+use crate::tickets::ReviewOutcome;
+use crate::tickets::State;
+use crate::tickets::Ticket;
+use crate::tickets::TicketId;
+use crate::tickets::TransitionRequest;
+use crate::tickets::commands::Done;
+use crate::tickets::commands::Failure;
+use crate::tickets::commands::Refusal;
+use crate::tickets::commands::flow_of;
+use crate::tickets::commands::invalid;
+use crate::tickets::lifecycle;
+use crate::tickets::lifecycle::Facts;
+
+/// What entering a state sets besides the state.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Entry {
+    pub hold_reason: Option<HoldReason>,
+    pub resolution: Option<Resolution>,
+    pub outcome: Option<ReviewOutcome>,
+}
+
+/// Moves `t` to `to`: stamps the time, keeps the hold reason only while on hold, records the
+/// resolution (cleared again on reopen) and a change's review outcome.
+pub(crate) fn enter(t: &mut Ticket, to: State, at: Timestamp, e: Entry) {
+    let from = t.state;
+    t.state = to;
+    t.process.state_since = Some(at);
+    t.process.hold_reason = if to == State::OnHold {
+        e.hold_reason
+    } else {
+        None
+    };
+    if e.resolution.is_some() {
+        t.process.resolution = e.resolution;
+    } else if lifecycle::is_reopen(from, to) {
+        t.process.resolution = None;
+    }
+    if let (Some(o), Some(c)) = (e.outcome, t.process.change.as_mut()) {
+        c.outcome = Some(o);
+    }
+}
+
+/// The facts the lifecycle judges a transition of `t` on.
+fn facts(t: &Ticket, e: Entry) -> Facts {
+    Facts {
+        hold_reason: e.hold_reason,
+        resolution: e.resolution,
+        outcome: e.outcome,
+        has_window: t
+            .process
+            .change
+            .as_ref()
+            .is_some_and(|c| c.window.is_some()),
+        duplicate_of: t
+            .process
+            .links
+            .iter()
+            .any(|l| l.rel == LinkRel::DuplicateOf),
+    }
+}
+
+impl Engine {
+    pub(crate) fn transition(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        by: &Actor,
+        id: TicketId,
+        step: &TransitionRequest,
+    ) -> Done {
+        if step.reason.trim().is_empty() {
+            return Err(invalid(
+                "reason",
+                "a transition needs a reason; it is recorded in the history",
+            )
+            .into());
+        }
+        let before = self.load(txn, id)?;
+        let entry = Entry {
+            hold_reason: step.hold_reason,
+            resolution: step.resolution,
+            outcome: step.outcome,
+        };
+        let flow = flow_of(&before);
+        lifecycle::validate(flow, before.state, step.to, &facts(&before, entry))
+            .map_err(Refusal::from)?;
+
+        let mut after = before.clone();
+        let mut reason = step.reason.trim().to_string();
+        let mut to = step.to;
+        match (before.state, step.to) {
+            (_, State::AwaitingApproval) => {
+                let a = &self.settings.approval;
+                if a.approvers.is_empty() {
+                    return Err(invalid(
+                        "to",
+                        "no approvers are configured ([approval] approvers), so a request cannot be sent for approval",
+                    )
+                    .into());
+                }
+                after.process.approval = Some(Approval {
+                    required: a.required,
+                    approvers: a.approvers.clone(),
+                    approved_by: Default::default(),
+                    rejected_by: None,
+                });
+            }
+            (State::AwaitingApproval, State::Approved | State::Rejected) => {
+                let name = approver(by, &before)?;
+                let Some(approval) = after.process.approval.as_mut() else {
+                    return Err(Refusal::Forbidden(format!("{id} has no approvers")).into());
+                };
+                if step.to == State::Rejected {
+                    approval.rejected_by = Some(name);
+                } else {
+                    if !approval.approved_by.insert(name.clone()) {
+                        return Err(
+                            Refusal::Conflict(format!("{name} has already approved {id}")).into(),
+                        );
+                    }
+                    let (have, need) = (approval.approved_by.len(), approval.required as usize);
+                    reason = format!("{reason} (approval {have} of {need}, by {name})");
+                    if have < need {
+                        // A vote short of the quorum: recorded, the request keeps waiting.
+                        to = State::AwaitingApproval;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if to != before.state {
+            enter(&mut after, to, ctx.at, entry);
+            info!(ticket = %id, from = %before.state, to = %to, "Ticket transitioned.");
+        } else {
+            info!(ticket = %id, by = ?by, "Approval recorded; more are needed.");
+        }
+        self.commit(txn, ctx, by, Some(&before), after.clone(), reason.clone());
+        if matches!(to, State::Resolved | State::Fulfilled) {
+            self.resolve_children(txn, ctx, by, &after, &reason)?;
+        }
+        Ok(crate::alerts::step::Handled {
+            ticket: Some(id),
+            outcome: Outcome::Updated,
+            rule_failures: Vec::new(),
+        })
+    }
+
+    /// Resolving a parent resolves its open children (and theirs), each with its own history
+    /// entry; a child whose lifecycle does not allow it (or needs a resolution the parent's
+    /// does not fit) is left as it is.
+    fn resolve_children(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        by: &Actor,
+        parent: &Ticket,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let to = parent.state;
+        let children = |t: &Ticket| -> Vec<(TicketId, TicketId)> {
+            t.process
+                .links
+                .iter()
+                .filter(|l| l.rel == LinkRel::ParentOf)
+                .map(|l| (t.id, l.ticket))
+                .collect()
+        };
+        let mut work = children(parent);
+        let mut seen = HashSet::from([parent.id]);
+        while let Some((pid, cid)) = work.pop() {
+            if !seen.insert(cid) {
+                continue;
+            }
+            let Some(child) = txn.ticket(cid)? else {
+                continue;
+            };
+            if !child.state.is_open() {
+                continue;
+            }
+            let flow = flow_of(&child);
+            let entry = Entry {
+                resolution: lifecycle::resolutions(flow, child.state, to)
+                    .and(parent.process.resolution),
+                ..Entry::default()
+            };
+            if let Err(e) = lifecycle::validate(flow, child.state, to, &facts(&child, entry)) {
+                debug!(ticket = %cid, parent = %pid, error = %e, "Child left as it is.");
+                continue;
+            }
+            let mut after = child.clone();
+            enter(&mut after, to, ctx.at, entry);
+            work.extend(children(&after));
+            let reason = format!("{to} with parent {pid}: {why}");
+            self.commit(txn, ctx, by, Some(&child), after, reason);
+            info!(ticket = %cid, parent = %pid, to = %to, "Child ticket followed its parent.");
+        }
+        Ok(())
+    }
+}
+
+/// The approver's name, if `by` is one of the request's approvers.
+fn approver(by: &Actor, t: &Ticket) -> Result<String, Failure> {
+    let Actor::User { name } = by else {
+        return Err(Refusal::Forbidden("only a person can approve or reject".into()).into());
+    };
+    let approvers = t
+        .process
+        .approval
+        .as_ref()
+        .map(|a| a.approvers.clone())
+        .unwrap_or_default();
+    if approvers.contains(name) {
+        Ok(name.clone())
+    } else {
+        Err(Refusal::Forbidden(format!(
+            "`{name}` is not an approver of {}; approvers: {}",
+            t.id,
+            approvers.join(", ")
+        ))
+        .into())
+    }
+}

@@ -1,0 +1,406 @@
+//! The dispatcher: a task that reads due outbox rows from the store, POSTs each to its
+//! vendor signed with Standard Webhooks, and hands the result back to the engine as a
+//! [`Delivery`] event: the engine alone writes rows. Rows scan in due order; each vendor has
+//! at most `max_in_flight` deliveries at once, and only the head of a ticket's queue is ever
+//! due, so one ticket's messages arrive in order. Redirects are not followed.
+//!
+//! A delivery cut off by shutdown or a crash leaves its row due: it is sent again after the
+//! restart with the same webhook-id. The dispatcher sleeps until the next row is due or the
+//! engine says it committed new ones; it must not write the store or log secrets.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::store::layout::outbox;
+
+use crate::engine::EngineHandle;
+use crate::engine::SubmitError;
+use crate::event::EventBody;
+use crate::metrics;
+use crate::metrics::metrics;
+use crate::store::Store;
+use crate::store::StoreError;
+use crate::store::Tree;
+use crate::store::layout::outbox::parse_due_key;
+use crate::vendors::AttemptResult;
+use crate::vendors::Delivery;
+use crate::vendors::Next;
+use crate::vendors::OutboxRow;
+use crate::vendors::parse_retry_after;
+use crate::vendors::registry::Vendor;
+use crate::vendors::registry::Vendors;
+use crate::vendors::sign;
+
+/// Longest the dispatcher sleeps when nothing is due (new rows wake it anyway).
+const IDLE: Duration = Duration::from_secs(60);
+/// Wait before scanning again after a store read failed.
+const READ_RETRY: Duration = Duration::from_secs(5);
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    /// Where results go, and the clock every timestamp comes from.
+    engine: EngineHandle,
+    vendors: Vendors,
+    /// No redirects; per-request timeouts come from each vendor.
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+/// How one attempt went, before the schedule is consulted.
+enum Answer {
+    Delivered(u16),
+    /// Worth retrying: timeout, connection failure, 408, 429 or 5xx.
+    Failed {
+        error: String,
+        reason: &'static str,
+        retry_after: Option<Duration>,
+    },
+    /// Not worth retrying (another 4xx, a redirect): dead at once.
+    Refused {
+        error: String,
+        reason: &'static str,
+    },
+    Gone(String),
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: EngineHandle,
+        vendors: Vendors,
+        shutdown: CancellationToken,
+    ) -> Result<Dispatcher, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Dispatcher {
+            store,
+            engine,
+            vendors,
+            http,
+            shutdown,
+        })
+    }
+
+    /// Runs until shutdown; deliveries under way are cut off (their rows stay due).
+    pub async fn run(self) {
+        if self.vendors.is_empty() {
+            return;
+        }
+        let this = Arc::new(self);
+        let ready = this.engine.outbox_ready();
+        let mut in_flight: HashMap<u64, String> = HashMap::new();
+        let mut rows_of: HashMap<tokio::task::Id, u64> = HashMap::new();
+        let mut tasks = JoinSet::new();
+        let mut unknown = HashSet::new();
+        info!("Webhook dispatcher started.");
+        loop {
+            let wait = match this.start_due(&mut in_flight, &mut unknown, &mut |row, vendor| {
+                let id = row.id;
+                let handle = tasks.spawn(this.clone().deliver(row, vendor));
+                rows_of.insert(handle.id(), id);
+            }) {
+                Ok(Some(due)) => Duration::try_from(due.duration_since(this.engine.now()))
+                    .unwrap_or(Duration::ZERO),
+                Ok(None) => IDLE,
+                Err(e) => {
+                    error!(error = %e, "Cannot read the outbox; trying again shortly.");
+                    READ_RETRY
+                }
+            };
+            tokio::select! {
+                _ = this.shutdown.cancelled() => break,
+                _ = ready.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        Err(e) => {
+                            error!(error = %e, "A webhook delivery task failed.");
+                            e.id()
+                        }
+                    };
+                    if let Some(row) = rows_of.remove(&id) {
+                        in_flight.remove(&row);
+                    }
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        info!("Webhook dispatcher stopped.");
+    }
+
+    /// Starts a delivery for every due row whose vendor has room; returns when the next
+    /// row that is not due yet will be.
+    fn start_due(
+        &self,
+        in_flight: &mut HashMap<u64, String>,
+        unknown: &mut HashSet<String>,
+        start: &mut dyn FnMut(OutboxRow, Arc<Vendor>),
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let now = self.engine.now();
+        let mut disabled: HashMap<String, bool> = HashMap::new();
+        let bounds = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+        for item in self.store.range(Tree::OutboxDue, bounds.0, bounds.1) {
+            let (key, _) = item?;
+            let Some((due, id)) = parse_due_key(&key) else {
+                continue;
+            };
+            if due > now {
+                return Ok(Some(due));
+            }
+            // Not flushed yet (the engine wakes us once it is), or already being sent.
+            if id > self.engine.durable_outbox_row() || in_flight.contains_key(&id) {
+                continue;
+            }
+            let Some(row) = outbox::pending(&*self.store, id)? else {
+                continue;
+            };
+            let Some(vendor) = self.vendors.get(&row.vendor) else {
+                if unknown.insert(row.vendor.clone()) {
+                    warn!(vendor = %row.vendor, "Outbox rows for a vendor that is not configured are held.");
+                }
+                continue;
+            };
+            let off = match disabled.get(&row.vendor) {
+                Some(off) => *off,
+                None => {
+                    let off = outbox::vendor_state(&*self.store, &row.vendor)?
+                        .disabled_at
+                        .is_some();
+                    disabled.insert(row.vendor.clone(), off);
+                    off
+                }
+            };
+            let busy = in_flight.values().filter(|v| **v == row.vendor).count();
+            if off || busy >= vendor.max_in_flight {
+                continue;
+            }
+            in_flight.insert(id, row.vendor.clone());
+            start(row, vendor.clone());
+        }
+        Ok(None)
+    }
+
+    /// Makes one attempt and reports it; gives up quietly on shutdown (the row stays due).
+    async fn deliver(self: Arc<Self>, row: OutboxRow, vendor: Arc<Vendor>) {
+        let attempt = row.attempts + 1;
+        let at = self.engine.now();
+        let answer = tokio::select! {
+            answer = self.send(&row, &vendor, at) => answer,
+            _ = self.shutdown.cancelled() => {
+                debug!(row = row.id, "Delivery cut off by shutdown; the row stays due.");
+                return;
+            }
+        };
+        let result = self.judge(&row, &vendor, attempt, answer);
+        let delivery = Delivery::Attempted {
+            row: row.id,
+            attempt,
+            at,
+            result,
+        };
+        self.report(EventBody::Delivery(delivery)).await;
+    }
+
+    async fn send(&self, row: &OutboxRow, vendor: &Vendor, at: Timestamp) -> Answer {
+        let signed = match sign(&vendor.secrets, &row.msg_id, at, row.body.as_bytes()) {
+            Ok(s) => s,
+            Err(e) => {
+                return Answer::Refused {
+                    error: format!("cannot sign: {e}"),
+                    reason: "sign",
+                };
+            }
+        };
+        let mut request = self
+            .http
+            .post(vendor.url.clone())
+            .timeout(vendor.timeout)
+            .header(CONTENT_TYPE, "application/json")
+            .header(USER_AGENT, concat!("itsmd/", env!("CARGO_PKG_VERSION")));
+        for (name, value) in signed.pairs() {
+            request = request.header(name, value);
+        }
+        let response = match request.body(row.body.clone()).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return Answer::Failed {
+                    error: format!("no answer within {} ms", vendor.timeout.as_millis()),
+                    reason: "timeout",
+                    retry_after: None,
+                };
+            }
+            Err(e) => {
+                return Answer::Failed {
+                    error: format!("cannot connect: {}", e.without_url()),
+                    reason: "connect",
+                    retry_after: None,
+                };
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, self.engine.now()).ok());
+        classify(status, retry_after)
+    }
+
+    /// What the engine should make of an answer, by the vendor's retry schedule.
+    fn judge(
+        &self,
+        row: &OutboxRow,
+        vendor: &Vendor,
+        attempt: u32,
+        answer: Answer,
+    ) -> AttemptResult {
+        let m = metrics();
+        let name = &vendor.name;
+        match answer {
+            Answer::Delivered(status) => {
+                metrics::vendor(&m.webhook_deliveries, name, "delivered");
+                AttemptResult::Delivered { status }
+            }
+            Answer::Gone(error) => {
+                metrics::vendor(&m.webhook_failures, name, "gone");
+                metrics::vendor(&m.webhook_deliveries, name, "gone");
+                AttemptResult::Gone { error }
+            }
+            Answer::Refused { error, reason } => {
+                metrics::vendor(&m.webhook_failures, name, reason);
+                metrics::vendor(&m.webhook_deliveries, name, "dead");
+                AttemptResult::Dead {
+                    error: format!("{error}; not retried"),
+                }
+            }
+            Answer::Failed {
+                error,
+                reason,
+                retry_after,
+            } => {
+                metrics::vendor(&m.webhook_failures, name, reason);
+                let previous = row.last_delay_ms.map(Duration::from_millis);
+                let mut random = fastrand::Rng::new();
+                match vendor
+                    .retry
+                    .next(attempt, previous, retry_after, &mut random)
+                {
+                    Next::Retry(delay) => {
+                        metrics::vendor(&m.webhook_deliveries, name, "retry");
+                        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                        let next_at = self
+                            .engine
+                            .now()
+                            .checked_add(delay)
+                            .unwrap_or(Timestamp::MAX);
+                        debug!(row = row.id, vendor = %name, attempt, delay_ms, error = %error, "Webhook attempt failed; will retry.");
+                        AttemptResult::Retry {
+                            error,
+                            next_at,
+                            delay_ms,
+                        }
+                    }
+                    Next::Dead => {
+                        metrics::vendor(&m.webhook_deliveries, name, "dead");
+                        AttemptResult::Dead {
+                            error: format!("{error}; gave up after {attempt} attempt(s)"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Submits a result, waiting out a full queue; on shutdown the row simply stays due.
+    async fn report(&self, body: EventBody) {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.engine.submit(body.clone()).await {
+                Ok(_) => return,
+                Err(SubmitError::Busy) | Err(SubmitError::Store(_)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    warn!(error = %e, "Delivery result not recorded; the row stays due.");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The meaning of an HTTP answer.
+fn classify(status: StatusCode, retry_after: Option<Duration>) -> Answer {
+    let code = status.as_u16();
+    if status.is_success() {
+        return Answer::Delivered(code);
+    }
+    if status == StatusCode::GONE {
+        return Answer::Gone("410 Gone".into());
+    }
+    let error = format!("HTTP {code}");
+    match code {
+        429 => Answer::Failed {
+            error,
+            reason: "status_429",
+            retry_after,
+        },
+        408 => Answer::Failed {
+            error,
+            reason: "timeout",
+            retry_after,
+        },
+        500..=599 => Answer::Failed {
+            error,
+            reason: "status_5xx",
+            retry_after,
+        },
+        300..=399 => Answer::Refused {
+            error: format!("{error}: redirects are not followed"),
+            reason: "redirect",
+        },
+        _ => Answer::Refused {
+            error,
+            reason: "status_4xx",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_as_the_issue_says() {
+        let kind = |code: u16| match classify(StatusCode::from_u16(code).unwrap(), None) {
+            Answer::Delivered(_) => "delivered",
+            Answer::Failed { .. } => "retry",
+            Answer::Refused { .. } => "dead",
+            Answer::Gone(_) => "gone",
+        };
+        assert_eq!(kind(200), "delivered");
+        assert_eq!(kind(204), "delivered");
+        assert_eq!(kind(429), "retry");
+        assert_eq!(kind(500), "retry");
+        assert_eq!(kind(503), "retry");
+        assert_eq!(kind(408), "retry");
+        assert_eq!(kind(410), "gone");
+        assert_eq!(kind(302), "dead");
+        assert_eq!(kind(400), "dead");
+        assert_eq!(kind(401), "dead");
+    }
+}
