@@ -20,7 +20,7 @@ use itsmd::config::Config;
 use itsmd::engine::{self, EngineHandle};
 use itsmd::event::EventBody;
 use itsmd::rules::{Limits, Rules};
-use itsmd::store::{SledStore, Store};
+use itsmd::store::Store;
 
 /// The daemon's allocator, so the engine is measured as it runs.
 #[global_allocator]
@@ -81,9 +81,9 @@ async fn main() {
     let keys = if resend { 1_000 } else { 0 };
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
+    config.store.data_dir = dir.path().to_path_buf();
     config.rules.dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
-    let store: Arc<dyn Store> =
-        Arc::new(SledStore::open(dir.path(), config.store.cache_mb << 20).expect("store"));
+    let store: Arc<dyn Store> = itsmd::store::open(&config.store).expect("store");
     let rules = Rules::load(Limits::from(&config.rules), &config.rules.dir).expect("rules");
     let (engine, thread) =
         engine::start(&config, store.clone(), rules, Arc::new(SystemClock)).expect("engine");

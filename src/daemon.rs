@@ -25,8 +25,6 @@ use crate::reload;
 use crate::reload::Reloader;
 use crate::rules::Limits;
 use crate::rules::Rules;
-use crate::store::SledStore;
-use crate::store::Store;
 use crate::systemd;
 use crate::vendors::dispatch::Dispatcher;
 use crate::vendors::registry::Vendors;
@@ -68,9 +66,7 @@ pub fn load_vendors(config: &Config) -> anyhow::Result<Vendors> {
 pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = source.load()?;
     let data_dir = &config.store.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(data_dir, config.store.cache_mb << 20)?);
+    let store = crate::store::open(&config.store)?;
     info!(data_dir = %data_dir.display(), "Store opened.");
 
     let rules = load_rules(&config)?;

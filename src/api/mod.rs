@@ -49,6 +49,26 @@ pub struct AppState {
     pub limits: Limits,
 }
 
+impl AppState {
+    /// Runs a store read on a blocking thread: a read may wait for the disk (or, on another
+    /// backend, the network), which must not stall the runtime's workers.
+    pub async fn read<T, F>(&self, read: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || read(&*store)).await {
+            Ok(result) => Ok(result?),
+            Err(e) => Err(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("store read failed: {e}"),
+            )),
+        }
+    }
+}
+
 /// Every route, grouped by the role it needs. Health, readiness and metrics are open and not
 /// subject to load shedding, so probes answer under load.
 pub fn router(state: AppState) -> Router {

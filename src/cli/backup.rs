@@ -37,11 +37,10 @@ pub fn export(file: &Path, server: &ServerArgs) -> anyhow::Result<()> {
 /// Loads a dump into the configured (empty) data directory.
 pub fn import(file: &Path, config: &Config) -> anyhow::Result<()> {
     let dir = &config.store.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let store = crate::store::SledStore::open(dir, config.store.cache_mb << 20)?;
+    let store = crate::store::open(&config.store)?;
     let input =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let entries = crate::backup::import(&store, &mut std::io::BufReader::new(input))
+    let entries = crate::backup::import(&*store, &mut std::io::BufReader::new(input))
         .with_context(|| format!("cannot import {}", file.display()))?;
     eprintln!("Imported {entries} entries into {}.", dir.display());
     Ok(())

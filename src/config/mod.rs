@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::{AlertsConfig, PagerDutyConfig};
 use crate::auth::AuthConfig;
 use crate::mail::MailConfig;
 use crate::sla::CalendarConfig;
@@ -87,7 +87,7 @@ impl Default for ServerConfig {
 pub struct StoreConfig {
     /// Directory of the embedded database.
     pub data_dir: PathBuf,
-    /// sled page cache, in MiB.
+    /// Page cache of the embedded store, in MiB.
     pub cache_mb: u64,
 }
 
@@ -166,49 +166,6 @@ impl Default for RulesConfig {
 pub struct PriorityConfig {
     /// Priority by impact (rows) and urgency (columns high, medium, low).
     pub matrix: PriorityMatrix,
-}
-
-/// How alerts correlate into incidents over time. Durations are jiff's friendly format
-/// ("90s", "30m", "1h", "2h 30m"); ISO 8601 ("PT1H") is accepted too.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AlertsConfig {
-    /// Resolve an incident by itself once every alert correlated into it has cleared.
-    pub auto_resolve: bool,
-    /// A re-fire within this time after its incident resolved reopens it; later, a new
-    /// incident is opened and linked to the old one.
-    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
-    pub reopen_window: SignedDuration,
-    /// This many state changes (firing ↔ resolved) within `flap_window` flag the incident
-    /// as flapping.
-    pub flap_changes: usize,
-    /// The window the state changes are counted in.
-    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
-    pub flap_window: SignedDuration,
-    /// The flag clears once the alerts kept their state for this long.
-    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
-    pub flap_quiet: SignedDuration,
-}
-
-impl Default for AlertsConfig {
-    fn default() -> AlertsConfig {
-        AlertsConfig {
-            auto_resolve: true,
-            reopen_window: SignedDuration::from_hours(1),
-            flap_changes: 4,
-            flap_window: SignedDuration::from_hours(1),
-            flap_quiet: SignedDuration::from_mins(30),
-        }
-    }
-}
-
-/// PagerDuty Events API v2 intake (`POST /v2/enqueue`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PagerDutyConfig {
-    /// Accepted routing keys (integration keys), each with the source name recorded on its
-    /// alerts. Empty: any routing key is accepted and recorded as the source.
-    pub integration_keys: BTreeMap<String, String>,
 }
 
 /// Every problem found in a configuration, each naming its key.

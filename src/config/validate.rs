@@ -53,38 +53,8 @@ pub fn problems(c: &Config) -> Vec<String> {
     }
     out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out.extend(crate::sla::policy::problems(&c.sla, c.calendars.keys()));
-    out.extend(alerts(c));
+    out.extend(crate::alerts::config::problems(&c.alerts, &c.pagerduty));
     out.extend(crate::vendors::config::problems(&c.vendors));
     out.extend(crate::mail::config::problems(&c.mail));
-    out
-}
-
-fn alerts(c: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let a = &c.alerts;
-    for (name, d) in [
-        ("alerts.reopen_window", a.reopen_window),
-        ("alerts.flap_window", a.flap_window),
-        ("alerts.flap_quiet", a.flap_quiet),
-    ] {
-        if d.is_negative() {
-            out.push(format!("{name} must not be negative"));
-        }
-    }
-    if a.flap_changes < 2 {
-        out.push("alerts.flap_changes must be at least 2".into());
-    }
-    if a.flap_window.is_zero() {
-        out.push("alerts.flap_window must be greater than 0".into());
-    }
-    for (key, source) in &c.pagerduty.integration_keys {
-        // The key itself is a secret: name it by position, never print it.
-        if key.trim().is_empty() {
-            out.push("pagerduty.integration_keys: a routing key is empty".into());
-        }
-        if source.trim().is_empty() {
-            out.push("pagerduty.integration_keys: a routing key maps to an empty source".into());
-        }
-    }
     out
 }

@@ -26,8 +26,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::alerts::AlertsConfig;
 use crate::clock::Clock;
-use crate::config::AlertsConfig;
 use crate::config::Config;
 use crate::event::EventBody;
 use crate::event::EventId;

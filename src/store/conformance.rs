@@ -84,6 +84,26 @@ fn suite(store: &dyn Store) {
         .collect();
     assert_eq!(keys, vec![b"k2".to_vec(), b"k2a".to_vec()]);
     assert!(collect(store.scan_prefix(Tree::Events, b"z")).is_empty());
+
+    // bounded scans: at most `limit`, in order, from where asked
+    let keys: Vec<_> = store
+        .scan(
+            Tree::Events,
+            Bound::Excluded(b"k1".to_vec()),
+            Bound::Unbounded,
+            2,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(keys, vec![b"k2".to_vec(), b"k2a".to_vec()]);
+    assert!(
+        store
+            .scan(Tree::Events, Bound::Unbounded, Bound::Unbounded, 0)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

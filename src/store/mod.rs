@@ -24,6 +24,20 @@ pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
 use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::config::StoreConfig;
+
+/// Opens the configured store, creating its directory if needed. The one place that picks a
+/// backend: everything else holds an `Arc<dyn Store>`.
+pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::Open {
+        path: dir.display().to_string(),
+        source: source.into(),
+    })?;
+    Ok(Arc::new(SledStore::open(dir, config.cache_mb << 20)?))
+}
 
 /// Every logical tree of the store. Adding a tree means adding a variant here, so that all
 /// names live in one place and a typo cannot create a new tree.
@@ -207,19 +221,22 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 /// Iterator returned by scans: ordered by key, reversible.
 pub type ScanIter<'a> = Box<dyn DoubleEndedIterator<Item = Result<Entry, StoreError>> + Send + 'a>;
 
+/// What a backend reports, whichever it is: the store's callers never name a backend's types.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: String,
         #[source]
-        source: sled::Error,
+        source: BackendError,
     },
     #[error("store I/O failed during {op}: {source}")]
     Io {
         op: &'static str,
         #[source]
-        source: sled::Error,
+        source: BackendError,
     },
     #[error("stored value in tree {tree} is unreadable: {message}")]
     Corrupt { tree: &'static str, message: String },
@@ -244,6 +261,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store uses on disk (0 for memory).
     fn size_on_disk(&self) -> u64;
+
+    /// At most `limit` entries with `start <= key < end`, in key order, read at once: the
+    /// bounded scan a page, a due list or an earliest-first look-up needs (one round trip on
+    /// a networked backend, never more in memory than asked for).
+    fn scan(
+        &self,
+        tree: Tree,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.range(tree, start, end).take(limit).collect()
+    }
 
     /// Entries whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> ScanIter<'_> {

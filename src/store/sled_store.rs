@@ -38,11 +38,11 @@ impl SledStore {
             .open()
             .map_err(|source| StoreError::Open {
                 path: dir.display().to_string(),
-                source,
+                source: source.into(),
             })?;
         let tree = db.open_tree("itsmd").map_err(|source| StoreError::Open {
             path: dir.display().to_string(),
-            source,
+            source: source.into(),
         })?;
         Ok(SledStore { db, tree })
     }
@@ -73,7 +73,10 @@ impl Store for SledStore {
         self.tree
             .get(physical(tree, key))
             .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|source| StoreError::Io { op: "get", source })
+            .map_err(|source| StoreError::Io {
+                op: "get",
+                source: source.into(),
+            })
     }
 
     fn range(&self, tree: Tree, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> ScanIter<'_> {
@@ -83,7 +86,10 @@ impl Store for SledStore {
         );
         Box::new(self.tree.range::<Vec<u8>, _>(range).map(|item| {
             item.map(|(k, v)| (k[1..].to_vec(), v.to_vec()))
-                .map_err(|source| StoreError::Io { op: "scan", source })
+                .map_err(|source| StoreError::Io {
+                    op: "scan",
+                    source: source.into(),
+                })
         }))
     }
 
@@ -97,7 +103,7 @@ impl Store for SledStore {
         }
         self.tree.apply_batch(b).map_err(|source| StoreError::Io {
             op: "apply",
-            source,
+            source: source.into(),
         })
     }
 
@@ -107,7 +113,7 @@ impl Store for SledStore {
             .map(|_| ())
             .map_err(|source| StoreError::Io {
                 op: "flush",
-                source,
+                source: source.into(),
             })
     }
 

@@ -56,7 +56,9 @@ pub async fn list(
         kind,
         group: p.group,
     };
-    let (tickets, next) = layout::list_tickets(&*app.store, &filter, after, limit)?;
+    let (tickets, next) = app
+        .read(move |s| layout::list_tickets(s, &filter, after, limit))
+        .await?;
     Ok(Json(Page { tickets, next }))
 }
 
@@ -90,9 +92,11 @@ pub async fn show(
     Path(raw): Path<String>,
 ) -> Result<Json<TicketWithHistory>, ApiError> {
     let id = ticket_id(&raw)?;
-    let ticket = layout::get_ticket(&*app.store, id)?
+    let ticket = app
+        .read(move |s| layout::get_ticket(s, id))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))?;
-    let history = layout::history(&*app.store, id)?;
+    let history = app.read(move |s| layout::history(s, id)).await?;
     Ok(Json(TicketWithHistory { ticket, history }))
 }
 
@@ -102,10 +106,14 @@ pub async fn history(
     Path(raw): Path<String>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     let id = ticket_id(&raw)?;
-    if layout::get_ticket(&*app.store, id)?.is_none() {
+    if app
+        .read(move |s| layout::get_ticket(s, id))
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found(format!("ticket {id} does not exist")));
     }
-    Ok(Json(layout::history(&*app.store, id)?))
+    Ok(Json(app.read(move |s| layout::history(s, id)).await?))
 }
 
 /// `GET /api/v1/tickets/{id}/sla`: every clock now, with its timeline.
@@ -114,7 +122,9 @@ pub async fn sla(
     Path(raw): Path<String>,
 ) -> Result<Json<crate::sla::view::SlaView>, ApiError> {
     let id = ticket_id(&raw)?;
-    let ticket = layout::get_ticket(&*app.store, id)?
+    let ticket = app
+        .read(move |s| layout::get_ticket(s, id))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))?;
     let (sla, calendars) = app.engine.sla();
     Ok(Json(crate::sla::view::of(

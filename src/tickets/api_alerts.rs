@@ -57,10 +57,16 @@ pub async fn list(
             "`limit` must be 1..={MAX_LIMIT}"
         )]));
     }
-    if layout::get_ticket(&*app.store, id)?.is_none() {
+    if app
+        .read(move |s| layout::get_ticket(s, id))
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found(format!("ticket {id} does not exist")));
     }
-    let (events, next) = layout::ticket_alerts(&*app.store, id, p.after, limit)?;
+    let (events, next) = app
+        .read(move |s| layout::ticket_alerts(s, id, p.after, limit))
+        .await?;
     let alerts = events
         .into_iter()
         .filter_map(|stored| {

@@ -78,7 +78,8 @@ async fn run(app: &AppState, who: Principal, action: Action) -> Result<Ticket, A
             "the command named no ticket",
         )
     })?;
-    layout::get_ticket(&*app.store, id)?
+    app.read(move |s| layout::get_ticket(s, id))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))
 }
 
@@ -164,10 +165,14 @@ pub async fn comments(
         .transpose()
         .map_err(|e: String| ApiError::bad_request(format!("`visibility`: {e}")))?;
     let id = ticket_id(&raw)?;
-    if layout::get_ticket(&*app.store, id)?.is_none() {
+    if app
+        .read(move |s| layout::get_ticket(s, id))
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found(format!("ticket {id} does not exist")));
     }
-    let mut list = layout::comments(&*app.store, id)?;
+    let mut list = app.read(move |s| layout::comments(s, id)).await?;
     list.retain(|c| only.is_none_or(|v| c.visibility == v));
     Ok(Json(list))
 }

@@ -66,17 +66,23 @@ pub async fn list(
     } else {
         Tree::Outbox
     };
-    let rows = outbox::rows(&*app.store, tree, q.vendor.as_deref(), q.after, q.limit)?;
+    let rows = app
+        .read(move |s| outbox::rows(s, tree, q.vendor.as_deref(), q.after, q.limit))
+        .await?;
     let next = (rows.len() == q.limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
-    let mut vendors = serde_json::Map::new();
-    for name in app.config.vendors.keys() {
-        vendors.insert(
-            name.clone(),
-            json!(outbox::vendor_state(&*app.store, name)?),
-        );
-    }
+    let names: Vec<String> = app.config.vendors.keys().cloned().collect();
+    let vendors = app
+        .read(move |s| {
+            let mut vendors = serde_json::Map::new();
+            for name in names {
+                let state = outbox::vendor_state(s, &name)?;
+                vendors.insert(name, json!(state));
+            }
+            Ok(vendors)
+        })
+        .await?;
     Ok(Json(json!({
         "rows": rows.iter().map(summary).collect::<Vec<_>>(),
         "next": next,
@@ -89,10 +95,10 @@ pub async fn show(
     State(app): State<AppState>,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(row) = outbox::pending(&*app.store, id)? {
+    if let Some(row) = app.read(move |s| outbox::pending(s, id)).await? {
         return Ok(Json(json!({ "status": "pending", "row": row })));
     }
-    if let Some(row) = outbox::dead(&*app.store, id)? {
+    if let Some(row) = app.read(move |s| outbox::dead(s, id)).await? {
         return Ok(Json(json!({ "status": "dead", "row": row })));
     }
     Err(ApiError::not_found(format!("there is no outbox row {id}")))
@@ -117,9 +123,9 @@ pub async fn replay(
 ) -> Result<Json<Value>, ApiError> {
     let (delivery, answer) = match (req.id, req.vendor) {
         (Some(id), None) => {
-            let status = if outbox::dead(&*app.store, id)?.is_some() {
+            let status = if app.read(move |s| outbox::dead(s, id)).await?.is_some() {
                 "dead"
-            } else if outbox::pending(&*app.store, id)?.is_some() {
+            } else if app.read(move |s| outbox::pending(s, id)).await?.is_some() {
                 "pending"
             } else {
                 return Err(ApiError::not_found(format!("there is no outbox row {id}")));
@@ -135,13 +141,19 @@ pub async fn replay(
                     "no vendor `{vendor}` is configured"
                 )));
             }
-            let count = |tree| {
-                outbox::rows(&*app.store, tree, Some(&vendor), None, usize::MAX).map(|r| r.len())
-            };
+            let name = vendor.clone();
+            let (dead, pending) = app
+                .read(move |s| {
+                    let count = |tree| {
+                        outbox::rows(s, tree, Some(&name), None, usize::MAX).map(|r| r.len())
+                    };
+                    Ok((count(Tree::OutboxDead)?, count(Tree::Outbox)?))
+                })
+                .await?;
             let answer = json!({
                 "vendor": vendor,
-                "dead": count(Tree::OutboxDead)?,
-                "pending": count(Tree::Outbox)?,
+                "dead": dead,
+                "pending": pending,
             });
             (Delivery::ReplayVendor { vendor }, answer)
         }

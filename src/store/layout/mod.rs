@@ -132,8 +132,7 @@ pub fn ticket_alerts(
     };
     let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
     let mut page = Vec::with_capacity(limit.min(1024));
-    for item in store.range(Tree::TicketAlerts, start, end) {
-        let (key, _) = item?;
+    for (key, _) in store.scan(Tree::TicketAlerts, start, end, limit.saturating_add(1))? {
         let Some(event) = key[prefix.len()..].try_into().ok().map(u64::from_be_bytes) else {
             continue;
         };

@@ -64,10 +64,10 @@ fn due_prefix(at: Timestamp) -> Vec<u8> {
 /// The earliest timer, if any.
 pub fn earliest(store: &dyn Store) -> Result<Option<Timer>, StoreError> {
     match store
-        .range(Tree::SlaTimers, Bound::Unbounded, Bound::Unbounded)
-        .next()
+        .scan(Tree::SlaTimers, Bound::Unbounded, Bound::Unbounded, 1)?
+        .first()
     {
-        Some(item) => Ok(Some(decode(Tree::SlaTimers, &item?.1)?)),
+        Some((_, value)) => Ok(Some(decode(Tree::SlaTimers, value)?)),
         None => Ok(None),
     }
 }
@@ -78,9 +78,14 @@ pub fn due(store: &dyn Store, now: Timestamp, limit: usize) -> Result<Vec<Timer>
     // Everything due at `now` exactly is due too: end just past the whole instant.
     end.extend_from_slice(&[0xff; 1]);
     store
-        .range(Tree::SlaTimers, Bound::Unbounded, Bound::Excluded(end))
-        .take(limit)
-        .map(|item| item.and_then(|(_, v)| decode(Tree::SlaTimers, &v)))
+        .scan(
+            Tree::SlaTimers,
+            Bound::Unbounded,
+            Bound::Excluded(end),
+            limit,
+        )?
+        .iter()
+        .map(|(_, v)| decode(Tree::SlaTimers, v))
         .collect()
 }
 
