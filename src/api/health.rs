@@ -51,7 +51,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
 pub async fn metrics_text(State(app): State<AppState>) -> Result<Response, ApiError> {
     let m = metrics();
     m.queue_depth.set(app.engine.queue_depth() as i64);
-    let counts = app.read(move |s| layout::ticket_counts(s)).await?;
+    let counts = app.read(layout::ticket_counts).await?;
     m.tickets.clear();
     for (kind, state, n) in counts {
         let labels = TicketLabels {
@@ -69,10 +69,8 @@ pub async fn metrics_text(State(app): State<AppState>) -> Result<Response, ApiEr
         app.read(move |s| outbox::count(s, crate::store::Tree::OutboxDead))
             .await? as i64,
     );
-    m.sla_timers_pending.set(
-        app.read(move |s| crate::store::layout::sla_timers::count(s))
-            .await? as i64,
-    );
+    m.sla_timers_pending
+        .set(app.read(crate::store::layout::sla_timers::count).await? as i64);
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], m.encode()).into_response())
 }

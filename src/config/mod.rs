@@ -350,6 +350,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::SignedDuration;
 
     #[test]
     fn embedded_defaults_parse_to_the_built_in_defaults() {
