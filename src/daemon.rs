@@ -88,7 +88,6 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     tasks.spawn(engine::housekeeping::run(
         engine.clone(),
         store.clone(),
-        config.lifecycle.clone(),
         shutdown.clone(),
     ));
     let dispatcher = Dispatcher::new(
