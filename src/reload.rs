@@ -160,6 +160,14 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     if old.engine.retry_after_secs != new.engine.retry_after_secs {
         out.push("engine.retry_after_secs".to_string());
     }
+    // Rules are compiled from the new folder, but the watcher keeps watching the old one.
+    if old.rules.dir != new.rules.dir {
+        out.push("rules.dir (the folder watched for changes)".to_string());
+    }
+    // Read by the API from the start-up configuration.
+    if old.pagerduty != new.pagerduty {
+        out.push("[pagerduty]".to_string());
+    }
     // A vendor's events and status_map apply at once; its delivery settings and secrets are
     // loaded by the dispatcher and the callback route at startup.
     let delivery = |c: &Config| {
@@ -301,7 +309,8 @@ mod tests {
     };
     use notify::{Event, EventKind};
 
-    use super::is_rule_change;
+    use super::{is_rule_change, needs_restart};
+    use crate::config::Config;
 
     fn on(kind: EventKind, path: &str) -> Event {
         Event::new(kind).add_path(path.into())
@@ -335,5 +344,27 @@ mod tests {
         // Lost events: anything may have changed.
         let overflow = Event::new(EventKind::Other).set_flag(Flag::Rescan);
         assert!(is_rule_change(&overflow));
+    }
+
+    #[test]
+    fn settings_read_only_at_start_ask_for_a_restart() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.lifecycle.sweep_every = crate::config::duration::Friendly::from_secs(1);
+        new.mail.rate_limit += 1;
+        assert!(needs_restart(&old, &new).is_empty());
+        new.rules.dir = "/elsewhere".into();
+        new.pagerduty
+            .integration_keys
+            .insert("k".into(), "svc".into());
+        new.mail.maildir = "/srv/mail".into();
+        assert_eq!(
+            needs_restart(&old, &new),
+            [
+                "rules.dir (the folder watched for changes)",
+                "[pagerduty]",
+                "mail.maildir"
+            ]
+        );
     }
 }
