@@ -4,7 +4,10 @@
 //! answered that the mail is committed does the file move to cur/ (`:2,S`). A message that
 //! cannot be read as a mail, or is too large, goes to quarantine with a `.reason` file. A
 //! crash at any point leaves the message in new/ and the engine recognises it by Message-ID
-//! when it comes round again. This module must not write the store nor decide anything
+//! when it comes round again. A message that cannot be read, quarantined or moved to cur/
+//! (or an entry of new/ that is not a file) is reported once, counted, and retried with
+//! backoff per file name while the other mail carries on. Only arrivals wake the reader:
+//! its own reads of new/ must not. This module must not write the store nor decide anything
 //! about tickets.
 
 mod folder;
@@ -86,7 +89,7 @@ struct Failure {
 
 /// What became of one message read from new/.
 enum Read {
-    Ready(Ready),
+    Ready(Box<Ready>),
     /// Quarantined, or gone meanwhile: nothing left to do with it.
     Done(String),
     Failed(String, Failure),
@@ -357,7 +360,7 @@ impl Reader {
         let mut ready = Vec::with_capacity(read.len());
         for r in read {
             match r {
-                Read::Ready(r) => ready.push(r),
+                Read::Ready(r) => ready.push(*r),
                 Read::Done(name) => self.unstuck(&name),
                 Read::Failed(name, f) => self.failed(&name, f),
             }
@@ -468,7 +471,7 @@ fn read_one(dir: &Maildir, m: Waiting, max: u64, keep: u64, at: jiff::Timestamp)
         return quarantine(dir, m, "oversized", &detail, at);
     }
     match parse::event(&raw, keep) {
-        Ok(body) => Read::Ready(Ready { message: m, body }),
+        Ok(body) => Read::Ready(Box::new(Ready { message: m, body })),
         Err(e) => quarantine(dir, m, "unparseable", &e.to_string(), at),
     }
 }
