@@ -93,7 +93,6 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     tasks.spawn(crate::tickets::housekeeping::run(
         engine.clone(),
         store.clone(),
-        config.lifecycle.clone(),
         shutdown.clone(),
     ));
     let dispatcher = Dispatcher::new(

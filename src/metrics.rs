@@ -116,6 +116,9 @@ pub struct Metrics {
     pub mails_processed: Family<OutcomeLabels, Counter>,
     pub mails_suppressed: Family<ReasonLabels, Counter>,
     pub mails_quarantined: Family<ReasonLabels, Counter>,
+    /// Messages in new/ that could not be read or moved to cur/ (each counted once until it
+    /// is taken), by reason.
+    pub mails_stuck: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -145,6 +148,7 @@ impl Metrics {
             mails_processed: Family::default(),
             mails_suppressed: Family::default(),
             mails_quarantined: Family::default(),
+            mails_stuck: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -257,6 +261,11 @@ impl Metrics {
             "mails_quarantined",
             "Messages moved to quarantine, by reason",
             m.mails_quarantined.clone(),
+        );
+        registry.register(
+            "mail_stuck",
+            "Messages left in new/ because they cannot be read or moved to cur/, by reason",
+            m.mails_stuck.clone(),
         );
         Metrics { registry, ..m }
     }

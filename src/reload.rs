@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::auth::Keys;
 use crate::config;
@@ -85,18 +85,38 @@ impl Reloader {
         outcome
     }
 
-    /// Recompiles the rules folder with the configuration in force (file change, admin).
+    /// Recompiles the rules folder with the configuration in force (admin).
     pub fn reload_rules(&self) -> Result<Reloaded, Vec<String>> {
+        self.rules_again(true)
+    }
+
+    /// Recompiles the rules folder after a file change; a rule set identical to the one in
+    /// force (same hash) is not swapped in, and not reported as reloaded.
+    pub fn reload_changed_rules(&self) -> Result<Reloaded, Vec<String>> {
+        self.rules_again(false)
+    }
+
+    fn rules_again(&self, always: bool) -> Result<Reloaded, Vec<String>> {
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        let outcome = compile(&current).map(|rules| {
-            let done = Reloaded {
-                rules_version: rules.version().to_string(),
-                rule_files: rules.set().files.len(),
-                restart_needed: Vec::new(),
-            };
-            self.engine.replace(rules, &current);
-            done
-        });
+        let rules = match compile(&current) {
+            Ok(rules) => rules,
+            Err(problems) => {
+                let outcome = Err(problems);
+                report("Rules", &outcome);
+                return outcome;
+            }
+        };
+        let done = Reloaded {
+            rules_version: rules.version().to_string(),
+            rule_files: rules.set().files.len(),
+            restart_needed: Vec::new(),
+        };
+        if !always && self.engine.status().rules_version == done.rules_version {
+            debug!(rules = %done.rules_version, "Rule files touched but unchanged; nothing to reload.");
+            return Ok(done);
+        }
+        self.engine.replace(rules, &current);
+        let outcome = Ok(done);
         report("Rules", &outcome);
         outcome
     }
@@ -141,6 +161,14 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     }
     if old.engine.retry_after_secs != new.engine.retry_after_secs {
         out.push("engine.retry_after_secs".to_string());
+    }
+    // Rules are compiled from the new folder, but the watcher keeps watching the old one.
+    if old.rules.dir != new.rules.dir {
+        out.push("rules.dir (the folder watched for changes)".to_string());
+    }
+    // Read by the API from the start-up configuration.
+    if old.pagerduty != new.pagerduty {
+        out.push("[pagerduty]".to_string());
     }
     // A vendor's events and status_map apply at once; its delivery settings and secrets are
     // loaded by the dispatcher and the callback route at startup.
@@ -190,6 +218,31 @@ pub fn on_sighup(
 /// several steps).
 const SETTLE: Duration = Duration::from_millis(300);
 
+/// Whether a file-system event can change the rule set: a write, create, rename or removal
+/// of a `.rhai` file, or a lost-events signal. Reads (open, access, close without writing)
+/// are not: reloading reads every file, and counting that as a change would loop.
+fn is_rule_change(e: &notify::Event) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    if e.need_rescan() {
+        return true;
+    }
+    let kind = match e.kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any) => true,
+        // The one access that ends a write.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_)
+        | EventKind::Modify(ModifyKind::Metadata(_) | ModifyKind::Other)
+        | EventKind::Any
+        | EventKind::Other => false,
+    };
+    kind && (e.paths.is_empty()
+        || e.paths
+            .iter()
+            .any(|p| p.extension().is_some_and(|x| x == "rhai")))
+}
+
 /// Starts watching `dir` for `.rhai` changes, now (so nothing changed after this returns is
 /// missed), and returns the task that reloads the rules on each settled burst of changes
 /// until `shutdown`. notify's events are only a signal: the whole folder is recompiled.
@@ -203,12 +256,7 @@ pub fn watch_rules(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let relevant = match &event {
-            Ok(e) => {
-                e.paths.is_empty()
-                    || e.paths
-                        .iter()
-                        .any(|p| p.extension().is_some_and(|x| x == "rhai"))
-            }
+            Ok(e) => is_rule_change(e),
             Err(_) => true,
         };
         if relevant {
@@ -248,10 +296,77 @@ pub fn watch_rules(
                         }
                     }
                     let r = reloader.clone();
-                    let _ = tokio::task::spawn_blocking(move || r.reload_rules()).await;
+                    let _ = tokio::task::spawn_blocking(move || r.reload_changed_rules()).await;
                 }
                 () = shutdown.cancelled() => return,
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, Flag, ModifyKind, RemoveKind, RenameMode,
+    };
+    use notify::{Event, EventKind};
+
+    use super::{is_rule_change, needs_restart};
+    use crate::config::Config;
+
+    fn on(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(path.into())
+    }
+
+    #[test]
+    fn only_writes_creates_renames_and_removals_of_rule_files_count() {
+        let changes = [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Content)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        ];
+        for kind in changes {
+            assert!(is_rule_change(&on(kind, "/r/10-a.rhai")), "{kind:?}");
+            assert!(!is_rule_change(&on(kind, "/r/10-a.rhai~")), "{kind:?}");
+        }
+        let reads = [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Metadata(
+                notify::event::MetadataKind::AccessTime,
+            )),
+        ];
+        for kind in reads {
+            assert!(!is_rule_change(&on(kind, "/r/10-a.rhai")), "{kind:?}");
+        }
+        // Lost events: anything may have changed.
+        let overflow = Event::new(EventKind::Other).set_flag(Flag::Rescan);
+        assert!(is_rule_change(&overflow));
+    }
+
+    #[test]
+    fn settings_read_only_at_start_ask_for_a_restart() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.lifecycle.sweep_every = crate::config::duration::Friendly::from_secs(1);
+        new.mail.rate_limit += 1;
+        assert!(needs_restart(&old, &new).is_empty());
+        new.rules.dir = "/elsewhere".into();
+        new.pagerduty
+            .integration_keys
+            .insert("k".into(), "svc".into());
+        new.mail.maildir = "/srv/mail".into();
+        assert_eq!(
+            needs_restart(&old, &new),
+            [
+                "rules.dir (the folder watched for changes)",
+                "[pagerduty]",
+                "mail.maildir"
+            ]
+        );
+    }
 }

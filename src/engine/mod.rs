@@ -98,6 +98,9 @@ pub struct EngineHandle {
     commit_gate: Arc<RwLock<()>>,
     /// Rules and settings in force; replaced by reloads.
     live: Arc<Live>,
+    /// Marked changed by every reload, for tasks that read settings (see
+    /// [`EngineHandle::settings_changed`]).
+    reloaded: Arc<tokio::sync::watch::Sender<()>>,
     /// Notified after a commit that made outbox rows due, so the dispatcher need not poll.
     outbox_ready: Arc<tokio::sync::Notify>,
     /// Signalled after a commit that stored new SLA timers, so the clock task re-reads.
@@ -123,6 +126,18 @@ impl EngineHandle {
     pub fn sla(&self) -> (crate::sla::SlaConfig, Arc<crate::sla::Calendars>) {
         let (_, settings) = self.live.current();
         (settings.sla.clone(), settings.calendars.clone())
+    }
+
+    /// The `[lifecycle]` settings in force (reloads replace them).
+    pub fn lifecycle(&self) -> LifecycleConfig {
+        let (_, settings) = self.live.current();
+        settings.lifecycle.clone()
+    }
+
+    /// Changes after every reload that put new settings in force, so a task can re-read
+    /// them at once rather than at its next wake-up.
+    pub fn settings_changed(&self) -> tokio::sync::watch::Receiver<()> {
+        self.reloaded.subscribe()
     }
 
     /// What the engine signals after committing new SLA timers (one stored permit: a signal
@@ -215,6 +230,8 @@ impl EngineHandle {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.rules_version = version;
         status.rules_origin = origin;
+        drop(status);
+        self.reloaded.send_replace(());
     }
 
     /// Runs `f` while no batch is being committed, so the store does not change under it.
@@ -368,6 +385,7 @@ pub fn start(
         clock,
         commit_gate,
         live,
+        reloaded: Arc::new(tokio::sync::watch::channel(()).0),
         outbox_ready,
         timers,
         durable_outbox,

@@ -74,41 +74,46 @@ fn due_ids(
 }
 
 /// The sweep task; it ends when `shutdown` is cancelled (dropping its engine handle, so the
-/// engine can drain and stop).
-pub async fn run(
-    engine: EngineHandle,
-    store: Arc<dyn Store>,
-    lc: LifecycleConfig,
-    shutdown: CancellationToken,
-) {
-    {
-        let mut tick = tokio::time::interval(lc.sweep_every.to_std());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            let due = match due_ids(&*store, &lc, engine.clock.now()) {
-                Ok(ids) => ids.len(),
-                Err(e) => {
-                    warn!(error = %e, "Auto-close sweep could not read the store; trying next time.");
-                    continue;
-                }
-            };
-            if due == 0 {
+/// engine can drain and stop). It reads `[lifecycle]` from the engine on every sweep, and
+/// sweeps at once after a reload (a shorter `sweep_every` starts counting from there).
+pub async fn run(engine: EngineHandle, store: Arc<dyn Store>, shutdown: CancellationToken) {
+    let mut reloaded = engine.settings_changed();
+    let mut every = engine.lifecycle().sweep_every;
+    let mut tick = tokio::time::interval(every.to_std());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+            Ok(()) = reloaded.changed() => {}
+        }
+        let lc = engine.lifecycle();
+        if lc.sweep_every != every {
+            every = lc.sweep_every;
+            let period = every.to_std();
+            tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            info!(sweep_every = %every, "Auto-close sweep interval changed.");
+        }
+        let due = match due_ids(&*store, &lc, engine.clock.now()) {
+            Ok(ids) => ids.len(),
+            Err(e) => {
+                warn!(error = %e, "Auto-close sweep could not read the store; trying next time.");
                 continue;
             }
-            let sweep = Command {
-                by: Actor::system("housekeeping"),
-                action: Action::AutoClose,
-            };
-            match engine.submit(EventBody::Command(sweep)).await {
-                Ok(_) => {}
-                Err(SubmitError::Stopped) => break,
-                Err(e) => {
-                    warn!(due, error = %e, "Auto-close sweep not accepted; trying next time.")
-                }
+        };
+        if due == 0 {
+            continue;
+        }
+        let sweep = Command {
+            by: Actor::system("housekeeping"),
+            action: Action::AutoClose,
+        };
+        match engine.submit(EventBody::Command(sweep)).await {
+            Ok(_) => {}
+            Err(SubmitError::Stopped) => break,
+            Err(e) => {
+                warn!(due, error = %e, "Auto-close sweep not accepted; trying next time.")
             }
         }
     }

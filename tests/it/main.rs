@@ -12,6 +12,7 @@ mod intake;
 mod lifecycle;
 mod mail;
 mod observe;
+mod quiet;
 mod receiver;
 mod reload;
 mod rules;

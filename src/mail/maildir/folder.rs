@@ -39,6 +39,15 @@ pub struct Waiting {
     pub modified: SystemTime,
 }
 
+/// What new/ holds.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Regular files, oldest name first.
+    pub waiting: Vec<Waiting>,
+    /// Entries that are not regular files, by name, with what they are.
+    pub not_files: Vec<(String, &'static str)>,
+}
+
 impl Waiting {
     /// True once it has not changed for `settle` (or has a modification time in the future,
     /// which waiting would not fix).
@@ -69,7 +78,13 @@ impl Maildir {
     /// The messages in new/, oldest name first (delivery agents name by time). Dot files
     /// and folders are skipped; a file that vanished while listing is simply not there.
     pub fn waiting(&self) -> io::Result<Vec<Waiting>> {
-        let mut out = Vec::new();
+        self.listing().map(|l| l.waiting)
+    }
+
+    /// The messages in new/ as [`Maildir::waiting`] lists them, and besides them the entries
+    /// that are not regular files (a folder, a link, a pipe), which cannot be read as mail.
+    pub fn listing(&self) -> io::Result<Listing> {
+        let mut out = Listing::default();
         for entry in std::fs::read_dir(&self.new)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -82,16 +97,25 @@ impl Maildir {
                 Err(e) => return Err(e),
             };
             if !meta.is_file() {
+                let what = if meta.is_dir() {
+                    "a folder"
+                } else if meta.is_symlink() {
+                    "a symbolic link"
+                } else {
+                    "a special file"
+                };
+                out.not_files.push((name, what));
                 continue;
             }
-            out.push(Waiting {
+            out.waiting.push(Waiting {
                 name,
                 path: entry.path(),
                 size: meta.len(),
                 modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             });
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.waiting.sort_by(|a, b| a.name.cmp(&b.name));
+        out.not_files.sort();
         Ok(out)
     }
 
@@ -153,6 +177,8 @@ mod tests {
         let names: Vec<&str> = waiting.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, ["1.a", "2.b"]);
         assert_eq!(waiting[0].size, 3);
+        let listing = dir.listing().unwrap();
+        assert_eq!(listing.not_files, [("sub".to_string(), "a folder")]);
 
         let moved = dir.to_cur(&waiting[0]).unwrap();
         assert_eq!(moved, dir.cur.join("1.a:2,S"));
