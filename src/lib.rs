@@ -7,31 +7,33 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the TOML configuration, its embedded defaults and validation (all errors at
-//!   once).
-//! - [`model`]: plain domain data with no I/O: events, alerts and their fingerprint, tickets,
-//!   lifecycles (the ITIL state machines), priority, history, mail.
-//! - [`sources`]: producers of events: HTTP wire formats, the Maildir.
-//! - [`engine`]: the single writer: bounded queue, batches, correlation, applying decisions,
-//!   one commit and one flush per batch, then the acknowledgements.
-//! - [`rules`]: the Rhai sandbox, rule sets, hooks and the decisions they record.
-//! - [`sla`]: business calendars, SLA policies and clock computation, the timer layout and
-//!   the clock task that hands due timers to the engine.
-//! - [`outbound`]: vendor webhooks: Standard Webhooks signing, secrets, the retry schedule.
-//! - [`records`]: where each record lives in the store (keys, indexes) and typed reads.
-//! - [`report`]: process reports (MTTA, MTTR, SLA compliance, breaches, backlog, volume,
-//!   escalations) computed from the history, and their text tables.
+//! A capability is a folder with its wire formats, model, config section, engine step, routes,
+//! client commands and tests; the engine core knows capabilities only through its one dispatch
+//! (`engine::batch`). docs/architecture.md has the flow, the invariants and the whole map.
+//!
+//! - [`event`]: the engine's one input type, the sum of every capability's input.
+//! - [`engine`]: the single writer: bounded queue, batches, one transaction, one commit and one
+//!   flush per batch, then the acknowledgements; applying changes and rule decisions.
+//! - [`alerts`]: alert model and fingerprint, the HTTP wire formats, their routes, correlation.
+//! - [`mail`]: the mail model, the Maildir source, threading and loop protection.
+//! - [`tickets`]: tickets and their ITIL state machines, priority, history, links, agents'
+//!   commands, auto-close, the ticket routes and `itsmd ticket`.
+//! - [`sla`]: business calendars, SLA policies, clocks, the clock task.
+//! - [`vendors`]: signed webhooks out (outbox, signing, retries, the dispatcher) and callbacks.
+//! - [`reports`]: process reports (MTTA, MTTR, SLA compliance, …) computed from the history.
+//! - [`auth`]: API tokens and roles.
+//! - [`rules`]: the Rhai sandbox, rule sets, hooks and decisions, the tester and replay.
+//! - [`store`]: the `Store` trait, `store::open`, its backends, and every key layout
+//!   ([`store::layout`]).
+//! - [`api`]: the router, serving, errors, limits, health, metrics and admin routes.
+//! - [`cli`]: the shared HTTP client, export/import and replay commands.
+//! - [`config`]: the TOML root, embedded defaults and validation (all errors at once).
 //! - [`reload`]: SIGHUP, rule-file changes and admin requests swap in new configuration and
 //!   rules, all or nothing.
-//! - [`store`]: the `Store` trait, its sled and in-memory implementations.
-//! - [`api`]: axum routes; reads from the store, writes through the engine.
 //! - [`backup`]: the whole store as JSON lines (export) and back (import).
-//! - [`cli`]: client subcommands (`itsmd ticket …`) that talk to a running daemon over HTTP.
 //! - [`daemon`]: wires everything together and owns graceful shutdown.
-//! - [`clock`]: time as a dependency, so tests can drive it.
-//! - [`metrics`]: every exported metric, named in one place.
-//! - [`systemd`]: readiness notification to systemd.
-//! - [`telemetry`]: logging setup.
+//! - [`clock`], [`metrics`], [`systemd`], [`telemetry`]: time as a dependency, metric names,
+//!   readiness notification, logging.
 
 pub mod alerts;
 pub mod api;
