@@ -82,7 +82,14 @@ pub struct TicketWithHistory {
     history: Vec<HistoryEntry>,
 }
 
-fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
+/// The ticket `id` as stored, or 404.
+pub(crate) async fn existing(app: &AppState, id: TicketId) -> Result<Ticket, ApiError> {
+    app.read(move |s| layout::get_ticket(s, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))
+}
+
+pub(crate) fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
     raw.parse().map_err(ApiError::bad_request)
 }
 
@@ -92,10 +99,7 @@ pub async fn show(
     Path(raw): Path<String>,
 ) -> Result<Json<TicketWithHistory>, ApiError> {
     let id = ticket_id(&raw)?;
-    let ticket = app
-        .read(move |s| layout::get_ticket(s, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))?;
+    let ticket = existing(&app, id).await?;
     let history = app.read(move |s| layout::history(s, id)).await?;
     Ok(Json(TicketWithHistory { ticket, history }))
 }
@@ -106,13 +110,7 @@ pub async fn history(
     Path(raw): Path<String>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     let id = ticket_id(&raw)?;
-    if app
-        .read(move |s| layout::get_ticket(s, id))
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!("ticket {id} does not exist")));
-    }
+    existing(&app, id).await?;
     Ok(Json(app.read(move |s| layout::history(s, id)).await?))
 }
 
@@ -122,10 +120,7 @@ pub async fn sla(
     Path(raw): Path<String>,
 ) -> Result<Json<crate::sla::view::SlaView>, ApiError> {
     let id = ticket_id(&raw)?;
-    let ticket = app
-        .read(move |s| layout::get_ticket(s, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))?;
+    let ticket = existing(&app, id).await?;
     let (sla, calendars) = app.engine.sla();
     Ok(Json(crate::sla::view::of(
         &ticket,

@@ -57,13 +57,7 @@ pub async fn list(
             "`limit` must be 1..={MAX_LIMIT}"
         )]));
     }
-    if app
-        .read(move |s| layout::get_ticket(s, id))
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!("ticket {id} does not exist")));
-    }
+    crate::tickets::api::existing(&app, id).await?;
     let (events, next) = app
         .read(move |s| layout::ticket_alerts(s, id, p.after, limit))
         .await?;

@@ -16,7 +16,6 @@ use crate::api::json::JsonBody;
 use crate::auth::Principal;
 use crate::engine::Refusal;
 use crate::event::EventBody;
-use crate::store::layout;
 use crate::tickets::Action;
 use crate::tickets::Actor;
 use crate::tickets::Command;
@@ -25,10 +24,10 @@ use crate::tickets::CommentRequest;
 use crate::tickets::LinkRequest;
 use crate::tickets::NewTicket;
 use crate::tickets::Ticket;
-use crate::tickets::TicketId;
 use crate::tickets::TicketUpdate;
 use crate::tickets::TransitionRequest;
 use crate::tickets::Visibility;
+use crate::tickets::api::ticket_id;
 
 impl ApiError {
     /// The answer to a refused command, with the status and details that say why.
@@ -56,10 +55,6 @@ impl ApiError {
     }
 }
 
-fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
-    raw.parse().map_err(ApiError::bad_request)
-}
-
 /// Submits `action` as the caller and reads back the ticket it concerns.
 async fn run(app: &AppState, who: Principal, action: Action) -> Result<Ticket, ApiError> {
     let command = Command {
@@ -78,9 +73,7 @@ async fn run(app: &AppState, who: Principal, action: Action) -> Result<Ticket, A
             "the command named no ticket",
         )
     })?;
-    app.read(move |s| layout::get_ticket(s, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("ticket {id} does not exist")))
+    crate::tickets::api::existing(app, id).await
 }
 
 /// `POST /api/v1/tickets`: 201 with the new ticket and its Location.
@@ -165,14 +158,10 @@ pub async fn comments(
         .transpose()
         .map_err(|e: String| ApiError::bad_request(format!("`visibility`: {e}")))?;
     let id = ticket_id(&raw)?;
-    if app
-        .read(move |s| layout::get_ticket(s, id))
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!("ticket {id} does not exist")));
-    }
-    let mut list = app.read(move |s| layout::comments(s, id)).await?;
+    crate::tickets::api::existing(&app, id).await?;
+    let mut list = app
+        .read(move |s| crate::store::layout::comments(s, id))
+        .await?;
     list.retain(|c| only.is_none_or(|v| c.visibility == v));
     Ok(Json(list))
 }

@@ -98,19 +98,6 @@ fn comments(d: &Daemon, id: &Value) -> Vec<Value> {
         .clone()
 }
 
-fn metric(d: &Daemon, series: &str) -> f64 {
-    d.metrics()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn real_mime_mail_opens_tickets_and_broken_input_is_quarantined() {
     let setup = Setup::new().config(CONFIG);
@@ -218,7 +205,7 @@ fn real_mime_mail_opens_tickets_and_broken_input_is_quarantined() {
         (r#"itsmd_mails_processed_total{outcome="seen"}"#, 1.0),
         (r#"itsmd_mails_processed_total{outcome="suppressed"}"#, 1.0),
     ] {
-        assert_eq!(metric(&d, series), value, "{series}");
+        assert_eq!(d.metric(series), value, "{series}");
     }
     assert_eq!(names(&root.join("tmp")), ["0.unfinished"], "still unread");
 }
@@ -341,11 +328,11 @@ fn a_crash_between_commit_and_move_creates_no_duplicate() {
     assert_eq!(tickets(&d).len(), 1, "{:#?}", tickets(&d));
     // The restart recognised the committed mail instead of processing it again.
     assert_eq!(
-        metric(&d, r#"itsmd_mails_processed_total{outcome="seen"}"#),
+        d.metric(r#"itsmd_mails_processed_total{outcome="seen"}"#),
         1.0
     );
     assert_eq!(
-        metric(&d, r#"itsmd_mails_processed_total{outcome="opened"}"#),
+        d.metric(r#"itsmd_mails_processed_total{outcome="opened"}"#),
         0.0
     );
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, Setup, groups_config};
+use crate::support::{Daemon, Setup, assert_closed_by_housekeeping, groups_config};
 
 const MAIL_CONFIG: &str = r#"
 [groups.triage]
@@ -119,19 +119,6 @@ fn errors_about(d: &Daemon, file: &str) -> Vec<Value> {
         .collect()
 }
 
-fn metric(d: &Daemon, series: &str) -> f64 {
-    d.metrics()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn an_idle_daemon_with_a_maildir_and_a_rules_folder_uses_almost_no_cpu() {
     let setup = Setup::new()
@@ -230,7 +217,7 @@ fn a_mail_that_cannot_be_read_is_reported_once_and_the_others_are_taken() {
     );
     assert!(used < IDLE_CPU, "used {used:?} of CPU in {IDLE_WINDOW:?}");
     assert_eq!(
-        metric(&d, "itsmd_mail_stuck_total{reason=\"not_a_file\"}"),
+        d.metric("itsmd_mail_stuck_total{reason=\"not_a_file\"}"),
         1.0
     );
 }
@@ -254,7 +241,7 @@ fn a_mail_that_cannot_be_moved_to_cur_is_reported_once_and_moved_when_it_can() {
     assert_eq!(errors[0]["reason"], "not_moved", "{}", errors[0]);
     assert!(used < IDLE_CPU, "used {used:?} of CPU in {IDLE_WINDOW:?}");
     assert_eq!(
-        metric(&d, "itsmd_mail_stuck_total{reason=\"not_moved\"}"),
+        d.metric("itsmd_mail_stuck_total{reason=\"not_moved\"}"),
         1.0
     );
 
@@ -307,18 +294,7 @@ fn a_sighup_lowering_the_close_time_closes_a_resolved_incident_on_the_next_sweep
     let state = || d.get_ok(&format!("/api/v1/tickets/{id}"));
     wait_until("the incident closed", || state()["state"] == "closed");
     let t = state();
-    let last = t["history"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(
-        last["actor"],
-        json!({"type": "system", "component": "housekeeping"})
-    );
-    assert!(
-        last["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("closed automatically after 1s"),
-        "{last}"
-    );
+    assert_closed_by_housekeeping(&t, "1s");
     // Nothing in [lifecycle] needs a restart.
     assert_eq!(
         count(&d, |v| v["message"]

@@ -179,6 +179,20 @@ impl Daemon {
             .unwrap()
     }
 
+    /// The value of one series of `GET /metrics` (`name{labels}`), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    }
+
     pub fn logs(&self) -> Vec<Value> {
         self.logs
             .lock()
@@ -276,4 +290,21 @@ pub fn groups_config(extra: &[(&str, &[&str])]) -> String {
         ));
     }
     text
+}
+
+/// Asserts that the last history entry of ticket `t` (as `GET /api/v1/tickets/ID` shows it) is
+/// the auto-close sweep closing it after `after`.
+pub fn assert_closed_by_housekeeping(t: &Value, after: &str) {
+    let last = t["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last["actor"],
+        serde_json::json!({"type": "system", "component": "housekeeping"})
+    );
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("closed automatically after {after}")),
+        "{last}"
+    );
 }

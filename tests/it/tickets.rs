@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, Setup, groups_config};
+use crate::support::{Daemon, Setup, assert_closed_by_housekeeping, groups_config};
 
 /// Sends `body` with `method` (and a bearer token when given); status and parsed body.
 pub fn send(
@@ -869,18 +869,7 @@ fn resolved_incidents_and_fulfilled_requests_close_themselves() {
         loop {
             let t = snapshot(&d, id);
             if t["state"] == "closed" {
-                let last = t["history"].as_array().unwrap().last().unwrap().clone();
-                assert_eq!(
-                    last["actor"],
-                    json!({"type": "system", "component": "housekeeping"})
-                );
-                assert!(
-                    last["reason"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with("closed automatically after 1s"),
-                    "{last}"
-                );
+                assert_closed_by_housekeeping(&t, "1s");
                 break;
             }
             assert!(
