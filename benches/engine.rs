@@ -84,8 +84,16 @@ async fn main() {
     let store: Arc<dyn Store> =
         Arc::new(SledStore::open(dir.path(), config.store.cache_mb << 20).expect("store"));
     let rules = Rules::load(Limits::from(&config.rules), &config.rules.dir).expect("rules");
-    let (engine, thread) =
-        engine::start(&config, store.clone(), rules, Arc::new(SystemClock)).expect("engine");
+    let metrics = Arc::new(itsmd::metrics::Metrics::new());
+    let (engine, thread) = engine::start(
+        &config,
+        store.clone(),
+        rules,
+        Arc::new(SystemClock),
+        metrics.clone(),
+        tracing::Span::none(),
+    )
+    .expect("engine");
 
     let started = Instant::now();
     let tasks: Vec<_> = (0..senders)
@@ -110,7 +118,7 @@ async fn main() {
         status.events as f64 / status.batches.max(1) as f64,
         took.as_micros() as f64 / events as f64,
     );
-    let text = itsmd::metrics::metrics().encode();
+    let text = metrics.encode();
     for line in text
         .lines()
         .filter(|l| l.starts_with("itsmd_commit_stage_seconds_total"))

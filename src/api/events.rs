@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use super::json::RawBody;
 use super::{ApiError, AppState};
 use crate::engine::Receipt;
-use crate::metrics;
 use crate::model::EventBody;
 use crate::sources::http;
 
@@ -17,7 +16,8 @@ pub async fn post_generic(
     body: Result<RawBody, ApiError>,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
     let result = accept_generic(&app, body).await;
-    metrics::intake("generic", result.as_ref().map(|_| ()).map_err(|e| e.code));
+    app.metrics
+        .intake("generic", result.as_ref().map(|_| ()).map_err(|e| e.code));
     Ok((StatusCode::ACCEPTED, Json(result?)))
 }
 

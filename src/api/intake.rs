@@ -17,7 +17,7 @@ use serde_json::json;
 use super::json::RawBody;
 use super::{ApiError, AppState};
 use crate::engine::Receipt;
-use crate::metrics;
+use crate::metrics::Metrics;
 use crate::model::{Alert, EventBody};
 use crate::sources::http::{self, pagerduty};
 
@@ -49,10 +49,11 @@ async fn submit_all(app: &AppState, alerts: Vec<Alert>) -> Result<Vec<Receipt>, 
 
 /// Counts the outcome of an intake request and shapes its answer.
 fn answer(
+    metrics: &Metrics,
     source: &str,
     result: Result<Vec<Receipt>, ApiError>,
 ) -> Result<(StatusCode, Json<Receipts>), ApiError> {
-    metrics::intake(source, result.as_ref().map(|_| ()).map_err(|e| e.code));
+    metrics.intake(source, result.as_ref().map(|_| ()).map_err(|e| e.code));
     Ok((StatusCode::ACCEPTED, Json(Receipts { receipts: result? })))
 }
 
@@ -66,7 +67,7 @@ pub async fn post_prometheus(
         let alerts = http::body::prometheus(&bytes, app.engine.now())?;
         submit_all(&app, alerts).await
     };
-    answer("prometheus", result.await)
+    answer(&app.metrics, "prometheus", result.await)
 }
 
 /// `POST /webhook/alertmanager`: Alertmanager's webhook v4 and Grafana's webhook.
@@ -79,7 +80,7 @@ pub async fn post_alertmanager(
         let alerts = http::body::webhook(&bytes, app.engine.now())?;
         submit_all(&app, alerts).await
     };
-    answer("alertmanager", result.await)
+    answer(&app.metrics, "alertmanager", result.await)
 }
 
 /// Numbers minted dedup keys within this process.
@@ -100,6 +101,7 @@ pub async fn post_pagerduty(
     State(app): State<AppState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let metrics = app.metrics.clone();
     let response = pagerduty_event(app, body).await;
     let status = response.status();
     let reason = match status.as_u16() {
@@ -110,7 +112,7 @@ pub async fn post_pagerduty(
         413 => Some("payload_too_large"),
         _ => Some("unavailable"),
     };
-    metrics::intake("pagerduty", reason.map_or(Ok(()), Err));
+    metrics.intake("pagerduty", reason.map_or(Ok(()), Err));
     response
 }
 

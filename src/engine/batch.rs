@@ -10,7 +10,7 @@ use tracing::{debug, error, info};
 use super::txn::Txn;
 use super::{EngineStatus, Live, Receipt, Refusal, Settings, Submission, SubmitError};
 use crate::clock::Clock;
-use crate::metrics::metrics;
+use crate::metrics::Metrics;
 use crate::model::{Event, EventBody};
 use crate::records::StoredEvent;
 use crate::rules::Rules;
@@ -37,6 +37,8 @@ pub(super) struct Engine {
     pub durable_outbox: Arc<std::sync::atomic::AtomicU64>,
     /// Decoded tickets as stored, so hot tickets are not decoded every batch.
     pub cache: super::ticket_cache::TicketCache,
+    /// This engine's registry (never a process-wide one: replay runs a second engine).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -81,7 +83,7 @@ impl Engine {
         let mut outbox_due = false;
         let mut new_timers = false;
         let last_outbox_row = txn.counter(crate::outbound::outbox::OUTBOX_SEQ);
-        let m = metrics();
+        let m = &*self.metrics;
         let mut applied = false;
         let committed = txn.finish().and_then(|(writes, changed)| {
             outbox_due = super::outbox::makes_due(&writes);

@@ -46,6 +46,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::{AlertsConfig, ApprovalConfig, Config, Groups, LifecycleConfig, MailConfig};
+use crate::metrics::Metrics;
 use crate::model::{EventBody, EventId, PriorityMatrix, TicketId};
 use crate::records::Outcome;
 use crate::rules::Rules;
@@ -115,9 +116,17 @@ pub struct EngineHandle {
     /// The highest outbox row id on disk. A batch is visible in the store from its apply,
     /// before its flush; a row above this may still vanish in a crash, so it is not sent.
     durable_outbox: Arc<AtomicU64>,
+    /// The registry this engine counts into (given to `start`).
+    metrics: Arc<Metrics>,
 }
 
 impl EngineHandle {
+    /// The registry this engine counts into: whatever serves or feeds this engine (intake,
+    /// the dispatcher, mail intake) counts into the same one.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// The highest outbox row id that is flushed: rows above it are not delivered yet, so a
     /// webhook never describes a change a crash could still undo.
     pub fn durable_outbox_row(&self) -> u64 {
@@ -328,12 +337,16 @@ impl EngineThread {
     }
 }
 
-/// Starts the engine on its own thread.
+/// Starts the engine on its own thread. The engine counts into `metrics` (one registry per
+/// engine instance: the daemon's is served on `/metrics`, a replay's is thrown away) and
+/// logs everything inside `span`, entered on the engine thread (`Span::none()` for none).
 pub fn start(
     config: &Config,
     store: Arc<dyn Store>,
     rules: Rules,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    span: tracing::Span,
 ) -> std::io::Result<(EngineHandle, EngineThread)> {
     let (tx, rx) = mpsc::channel(config.engine.queue_capacity);
     let commit_gate = Arc::new(RwLock::new(()));
@@ -367,10 +380,11 @@ pub fn start(
         commit_gate: commit_gate.clone(),
         live: live.clone(),
         outbox_ready: outbox_ready.clone(),
+        metrics: metrics.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("itsmd-engine".into())
-        .spawn(move || engine.run())?;
+        .spawn(move || span.in_scope(|| engine.run()))?;
     let handle = EngineHandle {
         tx,
         status,
@@ -380,6 +394,7 @@ pub fn start(
         outbox_ready,
         timers,
         durable_outbox,
+        metrics,
     };
     Ok((handle, EngineThread(thread)))
 }

@@ -11,7 +11,7 @@ use super::alerts::Handled;
 use super::batch::Engine;
 use super::commands::{Refusal, invalid};
 use super::txn::Txn;
-use crate::metrics::{RuleLabels, metrics};
+use crate::metrics::RuleLabels;
 use crate::model::outbox::{ASSIGNED, COMMENTED, NOTIFIED, TRANSITIONED, UNASSIGNED, UPDATED};
 use crate::model::{
     Actor, AttemptResult, Comment, Delivery, Event, HistoryEntry, OutboxRow, TicketId, VendorState,
@@ -80,7 +80,7 @@ impl Engine {
             }
         }
         for f in &failed {
-            metrics()
+            self.metrics
                 .rule_errors
                 .get_or_create(&RuleLabels {
                     rule: f.file.to_string(),

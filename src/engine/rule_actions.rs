@@ -9,7 +9,7 @@ use super::apply::{Changes, set_group};
 use super::batch::Engine;
 use super::commands::Failure;
 use super::txn::Txn;
-use crate::metrics::{RuleLabels, metrics};
+use crate::metrics::RuleLabels;
 use crate::model::Ticket;
 use crate::model::{
     Actor, CommentRequest, FieldChange, LinkRequest, TicketId, TransitionRequest, Visibility,
@@ -112,7 +112,7 @@ impl Engine {
                 rule: d.by.file.to_string(),
                 hook: d.by.hook.to_string(),
             };
-            metrics().rule_errors.get_or_create(&labels).inc();
+            self.metrics.rule_errors.get_or_create(&labels).inc();
             let Some(mut t) = txn.ticket(id)? else {
                 continue;
             };

@@ -19,7 +19,7 @@ use super::alerts::Handled;
 use super::apply::{Changes, change, set_group};
 use super::batch::Engine;
 use super::txn::Txn;
-use crate::metrics::{SlaLabels, metrics};
+use crate::metrics::SlaLabels;
 use crate::model::{
     Action, Actor, Command, Event, EventBody, FieldChange, Ticket, TicketId, Visibility,
 };
@@ -305,7 +305,7 @@ impl Engine {
             track.fired.push(timer.stage);
         }
         let (stage, percent) = stage_name(timer.stage);
-        metrics()
+        self.metrics
             .sla_stages
             .get_or_create(&SlaLabels {
                 policy: policy.name.clone(),
@@ -358,7 +358,7 @@ impl Engine {
             "vendor".into(),
             vendor.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
         );
-        let mut run = self.rules.on_clock(clock, view);
+        let mut run = self.rules.on_clock(&self.metrics, clock, view);
         self.vet_vendors(&mut run);
         let rule_failures = self.report_failures(event, &run);
         self.settle(txn, &ctx, t, &run, &rule_failures)?;

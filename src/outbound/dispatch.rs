@@ -23,7 +23,7 @@ use super::outbox::{self, parse_due_key};
 use super::vendors::{Vendor, Vendors};
 use super::{Next, parse_retry_after, sign};
 use crate::engine::{EngineHandle, SubmitError};
-use crate::metrics::{self, metrics};
+use crate::metrics::{self, Metrics};
 use crate::model::{AttemptResult, Delivery, EventBody, OutboxRow};
 use crate::store::{Store, StoreError, Tree};
 
@@ -40,6 +40,8 @@ pub struct Dispatcher {
     /// No redirects; per-request timeouts come from each vendor.
     http: reqwest::Client,
     shutdown: CancellationToken,
+    /// The engine's registry: deliveries count where the engine's own counters do.
+    metrics: Arc<Metrics>,
 }
 
 /// How one attempt went, before the schedule is consulted.
@@ -71,6 +73,7 @@ impl Dispatcher {
             .build()?;
         Ok(Dispatcher {
             store,
+            metrics: engine.metrics().clone(),
             engine,
             vendors,
             http,
@@ -252,7 +255,7 @@ impl Dispatcher {
         attempt: u32,
         answer: Answer,
     ) -> AttemptResult {
-        let m = metrics();
+        let m = &*self.metrics;
         let name = &vendor.name;
         match answer {
             Answer::Delivered(status) => {

@@ -11,6 +11,7 @@ mod folder;
 pub mod parse;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -21,7 +22,7 @@ pub use folder::{FolderError, Maildir};
 
 use crate::config::MailConfig;
 use crate::engine::{EngineHandle, Receipt, SubmitError};
-use crate::metrics::{OutcomeLabels, ReasonLabels, metrics};
+use crate::metrics::{Metrics, OutcomeLabels, ReasonLabels};
 use crate::model::EventBody;
 
 /// Mails handed to the engine at once: they usually share one commit.
@@ -51,6 +52,8 @@ struct Reader {
     max_attachment_bytes: u64,
     /// The test-only failpoint (see [`FAILPOINT_VAR`]).
     abort_after_commit: bool,
+    /// The engine's registry.
+    metrics: Arc<Metrics>,
 }
 
 /// Creates the Maildir if needed and starts watching new/, now (so nothing delivered after
@@ -82,6 +85,7 @@ pub fn start(
         "Mail intake started."
     );
     let reader = Reader {
+        metrics: engine.metrics().clone(),
         engine,
         dir,
         settle: config.settle.to_std(),
@@ -183,10 +187,11 @@ impl Reader {
         let dir = self.dir.clone();
         let (max, keep) = (self.max_message_bytes, self.max_attachment_bytes);
         let at = self.engine.now();
+        let metrics = self.metrics.clone();
         let read = tokio::task::spawn_blocking(move || {
             messages
                 .into_iter()
-                .filter_map(|m| read_one(&dir, m, max, keep, at))
+                .filter_map(|m| read_one(&metrics, &dir, m, max, keep, at))
                 .collect::<Vec<_>>()
         })
         .await;
@@ -223,7 +228,7 @@ impl Reader {
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
-        metrics()
+        self.metrics
             .mails_processed
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.clone(),
@@ -259,9 +264,17 @@ impl Reader {
 }
 
 /// Reads one message; `None` when it went to quarantine or could not be read now.
-fn read_one(dir: &Maildir, m: Waiting, max: u64, keep: u64, at: jiff::Timestamp) -> Option<Ready> {
+fn read_one(
+    metrics: &Metrics,
+    dir: &Maildir,
+    m: Waiting,
+    max: u64,
+    keep: u64,
+    at: jiff::Timestamp,
+) -> Option<Ready> {
     if m.size > max {
         quarantine(
+            metrics,
             dir,
             &m,
             "oversized",
@@ -280,26 +293,33 @@ fn read_one(dir: &Maildir, m: Waiting, max: u64, keep: u64, at: jiff::Timestamp)
     };
     if raw.len() as u64 > max {
         let detail = format!("{} bytes; the limit is {max}", raw.len());
-        quarantine(dir, &m, "oversized", &detail, at);
+        quarantine(metrics, dir, &m, "oversized", &detail, at);
         return None;
     }
     match parse::event(&raw, keep) {
         Ok(body) => Some(Ready { message: m, body }),
         Err(e) => {
-            quarantine(dir, &m, "unparseable", &e.to_string(), at);
+            quarantine(metrics, dir, &m, "unparseable", &e.to_string(), at);
             None
         }
     }
 }
 
-fn quarantine(dir: &Maildir, m: &Waiting, reason: &str, detail: &str, at: jiff::Timestamp) {
+fn quarantine(
+    metrics: &Metrics,
+    dir: &Maildir,
+    m: &Waiting,
+    reason: &str,
+    detail: &str,
+    at: jiff::Timestamp,
+) {
     let text = format!(
         "reason: {reason}\ndetail: {detail}\nfile: new/{}\nsize: {}\nat: {at}\n",
         m.name, m.size
     );
     match dir.quarantine(m, &text) {
         Ok(path) => {
-            metrics()
+            metrics
                 .mails_quarantined
                 .get_or_create(&ReasonLabels {
                     reason: reason.into(),
