@@ -433,7 +433,7 @@ pub(super) fn apply_decision(
                         new: json!({ "lead": lead, "group": group, "message": message }),
                     });
                     notes.push(format!("lead `{lead}` of group `{group}` notified"));
-                    info!(ticket = %t.id, lead = %lead, group = %group, message = %message, "Group lead notified.");
+                    info!(ticket = %t.id, lead = %lead, group = %group, note = %message, "Group lead notified.");
                 }
                 None => {
                     warn!(ticket = %t.id, group = %group, "No lead to notify: the group has none configured.")
