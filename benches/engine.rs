@@ -85,8 +85,16 @@ async fn main() {
     config.rules.dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
     let store: Arc<dyn Store> = itsmd::store::open(&config.store).expect("store");
     let rules = Rules::load(Limits::from(&config.rules), &config.rules.dir).expect("rules");
-    let (engine, thread) =
-        engine::start(&config, store.clone(), rules, Arc::new(SystemClock)).expect("engine");
+    let metrics = Arc::new(itsmd::metrics::Metrics::new());
+    let (engine, thread) = engine::start(
+        &config,
+        store.clone(),
+        rules,
+        Arc::new(SystemClock),
+        metrics.clone(),
+        tracing::Span::none(),
+    )
+    .expect("engine");
 
     let started = Instant::now();
     let tasks: Vec<_> = (0..senders)
@@ -111,7 +119,7 @@ async fn main() {
         status.events as f64 / status.batches.max(1) as f64,
         took.as_micros() as f64 / events as f64,
     );
-    let text = itsmd::metrics::metrics().encode();
+    let text = metrics.encode();
     for line in text
         .lines()
         .filter(|l| l.starts_with("itsmd_commit_stage_seconds_total"))

@@ -21,6 +21,7 @@ use crate::clock::SystemClock;
 use crate::config;
 use crate::config::Config;
 use crate::engine;
+use crate::metrics::Metrics;
 use crate::reload;
 use crate::reload::Reloader;
 use crate::rules::Limits;
@@ -84,8 +85,18 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     let vendors = load_vendors(&config)?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (engine, engine_thread) = engine::start(&config, store.clone(), rules, clock)
-        .context("cannot start the engine thread")?;
+    // The daemon's one registry: its engine, intake, dispatcher and mail intake count into
+    // it and `/metrics` serves it. Replays run a second engine on a registry of their own.
+    let metrics = Arc::new(Metrics::new());
+    let (engine, engine_thread) = engine::start(
+        &config,
+        store.clone(),
+        rules,
+        clock,
+        metrics.clone(),
+        tracing::Span::none(),
+    )
+    .context("cannot start the engine thread")?;
 
     // Background tasks end on `shutdown`; they hold engine handles, so they are awaited
     // before the engine is joined.
@@ -150,6 +161,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         reloader,
         vendors,
         limits,
+        metrics,
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
     systemd::notify("STOPPING=1");

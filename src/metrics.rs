@@ -1,10 +1,9 @@
 //! Every metric itsmd exports, named in one place, and the Prometheus text encoding.
 //!
-//! Counters and histograms are process-global (`metrics()`), incremented where things
-//! happen; gauges that describe stored state (tickets by kind and state, queue depth) are set
+//! Each engine instance owns one [`Metrics`] registry (the daemon's is the one `/metrics`
+//! serves; replay and `rules test` run on a scratch one that is thrown away). Counters and
+//! histograms are incremented where things happen; gauges that describe stored state (tickets by kind and state, queue depth) are set
 //! from the store and the engine at scrape time, so they cannot drift from the data.
-
-use std::sync::OnceLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -121,8 +120,15 @@ pub struct Metrics {
     pub mails_stuck: Family<ReasonLabels, Counter>,
 }
 
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
-    fn new() -> Metrics {
+    /// A fresh registry with every family registered and every counter at zero.
+    pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("itsmd");
         let m = Metrics {
             events_received: Family::default(),
@@ -277,37 +283,30 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
 
-/// The process's metrics.
-pub fn metrics() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
-}
-
-/// Counts an intake request's outcome.
-pub fn intake(source: &str, outcome: Result<(), &str>) {
-    let m = metrics();
-    m.events_received
-        .get_or_create(&SourceLabels {
-            source: source.into(),
-        })
-        .inc();
-    match outcome {
-        Ok(()) => {
-            m.events_accepted
-                .get_or_create(&SourceLabels {
-                    source: source.into(),
-                })
-                .inc();
-        }
-        Err(reason) => {
-            m.events_rejected
-                .get_or_create(&RejectLabels {
-                    source: source.into(),
-                    reason: reason.into(),
-                })
-                .inc();
+    /// Counts an intake request's outcome.
+    pub fn intake(&self, source: &str, outcome: Result<(), &str>) {
+        self.events_received
+            .get_or_create(&SourceLabels {
+                source: source.into(),
+            })
+            .inc();
+        match outcome {
+            Ok(()) => {
+                self.events_accepted
+                    .get_or_create(&SourceLabels {
+                        source: source.into(),
+                    })
+                    .inc();
+            }
+            Err(reason) => {
+                self.events_rejected
+                    .get_or_create(&RejectLabels {
+                        source: source.into(),
+                        reason: reason.into(),
+                    })
+                    .inc();
+            }
         }
     }
 }

@@ -22,6 +22,9 @@ pub fn init(format: LogFormat, default_level: &str) {
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            // Every line names the spans it was logged in (`"spans": [{"name": "replay"}]`),
+            // so what a replay or a rules test logs is told apart from the daemon's own.
+            .with_span_list(true)
             .try_init(),
     };
     // A second init (tests) keeps the first subscriber.

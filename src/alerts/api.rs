@@ -22,7 +22,7 @@ use crate::api::AppState;
 use crate::api::json::RawBody;
 use crate::engine::Receipt;
 use crate::event::EventBody;
-use crate::metrics;
+use crate::metrics::Metrics;
 
 /// The answer to a request carrying several alerts: one receipt per alert, in order.
 #[derive(Debug, Serialize)]
@@ -52,10 +52,11 @@ async fn submit_all(app: &AppState, alerts: Vec<Alert>) -> Result<Vec<Receipt>, 
 
 /// Counts the outcome of an intake request and shapes its answer.
 fn answer(
+    metrics: &Metrics,
     source: &str,
     result: Result<Vec<Receipt>, ApiError>,
 ) -> Result<(StatusCode, Json<Receipts>), ApiError> {
-    metrics::intake(source, result.as_ref().map(|_| ()).map_err(|e| e.code));
+    metrics.intake(source, result.as_ref().map(|_| ()).map_err(|e| e.code));
     Ok((StatusCode::ACCEPTED, Json(Receipts { receipts: result? })))
 }
 
@@ -69,7 +70,7 @@ pub async fn post_prometheus(
         let alerts = intake::body::prometheus(&bytes, app.engine.now())?;
         submit_all(&app, alerts).await
     };
-    answer("prometheus", result.await)
+    answer(&app.metrics, "prometheus", result.await)
 }
 
 /// `POST /webhook/alertmanager`: Alertmanager's webhook v4 and Grafana's webhook.
@@ -82,7 +83,7 @@ pub async fn post_alertmanager(
         let alerts = intake::body::webhook(&bytes, app.engine.now())?;
         submit_all(&app, alerts).await
     };
-    answer("alertmanager", result.await)
+    answer(&app.metrics, "alertmanager", result.await)
 }
 
 /// Numbers minted dedup keys within this process.
@@ -103,6 +104,7 @@ pub async fn post_pagerduty(
     State(app): State<AppState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let metrics = app.metrics.clone();
     let response = pagerduty_event(app, body).await;
     let status = response.status();
     let reason = match status.as_u16() {
@@ -113,7 +115,7 @@ pub async fn post_pagerduty(
         413 => Some("payload_too_large"),
         _ => Some("unavailable"),
     };
-    metrics::intake("pagerduty", reason.map_or(Ok(()), Err));
+    metrics.intake("pagerduty", reason.map_or(Ok(()), Err));
     response
 }
 

@@ -10,7 +10,6 @@ use crate::api::AppState;
 use crate::api::json::RawBody;
 use crate::engine::Receipt;
 use crate::event::EventBody;
-use crate::metrics;
 
 /// `POST /api/v1/events`: 202 with the receipt once the event and its effects are durable.
 pub async fn post_generic(
@@ -18,7 +17,8 @@ pub async fn post_generic(
     body: Result<RawBody, ApiError>,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
     let result = accept_generic(&app, body).await;
-    metrics::intake("generic", result.as_ref().map(|_| ()).map_err(|e| e.code));
+    app.metrics
+        .intake("generic", result.as_ref().map(|_| ()).map_err(|e| e.code));
     Ok((StatusCode::ACCEPTED, Json(result?)))
 }
 

@@ -141,7 +141,7 @@ impl Engine {
                 ..TicketView::default()
             },
         };
-        let mut run = self.rules.on_alert(alert, view);
+        let mut run = self.rules.on_alert(&self.metrics, alert, view);
         self.vet_vendors(&mut run);
         let rule_failures = self.report_failures(event, &run);
         if run.view.suppressed {

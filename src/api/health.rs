@@ -1,5 +1,7 @@
 //! Liveness, readiness and metrics: open endpoints for probes and scrapers.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
@@ -8,11 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::api::ApiError;
-
 use crate::api::AppState;
 use crate::metrics::HttpLabels;
+use crate::metrics::Metrics;
 use crate::metrics::TicketLabels;
-use crate::metrics::metrics;
 use crate::store::layout;
 
 /// `GET /healthz`: the daemon answers; which rules and how busy.
@@ -49,7 +50,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics_text(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let m = metrics();
+    let m = &*app.metrics;
     m.queue_depth.set(app.engine.queue_depth() as i64);
     let counts = app.read(layout::ticket_counts).await?;
     m.tickets.clear();
@@ -76,7 +77,11 @@ pub async fn metrics_text(State(app): State<AppState>) -> Result<Response, ApiEr
 }
 
 /// Middleware counting every request by matched route and status.
-pub async fn count_requests(req: Request, next: Next) -> Response {
+pub async fn count_requests(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -86,6 +91,6 @@ pub async fn count_requests(req: Request, next: Next) -> Response {
         route,
         status: response.status().as_u16(),
     };
-    metrics().http_requests.get_or_create(&labels).inc();
+    metrics.http_requests.get_or_create(&labels).inc();
     response
 }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub vendors: crate::vendors::registry::Vendors,
     /// Load shedding, timeouts and per-caller intake rates (shared by every route).
     pub limits: Limits,
+    /// The daemon's registry, served on `/metrics` (the engine's: `engine.metrics()`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -160,7 +162,10 @@ pub fn router(state: AppState) -> Router {
         .merge(open)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn(health::count_requests))
+        .layer(from_fn_with_state(
+            state.metrics.clone(),
+            health::count_requests,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

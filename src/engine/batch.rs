@@ -18,7 +18,7 @@ use crate::engine::SubmitError;
 use crate::engine::txn::Txn;
 use crate::event::Event;
 use crate::event::EventBody;
-use crate::metrics::metrics;
+use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::store::Store;
 use crate::store::StoreError;
@@ -48,6 +48,8 @@ pub(crate) struct Engine {
     pub durable_outbox: Arc<std::sync::atomic::AtomicU64>,
     /// Decoded tickets as stored, so hot tickets are not decoded every batch.
     pub cache: crate::engine::ticket_cache::TicketCache,
+    /// This engine's registry (never a process-wide one: replay runs a second engine).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -92,7 +94,7 @@ impl Engine {
         let mut outbox_due = false;
         let mut new_timers = false;
         let last_outbox_row = txn.counter(crate::store::layout::outbox::OUTBOX_SEQ);
-        let m = metrics();
+        let m = &*self.metrics;
         let mut applied = false;
         let committed = txn.finish().and_then(|(writes, changed)| {
             outbox_due = crate::vendors::step::makes_due(&writes);

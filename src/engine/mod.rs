@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::event::EventBody;
 use crate::event::EventId;
 use crate::mail::MailConfig;
+use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::store::Store;
 use crate::store::layout::Outcome;
@@ -108,9 +109,17 @@ pub struct EngineHandle {
     /// The highest outbox row id on disk. A batch is visible in the store from its apply,
     /// before its flush; a row above this may still vanish in a crash, so it is not sent.
     durable_outbox: Arc<AtomicU64>,
+    /// The registry this engine counts into (given to `start`).
+    metrics: Arc<Metrics>,
 }
 
 impl EngineHandle {
+    /// The registry this engine counts into: whatever serves or feeds this engine (intake,
+    /// the dispatcher, mail intake) counts into the same one.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// The highest outbox row id that is flushed: rows above it are not delivered yet, so a
     /// webhook never describes a change a crash could still undo.
     pub fn durable_outbox_row(&self) -> u64 {
@@ -335,12 +344,16 @@ impl EngineThread {
     }
 }
 
-/// Starts the engine on its own thread.
+/// Starts the engine on its own thread. The engine counts into `metrics` (one registry per
+/// engine instance: the daemon's is served on `/metrics`, a replay's is thrown away) and
+/// logs everything inside `span`, entered on the engine thread (`Span::none()` for none).
 pub fn start(
     config: &Config,
     store: Arc<dyn Store>,
     rules: Rules,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    span: tracing::Span,
 ) -> std::io::Result<(EngineHandle, EngineThread)> {
     let (tx, rx) = mpsc::channel(config.engine.queue_capacity);
     let commit_gate = Arc::new(RwLock::new(()));
@@ -375,10 +388,11 @@ pub fn start(
         commit_gate: commit_gate.clone(),
         live: live.clone(),
         outbox_ready: outbox_ready.clone(),
+        metrics: metrics.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("itsmd-engine".into())
-        .spawn(move || engine.run())?;
+        .spawn(move || span.in_scope(|| engine.run()))?;
     let handle = EngineHandle {
         tx,
         status,
@@ -389,6 +403,7 @@ pub fn start(
         outbox_ready,
         timers,
         durable_outbox,
+        metrics,
     };
     Ok((handle, EngineThread(thread)))
 }

@@ -6,12 +6,10 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::engine::apply::Changes;
-
 use crate::engine::apply::set_group;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::metrics::RuleLabels;
-use crate::metrics::metrics;
 use crate::rules::Decided;
 use crate::rules::Decision;
 use crate::rules::HookRun;
@@ -121,7 +119,7 @@ impl Engine {
                 rule: d.by.file.to_string(),
                 hook: d.by.hook.to_string(),
             };
-            metrics().rule_errors.get_or_create(&labels).inc();
+            self.metrics.rule_errors.get_or_create(&labels).inc();
             let Some(mut t) = txn.ticket(id)? else {
                 continue;
             };

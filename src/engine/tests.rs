@@ -81,6 +81,8 @@ async fn receipts_wait_for_the_flush_and_a_batch_is_one_apply_and_one_flush() {
         store.clone(),
         rules,
         Arc::new(SystemClock),
+        Default::default(),
+        tracing::Span::none(),
     )
     .unwrap();
 
@@ -141,7 +143,15 @@ secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
     .unwrap();
     let store = Arc::new(GatedStore::default());
     let rules = Rules::from_sources(Limits::from(&config.rules), vec![]).unwrap();
-    let (engine, thread) = start(&config, store.clone(), rules, Arc::new(SystemClock)).unwrap();
+    let (engine, thread) = start(
+        &config,
+        store.clone(),
+        rules,
+        Arc::new(SystemClock),
+        Default::default(),
+        tracing::Span::none(),
+    )
+    .unwrap();
     let by = Actor::User {
         name: "alice".into(),
     };

@@ -59,7 +59,9 @@ impl Engine {
                     continue;
                 };
                 let change = change_map(txn, id, before_len, ticket.history_len, depth)?;
-                let mut run = self.rules.on_ticket(TicketView::of(&ticket), change);
+                let mut run = self
+                    .rules
+                    .on_ticket(&self.metrics, TicketView::of(&ticket), change);
                 self.vet_vendors(&mut run);
                 let failures = self.report_failures(event, &run);
                 self.settle(txn, &ctx, ticket, &run, &failures)?;

@@ -18,8 +18,8 @@ use crate::event::Event;
 use crate::event::EventId;
 use crate::mail::Mail;
 use crate::mail::message::ticket_tag;
+use crate::metrics::Metrics;
 use crate::metrics::ReasonLabels;
-use crate::metrics::metrics;
 use crate::rules::Decision;
 use crate::rules::TicketView;
 use crate::store::StoreError;
@@ -195,6 +195,7 @@ impl Engine {
         }
         if let Some(noise) = mail.noise() {
             return Ok(suppressed(
+                &self.metrics,
                 mail,
                 noise.label(),
                 noise.to_string(),
@@ -209,7 +210,13 @@ impl Engine {
                 mail.sender(),
                 m.rate_window
             );
-            return Ok(suppressed(mail, "rate_limit", why, Vec::new()));
+            return Ok(suppressed(
+                &self.metrics,
+                mail,
+                "rate_limit",
+                why,
+                Vec::new(),
+            ));
         }
 
         let thread = self.thread(txn, mail)?;
@@ -221,7 +228,7 @@ impl Engine {
         };
         let mut run = self
             .rules
-            .on_mail(mail, thread.as_ref().map(|t| t.id), view);
+            .on_mail(&self.metrics, mail, thread.as_ref().map(|t| t.id), view);
         self.vet_vendors(&mut run);
         let rule_failures = self.report_failures(event, &run);
         if run.view.suppressed {
@@ -234,7 +241,7 @@ impl Engine {
                     _ => None,
                 })
                 .unwrap_or_default();
-            return Ok(suppressed(mail, "rule", why, rule_failures));
+            return Ok(suppressed(&self.metrics, mail, "rule", why, rule_failures));
         }
         let kind = run.view.kind.parse().unwrap_or(Kind::Request);
 
@@ -450,6 +457,7 @@ impl Engine {
         }
         let Some(t) = target else {
             return Ok(suppressed(
+                &self.metrics,
                 mail,
                 "bounce",
                 "delivery failure report; no ticket found for it".into(),
@@ -474,7 +482,7 @@ impl Engine {
             Err(Failure::Store(e)) => return Err(e),
             Err(Failure::Refused(r)) => warn!(ticket = %t.id, error = %r, "Bounce not added."),
         }
-        count_suppressed("bounce");
+        count_suppressed(&self.metrics, "bounce");
         info!(ticket = %t.id, message_id = %mail.message_id, "Bounce attached to its ticket.");
         Ok((
             handled(Some(t.id), Outcome::Updated, Vec::new()),
@@ -526,9 +534,8 @@ fn new_view(kind: Kind, mail: &Mail) -> TicketView {
     }
 }
 
-fn count_suppressed(reason: &str) {
-    metrics()
-        .mails_suppressed
+fn count_suppressed(m: &Metrics, reason: &str) {
+    m.mails_suppressed
         .get_or_create(&ReasonLabels {
             reason: reason.into(),
         })
@@ -536,8 +543,14 @@ fn count_suppressed(reason: &str) {
 }
 
 /// A mail that opens and changes nothing: counted by reason and logged.
-fn suppressed(mail: &Mail, label: &str, why: String, rule_failures: Vec<String>) -> Disposal {
-    count_suppressed(label);
+fn suppressed(
+    m: &Metrics,
+    mail: &Mail,
+    label: &str,
+    why: String,
+    rule_failures: Vec<String>,
+) -> Disposal {
+    count_suppressed(m, label);
     info!(
         message_id = %mail.message_id,
         from = %mail.sender(),

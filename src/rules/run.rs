@@ -5,16 +5,15 @@ use std::time::Instant;
 
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
 
-use crate::rules::handle;
-
 use crate::alerts::Alert;
 use crate::mail::Mail;
+use crate::metrics::Metrics;
 use crate::metrics::RuleLabels;
-use crate::metrics::metrics;
 use crate::rules::CompileError;
 use crate::rules::Decided;
 use crate::rules::RuleSet;
 use crate::rules::TicketView;
+use crate::rules::handle;
 use crate::rules::handle::TicketHandle;
 use crate::rules::sandbox;
 use crate::rules::sandbox::Limits;
@@ -91,35 +90,49 @@ impl Rules {
     }
 
     /// Runs every `on_ticket` hook after a ticket changed; `change` says what changed.
-    pub fn on_ticket(&self, view: TicketView, change: Map) -> HookRun {
+    /// Each hook's evaluations, errors, decisions and time count into `metrics`.
+    pub fn on_ticket(&self, metrics: &Metrics, view: TicketView, change: Map) -> HookRun {
         let change = Dynamic::from_map(change);
-        self.run("on_ticket", view, |h| {
+        self.run(metrics, "on_ticket", view, |h| {
             vec![Dynamic::from(h), change.clone()]
         })
     }
 
     /// Runs every `on_alert` hook for `alert` on a ticket that currently looks like `view`.
-    pub fn on_alert(&self, alert: &Alert, view: TicketView) -> HookRun {
+    pub fn on_alert(&self, metrics: &Metrics, alert: &Alert, view: TicketView) -> HookRun {
         let alert = Dynamic::from_map(alert_map(alert));
-        self.run("on_alert", view, |h| vec![alert.clone(), Dynamic::from(h)])
+        self.run(metrics, "on_alert", view, |h| {
+            vec![alert.clone(), Dynamic::from(h)]
+        })
     }
 
     /// Runs every `on_clock` hook for an SLA warning or breach (`clock`: name, stage,
     /// percent, policy, due) on a ticket that currently looks like `view`.
-    pub fn on_clock(&self, clock: Map, view: TicketView) -> HookRun {
+    pub fn on_clock(&self, metrics: &Metrics, clock: Map, view: TicketView) -> HookRun {
         let clock = Dynamic::from_map(clock);
-        self.run("on_clock", view, |h| vec![Dynamic::from(h), clock.clone()])
+        self.run(metrics, "on_clock", view, |h| {
+            vec![Dynamic::from(h), clock.clone()]
+        })
     }
 
     /// Runs every `on_mail` hook for `mail` on a ticket that currently looks like `view`;
     /// `thread` is the ticket the mail answers, when the engine found one.
-    pub fn on_mail(&self, mail: &Mail, thread: Option<TicketId>, view: TicketView) -> HookRun {
+    pub fn on_mail(
+        &self,
+        metrics: &Metrics,
+        mail: &Mail,
+        thread: Option<TicketId>,
+        view: TicketView,
+    ) -> HookRun {
         let mail = Dynamic::from_map(crate::mail::rules_view::mail_map(mail, thread));
-        self.run("on_mail", view, |h| vec![mail.clone(), Dynamic::from(h)])
+        self.run(metrics, "on_mail", view, |h| {
+            vec![mail.clone(), Dynamic::from(h)]
+        })
     }
 
     fn run(
         &self,
+        m: &Metrics,
         hook: &'static str,
         view: TicketView,
         args: impl Fn(TicketHandle) -> Vec<Dynamic>,
@@ -149,7 +162,6 @@ impl Rules {
                 rule: file.name.to_string(),
                 hook: hook.to_string(),
             };
-            let m = metrics();
             m.rule_evaluations.get_or_create(&labels).inc();
             m.rule_seconds
                 .get_or_create(&labels)

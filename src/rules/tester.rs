@@ -30,6 +30,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::engine;
 use crate::event::EventBody;
+use crate::metrics::Metrics;
 use crate::store::MemoryStore;
 use crate::store::Store;
 use crate::store::layout;
@@ -110,6 +111,9 @@ pub struct CaseResult {
 
 /// Runs every test file of `rules_dir/tests` against the rules in `rules_dir`.
 pub fn run_dir(config: &Config, rules_dir: &Path) -> anyhow::Result<Vec<CaseResult>> {
+    // Each case's engine logs inside this span and counts into a registry of its own.
+    let span = tracing::info_span!("rules_test", dir = %rules_dir.display());
+    let _entered = span.enter();
     let tests = rules_dir.join("tests");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&tests) {
         Ok(entries) => entries
@@ -161,7 +165,14 @@ async fn run_case(config: &Config, rules_dir: &Path, case: &Case) -> anyhow::Res
         anyhow::anyhow!("rules do not compile:\n  {}", list.join("\n  "))
     })?;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let (engine, thread) = engine::start(config, store.clone(), rules, Arc::new(SystemClock))?;
+    let (engine, thread) = engine::start(
+        config,
+        store.clone(),
+        rules,
+        Arc::new(SystemClock),
+        Arc::new(Metrics::new()),
+        tracing::Span::current(),
+    )?;
     let mut failures = Vec::new();
     let mut outcomes = Vec::new();
     for (i, input) in case.events.iter().enumerate() {

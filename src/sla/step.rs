@@ -24,7 +24,6 @@ use crate::engine::txn::Txn;
 use crate::event::Event;
 use crate::event::EventBody;
 use crate::metrics::SlaLabels;
-use crate::metrics::metrics;
 use crate::rules::Decision;
 use crate::rules::TicketView;
 use crate::sla::PolicyConfig;
@@ -323,7 +322,7 @@ impl Engine {
             track.fired.push(timer.stage);
         }
         let (stage, percent) = stage_name(timer.stage);
-        metrics()
+        self.metrics
             .sla_stages
             .get_or_create(&SlaLabels {
                 policy: policy.name.clone(),
@@ -376,7 +375,7 @@ impl Engine {
             "vendor".into(),
             vendor.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
         );
-        let mut run = self.rules.on_clock(clock, view);
+        let mut run = self.rules.on_clock(&self.metrics, clock, view);
         self.vet_vendors(&mut run);
         let rule_failures = self.report_failures(event, &run);
         self.settle(txn, &ctx, t, &run, &rule_failures)?;
@@ -451,7 +450,7 @@ pub(crate) fn apply_decision(
                         new: json!({ "lead": lead, "group": group, "message": message }),
                     });
                     notes.push(format!("lead `{lead}` of group `{group}` notified"));
-                    info!(ticket = %t.id, lead = %lead, group = %group, message = %message, "Group lead notified.");
+                    info!(ticket = %t.id, lead = %lead, group = %group, note = %message, "Group lead notified.");
                 }
                 None => {
                     warn!(ticket = %t.id, group = %group, "No lead to notify: the group has none configured.")

@@ -88,7 +88,15 @@ fn start(holidays: &str, rules: &[(&str, &str)]) -> Harness {
     let rules = crate::engine::test_support::rules(&config, rules);
     let store = Arc::new(MemoryStore::default());
     let clock = Arc::new(ManualClock::new(FRIDAY_1630.parse().unwrap()));
-    let (engine, _thread) = crate::engine::start(&config, store.clone(), rules, clock.clone()).unwrap();
+    let (engine, _thread) = crate::engine::start(
+        &config,
+        store.clone(),
+        rules,
+        clock.clone(),
+        Default::default(),
+        tracing::Span::none(),
+    )
+    .unwrap();
     Harness {
         engine,
         store,

@@ -12,11 +12,9 @@ use serde_json::{Value, json};
 use tracing::warn;
 
 use crate::api::ApiError;
-
 use crate::api::AppState;
 use crate::event::EventBody;
 use crate::metrics;
-use crate::metrics::metrics;
 use crate::store::layout::Outcome;
 use crate::tickets::TicketId;
 use crate::vendors::ReceivedHeaders;
@@ -54,7 +52,7 @@ pub async fn callback(
     let headers = req.headers().clone();
     let body = crate::api::json::read_body(req, &()).await?;
     let unauthorized = |message: String| {
-        metrics::vendor(&metrics().vendor_callbacks, &name, "bad_signature");
+        metrics::vendor(&app.metrics.vendor_callbacks, &name, "bad_signature");
         warn!(vendor = %name, reason = %message, "Vendor callback refused: bad signature.");
         ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", message)
     };
@@ -83,12 +81,12 @@ pub async fn callback(
         .submit(EventBody::VendorCallback(event))
         .await
         .map_err(|e| {
-            metrics::vendor(&metrics().vendor_callbacks, &name, "refused");
+            metrics::vendor(&app.metrics.vendor_callbacks, &name, "refused");
             ApiError::submit(e, app.config.engine.retry_after_secs)
         })?;
     let duplicate = receipt.outcome == Outcome::Seen;
     let result = if duplicate { "duplicate" } else { "applied" };
-    metrics::vendor(&metrics().vendor_callbacks, &name, result);
+    metrics::vendor(&app.metrics.vendor_callbacks, &name, result);
     Ok(Json(json!({
         "ticket": parsed.ticket,
         "event_id": receipt.event_id,

@@ -19,16 +19,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::store::layout::outbox;
-
 use crate::engine::EngineHandle;
 use crate::engine::SubmitError;
 use crate::event::EventBody;
 use crate::metrics;
-use crate::metrics::metrics;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::Tree;
+use crate::store::layout::outbox;
 use crate::store::layout::outbox::parse_due_key;
 use crate::vendors::AttemptResult;
 use crate::vendors::Delivery;
@@ -52,6 +51,8 @@ pub struct Dispatcher {
     /// No redirects; per-request timeouts come from each vendor.
     http: reqwest::Client,
     shutdown: CancellationToken,
+    /// The engine's registry: deliveries count where the engine's own counters do.
+    metrics: Arc<Metrics>,
 }
 
 /// How one attempt went, before the schedule is consulted.
@@ -83,6 +84,7 @@ impl Dispatcher {
             .build()?;
         Ok(Dispatcher {
             store,
+            metrics: engine.metrics().clone(),
             engine,
             vendors,
             http,
@@ -264,7 +266,7 @@ impl Dispatcher {
         attempt: u32,
         answer: Answer,
     ) -> AttemptResult {
-        let m = metrics();
+        let m = &*self.metrics;
         let name = &vendor.name;
         match answer {
             Answer::Delivered(status) => {

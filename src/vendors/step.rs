@@ -12,7 +12,6 @@ use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::Event;
 use crate::metrics::RuleLabels;
-use crate::metrics::metrics;
 use crate::rules::Decision;
 use crate::rules::HookRun;
 use crate::rules::RuleFailure;
@@ -106,7 +105,7 @@ impl Engine {
             }
         }
         for f in &failed {
-            metrics()
+            self.metrics
                 .rule_errors
                 .get_or_create(&RuleLabels {
                     rule: f.file.to_string(),

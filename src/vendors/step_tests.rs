@@ -65,8 +65,15 @@ fn start(config_text: &str, rules: &[(&str, &str)]) -> Harness {
     let rules = crate::engine::test_support::rules(&config, rules);
     let store = Arc::new(MemoryStore::default());
     let clock = Arc::new(ManualClock::new("2026-01-05T09:00:00Z".parse().unwrap()));
-    let (engine, _thread) =
-        crate::engine::start(&config, store.clone(), rules, clock.clone()).unwrap();
+    let (engine, _thread) = crate::engine::start(
+        &config,
+        store.clone(),
+        rules,
+        clock.clone(),
+        Default::default(),
+        tracing::Span::none(),
+    )
+    .unwrap();
     Harness {
         engine,
         store,

@@ -9,6 +9,7 @@ mod crash;
 mod formats;
 mod guard;
 mod intake;
+mod isolation;
 mod lifecycle;
 mod mail;
 mod observe;

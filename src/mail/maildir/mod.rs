@@ -28,9 +28,9 @@ use crate::engine::Receipt;
 use crate::engine::SubmitError;
 use crate::event::EventBody;
 use crate::mail::MailConfig;
+use crate::metrics::Metrics;
 use crate::metrics::OutcomeLabels;
 use crate::metrics::ReasonLabels;
-use crate::metrics::metrics;
 
 /// Mails handed to the engine at once: they usually share one commit.
 const CHUNK: usize = 64;
@@ -306,7 +306,8 @@ impl Reader {
                 );
             }
             None => {
-                metrics()
+                self.engine
+                    .metrics()
                     .mails_stuck
                     .get_or_create(&ReasonLabels {
                         reason: f.reason.into(),
@@ -350,10 +351,11 @@ impl Reader {
         let dir = self.dir.clone();
         let (max, keep) = (self.max_message_bytes, self.max_attachment_bytes);
         let at = self.engine.now();
+        let metrics = self.engine.metrics().clone();
         let read = tokio::task::spawn_blocking(move || {
             messages
                 .into_iter()
-                .map(|m| read_one(&dir, m, max, keep, at))
+                .map(|m| read_one(&metrics, &dir, m, max, keep, at))
                 .collect::<Vec<_>>()
         })
         .await;
@@ -399,7 +401,8 @@ impl Reader {
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
-        metrics()
+        self.engine
+            .metrics()
             .mails_processed
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.clone(),
@@ -453,10 +456,17 @@ impl Reader {
 }
 
 /// Reads one message; quarantines it when it cannot be taken as a mail.
-fn read_one(dir: &Maildir, m: Waiting, max: u64, keep: u64, at: jiff::Timestamp) -> Read {
+fn read_one(
+    metrics: &Metrics,
+    dir: &Maildir,
+    m: Waiting,
+    max: u64,
+    keep: u64,
+    at: jiff::Timestamp,
+) -> Read {
     if m.size > max {
         let detail = format!("{} bytes; the limit is {max}", m.size);
-        return quarantine(dir, m, "oversized", &detail, at);
+        return quarantine(metrics, dir, m, "oversized", &detail, at);
     }
     let raw = match std::fs::read(&m.path) {
         Ok(raw) => raw,
@@ -472,22 +482,29 @@ fn read_one(dir: &Maildir, m: Waiting, max: u64, keep: u64, at: jiff::Timestamp)
     };
     if raw.len() as u64 > max {
         let detail = format!("{} bytes; the limit is {max}", raw.len());
-        return quarantine(dir, m, "oversized", &detail, at);
+        return quarantine(metrics, dir, m, "oversized", &detail, at);
     }
     match parse::event(&raw, keep) {
         Ok(body) => Read::Ready(Box::new(Ready { message: m, body })),
-        Err(e) => quarantine(dir, m, "unparseable", &e.to_string(), at),
+        Err(e) => quarantine(metrics, dir, m, "unparseable", &e.to_string(), at),
     }
 }
 
-fn quarantine(dir: &Maildir, m: Waiting, reason: &str, detail: &str, at: jiff::Timestamp) -> Read {
+fn quarantine(
+    metrics: &Metrics,
+    dir: &Maildir,
+    m: Waiting,
+    reason: &str,
+    detail: &str,
+    at: jiff::Timestamp,
+) -> Read {
     let text = format!(
         "reason: {reason}\ndetail: {detail}\nfile: new/{}\nsize: {}\nat: {at}\n",
         m.name, m.size
     );
     match dir.quarantine(&m, &text) {
         Ok(path) => {
-            metrics()
+            metrics
                 .mails_quarantined
                 .get_or_create(&ReasonLabels {
                     reason: reason.into(),
