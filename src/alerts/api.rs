@@ -2,7 +2,7 @@
 //! Alertmanager and Grafana webhooks, PagerDuty Events API v2. Each request is parsed whole
 //! (every problem reported, nothing submitted on any), its N alerts are submitted together,
 //! and the answer goes out once all of them are durable. Parsing lives in
-//! `sources::http`; this module only adapts HTTP.
+//! `alerts::intake`; this module only adapts HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,10 +19,13 @@ use crate::alerts::intake;
 use crate::alerts::intake::pagerduty;
 use crate::api::ApiError;
 use crate::api::AppState;
+use crate::api::Routes;
 use crate::api::json::RawBody;
 use crate::engine::Receipt;
 use crate::event::EventBody;
 use crate::metrics::Metrics;
+use axum::Router;
+use axum::routing::post;
 
 /// The answer to a request carrying several alerts: one receipt per alert, in order.
 #[derive(Debug, Serialize)]
@@ -176,4 +179,20 @@ async fn pagerduty_event(
     }
     let body = json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key});
     (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// The alert intake routes: Prometheus, Alertmanager and Grafana, the generic event (role
+/// `ingest`), and PagerDuty Events v2 (authenticated by its routing key).
+pub fn routes() -> Routes {
+    Routes {
+        ingest: Router::new()
+            .route(
+                "/api/v1/events",
+                post(crate::alerts::api_events::post_generic),
+            )
+            .route("/api/v2/alerts", post(post_prometheus))
+            .route("/webhook/alertmanager", post(post_alertmanager)),
+        own_auth: Router::new().route("/v2/enqueue", post(post_pagerduty)),
+        ..Routes::default()
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 
 pub use error::ApiError;
 pub use limits::Limits;
@@ -71,6 +71,32 @@ impl AppState {
     }
 }
 
+/// A capability's routes, by who may call them: each capability's `api::routes()` lists its
+/// own, and [`router`] puts the role checks in front.
+#[derive(Default)]
+pub struct Routes {
+    /// Monitoring senders (role `ingest`, rate-limited per caller).
+    pub ingest: Router<AppState>,
+    /// Senders that authenticate in the request itself (PagerDuty routing keys, vendors'
+    /// signatures), checked by the handler.
+    pub own_auth: Router<AppState>,
+    /// Agents (role `agent` or above).
+    pub agent: Router<AppState>,
+    /// Administrators.
+    pub admin: Router<AppState>,
+}
+
+impl Routes {
+    pub fn merge(self, other: Routes) -> Routes {
+        Routes {
+            ingest: self.ingest.merge(other.ingest),
+            own_auth: self.own_auth.merge(other.own_auth),
+            agent: self.agent.merge(other.agent),
+            admin: self.admin.merge(other.admin),
+        }
+    }
+}
+
 /// Every route, grouped by the role it needs. Health, readiness and metrics are open and not
 /// subject to load shedding, so probes answer under load.
 pub fn router(state: AppState) -> Router {
@@ -79,83 +105,30 @@ pub fn router(state: AppState) -> Router {
     let need =
         |role: Role| from_fn_with_state((state.keys.clone(), role), crate::auth::tokens::require);
 
-    let intake = Router::new()
-        .route(
-            "/api/v1/events",
-            post(crate::alerts::api_events::post_generic),
-        )
-        .route("/api/v2/alerts", post(crate::alerts::api::post_prometheus))
-        .route(
-            "/webhook/alertmanager",
-            post(crate::alerts::api::post_alertmanager),
-        )
-        .route_layer(from_fn_with_state(limits.clone(), limits::ingest_rate))
-        .route_layer(need(Role::Ingest));
-    // PagerDuty senders authenticate with the routing key in the body (checked by the handler).
-    let pagerduty = Router::new().route("/v2/enqueue", post(crate::alerts::api::post_pagerduty));
-    // Vendors authenticate with the Standard Webhooks signature (checked by the handler).
-    let vendors = Router::new().route(
-        "/api/v1/vendors/{name}/callback",
-        post(crate::vendors::api::callback),
-    );
-    let agent = Router::new()
-        .route("/api/v1/tickets", get(crate::tickets::api::list))
-        .route("/api/v1/tickets/{id}", get(crate::tickets::api::show))
-        .route(
-            "/api/v1/tickets/{id}/history",
-            get(crate::tickets::api::history),
-        )
-        .route(
-            "/api/v1/tickets/{id}/alerts",
-            get(crate::tickets::api_alerts::list),
-        )
-        .route("/api/v1/tickets/{id}/sla", get(crate::tickets::api::sla))
-        .route("/api/v1/tickets", post(crate::tickets::api_writes::create))
-        .route(
-            "/api/v1/tickets/{id}",
-            patch(crate::tickets::api_writes::update),
-        )
-        .route(
-            "/api/v1/tickets/{id}/transitions",
-            post(crate::tickets::api_writes::transition),
-        )
-        .route(
-            "/api/v1/tickets/{id}/comments",
-            get(crate::tickets::api_writes::comments).post(crate::tickets::api_writes::comment),
-        )
-        .route(
-            "/api/v1/tickets/{id}/links",
-            post(crate::tickets::api_writes::link),
-        )
-        .route("/api/v1/reports", get(crate::reports::api::all))
-        .route("/api/v1/reports/{name}", get(crate::reports::api::one))
-        .route_layer(need(Role::Agent));
-    let admin = Router::new()
+    let mut routes = Routes::default()
+        .merge(crate::alerts::api::routes())
+        .merge(crate::tickets::api::routes())
+        .merge(crate::reports::api::routes())
+        .merge(crate::vendors::api::routes());
+    routes.admin = routes
+        .admin
         .route("/api/v1/admin/export", get(admin::export))
         .route("/api/v1/admin/rules/reload", post(admin::reload_rules))
-        .route(
-            "/api/v1/admin/outbox",
-            get(crate::vendors::api_outbox::list),
-        )
-        .route(
-            "/api/v1/admin/outbox/replay",
-            post(crate::vendors::api_outbox::replay),
-        )
-        .route(
-            "/api/v1/admin/outbox/{id}",
-            get(crate::vendors::api_outbox::show),
-        )
-        .route("/api/v1/admin/replay", post(admin::replay))
-        .route_layer(need(Role::Admin));
+        .route("/api/v1/admin/replay", post(admin::replay));
+    let ingest = routes
+        .ingest
+        .route_layer(from_fn_with_state(limits.clone(), limits::ingest_rate))
+        .route_layer(need(Role::Ingest));
+    let agent = routes.agent.route_layer(need(Role::Agent));
+    let admin = routes.admin.route_layer(need(Role::Admin));
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics_text));
 
     Router::new()
-        .merge(intake)
-        .merge(pagerduty)
-        .merge(vendors)
+        .merge(ingest)
+        .merge(routes.own_auth)
         .merge(agent)
         .merge(admin)
         .layer(from_fn_with_state(limits, limits::shed_and_time))

@@ -9,9 +9,12 @@ use serde::Deserialize;
 use crate::api::ApiError;
 
 use crate::api::AppState;
+use crate::api::Routes;
 use crate::reports;
 use crate::reports::Report;
 use crate::reports::SECTIONS;
+use axum::Router;
+use axum::routing::get;
 
 #[derive(Debug, Deserialize)]
 pub struct PeriodParams {
@@ -64,4 +67,14 @@ pub async fn one(
     let mut report = computed?;
     report.keep(&name);
     Ok(Json(report))
+}
+
+/// The report routes (role `agent`).
+pub fn routes() -> Routes {
+    Routes {
+        agent: Router::new()
+            .route("/api/v1/reports", get(all))
+            .route("/api/v1/reports/{name}", get(one)),
+        ..Routes::default()
+    }
 }

@@ -8,11 +8,14 @@ use serde::{Deserialize, Serialize};
 use crate::api::ApiError;
 
 use crate::api::AppState;
+use crate::api::Routes;
 use crate::store::layout;
 use crate::store::layout::TicketFilter;
 use crate::tickets::HistoryEntry;
 use crate::tickets::Ticket;
 use crate::tickets::TicketId;
+use axum::Router;
+use axum::routing::{get, post};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
@@ -128,4 +131,28 @@ pub async fn sla(
         &calendars,
         app.engine.now(),
     )))
+}
+
+/// The ticket routes (role `agent`): reads here, writes in [`api_writes`](super::api_writes),
+/// alert occurrences in [`api_alerts`](super::api_alerts).
+pub fn routes() -> Routes {
+    use crate::tickets::{api_alerts, api_writes};
+    Routes {
+        agent: Router::new()
+            .route("/api/v1/tickets", get(list).post(api_writes::create))
+            .route("/api/v1/tickets/{id}", get(show).patch(api_writes::update))
+            .route("/api/v1/tickets/{id}/history", get(history))
+            .route("/api/v1/tickets/{id}/alerts", get(api_alerts::list))
+            .route("/api/v1/tickets/{id}/sla", get(sla))
+            .route(
+                "/api/v1/tickets/{id}/transitions",
+                post(api_writes::transition),
+            )
+            .route(
+                "/api/v1/tickets/{id}/comments",
+                get(api_writes::comments).post(api_writes::comment),
+            )
+            .route("/api/v1/tickets/{id}/links", post(api_writes::link)),
+        ..Routes::default()
+    }
 }

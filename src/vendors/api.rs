@@ -13,6 +13,7 @@ use tracing::warn;
 
 use crate::api::ApiError;
 use crate::api::AppState;
+use crate::api::Routes;
 use crate::event::EventBody;
 use crate::metrics;
 use crate::store::layout::Outcome;
@@ -21,6 +22,8 @@ use crate::vendors::ReceivedHeaders;
 use crate::vendors::VendorCallback;
 use crate::vendors::signing::DEFAULT_TOLERANCE;
 use crate::vendors::verify;
+use axum::Router;
+use axum::routing::{get, post};
 
 /// A callback's JSON body. Fields it does not know are ignored (vendors add their own).
 #[derive(Debug, Deserialize)]
@@ -93,4 +96,17 @@ pub async fn callback(
         "webhook_id": webhook_id,
         "duplicate": duplicate,
     })))
+}
+
+/// The vendor routes: callbacks (authenticated by their signature) and the outbox (admin).
+pub fn routes() -> Routes {
+    use crate::vendors::api_outbox;
+    Routes {
+        own_auth: Router::new().route("/api/v1/vendors/{name}/callback", post(callback)),
+        admin: Router::new()
+            .route("/api/v1/admin/outbox", get(api_outbox::list))
+            .route("/api/v1/admin/outbox/replay", post(api_outbox::replay))
+            .route("/api/v1/admin/outbox/{id}", get(api_outbox::show)),
+        ..Routes::default()
+    }
 }

@@ -1,6 +1,6 @@
 //! `[vendors.NAME]`: partner vendors that are sent signed webhooks about their tickets and
 //! may call back. Owns the shape of a vendor's configuration and its semantic checks; it must
-//! not read secrets (that happens once at startup, in `outbound::vendors`) nor print them.
+//! not read secrets (that happens once at startup, in `vendors::registry`) nor print them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
