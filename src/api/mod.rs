@@ -59,15 +59,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
     {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || read(&*store)).await {
-            Ok(result) => Ok(result?),
-            Err(e) => Err(ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("store read failed: {e}"),
-            )),
-        }
+        Ok(crate::store::read(&self.store, read).await?)
     }
 }
 

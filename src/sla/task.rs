@@ -15,8 +15,8 @@ use tracing::{debug, warn};
 use crate::engine::EngineHandle;
 use crate::engine::SubmitError;
 use crate::event::EventBody;
-use crate::store::Store;
 use crate::store::layout::sla_timers;
+use crate::store::{self, Store};
 
 /// Longest the task sleeps without looking again (a safety net; wake-ups do the work).
 const MAX_SLEEP: Duration = Duration::from_secs(3_600);
@@ -30,7 +30,7 @@ pub async fn run(engine: EngineHandle, store: Arc<dyn Store>, shutdown: Cancella
     let wake = engine.timers_changed();
     let limit = MAX_FIRE.min(engine.capacity()).max(1);
     loop {
-        let pause = match next_step(&engine, &*store, limit).await {
+        let pause = match next_step(&engine, &store, limit).await {
             Step::Fired => continue,
             Step::Stopped => break,
             Step::Sleep(d) => d,
@@ -53,9 +53,9 @@ enum Step {
     Sleep(Duration),
 }
 
-async fn next_step(engine: &EngineHandle, store: &dyn Store, limit: usize) -> Step {
+async fn next_step(engine: &EngineHandle, store: &Arc<dyn Store>, limit: usize) -> Step {
     let now = engine.now();
-    let due = match sla_timers::due(store, now, limit) {
+    let due = match store::read(store, move |s| sla_timers::due(s, now, limit)).await {
         Ok(due) => due,
         Err(e) => {
             warn!(error = %e, "Clock task cannot read the SLA timers; retrying.");
@@ -77,7 +77,7 @@ async fn next_step(engine: &EngineHandle, store: &dyn Store, limit: usize) -> St
             }
         };
     }
-    match sla_timers::earliest(store) {
+    match store::read(store, sla_timers::earliest).await {
         Ok(Some(t)) => {
             let wait = t.due.duration_since(engine.now());
             Step::Sleep(Duration::try_from(wait).unwrap_or_default().min(MAX_SLEEP))

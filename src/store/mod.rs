@@ -28,6 +28,22 @@ use std::sync::Arc;
 
 use crate::config::StoreConfig;
 
+/// Runs a read on a blocking thread, for async callers: a read may wait for the disk (or, on
+/// a networked backend, the network), which must not stall the runtime's workers.
+pub async fn read<T, F>(store: &Arc<dyn Store>, read: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || read(&*store))
+        .await
+        .map_err(|e| StoreError::Io {
+            op: "read on a blocking thread",
+            source: e.into(),
+        })?
+}
+
 /// Opens the configured store, creating its directory if needed. The one place that picks a
 /// backend: everything else holds an `Arc<dyn Store>`.
 pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {

@@ -95,7 +95,8 @@ pub async fn run(engine: EngineHandle, store: Arc<dyn Store>, shutdown: Cancella
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             info!(sweep_every = %every, "Auto-close sweep interval changed.");
         }
-        let due = match due_ids(&*store, &lc, engine.clock.now()) {
+        let (swept, now) = (lc.clone(), engine.clock.now());
+        let due = match crate::store::read(&store, move |s| due_ids(s, &swept, now)).await {
             Ok(ids) => ids.len(),
             Err(e) => {
                 warn!(error = %e, "Auto-close sweep could not read the store; trying next time.");

@@ -39,6 +39,17 @@ use crate::vendors::registry::Vendors;
 use crate::vendors::sign;
 
 /// Longest the dispatcher sleeps when nothing is due (new rows wake it anyway).
+/// What one look at the outbox found.
+#[derive(Default)]
+struct Due {
+    /// Rows to send now, with their vendor.
+    start: Vec<(OutboxRow, Arc<Vendor>)>,
+    /// When the first row not yet due falls due.
+    next: Option<Timestamp>,
+    /// Vendors seen for the first time that are not configured (their rows are held).
+    unknown: Vec<String>,
+}
+
 const IDLE: Duration = Duration::from_secs(60);
 /// Wait before scanning again after a store read failed.
 const READ_RETRY: Duration = Duration::from_secs(5);
@@ -105,14 +116,24 @@ impl Dispatcher {
         let mut unknown = HashSet::new();
         info!("Webhook dispatcher started.");
         loop {
-            let wait = match this.start_due(&mut in_flight, &mut unknown, &mut |row, vendor| {
-                let id = row.id;
-                let handle = tasks.spawn(this.clone().deliver(row, vendor));
-                rows_of.insert(handle.id(), id);
-            }) {
-                Ok(Some(due)) => Duration::try_from(due.duration_since(this.engine.now()))
-                    .unwrap_or(Duration::ZERO),
-                Ok(None) => IDLE,
+            let wait = match this.clone().due(&in_flight, &unknown).await {
+                Ok(due) => {
+                    for vendor in due.unknown {
+                        warn!(vendor = %vendor, "Outbox rows for a vendor that is not configured are held.");
+                        unknown.insert(vendor);
+                    }
+                    for (row, vendor) in due.start {
+                        in_flight.insert(row.id, row.vendor.clone());
+                        let id = row.id;
+                        let handle = tasks.spawn(this.clone().deliver(row, vendor));
+                        rows_of.insert(handle.id(), id);
+                    }
+                    match due.next {
+                        Some(next) => Duration::try_from(next.duration_since(this.engine.now()))
+                            .unwrap_or(Duration::ZERO),
+                        None => IDLE,
+                    }
+                }
                 Err(e) => {
                     error!(error = %e, "Cannot read the outbox; trying again shortly.");
                     READ_RETRY
@@ -140,42 +161,57 @@ impl Dispatcher {
         info!("Webhook dispatcher stopped.");
     }
 
-    /// Starts a delivery for every due row whose vendor has room; returns when the next
-    /// row that is not due yet will be.
-    fn start_due(
+    /// Looks at the outbox on a blocking thread (store reads never run on the runtime's
+    /// workers): the due rows whose vendor has room, and when the next row falls due.
+    async fn due(
+        self: Arc<Self>,
+        in_flight: &HashMap<u64, String>,
+        unknown: &HashSet<String>,
+    ) -> Result<Due, StoreError> {
+        let (in_flight, unknown) = (in_flight.clone(), unknown.clone());
+        let store = self.store.clone();
+        crate::store::read(&store, move |store| {
+            self.find_due(store, in_flight, &unknown)
+        })
+        .await
+    }
+
+    fn find_due(
         &self,
-        in_flight: &mut HashMap<u64, String>,
-        unknown: &mut HashSet<String>,
-        start: &mut dyn FnMut(OutboxRow, Arc<Vendor>),
-    ) -> Result<Option<Timestamp>, StoreError> {
+        store: &dyn Store,
+        mut in_flight: HashMap<u64, String>,
+        unknown: &HashSet<String>,
+    ) -> Result<Due, StoreError> {
         let now = self.engine.now();
+        let mut found = Due::default();
         let mut disabled: HashMap<String, bool> = HashMap::new();
         let bounds = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
-        for item in self.store.range(Tree::OutboxDue, bounds.0, bounds.1) {
+        for item in store.range(Tree::OutboxDue, bounds.0, bounds.1) {
             let (key, _) = item?;
             let Some((due, id)) = parse_due_key(&key) else {
                 continue;
             };
             if due > now {
-                return Ok(Some(due));
+                found.next = Some(due);
+                return Ok(found);
             }
             // Not flushed yet (the engine wakes us once it is), or already being sent.
             if id > self.engine.durable_outbox_row() || in_flight.contains_key(&id) {
                 continue;
             }
-            let Some(row) = outbox::pending(&*self.store, id)? else {
+            let Some(row) = outbox::pending(store, id)? else {
                 continue;
             };
             let Some(vendor) = self.vendors.get(&row.vendor) else {
-                if unknown.insert(row.vendor.clone()) {
-                    warn!(vendor = %row.vendor, "Outbox rows for a vendor that is not configured are held.");
+                if !unknown.contains(&row.vendor) && !found.unknown.contains(&row.vendor) {
+                    found.unknown.push(row.vendor.clone());
                 }
                 continue;
             };
             let off = match disabled.get(&row.vendor) {
                 Some(off) => *off,
                 None => {
-                    let off = outbox::vendor_state(&*self.store, &row.vendor)?
+                    let off = outbox::vendor_state(store, &row.vendor)?
                         .disabled_at
                         .is_some();
                     disabled.insert(row.vendor.clone(), off);
@@ -187,9 +223,9 @@ impl Dispatcher {
                 continue;
             }
             in_flight.insert(id, row.vendor.clone());
-            start(row, vendor.clone());
+            found.start.push((row, vendor.clone()));
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// Makes one attempt and reports it; gives up quietly on shutdown (the row stays due).
