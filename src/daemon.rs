@@ -66,9 +66,8 @@ pub fn load_vendors(config: &Config) -> anyhow::Result<Vendors> {
 /// Runs until `shutdown` is cancelled, then stops cleanly.
 pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = source.load()?;
-    let data_dir = &config.store.data_dir;
     let store = crate::store::open(&config.store)?;
-    info!(data_dir = %data_dir.display(), "Store opened.");
+    info!(store = %crate::store::describe(&config.store), "Store opened.");
 
     let rules = load_rules(&config)?;
     info!(

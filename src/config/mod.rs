@@ -85,17 +85,35 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// Which backend holds the data: the embedded one (one node) or PostgreSQL.
+    pub backend: StoreBackend,
     /// Directory of the embedded database.
     pub data_dir: PathBuf,
     /// Page cache of the embedded store, in MiB.
     pub cache_mb: u64,
+    /// PostgreSQL connection string (`postgres://user@host:port/db` or libpq key=value), for
+    /// `backend = "postgres"`.
+    pub url: Option<String>,
+}
+
+/// The store backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// The embedded database under `data_dir` (sled): one node.
+    #[default]
+    Embedded,
+    /// PostgreSQL at `url`.
+    Postgres,
 }
 
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {
+            backend: StoreBackend::Embedded,
             data_dir: PathBuf::from("./data"),
             cache_mb: 48,
+            url: None,
         }
     }
 }

@@ -51,6 +51,16 @@ pub fn problems(c: &Config) -> Vec<String> {
             c.server.listen
         ));
     }
+    match (c.store.backend, &c.store.url) {
+        (crate::config::StoreBackend::Postgres, None) => {
+            out.push("store.url is required with store.backend = \"postgres\"".into())
+        }
+        (crate::config::StoreBackend::Embedded, Some(_)) => out.push(
+            "store.url is only read with store.backend = \"postgres\"; remove it or set the backend"
+                .into(),
+        ),
+        _ => {}
+    }
     out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out.extend(crate::sla::policy::problems(&c.sla, c.calendars.keys()));
     out.extend(crate::alerts::config::problems(&c.alerts, &c.pagerduty));

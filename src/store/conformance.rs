@@ -3,6 +3,7 @@
 use std::ops::Bound;
 
 use crate::store::MemoryStore;
+use crate::store::PostgresStore;
 
 use crate::store::SledStore;
 
@@ -129,4 +130,82 @@ fn sled_store_keeps_flushed_batches_across_reopen() {
     }
     let s = SledStore::open(dir.path(), 8 << 20).unwrap();
     assert_eq!(s.get(Tree::Tickets, b"t").unwrap(), Some(b"v".to_vec()));
+}
+
+/// A fresh, empty PostgreSQL database on the server named by `ITSMD_TEST_PG_URL` (a libpq
+/// key=value string without dbname; `eval "$(bash .ci/postgres.sh)"` starts a throwaway
+/// server and sets it, as `.ci/run` does).
+pub(crate) fn postgres_database(name: &str) -> String {
+    let server = std::env::var("ITSMD_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "ITSMD_TEST_PG_URL is not set: the PostgreSQL backend is tested against a real \
+             server; run `eval \"$(bash .ci/postgres.sh)\"` first (.ci/run does)"
+        )
+    });
+    let db = format!("itsmd_test_{name}_{}", std::process::id());
+    let mut admin =
+        postgres::Client::connect(&format!("{server} dbname=postgres"), postgres::NoTls)
+            .expect("connect to the test PostgreSQL server");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {db}"),
+        format!("CREATE DATABASE {db}"),
+    ] {
+        admin.batch_execute(&sql).expect("create a test database");
+    }
+    format!("{server} dbname={db}")
+}
+
+#[test]
+fn postgres_store_conforms() {
+    let url = postgres_database("conforms");
+    suite(&PostgresStore::open(&url).unwrap());
+}
+
+#[test]
+fn postgres_store_keeps_committed_batches_across_reconnect_and_scans_in_pages() {
+    let url = postgres_database("pages");
+    let store = PostgresStore::open(&url).unwrap();
+    // More than a few pages, so scans from both ends meet in the middle.
+    let mut b = WriteBatch::default();
+    for i in 0u32..1_300 {
+        b.put(
+            Tree::Events,
+            i.to_be_bytes().to_vec(),
+            i.to_be_bytes().to_vec(),
+        );
+    }
+    store.apply(b).unwrap();
+    drop(store);
+    // A second open migrates nothing and sees everything.
+    let store = PostgresStore::open(&url).unwrap();
+    let forward: Vec<u32> = collect(store.range(Tree::Events, Bound::Unbounded, Bound::Unbounded))
+        .into_iter()
+        .map(|(k, _)| u32::from_be_bytes(k.try_into().unwrap()))
+        .collect();
+    assert_eq!(forward, (0..1_300).collect::<Vec<_>>());
+    let mut both = store.range(Tree::Events, Bound::Unbounded, Bound::Unbounded);
+    let mut seen = Vec::new();
+    loop {
+        match (both.next(), both.next_back()) {
+            (Some(a), Some(b)) => {
+                seen.push(a.unwrap().0);
+                seen.push(b.unwrap().0);
+            }
+            (Some(a), None) | (None, Some(a)) => seen.push(a.unwrap().0),
+            (None, None) => break,
+        }
+    }
+    seen.sort();
+    let all: Vec<Vec<u8>> = (0u32..1_300).map(|i| i.to_be_bytes().to_vec()).collect();
+    assert_eq!(seen, all, "both ends meet without a gap or a repeat");
+    let reversed: Vec<_> = store
+        .range(
+            Tree::Events,
+            Bound::Excluded(1_000u32.to_be_bytes().to_vec()),
+            Bound::Unbounded,
+        )
+        .rev()
+        .map(|r| u32::from_be_bytes(r.unwrap().0.try_into().unwrap()))
+        .collect();
+    assert_eq!(reversed, (1_001..1_300).rev().collect::<Vec<_>>());
 }

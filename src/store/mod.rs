@@ -16,11 +16,13 @@ mod conformance;
 mod keys;
 pub mod layout;
 mod memory;
+mod postgres;
 mod sled_store;
 
 pub use codec::{FORMAT_VERSION, decode, encode};
 pub use keys::{prefix_end, u64_key};
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sled_store::SledStore;
 
 use std::ops::Bound;
@@ -44,9 +46,25 @@ where
         })?
 }
 
+/// The configured store in a few words, for logs (never a password).
+pub fn describe(config: &StoreConfig) -> String {
+    match config.backend {
+        crate::config::StoreBackend::Embedded => {
+            format!("embedded at {}", config.data_dir.display())
+        }
+        crate::config::StoreBackend::Postgres => {
+            postgres::describe(config.url.as_deref().unwrap_or_default())
+        }
+    }
+}
+
 /// Opens the configured store, creating its directory if needed. The one place that picks a
 /// backend: everything else holds an `Arc<dyn Store>`.
 pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    if config.backend == crate::config::StoreBackend::Postgres {
+        let url = config.url.as_deref().unwrap_or_default();
+        return Ok(Arc::new(PostgresStore::open(url)?));
+    }
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| StoreError::Open {
         path: dir.display().to_string(),

@@ -13,6 +13,7 @@ mod isolation;
 mod lifecycle;
 mod mail;
 mod observe;
+mod postgres;
 mod quiet;
 mod receiver;
 mod reload;

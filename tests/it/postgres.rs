@@ -1,0 +1,112 @@
+//! The daemon on the PostgreSQL backend: intake, restart, and the data readable with plain SQL.
+//! Needs a server the tests may create databases on: `ITSMD_TEST_PG_URL` (a libpq key=value
+//! string without dbname), which `eval "$(bash .ci/postgres.sh)"` sets (.ci/run does).
+
+use serde_json::json;
+
+use crate::support::{Setup, alert};
+
+/// A fresh database on the test server; its connection string.
+fn database(name: &str) -> String {
+    let server = std::env::var("ITSMD_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "ITSMD_TEST_PG_URL is not set: run `eval \"$(bash .ci/postgres.sh)\"` first (.ci/run does)"
+        )
+    });
+    let db = format!("itsmd_it_{name}_{}", std::process::id());
+    let mut admin =
+        postgres::Client::connect(&format!("{server} dbname=postgres"), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    format!("{server} dbname={db}")
+}
+
+#[test]
+fn the_daemon_runs_on_postgres_keeps_its_data_across_restarts_and_sql_reads_it() {
+    let url = database("daemon");
+    let setup = Setup::new().config(&format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"
+    ));
+    let d = setup.start();
+    let (status, body) = d.post(
+        "/api/v1/events",
+        &alert(
+            "firing",
+            "Disk almost full on db01",
+            json!({"alertname": "DiskFull", "instance": "db01"}),
+        ),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["ticket"].as_str().unwrap().to_string();
+    // The same alert again updates the same incident.
+    let (_, again) = d.post(
+        "/api/v1/events",
+        &alert(
+            "firing",
+            "Disk almost full on db01",
+            json!({"alertname": "DiskFull", "instance": "db01"}),
+        ),
+    );
+    assert_eq!(again["ticket"], id.as_str());
+    assert_eq!(d.terminate().code(), Some(0));
+
+    let d = setup.start();
+    let t = d.get_ok(&format!("/api/v1/tickets/{id}"));
+    assert_eq!(t["alert"]["count"], 2, "{t}");
+    assert_eq!(t["title"], "Disk almost full on db01");
+
+    // A BI tool reads the same data with plain SQL through the documented views.
+    let mut sql = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let row = sql
+        .query_one(
+            "SELECT id, state, ticket->>'title' FROM itsmd_tickets WHERE id = $1",
+            &[&id],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(1), "new");
+    assert_eq!(row.get::<_, String>(2), "Disk almost full on db01");
+    let history: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM itsmd_history WHERE ticket = $1",
+            &[&id],
+        )
+        .unwrap()
+        .get(0);
+    assert!(history >= 2, "{history} history rows");
+    let events: i64 = sql
+        .query_one("SELECT count(*) FROM itsmd_events", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(events, 2);
+}
+
+#[test]
+fn a_postgres_store_without_a_url_or_unreachable_is_refused_with_a_clear_error() {
+    let setup = Setup::new().config("[store]\nbackend = \"postgres\"\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_itsmd"))
+        .args(["check", "--config"])
+        .arg(setup.config.as_ref().unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("store.url is required"), "{err}");
+
+    // Nothing listens on port 1: the start fails naming the server, never the password.
+    let setup = Setup::new().config(
+        "[store]\nbackend = \"postgres\"\nurl = \"host=127.0.0.1 port=1 user=itsmd password=s3cret dbname=x\"\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_itsmd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(setup.config.as_ref().unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("127.0.0.1:1/x"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}
