@@ -26,6 +26,10 @@ pub struct AlertsConfig {
     /// The flag clears once the alerts kept their state for this long.
     #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
     pub flap_quiet: SignedDuration,
+    /// A firing alert from Prometheus' API (`/api/v2/alerts`) that gives no `endsAt` of its
+    /// own resolves this long after it was last sent, as Alertmanager's `resolve_timeout`.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub resolve_timeout: SignedDuration,
 }
 
 impl Default for AlertsConfig {
@@ -36,6 +40,7 @@ impl Default for AlertsConfig {
             flap_changes: 4,
             flap_window: SignedDuration::from_hours(1),
             flap_quiet: SignedDuration::from_mins(30),
+            resolve_timeout: SignedDuration::from_mins(5),
         }
     }
 }
@@ -63,6 +68,9 @@ pub fn problems(a: &AlertsConfig, pagerduty: &PagerDutyConfig) -> Vec<String> {
     }
     if a.flap_changes < 2 {
         out.push("alerts.flap_changes must be at least 2".into());
+    }
+    if !a.resolve_timeout.is_positive() {
+        out.push("alerts.resolve_timeout must be greater than 0".into());
     }
     if a.flap_window.is_zero() {
         out.push("alerts.flap_window must be greater than 0".into());

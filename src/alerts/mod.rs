@@ -11,6 +11,7 @@ pub mod alert;
 pub mod api;
 pub mod api_events;
 pub mod config;
+pub mod expiry;
 pub mod intake;
 pub(crate) mod step;
 pub(crate) mod update;

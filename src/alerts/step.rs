@@ -96,6 +96,8 @@ impl Engine {
             link.last_seen = now;
             txn.save_ticket(ticket);
         }
+        // A re-send pushes its expiry out.
+        self.arm_expiry(txn, alert)?;
         Ok(Some(Receipt {
             event_id,
             ticket: Some(id),
@@ -210,6 +212,7 @@ impl Engine {
             );
         }
         txn.save_ticket(ticket);
+        self.arm_expiry(txn, alert)?;
         self.act(txn, &changes, id, &run.decisions)?;
         Ok(Handled {
             ticket: Some(id),

@@ -89,11 +89,16 @@ pub enum Tree {
     MailByMessageId,
     /// Mails per sender address in the current rate-limit window (loop protection).
     MailSenders,
+    /// Alert expiry timers: big-endian due time + the alert's own key → the timer
+    /// (`layout::alert_expiry`), so the earliest is the first key.
+    AlertExpiry,
+    /// Each firing alert's end as last sent: the alert's own key → its expiry record.
+    AlertEnds,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 20] = [
+    pub const ALL: [Tree; 22] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -104,6 +109,8 @@ impl Tree {
         Tree::TicketAlerts,
         Tree::TicketByAlert,
         Tree::Comments,
+        Tree::AlertExpiry,
+        Tree::AlertEnds,
         Tree::Outbox,
         Tree::OutboxDue,
         Tree::OutboxQueues,
@@ -139,6 +146,8 @@ impl Tree {
             Tree::SlaTimers => 30,
             Tree::MailByMessageId => 20,
             Tree::MailSenders => 21,
+            Tree::AlertExpiry => 10,
+            Tree::AlertEnds => 11,
         }
     }
 
@@ -165,6 +174,8 @@ impl Tree {
             Tree::SlaTimers => "sla_timers",
             Tree::MailByMessageId => "mail_by_message_id",
             Tree::MailSenders => "mail_senders",
+            Tree::AlertExpiry => "alert_expiry",
+            Tree::AlertEnds => "alert_ends",
         }
     }
 }

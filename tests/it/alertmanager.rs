@@ -2,15 +2,14 @@
 //! to Alertmanager reach itsmd through its webhook receiver and become incidents; when they
 //! resolve in Alertmanager, the incidents resolve in itsmd.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::{Daemon, Setup, groups_config};
+use crate::support::{Daemon, Setup, free_port, groups_config, incidents, wait_until};
 
 const BINARY: &str = "/usr/bin/prometheus-alertmanager";
 
@@ -27,13 +26,6 @@ impl Drop for Alertmanager {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl Alertmanager {
@@ -108,22 +100,6 @@ receivers:
             .expect("POST to Alertmanager");
         assert!(r.status().is_success(), "Alertmanager said {}", r.status());
     }
-}
-
-/// Polls `done` until it holds, failing after 60 s.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn incidents(d: &Daemon) -> Vec<Value> {
-    d.get_ok("/api/v1/tickets?kind=incident")["tickets"]
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 fn alert(instance: &str, ends_at: Option<String>) -> Value {

@@ -6,6 +6,7 @@ mod alertmanager;
 mod backup;
 mod cli;
 mod crash;
+mod expiry;
 mod formats;
 mod guard;
 mod intake;

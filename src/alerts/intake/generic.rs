@@ -71,6 +71,7 @@ impl GenericEvent {
             generator_url: None,
             format: AlertFormat::Generic,
             acknowledged: false,
+            expired: None,
         })
     }
 }

@@ -130,6 +130,7 @@ pub fn parse(body: &Value) -> Result<PdEvent, Vec<String>> {
         generator_url: string(obj, "client_url", "", &mut problems).filter(|u| !u.is_empty()),
         format: AlertFormat::Pagerduty,
         acknowledged: action == Some(Action::Acknowledge),
+        expired: None,
     };
     if let Some(client) = string(obj, "client", "", &mut problems) {
         alert.annotations.insert("client".into(), client);
