@@ -17,6 +17,7 @@ mod observe;
 mod quiet;
 mod receiver;
 mod reload;
+mod rule_view;
 mod rules;
 mod sla;
 mod ticket_cli;
