@@ -30,6 +30,10 @@ pub struct AlertsConfig {
     /// own resolves this long after it was last sent, as Alertmanager's `resolve_timeout`.
     #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
     pub resolve_timeout: SignedDuration,
+    /// An incident shows the changes (PagerDuty change events) recorded for its service
+    /// within this time before it opened.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub changes_window: SignedDuration,
 }
 
 impl Default for AlertsConfig {
@@ -41,6 +45,7 @@ impl Default for AlertsConfig {
             flap_window: SignedDuration::from_hours(1),
             flap_quiet: SignedDuration::from_mins(30),
             resolve_timeout: SignedDuration::from_mins(5),
+            changes_window: SignedDuration::from_hours(4),
         }
     }
 }
@@ -61,6 +66,7 @@ pub fn problems(a: &AlertsConfig, pagerduty: &PagerDutyConfig) -> Vec<String> {
         ("alerts.reopen_window", a.reopen_window),
         ("alerts.flap_window", a.flap_window),
         ("alerts.flap_quiet", a.flap_quiet),
+        ("alerts.changes_window", a.changes_window),
     ] {
         if d.is_negative() {
             out.push(format!("{name} must not be negative"));

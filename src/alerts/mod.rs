@@ -10,6 +10,7 @@
 pub mod alert;
 pub mod api;
 pub mod api_events;
+pub mod changes;
 pub mod config;
 pub mod expiry;
 pub mod intake;

@@ -233,6 +233,7 @@ impl Engine {
                 }
             },
             EventBody::Clock(timer) => self.clock_fired(txn, &event, timer)?,
+            EventBody::Change(change) => self.change_event(txn, &event, change)?,
             // Turned into the alert it resolves above; nothing is left to do with the row.
             EventBody::AlertExpiry(_) => crate::alerts::step::Handled {
                 ticket: None,

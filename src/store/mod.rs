@@ -94,11 +94,14 @@ pub enum Tree {
     AlertExpiry,
     /// Each firing alert's end as last sent: the alert's own key → its expiry record.
     AlertEnds,
+    /// Index: service \0 big-endian change time + change ticket key → empty
+    /// (`layout::changes`), so an incident finds the changes to its service before it opened.
+    ChangesByService,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 22] = [
+    pub const ALL: [Tree; 23] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -111,6 +114,7 @@ impl Tree {
         Tree::Comments,
         Tree::AlertExpiry,
         Tree::AlertEnds,
+        Tree::ChangesByService,
         Tree::Outbox,
         Tree::OutboxDue,
         Tree::OutboxQueues,
@@ -148,6 +152,7 @@ impl Tree {
             Tree::MailSenders => 21,
             Tree::AlertExpiry => 10,
             Tree::AlertEnds => 11,
+            Tree::ChangesByService => 12,
         }
     }
 
@@ -176,6 +181,7 @@ impl Tree {
             Tree::MailSenders => "mail_senders",
             Tree::AlertExpiry => "alert_expiry",
             Tree::AlertEnds => "alert_ends",
+            Tree::ChangesByService => "changes_by_service",
         }
     }
 }

@@ -41,7 +41,7 @@ const MAX_DEDUP_KEY: usize = 255;
 const MAX_SUMMARY: usize = 1024;
 
 /// Reads a string field; records a problem when present but not a string.
-fn string(
+pub(crate) fn string(
     obj: &Map<String, Value>,
     name: &str,
     path: &str,

@@ -2,6 +2,7 @@
 //! typed reads. The engine writes through these layouts; the API and tools read through them.
 
 pub mod alert_expiry;
+pub mod changes;
 pub mod outbox;
 pub mod sla_timers;
 
