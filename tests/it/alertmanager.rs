@@ -14,9 +14,9 @@ use crate::support::{Daemon, Setup, free_port, groups_config, incidents, wait_un
 const BINARY: &str = "/usr/bin/prometheus-alertmanager";
 
 /// A running Alertmanager, killed when dropped (also when a test fails).
-struct Alertmanager {
+pub struct Alertmanager {
     child: Child,
-    url: String,
+    pub url: String,
     http: reqwest::blocking::Client,
     _dir: TempDir,
 }
@@ -32,6 +32,12 @@ impl Alertmanager {
     /// Starts Alertmanager with one webhook receiver pointing at `itsmd`, grouping by
     /// alertname and instance, flushing groups every second and sending resolved alerts.
     fn start(itsmd: &Daemon) -> Alertmanager {
+        Alertmanager::start_with(itsmd, &["--cluster.listen-address=".to_string()])
+    }
+
+    /// Starts Alertmanager as [`Alertmanager::start`] does, with `cluster` arguments (an HA
+    /// pair: `--cluster.listen-address`, `--cluster.peer`; none: `--cluster.listen-address=`).
+    pub fn start_with(itsmd: &Daemon, cluster: &[String]) -> Alertmanager {
         assert!(
             Path::new(BINARY).exists(),
             "{BINARY} is missing: apt-get install prometheus-alertmanager (.ci/run does)"
@@ -62,7 +68,7 @@ receivers:
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
+            .args(cluster)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -91,7 +97,16 @@ receivers:
         wait_until("Alertmanager to be ready", ready);
     }
 
-    fn post_alerts(&self, alerts: Value) {
+    /// Alertmanager's own metrics text.
+    pub fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+
+    pub fn post_alerts(&self, alerts: Value) {
         let r = self
             .http
             .post(format!("{}/api/v2/alerts", self.url))

@@ -6,6 +6,7 @@ mod alertmanager;
 mod backup;
 mod changes;
 mod cli;
+mod concurrency;
 mod crash;
 mod expiry;
 mod formats;

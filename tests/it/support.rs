@@ -328,7 +328,7 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Every incident, as the ticket list shows them.
 pub fn incidents(d: &Daemon) -> Vec<Value> {
-    d.get_ok("/api/v1/tickets?kind=incident")["tickets"]
+    d.get_ok("/api/v1/tickets?kind=incident&limit=500")["tickets"]
         .as_array()
         .cloned()
         .unwrap_or_default()
