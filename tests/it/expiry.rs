@@ -221,3 +221,28 @@ fn an_alert_without_an_end_expires_after_the_resolve_timeout_even_across_a_resta
         find(&d, "NoEnd without an end")["state"] == "in_progress"
     });
 }
+
+#[test]
+fn a_generic_event_with_an_end_expires_at_it_and_one_without_stays() {
+    let d = Setup::new().start();
+    let event = |key: &str, ends_at: Option<jiff::Timestamp>| {
+        let mut e = json!({
+            "source": "backup-job", "key": key, "status": "firing",
+            "severity": "warning", "summary": format!("{key} is late"),
+        });
+        if let Some(end) = ends_at {
+            e["ends_at"] = json!(end.to_string());
+        }
+        let (status, answer) = d.post("/api/v1/events", &e.to_string());
+        assert_eq!(status, 202, "{answer}");
+        answer["ticket"].as_str().unwrap_or_default().to_string()
+    };
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2);
+    let ending = event("nightly", Some(soon));
+    let staying = event("weekly", None);
+    wait_until("the event with an end to expire", || {
+        state(&d, &ending) == "resolved"
+    });
+    assert!(history(&d, &ending).contains("expired, not re-sent since"));
+    assert_eq!(state(&d, &staying), "new");
+}
