@@ -55,6 +55,7 @@ fn alert(n: usize, keys: usize) -> EventBody {
         generator_url: None,
         format: Default::default(),
         acknowledged: false,
+        expired: None,
     })
 }
 

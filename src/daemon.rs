@@ -118,6 +118,11 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         store.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::alerts::expiry::run(
+        engine.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ));
     if let Some(mail) = crate::mail::maildir::start(&config.mail, engine.clone(), shutdown.clone())
         .context("cannot start mail intake")?
     {

@@ -36,6 +36,10 @@ pub enum EventBody {
     VendorCallback(VendorCallback),
     /// An SLA timer fell due: a warning or breach of one clock of one ticket.
     Clock(crate::store::layout::sla_timers::Timer),
+    /// A PagerDuty change event (a deploy, a config push): recorded as a standard change.
+    Change(crate::alerts::intake::pd_change::ChangeEvent),
+    /// An alert expiry row fell due: the alert may have ended without a re-send.
+    AlertExpiry(crate::store::layout::alert_expiry::Expiry),
     /// A mail taken from the Maildir. Boxed: a mail (with its attachments) is much larger
     /// than the other events.
     Mail(Box<Mail>),
@@ -50,6 +54,8 @@ impl EventBody {
             EventBody::Delivery(_) => "delivery",
             EventBody::VendorCallback(_) => "vendor_callback",
             EventBody::Clock(_) => "clock",
+            EventBody::AlertExpiry(_) => "alert_expiry",
+            EventBody::Change(_) => "change",
             EventBody::Mail(_) => "mail",
         }
     }

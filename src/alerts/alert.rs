@@ -55,6 +55,10 @@ pub struct Alert {
     /// to in_progress. The alert itself is still firing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub acknowledged: bool,
+    /// Set when itsmd resolved it because its end passed without a re-send: when its sender
+    /// last sent it (`alerts::expiry`). Never set by a wire format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<Timestamp>,
 }
 
 /// The wire formats alerts arrive in.
@@ -93,6 +97,7 @@ impl Alert {
             generator_url: None,
             format: AlertFormat::Generic,
             acknowledged: false,
+            expired: None,
         }
     }
 }

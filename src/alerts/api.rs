@@ -108,9 +108,24 @@ pub async fn post_pagerduty(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let metrics = app.metrics.clone();
-    let response = pagerduty_event(app, body).await;
-    let status = response.status();
-    let reason = match status.as_u16() {
+    let answer = pagerduty_event(app, body).await;
+    counted(&metrics, "pagerduty", answer.unwrap_or_else(|r| r))
+}
+
+/// `POST /v2/change/enqueue`: PagerDuty change events, answered exactly as PagerDuty does;
+/// each is recorded as a closed standard change (`alerts::changes`).
+pub async fn post_pagerduty_change(
+    State(app): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let metrics = app.metrics.clone();
+    let answer = pagerduty_change(app, body).await;
+    counted(&metrics, "pagerduty_change", answer.unwrap_or_else(|r| r))
+}
+
+/// Counts a PagerDuty-style answer under `source`.
+fn counted(metrics: &Metrics, source: &str, response: Response) -> Response {
+    let reason = match response.status().as_u16() {
         202 => None,
         400 => Some("invalid_event"),
         401 => Some("unauthorized"),
@@ -118,45 +133,84 @@ pub async fn post_pagerduty(
         413 => Some("payload_too_large"),
         _ => Some("unavailable"),
     };
-    metrics.intake("pagerduty", reason.map_or(Ok(()), Err));
+    metrics.intake(source, reason.map_or(Ok(()), Err));
     response
 }
 
+/// The request body, or PagerDuty's answer to one too large or unreadable.
+#[allow(clippy::result_large_err)] // a Response, built once on the error path
+fn pd_bytes(
+    app: &AppState,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Bytes, Response> {
+    match body {
+        Ok(b) => Ok(b),
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(pd_invalid(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            vec![format!(
+                "Request body is larger than server.max_body_bytes = {}",
+                app.config.server.max_body_bytes
+            )],
+        )),
+        Err(r) => Err(pd_invalid(StatusCode::BAD_REQUEST, vec![r.body_text()])),
+    }
+}
+
+#[allow(clippy::result_large_err)] // either way an answer
+async fn pagerduty_change(
+    app: AppState,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, Response> {
+    let bytes = pd_bytes(&app, body)?;
+    let (routing_key, mut change) = intake::body::pagerduty_change(&bytes)
+        .map_err(|errors| pd_invalid(StatusCode::BAD_REQUEST, errors))?;
+    change.sender = pd_source(&app, &routing_key)?;
+    app.engine
+        .submit(EventBody::Change(change))
+        .await
+        .map_err(|e| ApiError::submit(e, app.config.engine.retry_after_secs).into_response())?;
+    let body = json!({"status": "success", "message": "Change event processed"});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+#[allow(clippy::result_large_err)] // either way an answer
 async fn pagerduty_event(
     app: AppState,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    let bytes = match body {
-        Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return pd_invalid(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                vec![format!(
-                    "Request body is larger than server.max_body_bytes = {}",
-                    app.config.server.max_body_bytes
-                )],
-            );
-        }
-        Err(r) => return pd_invalid(StatusCode::BAD_REQUEST, vec![r.body_text()]),
-    };
-    let event = match intake::body::pagerduty(&bytes) {
-        Ok(e) => e,
-        Err(errors) => return pd_invalid(StatusCode::BAD_REQUEST, errors),
-    };
-    // The routing key is the sender's credential: a configured integration key, else an
-    // API token of role ingest or better; with neither configured (loopback only) any key.
+) -> Result<Response, Response> {
+    let bytes = pd_bytes(&app, body)?;
+    let event = intake::body::pagerduty(&bytes)
+        .map_err(|errors| pd_invalid(StatusCode::BAD_REQUEST, errors))?;
+    let source = pd_source(&app, &event.routing_key)?;
+    let dedup_key = event.dedup_key.clone().unwrap_or_else(|| {
+        pagerduty::mint_dedup_key(app.engine.now(), MINTED.fetch_add(1, Ordering::Relaxed))
+    });
+    let alert = event.into_alert(dedup_key.clone(), source);
+    submit_all(&app, vec![alert])
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let body = json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The source name a PagerDuty routing key stands for, or the answer refusing it. The
+/// routing key is the sender's credential: a configured integration key, else an API token
+/// of role ingest or better; with neither configured (loopback only) any key. A sender
+/// sending too fast is answered as PagerDuty does (429 with Retry-After).
+#[allow(clippy::result_large_err)] // a Response, built once on the error path
+fn pd_source(app: &AppState, routing_key: &str) -> Result<String, Response> {
     let keys = &app.config.pagerduty.integration_keys;
-    let source = if let Some(name) = keys.get(&event.routing_key) {
+    let source = if let Some(name) = keys.get(routing_key) {
         name.clone()
-    } else if let Some(name) = app.keys.ingest_key_name(&event.routing_key) {
+    } else if let Some(name) = app.keys.ingest_key_name(routing_key) {
         name
     } else if keys.is_empty() && app.keys.is_open() {
-        event.routing_key.clone()
+        routing_key.to_string()
     } else {
-        return pd_invalid(
+        return Err(pd_invalid(
             StatusCode::BAD_REQUEST,
             vec!["'routing_key' is not a configured integration key or ingest token".into()],
-        );
+        ));
     };
     if let Err(wait) = app.limits.take(&source) {
         // PagerDuty's own answer when events arrive too fast.
@@ -168,17 +222,9 @@ async fn pagerduty_event(
         response
             .headers_mut()
             .insert(axum::http::header::RETRY_AFTER, wait.into());
-        return response;
+        return Err(response);
     }
-    let dedup_key = event.dedup_key.clone().unwrap_or_else(|| {
-        pagerduty::mint_dedup_key(app.engine.now(), MINTED.fetch_add(1, Ordering::Relaxed))
-    });
-    let alert = event.into_alert(dedup_key.clone(), source);
-    if let Err(e) = submit_all(&app, vec![alert]).await {
-        return e.into_response();
-    }
-    let body = json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key});
-    (StatusCode::ACCEPTED, Json(body)).into_response()
+    Ok(source)
 }
 
 /// The alert intake routes: Prometheus, Alertmanager and Grafana, the generic event (role
@@ -192,7 +238,9 @@ pub fn routes() -> Routes {
             )
             .route("/api/v2/alerts", post(post_prometheus))
             .route("/webhook/alertmanager", post(post_alertmanager)),
-        own_auth: Router::new().route("/v2/enqueue", post(post_pagerduty)),
+        own_auth: Router::new()
+            .route("/v2/enqueue", post(post_pagerduty))
+            .route("/v2/change/enqueue", post(post_pagerduty_change)),
         ..Routes::default()
     }
 }

@@ -26,6 +26,14 @@ pub struct AlertsConfig {
     /// The flag clears once the alerts kept their state for this long.
     #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
     pub flap_quiet: SignedDuration,
+    /// A firing alert from Prometheus' API (`/api/v2/alerts`) that gives no `endsAt` of its
+    /// own resolves this long after it was last sent, as Alertmanager's `resolve_timeout`.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub resolve_timeout: SignedDuration,
+    /// An incident shows the changes (PagerDuty change events) recorded for its service
+    /// within this time before it opened.
+    #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
+    pub changes_window: SignedDuration,
 }
 
 impl Default for AlertsConfig {
@@ -36,6 +44,8 @@ impl Default for AlertsConfig {
             flap_changes: 4,
             flap_window: SignedDuration::from_hours(1),
             flap_quiet: SignedDuration::from_mins(30),
+            resolve_timeout: SignedDuration::from_mins(5),
+            changes_window: SignedDuration::from_hours(4),
         }
     }
 }
@@ -56,6 +66,7 @@ pub fn problems(a: &AlertsConfig, pagerduty: &PagerDutyConfig) -> Vec<String> {
         ("alerts.reopen_window", a.reopen_window),
         ("alerts.flap_window", a.flap_window),
         ("alerts.flap_quiet", a.flap_quiet),
+        ("alerts.changes_window", a.changes_window),
     ] {
         if d.is_negative() {
             out.push(format!("{name} must not be negative"));
@@ -63,6 +74,9 @@ pub fn problems(a: &AlertsConfig, pagerduty: &PagerDutyConfig) -> Vec<String> {
     }
     if a.flap_changes < 2 {
         out.push("alerts.flap_changes must be at least 2".into());
+    }
+    if !a.resolve_timeout.is_positive() {
+        out.push("alerts.resolve_timeout must be greater than 0".into());
     }
     if a.flap_window.is_zero() {
         out.push("alerts.flap_window must be greater than 0".into());

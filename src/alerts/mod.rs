@@ -10,7 +10,9 @@
 pub mod alert;
 pub mod api;
 pub mod api_events;
+pub mod changes;
 pub mod config;
+pub mod expiry;
 pub mod intake;
 pub(crate) mod step;
 pub(crate) mod update;

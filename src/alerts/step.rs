@@ -96,6 +96,8 @@ impl Engine {
             link.last_seen = now;
             txn.save_ticket(ticket);
         }
+        // A re-send pushes its expiry out.
+        self.arm_expiry(txn, alert)?;
         Ok(Some(Receipt {
             event_id,
             ticket: Some(id),
@@ -127,7 +129,29 @@ impl Engine {
             }
             None => None,
         };
-        let view = match candidate.as_ref().or(reopenable.as_ref()) {
+        let fires = alert.status == AlertStatus::Firing && !alert.acknowledged;
+        // A resolve or acknowledge goes to the ticket its alert went to, open or not: the
+        // rules are shown that ticket, never a fresh one (which would rewrite its title).
+        let shown = match candidate.as_ref().or(reopenable.as_ref()) {
+            Some(t) => Some(t),
+            None if !fires => known.as_ref(),
+            None => None,
+        };
+        let action = if alert.acknowledged {
+            "acknowledge"
+        } else if alert.status == AlertStatus::Resolved {
+            "resolve"
+        } else if shown
+            .and_then(|t| t.alert.as_ref())
+            .and_then(|l| l.alerts.get(&alert.key))
+            .is_some_and(|m| m.status == AlertStatus::Firing)
+            && candidate.is_some()
+        {
+            "resend"
+        } else {
+            "trigger"
+        };
+        let view = match shown {
             Some(t) => {
                 let mut v = TicketView::of(t);
                 v.flapping = t.alert.as_ref().is_some_and(|l| l.flapping_at(now));
@@ -141,7 +165,7 @@ impl Engine {
                 ..TicketView::default()
             },
         };
-        let mut run = self.rules.on_alert(&self.metrics, alert, view);
+        let mut run = self.rules.on_alert(&self.metrics, alert, action, view);
         self.vet_vendors(&mut run);
         let rule_failures = self.report_failures(event, &run);
         if run.view.suppressed {
@@ -167,7 +191,6 @@ impl Engine {
             at: now,
             rules_version: self.rules.version(),
         };
-        let fires = alert.status == AlertStatus::Firing && !alert.acknowledged;
         let target = if !fires {
             known.or(candidate)
         } else if key == alert.key {
@@ -210,6 +233,7 @@ impl Engine {
             );
         }
         txn.save_ticket(ticket);
+        self.arm_expiry(txn, alert)?;
         self.act(txn, &changes, id, &run.decisions)?;
         Ok(Handled {
             ticket: Some(id),

@@ -115,6 +115,7 @@ fn alert(key: &str, status: AlertStatus) -> Alert {
         generator_url: None,
         format: AlertFormat::Generic,
         acknowledged: false,
+        expired: None,
     }
 }
 

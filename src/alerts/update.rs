@@ -58,16 +58,26 @@ impl Engine {
             flapping_until: None,
         });
         let mut c = Vec::new();
-        let mut why = vec![format!(
-            "alert {} from {} {}",
-            alert.key,
-            alert.source,
-            if alert.acknowledged {
-                "acknowledged"
-            } else {
-                alert.status.as_str()
-            }
-        )];
+        let mut why = vec![match alert.expired {
+            Some(since) => format!(
+                "alert {} from {} expired, not re-sent since {since} (it ended at {})",
+                alert.key,
+                alert.source,
+                alert
+                    .ends_at
+                    .map_or_else(|| "?".to_string(), |e| e.to_string())
+            ),
+            None => format!(
+                "alert {} from {} {}",
+                alert.key,
+                alert.source,
+                if alert.acknowledged {
+                    "acknowledged"
+                } else {
+                    alert.status.as_str()
+                }
+            ),
+        }];
         let firing_before = link.firing();
         if let Some(until) = link.flapping_until
             && until <= now

@@ -17,6 +17,29 @@ use crate::tickets::Level;
 use crate::tickets::PriorityMatrix;
 use crate::tickets::Ticket;
 
+/// Fields that, once a person or vendor set them, rules leave alone unless forced.
+pub(crate) const BY_HAND: [&str; 6] = [
+    "title",
+    "description",
+    "group",
+    "assignee",
+    "impact",
+    "urgency",
+];
+
+/// The field a decision sets, when it is one a person may have set by hand.
+fn hand_field(d: &Decision) -> Option<&'static str> {
+    Some(match d {
+        Decision::SetTitle { .. } => "title",
+        Decision::SetDescription { .. } => "description",
+        Decision::SetGroup { .. } => "group",
+        Decision::SetAssignee { .. } => "assignee",
+        Decision::SetImpact { .. } => "impact",
+        Decision::SetUrgency { .. } => "urgency",
+        _ => return None,
+    })
+}
+
 /// Collects field changes and writes them as history entries grouped by actor.
 pub(crate) struct Changes<'a> {
     pub event: EventId,
@@ -36,6 +59,13 @@ impl Changes<'_> {
     ) {
         if changes.is_empty() {
             return;
+        }
+        if matches!(actor, Actor::User { .. } | Actor::Vendor { .. }) {
+            for c in &changes {
+                if BY_HAND.contains(&c.field.as_str()) {
+                    ticket.process.set_by_hand.insert(c.field.clone());
+                }
+            }
         }
         ticket.updated_at = self.at;
         let entry = HistoryEntry {
@@ -70,6 +100,16 @@ impl Changes<'_> {
                 && decided[i].by.file == by.file
                 && decided[i].by.hook == by.hook
             {
+                if !decided[i].forced
+                    && let Some(field) = hand_field(&decided[i].decision)
+                    && ticket.process.set_by_hand.contains(field)
+                {
+                    notes.push(format!(
+                        "{field} kept: set by hand (a rule changes it only with ticket.force)"
+                    ));
+                    i += 1;
+                    continue;
+                }
                 if crate::sla::step::apply_decision(
                     ticket,
                     &decided[i].decision,

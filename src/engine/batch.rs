@@ -44,6 +44,8 @@ pub(crate) struct Engine {
     pub outbox_ready: Arc<tokio::sync::Notify>,
     /// Signalled after a commit that stored SLA timers (the clock task waits on it).
     pub timers: Arc<tokio::sync::Notify>,
+    /// Signalled after a commit that stored alert expiry rows (the expiry task waits on it).
+    pub alert_timers: Arc<tokio::sync::Notify>,
     /// Raised to the batch's last outbox row id once the batch is flushed.
     pub durable_outbox: Arc<std::sync::atomic::AtomicU64>,
     /// Decoded tickets as stored, so hot tickets are not decoded every batch.
@@ -93,12 +95,14 @@ impl Engine {
         }
         let mut outbox_due = false;
         let mut new_timers = false;
+        let mut new_expiries = false;
         let last_outbox_row = txn.counter(crate::store::layout::outbox::OUTBOX_SEQ);
         let m = &*self.metrics;
         let mut applied = false;
         let committed = txn.finish().and_then(|(writes, changed)| {
             outbox_due = crate::vendors::step::makes_due(&writes);
             new_timers = crate::sla::step::stores_timers(&writes);
+            new_expiries = crate::alerts::expiry::stores_rows(&writes);
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             let applying = Instant::now();
             stage(m, "process", started, applying);
@@ -127,6 +131,9 @@ impl Engine {
         }
         if new_timers && committed.is_ok() {
             self.timers.notify_one();
+        }
+        if new_expiries && committed.is_ok() {
+            self.alert_timers.notify_one();
         }
         m.batch_size.observe(batch.len() as f64);
         m.commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -166,6 +173,19 @@ impl Engine {
         body: &EventBody,
         received_at: jiff::Timestamp,
     ) -> Result<Result<Receipt, Refusal>, StoreError> {
+        // A due expiry row either comes to nothing to record (stale, re-armed) or to the
+        // resolve its sender would have sent, journaled and handled as that.
+        let expired;
+        let body = match body {
+            EventBody::AlertExpiry(row) => match self.expiry_due(txn, row)? {
+                crate::alerts::expiry::Due::Done(receipt) => return Ok(Ok(receipt)),
+                crate::alerts::expiry::Due::Expired(alert) => {
+                    expired = EventBody::Alert(*alert);
+                    &expired
+                }
+            },
+            other => other,
+        };
         if let EventBody::Alert(alert) = body
             && let Some(receipt) = self.resent(txn, alert)?
         {
@@ -213,6 +233,13 @@ impl Engine {
                 }
             },
             EventBody::Clock(timer) => self.clock_fired(txn, &event, timer)?,
+            EventBody::Change(change) => self.change_event(txn, &event, change)?,
+            // Turned into the alert it resolves above; nothing is left to do with the row.
+            EventBody::AlertExpiry(_) => crate::alerts::step::Handled {
+                ticket: None,
+                outcome: crate::store::layout::Outcome::Recorded,
+                rule_failures: Vec::new(),
+            },
         };
         self.on_ticket_rounds(txn, &event, &mut handled)?;
         // After the rules: their changes (priority, holds) move the clocks too.

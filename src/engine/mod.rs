@@ -11,6 +11,7 @@ pub(crate) mod batch;
 pub(crate) mod rule_actions;
 pub(crate) mod ticket_cache;
 pub(crate) mod ticket_hooks;
+pub(crate) mod timer_task;
 pub(crate) mod txn;
 
 #[cfg(test)]
@@ -106,6 +107,8 @@ pub struct EngineHandle {
     outbox_ready: Arc<tokio::sync::Notify>,
     /// Signalled after a commit that stored new SLA timers, so the clock task re-reads.
     timers: Arc<tokio::sync::Notify>,
+    /// Signalled after a commit that stored new alert expiry rows, so the expiry task re-reads.
+    alert_timers: Arc<tokio::sync::Notify>,
     /// The highest outbox row id on disk. A batch is visible in the store from its apply,
     /// before its flush; a row above this may still vanish in a crash, so it is not sent.
     durable_outbox: Arc<AtomicU64>,
@@ -153,6 +156,17 @@ impl EngineHandle {
     /// sent while nobody waits is not lost).
     pub fn timers_changed(&self) -> Arc<tokio::sync::Notify> {
         self.timers.clone()
+    }
+
+    /// What the engine signals after committing new alert expiry rows (one stored permit).
+    pub fn alert_timers_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.alert_timers.clone()
+    }
+
+    /// The `[alerts]` settings in force (reloads replace them).
+    pub fn alerts(&self) -> crate::alerts::AlertsConfig {
+        let (_, settings) = self.live.current();
+        settings.alerts.clone()
     }
 
     /// Queues an event and waits until it is durable. Fails at once with
@@ -370,6 +384,7 @@ pub fn start(
         settings: RwLock::new(settings.clone()),
     });
     let timers = Arc::new(tokio::sync::Notify::new());
+    let alert_timers = Arc::new(tokio::sync::Notify::new());
     // Everything in the store at start was read back from disk: it is all durable.
     let stored_outbox =
         crate::store::layout::counter(&*store, crate::store::layout::outbox::OUTBOX_SEQ)
@@ -379,6 +394,7 @@ pub fn start(
         cache: Default::default(),
         durable_outbox: durable_outbox.clone(),
         timers: timers.clone(),
+        alert_timers: alert_timers.clone(),
         store,
         rules,
         clock: clock.clone(),
@@ -402,6 +418,7 @@ pub fn start(
         reloaded: Arc::new(tokio::sync::watch::channel(()).0),
         outbox_ready,
         timers,
+        alert_timers,
         durable_outbox,
         metrics,
     };

@@ -127,4 +127,7 @@ pub struct Provenance {
 pub struct Decided {
     pub decision: Decision,
     pub by: Provenance,
+    /// `ticket.force(field, value)`: applies even to a field a person set by hand.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
 }

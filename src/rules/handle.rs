@@ -136,6 +136,11 @@ impl TicketHandle {
     }
 
     pub(super) fn decide(&self, decision: Decision, at: Position) {
+        self.decide_as(decision, at, false);
+    }
+
+    /// A decision; `forced` ones apply even to fields a person set by hand.
+    pub(super) fn decide_as(&self, decision: Decision, at: Position, forced: bool) {
         let mut s = self.lock();
         s.view.apply(&decision);
         let by = Provenance {
@@ -143,7 +148,11 @@ impl TicketHandle {
             hook: s.hook,
             line: at.line().map(|l| l as u32),
         };
-        s.decisions.push(Decided { decision, by });
+        s.decisions.push(Decided {
+            decision,
+            by,
+            forced,
+        });
     }
 }
 
@@ -215,6 +224,48 @@ pub(super) fn register(engine: &mut Engine) {
             .collect::<rhai::Array>()
     });
 
+    engine.register_fn(
+        "force",
+        |ctx: NativeCallContext,
+         h: &mut TicketHandle,
+         field: ImmutableString,
+         v: ImmutableString|
+         -> RhaiResult<()> {
+            let at = ctx.call_position();
+            let decision = match field.as_str() {
+                "title" => Decision::SetTitle {
+                    value: non_empty(&v, "title", at)?,
+                },
+                "description" => Decision::SetDescription {
+                    value: v.to_string(),
+                },
+                "group" => Decision::SetGroup {
+                    value: non_empty(&v, "group", at)?,
+                },
+                "assignee" => Decision::SetAssignee {
+                    value: non_empty(&v, "assignee", at)?,
+                },
+                "impact" => Decision::SetImpact {
+                    value: level(&v, "impact", at)?,
+                },
+                "urgency" => Decision::SetUrgency {
+                    value: level(&v, "urgency", at)?,
+                },
+                other => {
+                    return Err(Box::new(EvalAltResult::ErrorRuntime(
+                        format!(
+                            "ticket.force: `{other}` is not a field set by hand; expected one of {}",
+                            crate::engine::apply::BY_HAND.join(", ")
+                        )
+                        .into(),
+                        at,
+                    )));
+                }
+            };
+            h.decide_as(decision, at, true);
+            Ok(())
+        },
+    );
     engine.register_fn(
         "set$title",
         |ctx: NativeCallContext, h: &mut TicketHandle, v: ImmutableString| -> RhaiResult<()> {

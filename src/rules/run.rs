@@ -99,8 +99,19 @@ impl Rules {
     }
 
     /// Runs every `on_alert` hook for `alert` on a ticket that currently looks like `view`.
-    pub fn on_alert(&self, metrics: &Metrics, alert: &Alert, view: TicketView) -> HookRun {
-        let alert = Dynamic::from_map(alert_map(alert));
+    /// Runs every `on_alert` hook; `action` is what the event does: "trigger",
+    /// "acknowledge", "resolve" or "resend" (a firing alert the ticket already has firing).
+    pub fn on_alert(
+        &self,
+        metrics: &Metrics,
+        alert: &Alert,
+        action: &str,
+        view: TicketView,
+    ) -> HookRun {
+        let mut map = alert_map(alert);
+        map.insert("action".into(), action.into());
+        map.insert("expired".into(), alert.expired.is_some().into());
+        let alert = Dynamic::from_map(map);
         self.run(metrics, "on_alert", view, |h| {
             vec![alert.clone(), Dynamic::from(h)]
         })

@@ -123,11 +123,19 @@ pub enum Tree {
     MailByMessageId,
     /// Mails per sender address in the current rate-limit window (loop protection).
     MailSenders,
+    /// Alert expiry timers: big-endian due time + the alert's own key → the timer
+    /// (`layout::alert_expiry`), so the earliest is the first key.
+    AlertExpiry,
+    /// Each firing alert's end as last sent: the alert's own key → its expiry record.
+    AlertEnds,
+    /// Index: service \0 big-endian change time + change ticket key → empty
+    /// (`layout::changes`), so an incident finds the changes to its service before it opened.
+    ChangesByService,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 20] = [
+    pub const ALL: [Tree; 23] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -138,6 +146,9 @@ impl Tree {
         Tree::TicketAlerts,
         Tree::TicketByAlert,
         Tree::Comments,
+        Tree::AlertExpiry,
+        Tree::AlertEnds,
+        Tree::ChangesByService,
         Tree::Outbox,
         Tree::OutboxDue,
         Tree::OutboxQueues,
@@ -173,6 +184,9 @@ impl Tree {
             Tree::SlaTimers => 30,
             Tree::MailByMessageId => 20,
             Tree::MailSenders => 21,
+            Tree::AlertExpiry => 10,
+            Tree::AlertEnds => 11,
+            Tree::ChangesByService => 12,
         }
     }
 
@@ -199,6 +213,9 @@ impl Tree {
             Tree::SlaTimers => "sla_timers",
             Tree::MailByMessageId => "mail_by_message_id",
             Tree::MailSenders => "mail_senders",
+            Tree::AlertExpiry => "alert_expiry",
+            Tree::AlertEnds => "alert_ends",
+            Tree::ChangesByService => "changes_by_service",
         }
     }
 }

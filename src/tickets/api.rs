@@ -83,6 +83,9 @@ pub struct TicketWithHistory {
     #[serde(flatten)]
     ticket: Ticket,
     history: Vec<HistoryEntry>,
+    /// An alert ticket's service's changes before it opened (`alerts::changes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recent_changes: Option<Vec<crate::alerts::changes::RecentChange>>,
 }
 
 /// The ticket `id` as stored, or 404.
@@ -104,7 +107,16 @@ pub async fn show(
     let id = ticket_id(&raw)?;
     let ticket = existing(&app, id).await?;
     let history = app.read(move |s| layout::history(s, id)).await?;
-    Ok(Json(TicketWithHistory { ticket, history }))
+    let window = app.engine.alerts().changes_window;
+    let of = ticket.clone();
+    let recent_changes = app
+        .read(move |s| crate::alerts::changes::recent_changes(s, &of, window))
+        .await?;
+    Ok(Json(TicketWithHistory {
+        ticket,
+        history,
+        recent_changes,
+    }))
 }
 
 /// `GET /api/v1/tickets/{id}/history`

@@ -20,6 +20,10 @@ use crate::tickets::ReviewOutcome;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ProcessFields {
+    /// Fields a person or a vendor set (API, CLI, vendor callback): rules no longer change
+    /// them on later events unless they `ticket.force(field, value)`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub set_by_hand: std::collections::BTreeSet<String>,
     /// Why the ticket waits; set exactly while it is on_hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_reason: Option<HoldReason>,

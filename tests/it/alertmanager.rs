@@ -2,22 +2,21 @@
 //! to Alertmanager reach itsmd through its webhook receiver and become incidents; when they
 //! resolve in Alertmanager, the incidents resolve in itsmd.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::{Daemon, Setup, groups_config};
+use crate::support::{Daemon, Setup, free_port, groups_config, incidents, wait_until};
 
 const BINARY: &str = "/usr/bin/prometheus-alertmanager";
 
 /// A running Alertmanager, killed when dropped (also when a test fails).
-struct Alertmanager {
+pub struct Alertmanager {
     child: Child,
-    url: String,
+    pub url: String,
     http: reqwest::blocking::Client,
     _dir: TempDir,
 }
@@ -29,17 +28,16 @@ impl Drop for Alertmanager {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 impl Alertmanager {
     /// Starts Alertmanager with one webhook receiver pointing at `itsmd`, grouping by
     /// alertname and instance, flushing groups every second and sending resolved alerts.
     fn start(itsmd: &Daemon) -> Alertmanager {
+        Alertmanager::start_with(itsmd, &["--cluster.listen-address=".to_string()])
+    }
+
+    /// Starts Alertmanager as [`Alertmanager::start`] does, with `cluster` arguments (an HA
+    /// pair: `--cluster.listen-address`, `--cluster.peer`; none: `--cluster.listen-address=`).
+    pub fn start_with(itsmd: &Daemon, cluster: &[String]) -> Alertmanager {
         assert!(
             Path::new(BINARY).exists(),
             "{BINARY} is missing: apt-get install prometheus-alertmanager (.ci/run does)"
@@ -70,7 +68,7 @@ receivers:
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
+            .args(cluster)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -99,7 +97,16 @@ receivers:
         wait_until("Alertmanager to be ready", ready);
     }
 
-    fn post_alerts(&self, alerts: Value) {
+    /// Alertmanager's own metrics text.
+    pub fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+
+    pub fn post_alerts(&self, alerts: Value) {
         let r = self
             .http
             .post(format!("{}/api/v2/alerts", self.url))
@@ -108,22 +115,6 @@ receivers:
             .expect("POST to Alertmanager");
         assert!(r.status().is_success(), "Alertmanager said {}", r.status());
     }
-}
-
-/// Polls `done` until it holds, failing after 60 s.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn incidents(d: &Daemon) -> Vec<Value> {
-    d.get_ok("/api/v1/tickets?kind=incident")["tickets"]
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 fn alert(instance: &str, ends_at: Option<String>) -> Value {

@@ -308,3 +308,28 @@ pub fn assert_closed_by_housekeeping(t: &Value, after: &str) {
         "{last}"
     );
 }
+
+/// A port nobody listens on right now (for the real senders the tests start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Polls `done` until it holds, failing after 60 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every incident, as the ticket list shows them.
+pub fn incidents(d: &Daemon) -> Vec<Value> {
+    d.get_ok("/api/v1/tickets?kind=incident&limit=500")["tickets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}

@@ -89,9 +89,18 @@ pub fn generic(bytes: &[u8]) -> Result<Alert, DecodeError> {
 /// `POST /v2/enqueue` (PagerDuty Events v2): the validated event, before the routing key is
 /// checked; problems in PagerDuty's own words, as its `errors` list.
 pub fn pagerduty(bytes: &[u8]) -> Result<PdEvent, Vec<String>> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| vec![format!("Invalid JSON: {e}")])?;
-    pagerduty::parse(&value)
+    pagerduty::parse(&pd_json(bytes)?)
+}
+
+/// `POST /v2/change/enqueue`: a PagerDuty change event and its routing key.
+pub fn pagerduty_change(
+    bytes: &[u8],
+) -> Result<(String, crate::alerts::intake::pd_change::ChangeEvent), Vec<String>> {
+    crate::alerts::intake::pd_change::parse(&pd_json(bytes)?)
+}
+
+fn pd_json(bytes: &[u8]) -> Result<serde_json::Value, Vec<String>> {
+    serde_json::from_slice(bytes).map_err(|e| vec![format!("Invalid JSON: {e}")])
 }
 
 #[cfg(test)]

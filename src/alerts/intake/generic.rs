@@ -29,6 +29,10 @@ pub struct GenericEvent {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// When a firing alert ends unless it is sent again: it then resolves by itself
+    /// (`alerts::expiry`). Without one it stays until a resolved event.
+    #[serde(default)]
+    pub ends_at: Option<jiff::Timestamp>,
 }
 
 /// Largest key, source or severity accepted, in bytes.
@@ -67,10 +71,11 @@ impl GenericEvent {
             labels: self.labels,
             annotations: self.annotations,
             starts_at: None,
-            ends_at: None,
+            ends_at: self.ends_at,
             generator_url: None,
             format: AlertFormat::Generic,
             acknowledged: false,
+            expired: None,
         })
     }
 }

@@ -5,5 +5,6 @@ pub mod alertmanager;
 pub mod body;
 pub mod generic;
 pub mod pagerduty;
+pub mod pd_change;
 pub mod promalert;
 pub mod prometheus;

@@ -41,7 +41,7 @@ const MAX_DEDUP_KEY: usize = 255;
 const MAX_SUMMARY: usize = 1024;
 
 /// Reads a string field; records a problem when present but not a string.
-fn string(
+pub(crate) fn string(
     obj: &Map<String, Value>,
     name: &str,
     path: &str,
@@ -130,6 +130,7 @@ pub fn parse(body: &Value) -> Result<PdEvent, Vec<String>> {
         generator_url: string(obj, "client_url", "", &mut problems).filter(|u| !u.is_empty()),
         format: AlertFormat::Pagerduty,
         acknowledged: action == Some(Action::Acknowledge),
+        expired: None,
     };
     if let Some(client) = string(obj, "client", "", &mut problems) {
         alert.annotations.insert("client".into(), client);

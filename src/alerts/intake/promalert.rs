@@ -111,6 +111,7 @@ impl WireAlert {
             generator_url: self.generator_url.filter(|u| !u.is_empty()),
             format,
             acknowledged: false,
+            expired: None,
         })
     }
 }

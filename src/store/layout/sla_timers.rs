@@ -54,11 +54,21 @@ impl Timer {
 }
 
 /// The first 12 bytes of the key of every timer due at `at`: keys before it are due earlier.
-fn due_prefix(at: Timestamp) -> Vec<u8> {
+/// Seconds with the sign bit flipped, then nanoseconds, both big-endian. Alert expiry timers
+/// use the same ordering.
+pub(crate) fn due_prefix(at: Timestamp) -> Vec<u8> {
     let mut k = Vec::with_capacity(32);
     k.extend_from_slice(&((at.as_second() as u64) ^ (1 << 63)).to_be_bytes());
     k.extend_from_slice(&(at.subsec_nanosecond() as u32).to_be_bytes());
     k
+}
+
+/// The exclusive end of a scan for every key due at or before `now`.
+pub(crate) fn due_end(now: Timestamp) -> Vec<u8> {
+    let mut end = due_prefix(now);
+    // Everything due at `now` exactly is due too: end just past the whole instant.
+    end.push(0xff);
+    end
 }
 
 /// The earliest timer, if any.
@@ -74,9 +84,7 @@ pub fn earliest(store: &dyn Store) -> Result<Option<Timer>, StoreError> {
 
 /// Every timer due at or before `now`, earliest first, at most `limit`.
 pub fn due(store: &dyn Store, now: Timestamp, limit: usize) -> Result<Vec<Timer>, StoreError> {
-    let mut end = due_prefix(now);
-    // Everything due at `now` exactly is due too: end just past the whole instant.
-    end.extend_from_slice(&[0xff; 1]);
+    let end = due_end(now);
     store
         .scan(
             Tree::SlaTimers,
