@@ -13,8 +13,8 @@ use crate::config::duration::Friendly;
 pub struct Groups(pub BTreeMap<String, GroupConfig>);
 
 impl Default for Groups {
-    /// `triage` (where failed rules and unknown groups send tickets) and `operations` (the
-    /// shipped rule's default route), both without members.
+    /// `triage` (where failed rules and unknown groups send tickets), `operations` (the
+    /// shipped rule's default route) and `dba` (the README tour's team), all without members.
     fn default() -> Groups {
         let empty = GroupConfig {
             members: Vec::new(),
@@ -22,6 +22,7 @@ impl Default for Groups {
             escalate_to: None,
         };
         Groups(BTreeMap::from([
+            ("dba".to_string(), empty.clone()),
             ("operations".to_string(), empty.clone()),
             ("triage".to_string(), empty),
         ]))

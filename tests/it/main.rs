@@ -14,6 +14,7 @@ mod lifecycle;
 mod mail;
 mod observe;
 mod quiet;
+mod readme;
 mod receiver;
 mod reload;
 mod rules;
