@@ -19,20 +19,8 @@ pub struct TicketArgs {
 
 #[derive(clap::Subcommand)]
 pub enum TicketCommand {
-    /// List tickets in id order, with optional filters.
-    List {
-        #[arg(long)]
-        state: Option<String>,
-        #[arg(long)]
-        kind: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Start after this ticket id (the `next` of the previous page).
-        #[arg(long)]
-        after: Option<String>,
-    },
+    /// List tickets in id order; every filter given must match.
+    List(ListArgs),
     /// Show one ticket with its history and comments.
     Show { id: String },
     /// Open a ticket of any kind.
@@ -65,6 +53,81 @@ pub enum TicketCommand {
         #[arg(long)]
         public: bool,
     },
+}
+
+/// The filters of `ticket list`, sent as the query parameters of the same names.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    state: Option<String>,
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    assignee: Option<String>,
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    priority: Option<u8>,
+    /// Tickets carrying this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    #[arg(long)]
+    vendor: Option<String>,
+    /// The caller's mail address (tickets opened by mail).
+    #[arg(long)]
+    caller: Option<String>,
+    /// Where a clock stands.
+    #[arg(long, value_parser = ["breached", "at_risk", "paused"])]
+    sla: Option<String>,
+    /// Created at or after this time (RFC 3339, e.g. 2026-03-01T00:00:00Z).
+    #[arg(long)]
+    created_after: Option<String>,
+    /// Created before this time (RFC 3339).
+    #[arg(long)]
+    created_before: Option<String>,
+    /// Last changed at or after this time (RFC 3339).
+    #[arg(long)]
+    updated_after: Option<String>,
+    /// Last changed before this time (RFC 3339).
+    #[arg(long)]
+    updated_before: Option<String>,
+    /// Text in the title, description or a comment (any case).
+    #[arg(long)]
+    q: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Start after this ticket id (the `next` of the previous page).
+    #[arg(long)]
+    after: Option<String>,
+}
+
+impl ListArgs {
+    /// The listing's path and query.
+    fn path(self) -> String {
+        let mut query = vec![format!("limit={}", self.limit)];
+        for (k, v) in [
+            ("state", self.state),
+            ("kind", self.kind),
+            ("group", self.group),
+            ("assignee", self.assignee),
+            ("priority", self.priority.map(|p| p.to_string())),
+            ("tag", self.tag),
+            ("vendor", self.vendor),
+            ("caller", self.caller),
+            ("sla", self.sla),
+            ("created_after", self.created_after),
+            ("created_before", self.created_before),
+            ("updated_after", self.updated_after),
+            ("updated_before", self.updated_before),
+            ("q", self.q),
+            ("after", self.after),
+        ] {
+            if let Some(v) = v {
+                query.push(format!("{k}={}", encode(&v)));
+            }
+        }
+        format!("/api/v1/tickets?{}", query.join("&"))
+    }
 }
 
 #[derive(clap::Args)]
@@ -141,27 +204,7 @@ pub fn run(args: TicketArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.server)?;
     let json_out = args.server.json;
     let (value, render): (Value, fn(&Value) -> String) = match args.command {
-        TicketCommand::List {
-            state,
-            kind,
-            group,
-            limit,
-            after,
-        } => {
-            let mut query = vec![format!("limit={limit}")];
-            for (k, v) in [
-                ("state", state),
-                ("kind", kind),
-                ("group", group),
-                ("after", after),
-            ] {
-                if let Some(v) = v {
-                    query.push(format!("{k}={}", encode(&v)));
-                }
-            }
-            let path = format!("/api/v1/tickets?{}", query.join("&"));
-            (client.call(Method::GET, &path, None)?, table)
-        }
+        TicketCommand::List(list) => (client.call(Method::GET, &list.path(), None)?, table),
         TicketCommand::Show { id } => {
             let path = format!("/api/v1/tickets/{}", encode(&id));
             let mut t = client.call(Method::GET, &path, None)?;

@@ -18,6 +18,7 @@ mod readme;
 mod receiver;
 mod reload;
 mod rules;
+mod search;
 mod sla;
 mod ticket_cli;
 mod tickets;

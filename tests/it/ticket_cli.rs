@@ -9,7 +9,7 @@ use crate::support::{BIN, Daemon, Setup, groups_config};
 const TOKEN: &str = "cli-agent-token-0123456789";
 
 /// Runs `itsmd ticket ARGS --server … --token …`: success, stdout, stderr.
-fn ticket(d: &Daemon, token: Option<&str>, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn ticket(d: &Daemon, token: Option<&str>, args: &[&str]) -> (bool, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.arg("ticket").args(args).arg("--server").arg(d.url(""));
     if let Some(t) = token {

@@ -216,21 +216,87 @@ pub fn get_event(store: &dyn Store, id: u64) -> Result<Option<StoredEvent>, Stor
 }
 
 /// Filters of a ticket listing; all that are set must match.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
     pub state: Option<State>,
     pub kind: Option<Kind>,
     pub group: Option<String>,
+    pub assignee: Option<String>,
+    pub priority: Option<u8>,
+    /// One of the ticket's tags.
+    pub tag: Option<String>,
+    pub vendor: Option<String>,
+    /// The caller's address (`custom.caller`, set on tickets opened by mail), any case.
+    pub caller: Option<String>,
+    pub created: TimeRange,
+    pub updated: TimeRange,
+    /// Case-insensitive substring of the title, the description or a comment's body.
+    pub text: Option<String>,
+    pub sla: Option<SlaFilter>,
+}
+
+/// A half-open time range: at or after `after`, strictly before `before`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub after: Option<jiff::Timestamp>,
+    pub before: Option<jiff::Timestamp>,
+}
+
+impl TimeRange {
+    fn contains(&self, at: jiff::Timestamp) -> bool {
+        self.after.is_none_or(|a| at >= a) && self.before.is_none_or(|b| at < b)
+    }
+}
+
+/// Tickets whose SLA stands as `standing` at `at`, under the policies and calendars given.
+#[derive(Debug, Clone)]
+pub struct SlaFilter {
+    pub standing: crate::sla::view::Standing,
+    pub config: crate::sla::SlaConfig,
+    pub calendars: std::sync::Arc<crate::sla::Calendars>,
+    pub at: jiff::Timestamp,
 }
 
 impl TicketFilter {
-    fn matches(&self, t: &Ticket) -> bool {
-        self.state.is_none_or(|s| t.state == s)
+    /// Whether `t` passes every filter; reads its comments only for a text search that the
+    /// title and description do not answer.
+    fn matches(&self, store: &dyn Store, t: &Ticket) -> Result<bool, StoreError> {
+        let same = |want: &Option<String>, have: Option<&String>| {
+            want.as_ref().is_none_or(|w| have == Some(w))
+        };
+        let fields = self.state.is_none_or(|s| t.state == s)
             && self.kind.is_none_or(|k| t.kind() == k)
-            && self
-                .group
-                .as_ref()
-                .is_none_or(|g| t.group.as_ref() == Some(g))
+            && same(&self.group, t.group.as_ref())
+            && same(&self.assignee, t.assignee.as_ref())
+            && same(&self.vendor, t.process.vendor.as_ref())
+            && self.priority.is_none_or(|p| t.priority == p)
+            && self.tag.as_ref().is_none_or(|tag| t.tags.contains(tag))
+            && self.caller.as_ref().is_none_or(|c| {
+                t.custom
+                    .get("caller")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|have| have.eq_ignore_ascii_case(c))
+            })
+            && self.created.contains(t.created_at)
+            && self.updated.contains(t.updated_at)
+            && self.sla.as_ref().is_none_or(|f| {
+                crate::sla::view::of(t, &f.config, &f.calendars, f.at).stands(f.standing)
+            });
+        if !fields {
+            return Ok(false);
+        }
+        let Some(text) = &self.text else {
+            return Ok(true);
+        };
+        let needle = text.to_lowercase();
+        let found = |hay: &str| hay.to_lowercase().contains(&needle);
+        if found(&t.title) || found(&t.description) {
+            return Ok(true);
+        }
+        if t.process.comments == 0 {
+            return Ok(false);
+        }
+        Ok(comments(store, t.id)?.iter().any(|c| found(&c.body)))
     }
 }
 
@@ -273,7 +339,7 @@ pub fn list_tickets(
                 None => continue,
             }
         };
-        if !filter.matches(&ticket) {
+        if !filter.matches(store, &ticket)? {
             continue;
         }
         if page.len() == limit {
