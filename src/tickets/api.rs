@@ -12,6 +12,7 @@ use crate::api::Routes;
 use crate::store::layout;
 use crate::store::layout::{SlaFilter, TicketFilter, TimeRange};
 use crate::tickets::HistoryEntry;
+use crate::tickets::Kind;
 use crate::tickets::Ticket;
 use crate::tickets::TicketId;
 use axum::Router;
@@ -43,9 +44,27 @@ pub struct ListParams {
     after: Option<String>,
 }
 
+/// A ticket as the API shows it: its stored fields and its `kind` (which is also the id's
+/// prefix, but clients should not have to parse ids).
+#[derive(Debug, Serialize)]
+pub struct TicketJson {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    pub kind: Kind,
+}
+
+impl From<Ticket> for TicketJson {
+    fn from(ticket: Ticket) -> TicketJson {
+        TicketJson {
+            kind: ticket.kind(),
+            ticket,
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct Page {
-    tickets: Vec<Ticket>,
+    tickets: Vec<TicketJson>,
     /// Pass as `after` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<TicketId>,
@@ -124,6 +143,7 @@ pub async fn list(
     let (tickets, next) = app
         .read(move |s| layout::list_tickets(s, &filter, after, limit))
         .await?;
+    let tickets = tickets.into_iter().map(TicketJson::from).collect();
     Ok(Json(Page { tickets, next }))
 }
 
@@ -143,7 +163,7 @@ fn param<T: std::str::FromStr<Err: std::fmt::Display>>(
 #[derive(Serialize)]
 pub struct TicketWithHistory {
     #[serde(flatten)]
-    ticket: Ticket,
+    ticket: TicketJson,
     history: Vec<HistoryEntry>,
 }
 
@@ -166,7 +186,10 @@ pub async fn show(
     let id = ticket_id(&raw)?;
     let ticket = existing(&app, id).await?;
     let history = app.read(move |s| layout::history(s, id)).await?;
-    Ok(Json(TicketWithHistory { ticket, history }))
+    Ok(Json(TicketWithHistory {
+        ticket: ticket.into(),
+        history,
+    }))
 }
 
 /// `GET /api/v1/tickets/{id}/history`

@@ -1,9 +1,16 @@
-//! `itsmd ticket list|show|create|update|transition|comment`: the agent's command line over
-//! the ticket API. Values (kinds, states, codes) go to the server as typed, so the server's
-//! validation and messages are the only ones.
+//! `itsmd ticket list|show|create|update|transition|comment|link|sla`: the agent's command
+//! line over the ticket API. Values of the closed vocabularies (kinds, states, levels, hold
+//! reasons, resolution codes, change types, review outcomes, link relations) are checked here
+//! against the model's own lists, so a typo names its flag and the allowed values before
+//! anything is sent; everything else is the server's to validate.
 
+use clap::builder::PossibleValuesParser;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+
+use crate::tickets::{
+    ChangeType, HoldReason, Kind, Level, LinkRel, Resolution, ReviewOutcome, State,
+};
 
 use crate::cli::Client;
 
@@ -15,6 +22,24 @@ pub struct TicketArgs {
     pub server: ServerArgs,
     #[command(subcommand)]
     pub command: TicketCommand,
+}
+
+/// The names of a closed vocabulary, as a flag's allowed values.
+fn one_of(names: impl IntoIterator<Item = &'static str>) -> PossibleValuesParser {
+    PossibleValuesParser::new(names)
+}
+
+fn kinds() -> PossibleValuesParser {
+    one_of(Kind::ALL.map(Kind::as_str))
+}
+fn states() -> PossibleValuesParser {
+    one_of(State::ALL.map(State::as_str))
+}
+fn levels() -> PossibleValuesParser {
+    one_of(Level::ALL.map(Level::as_str))
+}
+fn change_types() -> PossibleValuesParser {
+    one_of(ChangeType::ALL.iter().map(|v| v.as_str()))
 }
 
 #[derive(clap::Subcommand)]
@@ -31,20 +56,32 @@ pub enum TicketCommand {
     Transition {
         id: String,
         /// Target state, e.g. in_progress, on_hold, resolved.
+        #[arg(value_parser = states())]
         to: String,
         /// Why; recorded in the history.
         #[arg(long)]
         reason: String,
         /// Resolution code when resolving (fixed, workaround, …).
-        #[arg(long)]
+        #[arg(long, value_parser = one_of(Resolution::ALL.iter().map(|v| v.as_str())))]
         resolution: Option<String>,
         /// Hold reason when going on hold (awaiting_caller, awaiting_vendor, …).
-        #[arg(long)]
+        #[arg(long, value_parser = one_of(HoldReason::ALL.iter().map(|v| v.as_str())))]
         hold_reason: Option<String>,
         /// Review outcome when closing a change.
-        #[arg(long)]
+        #[arg(long, value_parser = one_of(ReviewOutcome::ALL.iter().map(|v| v.as_str())))]
         outcome: Option<String>,
     },
+    /// Link this ticket to another (both ends get the link, the other with the inverse).
+    Link {
+        id: String,
+        /// How this ticket relates to the other, e.g. caused_by, fixed_by, child_of.
+        #[arg(value_parser = one_of(LinkRel::ALL.map(LinkRel::as_str)))]
+        rel: String,
+        /// The other ticket's id.
+        other: String,
+    },
+    /// Show a ticket's SLA clocks: phase, target, time used and left, due time, breaches.
+    Sla { id: String },
     /// Add a comment (internal unless --public).
     Comment {
         id: String,
@@ -58,9 +95,9 @@ pub enum TicketCommand {
 /// The filters of `ticket list`, sent as the query parameters of the same names.
 #[derive(clap::Args)]
 pub struct ListArgs {
-    #[arg(long)]
+    #[arg(long, value_parser = states())]
     state: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = kinds())]
     kind: Option<String>,
     #[arg(long)]
     group: Option<String>,
@@ -133,7 +170,7 @@ impl ListArgs {
 #[derive(clap::Args)]
 pub struct CreateArgs {
     /// incident, request, problem or change.
-    #[arg(long)]
+    #[arg(long, value_parser = kinds())]
     kind: String,
     #[arg(long)]
     title: String,
@@ -143,15 +180,15 @@ pub struct CreateArgs {
     group: Option<String>,
     #[arg(long)]
     assignee: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = levels())]
     impact: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = levels())]
     urgency: Option<String>,
     /// A manual priority (1–5) instead of the matrix's.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
     priority: Option<u8>,
     /// Changes: standard, normal or emergency.
-    #[arg(long)]
+    #[arg(long, value_parser = change_types())]
     change_type: Option<String>,
     /// Changes: planned window start and end (RFC 3339), both or neither.
     #[arg(long, requires = "window_end")]
@@ -176,12 +213,12 @@ pub struct UpdateArgs {
     /// Remove the assignee.
     #[arg(long)]
     unassign: bool,
-    #[arg(long)]
+    #[arg(long, value_parser = levels())]
     impact: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = levels())]
     urgency: Option<String>,
     /// A manual priority override (1–5).
-    #[arg(long, conflicts_with = "matrix_priority")]
+    #[arg(long, conflicts_with = "matrix_priority", value_parser = clap::value_parser!(u8).range(1..=5))]
     priority: Option<u8>,
     /// Drop a manual override; priority follows the matrix again.
     #[arg(long)]
@@ -195,6 +232,14 @@ pub struct UpdateArgs {
     /// Take the ticket away from its vendor.
     #[arg(long)]
     no_vendor: bool,
+    /// Changes: a new planned window start and end (RFC 3339), both together.
+    #[arg(long, requires = "window_end", conflicts_with = "no_window")]
+    window_start: Option<String>,
+    #[arg(long, requires = "window_start")]
+    window_end: Option<String>,
+    /// Changes: remove the planned window.
+    #[arg(long)]
+    no_window: bool,
     /// Why; recorded in the history.
     #[arg(long)]
     reason: Option<String>,
@@ -237,6 +282,15 @@ pub fn run(args: TicketArgs) -> anyhow::Result<()> {
             put(&mut body, "outcome", outcome);
             let path = format!("/api/v1/tickets/{}/transitions", encode(&id));
             (client.call(Method::POST, &path, Some(&body))?, summary)
+        }
+        TicketCommand::Link { id, rel, other } => {
+            let body = json!({ "rel": rel, "ticket": other });
+            let path = format!("/api/v1/tickets/{}/links", encode(&id));
+            (client.call(Method::POST, &path, Some(&body))?, summary)
+        }
+        TicketCommand::Sla { id } => {
+            let path = format!("/api/v1/tickets/{}/sla", encode(&id));
+            (client.call(Method::GET, &path, None)?, sla)
         }
         TicketCommand::Comment { id, body, public } => {
             let visibility = if public { "public" } else { "internal" };
@@ -311,6 +365,12 @@ fn update_body(u: UpdateArgs) -> Value {
     if u.no_vendor {
         body["vendor"] = Value::Null;
     }
+    if let (Some(start), Some(end)) = (u.window_start, u.window_end) {
+        body["window"] = json!({ "start": start, "end": end });
+    }
+    if u.no_window {
+        body["window"] = Value::Null;
+    }
     put(&mut body, "reason", u.reason);
     body
 }
@@ -376,6 +436,84 @@ fn summary(t: &Value) -> String {
     out
 }
 
+/// Who did something (a history entry's actor, a comment's author), by name or address.
+fn actor(a: &Value) -> String {
+    match a["type"].as_str() {
+        Some("user") => text(&a["name"]),
+        Some("rule") => format!("rule {}", text(&a["file"])),
+        Some("system") => text(&a["component"]),
+        Some("caller") => text(&a["address"]),
+        Some("vendor") => format!("vendor {}", text(&a["name"])),
+        _ => text(a),
+    }
+}
+
+/// Seconds as a duration ("1h 30m"), negative ones with a minus sign.
+fn secs(v: &Value) -> String {
+    let Some(n) = v.as_i64() else {
+        return "-".into();
+    };
+    let friendly =
+        |n: i64| crate::config::duration::Friendly(jiff::SignedDuration::from_secs(n)).to_string();
+    if n < 0 {
+        format!("-{}", friendly(-n))
+    } else {
+        friendly(n)
+    }
+}
+
+/// A ticket's SLA clocks as a table.
+fn sla(v: &Value) -> String {
+    let mut out = format!(
+        "{}  policy {}  escalation {}\n",
+        text(&v["ticket"]),
+        text(&v["policy"]),
+        text(&v["escalation"])
+    );
+    let clocks = v["clocks"].as_array().cloned().unwrap_or_default();
+    if clocks.is_empty() {
+        out.push_str("No clocks.\n");
+        return out;
+    }
+    let mut rows = vec![
+        [
+            "CLOCK",
+            "PHASE",
+            "TARGET",
+            "ELAPSED",
+            "REMAINING",
+            "DUE",
+            "BREACHED",
+        ]
+        .map(String::from),
+    ];
+    for c in &clocks {
+        let phase = match c["pause_reason"].as_str() {
+            Some(why) => format!("paused ({why})"),
+            None => text(&c["phase"]),
+        };
+        rows.push([
+            text(&c["name"]),
+            phase,
+            text(&c["target"]),
+            secs(&c["elapsed_secs"]),
+            secs(&c["remaining_secs"]),
+            text(&c["due"]),
+            match c["breached_at"].as_str() {
+                Some(at) => at.to_string(),
+                None => "no".into(),
+            },
+        ]);
+    }
+    out.push_str(&crate::cli::client::table(&rows));
+    for c in &clocks {
+        if let Some(p) = c["problem"].as_str() {
+            out.push_str(&format!("{}: {p}\n", text(&c["name"])));
+        }
+    }
+    out
+}
+
 /// One ticket with its history and comments.
 fn detail(t: &Value) -> String {
     let mut out = summary(t);
@@ -384,14 +522,7 @@ fn detail(t: &Value) -> String {
     }
     out.push_str("\nHistory:\n");
     for h in t["history"].as_array().into_iter().flatten() {
-        let actor = &h["actor"];
-        let who = match actor["type"].as_str() {
-            Some("user") => text(&actor["name"]),
-            Some("rule") => format!("rule {}", text(&actor["file"])),
-            Some("system") => text(&actor["component"]),
-            Some("caller") => text(&actor["address"]),
-            _ => text(actor),
-        };
+        let who = actor(&h["actor"]);
         let changes: Vec<String> = h["changes"]
             .as_array()
             .into_iter()
@@ -424,7 +555,7 @@ fn detail(t: &Value) -> String {
                 "  #{} {} {} ({}): {}\n",
                 text(&c["seq"]),
                 text(&c["at"]),
-                text(&c["author"]["name"]),
+                actor(&c["author"]),
                 text(&c["visibility"]),
                 text(&c["body"])
             ));
@@ -454,6 +585,26 @@ mod tests {
     }
 
     #[test]
+    fn authors_are_shown_by_name_or_address() {
+        for (a, shown) in [
+            (json!({"type": "user", "name": "ann"}), "ann"),
+            (
+                json!({"type": "caller", "address": "carol@example.org"}),
+                "carol@example.org",
+            ),
+            (json!({"type": "vendor", "name": "acme"}), "vendor acme"),
+            (
+                json!({"type": "rule", "file": "00-defaults.rhai", "hook": "on_alert"}),
+                "rule 00-defaults.rhai",
+            ),
+            (json!({"type": "system", "component": "mail"}), "mail"),
+        ] {
+            assert_eq!(actor(&a), shown);
+        }
+        assert_eq!(secs(&json!(-5400)), "-1h 30m");
+    }
+
+    #[test]
     fn update_sends_null_to_clear_and_only_what_was_given() {
         let u = UpdateArgs {
             id: "INC-000001".into(),
@@ -469,11 +620,14 @@ mod tests {
             tags: vec![],
             vendor: None,
             no_vendor: true,
+            window_start: None,
+            window_end: None,
+            no_window: true,
             reason: None,
         };
         assert_eq!(
             update_body(u),
-            json!({"group": "dba", "assignee": null, "priority": null, "vendor": null})
+            json!({"group": "dba", "assignee": null, "priority": null, "vendor": null, "window": null})
         );
     }
 }
