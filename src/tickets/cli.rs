@@ -70,6 +70,9 @@ pub enum TicketCommand {
         /// Review outcome when closing a change.
         #[arg(long, value_parser = one_of(ReviewOutcome::ALL.iter().map(|v| v.as_str())))]
         outcome: Option<String>,
+        /// Why a change is implemented outside its planned window (its approvers only).
+        #[arg(long)]
+        window_override: Option<String>,
     },
     /// Link this ticket to another (both ends get the link, the other with the inverse).
     Link {
@@ -275,11 +278,13 @@ pub fn run(args: TicketArgs) -> anyhow::Result<()> {
             resolution,
             hold_reason,
             outcome,
+            window_override,
         } => {
             let mut body = json!({ "to": to, "reason": reason });
             put(&mut body, "resolution", resolution);
             put(&mut body, "hold_reason", hold_reason);
             put(&mut body, "outcome", outcome);
+            put(&mut body, "window_override", window_override);
             let path = format!("/api/v1/tickets/{}/transitions", encode(&id));
             (client.call(Method::POST, &path, Some(&body))?, summary)
         }

@@ -4,6 +4,7 @@ mod support;
 
 mod alertmanager;
 mod backup;
+mod changes;
 mod cli;
 mod crash;
 mod formats;
