@@ -10,7 +10,7 @@ use crate::api::ApiError;
 use crate::api::AppState;
 use crate::api::Routes;
 use crate::store::layout;
-use crate::store::layout::{SlaFilter, TicketFilter, TimeRange};
+use crate::store::layout::{SlaFilter, Sort, TicketFilter, TimeRange};
 use crate::tickets::HistoryEntry;
 use crate::tickets::Kind;
 use crate::tickets::Ticket;
@@ -40,6 +40,7 @@ pub struct ListParams {
     updated_after: Option<String>,
     updated_before: Option<String>,
     q: Option<String>,
+    sort: Option<String>,
     limit: Option<String>,
     after: Option<String>,
 }
@@ -71,8 +72,8 @@ pub struct Page {
 }
 
 /// `GET /api/v1/tickets?state=&kind=&group=&assignee=&priority=&tag=&vendor=&caller=&sla=
-/// &created_after=&created_before=&updated_after=&updated_before=&q=&limit=&after=`: the
-/// tickets matching every filter given, in id order, one page at a time.
+/// &created_after=&created_before=&updated_after=&updated_before=&q=&sort=&limit=&after=`: the
+/// tickets matching every filter given, in id order or by `sort`, one page at a time.
 pub async fn list(
     State(app): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -87,6 +88,7 @@ pub async fn list(
         problems.push("`priority` must be 1..=5".to_string());
     }
     let standing = param("sla", p.sla, &mut problems);
+    let sort: Option<Sort> = param("sort", p.sort, &mut problems);
     let mut time = |name: &str, raw: Option<String>| -> Option<jiff::Timestamp> {
         raw.and_then(|v| {
             v.parse()
@@ -140,9 +142,20 @@ pub async fn list(
     if !problems.is_empty() {
         return Err(ApiError::invalid(problems));
     }
-    let (tickets, next) = app
-        .read(move |s| layout::list_tickets(s, &filter, after, limit))
-        .await?;
+    let (tickets, next) = match sort {
+        None => {
+            app.read(move |s| layout::list_tickets(s, &filter, after, limit))
+                .await?
+        }
+        Some(sort) => app
+            .read(move |s| layout::list_tickets_sorted(s, &filter, sort, after, limit))
+            .await?
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "`after`: that ticket is no longer in this listing (its sort key or a filtered field changed); start again without `after`",
+                )
+            })?,
+    };
     let tickets = tickets.into_iter().map(TicketJson::from).collect();
     Ok(Json(Page { tickets, next }))
 }

@@ -44,7 +44,7 @@ fn change_types() -> PossibleValuesParser {
 
 #[derive(clap::Subcommand)]
 pub enum TicketCommand {
-    /// List tickets in id order; every filter given must match.
+    /// List tickets (in id order unless --sort); every filter given must match.
     List(ListArgs),
     /// Show one ticket with its history and comments.
     Show { id: String },
@@ -134,6 +134,9 @@ pub struct ListArgs {
     /// Text in the title, description or a comment (any case).
     #[arg(long)]
     q: Option<String>,
+    /// Order by created, updated or priority (a leading - for descending); default id order.
+    #[arg(long, allow_hyphen_values = true, value_parser = one_of(["created", "-created", "updated", "-updated", "priority", "-priority"]))]
+    sort: Option<String>,
     #[arg(long, default_value_t = 50)]
     limit: usize,
     /// Start after this ticket id (the `next` of the previous page).
@@ -160,6 +163,7 @@ impl ListArgs {
             ("updated_after", self.updated_after),
             ("updated_before", self.updated_before),
             ("q", self.q),
+            ("sort", self.sort),
             ("after", self.after),
         ] {
             if let Some(v) = v {

@@ -147,6 +147,59 @@ fn every_filter_narrows_the_listing_and_they_combine() {
 }
 
 #[test]
+fn listings_sort_by_priority_creation_or_last_change_and_page_in_that_order() {
+    let d = Setup::new().start();
+    for (title, priority) in [("b", 3), ("a", 1), ("c", 5), ("d", 1)] {
+        create(
+            &d,
+            json!({"kind": "incident", "title": title, "priority": priority}),
+        );
+    }
+    // Ties keep id order.
+    assert_eq!(
+        ids(&d, "sort=priority"),
+        ["INC-000002", "INC-000004", "INC-000001", "INC-000003"]
+    );
+    assert_eq!(
+        ids(&d, "sort=-priority"),
+        ["INC-000003", "INC-000001", "INC-000002", "INC-000004"]
+    );
+    assert_eq!(
+        ids(&d, "sort=-created"),
+        ["INC-000004", "INC-000003", "INC-000002", "INC-000001"]
+    );
+    patch(&d, "INC-000002", json!({"title": "a, again"}));
+    assert_eq!(
+        ids(&d, "sort=-updated&priority=1"),
+        ["INC-000002", "INC-000004"]
+    );
+    // Pages follow the order.
+    let first = d.get_ok("/api/v1/tickets?sort=priority&limit=3");
+    assert_eq!(first["next"], "INC-000001");
+    assert_eq!(
+        ids(&d, "sort=priority&limit=3&after=INC-000001"),
+        ["INC-000003"]
+    );
+    let (status, body) = d.get("/api/v1/tickets?sort=priority&after=INC-000009");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = d.get("/api/v1/tickets?sort=title");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`sort`: unknown sort \"title\"; expected one of created, updated, priority"),
+        "{body}"
+    );
+    let (ok, out, err) = list(&d, &["--sort", "-priority", "--limit", "1"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("INC-000003") && out.contains("More: --after INC-000003"),
+        "{out}"
+    );
+}
+
+#[test]
 fn the_sla_filter_finds_breached_at_risk_and_paused_tickets() {
     let sla = r#"
 [[sla.policies]]

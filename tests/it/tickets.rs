@@ -67,7 +67,6 @@ fn snapshot(d: &Daemon, id: &str) -> Value {
     d.get_ok(&format!("/api/v1/tickets/{id}"))
 }
 
-/// A window on a fixed day, valid for any test run.
 /// A change window that is open now: implementing needs no override.
 pub(crate) fn open_window() -> Value {
     let now = jiff::Timestamp::now();
@@ -75,6 +74,8 @@ pub(crate) fn open_window() -> Value {
     json!({"start": (now - hour).to_string(), "end": (now + hour * 24).to_string()})
 }
 
+/// A window on a fixed day, valid for any test run (in the future: implementing it needs an
+/// override).
 pub(crate) fn window() -> Value {
     json!({"start": "2030-01-05T22:00:00Z", "end": "2030-01-05T23:00:00Z"})
 }

@@ -350,3 +350,89 @@ pub fn list_tickets(
     }
     Ok((page, None))
 }
+
+/// One page of a listing and the cursor of the next page, if there is one.
+pub type TicketPage = (Vec<Ticket>, Option<TicketId>);
+
+/// What a sorted listing orders by (then by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Created,
+    Updated,
+    Priority,
+}
+
+/// A listing's order: by `key`, descending when `descending`; ties in id order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl std::str::FromStr for Sort {
+    type Err = String;
+    /// `created`, `updated`, `priority`, each with a leading `-` for descending.
+    fn from_str(s: &str) -> Result<Sort, String> {
+        let (descending, name) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let key = match name {
+            "created" => SortKey::Created,
+            "updated" => SortKey::Updated,
+            "priority" => SortKey::Priority,
+            _ => {
+                return Err(format!(
+                    "unknown sort {s:?}; expected one of created, updated, priority, each optionally with a leading - for descending"
+                ));
+            }
+        };
+        Ok(Sort { key, descending })
+    }
+}
+
+/// One page of the tickets matching `filter` in `sort` order, after the ticket `after`; the
+/// second value is the cursor of the next page. Every matching ticket is read and sorted (no
+/// index serves the sort keys yet). `None` when `after` is no longer in the listing (its
+/// sort key or a filtered field changed since the previous page).
+pub fn list_tickets_sorted(
+    store: &dyn Store,
+    filter: &TicketFilter,
+    sort: Sort,
+    after: Option<TicketId>,
+    limit: usize,
+) -> Result<Option<TicketPage>, StoreError> {
+    let (mut all, _) = list_tickets(store, filter, None, usize::MAX)?;
+    all.sort_by(|a, b| {
+        let order = match sort.key {
+            SortKey::Created => a.created_at.cmp(&b.created_at),
+            SortKey::Updated => a.updated_at.cmp(&b.updated_at),
+            SortKey::Priority => a.priority.cmp(&b.priority),
+        };
+        let order = if sort.descending {
+            order.reverse()
+        } else {
+            order
+        };
+        order.then(a.id.cmp(&b.id))
+    });
+    let start = match after {
+        None => 0,
+        Some(id) => match all.iter().position(|t| t.id == id) {
+            Some(i) => i + 1,
+            None => return Ok(None),
+        },
+    };
+    let mut page: Vec<Ticket> = all
+        .into_iter()
+        .skip(start)
+        .take(limit.saturating_add(1))
+        .collect();
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|t| t.id)
+    } else {
+        None
+    };
+    Ok(Some((page, next)))
+}
