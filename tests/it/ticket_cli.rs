@@ -32,10 +32,12 @@ fn ok(d: &Daemon, args: &[&str]) -> String {
     stdout
 }
 
-/// A daemon whose `dba` group has ann, who holds the agent token.
+/// A daemon whose `dba` group has ann, who holds the agent token and authorises normal
+/// changes.
 fn start() -> Daemon {
     let config = format!(
-        "{}[[auth.tokens]]\nname = \"ann\"\nrole = \"agent\"\ntoken = \"{TOKEN}\"\n",
+        "{}[[auth.tokens]]\nname = \"ann\"\nrole = \"agent\"\ntoken = \"{TOKEN}\"\n\
+         [approval.changes.normal]\napprovers = [\"ann\"]\n",
         groups_config(&[("dba", &["ann"])])
     );
     Setup::new().config(&config).start()
@@ -278,5 +280,47 @@ fn links_windows_sla_and_checked_values_from_the_command_line() {
         json(&["show", "INC-000001"])["state"],
         "new",
         "nothing was sent"
+    );
+}
+
+#[test]
+fn a_change_approver_implements_outside_the_window_with_a_reason() {
+    let d = start();
+    ok(
+        &d,
+        &[
+            "create",
+            "--kind",
+            "change",
+            "--title",
+            "Move the racks",
+            "--window-start",
+            "2030-01-05T22:00:00Z",
+            "--window-end",
+            "2030-01-06T02:00:00Z",
+        ],
+    );
+    for to in ["assess", "authorize", "scheduled"] {
+        ok(&d, &["transition", "CHG-000001", to, "--reason", to]);
+    }
+    let go = ["transition", "CHG-000001", "implement", "--reason", "go"];
+    let (success, _, stderr) = ticket(&d, Some(TOKEN), &go);
+    assert!(!success);
+    assert!(
+        stderr.contains("409 conflict: CHG-000001 is outside its window"),
+        "{stderr}"
+    );
+    let mut with_reason = go.to_vec();
+    with_reason.extend(["--window-override", "the movers come early"]);
+    let out = ok(&d, &with_reason);
+    assert!(out.starts_with("CHG-000001  implement"), "{out}");
+    let show = ok(&d, &["show", "CHG-000001"]);
+    assert!(
+        show.contains("why: go (outside its window 2030-01-05T22:00:00Z .. 2030-01-06T02:00:00Z, overridden by ann: the movers come early)"),
+        "{show}"
+    );
+    assert!(
+        show.contains("why: scheduled (authorization 1 of 1, by ann)"),
+        "{show}"
     );
 }
