@@ -77,6 +77,7 @@ impl Engine {
                         resolution: *resolution,
                         hold_reason: *hold_reason,
                         outcome: None,
+                        window_override: None,
                     };
                     self.transition(txn, ctx, &by, id, &step)
                 }

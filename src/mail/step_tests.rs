@@ -92,6 +92,7 @@ impl Harness {
             resolution,
             hold_reason: None,
             outcome: None,
+            window_override: None,
         };
         let c = Command {
             by: Actor::User {

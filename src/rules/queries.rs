@@ -150,8 +150,8 @@ fn open_tickets(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResu
         'states: for state in State::ALL.into_iter().filter(|s| s.is_open()) {
             let filter = layout::TicketFilter {
                 state: Some(state),
-                kind: None,
                 group: group.clone(),
+                ..layout::TicketFilter::default()
             };
             let (page, _) = layout::list_tickets(&*store, &filter, None, MAX_SCAN).map_err(err)?;
             for t in page {

@@ -115,6 +115,48 @@ pub struct Segment {
     pub reason: Option<String>,
 }
 
+/// Where a ticket stands against its SLA, as `GET /api/v1/tickets?sla=` filters on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// A clock missed its target.
+    Breached,
+    /// A clock still going (running or paused) passed a warning but has not breached.
+    AtRisk,
+    /// A clock is paused (on hold for the caller, a vendor, …).
+    Paused,
+}
+
+impl std::str::FromStr for Standing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Standing, String> {
+        match s {
+            "breached" => Ok(Standing::Breached),
+            "at_risk" => Ok(Standing::AtRisk),
+            "paused" => Ok(Standing::Paused),
+            _ => Err(format!(
+                "unknown SLA standing {s:?}; expected one of breached, at_risk, paused"
+            )),
+        }
+    }
+}
+
+impl SlaView {
+    /// Whether some clock of the ticket stands as `standing`.
+    pub fn stands(&self, standing: Standing) -> bool {
+        self.clocks.iter().any(|c| match standing {
+            Standing::Breached => c.breached,
+            Standing::AtRisk => {
+                !c.breached
+                    && matches!(c.phase, "running" | "paused")
+                    && c.reached
+                        .iter()
+                        .any(|r| matches!(r.stage, Stage::Warning(_)))
+            }
+            Standing::Paused => c.phase == "paused",
+        })
+    }
+}
+
 /// The SLA of `t` at `at` under the policies and calendars in force.
 pub fn of(t: &Ticket, sla: &SlaConfig, calendars: &Calendars, at: Timestamp) -> SlaView {
     let policy = t.sla.policy.as_deref().and_then(|n| sla.policy(n));

@@ -10,8 +10,9 @@ use crate::api::ApiError;
 use crate::api::AppState;
 use crate::api::Routes;
 use crate::store::layout;
-use crate::store::layout::TicketFilter;
+use crate::store::layout::{SlaFilter, Sort, TicketFilter, TimeRange};
 use crate::tickets::HistoryEntry;
+use crate::tickets::Kind;
 use crate::tickets::Ticket;
 use crate::tickets::TicketId;
 use axum::Router;
@@ -20,24 +21,59 @@ use axum::routing::{get, post};
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 
+/// The query of a listing. Every value is taken as text and parsed here, so a bad one is
+/// reported with its parameter's name; an unknown parameter is refused by name.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     state: Option<String>,
     kind: Option<String>,
     group: Option<String>,
-    limit: Option<usize>,
+    assignee: Option<String>,
+    priority: Option<String>,
+    tag: Option<String>,
+    vendor: Option<String>,
+    caller: Option<String>,
+    sla: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    updated_after: Option<String>,
+    updated_before: Option<String>,
+    q: Option<String>,
+    sort: Option<String>,
+    limit: Option<String>,
     after: Option<String>,
+}
+
+/// A ticket as the API shows it: its stored fields and its `kind` (which is also the id's
+/// prefix, but clients should not have to parse ids).
+#[derive(Debug, Serialize)]
+pub struct TicketJson {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    pub kind: Kind,
+}
+
+impl From<Ticket> for TicketJson {
+    fn from(ticket: Ticket) -> TicketJson {
+        TicketJson {
+            kind: ticket.kind(),
+            ticket,
+        }
+    }
 }
 
 #[derive(Serialize)]
 pub struct Page {
-    tickets: Vec<Ticket>,
+    tickets: Vec<TicketJson>,
     /// Pass as `after` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<TicketId>,
 }
 
-/// `GET /api/v1/tickets?state=&kind=&group=&limit=&after=`
+/// `GET /api/v1/tickets?state=&kind=&group=&assignee=&priority=&tag=&vendor=&caller=&sla=
+/// &created_after=&created_before=&updated_after=&updated_before=&q=&sort=&limit=&after=`: the
+/// tickets matching every filter given, in id order or by `sort`, one page at a time.
 pub async fn list(
     State(app): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -47,26 +83,85 @@ pub async fn list(
     let state = param("state", p.state, &mut problems);
     let kind = param("kind", p.kind, &mut problems);
     let after = param("after", p.after, &mut problems);
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    let priority: Option<u8> = param("priority", p.priority, &mut problems);
+    if priority.is_some_and(|p| !(1..=5).contains(&p)) {
+        problems.push("`priority` must be 1..=5".to_string());
+    }
+    let standing = param("sla", p.sla, &mut problems);
+    let sort: Option<Sort> = param("sort", p.sort, &mut problems);
+    let mut time = |name: &str, raw: Option<String>| -> Option<jiff::Timestamp> {
+        raw.and_then(|v| {
+            v.parse()
+                .map_err(|e| problems.push(format!("`{name}`: {v:?} is not an RFC 3339 time: {e}")))
+                .ok()
+        })
+    };
+    let created = TimeRange {
+        after: time("created_after", p.created_after),
+        before: time("created_before", p.created_before),
+    };
+    let updated = TimeRange {
+        after: time("updated_after", p.updated_after),
+        before: time("updated_before", p.updated_before),
+    };
+    let limit = param("limit", p.limit, &mut problems).unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         problems.push(format!("`limit` must be 1..={MAX_LIMIT}"));
     }
-    if !problems.is_empty() {
-        return Err(ApiError::invalid(problems));
-    }
+    let mut text = |name: &str, raw: Option<String>| {
+        raw.filter(|v| {
+            let empty = v.trim().is_empty();
+            if empty {
+                problems.push(format!("`{name}` must not be empty"));
+            }
+            !empty
+        })
+    };
     let filter = TicketFilter {
         state,
         kind,
-        group: p.group,
+        group: text("group", p.group),
+        assignee: text("assignee", p.assignee),
+        priority,
+        tag: text("tag", p.tag),
+        vendor: text("vendor", p.vendor),
+        caller: text("caller", p.caller),
+        created,
+        updated,
+        text: text("q", p.q),
+        sla: standing.map(|standing| {
+            let (config, calendars) = app.engine.sla();
+            SlaFilter {
+                standing,
+                config,
+                calendars,
+                at: app.engine.now(),
+            }
+        }),
     };
-    let (tickets, next) = app
-        .read(move |s| layout::list_tickets(s, &filter, after, limit))
-        .await?;
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
+    let (tickets, next) = match sort {
+        None => {
+            app.read(move |s| layout::list_tickets(s, &filter, after, limit))
+                .await?
+        }
+        Some(sort) => app
+            .read(move |s| layout::list_tickets_sorted(s, &filter, sort, after, limit))
+            .await?
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "`after`: that ticket is no longer in this listing (its sort key or a filtered field changed); start again without `after`",
+                )
+            })?,
+    };
+    let tickets = tickets.into_iter().map(TicketJson::from).collect();
     Ok(Json(Page { tickets, next }))
 }
 
 /// Parses an optional query parameter, recording a problem instead of failing.
-fn param<T: std::str::FromStr<Err = String>>(
+fn param<T: std::str::FromStr<Err: std::fmt::Display>>(
     name: &str,
     raw: Option<String>,
     problems: &mut Vec<String>,
@@ -81,7 +176,7 @@ fn param<T: std::str::FromStr<Err = String>>(
 #[derive(Serialize)]
 pub struct TicketWithHistory {
     #[serde(flatten)]
-    ticket: Ticket,
+    ticket: TicketJson,
     history: Vec<HistoryEntry>,
     /// An alert ticket's service's changes before it opened (`alerts::changes`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,7 +208,7 @@ pub async fn show(
         .read(move |s| crate::alerts::changes::recent_changes(s, &of, window))
         .await?;
     Ok(Json(TicketWithHistory {
-        ticket,
+        ticket: ticket.into(),
         history,
         recent_changes,
     }))

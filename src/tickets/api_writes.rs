@@ -23,10 +23,10 @@ use crate::tickets::Comment;
 use crate::tickets::CommentRequest;
 use crate::tickets::LinkRequest;
 use crate::tickets::NewTicket;
-use crate::tickets::Ticket;
 use crate::tickets::TicketUpdate;
 use crate::tickets::TransitionRequest;
 use crate::tickets::Visibility;
+use crate::tickets::api::TicketJson;
 use crate::tickets::api::ticket_id;
 
 impl ApiError {
@@ -56,7 +56,7 @@ impl ApiError {
 }
 
 /// Submits `action` as the caller and reads back the ticket it concerns.
-async fn run(app: &AppState, who: Principal, action: Action) -> Result<Ticket, ApiError> {
+async fn run(app: &AppState, who: Principal, action: Action) -> Result<TicketJson, ApiError> {
     let command = Command {
         by: Actor::User { name: who.name },
         action,
@@ -73,7 +73,7 @@ async fn run(app: &AppState, who: Principal, action: Action) -> Result<Ticket, A
             "the command named no ticket",
         )
     })?;
-    crate::tickets::api::existing(app, id).await
+    Ok(crate::tickets::api::existing(app, id).await?.into())
 }
 
 /// `POST /api/v1/tickets`: 201 with the new ticket and its Location.
@@ -81,10 +81,10 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     JsonBody(new): JsonBody<NewTicket>,
-) -> Result<(StatusCode, HeaderMap, Json<Ticket>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<TicketJson>), ApiError> {
     let ticket = run(&app, who, Action::Create(new)).await?;
     let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/tickets/{}", ticket.id)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/tickets/{}", ticket.ticket.id)) {
         headers.insert(header::LOCATION, v);
     }
     Ok((StatusCode::CREATED, headers, Json(ticket)))
@@ -96,7 +96,7 @@ pub async fn update(
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,
     JsonBody(fields): JsonBody<TicketUpdate>,
-) -> Result<Json<Ticket>, ApiError> {
+) -> Result<Json<TicketJson>, ApiError> {
     let ticket = ticket_id(&raw)?;
     Ok(Json(
         run(&app, who, Action::Update { ticket, fields }).await?,
@@ -109,7 +109,7 @@ pub async fn transition(
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,
     JsonBody(step): JsonBody<TransitionRequest>,
-) -> Result<Json<Ticket>, ApiError> {
+) -> Result<Json<TicketJson>, ApiError> {
     let ticket = ticket_id(&raw)?;
     Ok(Json(
         run(&app, who, Action::Transition { ticket, step }).await?,
@@ -122,7 +122,7 @@ pub async fn comment(
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,
     JsonBody(comment): JsonBody<CommentRequest>,
-) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+) -> Result<(StatusCode, Json<TicketJson>), ApiError> {
     let ticket = ticket_id(&raw)?;
     let t = run(&app, who, Action::Comment { ticket, comment }).await?;
     Ok((StatusCode::CREATED, Json(t)))
@@ -134,7 +134,7 @@ pub async fn link(
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,
     JsonBody(link): JsonBody<LinkRequest>,
-) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+) -> Result<(StatusCode, Json<TicketJson>), ApiError> {
     let ticket = ticket_id(&raw)?;
     let t = run(&app, who, Action::Link { ticket, link }).await?;
     Ok((StatusCode::CREATED, Json(t)))

@@ -1,9 +1,16 @@
-//! `itsmd ticket list|show|create|update|transition|comment`: the agent's command line over
-//! the ticket API. Values (kinds, states, codes) go to the server as typed, so the server's
-//! validation and messages are the only ones.
+//! `itsmd ticket list|show|create|update|transition|comment|link|sla`: the agent's command
+//! line over the ticket API. Values of the closed vocabularies (kinds, states, levels, hold
+//! reasons, resolution codes, change types, review outcomes, link relations) are checked here
+//! against the model's own lists, so a typo names its flag and the allowed values before
+//! anything is sent; everything else is the server's to validate.
 
+use clap::builder::PossibleValuesParser;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+
+use crate::tickets::{
+    ChangeType, HoldReason, Kind, Level, LinkRel, Resolution, ReviewOutcome, State,
+};
 
 use crate::cli::Client;
 
@@ -17,22 +24,28 @@ pub struct TicketArgs {
     pub command: TicketCommand,
 }
 
+/// The names of a closed vocabulary, as a flag's allowed values.
+fn one_of(names: impl IntoIterator<Item = &'static str>) -> PossibleValuesParser {
+    PossibleValuesParser::new(names)
+}
+
+fn kinds() -> PossibleValuesParser {
+    one_of(Kind::ALL.map(Kind::as_str))
+}
+fn states() -> PossibleValuesParser {
+    one_of(State::ALL.map(State::as_str))
+}
+fn levels() -> PossibleValuesParser {
+    one_of(Level::ALL.map(Level::as_str))
+}
+fn change_types() -> PossibleValuesParser {
+    one_of(ChangeType::ALL.iter().map(|v| v.as_str()))
+}
+
 #[derive(clap::Subcommand)]
 pub enum TicketCommand {
-    /// List tickets in id order, with optional filters.
-    List {
-        #[arg(long)]
-        state: Option<String>,
-        #[arg(long)]
-        kind: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Start after this ticket id (the `next` of the previous page).
-        #[arg(long)]
-        after: Option<String>,
-    },
+    /// List tickets (in id order unless --sort); every filter given must match.
+    List(ListArgs),
     /// Show one ticket with its history and comments.
     Show { id: String },
     /// Open a ticket of any kind.
@@ -43,20 +56,35 @@ pub enum TicketCommand {
     Transition {
         id: String,
         /// Target state, e.g. in_progress, on_hold, resolved.
+        #[arg(value_parser = states())]
         to: String,
         /// Why; recorded in the history.
         #[arg(long)]
         reason: String,
         /// Resolution code when resolving (fixed, workaround, …).
-        #[arg(long)]
+        #[arg(long, value_parser = one_of(Resolution::ALL.iter().map(|v| v.as_str())))]
         resolution: Option<String>,
         /// Hold reason when going on hold (awaiting_caller, awaiting_vendor, …).
-        #[arg(long)]
+        #[arg(long, value_parser = one_of(HoldReason::ALL.iter().map(|v| v.as_str())))]
         hold_reason: Option<String>,
         /// Review outcome when closing a change.
-        #[arg(long)]
+        #[arg(long, value_parser = one_of(ReviewOutcome::ALL.iter().map(|v| v.as_str())))]
         outcome: Option<String>,
+        /// Why a change is implemented outside its planned window (its approvers only).
+        #[arg(long)]
+        window_override: Option<String>,
     },
+    /// Link this ticket to another (both ends get the link, the other with the inverse).
+    Link {
+        id: String,
+        /// How this ticket relates to the other, e.g. caused_by, fixed_by, child_of.
+        #[arg(value_parser = one_of(LinkRel::ALL.map(LinkRel::as_str)))]
+        rel: String,
+        /// The other ticket's id.
+        other: String,
+    },
+    /// Show a ticket's SLA clocks: phase, target, time used and left, due time, breaches.
+    Sla { id: String },
     /// Add a comment (internal unless --public).
     Comment {
         id: String,
@@ -67,10 +95,89 @@ pub enum TicketCommand {
     },
 }
 
+/// The filters of `ticket list`, sent as the query parameters of the same names.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[arg(long, value_parser = states())]
+    state: Option<String>,
+    #[arg(long, value_parser = kinds())]
+    kind: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    assignee: Option<String>,
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    priority: Option<u8>,
+    /// Tickets carrying this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    #[arg(long)]
+    vendor: Option<String>,
+    /// The caller's mail address (tickets opened by mail).
+    #[arg(long)]
+    caller: Option<String>,
+    /// Where a clock stands.
+    #[arg(long, value_parser = ["breached", "at_risk", "paused"])]
+    sla: Option<String>,
+    /// Created at or after this time (RFC 3339, e.g. 2026-03-01T00:00:00Z).
+    #[arg(long)]
+    created_after: Option<String>,
+    /// Created before this time (RFC 3339).
+    #[arg(long)]
+    created_before: Option<String>,
+    /// Last changed at or after this time (RFC 3339).
+    #[arg(long)]
+    updated_after: Option<String>,
+    /// Last changed before this time (RFC 3339).
+    #[arg(long)]
+    updated_before: Option<String>,
+    /// Text in the title, description or a comment (any case).
+    #[arg(long)]
+    q: Option<String>,
+    /// Order by created, updated or priority (a leading - for descending); default id order.
+    #[arg(long, allow_hyphen_values = true, value_parser = one_of(["created", "-created", "updated", "-updated", "priority", "-priority"]))]
+    sort: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Start after this ticket id (the `next` of the previous page).
+    #[arg(long)]
+    after: Option<String>,
+}
+
+impl ListArgs {
+    /// The listing's path and query.
+    fn path(self) -> String {
+        let mut query = vec![format!("limit={}", self.limit)];
+        for (k, v) in [
+            ("state", self.state),
+            ("kind", self.kind),
+            ("group", self.group),
+            ("assignee", self.assignee),
+            ("priority", self.priority.map(|p| p.to_string())),
+            ("tag", self.tag),
+            ("vendor", self.vendor),
+            ("caller", self.caller),
+            ("sla", self.sla),
+            ("created_after", self.created_after),
+            ("created_before", self.created_before),
+            ("updated_after", self.updated_after),
+            ("updated_before", self.updated_before),
+            ("q", self.q),
+            ("sort", self.sort),
+            ("after", self.after),
+        ] {
+            if let Some(v) = v {
+                query.push(format!("{k}={}", encode(&v)));
+            }
+        }
+        format!("/api/v1/tickets?{}", query.join("&"))
+    }
+}
+
 #[derive(clap::Args)]
 pub struct CreateArgs {
     /// incident, request, problem or change.
-    #[arg(long)]
+    #[arg(long, value_parser = kinds())]
     kind: String,
     #[arg(long)]
     title: String,
@@ -80,15 +187,15 @@ pub struct CreateArgs {
     group: Option<String>,
     #[arg(long)]
     assignee: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = levels())]
     impact: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = levels())]
     urgency: Option<String>,
     /// A manual priority (1–5) instead of the matrix's.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
     priority: Option<u8>,
     /// Changes: standard, normal or emergency.
-    #[arg(long)]
+    #[arg(long, value_parser = change_types())]
     change_type: Option<String>,
     /// Changes: planned window start and end (RFC 3339), both or neither.
     #[arg(long, requires = "window_end")]
@@ -113,12 +220,12 @@ pub struct UpdateArgs {
     /// Remove the assignee.
     #[arg(long)]
     unassign: bool,
-    #[arg(long)]
+    #[arg(long, value_parser = levels())]
     impact: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = levels())]
     urgency: Option<String>,
     /// A manual priority override (1–5).
-    #[arg(long, conflicts_with = "matrix_priority")]
+    #[arg(long, conflicts_with = "matrix_priority", value_parser = clap::value_parser!(u8).range(1..=5))]
     priority: Option<u8>,
     /// Drop a manual override; priority follows the matrix again.
     #[arg(long)]
@@ -132,6 +239,14 @@ pub struct UpdateArgs {
     /// Take the ticket away from its vendor.
     #[arg(long)]
     no_vendor: bool,
+    /// Changes: a new planned window start and end (RFC 3339), both together.
+    #[arg(long, requires = "window_end", conflicts_with = "no_window")]
+    window_start: Option<String>,
+    #[arg(long, requires = "window_start")]
+    window_end: Option<String>,
+    /// Changes: remove the planned window.
+    #[arg(long)]
+    no_window: bool,
     /// Why; recorded in the history.
     #[arg(long)]
     reason: Option<String>,
@@ -141,27 +256,7 @@ pub fn run(args: TicketArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.server)?;
     let json_out = args.server.json;
     let (value, render): (Value, fn(&Value) -> String) = match args.command {
-        TicketCommand::List {
-            state,
-            kind,
-            group,
-            limit,
-            after,
-        } => {
-            let mut query = vec![format!("limit={limit}")];
-            for (k, v) in [
-                ("state", state),
-                ("kind", kind),
-                ("group", group),
-                ("after", after),
-            ] {
-                if let Some(v) = v {
-                    query.push(format!("{k}={}", encode(&v)));
-                }
-            }
-            let path = format!("/api/v1/tickets?{}", query.join("&"));
-            (client.call(Method::GET, &path, None)?, table)
-        }
+        TicketCommand::List(list) => (client.call(Method::GET, &list.path(), None)?, table),
         TicketCommand::Show { id } => {
             let path = format!("/api/v1/tickets/{}", encode(&id));
             let mut t = client.call(Method::GET, &path, None)?;
@@ -187,13 +282,24 @@ pub fn run(args: TicketArgs) -> anyhow::Result<()> {
             resolution,
             hold_reason,
             outcome,
+            window_override,
         } => {
             let mut body = json!({ "to": to, "reason": reason });
             put(&mut body, "resolution", resolution);
             put(&mut body, "hold_reason", hold_reason);
             put(&mut body, "outcome", outcome);
+            put(&mut body, "window_override", window_override);
             let path = format!("/api/v1/tickets/{}/transitions", encode(&id));
             (client.call(Method::POST, &path, Some(&body))?, summary)
+        }
+        TicketCommand::Link { id, rel, other } => {
+            let body = json!({ "rel": rel, "ticket": other });
+            let path = format!("/api/v1/tickets/{}/links", encode(&id));
+            (client.call(Method::POST, &path, Some(&body))?, summary)
+        }
+        TicketCommand::Sla { id } => {
+            let path = format!("/api/v1/tickets/{}/sla", encode(&id));
+            (client.call(Method::GET, &path, None)?, sla)
         }
         TicketCommand::Comment { id, body, public } => {
             let visibility = if public { "public" } else { "internal" };
@@ -268,6 +374,12 @@ fn update_body(u: UpdateArgs) -> Value {
     if u.no_vendor {
         body["vendor"] = Value::Null;
     }
+    if let (Some(start), Some(end)) = (u.window_start, u.window_end) {
+        body["window"] = json!({ "start": start, "end": end });
+    }
+    if u.no_window {
+        body["window"] = Value::Null;
+    }
     put(&mut body, "reason", u.reason);
     body
 }
@@ -333,6 +445,84 @@ fn summary(t: &Value) -> String {
     out
 }
 
+/// Who did something (a history entry's actor, a comment's author), by name or address.
+fn actor(a: &Value) -> String {
+    match a["type"].as_str() {
+        Some("user") => text(&a["name"]),
+        Some("rule") => format!("rule {}", text(&a["file"])),
+        Some("system") => text(&a["component"]),
+        Some("caller") => text(&a["address"]),
+        Some("vendor") => format!("vendor {}", text(&a["name"])),
+        _ => text(a),
+    }
+}
+
+/// Seconds as a duration ("1h 30m"), negative ones with a minus sign.
+fn secs(v: &Value) -> String {
+    let Some(n) = v.as_i64() else {
+        return "-".into();
+    };
+    let friendly =
+        |n: i64| crate::config::duration::Friendly(jiff::SignedDuration::from_secs(n)).to_string();
+    if n < 0 {
+        format!("-{}", friendly(-n))
+    } else {
+        friendly(n)
+    }
+}
+
+/// A ticket's SLA clocks as a table.
+fn sla(v: &Value) -> String {
+    let mut out = format!(
+        "{}  policy {}  escalation {}\n",
+        text(&v["ticket"]),
+        text(&v["policy"]),
+        text(&v["escalation"])
+    );
+    let clocks = v["clocks"].as_array().cloned().unwrap_or_default();
+    if clocks.is_empty() {
+        out.push_str("No clocks.\n");
+        return out;
+    }
+    let mut rows = vec![
+        [
+            "CLOCK",
+            "PHASE",
+            "TARGET",
+            "ELAPSED",
+            "REMAINING",
+            "DUE",
+            "BREACHED",
+        ]
+        .map(String::from),
+    ];
+    for c in &clocks {
+        let phase = match c["pause_reason"].as_str() {
+            Some(why) => format!("paused ({why})"),
+            None => text(&c["phase"]),
+        };
+        rows.push([
+            text(&c["name"]),
+            phase,
+            text(&c["target"]),
+            secs(&c["elapsed_secs"]),
+            secs(&c["remaining_secs"]),
+            text(&c["due"]),
+            match c["breached_at"].as_str() {
+                Some(at) => at.to_string(),
+                None => "no".into(),
+            },
+        ]);
+    }
+    out.push_str(&crate::cli::client::table(&rows));
+    for c in &clocks {
+        if let Some(p) = c["problem"].as_str() {
+            out.push_str(&format!("{}: {p}\n", text(&c["name"])));
+        }
+    }
+    out
+}
+
 /// One ticket with its history and comments.
 fn detail(t: &Value) -> String {
     let mut out = summary(t);
@@ -341,14 +531,7 @@ fn detail(t: &Value) -> String {
     }
     out.push_str("\nHistory:\n");
     for h in t["history"].as_array().into_iter().flatten() {
-        let actor = &h["actor"];
-        let who = match actor["type"].as_str() {
-            Some("user") => text(&actor["name"]),
-            Some("rule") => format!("rule {}", text(&actor["file"])),
-            Some("system") => text(&actor["component"]),
-            Some("caller") => text(&actor["address"]),
-            _ => text(actor),
-        };
+        let who = actor(&h["actor"]);
         let changes: Vec<String> = h["changes"]
             .as_array()
             .into_iter()
@@ -381,7 +564,7 @@ fn detail(t: &Value) -> String {
                 "  #{} {} {} ({}): {}\n",
                 text(&c["seq"]),
                 text(&c["at"]),
-                text(&c["author"]["name"]),
+                actor(&c["author"]),
                 text(&c["visibility"]),
                 text(&c["body"])
             ));
@@ -411,6 +594,26 @@ mod tests {
     }
 
     #[test]
+    fn authors_are_shown_by_name_or_address() {
+        for (a, shown) in [
+            (json!({"type": "user", "name": "ann"}), "ann"),
+            (
+                json!({"type": "caller", "address": "carol@example.org"}),
+                "carol@example.org",
+            ),
+            (json!({"type": "vendor", "name": "acme"}), "vendor acme"),
+            (
+                json!({"type": "rule", "file": "00-defaults.rhai", "hook": "on_alert"}),
+                "rule 00-defaults.rhai",
+            ),
+            (json!({"type": "system", "component": "mail"}), "mail"),
+        ] {
+            assert_eq!(actor(&a), shown);
+        }
+        assert_eq!(secs(&json!(-5400)), "-1h 30m");
+    }
+
+    #[test]
     fn update_sends_null_to_clear_and_only_what_was_given() {
         let u = UpdateArgs {
             id: "INC-000001".into(),
@@ -426,11 +629,14 @@ mod tests {
             tags: vec![],
             vendor: None,
             no_vendor: true,
+            window_start: None,
+            window_end: None,
+            no_window: true,
             reason: None,
         };
         assert_eq!(
             update_body(u),
-            json!({"group": "dba", "assignee": null, "priority": null, "vendor": null})
+            json!({"group": "dba", "assignee": null, "priority": null, "vendor": null, "window": null})
         );
     }
 }

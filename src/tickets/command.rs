@@ -185,6 +185,10 @@ pub struct TransitionRequest {
     /// A change's review outcome, when closing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<ReviewOutcome>,
+    /// Why a change is implemented outside its planned window: allowed only to one of its
+    /// approvers, and recorded in the history (emergency changes need none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_override: Option<String>,
 }
 
 /// `POST /api/v1/tickets/{id}/comments`.

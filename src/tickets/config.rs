@@ -1,11 +1,13 @@
-//! The process sections: `[groups.NAME]` (people), `[approval]` (service-request approvers)
-//! and `[lifecycle]` (auto-close). Their semantic checks are [`problems`].
+//! The process sections: `[groups.NAME]` (people), `[approval]` (service-request approvers,
+//! and `[approval.changes.TYPE]`, the change authorities) and `[lifecycle]` (auto-close).
+//! Their semantic checks are [`problems`].
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::duration::Friendly;
+use crate::tickets::ChangeType;
 
 /// Groups by name. Replaces the default set as a whole when a config file has any group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,8 +15,8 @@ use crate::config::duration::Friendly;
 pub struct Groups(pub BTreeMap<String, GroupConfig>);
 
 impl Default for Groups {
-    /// `triage` (where failed rules and unknown groups send tickets) and `operations` (the
-    /// shipped rule's default route), both without members.
+    /// `triage` (where failed rules and unknown groups send tickets), `operations` (the
+    /// shipped rule's default route) and `dba` (the README tour's team), all without members.
     fn default() -> Groups {
         let empty = GroupConfig {
             members: Vec::new(),
@@ -22,6 +24,7 @@ impl Default for Groups {
             escalate_to: None,
         };
         Groups(BTreeMap::from([
+            ("dba".to_string(), empty.clone()),
             ("operations".to_string(), empty.clone()),
             ("triage".to_string(), empty),
         ]))
@@ -70,6 +73,10 @@ pub struct ApprovalConfig {
     pub approvers: Vec<String>,
     /// Approvals a request needs (N of the M approvers); one rejection rejects.
     pub required: u32,
+    /// The change authority of each change type that passes `authorize` (normal, emergency):
+    /// who votes and how many votes authorise. Standard changes are pre-authorised.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub changes: BTreeMap<ChangeType, Quorum>,
 }
 
 impl Default for ApprovalConfig {
@@ -77,6 +84,50 @@ impl Default for ApprovalConfig {
         ApprovalConfig {
             approvers: Vec::new(),
             required: 1,
+            changes: BTreeMap::new(),
+        }
+    }
+}
+
+/// Who may vote, and how many approving votes are needed (N of M); one rejection rejects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quorum {
+    pub approvers: Vec<String>,
+    #[serde(default = "one")]
+    pub required: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl ApprovalConfig {
+    /// The service requests' quorum.
+    pub fn request(&self) -> Quorum {
+        Quorum {
+            approvers: self.approvers.clone(),
+            required: self.required,
+        }
+    }
+
+    /// The change authority of changes of type `t`; `None` when not configured.
+    pub fn change(&self, t: ChangeType) -> Option<&Quorum> {
+        self.changes.get(&t)
+    }
+}
+
+impl Quorum {
+    /// Every problem of the quorum configured at `key`.
+    fn problems(&self, key: &str, out: &mut Vec<String>) {
+        if self.required == 0 {
+            out.push(format!("{key}.required must be greater than 0"));
+        } else if !self.approvers.is_empty() && self.required as usize > self.approvers.len() {
+            out.push(format!(
+                "{key}.required = {} but only {} approver(s) are configured",
+                self.required,
+                self.approvers.len()
+            ));
         }
     }
 }
@@ -145,16 +196,17 @@ pub fn problems(
             }
         }
     }
-    if approval.required == 0 {
-        out.push("approval.required must be greater than 0".into());
-    } else if !approval.approvers.is_empty()
-        && approval.required as usize > approval.approvers.len()
-    {
-        out.push(format!(
-            "approval.required = {} but only {} approver(s) are configured",
-            approval.required,
-            approval.approvers.len()
-        ));
+    approval.request().problems("approval", &mut out);
+    for (t, quorum) in &approval.changes {
+        let key = format!("approval.changes.{t}");
+        if *t == ChangeType::Standard {
+            out.push(format!(
+                "{key}: standard changes are pre-authorised and never wait for votes"
+            ));
+        } else if quorum.approvers.is_empty() {
+            out.push(format!("{key}.approvers must name at least one approver"));
+        }
+        quorum.problems(&key, &mut out);
     }
     for (name, d) in [
         (
@@ -186,6 +238,11 @@ mod tests {
             [approval]
             approvers = ["ann"]
             required = 2
+            [approval.changes.normal]
+            approvers = ["ann"]
+            required = 3
+            [approval.changes.standard]
+            approvers = ["ann"]
             [lifecycle]
             sweep_every = "0s"
             incident_close_after = "1 month"
@@ -198,12 +255,14 @@ mod tests {
             "groups.dba.escalate_to `nowhere` is not a configured group",
             "groups.dba.members lists `ann` twice",
             "approval.required = 2 but only 1 approver(s) are configured",
+            "approval.changes.normal.required = 3 but only 1 approver(s) are configured",
+            "approval.changes.standard: standard changes are pre-authorised",
             "`lifecycle.incident_close_after`",
             "lifecycle.sweep_every",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
         // The bad duration does not hide the section's other keys: sweep_every's 0 is seen.
-        assert_eq!(err.problems.len(), 7, "{all}");
+        assert_eq!(err.problems.len(), 9, "{all}");
     }
 }

@@ -14,6 +14,8 @@ pub enum Level {
 }
 
 impl Level {
+    pub const ALL: [Level; 3] = [Level::High, Level::Medium, Level::Low];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Level::High => "high",

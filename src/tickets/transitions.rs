@@ -1,6 +1,8 @@
 //! Transitions in the engine: judge them with [`crate::tickets::lifecycle`], handle the
-//! service-request approval votes (N of M), enter the new state, and resolve the open children
-//! of a resolved parent. The rules themselves live in the lifecycle module; this one only
+//! votes (N of M) of a service request's approvers and of a change's authority (the same
+//! mechanism: a quorum snapshot on entering `awaiting_approval` or `authorize`, one vote per
+//! transition out of it), keep `implement` inside the change's window, enter the new state,
+//! and resolve the open children of a resolved parent. The rules themselves live in the lifecycle module; this one only
 //! gathers the facts and applies the verdict.
 
 use std::collections::HashSet;
@@ -15,6 +17,7 @@ use crate::store::StoreError;
 use crate::store::layout::Outcome;
 use crate::tickets::Actor;
 use crate::tickets::Approval;
+use crate::tickets::ChangeType;
 use crate::tickets::HoldReason;
 use crate::tickets::LinkRel;
 use crate::tickets::Resolution;
@@ -28,6 +31,7 @@ use crate::tickets::commands::Failure;
 use crate::tickets::commands::Refusal;
 use crate::tickets::commands::flow_of;
 use crate::tickets::commands::invalid;
+use crate::tickets::config::Quorum;
 use crate::tickets::lifecycle;
 use crate::tickets::lifecycle::Facts;
 
@@ -108,24 +112,26 @@ impl Engine {
         let mut after = before.clone();
         let mut reason = step.reason.trim().to_string();
         let mut to = step.to;
+        let change_type = before.process.change.as_ref().map(|c| c.change_type);
         match (before.state, step.to) {
             (_, State::AwaitingApproval) => {
-                let a = &self.settings.approval;
-                if a.approvers.is_empty() {
-                    return Err(invalid(
-                        "to",
-                        "no approvers are configured ([approval] approvers), so a request cannot be sent for approval",
-                    )
-                    .into());
-                }
-                after.process.approval = Some(Approval {
-                    required: a.required,
-                    approvers: a.approvers.clone(),
-                    approved_by: Default::default(),
-                    rejected_by: None,
-                });
+                let quorum = self.settings.approval.request();
+                after.process.approval = Some(open_vote(
+                    Some(&quorum),
+                    "[approval] approvers",
+                    "a request cannot be sent for approval",
+                )?);
             }
-            (State::AwaitingApproval, State::Approved | State::Rejected) => {
+            (_, State::Authorize) => {
+                let t = change_type.unwrap_or(ChangeType::Normal);
+                after.process.approval = Some(open_vote(
+                    self.settings.approval.change(t),
+                    &format!("[approval.changes.{t}] approvers"),
+                    "a change cannot be sent for authorization",
+                )?);
+            }
+            (State::AwaitingApproval, State::Approved | State::Rejected)
+            | (State::Authorize, State::Scheduled | State::Rejected) => {
                 let name = approver(by, &before)?;
                 let Some(approval) = after.process.approval.as_mut() else {
                     return Err(Refusal::Forbidden(format!("{id} has no approvers")).into());
@@ -139,11 +145,21 @@ impl Engine {
                         );
                     }
                     let (have, need) = (approval.approved_by.len(), approval.required as usize);
-                    reason = format!("{reason} (approval {have} of {need}, by {name})");
+                    let what = if before.state == State::Authorize {
+                        "authorization"
+                    } else {
+                        "approval"
+                    };
+                    reason = format!("{reason} ({what} {have} of {need}, by {name})");
                     if have < need {
-                        // A vote short of the quorum: recorded, the request keeps waiting.
-                        to = State::AwaitingApproval;
+                        // A vote short of the quorum: recorded, the ticket keeps waiting.
+                        to = before.state;
                     }
+                }
+            }
+            (State::Scheduled, State::Implement) => {
+                if let Some(note) = self.outside_window(&before, by, step, ctx.at)? {
+                    reason = format!("{reason} ({note})");
                 }
             }
             _ => {}
@@ -152,7 +168,7 @@ impl Engine {
             enter(&mut after, to, ctx.at, entry);
             info!(ticket = %id, from = %before.state, to = %to, "Ticket transitioned.");
         } else {
-            info!(ticket = %id, by = ?by, "Approval recorded; more are needed.");
+            info!(ticket = %id, by = ?by, "Vote recorded; more are needed.");
         }
         self.commit(txn, ctx, by, Some(&before), after.clone(), reason.clone());
         if matches!(to, State::Resolved | State::Fulfilled) {
@@ -163,6 +179,65 @@ impl Engine {
             outcome: Outcome::Updated,
             rule_failures: Vec::new(),
         })
+    }
+
+    /// Whether `t` may be implemented at `at`: inside its window, or an emergency change, or
+    /// with a `window_override` by one of its approvers (for a standard change, one of the
+    /// normal changes' authority). `Some(note)` says why it went ahead outside the window.
+    fn outside_window(
+        &self,
+        t: &Ticket,
+        by: &Actor,
+        step: &TransitionRequest,
+        at: Timestamp,
+    ) -> Result<Option<String>, Failure> {
+        let Some(change) = &t.process.change else {
+            return Ok(None);
+        };
+        let Some(w) = change.window else {
+            return Ok(None);
+        };
+        if w.start <= at && at < w.end {
+            return Ok(None);
+        }
+        let window = format!("outside its window {} .. {}", w.start, w.end);
+        if change.change_type == ChangeType::Emergency {
+            return Ok(Some(format!("{window}: emergency change")));
+        }
+        let Some(why) = step
+            .window_override
+            .as_deref()
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+        else {
+            return Err(Refusal::Conflict(format!(
+                "{} is {window} (now {at}); implement it then, or give window_override with a reason (one of its approvers)",
+                t.id
+            ))
+            .into());
+        };
+        let approvers = match &t.process.approval {
+            Some(a) => a.approvers.clone(),
+            None => self
+                .settings
+                .approval
+                .change(ChangeType::Normal)
+                .map(|q| q.approvers.clone())
+                .unwrap_or_default(),
+        };
+        let name = match by {
+            Actor::User { name } if approvers.contains(name) => name,
+            _ => {
+                return Err(Refusal::Forbidden(format!(
+                    "only one of the approvers of {} may implement it outside its window; approvers: {}",
+                    t.id,
+                    approvers.join(", ")
+                ))
+                .into());
+            }
+        };
+        info!(ticket = %t.id, by = %name, window_start = %w.start, window_end = %w.end, "Change implemented outside its window by override.");
+        Ok(Some(format!("{window}, overridden by {name}: {why}")))
     }
 
     /// Resolving a parent resolves its open children (and theirs), each with its own history
@@ -218,7 +293,25 @@ impl Engine {
     }
 }
 
-/// The approver's name, if `by` is one of the request's approvers.
+/// The vote opened on entering `awaiting_approval` or `authorize`: a snapshot of the quorum
+/// in force, so a later reload does not change who votes on this ticket.
+fn open_vote(quorum: Option<&Quorum>, key: &str, what: &str) -> Result<Approval, Failure> {
+    match quorum.filter(|q| !q.approvers.is_empty()) {
+        Some(q) => Ok(Approval {
+            required: q.required,
+            approvers: q.approvers.clone(),
+            approved_by: Default::default(),
+            rejected_by: None,
+        }),
+        None => Err(invalid(
+            "to",
+            format!("no approvers are configured ({key}), so {what}"),
+        )
+        .into()),
+    }
+}
+
+/// The approver's name, if `by` is one of the ticket's approvers.
 fn approver(by: &Actor, t: &Ticket) -> Result<String, Failure> {
     let Actor::User { name } = by else {
         return Err(Refusal::Forbidden("only a person can approve or reject".into()).into());

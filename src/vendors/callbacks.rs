@@ -157,6 +157,7 @@ impl Engine {
                     hold_reason: (t.to == State::OnHold)
                         .then(|| t.hold_reason.unwrap_or(HoldReason::AwaitingVendor)),
                     outcome: None,
+                    window_override: None,
                 };
                 self.transition(txn, &ctx, &by, id, &step)?;
             }

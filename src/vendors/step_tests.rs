@@ -176,6 +176,7 @@ async fn a_vendors_ticket_changes_queue_in_order_and_only_the_head_is_due() {
         resolution: None,
         hold_reason: None,
         outcome: None,
+        window_override: None,
     };
     h.run(Action::Transition { ticket: id, step })
         .await

@@ -30,7 +30,19 @@ fn create(d: &Daemon, body: Value) -> Value {
 }
 
 fn step(d: &Daemon, id: &str, to: &str, extra: Value) -> (u16, Value) {
-    let mut body = json!({"to": to, "reason": format!("test: to {to}")});
+    step_as(d, None, id, to, &format!("test: to {to}"), extra)
+}
+
+/// Moves `id` to `to` for `reason` with `extra` body fields, with a token when given.
+pub(crate) fn step_as(
+    d: &Daemon,
+    token: Option<&str>,
+    id: &str,
+    to: &str,
+    reason: &str,
+    extra: Value,
+) -> (u16, Value) {
+    let mut body = json!({"to": to, "reason": reason});
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
@@ -39,7 +51,7 @@ fn step(d: &Daemon, id: &str, to: &str, extra: Value) -> (u16, Value) {
         "POST",
         &format!("/api/v1/tickets/{id}/transitions"),
         &body,
-        None,
+        token,
     )
 }
 
@@ -55,14 +67,29 @@ fn snapshot(d: &Daemon, id: &str) -> Value {
     d.get_ok(&format!("/api/v1/tickets/{id}"))
 }
 
-/// A window on a fixed day, valid for any test run.
-fn window() -> Value {
+/// A change window that is open now: implementing needs no override.
+pub(crate) fn open_window() -> Value {
+    let now = jiff::Timestamp::now();
+    let hour = jiff::SignedDuration::from_hours(1);
+    json!({"start": (now - hour).to_string(), "end": (now + hour * 24).to_string()})
+}
+
+/// A window on a fixed day, valid for any test run (in the future: implementing it needs an
+/// override).
+pub(crate) fn window() -> Value {
     json!({"start": "2030-01-05T22:00:00Z", "end": "2030-01-05T23:00:00Z"})
 }
 
 #[test]
 fn every_kind_walks_its_lifecycle_and_refuses_what_it_does_not_allow() {
-    let d = Setup::new().start();
+    // The anonymous user of an open API is the change authority here (tests/it/changes.rs
+    // covers the votes); the windows are in the future, so implementing overrides them.
+    let d = Setup::new()
+        .config(
+            "[approval.changes.normal]\napprovers = [\"anonymous\"]\n\
+             [approval.changes.emergency]\napprovers = [\"anonymous\"]\n",
+        )
+        .start();
     // (create body, path of (to, extra fields)), one per flow, reopen and re-analysis included.
     let walks: Vec<(Value, Path)> = vec![
         (
@@ -107,7 +134,10 @@ fn every_kind_walks_its_lifecycle_and_refuses_what_it_does_not_allow() {
                 ("assess", json!({})),
                 ("authorize", json!({})),
                 ("scheduled", json!({})),
-                ("implement", json!({})),
+                (
+                    "implement",
+                    json!({"window_override": "the vendor came early"}),
+                ),
                 ("review", json!({})),
                 ("closed", json!({"outcome": "successful"})),
             ],
@@ -123,7 +153,7 @@ fn every_kind_walks_its_lifecycle_and_refuses_what_it_does_not_allow() {
             ],
         ),
         (
-            json!({"kind": "change", "change_type": "standard", "title": "rotate certs", "window": window()}),
+            json!({"kind": "change", "change_type": "standard", "title": "rotate certs", "window": open_window()}),
             vec![
                 ("scheduled", json!({})),
                 ("implement", json!({})),
@@ -195,7 +225,7 @@ fn every_kind_walks_its_lifecycle_and_refuses_what_it_does_not_allow() {
             vec!["authorize", "canceled"],
         ),
         (
-            json!({"kind": "change", "change_type": "standard", "title": "x", "window": window()}),
+            json!({"kind": "change", "change_type": "standard", "title": "x", "window": open_window()}),
             vec![
                 ("scheduled", json!({})),
                 ("implement", json!({})),
@@ -722,7 +752,7 @@ fn a_change_needs_its_window_before_scheduling_and_its_outcome_before_closing() 
     let (status, err) =
         patch(json!({"window": {"start": "2030-01-05T23:00:00Z", "end": "2030-01-05T22:00:00Z"}}));
     assert_eq!(status, 422, "{err}");
-    let (status, _) = patch(json!({"window": window()}));
+    let (status, _) = patch(json!({"window": open_window()}));
     assert_eq!(status, 200);
     for to in ["scheduled", "implement", "review"] {
         assert_eq!(step(&d, &id, to, json!({})).0, 200);
@@ -743,7 +773,8 @@ fn a_change_needs_its_window_before_scheduling_and_its_outcome_before_closing() 
     assert_eq!(status, 409, "{err}");
 }
 
-const APPROVERS: &str = r#"
+/// Request approvers alice and bob (2 of 2), and agent tokens for alice, bob and carol.
+pub(crate) const APPROVERS: &str = r#"
 [approval]
 approvers = ["alice", "bob"]
 required = 2

@@ -218,21 +218,87 @@ pub fn get_event(store: &dyn Store, id: u64) -> Result<Option<StoredEvent>, Stor
 }
 
 /// Filters of a ticket listing; all that are set must match.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
     pub state: Option<State>,
     pub kind: Option<Kind>,
     pub group: Option<String>,
+    pub assignee: Option<String>,
+    pub priority: Option<u8>,
+    /// One of the ticket's tags.
+    pub tag: Option<String>,
+    pub vendor: Option<String>,
+    /// The caller's address (`custom.caller`, set on tickets opened by mail), any case.
+    pub caller: Option<String>,
+    pub created: TimeRange,
+    pub updated: TimeRange,
+    /// Case-insensitive substring of the title, the description or a comment's body.
+    pub text: Option<String>,
+    pub sla: Option<SlaFilter>,
+}
+
+/// A half-open time range: at or after `after`, strictly before `before`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub after: Option<jiff::Timestamp>,
+    pub before: Option<jiff::Timestamp>,
+}
+
+impl TimeRange {
+    fn contains(&self, at: jiff::Timestamp) -> bool {
+        self.after.is_none_or(|a| at >= a) && self.before.is_none_or(|b| at < b)
+    }
+}
+
+/// Tickets whose SLA stands as `standing` at `at`, under the policies and calendars given.
+#[derive(Debug, Clone)]
+pub struct SlaFilter {
+    pub standing: crate::sla::view::Standing,
+    pub config: crate::sla::SlaConfig,
+    pub calendars: std::sync::Arc<crate::sla::Calendars>,
+    pub at: jiff::Timestamp,
 }
 
 impl TicketFilter {
-    fn matches(&self, t: &Ticket) -> bool {
-        self.state.is_none_or(|s| t.state == s)
+    /// Whether `t` passes every filter; reads its comments only for a text search that the
+    /// title and description do not answer.
+    fn matches(&self, store: &dyn Store, t: &Ticket) -> Result<bool, StoreError> {
+        let same = |want: &Option<String>, have: Option<&String>| {
+            want.as_ref().is_none_or(|w| have == Some(w))
+        };
+        let fields = self.state.is_none_or(|s| t.state == s)
             && self.kind.is_none_or(|k| t.kind() == k)
-            && self
-                .group
-                .as_ref()
-                .is_none_or(|g| t.group.as_ref() == Some(g))
+            && same(&self.group, t.group.as_ref())
+            && same(&self.assignee, t.assignee.as_ref())
+            && same(&self.vendor, t.process.vendor.as_ref())
+            && self.priority.is_none_or(|p| t.priority == p)
+            && self.tag.as_ref().is_none_or(|tag| t.tags.contains(tag))
+            && self.caller.as_ref().is_none_or(|c| {
+                t.custom
+                    .get("caller")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|have| have.eq_ignore_ascii_case(c))
+            })
+            && self.created.contains(t.created_at)
+            && self.updated.contains(t.updated_at)
+            && self.sla.as_ref().is_none_or(|f| {
+                crate::sla::view::of(t, &f.config, &f.calendars, f.at).stands(f.standing)
+            });
+        if !fields {
+            return Ok(false);
+        }
+        let Some(text) = &self.text else {
+            return Ok(true);
+        };
+        let needle = text.to_lowercase();
+        let found = |hay: &str| hay.to_lowercase().contains(&needle);
+        if found(&t.title) || found(&t.description) {
+            return Ok(true);
+        }
+        if t.process.comments == 0 {
+            return Ok(false);
+        }
+        Ok(comments(store, t.id)?.iter().any(|c| found(&c.body)))
     }
 }
 
@@ -275,7 +341,7 @@ pub fn list_tickets(
                 None => continue,
             }
         };
-        if !filter.matches(&ticket) {
+        if !filter.matches(store, &ticket)? {
             continue;
         }
         if page.len() == limit {
@@ -285,4 +351,90 @@ pub fn list_tickets(
         page.push(ticket);
     }
     Ok((page, None))
+}
+
+/// One page of a listing and the cursor of the next page, if there is one.
+pub type TicketPage = (Vec<Ticket>, Option<TicketId>);
+
+/// What a sorted listing orders by (then by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Created,
+    Updated,
+    Priority,
+}
+
+/// A listing's order: by `key`, descending when `descending`; ties in id order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl std::str::FromStr for Sort {
+    type Err = String;
+    /// `created`, `updated`, `priority`, each with a leading `-` for descending.
+    fn from_str(s: &str) -> Result<Sort, String> {
+        let (descending, name) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let key = match name {
+            "created" => SortKey::Created,
+            "updated" => SortKey::Updated,
+            "priority" => SortKey::Priority,
+            _ => {
+                return Err(format!(
+                    "unknown sort {s:?}; expected one of created, updated, priority, each optionally with a leading - for descending"
+                ));
+            }
+        };
+        Ok(Sort { key, descending })
+    }
+}
+
+/// One page of the tickets matching `filter` in `sort` order, after the ticket `after`; the
+/// second value is the cursor of the next page. Every matching ticket is read and sorted (no
+/// index serves the sort keys yet). `None` when `after` is no longer in the listing (its
+/// sort key or a filtered field changed since the previous page).
+pub fn list_tickets_sorted(
+    store: &dyn Store,
+    filter: &TicketFilter,
+    sort: Sort,
+    after: Option<TicketId>,
+    limit: usize,
+) -> Result<Option<TicketPage>, StoreError> {
+    let (mut all, _) = list_tickets(store, filter, None, usize::MAX)?;
+    all.sort_by(|a, b| {
+        let order = match sort.key {
+            SortKey::Created => a.created_at.cmp(&b.created_at),
+            SortKey::Updated => a.updated_at.cmp(&b.updated_at),
+            SortKey::Priority => a.priority.cmp(&b.priority),
+        };
+        let order = if sort.descending {
+            order.reverse()
+        } else {
+            order
+        };
+        order.then(a.id.cmp(&b.id))
+    });
+    let start = match after {
+        None => 0,
+        Some(id) => match all.iter().position(|t| t.id == id) {
+            Some(i) => i + 1,
+            None => return Ok(None),
+        },
+    };
+    let mut page: Vec<Ticket> = all
+        .into_iter()
+        .skip(start)
+        .take(limit.saturating_add(1))
+        .collect();
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|t| t.id)
+    } else {
+        None
+    };
+    Ok(Some((page, next)))
 }
