@@ -61,7 +61,7 @@ pub(crate) struct MailRecord {
 
 /// One sender's mails in the current rate-limit window.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct SenderWindow {
+pub(crate) struct SenderWindow {
     /// When the window opened (the first mail counted in it).
     start: Timestamp,
     /// Mails counted in it so far.

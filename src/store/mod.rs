@@ -32,9 +32,9 @@ use crate::config::StoreConfig;
 /// backend: everything else holds an `Arc<dyn Store>`.
 pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).map_err(|source| StoreError::Open {
+    std::fs::create_dir_all(dir).map_err(|error| StoreError::Open {
         path: dir.display().to_string(),
-        source: source.into(),
+        error: error.into(),
     })?;
     Ok(Arc::new(SledStore::open(dir, config.cache_mb << 20)?))
 }
@@ -226,11 +226,16 @@ pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the store at {path}: {source}")]
+    #[error(
+        "cannot open the store at {path}: {error}. Is another itsmd using it (stop it first)? \
+         Is the disk full (free space and start again)? Otherwise `itsmd check --data-dir \
+         {path}` lists what is damaged, and a dump restores it: `itsmd import FILE --data-dir \
+         EMPTY_DIR` (docs/operations.md, \"Data, backup and restore\")"
+    )]
     Open {
         path: String,
-        #[source]
-        source: BackendError,
+        /// In the message, before what to do; not a `source` so that it is not shown twice.
+        error: BackendError,
     },
     #[error("store I/O failed during {op}: {source}")]
     Io {

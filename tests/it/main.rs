@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod formats;
 mod guard;
+mod hostile;
 mod intake;
 mod isolation;
 mod lifecycle;

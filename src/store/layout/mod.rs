@@ -1,8 +1,11 @@
 //! Where each record lives in the store: key layouts, the index entries a ticket has, and
 //! typed reads. The engine writes through these layouts; the API and tools read through them.
 
+mod check;
 pub mod outbox;
 pub mod sla_timers;
+
+pub use check::{Report, check_record, check_store};
 
 use std::ops::Bound;
 
