@@ -81,6 +81,10 @@ enum Command {
         /// Data directory to fill (overrides store.data_dir); must be empty.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Also import a dump of format 1 (older itsmd, no trailer): each entry is checked,
+        /// but a cut-off file cannot be detected.
+        #[arg(long)]
+        allow_unverified: bool,
     },
 }
 
@@ -232,12 +236,22 @@ fn rules_check(dir: Option<PathBuf>) -> anyhow::Result<()> {
     check(args)
 }
 
-fn import(file: PathBuf, base: ConfigArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn import(
+    file: PathBuf,
+    base: ConfigArgs,
+    data_dir: Option<PathBuf>,
+    allow_unverified: bool,
+) -> anyhow::Result<()> {
     let mut config = load_config(&base)?;
     if let Some(dir) = data_dir {
         config.store.data_dir = dir;
     }
-    itsmd::cli::backup::import(&file, &config)
+    let mode = if allow_unverified {
+        itsmd::backup::Verify::AllowUnverified
+    } else {
+        itsmd::backup::Verify::Strict
+    };
+    itsmd::cli::backup::import(&file, &config, mode)
 }
 
 fn main() -> ExitCode {
@@ -276,7 +290,8 @@ fn main() -> ExitCode {
             file,
             base,
             data_dir,
-        } => import(file, base, data_dir),
+            allow_unverified,
+        } => import(file, base, data_dir, allow_unverified),
         Command::Ticket(args) => itsmd::tickets::cli::run(*args),
         Command::Outbox(args) => itsmd::vendors::cli::run(*args),
         Command::Report(args) => itsmd::reports::cli::run(*args),

@@ -75,3 +75,127 @@ fn a_store_that_cannot_be_opened_says_what_to_do() {
     assert!(err.contains("itsmd check --data-dir"), "{err}");
     assert!(err.contains("itsmd import"), "{err}");
 }
+
+const ADMIN: &str = "admin-token-0123456789";
+
+/// A daemon with an admin token and a few tickets, exported with `itsmd export`: the setup,
+/// the dump's path and its text.
+fn exported() -> (Setup, std::path::PathBuf, String) {
+    let setup = Setup::new().config(&format!(
+        "[[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\ntoken = \"{ADMIN}\"\n"
+    ));
+    let d = setup.start();
+    for i in 0..3 {
+        let r = d
+            .http
+            .post(d.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(alert(
+                "firing",
+                &format!("dump {i}"),
+                json!({"i": i.to_string()}),
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    let dump = setup.dir.path().join("dump.jsonl");
+    let (ok, err) = d.export_to(&dump, ADMIN);
+    assert!(ok, "{err}");
+    assert!(err.contains("checked"), "{err}");
+    assert!(d.terminate().success());
+    let text = std::fs::read_to_string(&dump).unwrap();
+    (setup, dump, text)
+}
+
+fn import_into(file: &std::path::Path, dir: &std::path::Path) -> (bool, String) {
+    let (ok, _, err) = itsmd(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    (ok, err)
+}
+
+#[test]
+fn an_export_is_private_has_a_header_and_a_checksummed_trailer() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_setup, dump, text) = exported();
+    let mode = std::fs::metadata(&dump).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let lines: Vec<&str> = text.lines().collect();
+    let header: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(header["itsmd_export"], 2);
+    assert_eq!(header["entries"], lines.len() as u64 - 2);
+    assert_eq!(header["trees"]["tickets"], 3);
+    let trailer: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    assert_eq!(trailer["itsmd_export_end"]["entries"], header["entries"]);
+    assert_eq!(
+        trailer["itsmd_export_end"]["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+}
+
+#[test]
+fn import_refuses_incomplete_or_invalid_dumps_naming_the_line_and_writes_nothing() {
+    let (setup, dump, text) = exported();
+    let lines: Vec<&str> = text.lines().collect();
+    let n = lines.len();
+    let bad = setup.dir.path().join("bad.jsonl");
+    let target = setup.dir.path().join("restored");
+    let ticket_line = lines
+        .iter()
+        .position(|l| l.starts_with("{\"tree\":\"tickets\""))
+        .unwrap();
+    // A ticket whose value is valid JSON but not a ticket.
+    let mut not_a_ticket: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let cut = not_a_ticket[ticket_line].find("\"value\":").unwrap();
+    not_a_ticket[ticket_line] = format!("{}\"value\":{{\"id\":42}}}}", &lines[ticket_line][..cut]);
+    let cases = [
+        (
+            lines[..n - 1].join("\n") + "\n",
+            format!("line {}: the dump ends without its trailer", n - 1),
+        ),
+        (
+            lines[0].to_string() + "\n",
+            "line 1: the dump ends without its trailer".to_string(),
+        ),
+        (
+            not_a_ticket.join("\n") + "\n",
+            format!(
+                "line {}: stored value in tree tickets is unreadable",
+                ticket_line + 1
+            ),
+        ),
+        (
+            text.replacen("dump 1", "dump X", 1),
+            format!("line {n}: checksum mismatch"),
+        ),
+    ];
+    for (content, expected) in cases {
+        std::fs::write(&bad, content).unwrap();
+        let (ok, err) = import_into(&bad, &target);
+        assert!(!ok && err.contains(&expected), "{expected}: {err}");
+        assert!(
+            !target.exists(),
+            "a refused import created {}",
+            target.display()
+        );
+    }
+    // A .partial file (a cut-off export) is refused whatever it holds.
+    let partial = setup.dir.path().join("dump.partial");
+    std::fs::copy(&dump, &partial).unwrap();
+    let (ok, err) = import_into(&partial, &target);
+    assert!(!ok && err.contains("did not finish"), "{err}");
+
+    // The whole dump imports, and the daemon serves what was exported.
+    let (ok, err) = import_into(&dump, &target);
+    assert!(ok, "{err}");
+    let (ok, out, err) = itsmd(&["check", "--data-dir", target.to_str().unwrap()]);
+    assert!(ok && out.contains("tickets "), "{out}{err}");
+}
