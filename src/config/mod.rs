@@ -66,6 +66,10 @@ pub struct ServerConfig {
     pub ingest_rate_per_sec: u32,
     /// Intake requests a token may send in a burst above the rate.
     pub ingest_burst: u32,
+    /// Host names (`name` or `name:port`, `*` for any) the API answers to and whose web
+    /// pages may call it; empty: the listen address and localhost, 127.0.0.1, [::1] with its
+    /// port (`api::browser`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +82,7 @@ impl Default for ServerConfig {
             max_concurrent_requests: 1024,
             ingest_rate_per_sec: 5000,
             ingest_burst: 10000,
+            allowed_hosts: Vec::new(),
         }
     }
 }

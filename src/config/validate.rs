@@ -51,6 +51,7 @@ pub fn problems(c: &Config) -> Vec<String> {
             c.server.listen
         ));
     }
+    out.extend(crate::api::browser::problems(&c.server));
     out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out.extend(crate::sla::policy::problems(&c.sla, c.calendars.keys()));
     out.extend(crate::alerts::config::problems(&c.alerts, &c.pagerduty));

@@ -199,3 +199,106 @@ fn import_refuses_incomplete_or_invalid_dumps_naming_the_line_and_writes_nothing
     let (ok, out, err) = itsmd(&["check", "--data-dir", target.to_str().unwrap()]);
     assert!(ok && out.contains("tickets "), "{out}{err}");
 }
+
+#[test]
+fn browser_origin_requests_foreign_hosts_and_non_json_bodies_are_refused() {
+    let setup = Setup::new();
+    let d = setup.start();
+    let body = alert("firing", "csrf", json!({"i": "1"}));
+    let send = |req: reqwest::blocking::RequestBuilder| {
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    // A page on another site posting to the (open, loopback) API.
+    let (status, err) = send(
+        d.http
+            .post(d.url("/api/v1/events"))
+            .header("origin", "http://evil.example")
+            .header("content-type", "application/json")
+            .body(body.clone()),
+    );
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(err["error"]["code"], "forbidden_origin");
+    // DNS rebinding: the page's own name resolved to 127.0.0.1.
+    let (status, err) = send(
+        d.http
+            .get(d.url("/api/v1/admin/export"))
+            .header("host", "evil.example"),
+    );
+    assert_eq!(status, 421, "{err}");
+    assert_eq!(err["error"]["code"], "misdirected_host");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.allowed_hosts"),
+        "{err}"
+    );
+    // What an HTML form or a "simple" fetch can send.
+    for ct in ["text/plain", "application/x-www-form-urlencoded"] {
+        let (status, err) = send(
+            d.http
+                .post(d.url("/api/v1/events"))
+                .header("content-type", ct)
+                .body(body.clone()),
+        );
+        assert_eq!(status, 415, "{ct}: {err}");
+        assert_eq!(err["error"]["code"], "unsupported_media_type");
+    }
+    assert_eq!(
+        d.get_ok("/api/v1/tickets")["tickets"],
+        json!([]),
+        "nothing got in"
+    );
+
+    // Normal requests still work: JSON with or without charset, a same-origin page, no
+    // Content-Type at all (sloppy senders), the loopback names, probes by any name.
+    for (ct, origin) in [
+        (Some("application/json"), None),
+        (
+            Some("application/json; charset=utf-8"),
+            Some(format!("http://{}", d.addr)),
+        ),
+        (None, None),
+    ] {
+        let mut req = d.http.post(d.url("/api/v1/events")).body(body.clone());
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        let (status, err) = send(req);
+        assert_eq!(status, 202, "{ct:?}: {err}");
+    }
+    let port = d.addr.port();
+    for host in [format!("localhost:{port}"), format!("[::1]:{port}")] {
+        let (status, err) = send(d.http.get(d.url("/api/v1/tickets")).header("host", host));
+        assert_eq!(status, 200, "{err}");
+    }
+    let (status, _) = send(d.http.get(d.url("/readyz")).header("host", "node7.example"));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn allowed_hosts_is_configurable_and_checked() {
+    let setup = Setup::new().config("[server]\nallowed_hosts = [\"itsmd.example.org\"]\n");
+    let d = setup.start();
+    let r = d
+        .http
+        .get(d.url("/api/v1/tickets"))
+        .header("host", "itsmd.example.org:443")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(d.get("/api/v1/tickets").0, 421, "only the configured names");
+    drop(d);
+    let bad = Setup::new().config("[server]\nallowed_hosts = [\"http://x.example/\"]\n");
+    let (ok, _, err) = itsmd(&[
+        "check",
+        "--config",
+        bad.config.as_ref().unwrap().to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("server.allowed_hosts"), "{err}");
+}
