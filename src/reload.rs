@@ -156,6 +156,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     if old.store != new.store {
         out.push("[store]".to_string());
     }
+    if old.limits != new.limits {
+        out.push("[limits]".to_string());
+    }
     if old.engine.queue_capacity != new.engine.queue_capacity {
         out.push("engine.queue_capacity".to_string());
     }

@@ -4,6 +4,7 @@
 mod admin;
 pub mod browser;
 mod error;
+pub mod fields;
 mod health;
 pub(crate) mod json;
 mod limits;

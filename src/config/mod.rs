@@ -47,6 +47,38 @@ pub struct Config {
     pub sla: crate::sla::SlaConfig,
     /// Mail intake from a Maildir.
     pub mail: MailConfig,
+    /// Largest text fields the API accepts (`api::fields`).
+    pub limits: FieldLimits,
+}
+
+/// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
+/// one is refused (413 `field_too_large`) naming the field. Bounds what one request can make
+/// the store keep (tickets are rewritten on every change) and what list answers carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FieldLimits {
+    /// Each alert label's name and value.
+    pub label_bytes: usize,
+    /// Each alert annotation's value.
+    pub annotation_bytes: usize,
+    /// An alert's summary, a ticket's title.
+    pub title_bytes: usize,
+    /// An alert's or a ticket's description.
+    pub description_bytes: usize,
+    /// A comment's body.
+    pub comment_bytes: usize,
+}
+
+impl Default for FieldLimits {
+    fn default() -> FieldLimits {
+        FieldLimits {
+            label_bytes: 16 << 10,
+            annotation_bytes: 64 << 10,
+            title_bytes: 4 << 10,
+            description_bytes: 64 << 10,
+            comment_bytes: 64 << 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,6 +320,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "vendors" => config.vendors = section_of(&section, value, &mut problems),
             "sla" => config.sla = section_of(&section, value, &mut problems),
             "mail" => config.mail = section_of(&section, value, &mut problems),
+            "limits" => config.limits = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -17,6 +17,14 @@ pub fn problems(c: &Config) -> Vec<String> {
         c.server.max_concurrent_requests as u64,
     );
     positive("store.cache_mb", c.store.cache_mb);
+    positive("limits.label_bytes", c.limits.label_bytes as u64);
+    positive("limits.annotation_bytes", c.limits.annotation_bytes as u64);
+    positive("limits.title_bytes", c.limits.title_bytes as u64);
+    positive(
+        "limits.description_bytes",
+        c.limits.description_bytes as u64,
+    );
+    positive("limits.comment_bytes", c.limits.comment_bytes as u64);
     positive("engine.queue_capacity", c.engine.queue_capacity as u64);
     positive("engine.max_batch", c.engine.max_batch as u64);
     positive("rules.max_operations", c.rules.max_operations);

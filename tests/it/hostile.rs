@@ -302,3 +302,59 @@ fn allowed_hosts_is_configurable_and_checked() {
     ]);
     assert!(!ok && err.contains("server.allowed_hosts"), "{err}");
 }
+
+#[test]
+fn oversized_labels_descriptions_and_comments_are_refused_naming_the_field() {
+    let setup = Setup::new().config("[limits]\ncomment_bytes = 1000\n");
+    let d = setup.start();
+    let big = "x".repeat(1_000_000);
+    let (status, err) = d.post(
+        "/api/v1/events",
+        &alert("firing", "big", json!({"host": big, "team": "dba"})),
+    );
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["error"]["code"], "field_too_large");
+    assert_eq!(err["error"]["details"]["field"], "labels.host");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("limits.label_bytes = 16384"), "{message}");
+
+    // Prometheus' format, several alerts: the path names the alert.
+    let prom = json!([
+        {"labels": {"alertname": "A"}},
+        {"labels": {"alertname": "B"}, "annotations": {"runbook": "y".repeat(70_000)}},
+    ]);
+    let (status, err) = d.post("/api/v2/alerts", &prom.to_string());
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(
+        err["error"]["details"]["field"],
+        "alerts[1].annotations.runbook"
+    );
+    assert_eq!(
+        d.get_ok("/api/v1/tickets")["tickets"],
+        json!([]),
+        "nothing got in"
+    );
+
+    // Tickets: the description and, with a configured limit, the comment body.
+    let ticket = json!({"kind": "incident", "title": "t", "description": "d".repeat(70_000)});
+    let (status, err) = d.post("/api/v1/tickets", &ticket.to_string());
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["error"]["details"]["field"], "description");
+    let (status, t) = d.post(
+        "/api/v1/tickets",
+        &json!({"kind": "incident", "title": "t", "description": "fine"}).to_string(),
+    );
+    assert_eq!(status, 201, "{t}");
+    let path = format!("/api/v1/tickets/{}/comments", t["id"].as_str().unwrap());
+    let (status, err) = d.post(&path, &json!({"body": "c".repeat(1001)}).to_string());
+    assert_eq!(status, 413, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`body` is 1001 bytes; at most limits.comment_bytes = 1000"),
+        "{err}"
+    );
+    let (status, err) = d.post(&path, &json!({"body": "c".repeat(1000)}).to_string());
+    assert_eq!(status, 201, "{err}");
+}
