@@ -146,6 +146,8 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// Seconds a sender is told to wait when the queue is full.
     pub retry_after_secs: u64,
+    /// A batch still not committed after this many seconds turns /readyz 503 (stalled).
+    pub stall_after_secs: u64,
 }
 
 impl Default for EngineConfig {
@@ -154,6 +156,7 @@ impl Default for EngineConfig {
             queue_capacity: 8192,
             max_batch: 1024,
             retry_after_secs: 1,
+            stall_after_secs: 30,
         }
     }
 }

@@ -27,6 +27,7 @@ pub fn problems(c: &Config) -> Vec<String> {
     positive("limits.comment_bytes", c.limits.comment_bytes as u64);
     positive("engine.queue_capacity", c.engine.queue_capacity as u64);
     positive("engine.max_batch", c.engine.max_batch as u64);
+    positive("engine.stall_after_secs", c.engine.stall_after_secs);
     positive("rules.max_operations", c.rules.max_operations);
     positive("rules.time_budget_ms", c.rules.time_budget_ms);
     positive("rules.max_call_depth", c.rules.max_call_depth as u64);

@@ -13,6 +13,7 @@
 mod codec;
 #[cfg(test)]
 mod conformance;
+mod failpoint;
 mod keys;
 pub mod layout;
 mod memory;
@@ -36,7 +37,17 @@ pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
         path: dir.display().to_string(),
         error: error.into(),
     })?;
-    Ok(Arc::new(SledStore::open(dir, config.cache_mb << 20)?))
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, config.cache_mb << 20)?);
+    match failpoint::from_env() {
+        Some(while_exists) => {
+            tracing::warn!(file = %while_exists.display(), "TEST ONLY failpoint set: store writes fail while the file exists.");
+            Ok(Arc::new(failpoint::FailingStore {
+                inner: store,
+                while_exists,
+            }))
+        }
+        None => Ok(store),
+    }
 }
 
 /// Every logical tree of the store. Adding a tree means adding a variant here, so that all

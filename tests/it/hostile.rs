@@ -358,3 +358,54 @@ fn oversized_labels_descriptions_and_comments_are_refused_naming_the_field() {
     let (status, err) = d.post(&path, &json!({"body": "c".repeat(1000)}).to_string());
     assert_eq!(status, 201, "{err}");
 }
+
+#[test]
+fn readiness_turns_503_with_the_reason_while_commits_fail_and_recovers() {
+    let setup = Setup::new();
+    let fail = setup.dir.path().join("disk-full");
+    let failpoint = format!("store-fail-while={}", fail.display());
+    let d = setup.start_with(&[], &[("ITSMD_FAILPOINT", &failpoint)]);
+    assert_eq!(d.get("/readyz").0, 200);
+
+    std::fs::write(&fail, b"").unwrap();
+    let (status, err) = d.post("/api/v1/events", &alert("firing", "a", json!({"i": "1"})));
+    assert_eq!(status, 503, "{err}");
+    assert_eq!(err["error"]["code"], "store_unavailable");
+    let (status, body) = d.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    let why = body["error"]["message"].as_str().unwrap();
+    assert!(why.starts_with("the last commit failed"), "{why}");
+    assert!(why.contains("flush") || why.contains("apply"), "{why}");
+
+    // Writes work again: the next commit succeeds and the daemon is ready.
+    std::fs::remove_file(&fail).unwrap();
+    let (status, err) = d.post("/api/v1/events", &alert("firing", "a", json!({"i": "1"})));
+    assert_eq!(status, 202, "{err}");
+    assert_eq!(d.get("/readyz").0, 200);
+}
+
+#[test]
+fn readiness_turns_503_while_a_batch_stalls() {
+    let rule = "fn on_alert(alert, ticket) { let t = timestamp(); while t.elapsed < 2.5 { } }";
+    let setup = Setup::new().rules(&[("10-slow.rhai", rule)]).config(
+        "[engine]\nstall_after_secs = 1\n\
+         [rules]\ntime_budget_ms = 10000\nmax_operations = 10000000000\n",
+    );
+    let d = std::sync::Arc::new(setup.start());
+    let first = {
+        let d = d.clone();
+        std::thread::spawn(move || d.post("/api/v1/events", &alert("firing", "x", json!({}))).0)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1700));
+    let (status, body) = d.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("engine.stall_after_secs = 1"),
+        "{body}"
+    );
+    assert_eq!(first.join().unwrap(), 202);
+    assert_eq!(d.get("/readyz").0, 200);
+}
