@@ -303,7 +303,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
         origin: origin.to_string(),
         problems,
     };
-    let table: toml::Table = toml::from_str(text).map_err(|e| fail(vec![e.to_string()]))?;
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| fail(vec![syntax_error(text, &e)]))?;
     let mut problems = Vec::new();
     let mut config = Config::default();
     for (section, value) in table {
@@ -359,6 +360,21 @@ where
         }
     }
     deserialize_reporting(section, toml::Value::Table(valid), problems).unwrap_or_default()
+}
+
+/// A TOML syntax error as "line L, column C: what", without the offending source line that
+/// toml's own message quotes: that line may hold a token or a secret.
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_string(),
+    }
 }
 
 fn deserialize_reporting<T>(
@@ -464,5 +480,14 @@ mod tests {
         let err = parse("[server\nlisten = 1", "x.toml").unwrap_err();
         assert_eq!(err.problems.len(), 1);
         assert!(err.problems[0].contains("line 1"), "{}", err.problems[0]);
+    }
+
+    #[test]
+    fn a_syntax_error_does_not_echo_the_line_it_is_on() {
+        let text = "[[auth.tokens]]\nname = \"root\"\ntoken = \"s3cr3t-0123456789\" oops\n";
+        let err = parse(text, "x.toml").unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("line 3, column"), "{shown}");
     }
 }

@@ -409,3 +409,28 @@ fn readiness_turns_503_while_a_batch_stalls() {
     assert_eq!(first.join().unwrap(), 202);
     assert_eq!(d.get("/readyz").0, 200);
 }
+
+#[test]
+fn a_shared_token_secret_and_a_toml_error_are_reported_without_the_secret() {
+    let shared = Setup::new().config(
+        "[[auth.tokens]]\nname = \"prom\"\nrole = \"ingest\"\ntoken = \"shared-secret-0123456789\"\n\
+         [[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\ntoken = \"shared-secret-0123456789\"\n",
+    );
+    let path = shared.config.as_ref().unwrap().to_str().unwrap();
+    let (ok, out, err) = itsmd(&["check", "--config", path]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("tokens `prom` and `root` have the same secret"),
+        "{err}"
+    );
+    assert!(!err.contains("shared-secret"), "{err}");
+
+    let broken = Setup::new().config(
+        "[[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\ntoken = \"s3cr3t-0123456789\" x\n",
+    );
+    let path = broken.config.as_ref().unwrap().to_str().unwrap();
+    let (ok, out, err) = itsmd(&["check", "--config", path]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("line 4, column"), "{err}");
+    assert!(!err.contains("s3cr3t"), "{err}");
+}
