@@ -185,7 +185,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     };
     if delivery(old) != delivery(new) {
         out.push(
-            "[vendors] (added or removed vendors, url, secrets, timeout, retry, max_in_flight)"
+            "[vendors] (added or removed vendors, url, secrets, timeout, retry, max_in_flight, proxy)"
                 .to_string(),
         );
     }

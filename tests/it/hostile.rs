@@ -434,3 +434,57 @@ fn a_shared_token_secret_and_a_toml_error_are_reported_without_the_secret() {
     assert!(err.contains("line 4, column"), "{err}");
     assert!(!err.contains("s3cr3t"), "{err}");
 }
+
+#[test]
+fn a_message_id_with_terminal_escape_codes_is_escaped_in_the_log() {
+    let setup = Setup::new().config(
+        "[groups.triage]\n[groups.operations]\n[mail]\nsettle = \"100ms\"\nrescan_every = \"1s\"\n",
+    );
+    let maildir = setup.dir.path().join("Maildir");
+    let d = setup.start_with(
+        &[std::ffi::OsStr::new("--maildir"), maildir.as_os_str()],
+        &[],
+    );
+    let mail = "From: Mallory <mallory@example.org>\r\n\
+                To: itsm@example.com\r\n\
+                Subject: printer on fire\r\n\
+                Message-ID: <evil\x1b[2J\x1b]0;pwned\x07@example.org>\r\n\
+                Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\
+                \r\n\
+                It is on fire.\r\n";
+    std::fs::write(maildir.join("tmp").join("1.eml"), mail).unwrap();
+    std::fs::rename(maildir.join("tmp/1.eml"), maildir.join("new/1.eml")).unwrap();
+    let line = d.wait_for_log(|v| v["message"] == "Ticket opened for a mail.");
+    let id = line["message_id"].as_str().unwrap();
+    assert!(!id.chars().any(char::is_control), "{id:?}");
+    assert!(id.contains("\\u{1b}[2J"), "{id:?}");
+}
+
+#[test]
+fn vendor_webhooks_ignore_the_environment_proxy_and_use_a_configured_one() {
+    use crate::receiver::Receiver;
+    use std::time::Duration;
+    let vendor = Receiver::start(vec![]);
+    let proxy = Receiver::start(vec![]);
+    let proxy_base = proxy.url.trim_end_matches("/hook").to_string();
+    // HTTP_PROXY in the daemon's environment: not used.
+    let setup = Setup::new().config(&crate::vendors::config(&vendor.url, ""));
+    let env = [
+        ("HTTP_PROXY", proxy_base.as_str()),
+        ("http_proxy", proxy_base.as_str()),
+        ("ALL_PROXY", proxy_base.as_str()),
+    ];
+    let d = setup.start_with(&[], &env);
+    crate::vendors::assigned_incident(&d);
+    assert_eq!(vendor.wait_for(1, Duration::from_secs(10)).len(), 1);
+    assert!(proxy.received().is_empty(), "went through HTTP_PROXY");
+    drop(d);
+
+    // A vendor's own `proxy`: used.
+    let extra = format!("proxy = \"{proxy_base}\"");
+    let setup = Setup::new().config(&crate::vendors::config(&vendor.url, &extra));
+    let d = setup.start();
+    crate::vendors::assigned_incident(&d);
+    let got = proxy.wait_for(1, Duration::from_secs(10));
+    assert!(got[0].path.contains("/hook"), "{got:?}");
+}
