@@ -39,7 +39,7 @@ impl Guard {
                 format!("127.0.0.1:{port}"),
                 format!("[::1]:{port}"),
             ];
-            if !bound.ip().is_unspecified() {
+            if !bound.ip().is_unspecified() && !hosts.contains(&bound.to_string()) {
                 hosts.push(bound.to_string());
             }
             hosts

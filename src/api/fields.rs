@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::alerts::Alert;
 use crate::api::ApiError;
 use crate::config::FieldLimits;
-use crate::tickets::{CommentRequest, NewTicket, TicketUpdate};
+use crate::tickets::{CommentRequest, NewTicket, TicketUpdate, TransitionRequest};
 
 /// One field over its limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,15 +155,39 @@ pub fn ticket_update(limits: &FieldLimits, u: &TicketUpdate) -> Result<(), ApiEr
             ("description_bytes", l.description_bytes),
         );
     }
+    if let Some(r) = &u.reason {
+        c.field(
+            || "reason".into(),
+            r,
+            ("description_bytes", l.description_bytes),
+        );
+    }
     c.done()
 }
 
-pub fn comment(limits: &FieldLimits, r: &CommentRequest) -> Result<(), ApiError> {
-    let (l, mut c) = (limits, check(limits));
-    c.field(
-        || "body".into(),
-        &r.body,
-        ("comment_bytes", l.comment_bytes),
-    );
+/// One text field against one limit.
+fn single(
+    limits: &FieldLimits,
+    field: &'static str,
+    text: &str,
+    limit: (&'static str, usize),
+) -> Result<(), ApiError> {
+    let mut c = check(limits);
+    c.field(|| field.into(), text, limit);
     c.done()
+}
+
+/// A transition's reason, kept in the history: bounded like a description.
+pub fn transition(limits: &FieldLimits, t: &TransitionRequest) -> Result<(), ApiError> {
+    let limit = ("description_bytes", limits.description_bytes);
+    single(limits, "reason", &t.reason, limit)
+}
+
+pub fn comment(limits: &FieldLimits, r: &CommentRequest) -> Result<(), ApiError> {
+    single(
+        limits,
+        "body",
+        &r.body,
+        ("comment_bytes", limits.comment_bytes),
+    )
 }

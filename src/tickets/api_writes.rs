@@ -112,6 +112,7 @@ pub async fn transition(
     Path(raw): Path<String>,
     JsonBody(step): JsonBody<TransitionRequest>,
 ) -> Result<Json<Ticket>, ApiError> {
+    crate::api::fields::transition(&app.config.limits, &step)?;
     let ticket = ticket_id(&raw)?;
     Ok(Json(
         run(&app, who, Action::Transition { ticket, step }).await?,

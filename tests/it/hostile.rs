@@ -357,6 +357,11 @@ fn oversized_labels_descriptions_and_comments_are_refused_naming_the_field() {
     );
     let (status, err) = d.post(&path, &json!({"body": "c".repeat(1000)}).to_string());
     assert_eq!(status, 201, "{err}");
+    let path = format!("/api/v1/tickets/{}/transitions", t["id"].as_str().unwrap());
+    let step = json!({"to": "in_progress", "reason": "r".repeat(70_000)});
+    let (status, err) = d.post(&path, &step.to_string());
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["error"]["details"]["field"], "reason");
 }
 
 #[test]
