@@ -1,15 +1,24 @@
 //! Backup: the whole store as JSON lines, and back.
 //!
-//! Line 1 is a header; every other line is one entry: its tree, its key in hex and its value
-//! as the JSON it is stored as (with the value's format version). The dump is plain enough to
-//! read, diff and grep. Export reads through the [`Store`] trait; import writes into an empty
-//! store only, after checking every line, so a bad file leaves nothing half-imported.
+//! Line 1 is a header with the number of entries (in all and per tree); every other line but
+//! the last is one entry: its tree, its key in hex and its value as the JSON it is stored as
+//! (with the value's format version); the last line is a trailer with the number of entries
+//! again and the SHA-256 of every byte before it. The dump is plain enough to read, diff and
+//! grep. Export reads through the [`Store`] trait; import checks the whole file first (every
+//! line, every value decodes as its tree's record type, the counts, the checksum) and writes
+//! into an empty store only then, so a cut-off or tampered file leaves nothing half-imported.
+//!
+//! Dumps of format 1 (no counts, no trailer) are refused unless asked for
+//! ([`Verify::AllowUnverified`]): without a trailer a cut-off dump cannot be told from a whole
+//! one. Their entries are still checked one by one.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use crate::store::FORMAT_VERSION;
 
@@ -21,6 +30,8 @@ use crate::store::Tree;
 
 use crate::store::WriteBatch;
 
+use crate::store::layout::check_record;
+
 /// The first line of a dump.
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -28,9 +39,40 @@ struct Header {
     itsmd_export: u32,
     /// itsmd version that wrote it.
     version: String,
+    /// Entries in the dump (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entries: Option<u64>,
+    /// Entries per tree, trees without entries left out (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trees: Option<BTreeMap<String, u64>>,
 }
 
-const DUMP_FORMAT: u32 = 1;
+/// The last line of a dump (format 2).
+#[derive(Debug, Serialize, Deserialize)]
+struct Trailer {
+    itsmd_export_end: End,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct End {
+    entries: u64,
+    /// SHA-256, in hex, of every byte of the dump before this line.
+    sha256: String,
+}
+
+/// The format export writes.
+const DUMP_FORMAT: u32 = 2;
+/// The format before counts and trailer: imported only when asked for.
+const DUMP_FORMAT_UNVERIFIED: u32 = 1;
+
+/// Whether a dump without a trailer (format 1) may be imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Only whole, checksummed dumps (format 2).
+    Strict,
+    /// Format 1 dumps too: each entry is checked, but a cut-off file cannot be detected.
+    AllowUnverified,
+}
 
 /// One stored entry.
 #[derive(Serialize)]
@@ -43,6 +85,7 @@ struct EntryOut<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EntryIn {
     tree: String,
     key: String,
@@ -64,13 +107,42 @@ pub enum BackupError {
     NotEmpty,
 }
 
-/// Writes every entry of every tree; returns the number of entries.
+/// What a checked dump holds.
+#[derive(Debug)]
+pub struct Verified {
+    /// Entries in the dump.
+    pub entries: u64,
+    /// The dump's format: 1 when it had no trailer to check.
+    pub format: u32,
+}
+
+/// Writes every entry of every tree between a header and a checksummed trailer; returns the
+/// number of entries. The store must not change meanwhile (the daemon pauses commits).
 pub fn export(store: &dyn Store, out: &mut dyn Write) -> Result<u64, BackupError> {
+    let mut trees = BTreeMap::new();
+    let mut total = 0;
+    for tree in Tree::ALL {
+        let mut n = 0;
+        for item in store.range(tree, Bound::Unbounded, Bound::Unbounded) {
+            item?;
+            n += 1;
+        }
+        if n > 0 {
+            trees.insert(tree.name().to_string(), n);
+        }
+        total += n;
+    }
+    let mut out = Hashing {
+        out,
+        sha: Sha256::new(),
+    };
     let header = Header {
         itsmd_export: DUMP_FORMAT,
         version: env!("CARGO_PKG_VERSION").into(),
+        entries: Some(total),
+        trees: Some(trees),
     };
-    write_line(out, &header)?;
+    write_line(&mut out, &header)?;
     let mut n = 0;
     for tree in Tree::ALL {
         for item in store.range(tree, Bound::Unbounded, Bound::Unbounded) {
@@ -90,7 +162,7 @@ pub fn export(store: &dyn Store, out: &mut dyn Write) -> Result<u64, BackupError
                 .into());
             };
             write_line(
-                out,
+                &mut out,
                 &EntryOut {
                     tree: tree.name(),
                     key: hex(&key),
@@ -101,8 +173,40 @@ pub fn export(store: &dyn Store, out: &mut dyn Write) -> Result<u64, BackupError
             n += 1;
         }
     }
-    out.flush().map_err(BackupError::Write)?;
+    if n != total {
+        return Err(StoreError::Corrupt {
+            tree: "all",
+            message: format!("the store changed during the export ({total} then {n} entries)"),
+        }
+        .into());
+    }
+    let trailer = Trailer {
+        itsmd_export_end: End {
+            entries: n,
+            sha256: hex(&out.sha.clone().finalize()[..]),
+        },
+    };
+    write_line(&mut out, &trailer)?;
+    out.out.flush().map_err(BackupError::Write)?;
     Ok(n)
+}
+
+/// A writer that hashes what goes through it.
+struct Hashing<'a> {
+    out: &'a mut dyn Write,
+    sha: Sha256,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 fn write_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), BackupError> {
@@ -110,40 +214,70 @@ fn write_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), BackupE
     out.write_all(b"\n").map_err(BackupError::Write)
 }
 
-/// Reads a whole dump into an empty store and flushes it; returns the number of entries.
-pub fn import(store: &dyn Store, input: &mut dyn BufRead) -> Result<u64, BackupError> {
-    let empty = Tree::ALL.iter().all(|t| {
-        store
-            .range(*t, Bound::Unbounded, Bound::Unbounded)
-            .next()
-            .is_none()
-    });
-    if !empty {
-        return Err(BackupError::NotEmpty);
-    }
-    let mut batch = WriteBatch::default();
-    let mut lines = input.lines().enumerate();
-    let bad = |line: usize, message: String| BackupError::Invalid {
-        line: line + 1,
-        message,
-    };
-    match lines.next() {
-        Some((i, line)) => {
-            let line = line.map_err(BackupError::Read)?;
-            let header: Header = serde_json::from_str(&line)
-                .map_err(|e| bad(i, format!("not an itsmd export header: {e}")))?;
-            if header.itsmd_export != DUMP_FORMAT {
-                return Err(bad(
-                    i,
-                    format!("dump format {} is not supported", header.itsmd_export),
-                ));
-            }
+/// Checks a whole dump without writing anything: the header, every entry (known tree, hex
+/// key, a value that decodes as its tree's record type), the counts and the checksum. Each
+/// entry is handed to `sink` as (tree, key, stored value); an error means the caller must
+/// discard what it was given.
+pub fn verify(
+    input: &mut dyn BufRead,
+    mode: Verify,
+    sink: &mut dyn FnMut(Tree, Vec<u8>, Vec<u8>),
+) -> Result<Verified, BackupError> {
+    let bad = |line: usize, message: String| BackupError::Invalid { line, message };
+    let mut sha = Sha256::new();
+    let mut buf = String::new();
+    let mut number = 0;
+    // Reads the next line: its text without the newline, or None at the end of the file.
+    let mut next = |sha: &mut Sha256, number: &mut usize| -> Result<Option<String>, BackupError> {
+        buf.clear();
+        let n = input.read_line(&mut buf).map_err(BackupError::Read)?;
+        if n == 0 {
+            return Ok(None);
         }
-        None => return Err(bad(0, "the file is empty".into())),
-    }
-    for (i, line) in lines {
-        let line = line.map_err(BackupError::Read)?;
-        if line.trim().is_empty() {
+        *number += 1;
+        if !buf.ends_with('\n') {
+            return Err(bad(
+                *number,
+                "the line is cut off (no newline at the end): the dump is incomplete".into(),
+            ));
+        }
+        sha.update(buf.as_bytes());
+        Ok(Some(buf.trim_end_matches('\n').to_string()))
+    };
+    let header: Header = match next(&mut sha, &mut number)? {
+        Some(line) => serde_json::from_str(&line)
+            .map_err(|e| bad(1, format!("not an itsmd export header: {e}")))?,
+        None => return Err(bad(1, "the file is empty".into())),
+    };
+    let strict = match header.itsmd_export {
+        DUMP_FORMAT => true,
+        DUMP_FORMAT_UNVERIFIED if mode == Verify::AllowUnverified => false,
+        DUMP_FORMAT_UNVERIFIED => {
+            return Err(bad(
+                1,
+                "dump format 1 has no trailer, so a cut-off file cannot be told from a whole \
+                 one; export again with this itsmd, or import it with --allow-unverified"
+                    .into(),
+            ));
+        }
+        other => return Err(bad(1, format!("dump format {other} is not supported"))),
+    };
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    let mut entries = 0u64;
+    let mut trailer = None;
+    loop {
+        let digest_before = sha.clone();
+        let Some(line) = next(&mut sha, &mut number)? else {
+            break;
+        };
+        let i = number;
+        if trailer.is_some() {
+            return Err(bad(i, "data after the trailer".into()));
+        }
+        if strict && line.starts_with("{\"itsmd_export_end\"") {
+            let t: Trailer =
+                serde_json::from_str(&line).map_err(|e| bad(i, format!("bad trailer: {e}")))?;
+            trailer = Some((i, t, digest_before.finalize()));
             continue;
         }
         let entry: EntryIn = serde_json::from_str(&line).map_err(|e| bad(i, e.to_string()))?;
@@ -158,12 +292,76 @@ pub fn import(store: &dyn Store, input: &mut dyn BufRead) -> Result<u64, BackupE
         let mut value = Vec::with_capacity(entry.value.get().len() + 1);
         value.push(entry.v);
         value.extend_from_slice(entry.value.get().as_bytes());
-        batch.put(tree, key, value);
+        check_record(tree, &value).map_err(|e| bad(i, e.to_string()))?;
+        *seen.entry(tree.name().to_string()).or_default() += 1;
+        entries += 1;
+        sink(tree, key, value);
     }
-    let n = batch.len() as u64;
+    if !strict {
+        return Ok(Verified {
+            entries,
+            format: DUMP_FORMAT_UNVERIFIED,
+        });
+    }
+    let Some((i, trailer, digest)) = trailer else {
+        return Err(bad(
+            number,
+            "the dump ends without its trailer: it is incomplete (cut off?); export again".into(),
+        ));
+    };
+    let end = trailer.itsmd_export_end;
+    if hex(&digest[..]) != end.sha256 {
+        return Err(bad(
+            i,
+            "checksum mismatch: the dump was changed or damaged after export".into(),
+        ));
+    }
+    let declared = header.entries.unwrap_or(0);
+    if end.entries != entries || declared != entries {
+        return Err(bad(
+            i,
+            format!(
+                "{entries} entries in the dump, but the header says {declared} and the \
+                 trailer {}",
+                end.entries
+            ),
+        ));
+    }
+    if header.trees.unwrap_or_default() != seen {
+        return Err(bad(
+            1,
+            "the entries per tree differ from the header's".into(),
+        ));
+    }
+    Ok(Verified {
+        entries,
+        format: DUMP_FORMAT,
+    })
+}
+
+/// Checks a whole dump, then reads it into an empty store and flushes it; returns what was
+/// imported. Nothing is written unless the whole dump checks.
+pub fn import(
+    store: &dyn Store,
+    input: &mut dyn BufRead,
+    mode: Verify,
+) -> Result<Verified, BackupError> {
+    let empty = Tree::ALL.iter().all(|t| {
+        store
+            .range(*t, Bound::Unbounded, Bound::Unbounded)
+            .next()
+            .is_none()
+    });
+    if !empty {
+        return Err(BackupError::NotEmpty);
+    }
+    let mut batch = WriteBatch::default();
+    let verified = verify(input, mode, &mut |tree, key, value| {
+        batch.put(tree, key, value)
+    })?;
     store.apply(batch)?;
     store.flush()?;
-    Ok(n)
+    Ok(verified)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -190,59 +388,135 @@ mod tests {
         let s = MemoryStore::new();
         let mut b = WriteBatch::default();
         b.put(
-            Tree::Tickets,
-            b"INC\0\0\0\0\0\0\0\x01".to_vec(),
-            encode(&serde_json::json!({"id": "INC-000001"})),
+            Tree::TicketsByState,
+            b"new\0INC\0\0\0\0\0\0\0\x01".to_vec(),
+            encode(&()),
         );
-        b.put(
-            Tree::History,
-            vec![0xFF, 0x00],
-            encode(&serde_json::json!([1, 2])),
-        );
+        b.put(Tree::OutboxQueues, vec![0xFF, 0x00], encode(&vec![1u64, 2]));
         b.put(Tree::Meta, b"seq/event".to_vec(), encode(&7u64));
         s.apply(b).unwrap();
         s
     }
 
+    fn dump_of(store: &MemoryStore) -> String {
+        let mut dump = Vec::new();
+        export(store, &mut dump).unwrap();
+        String::from_utf8(dump).unwrap()
+    }
+
+    fn import_text(text: &str) -> Result<(Verified, MemoryStore), BackupError> {
+        let target = MemoryStore::new();
+        let v = import(&target, &mut text.as_bytes(), Verify::Strict)?;
+        Ok((v, target))
+    }
+
+    fn is_empty(store: &MemoryStore) -> bool {
+        Tree::ALL.iter().all(|t| {
+            store
+                .range(*t, Bound::Unbounded, Bound::Unbounded)
+                .next()
+                .is_none()
+        })
+    }
+
     #[test]
     fn a_round_trip_restores_every_entry_exactly() {
         let original = sample();
-        let mut dump = Vec::new();
-        assert_eq!(export(&original, &mut dump).unwrap(), 3);
-        let copy = MemoryStore::new();
-        assert_eq!(import(&copy, &mut dump.as_slice()).unwrap(), 3);
-        let mut again = Vec::new();
-        export(&copy, &mut again).unwrap();
-        assert_eq!(
-            String::from_utf8(dump).unwrap(),
-            String::from_utf8(again).unwrap()
+        let dump = dump_of(&original);
+        assert_eq!(dump.lines().count(), 5, "{dump}");
+        assert!(dump.starts_with("{\"itsmd_export\":2,"), "{dump}");
+        assert!(
+            dump.lines().next().unwrap().contains("\"entries\":3"),
+            "{dump}"
         );
+        assert!(
+            dump.lines().last().unwrap().contains("\"sha256\":"),
+            "{dump}"
+        );
+        let (v, copy) = import_text(&dump).unwrap();
+        assert_eq!((v.entries, v.format), (3, 2));
+        assert_eq!(dump_of(&copy), dump);
     }
 
     #[test]
     fn import_refuses_a_non_empty_store_and_bad_lines_without_writing() {
-        let mut dump = Vec::new();
-        export(&sample(), &mut dump).unwrap();
+        let dump = dump_of(&sample());
         assert!(matches!(
-            import(&sample(), &mut dump.as_slice()),
+            import(&sample(), &mut dump.as_bytes(), Verify::Strict),
             Err(BackupError::NotEmpty)
         ));
 
-        let text = String::from_utf8(dump)
-            .unwrap()
-            .replace("\"history\"", "\"histories\"");
+        let text = dump.replace("\"outbox_queues\",", "\"outbox_queue\",");
         let target = MemoryStore::new();
-        let err = import(&target, &mut text.as_bytes()).unwrap_err();
+        let err = import(&target, &mut text.as_bytes(), Verify::Strict).unwrap_err();
         assert!(
-            err.to_string().contains("unknown tree `histories`"),
+            err.to_string().contains("unknown tree `outbox_queue`"),
             "{err}"
         );
         assert!(err.to_string().starts_with("line "), "{err}");
+        assert!(is_empty(&target));
+    }
+
+    #[test]
+    fn import_refuses_an_incomplete_or_tampered_dump_naming_the_line() {
+        let dump = dump_of(&sample());
+        let lines: Vec<&str> = dump.lines().collect();
+        let cases = [
+            // Cut at a line boundary: no trailer.
+            (
+                lines[..3].join("\n") + "\n",
+                "line 3: the dump ends without its trailer",
+            ),
+            // Header only.
+            (
+                lines[0].to_string() + "\n",
+                "line 1: the dump ends without its trailer",
+            ),
+            // Cut inside a line.
+            (
+                dump[..dump.len() - 5].to_string(),
+                "line 5: the line is cut off",
+            ),
+            // A value changed: still decodes, but the checksum catches it.
+            (dump.replace("[1,2]", "[1,3]"), "line 5: checksum mismatch"),
+            // A value that does not decode as its tree's record type.
+            (
+                dump.replace("[1,2]", "{\"x\":1}"),
+                "line 4: stored value in tree outbox_queues is unreadable",
+            ),
+            // A line dropped: the checksum no longer matches.
+            (
+                [lines[0], lines[1], lines[3], lines[4]].join("\n") + "\n",
+                "line 4: checksum mismatch",
+            ),
+            (String::new(), "line 1: the file is empty"),
+        ];
+        for (text, expected) in cases {
+            let err = import_text(&text).map(|_| ()).unwrap_err();
+            assert!(err.to_string().starts_with(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_format_1_dump_needs_allow_unverified() {
+        let old = "{\"itsmd_export\":1,\"version\":\"0.1.0\"}\n\
+                   {\"tree\":\"meta\",\"key\":\"00\",\"v\":1,\"value\":7}\n";
+        let err = import_text(old).map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("--allow-unverified"), "{err}");
+        let target = MemoryStore::new();
+        let v = import(&target, &mut old.as_bytes(), Verify::AllowUnverified).unwrap();
+        assert_eq!((v.entries, v.format), (1, 1));
+        let bad = old.replace("7}", "\"seven\"}");
+        let err = import(
+            &MemoryStore::new(),
+            &mut bad.as_bytes(),
+            Verify::AllowUnverified,
+        )
+        .unwrap_err();
         assert!(
-            target
-                .range(Tree::Tickets, Bound::Unbounded, Bound::Unbounded)
-                .next()
-                .is_none()
+            err.to_string()
+                .starts_with("line 2: stored value in tree meta"),
+            "{err}"
         );
     }
 }

@@ -156,6 +156,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
 
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
     let limits = api::Limits::new(&config.server);
+    let browser = api::browser::Guard::new(&config.server, addr);
     let state = AppState {
         store: store.clone(),
         engine,
@@ -166,6 +167,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         vendors,
         limits,
         metrics,
+        browser,
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
     systemd::notify("STOPPING=1");

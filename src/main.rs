@@ -32,8 +32,15 @@ struct Cli {
 enum Command {
     /// Run the daemon.
     Serve(ServeArgs),
-    /// Validate the configuration and the rules without starting; non-zero exit on any error.
-    Check(ConfigArgs),
+    /// Validate the configuration and the rules without starting; with --data-dir, verify a
+    /// store offline instead (daemon stopped). Non-zero exit on any error.
+    Check {
+        #[command(flatten)]
+        base: ConfigArgs,
+        /// Store to verify: opens it, decodes every record and reports counts or problems.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Work with rules.
     Rules {
         #[command(subcommand)]
@@ -74,6 +81,10 @@ enum Command {
         /// Data directory to fill (overrides store.data_dir); must be empty.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Also import a dump of format 1 (older itsmd, no trailer): each entry is checked,
+        /// but a cut-off file cannot be detected.
+        #[arg(long)]
+        allow_unverified: bool,
     },
 }
 
@@ -163,6 +174,36 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn check_store(base: ConfigArgs, dir: PathBuf) -> anyhow::Result<()> {
+    let mut config = load_config(&base)?;
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    config.store.data_dir = dir;
+    let store = itsmd::store::open(&config.store)?;
+    let report = itsmd::store::layout::check_store(&*store)
+        .with_context(|| format!("cannot read {}", config.store.data_dir.display()))?;
+    let total: u64 = report.counts.iter().map(|(_, n)| n).sum();
+    for (tree, n) in report.counts.iter().filter(|(_, n)| *n > 0) {
+        println!("{:<20} {n}", tree.name());
+    }
+    if !report.problems.is_empty() {
+        for p in &report.problems {
+            eprintln!("{p}");
+        }
+        anyhow::bail!(
+            "{} of {total} record(s) in {} are unreadable",
+            report.problems.len(),
+            config.store.data_dir.display()
+        );
+    }
+    println!(
+        "OK: {total} record(s) in {} decode.",
+        config.store.data_dir.display()
+    );
+    Ok(())
+}
+
 fn rules_test(dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load_config(&ConfigArgs {
         config,
@@ -195,12 +236,22 @@ fn rules_check(dir: Option<PathBuf>) -> anyhow::Result<()> {
     check(args)
 }
 
-fn import(file: PathBuf, base: ConfigArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn import(
+    file: PathBuf,
+    base: ConfigArgs,
+    data_dir: Option<PathBuf>,
+    allow_unverified: bool,
+) -> anyhow::Result<()> {
     let mut config = load_config(&base)?;
     if let Some(dir) = data_dir {
         config.store.data_dir = dir;
     }
-    itsmd::cli::backup::import(&file, &config)
+    let mode = if allow_unverified {
+        itsmd::backup::Verify::AllowUnverified
+    } else {
+        itsmd::backup::Verify::Strict
+    };
+    itsmd::cli::backup::import(&file, &config, mode)
 }
 
 fn main() -> ExitCode {
@@ -215,7 +266,14 @@ fn main() -> ExitCode {
     telemetry::init(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Check(args) => check(args),
+        Command::Check {
+            data_dir: Some(dir),
+            base,
+        } => check_store(base, dir),
+        Command::Check {
+            base,
+            data_dir: None,
+        } => check(base),
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => rules_check(dir),
@@ -232,7 +290,8 @@ fn main() -> ExitCode {
             file,
             base,
             data_dir,
-        } => import(file, base, data_dir),
+            allow_unverified,
+        } => import(file, base, data_dir, allow_unverified),
         Command::Ticket(args) => itsmd::tickets::cli::run(*args),
         Command::Outbox(args) => itsmd::vendors::cli::run(*args),
         Command::Report(args) => itsmd::reports::cli::run(*args),

@@ -156,6 +156,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     if old.store != new.store {
         out.push("[store]".to_string());
     }
+    if old.limits != new.limits {
+        out.push("[limits]".to_string());
+    }
     if old.engine.queue_capacity != new.engine.queue_capacity {
         out.push("engine.queue_capacity".to_string());
     }
@@ -182,7 +185,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     };
     if delivery(old) != delivery(new) {
         out.push(
-            "[vendors] (added or removed vendors, url, secrets, timeout, retry, max_in_flight)"
+            "[vendors] (added or removed vendors, url, secrets, timeout, retry, max_in_flight, proxy)"
                 .to_string(),
         );
     }

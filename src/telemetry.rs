@@ -30,3 +30,37 @@ pub fn init(format: LogFormat, default_level: &str) {
     // A second init (tests) keeps the first subscriber.
     let _ = result;
 }
+
+/// A sender-controlled text (a Message-ID, a file name) made safe to log: every control
+/// character (terminal escape codes, CR and LF that would forge a log line, C1 codes) is
+/// written as `\u{..}`. Log it with `%Escaped(&text)`.
+pub struct Escaped<'a>(pub &'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "\\u{{{:x}}}", c as u32)?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Escaped;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        let id = "<a\u{1b}[31mred\r\nfake line\u{9b}@x.example>";
+        assert_eq!(
+            Escaped(id).to_string(),
+            "<a\\u{1b}[31mred\\u{d}\\u{a}fake line\\u{9b}@x.example>"
+        );
+        assert_eq!(Escaped("<ok-ü@x>").to_string(), "<ok-ü@x>");
+    }
+}

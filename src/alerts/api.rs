@@ -46,6 +46,7 @@ async fn submit_all(app: &AppState, alerts: Vec<Alert>) -> Result<Vec<Receipt>, 
             ),
         ));
     }
+    crate::api::fields::alerts(&app.config.limits, &alerts)?;
     let bodies = alerts.into_iter().map(EventBody::Alert).collect();
     app.engine
         .submit_many(bodies)

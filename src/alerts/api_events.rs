@@ -28,6 +28,7 @@ async fn accept_generic(
 ) -> Result<Receipt, ApiError> {
     let RawBody(bytes) = body?;
     let alert = intake::body::generic(&bytes)?;
+    crate::api::fields::alerts(&app.config.limits, std::slice::from_ref(&alert))?;
     app.engine
         .submit(EventBody::Alert(alert))
         .await

@@ -29,8 +29,16 @@ pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// How long a failed commit keeps /readyz at 503 when no commit has come since. Past it the
+/// daemon says ready again so that traffic (routed by readiness) can show whether writes
+/// work: an idle daemon that stayed unready forever would never be sent the event that
+/// proves the store is back.
+const FAILED_COMMIT_UNREADY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `GET /readyz`: 200 only while the store is open, the rules are loaded and the engine
-/// takes events (the server starts after the first two); 503 once shutdown begins.
+/// takes events (the server starts after the first two); 503 with the reason once shutdown
+/// begins, when the last commit failed (for [`FAILED_COMMIT_UNREADY`] or until a commit
+/// succeeds), or when a batch has been committing for longer than `engine.stall_after_secs`.
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let status = app.engine.status();
     let not_ready = |why: &str| ApiError {
@@ -42,6 +50,25 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
     }
     if !status.running {
         return Err(not_ready("the engine is not running"));
+    }
+    if let Some((error, at)) = &status.last_commit_error
+        && at.elapsed() < FAILED_COMMIT_UNREADY
+    {
+        return Err(not_ready(&format!(
+            "the last commit failed {}s ago: {error}",
+            at.elapsed().as_secs()
+        )));
+    }
+    let stall = std::time::Duration::from_secs(app.config.engine.stall_after_secs);
+    if let Some(since) = status.committing_since
+        && since.elapsed() > stall
+    {
+        return Err(not_ready(&format!(
+            "the engine has been committing one batch for {}s (engine.stall_after_secs = {}): \
+             stalled on the disk or a rule",
+            since.elapsed().as_secs(),
+            stall.as_secs()
+        )));
     }
     Ok(Json(
         json!({ "status": "ready", "rules_version": status.rules_version }),

@@ -2,7 +2,9 @@
 //! durable; read endpoints go straight to the store. Handlers never write to the store.
 
 mod admin;
+pub mod browser;
 mod error;
+pub mod fields;
 mod health;
 pub(crate) mod json;
 mod limits;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The daemon's registry, served on `/metrics` (the engine's: `engine.metrics()`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The hosts and origins the API answers to (`server.allowed_hosts`).
+    pub browser: browser::Guard,
 }
 
 impl AppState {
@@ -124,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .merge(agent)
         .merge(admin)
         .layer(from_fn_with_state(limits, limits::shed_and_time))
+        .layer(from_fn_with_state(state.browser.clone(), browser::check))
         .merge(open)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -68,6 +68,18 @@ impl Keys {
                 ));
                 continue;
             }
+            // The same secret under two names: whichever matched first would be the caller,
+            // so the other's role and name in history would be a lie.
+            if let Some(other) = keys
+                .iter()
+                .find(|k: &&Key| bool::from(k.secret.as_slice().ct_eq(secret.as_bytes())))
+            {
+                problems.push(format!(
+                    "tokens `{}` and `{}` have the same secret; give each its own",
+                    other.name, t.name
+                ));
+                continue;
+            }
             keys.push(Key {
                 name: t.name.clone(),
                 role: t.role,
@@ -265,5 +277,23 @@ mod tests {
         let problems = Keys::load(&cfg).err().unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems.iter().all(|p| !p.contains("short\"")));
+    }
+
+    #[test]
+    fn two_tokens_with_the_same_secret_are_refused_without_showing_it() {
+        let token = |name: &str, role| TokenConfig {
+            name: name.into(),
+            role,
+            token: Some("same-secret-0123456789".into()),
+            token_file: None,
+        };
+        let cfg = AuthConfig {
+            tokens: vec![token("ingest", Role::Ingest), token("root", Role::Admin)],
+        };
+        let problems = Keys::load(&cfg).err().unwrap();
+        assert_eq!(
+            problems,
+            ["tokens `ingest` and `root` have the same secret; give each its own"]
+        );
     }
 }

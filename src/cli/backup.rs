@@ -6,13 +6,15 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::backup::{Verified, Verify};
 use crate::cli::client::Client;
 
 use crate::cli::client::ServerArgs;
 use crate::config::Config;
 
 /// Saves the daemon's consistent dump to `file` ("-" for standard output). The dump is
-/// written beside the target and renamed at the end, so a cut-off export never looks whole.
+/// written beside the target (mode 0600: it holds every ticket and mail), checked (counts,
+/// checksum, every record) and only then renamed, so a cut-off export never looks whole.
 pub fn export(file: &Path, server: &ServerArgs) -> anyhow::Result<()> {
     let client = Client::new(server)?;
     if file.as_os_str() == "-" {
@@ -21,27 +23,83 @@ pub fn export(file: &Path, server: &ServerArgs) -> anyhow::Result<()> {
         return out.flush().context("cannot write to standard output");
     }
     let partial = file.with_extension("partial");
-    let f = std::fs::File::create(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let f = private_file(&partial)?;
     let mut out = std::io::BufWriter::new(f);
     let bytes = client.download("/api/v1/admin/export", &mut out)?;
     out.flush()
         .with_context(|| format!("cannot write {}", partial.display()))?;
     drop(out);
+    let verified = verify_file(&partial, Verify::Strict).with_context(|| {
+        format!(
+            "the export in {} does not check; it is kept there, not renamed",
+            partial.display()
+        )
+    })?;
     std::fs::rename(&partial, file)
         .with_context(|| format!("cannot rename {} to {}", partial.display(), file.display()))?;
-    eprintln!("Exported {bytes} bytes to {}.", file.display());
+    eprintln!(
+        "Exported {} entries ({bytes} bytes, checked) to {}.",
+        verified.entries,
+        file.display()
+    );
     Ok(())
 }
 
-/// Loads a dump into the configured (empty) data directory.
-pub fn import(file: &Path, config: &Config) -> anyhow::Result<()> {
+/// Creates (or truncates) `path` readable and writable by its owner only.
+fn private_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    // A file that was already there keeps its mode on open: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
+    Ok(f)
+}
+
+/// Checks a dump file without importing it.
+fn verify_file(file: &Path, mode: Verify) -> anyhow::Result<Verified> {
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    Ok(crate::backup::verify(
+        &mut std::io::BufReader::new(input),
+        mode,
+        &mut |_, _, _| {},
+    )?)
+}
+
+/// Loads a dump into the configured (empty) data directory, once the whole dump checks.
+pub fn import(file: &Path, config: &Config, mode: Verify) -> anyhow::Result<()> {
+    if file.extension().is_some_and(|e| e == "partial") {
+        anyhow::bail!(
+            "{} is an export that did not finish (a .partial file is renamed only once it \
+             checks); export again",
+            file.display()
+        );
+    }
     let dir = &config.store.data_dir;
+    // Check the file before creating anything in the data directory.
+    verify_file(file, mode).with_context(|| format!("cannot import {}", file.display()))?;
     let store = crate::store::open(&config.store)?;
     let input =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let entries = crate::backup::import(&*store, &mut std::io::BufReader::new(input))
+    let verified = crate::backup::import(&*store, &mut std::io::BufReader::new(input), mode)
         .with_context(|| format!("cannot import {}", file.display()))?;
-    eprintln!("Imported {entries} entries into {}.", dir.display());
+    if verified.format < 2 {
+        eprintln!(
+            "Warning: {} has no trailer (format {}); it could not be checked for being whole.",
+            file.display(),
+            verified.format
+        );
+    }
+    eprintln!(
+        "Imported {} entries into {}.",
+        verified.entries,
+        dir.display()
+    );
     Ok(())
 }

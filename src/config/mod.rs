@@ -47,6 +47,38 @@ pub struct Config {
     pub sla: crate::sla::SlaConfig,
     /// Mail intake from a Maildir.
     pub mail: MailConfig,
+    /// Largest text fields the API accepts (`api::fields`).
+    pub limits: FieldLimits,
+}
+
+/// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
+/// one is refused (413 `field_too_large`) naming the field. Bounds what one request can make
+/// the store keep (tickets are rewritten on every change) and what list answers carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FieldLimits {
+    /// Each alert label's name and value.
+    pub label_bytes: usize,
+    /// Each alert annotation's value.
+    pub annotation_bytes: usize,
+    /// An alert's summary, a ticket's title.
+    pub title_bytes: usize,
+    /// An alert's or a ticket's description.
+    pub description_bytes: usize,
+    /// A comment's body.
+    pub comment_bytes: usize,
+}
+
+impl Default for FieldLimits {
+    fn default() -> FieldLimits {
+        FieldLimits {
+            label_bytes: 16 << 10,
+            annotation_bytes: 64 << 10,
+            title_bytes: 4 << 10,
+            description_bytes: 64 << 10,
+            comment_bytes: 64 << 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +98,10 @@ pub struct ServerConfig {
     pub ingest_rate_per_sec: u32,
     /// Intake requests a token may send in a burst above the rate.
     pub ingest_burst: u32,
+    /// Host names (`name` or `name:port`, `*` for any) the API answers to and whose web
+    /// pages may call it; empty: the listen address and localhost, 127.0.0.1, [::1] with its
+    /// port (`api::browser`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +114,7 @@ impl Default for ServerConfig {
             max_concurrent_requests: 1024,
             ingest_rate_per_sec: 5000,
             ingest_burst: 10000,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -127,6 +164,8 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// Seconds a sender is told to wait when the queue is full.
     pub retry_after_secs: u64,
+    /// A batch still not committed after this many seconds turns /readyz 503 (stalled).
+    pub stall_after_secs: u64,
 }
 
 impl Default for EngineConfig {
@@ -135,6 +174,7 @@ impl Default for EngineConfig {
             queue_capacity: 8192,
             max_batch: 1024,
             retry_after_secs: 1,
+            stall_after_secs: 30,
         }
     }
 }
@@ -281,7 +321,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
         origin: origin.to_string(),
         problems,
     };
-    let table: toml::Table = toml::from_str(text).map_err(|e| fail(vec![e.to_string()]))?;
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| fail(vec![syntax_error(text, &e)]))?;
     let mut problems = Vec::new();
     let mut config = Config::default();
     for (section, value) in table {
@@ -301,6 +342,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "vendors" => config.vendors = section_of(&section, value, &mut problems),
             "sla" => config.sla = section_of(&section, value, &mut problems),
             "mail" => config.mail = section_of(&section, value, &mut problems),
+            "limits" => config.limits = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }
@@ -336,6 +378,21 @@ where
         }
     }
     deserialize_reporting(section, toml::Value::Table(valid), problems).unwrap_or_default()
+}
+
+/// A TOML syntax error as "line L, column C: what", without the offending source line that
+/// toml's own message quotes: that line may hold a token or a secret.
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_string(),
+    }
 }
 
 fn deserialize_reporting<T>(
@@ -441,5 +498,14 @@ mod tests {
         let err = parse("[server\nlisten = 1", "x.toml").unwrap_err();
         assert_eq!(err.problems.len(), 1);
         assert!(err.problems[0].contains("line 1"), "{}", err.problems[0]);
+    }
+
+    #[test]
+    fn a_syntax_error_does_not_echo_the_line_it_is_on() {
+        let text = "[[auth.tokens]]\nname = \"root\"\ntoken = \"s3cr3t-0123456789\" oops\n";
+        let err = parse(text, "x.toml").unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("line 3, column"), "{shown}");
     }
 }

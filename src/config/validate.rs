@@ -17,8 +17,17 @@ pub fn problems(c: &Config) -> Vec<String> {
         c.server.max_concurrent_requests as u64,
     );
     positive("store.cache_mb", c.store.cache_mb);
+    positive("limits.label_bytes", c.limits.label_bytes as u64);
+    positive("limits.annotation_bytes", c.limits.annotation_bytes as u64);
+    positive("limits.title_bytes", c.limits.title_bytes as u64);
+    positive(
+        "limits.description_bytes",
+        c.limits.description_bytes as u64,
+    );
+    positive("limits.comment_bytes", c.limits.comment_bytes as u64);
     positive("engine.queue_capacity", c.engine.queue_capacity as u64);
     positive("engine.max_batch", c.engine.max_batch as u64);
+    positive("engine.stall_after_secs", c.engine.stall_after_secs);
     positive("rules.max_operations", c.rules.max_operations);
     positive("rules.time_budget_ms", c.rules.time_budget_ms);
     positive("rules.max_call_depth", c.rules.max_call_depth as u64);
@@ -61,6 +70,7 @@ pub fn problems(c: &Config) -> Vec<String> {
         ),
         _ => {}
     }
+    out.extend(crate::api::browser::problems(&c.server));
     out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out.extend(crate::sla::policy::problems(&c.sla, c.calendars.keys()));
     out.extend(crate::alerts::config::problems(&c.alerts, &c.pagerduty));

@@ -86,6 +86,10 @@ impl Engine {
 
     fn commit_batch(&mut self, batch: Vec<Submission>) {
         let started = Instant::now();
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .committing_since = Some(started);
         let mut cache = std::mem::take(&mut self.cache);
         let store = self.store.clone();
         let mut txn = Txn::new(&*store, &mut cache);
@@ -151,6 +155,11 @@ impl Engine {
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
             status.events += batch.len() as u64;
             status.batches += 1;
+            status.committing_since = None;
+            status.last_commit_error = committed
+                .as_ref()
+                .err()
+                .map(|e| (e.to_string(), Instant::now()));
         }
         for (s, result) in batch.into_iter().zip(results) {
             let answer = match (&committed, result) {

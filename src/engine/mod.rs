@@ -84,6 +84,13 @@ pub struct EngineStatus {
     pub rules_origin: String,
     pub events: u64,
     pub batches: u64,
+    /// The error of the last batch commit, if it failed, and when; cleared by a commit that
+    /// succeeds.
+    #[serde(skip)]
+    pub last_commit_error: Option<(String, std::time::Instant)>,
+    /// Since when the engine has been working on its current batch (None between batches).
+    #[serde(skip)]
+    pub committing_since: Option<std::time::Instant>,
 }
 
 /// The cloneable sending side. Dropping every handle stops the engine after it drains.

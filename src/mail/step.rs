@@ -61,7 +61,7 @@ pub(crate) struct MailRecord {
 
 /// One sender's mails in the current rate-limit window.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct SenderWindow {
+pub(crate) struct SenderWindow {
     /// When the window opened (the first mail counted in it).
     start: Timestamp,
     /// Mails counted in it so far.
@@ -143,7 +143,7 @@ impl Engine {
         let Some(record) = self.mail_record(txn, &mail.message_id)? else {
             return Ok(None);
         };
-        info!(message_id = %mail.message_id, event = record.event, "Mail seen before; nothing new.");
+        info!(message_id = %crate::telemetry::Escaped(&mail.message_id), event = record.event, "Mail seen before; nothing new.");
         Ok(Some(Receipt {
             event_id: record.event,
             ticket: record.ticket,
@@ -265,7 +265,7 @@ impl Engine {
                     after,
                     "caller replied by mail".into(),
                 );
-                info!(ticket = %t.id, message_id = %mail.message_id, "Ticket reopened: the caller replied by mail.");
+                info!(ticket = %t.id, message_id = %crate::telemetry::Escaped(&mail.message_id), "Ticket reopened: the caller replied by mail.");
                 (
                     Some(self.reply(txn, ctx, event, mail, &t)?),
                     Outcome::Reopened,
@@ -315,7 +315,7 @@ impl Engine {
                 warn!(ticket = %t.id, error = %r, "Mail not added as a comment.")
             }
         }
-        info!(ticket = %t.id, message_id = %mail.message_id, "Mail added to its ticket.");
+        info!(ticket = %t.id, message_id = %crate::telemetry::Escaped(&mail.message_id), "Mail added to its ticket.");
         Ok(t.id)
     }
 
@@ -348,12 +348,12 @@ impl Engine {
         };
         match self.create(txn, ctx, &caller(mail), &new) {
             Ok(h) => {
-                info!(ticket = ?h.ticket, message_id = %mail.message_id, "Ticket opened for a mail.");
+                info!(ticket = ?h.ticket, message_id = %crate::telemetry::Escaped(&mail.message_id), "Ticket opened for a mail.");
                 Ok(h.ticket)
             }
             Err(Failure::Store(e)) => Err(e),
             Err(Failure::Refused(r)) => {
-                warn!(message_id = %mail.message_id, error = %r, "No ticket opened for a mail.");
+                warn!(message_id = %crate::telemetry::Escaped(&mail.message_id), error = %r, "No ticket opened for a mail.");
                 Ok(None)
             }
         }
@@ -483,7 +483,7 @@ impl Engine {
             Err(Failure::Refused(r)) => warn!(ticket = %t.id, error = %r, "Bounce not added."),
         }
         count_suppressed(&self.metrics, "bounce");
-        info!(ticket = %t.id, message_id = %mail.message_id, "Bounce attached to its ticket.");
+        info!(ticket = %t.id, message_id = %crate::telemetry::Escaped(&mail.message_id), "Bounce attached to its ticket.");
         Ok((
             handled(Some(t.id), Outcome::Updated, Vec::new()),
             Some(format!("bounce: attached to {}", t.id)),
@@ -552,7 +552,7 @@ fn suppressed(
 ) -> Disposal {
     count_suppressed(m, label);
     info!(
-        message_id = %mail.message_id,
+        message_id = %crate::telemetry::Escaped(&mail.message_id),
         from = %mail.sender(),
         reason = label,
         why = %why,

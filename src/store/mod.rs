@@ -13,6 +13,7 @@
 mod codec;
 #[cfg(test)]
 mod conformance;
+mod failpoint;
 mod keys;
 pub mod layout;
 mod memory;
@@ -66,11 +67,21 @@ pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
         return Ok(Arc::new(PostgresStore::open(url)?));
     }
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).map_err(|source| StoreError::Open {
+    std::fs::create_dir_all(dir).map_err(|error| StoreError::Open {
         path: dir.display().to_string(),
-        source: source.into(),
+        error: error.into(),
     })?;
-    Ok(Arc::new(SledStore::open(dir, config.cache_mb << 20)?))
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, config.cache_mb << 20)?);
+    match failpoint::from_env() {
+        Some(while_exists) => {
+            tracing::warn!(file = %while_exists.display(), "TEST ONLY failpoint set: store writes fail while the file exists.");
+            Ok(Arc::new(failpoint::FailingStore {
+                inner: store,
+                while_exists,
+            }))
+        }
+        None => Ok(store),
+    }
 }
 
 /// Every logical tree of the store. Adding a tree means adding a variant here, so that all
@@ -277,11 +288,16 @@ pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the store at {path}: {source}")]
+    #[error(
+        "cannot open the store at {path}: {error}. Is another itsmd using it (stop it first)? \
+         Is the disk full (free space and start again)? Otherwise `itsmd check --data-dir \
+         {path}` lists what is damaged, and a dump restores it: `itsmd import FILE --data-dir \
+         EMPTY_DIR` (docs/operations.md, \"Data, backup and restore\")"
+    )]
     Open {
         path: String,
-        #[source]
-        source: BackendError,
+        /// In the message, before what to do; not a `source` so that it is not shown twice.
+        error: BackendError,
     },
     #[error("store I/O failed during {op}: {source}")]
     Io {

@@ -95,11 +95,11 @@ impl PostgresStore {
             })
             .map_err(|e| StoreError::Open {
                 path: "postgres".into(),
-                source: e.into(),
+                error: e.into(),
             })?;
         opened.recv().map_err(|e| StoreError::Open {
             path: "postgres".into(),
-            source: e.into(),
+            error: e.into(),
         })??;
         Ok(PostgresStore {
             jobs: Mutex::new(jobs),
@@ -383,7 +383,7 @@ fn connect(url: &str) -> Result<Client, StoreError> {
     Client::connect(url, NoTls).map_err(|e| StoreError::Open {
         // The URL may carry a password: name the server only.
         path: describe(url),
-        source: e.into(),
+        error: e.into(),
     })
 }
 

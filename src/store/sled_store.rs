@@ -28,6 +28,7 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        remove_interrupted_snapshots(dir);
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -36,16 +37,70 @@ impl SledStore {
             // lock after drop (spacejam/sled#1289) and flush nothing new.
             .flush_every_ms(None)
             .open()
-            .map_err(|source| StoreError::Open {
+            .map_err(|error| StoreError::Open {
                 path: dir.display().to_string(),
-                source: source.into(),
+                error: error.into(),
             })?;
-        let tree = db.open_tree("itsmd").map_err(|source| StoreError::Open {
+        let tree = db.open_tree("itsmd").map_err(|error| StoreError::Open {
             path: dir.display().to_string(),
-            source: source.into(),
+            error: error.into(),
         })?;
         Ok(SledStore { db, tree })
     }
+}
+
+/// Removes the `snap.<LSN>.generating` files an interrupted snapshot left behind (a start on a
+/// full disk leaves an empty one). sled 0.34.7 writes a snapshot to `snap.<LSN>.generating`,
+/// syncs it and only then renames it to `snap.<LSN>`; but on open it reads the last snapshot
+/// file by name, `.generating` included, and an incomplete one makes every later start fail
+/// with "Read corrupted data" although the log is intact. Such a file holds nothing the log
+/// does not: the snapshot is an index rebuilt from the log. A `.generating` file that is
+/// complete (length and CRC as sled writes them) is left alone: sled reads it fine.
+fn remove_interrupted_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        // A missing or unreadable directory: sled's open reports it with its own error.
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with("snap.") && name.ends_with(".generating")) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::read(&path) {
+            Ok(bytes) if snapshot_is_complete(&bytes) => {}
+            Ok(bytes) => match std::fs::remove_file(&path) {
+                Ok(()) => tracing::warn!(
+                    file = %path.display(),
+                    bytes = bytes.len(),
+                    "Removed an incomplete snapshot left by an interrupted write (a full disk?); the store is rebuilt from its log."
+                ),
+                Err(error) => tracing::warn!(
+                    file = %path.display(),
+                    %error,
+                    "Cannot remove an incomplete snapshot left by an interrupted write; opening the store may fail."
+                ),
+            },
+            Err(error) => tracing::warn!(
+                file = %path.display(),
+                %error,
+                "Cannot read a snapshot left by an interrupted write."
+            ),
+        }
+    }
+}
+
+/// Whether a snapshot file ends as sled 0.34.7 ends one: the body, its length (8 bytes), and
+/// the CRC-32 of the body (4 bytes, little-endian).
+fn snapshot_is_complete(bytes: &[u8]) -> bool {
+    if bytes.len() <= 12 {
+        return false;
+    }
+    let (body, trailer) = bytes.split_at(bytes.len() - 12);
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&trailer[8..]);
+    crc32fast::hash(body) == u32::from_le_bytes(crc)
 }
 
 fn physical(tree: Tree, key: &[u8]) -> Vec<u8> {

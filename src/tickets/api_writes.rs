@@ -82,6 +82,7 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     JsonBody(new): JsonBody<NewTicket>,
 ) -> Result<(StatusCode, HeaderMap, Json<TicketJson>), ApiError> {
+    crate::api::fields::new_ticket(&app.config.limits, &new)?;
     let ticket = run(&app, who, Action::Create(new)).await?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/tickets/{}", ticket.ticket.id)) {
@@ -97,6 +98,7 @@ pub async fn update(
     Path(raw): Path<String>,
     JsonBody(fields): JsonBody<TicketUpdate>,
 ) -> Result<Json<TicketJson>, ApiError> {
+    crate::api::fields::ticket_update(&app.config.limits, &fields)?;
     let ticket = ticket_id(&raw)?;
     Ok(Json(
         run(&app, who, Action::Update { ticket, fields }).await?,
@@ -110,6 +112,7 @@ pub async fn transition(
     Path(raw): Path<String>,
     JsonBody(step): JsonBody<TransitionRequest>,
 ) -> Result<Json<TicketJson>, ApiError> {
+    crate::api::fields::transition(&app.config.limits, &step)?;
     let ticket = ticket_id(&raw)?;
     Ok(Json(
         run(&app, who, Action::Transition { ticket, step }).await?,
@@ -123,6 +126,7 @@ pub async fn comment(
     Path(raw): Path<String>,
     JsonBody(comment): JsonBody<CommentRequest>,
 ) -> Result<(StatusCode, Json<TicketJson>), ApiError> {
+    crate::api::fields::comment(&app.config.limits, &comment)?;
     let ticket = ticket_id(&raw)?;
     let t = run(&app, who, Action::Comment { ticket, comment }).await?;
     Ok((StatusCode::CREATED, Json(t)))

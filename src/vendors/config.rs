@@ -57,6 +57,11 @@ pub struct VendorConfig {
     /// The vendor's status words in callbacks → the ticket state each moves the ticket to.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub status_map: BTreeMap<String, StatusTarget>,
+    /// An HTTP(S) proxy for this vendor's webhooks. None by default, and then HTTP_PROXY,
+    /// HTTPS_PROXY and ALL_PROXY are not used either: signed ticket data goes straight to
+    /// the vendor unless a proxy is configured here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 fn all_types() -> Vec<String> {
@@ -176,6 +181,14 @@ pub fn problems(vendors: &BTreeMap<String, VendorConfig>) -> Vec<String> {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             Ok(_) => out.push(format!("{at}.url must be an http or https URL with a host")),
             Err(e) => out.push(format!("{at}.url {:?} is not a URL: {e}", v.url)),
+        }
+        if let Some(proxy) = &v.proxy {
+            match reqwest::Url::parse(proxy) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => out.push(format!(
+                    "{at}.proxy must be an http or https URL with a host"
+                )),
+            }
         }
         // Literal secrets are checked here; files and variables are read at startup.
         match v.secret_source() {

@@ -61,6 +61,8 @@ pub struct Dispatcher {
     vendors: Vendors,
     /// No redirects; per-request timeouts come from each vendor.
     http: reqwest::Client,
+    /// The clients of vendors with a `proxy`, by vendor name.
+    proxied: HashMap<String, reqwest::Client>,
     shutdown: CancellationToken,
     /// The engine's registry: deliveries count where the engine's own counters do.
     metrics: Arc<Metrics>,
@@ -90,10 +92,26 @@ impl Dispatcher {
         vendors: Vendors,
         shutdown: CancellationToken,
     ) -> Result<Dispatcher, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        // Never the environment's HTTP_PROXY & co.: a vendor's webhooks go through a proxy
+        // only when its `proxy` says so.
+        let client = |proxy: Option<&reqwest::Url>| {
+            let builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy();
+            match proxy {
+                Some(url) => builder.proxy(reqwest::Proxy::all(url.clone())?).build(),
+                None => builder.build(),
+            }
+        };
+        let http = client(None)?;
+        let mut proxied = HashMap::new();
+        for vendor in vendors.iter() {
+            if let Some(url) = &vendor.proxy {
+                proxied.insert(vendor.name.clone(), client(Some(url))?);
+            }
+        }
         Ok(Dispatcher {
+            proxied,
             store,
             metrics: engine.metrics().clone(),
             engine,
@@ -259,8 +277,8 @@ impl Dispatcher {
                 };
             }
         };
-        let mut request = self
-            .http
+        let http = self.proxied.get(&vendor.name).unwrap_or(&self.http);
+        let mut request = http
             .post(vendor.url.clone())
             .timeout(vendor.timeout)
             .header(CONTENT_TYPE, "application/json")

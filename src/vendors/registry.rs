@@ -25,6 +25,8 @@ pub struct Vendor {
     /// Deliveries at once.
     pub max_in_flight: usize,
     pub retry: RetrySchedule,
+    /// The proxy its webhooks go through; none: straight to it (environment proxies unused).
+    pub proxy: Option<reqwest::Url>,
 }
 
 /// Every configured vendor, by name.
@@ -56,6 +58,13 @@ impl Vendors {
                     continue;
                 }
             };
+            let proxy = match v.proxy.as_deref().map(reqwest::Url::parse).transpose() {
+                Ok(proxy) => proxy,
+                Err(e) => {
+                    problems.push(format!("{at}.proxy: {e}"));
+                    continue;
+                }
+            };
             vendors.insert(
                 name.clone(),
                 Arc::new(Vendor {
@@ -65,6 +74,7 @@ impl Vendors {
                     timeout: v.timeout.to_std(),
                     max_in_flight: v.max_in_flight,
                     retry: v.retry.clone(),
+                    proxy,
                 }),
             );
         }
@@ -81,6 +91,11 @@ impl Vendors {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Every vendor, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Vendor>> {
+        self.0.values()
     }
 }
 

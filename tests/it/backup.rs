@@ -53,25 +53,10 @@ fn export_then_import_round_trips_every_record() {
     ));
 
     let dump = setup.dir.path().join("dump.jsonl");
-    let server = format!("http://{}", d.addr);
     // Export needs an admin token.
-    let (ok, err) = itsmd(&[
-        "export",
-        dump.to_str().unwrap(),
-        "--server",
-        &server,
-        "--token",
-        AGENT,
-    ]);
+    let (ok, err) = d.export_to(&dump, AGENT);
     assert!(!ok && err.contains("403"), "{err}");
-    let (ok, err) = itsmd(&[
-        "export",
-        dump.to_str().unwrap(),
-        "--server",
-        &server,
-        "--token",
-        ADMIN,
-    ]);
+    let (ok, err) = d.export_to(&dump, ADMIN);
     assert!(ok, "{err}");
     let get = |d: &crate::support::Daemon, path: &str| {
         d.http
@@ -109,15 +94,7 @@ fn export_then_import_round_trips_every_record() {
     assert_eq!(get(&d2, "/api/v1/tickets/INC-000002"), one);
     // Every tree, entry for entry: exporting the restored store gives the same dump.
     let again = restored.dir.path().join("again.jsonl");
-    let server2 = format!("http://{}", d2.addr);
-    let (ok, err) = itsmd(&[
-        "export",
-        again.to_str().unwrap(),
-        "--server",
-        &server2,
-        "--token",
-        ADMIN,
-    ]);
+    let (ok, err) = d2.export_to(&again, ADMIN);
     assert!(ok, "{err}");
     let a = std::fs::read_to_string(&dump).unwrap();
     let b = std::fs::read_to_string(&again).unwrap();
@@ -141,7 +118,7 @@ fn export_then_import_round_trips_every_record() {
 fn import_of_a_broken_dump_names_the_line_and_writes_nothing() {
     let setup = Setup::new();
     let dump = setup.dir.path().join("bad.jsonl");
-    std::fs::write(&dump, "{\"itsmd_export\":1,\"version\":\"0\"}\n{\"tree\":\"tickets\",\"key\":\"zz\",\"v\":1,\"value\":{}}\n").unwrap();
+    std::fs::write(&dump, "{\"itsmd_export\":2,\"version\":\"0\",\"entries\":1}\n{\"tree\":\"tickets\",\"key\":\"zz\",\"v\":1,\"value\":{}}\n").unwrap();
     let target = setup.data_dir();
     let (ok, err) = itsmd(&[
         "import",
@@ -151,13 +128,15 @@ fn import_of_a_broken_dump_names_the_line_and_writes_nothing() {
     ]);
     assert!(!ok);
     assert!(err.contains("line 2: key is not hex"), "{err}");
-    // Nothing half-imported: the directory is still importable.
+    // Nothing half-imported: the directory is still importable (here an old, format-1
+    // dump without a trailer, which needs --allow-unverified).
     std::fs::write(&dump, "{\"itsmd_export\":1,\"version\":\"0\"}\n").unwrap();
     let (ok, err) = itsmd(&[
         "import",
         dump.to_str().unwrap(),
         "--data-dir",
         target.to_str().unwrap(),
+        "--allow-unverified",
     ]);
     assert!(ok, "{err}");
 }

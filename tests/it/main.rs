@@ -12,6 +12,7 @@ mod crash;
 mod expiry;
 mod formats;
 mod guard;
+mod hostile;
 mod intake;
 mod isolation;
 mod lifecycle;

@@ -333,3 +333,24 @@ pub fn incidents(d: &Daemon) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
 }
+
+impl Daemon {
+    /// Runs `itsmd export FILE` against this daemon with `token`; returns success and stderr.
+    pub fn export_to(&self, file: &Path, token: &str) -> (bool, String) {
+        let out = Command::new(BIN)
+            .arg("export")
+            .arg(file)
+            .args([
+                "--server",
+                &format!("http://{}", self.addr),
+                "--token",
+                token,
+            ])
+            .output()
+            .expect("run itsmd export");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}

@@ -18,7 +18,7 @@ const ADMIN: &str = "admin-token-for-vendor-tests";
 
 /// A daemon with an admin token and vendor `acme` posting to `url`; `extra` is appended to
 /// the vendor's table (before its sub-tables).
-fn config(url: &str, extra: &str) -> String {
+pub(crate) fn config(url: &str, extra: &str) -> String {
     format!(
         r#"
 [auth]
@@ -42,7 +42,12 @@ closed = "closed"
 const FAST: &str = r#"timeout = "300ms"
 retry = { max_attempts = 6, base_ms = 20, cap_ms = 100, max_retry_after_ms = 5000 }"#;
 
-fn call(d: &Daemon, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) fn call(
+    d: &Daemon,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = d.http.request(method, d.url(path)).bearer_auth(ADMIN);
     if let Some(b) = body {
         req = req.json(&b);
@@ -53,7 +58,7 @@ fn call(d: &Daemon, method: reqwest::Method, path: &str, body: Option<Value>) ->
 }
 
 /// Opens an incident and assigns it to acme; returns its id.
-fn assigned_incident(d: &Daemon) -> String {
+pub(crate) fn assigned_incident(d: &Daemon) -> String {
     let (status, t) = call(
         d,
         reqwest::Method::POST,

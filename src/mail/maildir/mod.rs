@@ -233,7 +233,7 @@ impl Reader {
             let there =
                 waiting.iter().any(|w| &w.name == name) || not_files.iter().any(|(n, _)| n == name);
             if !there {
-                debug!(file = %name, "Stuck mail gone from new/.");
+                debug!(file = %crate::telemetry::Escaped(name), "Stuck mail gone from new/.");
             }
             there
         });
@@ -297,7 +297,7 @@ impl Reader {
                 s.next = now + s.delay;
                 s.committed |= f.committed;
                 debug!(
-                    file = %name,
+                    file = %crate::telemetry::Escaped(name),
                     reason = f.reason,
                     error = %f.detail,
                     attempts = s.attempts,
@@ -314,7 +314,7 @@ impl Reader {
                     })
                     .inc();
                 error!(
-                    file = %name,
+                    file = %crate::telemetry::Escaped(name),
                     reason = f.reason,
                     error = %f.detail,
                     retry_in = ?RETRY_FIRST,
@@ -338,7 +338,7 @@ impl Reader {
     fn unstuck(&mut self, name: &str) {
         if let Some(s) = self.stuck.remove(name) {
             info!(
-                file = %name,
+                file = %crate::telemetry::Escaped(name),
                 reason = s.reason,
                 attempts = s.attempts,
                 "Stuck mail handled after retrying."
@@ -409,7 +409,7 @@ impl Reader {
             })
             .inc();
         if self.abort_after_commit {
-            error!(file = %message.name, "Failpoint mail-after-commit: aborting before the move to cur/.");
+            error!(file = %crate::telemetry::Escaped(&message.name), "Failpoint mail-after-commit: aborting before the move to cur/.");
             std::process::abort();
         }
         self.move_to_cur(message, Some((receipt, &outcome))).await;
@@ -425,7 +425,7 @@ impl Reader {
             Ok(Ok(_)) => {
                 if let Some((receipt, outcome)) = receipt {
                     info!(
-                        file = %message.name,
+                        file = %crate::telemetry::Escaped(&message.name),
                         event = receipt.event_id,
                         ticket = ?receipt.ticket.map(|t| t.to_string()),
                         outcome = %outcome,
@@ -436,7 +436,7 @@ impl Reader {
             }
             // Moved by someone else meanwhile: it is committed, nothing is lost.
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                debug!(file = %message.name, "Mail already gone from new/.");
+                debug!(file = %crate::telemetry::Escaped(&message.name), "Mail already gone from new/.");
                 self.stuck.remove(&message.name);
             }
             Ok(Err(e)) => self.failed(
@@ -450,7 +450,9 @@ impl Reader {
                     committed: true,
                 },
             ),
-            Err(e) => error!(file = %message.name, error = %e, "Moving mail failed."),
+            Err(e) => {
+                error!(file = %crate::telemetry::Escaped(&message.name), error = %e, "Moving mail failed.")
+            }
         }
     }
 }
@@ -510,7 +512,7 @@ fn quarantine(
                     reason: reason.into(),
                 })
                 .inc();
-            warn!(file = %m.name, reason, detail, to = %path.display(), "Mail quarantined.");
+            warn!(file = %crate::telemetry::Escaped(&m.name), reason, detail, to = %path.display(), "Mail quarantined.");
             Read::Done(m.name)
         }
         Err(e) => {

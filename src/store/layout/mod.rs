@@ -3,8 +3,11 @@
 
 pub mod alert_expiry;
 pub mod changes;
+mod check;
 pub mod outbox;
 pub mod sla_timers;
+
+pub use check::{Report, check_record, check_store};
 
 use std::ops::Bound;
 

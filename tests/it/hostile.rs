@@ -1,0 +1,495 @@
+//! Hostile conditions and input (issue #21): a store left behind by a start on a full disk,
+//! dumps that are cut off or tampered with, browser-origin requests, oversized fields.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::{BIN, Setup, alert};
+
+/// Runs the `itsmd` binary; returns success, stdout and stderr.
+fn itsmd(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run itsmd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_store_left_with_an_empty_generating_snapshot_opens_and_keeps_its_data() {
+    let setup = Setup::new();
+    let d = setup.start();
+    for i in 0..5 {
+        let (status, body) = d.post(
+            "/api/v1/events",
+            &alert("firing", &format!("disk {i}"), json!({"i": i.to_string()})),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    let before = d.get_ok("/api/v1/tickets?limit=100");
+    assert!(d.terminate().success());
+
+    // What sled 0.34.7 leaves when a snapshot write hits a full disk: an empty
+    // `snap.<LSN>.generating`, named so that it sorts after the last complete snapshot.
+    let data = setup.data_dir();
+    let last = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("snap.") && !n.ends_with(".generating"))
+        .max()
+        .unwrap_or_else(|| "snap.0000000000000000".into());
+    let leftover = data.join(format!("{last}.generating"));
+    std::fs::write(&leftover, b"").unwrap();
+
+    let d = setup.start();
+    assert_eq!(d.get_ok("/api/v1/tickets?limit=100"), before);
+    let warning = d.wait_for_log(|v| {
+        v["fields"]["message"]
+            .as_str()
+            .or(v["message"].as_str())
+            .is_some_and(|m| m.starts_with("Removed an incomplete snapshot"))
+    });
+    assert!(warning.to_string().contains(".generating"), "{warning}");
+    assert!(!leftover.exists());
+    assert!(d.terminate().success());
+
+    // Offline verification: counts per tree, every record decodes.
+    let (ok, out, err) = itsmd(&["check", "--data-dir", data.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("tickets "), "{out}");
+    assert!(out.contains("OK: "), "{out}");
+}
+
+#[test]
+fn a_store_that_cannot_be_opened_says_what_to_do() {
+    let setup = Setup::new();
+    let data = setup.data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    // A damaged store: sled's config file is garbage.
+    std::fs::write(data.join("conf"), b"\x00\x01garbage").unwrap();
+    std::fs::write(data.join("db"), b"not a sled log").unwrap();
+    let (ok, out, err) = itsmd(&["check", "--data-dir", data.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("itsmd check --data-dir"), "{err}");
+    assert!(err.contains("itsmd import"), "{err}");
+}
+
+const ADMIN: &str = "admin-token-0123456789";
+
+/// A daemon with an admin token and a few tickets, exported with `itsmd export`: the setup,
+/// the dump's path and its text.
+fn exported() -> (Setup, std::path::PathBuf, String) {
+    let setup = Setup::new().config(&format!(
+        "[[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\ntoken = \"{ADMIN}\"\n"
+    ));
+    let d = setup.start();
+    for i in 0..3 {
+        let r = d
+            .http
+            .post(d.url("/api/v1/events"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(alert(
+                "firing",
+                &format!("dump {i}"),
+                json!({"i": i.to_string()}),
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    let dump = setup.dir.path().join("dump.jsonl");
+    let (ok, err) = d.export_to(&dump, ADMIN);
+    assert!(ok, "{err}");
+    assert!(err.contains("checked"), "{err}");
+    assert!(d.terminate().success());
+    let text = std::fs::read_to_string(&dump).unwrap();
+    (setup, dump, text)
+}
+
+fn import_into(file: &std::path::Path, dir: &std::path::Path) -> (bool, String) {
+    let (ok, _, err) = itsmd(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    (ok, err)
+}
+
+#[test]
+fn an_export_is_private_has_a_header_and_a_checksummed_trailer() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_setup, dump, text) = exported();
+    let mode = std::fs::metadata(&dump).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let lines: Vec<&str> = text.lines().collect();
+    let header: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(header["itsmd_export"], 2);
+    assert_eq!(header["entries"], lines.len() as u64 - 2);
+    assert_eq!(header["trees"]["tickets"], 3);
+    let trailer: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    assert_eq!(trailer["itsmd_export_end"]["entries"], header["entries"]);
+    assert_eq!(
+        trailer["itsmd_export_end"]["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+}
+
+#[test]
+fn import_refuses_incomplete_or_invalid_dumps_naming_the_line_and_writes_nothing() {
+    let (setup, dump, text) = exported();
+    let lines: Vec<&str> = text.lines().collect();
+    let n = lines.len();
+    let bad = setup.dir.path().join("bad.jsonl");
+    let target = setup.dir.path().join("restored");
+    let ticket_line = lines
+        .iter()
+        .position(|l| l.starts_with("{\"tree\":\"tickets\""))
+        .unwrap();
+    // A ticket whose value is valid JSON but not a ticket.
+    let mut not_a_ticket: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let cut = not_a_ticket[ticket_line].find("\"value\":").unwrap();
+    not_a_ticket[ticket_line] = format!("{}\"value\":{{\"id\":42}}}}", &lines[ticket_line][..cut]);
+    let cases = [
+        (
+            lines[..n - 1].join("\n") + "\n",
+            format!("line {}: the dump ends without its trailer", n - 1),
+        ),
+        (
+            lines[0].to_string() + "\n",
+            "line 1: the dump ends without its trailer".to_string(),
+        ),
+        (
+            not_a_ticket.join("\n") + "\n",
+            format!(
+                "line {}: stored value in tree tickets is unreadable",
+                ticket_line + 1
+            ),
+        ),
+        (
+            text.replacen("dump 1", "dump X", 1),
+            format!("line {n}: checksum mismatch"),
+        ),
+    ];
+    for (content, expected) in cases {
+        std::fs::write(&bad, content).unwrap();
+        let (ok, err) = import_into(&bad, &target);
+        assert!(!ok && err.contains(&expected), "{expected}: {err}");
+        assert!(
+            !target.exists(),
+            "a refused import created {}",
+            target.display()
+        );
+    }
+    // A .partial file (a cut-off export) is refused whatever it holds.
+    let partial = setup.dir.path().join("dump.partial");
+    std::fs::copy(&dump, &partial).unwrap();
+    let (ok, err) = import_into(&partial, &target);
+    assert!(!ok && err.contains("did not finish"), "{err}");
+
+    // The whole dump imports, and the daemon serves what was exported.
+    let (ok, err) = import_into(&dump, &target);
+    assert!(ok, "{err}");
+    let (ok, out, err) = itsmd(&["check", "--data-dir", target.to_str().unwrap()]);
+    assert!(ok && out.contains("tickets "), "{out}{err}");
+}
+
+#[test]
+fn browser_origin_requests_foreign_hosts_and_non_json_bodies_are_refused() {
+    let setup = Setup::new();
+    let d = setup.start();
+    let body = alert("firing", "csrf", json!({"i": "1"}));
+    let send = |req: reqwest::blocking::RequestBuilder| {
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    // A page on another site posting to the (open, loopback) API.
+    let (status, err) = send(
+        d.http
+            .post(d.url("/api/v1/events"))
+            .header("origin", "http://evil.example")
+            .header("content-type", "application/json")
+            .body(body.clone()),
+    );
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(err["error"]["code"], "forbidden_origin");
+    // DNS rebinding: the page's own name resolved to 127.0.0.1.
+    let (status, err) = send(
+        d.http
+            .get(d.url("/api/v1/admin/export"))
+            .header("host", "evil.example"),
+    );
+    assert_eq!(status, 421, "{err}");
+    assert_eq!(err["error"]["code"], "misdirected_host");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.allowed_hosts"),
+        "{err}"
+    );
+    // What an HTML form or a "simple" fetch can send.
+    for ct in ["text/plain", "application/x-www-form-urlencoded"] {
+        let (status, err) = send(
+            d.http
+                .post(d.url("/api/v1/events"))
+                .header("content-type", ct)
+                .body(body.clone()),
+        );
+        assert_eq!(status, 415, "{ct}: {err}");
+        assert_eq!(err["error"]["code"], "unsupported_media_type");
+    }
+    assert_eq!(
+        d.get_ok("/api/v1/tickets")["tickets"],
+        json!([]),
+        "nothing got in"
+    );
+
+    // Normal requests still work: JSON with or without charset, a same-origin page, no
+    // Content-Type at all (sloppy senders), the loopback names, probes by any name.
+    for (ct, origin) in [
+        (Some("application/json"), None),
+        (
+            Some("application/json; charset=utf-8"),
+            Some(format!("http://{}", d.addr)),
+        ),
+        (None, None),
+    ] {
+        let mut req = d.http.post(d.url("/api/v1/events")).body(body.clone());
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        let (status, err) = send(req);
+        assert_eq!(status, 202, "{ct:?}: {err}");
+    }
+    let port = d.addr.port();
+    for host in [format!("localhost:{port}"), format!("[::1]:{port}")] {
+        let (status, err) = send(d.http.get(d.url("/api/v1/tickets")).header("host", host));
+        assert_eq!(status, 200, "{err}");
+    }
+    let (status, _) = send(d.http.get(d.url("/readyz")).header("host", "node7.example"));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn allowed_hosts_is_configurable_and_checked() {
+    let setup = Setup::new().config("[server]\nallowed_hosts = [\"itsmd.example.org\"]\n");
+    let d = setup.start();
+    let r = d
+        .http
+        .get(d.url("/api/v1/tickets"))
+        .header("host", "itsmd.example.org:443")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(d.get("/api/v1/tickets").0, 421, "only the configured names");
+    drop(d);
+    let bad = Setup::new().config("[server]\nallowed_hosts = [\"http://x.example/\"]\n");
+    let (ok, _, err) = itsmd(&[
+        "check",
+        "--config",
+        bad.config.as_ref().unwrap().to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("server.allowed_hosts"), "{err}");
+}
+
+#[test]
+fn oversized_labels_descriptions_and_comments_are_refused_naming_the_field() {
+    let setup = Setup::new().config("[limits]\ncomment_bytes = 1000\n");
+    let d = setup.start();
+    let big = "x".repeat(1_000_000);
+    let (status, err) = d.post(
+        "/api/v1/events",
+        &alert("firing", "big", json!({"host": big, "team": "dba"})),
+    );
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["error"]["code"], "field_too_large");
+    assert_eq!(err["error"]["details"]["field"], "labels.host");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("limits.label_bytes = 16384"), "{message}");
+
+    // Prometheus' format, several alerts: the path names the alert.
+    let prom = json!([
+        {"labels": {"alertname": "A"}},
+        {"labels": {"alertname": "B"}, "annotations": {"runbook": "y".repeat(70_000)}},
+    ]);
+    let (status, err) = d.post("/api/v2/alerts", &prom.to_string());
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(
+        err["error"]["details"]["field"],
+        "alerts[1].annotations.runbook"
+    );
+    assert_eq!(
+        d.get_ok("/api/v1/tickets")["tickets"],
+        json!([]),
+        "nothing got in"
+    );
+
+    // Tickets: the description and, with a configured limit, the comment body.
+    let ticket = json!({"kind": "incident", "title": "t", "description": "d".repeat(70_000)});
+    let (status, err) = d.post("/api/v1/tickets", &ticket.to_string());
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["error"]["details"]["field"], "description");
+    let (status, t) = d.post(
+        "/api/v1/tickets",
+        &json!({"kind": "incident", "title": "t", "description": "fine"}).to_string(),
+    );
+    assert_eq!(status, 201, "{t}");
+    let path = format!("/api/v1/tickets/{}/comments", t["id"].as_str().unwrap());
+    let (status, err) = d.post(&path, &json!({"body": "c".repeat(1001)}).to_string());
+    assert_eq!(status, 413, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`body` is 1001 bytes; at most limits.comment_bytes = 1000"),
+        "{err}"
+    );
+    let (status, err) = d.post(&path, &json!({"body": "c".repeat(1000)}).to_string());
+    assert_eq!(status, 201, "{err}");
+    let path = format!("/api/v1/tickets/{}/transitions", t["id"].as_str().unwrap());
+    let step = json!({"to": "in_progress", "reason": "r".repeat(70_000)});
+    let (status, err) = d.post(&path, &step.to_string());
+    assert_eq!(status, 413, "{err}");
+    assert_eq!(err["error"]["details"]["field"], "reason");
+}
+
+#[test]
+fn readiness_turns_503_with_the_reason_while_commits_fail_and_recovers() {
+    let setup = Setup::new();
+    let fail = setup.dir.path().join("disk-full");
+    let failpoint = format!("store-fail-while={}", fail.display());
+    let d = setup.start_with(&[], &[("ITSMD_FAILPOINT", &failpoint)]);
+    assert_eq!(d.get("/readyz").0, 200);
+
+    std::fs::write(&fail, b"").unwrap();
+    let (status, err) = d.post("/api/v1/events", &alert("firing", "a", json!({"i": "1"})));
+    assert_eq!(status, 503, "{err}");
+    assert_eq!(err["error"]["code"], "store_unavailable");
+    let (status, body) = d.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    let why = body["error"]["message"].as_str().unwrap();
+    assert!(why.starts_with("the last commit failed"), "{why}");
+    assert!(why.contains("flush") || why.contains("apply"), "{why}");
+
+    // Writes work again: the next commit succeeds and the daemon is ready.
+    std::fs::remove_file(&fail).unwrap();
+    let (status, err) = d.post("/api/v1/events", &alert("firing", "a", json!({"i": "1"})));
+    assert_eq!(status, 202, "{err}");
+    assert_eq!(d.get("/readyz").0, 200);
+}
+
+#[test]
+fn readiness_turns_503_while_a_batch_stalls() {
+    let rule = "fn on_alert(alert, ticket) { let t = timestamp(); while t.elapsed < 2.5 { } }";
+    let setup = Setup::new().rules(&[("10-slow.rhai", rule)]).config(
+        "[engine]\nstall_after_secs = 1\n\
+         [rules]\ntime_budget_ms = 10000\nmax_operations = 10000000000\n",
+    );
+    let d = std::sync::Arc::new(setup.start());
+    let first = {
+        let d = d.clone();
+        std::thread::spawn(move || d.post("/api/v1/events", &alert("firing", "x", json!({}))).0)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1700));
+    let (status, body) = d.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("engine.stall_after_secs = 1"),
+        "{body}"
+    );
+    assert_eq!(first.join().unwrap(), 202);
+    assert_eq!(d.get("/readyz").0, 200);
+}
+
+#[test]
+fn a_shared_token_secret_and_a_toml_error_are_reported_without_the_secret() {
+    let shared = Setup::new().config(
+        "[[auth.tokens]]\nname = \"prom\"\nrole = \"ingest\"\ntoken = \"shared-secret-0123456789\"\n\
+         [[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\ntoken = \"shared-secret-0123456789\"\n",
+    );
+    let path = shared.config.as_ref().unwrap().to_str().unwrap();
+    let (ok, out, err) = itsmd(&["check", "--config", path]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("tokens `prom` and `root` have the same secret"),
+        "{err}"
+    );
+    assert!(!err.contains("shared-secret"), "{err}");
+
+    let broken = Setup::new().config(
+        "[[auth.tokens]]\nname = \"root\"\nrole = \"admin\"\ntoken = \"s3cr3t-0123456789\" x\n",
+    );
+    let path = broken.config.as_ref().unwrap().to_str().unwrap();
+    let (ok, out, err) = itsmd(&["check", "--config", path]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("line 4, column"), "{err}");
+    assert!(!err.contains("s3cr3t"), "{err}");
+}
+
+#[test]
+fn a_message_id_with_terminal_escape_codes_is_escaped_in_the_log() {
+    let setup = Setup::new().config(
+        "[groups.triage]\n[groups.operations]\n[mail]\nsettle = \"100ms\"\nrescan_every = \"1s\"\n",
+    );
+    let maildir = setup.dir.path().join("Maildir");
+    let d = setup.start_with(
+        &[std::ffi::OsStr::new("--maildir"), maildir.as_os_str()],
+        &[],
+    );
+    let mail = "From: Mallory <mallory@example.org>\r\n\
+                To: itsm@example.com\r\n\
+                Subject: printer on fire\r\n\
+                Message-ID: <evil\x1b[2J\x1b]0;pwned\x07@example.org>\r\n\
+                Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\
+                \r\n\
+                It is on fire.\r\n";
+    std::fs::write(maildir.join("tmp").join("1.eml"), mail).unwrap();
+    std::fs::rename(maildir.join("tmp/1.eml"), maildir.join("new/1.eml")).unwrap();
+    let line = d.wait_for_log(|v| v["message"] == "Ticket opened for a mail.");
+    let id = line["message_id"].as_str().unwrap();
+    assert!(!id.chars().any(char::is_control), "{id:?}");
+    assert!(id.contains("\\u{1b}[2J"), "{id:?}");
+}
+
+#[test]
+fn vendor_webhooks_ignore_the_environment_proxy_and_use_a_configured_one() {
+    use crate::receiver::Receiver;
+    use std::time::Duration;
+    let vendor = Receiver::start(vec![]);
+    let proxy = Receiver::start(vec![]);
+    let proxy_base = proxy.url.trim_end_matches("/hook").to_string();
+    // HTTP_PROXY in the daemon's environment: not used.
+    let setup = Setup::new().config(&crate::vendors::config(&vendor.url, ""));
+    let env = [
+        ("HTTP_PROXY", proxy_base.as_str()),
+        ("http_proxy", proxy_base.as_str()),
+        ("ALL_PROXY", proxy_base.as_str()),
+    ];
+    let d = setup.start_with(&[], &env);
+    crate::vendors::assigned_incident(&d);
+    assert_eq!(vendor.wait_for(1, Duration::from_secs(10)).len(), 1);
+    assert!(proxy.received().is_empty(), "went through HTTP_PROXY");
+    drop(d);
+
+    // A vendor's own `proxy`: used.
+    let extra = format!("proxy = \"{proxy_base}\"");
+    let setup = Setup::new().config(&crate::vendors::config(&vendor.url, &extra));
+    let d = setup.start();
+    crate::vendors::assigned_incident(&d);
+    let got = proxy.wait_for(1, Duration::from_secs(10));
+    assert!(got[0].path.contains("/hook"), "{got:?}");
+}
