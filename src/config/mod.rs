@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::alerts::{AlertsConfig, PagerDutyConfig};
 use crate::auth::AuthConfig;
 use crate::mail::MailConfig;
+use crate::mail::outbound::SmtpConfig;
 use crate::sla::CalendarConfig;
 use crate::tickets::ApprovalConfig;
 use crate::tickets::Groups;
@@ -47,6 +48,9 @@ pub struct Config {
     pub sla: crate::sla::SlaConfig,
     /// Mail intake from a Maildir.
     pub mail: MailConfig,
+    /// Mail out over SMTP; none without the section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,6 +287,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "vendors" => config.vendors = section_of(&section, value, &mut problems),
             "sla" => config.sla = section_of(&section, value, &mut problems),
             "mail" => config.mail = section_of(&section, value, &mut problems),
+            "smtp" => config.smtp = Some(section_of(&section, value, &mut problems)),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

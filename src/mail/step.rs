@@ -316,6 +316,7 @@ impl Engine {
             }
         }
         info!(ticket = %t.id, message_id = %mail.message_id, "Mail added to its ticket.");
+        note_in_thread(txn, t.id, mail, false)?;
         Ok(t.id)
     }
 
@@ -349,6 +350,9 @@ impl Engine {
         match self.create(txn, ctx, &caller(mail), &new) {
             Ok(h) => {
                 info!(ticket = ?h.ticket, message_id = %mail.message_id, "Ticket opened for a mail.");
+                if let Some(id) = h.ticket {
+                    note_in_thread(txn, id, mail, true)?;
+                }
                 Ok(h.ticket)
             }
             Err(Failure::Store(e)) => Err(e),
@@ -521,6 +525,23 @@ impl Engine {
         txn.put(Tree::MailSenders, key, encode(&next));
         Ok(next.count > m.rate_limit)
     }
+}
+
+/// Adds the mail to its ticket's mail thread (so what itsmd sends replies to it); the
+/// sender of the mail that opened the ticket becomes the thread's caller.
+fn note_in_thread(
+    txn: &mut Txn<'_>,
+    id: TicketId,
+    mail: &Mail,
+    opened: bool,
+) -> Result<(), StoreError> {
+    let mut thread = crate::mail::outbound::thread::get(txn, id)?.unwrap_or_default();
+    if opened || thread.caller.is_empty() {
+        thread.caller = mail.sender();
+    }
+    thread.push(&mail.message_id);
+    crate::mail::outbound::thread::put(txn, id, &thread);
+    Ok(())
 }
 
 /// The view of the ticket a mail would open.

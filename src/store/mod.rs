@@ -105,11 +105,14 @@ pub enum Tree {
     MailByMessageId,
     /// Mails per sender address in the current rate-limit window (loop protection).
     MailSenders,
+    /// Each mailed ticket's thread: ticket key → its reply token, caller and Message-IDs
+    /// (`mail::outbound`), so what itsmd sends chains References a mail client threads.
+    MailThreads,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 20] = [
+    pub const ALL: [Tree; 21] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -130,6 +133,7 @@ impl Tree {
         Tree::SlaTimers,
         Tree::MailByMessageId,
         Tree::MailSenders,
+        Tree::MailThreads,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -155,6 +159,7 @@ impl Tree {
             Tree::SlaTimers => 30,
             Tree::MailByMessageId => 20,
             Tree::MailSenders => 21,
+            Tree::MailThreads => 22,
         }
     }
 
@@ -181,6 +186,7 @@ impl Tree {
             Tree::SlaTimers => "sla_timers",
             Tree::MailByMessageId => "mail_by_message_id",
             Tree::MailSenders => "mail_senders",
+            Tree::MailThreads => "mail_threads",
         }
     }
 }

@@ -12,6 +12,7 @@ mod intake;
 mod isolation;
 mod lifecycle;
 mod mail;
+mod mail_out;
 mod observe;
 mod quiet;
 mod receiver;

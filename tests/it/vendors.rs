@@ -43,13 +43,7 @@ const FAST: &str = r#"timeout = "300ms"
 retry = { max_attempts = 6, base_ms = 20, cap_ms = 100, max_retry_after_ms = 5000 }"#;
 
 fn call(d: &Daemon, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = d.http.request(method, d.url(path)).bearer_auth(ADMIN);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
+    d.call_as(ADMIN, method, path, body)
 }
 
 /// Opens an incident and assigns it to acme; returns its id.

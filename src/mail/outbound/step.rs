@@ -1,0 +1,265 @@
+//! The engine's mail-out step: for this event's history entries, the mails a ticket's
+//! caller is owed (acknowledgement of a mailed-in ticket, public comments that are not the
+//! caller's own, resolution, closure), each as an outbox row on the mail channel written in
+//! the same commit as the change. It never mails the desk's own addresses, bounce senders
+//! (mailer-daemon, postmaster, no address) or a sender the loop protection is limiting.
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use tracing::{debug, warn};
+
+use crate::engine::batch::Engine;
+use crate::engine::txn::Txn;
+use crate::event::Event;
+use crate::mail::outbound::SmtpConfig;
+use crate::mail::outbound::compose::{Draft, compose, message_id};
+use crate::mail::outbound::config::bare_address;
+use crate::mail::outbound::thread;
+use crate::mail::step::MailRecord;
+use crate::store::StoreError;
+use crate::store::Tree;
+use crate::store::decode;
+use crate::store::encode;
+use crate::store::layout::Outcome;
+use crate::tickets::Actor;
+use crate::tickets::Comment;
+use crate::tickets::HistoryEntry;
+use crate::tickets::Ticket;
+use crate::tickets::TicketId;
+use crate::tickets::Visibility;
+use crate::vendors::Channel;
+use crate::vendors::MAIL_DESTINATION;
+use crate::vendors::step::{Destination, comment_of, enqueue};
+
+/// The kinds of caller mail (the outbox row's `type`).
+pub const ACKNOWLEDGED: &str = "mail.acknowledged";
+pub const COMMENTED: &str = "mail.commented";
+pub const RESOLVED: &str = "mail.resolved";
+pub const CLOSED: &str = "mail.closed";
+
+/// The loop protection's window of one sender (as `mail::step` stores it).
+#[derive(Deserialize)]
+struct Window {
+    start: Timestamp,
+    count: u32,
+}
+
+impl Engine {
+    /// Writes an outbox row for every mail this event's changes owe a ticket's caller.
+    pub(crate) fn enqueue_mail(
+        &self,
+        txn: &mut Txn<'_>,
+        event: &Event,
+        entries: &[(TicketId, HistoryEntry)],
+    ) -> Result<(), StoreError> {
+        let Some(smtp) = &self.settings.smtp else {
+            return Ok(());
+        };
+        for (id, entry) in entries {
+            let Some(kind) = caller_kind(smtp, entry) else {
+                continue;
+            };
+            let Some(ticket) = txn.ticket(*id)? else {
+                continue;
+            };
+            let mut thread = thread::get(txn, *id)?.unwrap_or_default();
+            let to = if thread.caller.is_empty() {
+                caller_of(&ticket)
+            } else {
+                thread.caller.clone()
+            };
+            if let Some(why) = self.not_to(txn, smtp, &to, event)? {
+                debug!(ticket = %id, kind, why, "No caller mail.");
+                continue;
+            }
+            let comment = if kind == COMMENTED {
+                match comment_of(txn, *id, entry)? {
+                    Some(c) if c.visibility == Visibility::Public => Some(c),
+                    _ => continue,
+                }
+            } else {
+                None
+            };
+            let (subject, text) = words(kind, &ticket, comment.as_ref(), self);
+            let at = self.now();
+            let from = smtp.from.clone();
+            let ids = thread.ids.clone();
+            let auto = if kind == ACKNOWLEDGED {
+                "auto-replied"
+            } else {
+                "auto-generated"
+            };
+            let mut sent_id = String::new();
+            let mut failed = None;
+            let dest = Destination {
+                name: MAIL_DESTINATION,
+                channel: Channel::Mail,
+                ticket: *id,
+                kind,
+                event: event.id,
+                at,
+            };
+            let row = enqueue(txn, dest, |row| {
+                sent_id = message_id(row, at, &smtp.from_address());
+                let draft = Draft {
+                    from: &from,
+                    to: &to,
+                    subject,
+                    text,
+                    message_id: sent_id.clone(),
+                    thread: &ids,
+                    auto,
+                    at,
+                };
+                compose(&draft).unwrap_or_else(|e| {
+                    failed = Some(e.to_string());
+                    String::new()
+                })
+            })?;
+            if let Some(error) = failed {
+                // The row stays and goes dead on its first attempt, where `itsmd outbox`
+                // shows it; the change itself is not held up by a bad address.
+                warn!(ticket = %id, row, error = %error, "Caller mail cannot be composed.");
+            }
+            // Replies by In-Reply-To thread back to the ticket; our own mail coming back in
+            // is a mail seen before.
+            let record = MailRecord {
+                event: event.id,
+                ticket: Some(*id),
+                outcome: Outcome::Recorded,
+                reason: Some(format!("sent by itsmd ({kind})")),
+            };
+            txn.put(
+                Tree::MailByMessageId,
+                sent_id.as_bytes().to_vec(),
+                encode(&record),
+            );
+            thread.caller = to;
+            thread.push(&sent_id);
+            thread::put(txn, *id, &thread);
+        }
+        Ok(())
+    }
+
+    /// Why `to` gets no mail, if it gets none.
+    fn not_to(
+        &self,
+        txn: &Txn<'_>,
+        smtp: &SmtpConfig,
+        to: &str,
+        _event: &Event,
+    ) -> Result<Option<&'static str>, StoreError> {
+        if to.is_empty() || !to.contains('@') {
+            return Ok(Some("no caller address"));
+        }
+        if smtp.is_own(to) {
+            return Ok(Some("the desk's own address"));
+        }
+        let local = to.split('@').next().unwrap_or_default();
+        if local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster") {
+            return Ok(Some("a bounce sender"));
+        }
+        let m = &self.settings.mail;
+        if m.rate_limit > 0
+            && let Some(w) = txn
+                .get(Tree::MailSenders, to.as_bytes())?
+                .map(|b| decode::<Window>(Tree::MailSenders, &b))
+                .transpose()?
+            && w.start.duration_until(self.now()) < m.rate_window.0
+            && w.count > m.rate_limit
+        {
+            return Ok(Some("the sender is rate-limited by loop protection"));
+        }
+        Ok(None)
+    }
+}
+
+/// Which caller mail an entry is, if the configuration sends it.
+fn caller_kind(smtp: &SmtpConfig, entry: &HistoryEntry) -> Option<&'static str> {
+    let c = &smtp.caller;
+    let state = entry
+        .changes
+        .iter()
+        .find(|c| c.field == "state")
+        .and_then(|c| c.new.as_str());
+    let kind = if entry.seq == 1 {
+        matches!(entry.actor, Actor::Caller { .. }).then_some(ACKNOWLEDGED)?
+    } else if matches!(state, Some("resolved" | "fulfilled")) {
+        RESOLVED
+    } else if state == Some("closed") {
+        CLOSED
+    } else if entry.changes.iter().any(|c| c.field == "comments")
+        && !matches!(entry.actor, Actor::Caller { .. })
+    {
+        COMMENTED
+    } else {
+        return None;
+    };
+    let on = match kind {
+        ACKNOWLEDGED => c.acknowledged,
+        RESOLVED => c.resolved,
+        CLOSED => c.closed,
+        _ => c.commented,
+    };
+    on.then_some(kind)
+}
+
+/// The caller a ticket names (`custom.caller`, as a mail or an agent set it), bare.
+fn caller_of(ticket: &Ticket) -> String {
+    ticket
+        .custom
+        .get("caller")
+        .and_then(|v| v.as_str())
+        .map(bare_address)
+        .unwrap_or_default()
+}
+
+/// Who wrote a comment, as the caller should read it.
+fn author(a: &Actor) -> String {
+    match a {
+        Actor::User { name } => name.clone(),
+        Actor::Vendor { name } => format!("{name} (our partner)"),
+        _ => "The service desk".to_string(),
+    }
+}
+
+/// The subject and text of a caller mail (English; templates are a later step).
+fn words(kind: &str, t: &Ticket, comment: Option<&Comment>, engine: &Engine) -> (String, String) {
+    let id = t.id;
+    let tag = format!("[{id}]");
+    let keep = format!("Please keep {tag} in the subject when you write about this.");
+    match kind {
+        ACKNOWLEDGED => (
+            format!("{tag} {}", t.title),
+            format!(
+                "Hello,\n\nthank you for your message. We have recorded it as {id} and will get back to you.\n\nTo add anything, reply to this mail. {keep}\n\n-- \nThe service desk\n"
+            ),
+        ),
+        COMMENTED => {
+            let (who, body) = comment
+                .map(|c| (author(&c.author), c.body.clone()))
+                .unwrap_or_default();
+            (
+                format!("{tag} {}", t.title),
+                format!("{who} wrote on {id}:\n\n{body}\n\nReply to this mail to answer. {keep}\n"),
+            )
+        }
+        RESOLVED => {
+            let after = engine.settings.lifecycle.incident_close_after;
+            (
+                format!("{tag} Resolved: {}", t.title),
+                format!(
+                    "Hello,\n\nwe have resolved {id} ({}).\n\nIf the problem is not solved, just reply to this mail within {after}: the ticket is reopened and comes back to us. Otherwise it closes by itself.\n\n{keep}\n\n-- \nThe service desk\n",
+                    t.title
+                ),
+            )
+        }
+        _ => (
+            format!("{tag} Closed: {}", t.title),
+            format!(
+                "Hello,\n\n{id} ({}) is now closed. If you reply to this mail, we open a new ticket that follows up on it.\n\n-- \nThe service desk\n",
+                t.title
+            ),
+        ),
+    }
+}
