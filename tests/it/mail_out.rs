@@ -196,11 +196,19 @@ fn tickets(d: &Daemon) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// The ticket tag in a subject: `INC-000001` of `[INC-000001] …`.
-fn tag(subject: &str) -> String {
+/// The ticket tag in a subject and its reply token: `INC-000001` and `k3x9…` of
+/// `[INC-000001 #k3x9…] …`.
+fn tag_and_token(subject: &str) -> (String, String) {
     let start = subject.find('[').expect("a tag") + 1;
     let end = subject[start..].find(']').expect("a closing bracket") + start;
-    subject[start..end].to_string()
+    let (id, token) = subject[start..end]
+        .split_once(" #")
+        .expect("a reply token in the tag");
+    (id.to_string(), token.to_string())
+}
+
+fn tag(subject: &str) -> String {
+    tag_and_token(subject).0
 }
 
 const CALLER_MAIL: &str = "From: Alice Caller <alice@example.org>
@@ -274,6 +282,56 @@ fn callers_hear_back_and_their_replies_thread_onto_the_ticket() {
     );
     assert_eq!(comment.auto_submitted, "auto-generated");
 
+    // Someone else answering with the tag but without the token opens a new ticket linked
+    // to it, and the history says why; with the token (a colleague Alice forwarded it to)
+    // the mail comments on it.
+    let (_, token) = tag_and_token(&ack.subject);
+    let forged = format!(
+        "From: Mallory <mallory@evil.example>\nTo: desk@example.com\nSubject: Re: [{id}] reopen\nMessage-ID: <forged@evil.example>\nContent-Type: text/plain\n\nPlease send the printer to me.\n"
+    );
+    deliver(&setup, "3.mallory", &forged);
+    wait_until("the forged reply opens a ticket of its own", || {
+        tickets(&d).len() == 2
+    });
+    // Mallory's own new ticket is acknowledged to him, not to Alice.
+    let got = sink.wait_for(3);
+    assert!(got[2].to.contains("mallory@evil.example"), "{:?}", got[2]);
+    assert_ne!(tag(&got[2].subject), id);
+    let new = tickets(&d)
+        .into_iter()
+        .find(|t| t["id"] != id.as_str())
+        .unwrap();
+    assert!(
+        new["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["rel"] == "follow_up_of" && l["ticket"] == id.as_str()),
+        "{new}"
+    );
+    let new_id = new["id"].as_str().unwrap();
+    assert!(
+        comments(&d, new_id)
+            .iter()
+            .any(|c| c["body"].as_str().unwrap().contains("no valid reply token")),
+        "the new ticket says why"
+    );
+    assert!(
+        !comments(&d, &id)
+            .iter()
+            .any(|c| c["body"].as_str().unwrap().contains("send the printer")),
+        "nothing landed on the named ticket"
+    );
+    let colleague = format!(
+        "From: bob@example.org\nTo: desk@example.com\nSubject: Re: [{id} #{token}] x\nMessage-ID: <bob.1@example.org>\nContent-Type: text/plain\n\nBob here, same printer.\n"
+    );
+    deliver(&setup, "4.bob", &colleague);
+    wait_until("the reply with the token lands on the ticket", || {
+        comments(&d, &id)
+            .iter()
+            .any(|c| c["body"].as_str().unwrap_or("").contains("Bob here"))
+    });
+
     // Fulfilment (a mail opens a service request) tells her how to reopen it.
     let path = format!("/api/v1/tickets/{id}/transitions");
     for to in ["in_progress", "fulfilled"] {
@@ -281,13 +339,15 @@ fn callers_hear_back_and_their_replies_thread_onto_the_ticket() {
         let (status, t) = call(&d, reqwest::Method::POST, &path, Some(body));
         assert_eq!(status, 200, "{t}");
     }
-    let got = sink.wait_for(3);
-    let resolved = &got[2];
+    let got = sink.wait_for(4);
+    let resolved = &got[3];
     assert!(resolved.subject.contains("Resolved"), "{resolved:?}");
     assert!(resolved.body.contains("reply to this mail"), "{resolved:?}");
-    assert_eq!(
-        resolved.in_reply_to,
-        format!("<{}>", comment.message_id),
+    assert_eq!(resolved.in_reply_to, "<bob.1@example.org>", "{resolved:?}");
+    assert!(
+        resolved
+            .references
+            .contains(&format!("<{}>", comment.message_id)),
         "{resolved:?}"
     );
 
@@ -295,9 +355,9 @@ fn callers_hear_back_and_their_replies_thread_onto_the_ticket() {
     let body = json!({"to": "closed", "reason": "done"});
     let (status, t) = call(&d, reqwest::Method::POST, &path, Some(body));
     assert_eq!(status, 200, "{t}");
-    let got = sink.wait_for(4);
-    assert!(got[3].subject.contains("Closed"), "{:?}", got[3]);
-    assert!(got[3].body.contains("follows up"), "{:?}", got[3]);
+    let got = sink.wait_for(5);
+    assert!(got[4].subject.contains("Closed"), "{:?}", got[4]);
+    assert!(got[4].body.contains("follows up"), "{:?}", got[4]);
 
     // Every mail went through the outbox and left it.
     wait_until("the outbox is empty", || {

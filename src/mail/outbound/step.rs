@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::Event;
+use crate::mail::message::is_daemon;
 use crate::mail::outbound::SmtpConfig;
 use crate::mail::outbound::compose::{Draft, compose, message_id};
 use crate::mail::outbound::config::bare_address;
@@ -63,6 +64,9 @@ impl Engine {
                 continue;
             };
             let mut thread = thread::get(txn, *id)?.unwrap_or_default();
+            if thread.token.is_empty() {
+                thread.token = thread::new_token();
+            }
             let to = if thread.caller.is_empty() {
                 caller_of(&ticket)
             } else {
@@ -80,7 +84,7 @@ impl Engine {
             } else {
                 None
             };
-            let (subject, text) = words(kind, &ticket, comment.as_ref(), self);
+            let (subject, text) = words(kind, &ticket, &thread.token, comment.as_ref(), self);
             let at = self.now();
             let from = smtp.from.clone();
             let ids = thread.ids.clone();
@@ -155,8 +159,7 @@ impl Engine {
         if smtp.is_own(to) {
             return Ok(Some("the desk's own address"));
         }
-        let local = to.split('@').next().unwrap_or_default();
-        if local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster") {
+        if is_daemon(to) {
             return Ok(Some("a bounce sender"));
         }
         let m = &self.settings.mail;
@@ -205,7 +208,7 @@ fn caller_kind(smtp: &SmtpConfig, entry: &HistoryEntry) -> Option<&'static str> 
 }
 
 /// The caller a ticket names (`custom.caller`, as a mail or an agent set it), bare.
-fn caller_of(ticket: &Ticket) -> String {
+pub(crate) fn caller_of(ticket: &Ticket) -> String {
     ticket
         .custom
         .get("caller")
@@ -224,9 +227,15 @@ fn author(a: &Actor) -> String {
 }
 
 /// The subject and text of a caller mail (English; templates are a later step).
-fn words(kind: &str, t: &Ticket, comment: Option<&Comment>, engine: &Engine) -> (String, String) {
+fn words(
+    kind: &str,
+    t: &Ticket,
+    token: &str,
+    comment: Option<&Comment>,
+    engine: &Engine,
+) -> (String, String) {
     let id = t.id;
-    let tag = format!("[{id}]");
+    let tag = format!("[{id} #{token}]");
     let keep = format!("Please keep {tag} in the subject when you write about this.");
     match kind {
         ACKNOWLEDGED => (
