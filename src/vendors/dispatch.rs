@@ -146,7 +146,7 @@ impl Dispatcher {
         let mut rows_of: HashMap<tokio::task::Id, u64> = HashMap::new();
         let mut tasks = JoinSet::new();
         let mut unknown = HashSet::new();
-        info!("Webhook dispatcher started.");
+        info!("Outbox dispatcher started.");
         loop {
             let wait = match this.clone().due(&in_flight, &unknown).await {
                 Ok(due) => {
@@ -190,7 +190,7 @@ impl Dispatcher {
             }
         }
         while tasks.join_next().await.is_some() {}
-        info!("Webhook dispatcher stopped.");
+        info!("Outbox dispatcher stopped.");
     }
 
     /// Looks at the outbox on a blocking thread (store reads never run on the runtime's

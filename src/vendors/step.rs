@@ -217,7 +217,7 @@ impl Engine {
                 r.last_attempt_at = Some(*at);
                 match result {
                     AttemptResult::Delivered { status } => {
-                        info!(row, vendor = %r.vendor, ticket = %r.ticket, status, attempt, "Webhook delivered.");
+                        info!(row, vendor = %r.vendor, ticket = %r.ticket, status, attempt, "Outbox message delivered.");
                         r.last_error = None;
                         finish(txn, r, None, now)?;
                     }
@@ -232,7 +232,7 @@ impl Engine {
                         txn.put(Tree::Outbox, row_key(r.id), encode(&r));
                     }
                     AttemptResult::Dead { error } => {
-                        warn!(row, vendor = %r.vendor, ticket = %r.ticket, attempt, error = %error, "Webhook parked as dead.");
+                        warn!(row, vendor = %r.vendor, ticket = %r.ticket, attempt, error = %error, "Outbox message parked as dead.");
                         r.last_error = Some(error.clone());
                         finish(txn, r, Some(now), now)?;
                     }
@@ -521,7 +521,7 @@ fn replay_row(txn: &mut Txn<'_>, id: u64, now: Timestamp) -> Result<bool, StoreE
         row.last_delay_ms = None;
         row.next_at = None;
         push_to_queue(txn, &mut row, now)?;
-        info!(row = id, vendor = %row.vendor, "Dead webhook replayed.");
+        info!(row = id, vendor = %row.vendor, "Dead outbox message replayed.");
         return Ok(true);
     }
     let Some(mut row) = pending_row(txn, id)? else {

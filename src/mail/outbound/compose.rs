@@ -4,7 +4,7 @@
 //! Pure: the instant and every text are parameters; nothing here sends or reads the store.
 
 use jiff::Timestamp;
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue, MIME_VERSION_1_0};
 use lettre::message::{Mailbox, Message};
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +94,7 @@ pub fn compose(d: &Draft<'_>) -> Result<String, ComposeError> {
         .message_id(Some(format!("<{}>", d.message_id)))
         .date(std::time::SystemTime::from(d.at))
         .header(AutoSubmitted(d.auto.to_string()))
+        .header(MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN);
     if let Some(last) = d.thread.last() {
         b = b.in_reply_to(format!("<{last}>"));
@@ -146,6 +147,7 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("Auto-Submitted: auto-replied"), "{m}");
+        assert!(m.contains("MIME-Version: 1.0"), "{m}");
         let parsed = mail_parser::MessageParser::default()
             .parse(m.as_bytes())
             .unwrap();
