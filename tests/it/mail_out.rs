@@ -97,6 +97,7 @@ struct Received {
     references: String,
     auto_submitted: String,
     body: String,
+    html: String,
 }
 
 impl Received {
@@ -115,6 +116,7 @@ impl Received {
             references: header("References"),
             auto_submitted: header("Auto-Submitted"),
             body: m.body_text(0).unwrap_or_default().to_string(),
+            html: m.body_html(0).unwrap_or_default().to_string(),
         }
     }
 }
@@ -434,4 +436,61 @@ fn check_names_bad_mail_settings() {
     let text = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("/nonexistent/smtp-pass"), "{text}");
+}
+
+#[test]
+fn staff_hear_of_p1_tickets_and_assignments_in_text_and_html() {
+    let port = free_port();
+    let text = config(port).replace(
+        "[groups.operations]\n",
+        "[groups.network]\nmembers = [\"alice\", \"bob\"]\nlead = \"alice\"\n",
+    ) + "[smtp.people]\nalice = \"alice@corp.example\"\nbob = \"Bob <bob@corp.example>\"\n";
+    let setup = Setup::new().config(&text);
+    let sink = Sink::start(port, &setup.dir.path().join("sent"));
+    let d = start(&setup);
+
+    let (status, t) = call(
+        &d,
+        reqwest::Method::POST,
+        "/api/v1/tickets",
+        Some(
+            json!({"kind": "incident", "title": "Core switch <down>", "group": "network", "priority": 1}),
+        ),
+    );
+    assert_eq!(status, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    wait_until("the group and its lead hear of the P1", || {
+        let got = sink.received();
+        let p1: Vec<&Received> = got
+            .iter()
+            .filter(|m| m.subject.contains("P1 opened"))
+            .collect();
+        p1.len() == 2
+            && p1.iter().any(|m| m.to.contains("alice@corp.example"))
+            && p1.iter().any(|m| m.to.contains("bob@corp.example"))
+    });
+    let before = sink.received().len();
+    let (status, t) = call(
+        &d,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/tickets/{id}"),
+        Some(json!({"assignee": "bob"})),
+    );
+    assert_eq!(status, 200, "{t}");
+    let got = sink.wait_for(before + 1);
+    let assigned = got
+        .iter()
+        .find(|m| m.subject.contains("Assigned to you"))
+        .expect("an assignment mail");
+    assert!(assigned.to.contains("bob@corp.example"), "{assigned:?}");
+    assert!(
+        assigned.subject.starts_with(&format!("[{id}]")),
+        "{assigned:?}"
+    );
+    assert!(assigned.body.contains("Core switch <down>"), "{assigned:?}");
+    assert_eq!(assigned.auto_submitted, "auto-generated");
+    assert!(
+        assigned.html.contains("Core switch &lt;down&gt;"),
+        "{assigned:?}"
+    );
 }

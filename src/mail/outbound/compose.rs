@@ -5,7 +5,7 @@
 
 use jiff::Timestamp;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue, MIME_VERSION_1_0};
-use lettre::message::{Mailbox, Message};
+use lettre::message::{Mailbox, Message, MultiPart};
 use serde::{Deserialize, Serialize};
 
 /// A mail row's body in the outbox: the envelope and the message exactly as sent.
@@ -39,6 +39,8 @@ pub struct Draft<'a> {
     pub to: &'a str,
     pub subject: String,
     pub text: String,
+    /// An HTML alternative of `text`, sent as multipart/alternative.
+    pub html: Option<String>,
     /// Without angle brackets.
     pub message_id: String,
     /// The thread so far, oldest first, without angle brackets: the last one is replied to.
@@ -94,16 +96,20 @@ pub fn compose(d: &Draft<'_>) -> Result<String, ComposeError> {
         .message_id(Some(format!("<{}>", d.message_id)))
         .date(std::time::SystemTime::from(d.at))
         .header(AutoSubmitted(d.auto.to_string()))
-        .header(MIME_VERSION_1_0)
-        .header(ContentType::TEXT_PLAIN);
+        .header(MIME_VERSION_1_0);
     if let Some(last) = d.thread.last() {
         b = b.in_reply_to(format!("<{last}>"));
         let refs: Vec<String> = d.thread.iter().map(|id| format!("<{id}>")).collect();
         b = b.references(refs.join(" "));
     }
-    let message = b
-        .body(d.text.clone())
-        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    let message = match &d.html {
+        Some(html) => b.multipart(MultiPart::alternative_plain_html(
+            d.text.clone(),
+            html.clone(),
+        )),
+        None => b.header(ContentType::TEXT_PLAIN).body(d.text.clone()),
+    }
+    .map_err(|e| ComposeError::Build(e.to_string()))?;
     let envelope = Envelope {
         from: from.email.to_string(),
         to: vec![to.email.to_string()],
@@ -130,6 +136,7 @@ mod tests {
             to: "Alice <alice@example.org>",
             subject: "[INC-000001] Printer on fire — ünïcode".into(),
             text: "Hello\nWorld ünïcode\n".into(),
+            html: None,
             message_id: id.clone(),
             thread: &thread,
             auto: "auto-replied",
@@ -165,6 +172,7 @@ mod tests {
                     to: "",
                     subject: String::new(),
                     text: String::new(),
+                    html: Some("<p>x</p>".into()),
                     message_id: id,
                     thread: &[],
                     auto: "auto-generated",

@@ -47,6 +47,47 @@ impl Default for CallerMail {
     }
 }
 
+/// Who on a ticket's side hears of something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// The ticket's assignee.
+    Assignee,
+    /// Every member of the ticket's group.
+    Group,
+    /// The lead of the ticket's group.
+    Lead,
+}
+
+/// Which staff notifications are mailed, and to whom (an empty list sends none). People
+/// are the names `[groups]` uses; their addresses are in `[smtp.people]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeopleMail {
+    /// A ticket was assigned to someone (or, without an assignee, to a group).
+    pub assigned: Vec<Audience>,
+    /// A ticket's escalation level went up.
+    pub escalated: Vec<Audience>,
+    /// An SLA clock breached its target.
+    pub sla_breached: Vec<Audience>,
+    /// A priority 1 ticket was opened (or raised to priority 1).
+    pub p1_opened: Vec<Audience>,
+    /// A rule's `notify_lead(message)`: the lead gets the message.
+    pub lead_notified: bool,
+}
+
+impl Default for PeopleMail {
+    fn default() -> PeopleMail {
+        PeopleMail {
+            assigned: vec![Audience::Assignee, Audience::Group],
+            escalated: vec![Audience::Assignee, Audience::Lead],
+            sla_breached: vec![Audience::Assignee, Audience::Lead],
+            p1_opened: vec![Audience::Group, Audience::Lead],
+            lead_notified: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
@@ -72,6 +113,10 @@ pub struct SmtpConfig {
     pub retry: RetrySchedule,
     /// Which mails callers get.
     pub caller: CallerMail,
+    /// Staff addresses by the names `[groups]` uses: `alice = "alice@example.com"`.
+    pub people: std::collections::BTreeMap<String, String>,
+    /// Which staff notifications are mailed, and to whom.
+    pub notify: PeopleMail,
 }
 
 impl Default for SmtpConfig {
@@ -88,6 +133,8 @@ impl Default for SmtpConfig {
             max_in_flight: 4,
             retry: RetrySchedule::default(),
             caller: CallerMail::default(),
+            people: Default::default(),
+            notify: PeopleMail::default(),
         }
     }
 }
@@ -167,6 +214,11 @@ pub(crate) fn problems(smtp: Option<&SmtpConfig>) -> Vec<String> {
     for a in &s.own_addresses {
         if a.parse::<lettre::message::Mailbox>().is_err() {
             out.push(format!("smtp.own_addresses: {a:?} is not a mail address"));
+        }
+    }
+    for (name, a) in &s.people {
+        if a.parse::<lettre::message::Mailbox>().is_err() {
+            out.push(format!("smtp.people.{name}: {a:?} is not a mail address"));
         }
     }
     if s.port == Some(0) {

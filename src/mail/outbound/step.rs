@@ -15,6 +15,7 @@ use crate::mail::message::is_daemon;
 use crate::mail::outbound::SmtpConfig;
 use crate::mail::outbound::compose::{Draft, compose, message_id};
 use crate::mail::outbound::config::bare_address;
+use crate::mail::outbound::people;
 use crate::mail::outbound::thread;
 use crate::mail::step::MailRecord;
 use crate::store::StoreError;
@@ -37,6 +38,17 @@ pub const ACKNOWLEDGED: &str = "mail.acknowledged";
 pub const COMMENTED: &str = "mail.commented";
 pub const RESOLVED: &str = "mail.resolved";
 pub const CLOSED: &str = "mail.closed";
+
+/// One mail to write.
+struct Letter<'a> {
+    kind: &'static str,
+    to: &'a str,
+    subject: String,
+    text: String,
+    html: Option<String>,
+    thread: &'a [String],
+    auto: &'static str,
+}
 
 /// The loop protection's window of one sender (as `mail::step` stores it).
 #[derive(Deserialize)]
@@ -85,64 +97,128 @@ impl Engine {
                 None
             };
             let (subject, text) = words(kind, &ticket, &thread.token, comment.as_ref(), self);
-            let at = self.now();
-            let from = smtp.from.clone();
-            let ids = thread.ids.clone();
             let auto = if kind == ACKNOWLEDGED {
                 "auto-replied"
             } else {
                 "auto-generated"
             };
-            let mut sent_id = String::new();
-            let mut failed = None;
-            let dest = Destination {
-                name: MAIL_DESTINATION,
-                channel: Channel::Mail,
-                ticket: *id,
+            let letter = Letter {
                 kind,
-                event: event.id,
-                at,
+                to: &to,
+                subject,
+                text,
+                html: None,
+                thread: &thread.ids,
+                auto,
             };
-            let row = enqueue(txn, dest, |row| {
-                sent_id = message_id(row, at, &smtp.from_address());
-                let draft = Draft {
-                    from: &from,
-                    to: &to,
-                    subject,
-                    text,
-                    message_id: sent_id.clone(),
-                    thread: &ids,
-                    auto,
-                    at,
-                };
-                compose(&draft).unwrap_or_else(|e| {
-                    failed = Some(e.to_string());
-                    String::new()
-                })
-            })?;
-            if let Some(error) = failed {
-                // The row stays and goes dead on its first attempt, where `itsmd outbox`
-                // shows it; the change itself is not held up by a bad address.
-                warn!(ticket = %id, row, error = %error, "Caller mail cannot be composed.");
-            }
-            // Replies by In-Reply-To thread back to the ticket; our own mail coming back in
-            // is a mail seen before.
-            let record = MailRecord {
-                event: event.id,
-                ticket: Some(*id),
-                outcome: Outcome::Recorded,
-                reason: Some(format!("sent by itsmd ({kind})")),
-            };
-            txn.put(
-                Tree::MailByMessageId,
-                sent_id.as_bytes().to_vec(),
-                encode(&record),
-            );
+            let sent_id = self.write_mail(txn, smtp, event, *id, letter)?;
             thread.caller = to;
             thread.push(&sent_id);
             thread::put(txn, *id, &thread);
         }
+        for (id, entry) in entries {
+            self.people_mail(txn, smtp, event, *id, entry)?;
+        }
         Ok(())
+    }
+
+    /// The staff notifications an entry owes, one mail per person with an address.
+    fn people_mail(
+        &self,
+        txn: &mut Txn<'_>,
+        smtp: &SmtpConfig,
+        event: &Event,
+        id: TicketId,
+        entry: &HistoryEntry,
+    ) -> Result<(), StoreError> {
+        let Some(ticket) = txn.ticket(id)? else {
+            return Ok(());
+        };
+        for o in people::owed(smtp, &self.settings.groups, entry, &ticket) {
+            for name in &o.names {
+                let Some(address) = smtp.people.get(name) else {
+                    debug!(ticket = %id, person = %name, kind = o.notice.kind(), "No address for a person in smtp.people; not mailed.");
+                    continue;
+                };
+                let (subject, text, html) = match people::render(&o, name, &ticket) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!(ticket = %id, person = %name, error = %e, "Notification not mailed: its template failed.");
+                        continue;
+                    }
+                };
+                let letter = Letter {
+                    kind: o.notice.kind(),
+                    to: address,
+                    subject,
+                    text,
+                    html: Some(html),
+                    thread: &[],
+                    auto: "auto-generated",
+                };
+                self.write_mail(txn, smtp, event, id, letter)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one mail row and records its Message-ID (so replies thread back and the mail
+    /// coming back in is seen); returns the Message-ID.
+    fn write_mail(
+        &self,
+        txn: &mut Txn<'_>,
+        smtp: &SmtpConfig,
+        event: &Event,
+        id: TicketId,
+        letter: Letter<'_>,
+    ) -> Result<String, StoreError> {
+        let at = self.now();
+        let mut sent_id = String::new();
+        let mut failed = None;
+        let dest = Destination {
+            name: MAIL_DESTINATION,
+            channel: Channel::Mail,
+            ticket: id,
+            kind: letter.kind,
+            event: event.id,
+            at,
+        };
+        let kind = letter.kind;
+        let row = enqueue(txn, dest, |row| {
+            sent_id = message_id(row, at, &smtp.from_address());
+            let draft = Draft {
+                from: &smtp.from,
+                to: letter.to,
+                subject: letter.subject,
+                text: letter.text,
+                html: letter.html,
+                message_id: sent_id.clone(),
+                thread: letter.thread,
+                auto: letter.auto,
+                at,
+            };
+            compose(&draft).unwrap_or_else(|e| {
+                failed = Some(e.to_string());
+                String::new()
+            })
+        })?;
+        if let Some(error) = failed {
+            // The row stays and goes dead on its first attempt, where `itsmd outbox` shows
+            // it; the change itself is not held up by a bad address.
+            warn!(ticket = %id, row, error = %error, "Mail cannot be composed.");
+        }
+        let record = MailRecord {
+            event: event.id,
+            ticket: Some(id),
+            outcome: Outcome::Recorded,
+            reason: Some(format!("sent by itsmd ({kind})")),
+        };
+        txn.put(
+            Tree::MailByMessageId,
+            sent_id.as_bytes().to_vec(),
+            encode(&record),
+        );
+        Ok(sent_id)
     }
 
     /// Why `to` gets no mail, if it gets none.
