@@ -494,3 +494,51 @@ fn staff_hear_of_p1_tickets_and_assignments_in_text_and_html() {
         "{assigned:?}"
     );
 }
+
+#[test]
+fn a_refused_mail_is_dead_at_once_and_replays_with_its_message_id() {
+    let port = free_port();
+    let setup = Setup::new().config(&config(port));
+    let sent = setup.dir.path().join("sent");
+    let flag = setup.dir.path().join("sent.reject");
+    std::fs::write(&flag, "").unwrap();
+    let sink = Sink::start(port, &sent);
+    let d = start(&setup);
+    deliver(&setup, "1.alice", CALLER_MAIL);
+
+    let mut row = Value::Null;
+    wait_until("the refused mail is a dead letter", || {
+        let v = call(
+            &d,
+            reqwest::Method::GET,
+            "/api/v1/admin/outbox?dead=true",
+            None,
+        )
+        .1;
+        row = v["rows"].get(0).cloned().unwrap_or(Value::Null);
+        !row.is_null()
+    });
+    assert_eq!(row["attempts"], 1, "5xx is not retried: {row}");
+    assert!(row["last_error"].as_str().unwrap().contains("554"), "{row}");
+
+    std::fs::remove_file(&flag).unwrap();
+    let out = Command::new(crate::support::BIN)
+        .args(["outbox", "replay", "--vendor", "@smtp", "--server"])
+        .arg(d.url(""))
+        .args(["--token", ADMIN])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = sink.wait_for(1);
+    assert!(
+        got[0]
+            .message_id
+            .starts_with(&format!("itsmd.{}.", row["id"])),
+        "{:?}",
+        got[0]
+    );
+}
