@@ -13,6 +13,7 @@ pub mod config;
 pub(crate) mod people;
 pub mod smtp;
 pub(crate) mod step;
+pub mod templates;
 pub(crate) mod thread;
 
 pub use compose::Envelope;

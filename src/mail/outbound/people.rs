@@ -4,12 +4,9 @@
 //! English templates (minijinja: a subject, a text body and an autoescaped HTML body).
 //! Pure: no store, no clock.
 
-use std::sync::OnceLock;
-
-use minijinja::Environment;
-use serde::Serialize;
 use serde_json::Value;
 
+use crate::mail::outbound::templates::{self, TemplateError};
 use crate::mail::outbound::{Audience, SmtpConfig};
 use crate::tickets::Actor;
 use crate::tickets::Groups;
@@ -200,105 +197,25 @@ pub(crate) fn owed(
     out
 }
 
-/// What the templates see of a ticket.
-#[derive(Serialize)]
-struct TicketFacts<'a> {
-    id: String,
-    title: &'a str,
-    state: &'a str,
-    priority: u8,
-    group: Option<&'a str>,
-    assignee: Option<&'a str>,
-    escalation: u32,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("template {name}: {reason}")]
-pub(crate) struct TemplateError {
-    name: String,
-    reason: String,
-}
-
-const TEMPLATES: [(&str, &str); 7] = [
-    (
-        "assigned.subject",
-        include_str!("templates/assigned.subject"),
-    ),
-    (
-        "escalated.subject",
-        include_str!("templates/escalated.subject"),
-    ),
-    (
-        "sla_breached.subject",
-        include_str!("templates/sla_breached.subject"),
-    ),
-    (
-        "p1_opened.subject",
-        include_str!("templates/p1_opened.subject"),
-    ),
-    (
-        "lead_notified.subject",
-        include_str!("templates/lead_notified.subject"),
-    ),
-    ("notice.txt", include_str!("templates/notice.txt")),
-    ("notice.html", include_str!("templates/notice.html")),
-];
-
-/// The shipped templates; `.html` ones autoescape (minijinja's default by file name).
-fn env() -> Result<&'static Environment<'static>, TemplateError> {
-    static ENV: OnceLock<Result<Environment<'static>, (String, String)>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        for (name, text) in TEMPLATES {
-            env.add_template(name, text)
-                .map_err(|e| (name.to_string(), e.to_string()))?;
-        }
-        Ok(env)
-    })
-    .as_ref()
-    .map_err(|(name, reason)| TemplateError {
-        name: name.clone(),
-        reason: reason.clone(),
-    })
-}
-
 /// The subject, text and HTML of a notification for `name`.
 pub(crate) fn render(
     o: &Owed,
     name: &str,
     t: &Ticket,
 ) -> Result<(String, String, String), TemplateError> {
-    let env = env()?;
-    let ticket = TicketFacts {
-        id: t.id.to_string(),
-        title: &t.title,
-        state: t.state.as_str(),
-        priority: t.priority,
-        group: t.group.as_deref(),
-        assignee: t.assignee.as_deref(),
-        escalation: t.sla.escalation,
-    };
     let ctx = minijinja::context! {
-        ticket => minijinja::Value::from(minijinja::value::Serde(&ticket)),
+        ticket => templates::facts(t),
         name => name,
         headline => &o.headline,
         note => &o.note,
         clock => &o.clock,
         to_group => o.to_group,
     };
-    let one = |file: String| -> Result<String, TemplateError> {
-        env.get_template(&file)
-            .and_then(|tpl| tpl.render(&ctx))
-            .map_err(|e| TemplateError {
-                name: file,
-                reason: e.to_string(),
-            })
-    };
-    let subject = one(format!("{}.subject", o.notice.template()))?;
+    let subject = templates::render(&format!("{}.subject", o.notice.template()), &ctx)?;
     Ok((
         subject.trim().to_string(),
-        one("notice.txt".into())?,
-        one("notice.html".into())?,
+        templates::render("notice.txt", &ctx)?,
+        templates::render("notice.html", &ctx)?,
     ))
 }
 

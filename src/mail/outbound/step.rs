@@ -16,6 +16,7 @@ use crate::mail::outbound::SmtpConfig;
 use crate::mail::outbound::compose::{Draft, compose, message_id};
 use crate::mail::outbound::config::bare_address;
 use crate::mail::outbound::people;
+use crate::mail::outbound::templates::{self, TemplateError};
 use crate::mail::outbound::thread;
 use crate::mail::step::MailRecord;
 use crate::store::StoreError;
@@ -26,6 +27,7 @@ use crate::store::layout::Outcome;
 use crate::tickets::Actor;
 use crate::tickets::Comment;
 use crate::tickets::HistoryEntry;
+use crate::tickets::Kind;
 use crate::tickets::Ticket;
 use crate::tickets::TicketId;
 use crate::tickets::Visibility;
@@ -96,7 +98,14 @@ impl Engine {
             } else {
                 None
             };
-            let (subject, text) = words(kind, &ticket, &thread.token, comment.as_ref(), self);
+            let (subject, text) = match words(kind, &ticket, &thread.token, comment.as_ref(), self)
+            {
+                Ok(w) => w,
+                Err(e) => {
+                    warn!(ticket = %id, kind, error = %e, "Caller mail not sent: its template failed.");
+                    continue;
+                }
+            };
             let auto = if kind == ACKNOWLEDGED {
                 "auto-replied"
             } else {
@@ -309,42 +318,22 @@ fn words(
     token: &str,
     comment: Option<&Comment>,
     engine: &Engine,
-) -> (String, String) {
-    let id = t.id;
-    let tag = format!("[{id} #{token}]");
-    let keep = format!("Please keep {tag} in the subject when you write about this.");
-    match kind {
-        ACKNOWLEDGED => (
-            format!("{tag} {}", t.title),
-            format!(
-                "Hello,\n\nthank you for your message. We have recorded it as {id} and will get back to you.\n\nTo add anything, reply to this mail. {keep}\n\n-- \nThe service desk\n"
-            ),
-        ),
-        COMMENTED => {
-            let (who, body) = comment
-                .map(|c| (author(&c.author), c.body.clone()))
-                .unwrap_or_default();
-            (
-                format!("{tag} {}", t.title),
-                format!("{who} wrote on {id}:\n\n{body}\n\nReply to this mail to answer. {keep}\n"),
-            )
-        }
-        RESOLVED => {
-            let after = engine.settings.lifecycle.incident_close_after;
-            (
-                format!("{tag} Resolved: {}", t.title),
-                format!(
-                    "Hello,\n\nwe have resolved {id} ({}).\n\nIf the problem is not solved, just reply to this mail within {after}: the ticket is reopened and comes back to us. Otherwise it closes by itself.\n\n{keep}\n\n-- \nThe service desk\n",
-                    t.title
-                ),
-            )
-        }
-        _ => (
-            format!("{tag} Closed: {}", t.title),
-            format!(
-                "Hello,\n\n{id} ({}) is now closed. If you reply to this mail, we open a new ticket that follows up on it.\n\n-- \nThe service desk\n",
-                t.title
-            ),
-        ),
-    }
+) -> Result<(String, String), TemplateError> {
+    let lifecycle = &engine.settings.lifecycle;
+    let reopen_within = if t.kind() == Kind::Incident {
+        lifecycle.incident_close_after
+    } else {
+        lifecycle.request_close_after
+    };
+    let ctx = minijinja::context! {
+        ticket => templates::facts(t),
+        tag => format!("[{} #{token}]", t.id),
+        author => comment.map(|c| author(&c.author)),
+        comment => comment.map(|c| c.body.clone()),
+        reopen_within => reopen_within.to_string(),
+    };
+    let name = format!("caller_{}", &kind["mail.".len()..]);
+    let subject = templates::render(&format!("{name}.subject"), &ctx)?;
+    let text = templates::render(&format!("{name}.txt"), &ctx)?;
+    Ok((subject.trim().to_string(), text))
 }
