@@ -21,6 +21,7 @@ use crate::clock::SystemClock;
 use crate::config;
 use crate::config::Config;
 use crate::engine;
+use crate::mail::outbound::SmtpSender;
 use crate::metrics::Metrics;
 use crate::reload;
 use crate::reload::Reloader;
@@ -61,6 +62,16 @@ pub fn load_vendors(config: &Config) -> anyhow::Result<Vendors> {
             problems.join("\n  - ")
         )
     })
+}
+
+/// Sets up mail out (`[smtp]`), reading its password file; `None` without the section.
+pub fn load_smtp(config: &Config) -> anyhow::Result<Option<SmtpSender>> {
+    config
+        .smtp
+        .as_ref()
+        .map(SmtpSender::build)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("[smtp] cannot be loaded: {e}"))
 }
 
 /// Runs until `shutdown` is cancelled, then stops cleanly.
@@ -105,10 +116,12 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         store.clone(),
         shutdown.clone(),
     ));
+    let smtp = load_smtp(&config)?;
     let dispatcher = Dispatcher::new(
         store.clone(),
         engine.clone(),
         vendors.clone(),
+        smtp,
         shutdown.clone(),
     )
     .context("cannot build the webhook HTTP client")?;

@@ -190,6 +190,10 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         );
     }
     out.extend(old.mail.needs_restart(&new.mail));
+    out.extend(crate::mail::outbound::SmtpConfig::needs_restart(
+        old.smtp.as_ref(),
+        new.smtp.as_ref(),
+    ));
     out
 }
 

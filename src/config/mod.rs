@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::alerts::{AlertsConfig, PagerDutyConfig};
 use crate::auth::AuthConfig;
 use crate::mail::MailConfig;
+use crate::mail::outbound::SmtpConfig;
 use crate::sla::CalendarConfig;
 use crate::tickets::ApprovalConfig;
 use crate::tickets::Groups;
@@ -49,6 +50,9 @@ pub struct Config {
     pub mail: MailConfig,
     /// Largest text fields the API accepts (`api::fields`).
     pub limits: FieldLimits,
+    /// Mail out over SMTP; none without the section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpConfig>,
 }
 
 /// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
@@ -343,6 +347,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "sla" => config.sla = section_of(&section, value, &mut problems),
             "mail" => config.mail = section_of(&section, value, &mut problems),
             "limits" => config.limits = section_of(&section, value, &mut problems),
+            "smtp" => config.smtp = Some(section_of(&section, value, &mut problems)),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -315,6 +315,8 @@ pub(crate) struct Settings {
     pub(crate) calendars: Arc<crate::sla::Calendars>,
     /// Mail intake: the per-sender rate limit.
     pub(crate) mail: MailConfig,
+    /// Mail out (`[smtp]`): off when absent.
+    pub(crate) smtp: Option<crate::mail::outbound::SmtpConfig>,
 }
 
 impl Settings {
@@ -336,6 +338,7 @@ impl Settings {
                 crate::sla::Calendars::from_config(&config.calendars).unwrap_or_default(),
             ),
             mail: config.mail.clone(),
+            smtp: config.smtp.clone(),
         }
     }
 }

@@ -209,17 +209,29 @@ impl Mail {
 }
 
 /// mailer-daemon@…, postmaster@… (any case).
-fn is_daemon(address: &str) -> bool {
+pub(crate) fn is_daemon(address: &str) -> bool {
     let local = address.split('@').next().unwrap_or_default();
     local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster")
 }
 
-/// The first ticket id tagged in a subject as `[INC-000042]` (any kind's prefix).
+/// The first ticket id tagged in a subject as `[INC-000042]` or `[INC-000042 #TOKEN]` (any
+/// kind's prefix).
 pub fn ticket_tag(subject: &str) -> Option<TicketId> {
+    reply_tag(subject).map(|(id, _)| id)
+}
+
+/// The first ticket tag in a subject and the reply token it carries, if any:
+/// `[INC-000042 #k3x9…]` (what itsmd's own mails carry) or `[INC-000042]`.
+pub fn reply_tag(subject: &str) -> Option<(TicketId, Option<String>)> {
     subject.match_indices('[').find_map(|(start, _)| {
         let rest = &subject[start + 1..];
         let end = rest.find(']')?;
-        rest[..end].trim().parse().ok()
+        let inner = rest[..end].trim();
+        let (id, token) = match inner.split_once('#') {
+            Some((id, token)) => (id.trim(), Some(token.trim().to_string())),
+            None => (inner, None),
+        };
+        Some((id.parse().ok()?, token.filter(|t| !t.is_empty())))
     })
 }
 
@@ -283,6 +295,13 @@ mod tests {
             Some("CHG-000003".into())
         );
         assert_eq!(id("[INC-42a] [PRB-000001]"), Some("PRB-000001".into()));
+        assert_eq!(id("Re: [INC-000042 #k3x9ab] x"), Some("INC-000042".into()));
+        let (t, token) = reply_tag("Re: [ INC-000042 #k3x9ab ] x").unwrap();
+        assert_eq!(
+            (t.to_string(), token.as_deref()),
+            ("INC-000042".into(), Some("k3x9ab"))
+        );
+        assert_eq!(reply_tag("[INC-000042 #]").unwrap().1, None);
         for none in [
             "INC-000042 without brackets",
             "[XYZ-000001]",

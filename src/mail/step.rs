@@ -17,7 +17,9 @@ use crate::engine::txn::Txn;
 use crate::event::Event;
 use crate::event::EventId;
 use crate::mail::Mail;
+use crate::mail::message::reply_tag;
 use crate::mail::message::ticket_tag;
+use crate::mail::outbound;
 use crate::metrics::Metrics;
 use crate::metrics::ReasonLabels;
 use crate::rules::Decision;
@@ -66,6 +68,25 @@ pub(crate) struct SenderWindow {
     start: Timestamp,
     /// Mails counted in it so far.
     count: u32,
+}
+
+/// The ticket a mail answers, or the one it named but may not speak for, with why.
+#[derive(Default)]
+struct Threaded {
+    ticket: Option<Ticket>,
+    refused: Option<(TicketId, String)>,
+}
+
+/// A ticket's caller (bare address): its mail thread's, else `custom.caller`.
+fn caller_of_ticket(txn: &Txn<'_>, t: &Ticket) -> Result<String, StoreError> {
+    let caller = outbound::thread::get(txn, t.id)?
+        .map(|th| th.caller)
+        .unwrap_or_default();
+    Ok(if caller.is_empty() {
+        outbound::step::caller_of(t)
+    } else {
+        caller
+    })
 }
 
 /// A mail's outcome and the reason kept with its record.
@@ -219,7 +240,10 @@ impl Engine {
             ));
         }
 
-        let thread = self.thread(txn, mail)?;
+        let Threaded {
+            ticket: thread,
+            refused,
+        } = self.thread(txn, mail)?;
         let view = match &thread {
             Some(t) if !lifecycle::is_final(t.state) => TicketView::of(t),
             // A reply to a closed ticket opens a follow-up of the same kind.
@@ -283,7 +307,13 @@ impl Engine {
                 Some(self.reply(txn, ctx, event, mail, &t)?),
                 Outcome::Updated,
             ),
-            None => (self.open(txn, ctx, event, mail, kind)?, Outcome::Opened),
+            None => {
+                let id = self.open(txn, ctx, event, mail, kind)?;
+                if let (Some(new), Some((named, why))) = (id, &refused) {
+                    self.unverified(txn, ctx, new, *named, why)?;
+                }
+                (id, Outcome::Opened)
+            }
         };
         let Some(id) = id else {
             return Ok((
@@ -316,6 +346,7 @@ impl Engine {
             }
         }
         info!(ticket = %t.id, message_id = %crate::telemetry::Escaped(&mail.message_id), "Mail added to its ticket.");
+        note_in_thread(txn, t.id, mail, false)?;
         Ok(t.id)
     }
 
@@ -349,6 +380,9 @@ impl Engine {
         match self.create(txn, ctx, &caller(mail), &new) {
             Ok(h) => {
                 info!(ticket = ?h.ticket, message_id = %crate::telemetry::Escaped(&mail.message_id), "Ticket opened for a mail.");
+                if let Some(id) = h.ticket {
+                    note_in_thread(txn, id, mail, true)?;
+                }
                 Ok(h.ticket)
             }
             Err(Failure::Store(e)) => Err(e),
@@ -357,6 +391,41 @@ impl Engine {
                 Ok(None)
             }
         }
+    }
+
+    /// A mail that named a ticket it may not speak for opened `new`: linked as a follow-up
+    /// of the one it named, and an internal comment on both says why.
+    fn unverified(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        new: TicketId,
+        named: TicketId,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        self.follow_up(txn, ctx, new, named)?;
+        let by = Actor::system("mail");
+        let notes = [
+            (
+                new,
+                format!("Opened as a new ticket, not added to {named}: {why}."),
+            ),
+            (
+                named,
+                format!("A mail naming this ticket opened {new} instead: {why}."),
+            ),
+        ];
+        for (id, text) in notes {
+            match self.add_comment(txn, ctx, &by, id, Visibility::Internal, &text) {
+                Ok(()) => {}
+                Err(Failure::Store(e)) => return Err(e),
+                Err(Failure::Refused(r)) => {
+                    warn!(ticket = %id, error = %r, "Note on an unverified mail not added.")
+                }
+            }
+        }
+        info!(ticket = %new, named = %named, why, "Mail opened a new ticket: it may not speak for the ticket it named.");
+        Ok(())
     }
 
     /// Links the new ticket as a follow-up of the closed one the mail replied to.
@@ -382,10 +451,14 @@ impl Engine {
     }
 
     /// The ticket a mail answers: a ticket tag in its subject, else the ticket of a mail it
-    /// replies to. A closed ticket that has a follow-up hands over to the follow-up.
-    fn thread(&self, txn: &mut Txn<'_>, mail: &Mail) -> Result<Option<Ticket>, StoreError> {
-        let mut found = match ticket_tag(&mail.subject) {
-            Some(id) => txn.ticket(id)?,
+    /// replies to; then whether the mail may speak for it: only when it carries the ticket's
+    /// reply token or comes from the ticket's caller. Otherwise the mail answers nothing and
+    /// the ticket it named comes back with why, so the new ticket can be linked to it. A
+    /// closed ticket that has a follow-up by the same caller hands over to the follow-up.
+    fn thread(&self, txn: &mut Txn<'_>, mail: &Mail) -> Result<Threaded, StoreError> {
+        let tag = reply_tag(&mail.subject);
+        let mut found = match &tag {
+            Some((id, _)) => txn.ticket(*id)?,
             None => None,
         };
         if found.is_none() {
@@ -393,6 +466,28 @@ impl Engine {
             let ids = mail.in_reply_to.iter().chain(mail.references.iter().rev());
             found = self.ticket_of_any(txn, ids)?;
         }
+        let Some(named) = found else {
+            return Ok(Threaded::default());
+        };
+        let caller = caller_of_ticket(txn, &named)?;
+        let token = tag
+            .filter(|(id, _)| *id == named.id)
+            .and_then(|(_, token)| token);
+        let thread = outbound::thread::get(txn, named.id)?.unwrap_or_default();
+        let sender = mail.sender();
+        if !outbound::thread::token_matches(&thread, token.as_deref())
+            && (caller.is_empty() || sender != caller)
+        {
+            let why = format!(
+                "mail from {sender} named {} but carries no valid reply token and is not from its caller",
+                named.id
+            );
+            return Ok(Threaded {
+                ticket: None,
+                refused: Some((named.id, why)),
+            });
+        }
+        let mut found = Some(named);
         // Bounded: a follow-up chain is as long as the caller's patience, not a cycle.
         for _ in 0..64 {
             let Some(t) = &found else { break };
@@ -406,15 +501,18 @@ impl Engine {
                 .rev()
                 .find(|l| l.rel == LinkRel::FollowedUpBy)
                 .map(|l| l.ticket);
-            match next {
-                Some(id) => match txn.ticket(id)? {
-                    Some(n) => found = Some(n),
-                    None => break,
-                },
-                None => break,
+            let Some(id) = next else { break };
+            let Some(n) = txn.ticket(id)? else { break };
+            // A follow-up someone else's mail opened is not this caller's thread.
+            if !caller.is_empty() && caller_of_ticket(txn, &n)? != caller {
+                break;
             }
+            found = Some(n);
         }
-        Ok(found)
+        Ok(Threaded {
+            ticket: found,
+            refused: None,
+        })
     }
 
     /// The ticket of the first of `ids` that is a recorded mail with a ticket.
@@ -521,6 +619,26 @@ impl Engine {
         txn.put(Tree::MailSenders, key, encode(&next));
         Ok(next.count > m.rate_limit)
     }
+}
+
+/// Adds the mail to its ticket's mail thread (so what itsmd sends replies to it); the
+/// sender of the mail that opened the ticket becomes the thread's caller.
+fn note_in_thread(
+    txn: &mut Txn<'_>,
+    id: TicketId,
+    mail: &Mail,
+    opened: bool,
+) -> Result<(), StoreError> {
+    let mut thread = outbound::thread::get(txn, id)?.unwrap_or_default();
+    if opened || thread.caller.is_empty() {
+        thread.caller = mail.sender();
+    }
+    if thread.token.is_empty() {
+        thread.token = outbound::thread::new_token();
+    }
+    thread.push(&mail.message_id);
+    outbound::thread::put(txn, id, &thread);
+    Ok(())
 }
 
 /// The view of the ticket a mail would open.

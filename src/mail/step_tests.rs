@@ -146,7 +146,8 @@ async fn a_new_mail_opens_a_request_and_replies_thread_onto_it() {
     assert!(t.tags.contains("mail"));
     assert_eq!(t.custom["caller"], "Alice <alice@example.com>");
 
-    // By subject tag, by In-Reply-To, by References only: all the same ticket.
+    // By subject tag, by In-Reply-To, by References only: all the same ticket, from the
+    // caller (any case of her address).
     let tagged = mail(
         "alice@example.com",
         "a2@x",
@@ -155,14 +156,14 @@ async fn a_new_mail_opens_a_request_and_replies_thread_onto_it() {
         "Any news?",
     );
     let replied = mail(
-        "bob@example.com",
+        "ALICE@example.com",
         "a3@x",
         "Re: laptop",
         "In-Reply-To: <a1@example.com>\n",
         "Thanks!",
     );
     let referenced = mail(
-        "carol@example.com",
+        "Alice <alice@example.com>",
         "a4@x",
         "Fwd: laptop",
         "References: <zz@x> <a3@x>\n",
@@ -183,11 +184,50 @@ async fn a_new_mail_opens_a_request_and_replies_thread_onto_it() {
     assert_eq!(
         authors[1],
         Actor::Caller {
-            address: "bob@example.com".into()
+            address: "ALICE@example.com".into()
         }
     );
     assert_eq!(h.ticket(req).process.comments, 3);
     assert_eq!(h.tickets(), 1);
+
+    // Anyone else naming the ticket (tag or In-Reply-To) opens a new ticket linked to it;
+    // both say why.
+    for (n, m) in [
+        mail(
+            "mallory@evil.example",
+            "m1@x",
+            "Re: [REQ-000001]",
+            "",
+            "close it",
+        ),
+        mail(
+            "bob@example.com",
+            "m2@x",
+            "Re: laptop",
+            "In-Reply-To: <a1@example.com>\n",
+            "Thanks!",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = h.send(m).await;
+        assert_eq!(r.outcome, Outcome::Opened);
+        let new = id(&r);
+        assert_ne!(new, req);
+        let t = h.ticket(new);
+        assert!(
+            t.process
+                .links
+                .iter()
+                .any(|l| l.rel == crate::tickets::LinkRel::FollowUpOf && l.ticket == req)
+        );
+        let note = h.comments(new).pop().unwrap();
+        assert_eq!(note.visibility, Visibility::Internal);
+        assert!(note.body.contains("no valid reply token"), "{}", note.body);
+        assert_eq!(h.ticket(req).process.comments, 3 + n as u64 + 1);
+    }
+    assert_eq!(h.tickets(), 3);
 }
 
 #[tokio::test]

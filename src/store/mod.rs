@@ -142,11 +142,14 @@ pub enum Tree {
     /// Index: service \0 big-endian change time + change ticket key → empty
     /// (`layout::changes`), so an incident finds the changes to its service before it opened.
     ChangesByService,
+    /// Each mailed ticket's thread: ticket key → its reply token, caller and Message-IDs
+    /// (`mail::outbound`), so what itsmd sends chains References a mail client threads.
+    MailThreads,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 23] = [
+    pub const ALL: [Tree; 24] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -170,6 +173,7 @@ impl Tree {
         Tree::SlaTimers,
         Tree::MailByMessageId,
         Tree::MailSenders,
+        Tree::MailThreads,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -198,6 +202,7 @@ impl Tree {
             Tree::AlertExpiry => 10,
             Tree::AlertEnds => 11,
             Tree::ChangesByService => 12,
+            Tree::MailThreads => 22,
         }
     }
 
@@ -227,6 +232,7 @@ impl Tree {
             Tree::AlertExpiry => "alert_expiry",
             Tree::AlertEnds => "alert_ends",
             Tree::ChangesByService => "changes_by_service",
+            Tree::MailThreads => "mail_threads",
         }
     }
 }

@@ -136,7 +136,8 @@ pub async fn replay(
             )
         }
         (None, Some(vendor)) => {
-            if !app.config.vendors.contains_key(&vendor) {
+            let mail = vendor == crate::vendors::MAIL_DESTINATION && app.config.smtp.is_some();
+            if !mail && !app.config.vendors.contains_key(&vendor) {
                 return Err(ApiError::not_found(format!(
                     "no vendor `{vendor}` is configured"
                 )));

@@ -1,8 +1,10 @@
-//! The dispatcher: a task that reads due outbox rows from the store, POSTs each to its
-//! vendor signed with Standard Webhooks, and hands the result back to the engine as a
-//! [`Delivery`] event: the engine alone writes rows. Rows scan in due order; each vendor has
-//! at most `max_in_flight` deliveries at once, and only the head of a ticket's queue is ever
-//! due, so one ticket's messages arrive in order. Redirects are not followed.
+//! The dispatcher: a task that reads due outbox rows from the store, sends each through its
+//! channel's sender (webhooks: a POST to the vendor signed with Standard Webhooks; mail: the
+//! SMTP sender of `mail::outbound`), and hands the result back to the engine as a
+//! [`Delivery`] event: the engine alone writes rows. Rows scan in due order; each
+//! destination (vendor, or the SMTP server) has at most `max_in_flight` deliveries at once,
+//! and only the head of a ticket's queue is ever due, so one ticket's messages arrive in
+//! order. Redirects are not followed.
 //!
 //! A delivery cut off by shutdown or a crash leaves its row due: it is sent again after the
 //! restart with the same webhook-id. The dispatcher sleeps until the next row is due or the
@@ -22,6 +24,7 @@ use tracing::{debug, error, info, warn};
 use crate::engine::EngineHandle;
 use crate::engine::SubmitError;
 use crate::event::EventBody;
+use crate::mail::outbound::{Sent, SmtpSender};
 use crate::metrics;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -30,9 +33,11 @@ use crate::store::Tree;
 use crate::store::layout::outbox;
 use crate::store::layout::outbox::parse_due_key;
 use crate::vendors::AttemptResult;
+use crate::vendors::Channel;
 use crate::vendors::Delivery;
 use crate::vendors::Next;
 use crate::vendors::OutboxRow;
+use crate::vendors::RetrySchedule;
 use crate::vendors::parse_retry_after;
 use crate::vendors::registry::Vendor;
 use crate::vendors::registry::Vendors;
@@ -42,8 +47,8 @@ use crate::vendors::sign;
 /// What one look at the outbox found.
 #[derive(Default)]
 struct Due {
-    /// Rows to send now, with their vendor.
-    start: Vec<(OutboxRow, Arc<Vendor>)>,
+    /// Rows to send now, with their sender.
+    start: Vec<(OutboxRow, Sender)>,
     /// When the first row not yet due falls due.
     next: Option<Timestamp>,
     /// Vendors seen for the first time that are not configured (their rows are held).
@@ -54,11 +59,36 @@ const IDLE: Duration = Duration::from_secs(60);
 /// Wait before scanning again after a store read failed.
 const READ_RETRY: Duration = Duration::from_secs(5);
 
+/// Who delivers a row: its channel's sender.
+#[derive(Clone)]
+enum Sender {
+    Webhook(Arc<Vendor>),
+    Mail(Arc<SmtpSender>),
+}
+
+impl Sender {
+    fn max_in_flight(&self) -> usize {
+        match self {
+            Sender::Webhook(v) => v.max_in_flight,
+            Sender::Mail(m) => m.max_in_flight,
+        }
+    }
+
+    fn retry(&self) -> &RetrySchedule {
+        match self {
+            Sender::Webhook(v) => &v.retry,
+            Sender::Mail(m) => &m.retry,
+        }
+    }
+}
+
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     /// Where results go, and the clock every timestamp comes from.
     engine: EngineHandle,
     vendors: Vendors,
+    /// Mail out, when `[smtp]` is configured.
+    mail: Option<Arc<SmtpSender>>,
     /// No redirects; per-request timeouts come from each vendor.
     http: reqwest::Client,
     /// The clients of vendors with a `proxy`, by vendor name.
@@ -90,6 +120,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         engine: EngineHandle,
         vendors: Vendors,
+        mail: Option<SmtpSender>,
         shutdown: CancellationToken,
     ) -> Result<Dispatcher, reqwest::Error> {
         // Never the environment's HTTP_PROXY & co.: a vendor's webhooks go through a proxy
@@ -116,6 +147,7 @@ impl Dispatcher {
             metrics: engine.metrics().clone(),
             engine,
             vendors,
+            mail: mail.map(Arc::new),
             http,
             shutdown,
         })
@@ -123,7 +155,7 @@ impl Dispatcher {
 
     /// Runs until shutdown; deliveries under way are cut off (their rows stay due).
     pub async fn run(self) {
-        if self.vendors.is_empty() {
+        if self.vendors.is_empty() && self.mail.is_none() {
             return;
         }
         let this = Arc::new(self);
@@ -132,12 +164,12 @@ impl Dispatcher {
         let mut rows_of: HashMap<tokio::task::Id, u64> = HashMap::new();
         let mut tasks = JoinSet::new();
         let mut unknown = HashSet::new();
-        info!("Webhook dispatcher started.");
+        info!("Outbox dispatcher started.");
         loop {
             let wait = match this.clone().due(&in_flight, &unknown).await {
                 Ok(due) => {
                     for vendor in due.unknown {
-                        warn!(vendor = %vendor, "Outbox rows for a vendor that is not configured are held.");
+                        warn!(vendor = %vendor, "Outbox rows for a destination that is not configured are held.");
                         unknown.insert(vendor);
                     }
                     for (row, vendor) in due.start {
@@ -176,7 +208,7 @@ impl Dispatcher {
             }
         }
         while tasks.join_next().await.is_some() {}
-        info!("Webhook dispatcher stopped.");
+        info!("Outbox dispatcher stopped.");
     }
 
     /// Looks at the outbox on a blocking thread (store reads never run on the runtime's
@@ -220,7 +252,11 @@ impl Dispatcher {
             let Some(row) = outbox::pending(store, id)? else {
                 continue;
             };
-            let Some(vendor) = self.vendors.get(&row.vendor) else {
+            let sender = match row.channel {
+                Channel::Webhook => self.vendors.get(&row.vendor).cloned().map(Sender::Webhook),
+                Channel::Mail => self.mail.clone().map(Sender::Mail),
+            };
+            let Some(vendor) = sender else {
                 if !unknown.contains(&row.vendor) && !found.unknown.contains(&row.vendor) {
                     found.unknown.push(row.vendor.clone());
                 }
@@ -237,27 +273,33 @@ impl Dispatcher {
                 }
             };
             let busy = in_flight.values().filter(|v| **v == row.vendor).count();
-            if off || busy >= vendor.max_in_flight {
+            if off || busy >= vendor.max_in_flight() {
                 continue;
             }
             in_flight.insert(id, row.vendor.clone());
-            found.start.push((row, vendor.clone()));
+            found.start.push((row, vendor));
         }
         Ok(found)
     }
 
     /// Makes one attempt and reports it; gives up quietly on shutdown (the row stays due).
-    async fn deliver(self: Arc<Self>, row: OutboxRow, vendor: Arc<Vendor>) {
+    async fn deliver(self: Arc<Self>, row: OutboxRow, sender: Sender) {
         let attempt = row.attempts + 1;
         let at = self.engine.now();
+        let sending = async {
+            match &sender {
+                Sender::Webhook(vendor) => self.send(&row, vendor, at).await,
+                Sender::Mail(smtp) => mail_answer(smtp.send(&row.body).await),
+            }
+        };
         let answer = tokio::select! {
-            answer = self.send(&row, &vendor, at) => answer,
+            answer = sending => answer,
             _ = self.shutdown.cancelled() => {
                 debug!(row = row.id, "Delivery cut off by shutdown; the row stays due.");
                 return;
             }
         };
-        let result = self.judge(&row, &vendor, attempt, answer);
+        let result = self.judge(&row, sender.retry(), attempt, answer);
         let delivery = Delivery::Attempted {
             row: row.id,
             attempt,
@@ -316,12 +358,12 @@ impl Dispatcher {
     fn judge(
         &self,
         row: &OutboxRow,
-        vendor: &Vendor,
+        retry: &RetrySchedule,
         attempt: u32,
         answer: Answer,
     ) -> AttemptResult {
         let m = &*self.metrics;
-        let name = &vendor.name;
+        let name = &row.vendor;
         match answer {
             Answer::Delivered(status) => {
                 metrics::vendor(&m.webhook_deliveries, name, "delivered");
@@ -347,10 +389,7 @@ impl Dispatcher {
                 metrics::vendor(&m.webhook_failures, name, reason);
                 let previous = row.last_delay_ms.map(Duration::from_millis);
                 let mut random = fastrand::Rng::new();
-                match vendor
-                    .retry
-                    .next(attempt, previous, retry_after, &mut random)
-                {
+                match retry.next(attempt, previous, retry_after, &mut random) {
                     Next::Retry(delay) => {
                         metrics::vendor(&m.webhook_deliveries, name, "retry");
                         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
@@ -359,7 +398,7 @@ impl Dispatcher {
                             .now()
                             .checked_add(delay)
                             .unwrap_or(Timestamp::MAX);
-                        debug!(row = row.id, vendor = %name, attempt, delay_ms, error = %error, "Webhook attempt failed; will retry.");
+                        debug!(row = row.id, to = %name, attempt, delay_ms, error = %error, "Delivery attempt failed; will retry.");
                         AttemptResult::Retry {
                             error,
                             next_at,
@@ -396,6 +435,22 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+/// The meaning of an SMTP hand-over (250 is reported as the status of a delivered mail).
+fn mail_answer(sent: Sent) -> Answer {
+    match sent {
+        Sent::Delivered => Answer::Delivered(250),
+        Sent::Transient(error) => Answer::Failed {
+            error,
+            reason: "smtp_transient",
+            retry_after: None,
+        },
+        Sent::Permanent(error) => Answer::Refused {
+            error,
+            reason: "smtp_permanent",
+        },
     }
 }
 

@@ -28,7 +28,9 @@ pub(crate) mod step;
 mod step_tests;
 
 pub use config::{StatusTarget, VendorConfig};
-pub use outbox::{AttemptResult, Delivery, OutboxRow, VendorCallback, VendorState};
+pub use outbox::{
+    AttemptResult, Channel, Delivery, MAIL_DESTINATION, OutboxRow, VendorCallback, VendorState,
+};
 pub use retry::{Jitter, Next, Random, RetrySchedule, parse_retry_after};
 pub use secret::{Secret, SecretError, SecretSource, SecretText};
 pub use signing::{ReceivedHeaders, SignedHeaders, VerifyError, sign, verify};

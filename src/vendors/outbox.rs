@@ -1,5 +1,5 @@
-//! Vendor webhooks as data: an outbox row (one message to one vendor about one ticket), the
-//! events that change rows (a delivery attempt's result, a replay), and a vendor's signed
+//! The outbox as data: a row (one message about one ticket to one destination: a vendor's
+//! webhook or, on the mail channel, mail over SMTP), the events that change rows (a delivery attempt's result, a replay), and a vendor's signed
 //! callback. Plain data: the engine applies these, the dispatcher sends rows, the API takes
 //! callbacks. Nothing here may touch the store, the network or the clock.
 
@@ -32,6 +32,27 @@ pub const COMMENTED: &str = "ticket.commented";
 /// A rule asked to notify the vendor (`ticket.notify("vendor")`).
 pub const NOTIFIED: &str = "ticket.notified";
 
+/// The destination of mail rows: where a vendor's name would be. Vendor names hold only
+/// letters, digits, `-` and `_`, so no vendor can take it.
+pub const MAIL_DESTINATION: &str = "@smtp";
+
+/// Which sender of the dispatcher delivers a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A signed HTTP POST to a vendor (rows written before channels existed are these).
+    #[default]
+    Webhook,
+    /// A mail over SMTP; the body is a [`crate::mail::outbound::Envelope`].
+    Mail,
+}
+
+impl Channel {
+    pub fn is_webhook(&self) -> bool {
+        *self == Channel::Webhook
+    }
+}
+
 /// One message waiting for (or given up on by) the dispatcher.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxRow {
@@ -39,13 +60,19 @@ pub struct OutboxRow {
     pub id: u64,
     /// The `webhook-id`: the same on every attempt and replay, so receivers can de-duplicate.
     pub msg_id: String,
+    /// The vendor, or [`MAIL_DESTINATION`] for mail rows: one queue per destination and
+    /// ticket.
     pub vendor: String,
+    /// Which sender delivers it.
+    #[serde(default, skip_serializing_if = "Channel::is_webhook")]
+    pub channel: Channel,
     /// The ticket the message is about; messages of one ticket go out in order.
     pub ticket: TicketId,
-    /// The webhook type, one of [`WEBHOOK_TYPES`].
+    /// The webhook type, one of [`WEBHOOK_TYPES`], or the mail's kind (`mail.acknowledged`…).
     #[serde(rename = "type")]
     pub kind: String,
-    /// The JSON payload exactly as signed and sent (built once, so retries send the same).
+    /// The JSON payload exactly as signed and sent, or the mail with its envelope (built
+    /// once, so retries send the same bytes, Message-ID included).
     pub body: String,
     /// The event whose change the message reports.
     pub event: EventId,

@@ -36,7 +36,9 @@ use crate::tickets::Visibility;
 use crate::tickets::commands::Refusal;
 use crate::tickets::commands::invalid;
 use crate::vendors::AttemptResult;
+use crate::vendors::Channel;
 use crate::vendors::Delivery;
+use crate::vendors::MAIL_DESTINATION;
 use crate::vendors::OutboxRow;
 use crate::vendors::VendorState;
 use crate::vendors::outbox::ASSIGNED;
@@ -127,6 +129,7 @@ impl Engine {
         event: &Event,
     ) -> Result<(), StoreError> {
         let (entries, notices) = txn.take_outbox_work();
+        self.enqueue_mail(txn, event, &entries)?;
         if self.settings.vendors.is_empty() {
             return Ok(());
         }
@@ -158,7 +161,8 @@ impl Engine {
                     comment: comment.as_ref(),
                 };
                 let body = payload::build(kind, at, &ticket, change, event.id);
-                enqueue(txn, &vendor, id, kind, body, event.id, at)?;
+                let to = Destination::webhook(&vendor, id, kind, event.id, at);
+                enqueue(txn, to, |_| body)?;
             }
         }
         for (id, vendor, by) in notices {
@@ -179,7 +183,8 @@ impl Engine {
                 Change::Notified { by: &by },
                 event.id,
             );
-            enqueue(txn, &vendor, id, NOTIFIED, body, event.id, at)?;
+            let to = Destination::webhook(&vendor, id, NOTIFIED, event.id, at);
+            enqueue(txn, to, |_| body)?;
         }
         Ok(())
     }
@@ -212,7 +217,7 @@ impl Engine {
                 r.last_attempt_at = Some(*at);
                 match result {
                     AttemptResult::Delivered { status } => {
-                        info!(row, vendor = %r.vendor, ticket = %r.ticket, status, attempt, "Webhook delivered.");
+                        info!(row, vendor = %r.vendor, ticket = %r.ticket, status, attempt, "Outbox message delivered.");
                         r.last_error = None;
                         finish(txn, r, None, now)?;
                     }
@@ -227,7 +232,7 @@ impl Engine {
                         txn.put(Tree::Outbox, row_key(r.id), encode(&r));
                     }
                     AttemptResult::Dead { error } => {
-                        warn!(row, vendor = %r.vendor, ticket = %r.ticket, attempt, error = %error, "Webhook parked as dead.");
+                        warn!(row, vendor = %r.vendor, ticket = %r.ticket, attempt, error = %error, "Outbox message parked as dead.");
                         r.last_error = Some(error.clone());
                         finish(txn, r, Some(now), now)?;
                     }
@@ -256,7 +261,8 @@ impl Engine {
                 }
             }
             Delivery::ReplayVendor { vendor } => {
-                if !self.settings.vendors.contains_key(vendor) {
+                let mail = vendor == MAIL_DESTINATION && self.settings.smtp.is_some();
+                if !mail && !self.settings.vendors.contains_key(vendor) {
                     return Ok(Err(invalid(
                         "vendor",
                         format!("vendor `{vendor}` is not configured"),
@@ -348,7 +354,7 @@ fn recipients(entry: &HistoryEntry, vendor: Option<&str>) -> Vec<(String, &'stat
 }
 
 /// The comment a history entry added (its `comments` count moved to the new comment's seq).
-fn comment_of(
+pub(crate) fn comment_of(
     txn: &Txn<'_>,
     id: TicketId,
     entry: &HistoryEntry,
@@ -366,25 +372,55 @@ fn comment_of(
         .transpose()
 }
 
-/// Appends a new row to the vendor's queue for the ticket; due now if it heads the queue.
-fn enqueue(
+/// Where a new outbox row goes and what it is about.
+pub(crate) struct Destination<'a> {
+    /// The vendor, or [`MAIL_DESTINATION`].
+    pub name: &'a str,
+    pub channel: Channel,
+    pub ticket: TicketId,
+    pub kind: &'static str,
+    pub event: u64,
+    pub at: Timestamp,
+}
+
+impl<'a> Destination<'a> {
+    fn webhook(
+        vendor: &'a str,
+        ticket: TicketId,
+        kind: &'static str,
+        event: u64,
+        at: Timestamp,
+    ) -> Destination<'a> {
+        Destination {
+            name: vendor,
+            channel: Channel::Webhook,
+            ticket,
+            kind,
+            event,
+            at,
+        }
+    }
+}
+
+/// Appends a new row to the destination's queue for the ticket, due now if it heads the
+/// queue; `body` is built from the row's id (a mail's Message-ID is derived from it).
+/// Returns the row id.
+pub(crate) fn enqueue(
     txn: &mut Txn<'_>,
-    vendor: &str,
-    ticket: TicketId,
-    kind: &'static str,
-    body: String,
-    event: u64,
-    at: Timestamp,
-) -> Result<(), StoreError> {
+    to: Destination<'_>,
+    body: impl FnOnce(u64) -> String,
+) -> Result<u64, StoreError> {
     let id = txn.next_seq(OUTBOX_SEQ)?;
+    let at = to.at;
     let mut row = OutboxRow {
         id,
         msg_id: format!("msg_{}_{id}", at.as_millisecond()),
-        vendor: vendor.to_string(),
-        ticket,
-        kind: kind.to_string(),
-        body,
-        event,
+        vendor: to.name.to_string(),
+        channel: to.channel,
+        ticket: to.ticket,
+        kind: to.kind.to_string(),
+        body: body(id),
+        event: to.event,
         created_at: at,
         attempts: 0,
         next_at: None,
@@ -393,13 +429,15 @@ fn enqueue(
         last_error: None,
         dead_at: None,
     };
-    let claim = vendor_ticket_key(vendor, ticket);
-    if txn.get(Tree::VendorTickets, &claim)?.is_none() {
-        txn.put(Tree::VendorTickets, claim, encode(&()));
+    if to.channel == Channel::Webhook {
+        let claim = vendor_ticket_key(to.name, to.ticket);
+        if txn.get(Tree::VendorTickets, &claim)?.is_none() {
+            txn.put(Tree::VendorTickets, claim, encode(&()));
+        }
     }
     push_to_queue(txn, &mut row, at)?;
-    debug!(row = id, vendor, ticket = %ticket, kind, "Webhook queued.");
-    Ok(())
+    debug!(row = id, to = to.name, ticket = %to.ticket, kind = to.kind, "Outbox row queued.");
+    Ok(id)
 }
 
 /// Puts `row` at the end of its queue (due at `now` if it is the head) and stores it.
@@ -483,7 +521,7 @@ fn replay_row(txn: &mut Txn<'_>, id: u64, now: Timestamp) -> Result<bool, StoreE
         row.last_delay_ms = None;
         row.next_at = None;
         push_to_queue(txn, &mut row, now)?;
-        info!(row = id, vendor = %row.vendor, "Dead webhook replayed.");
+        info!(row = id, vendor = %row.vendor, "Dead outbox message replayed.");
         return Ok(true);
     }
     let Some(mut row) = pending_row(txn, id)? else {

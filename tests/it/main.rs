@@ -17,6 +17,7 @@ mod intake;
 mod isolation;
 mod lifecycle;
 mod mail;
+mod mail_out;
 mod observe;
 mod postgres;
 mod quiet;

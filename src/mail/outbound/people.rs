@@ -1,0 +1,343 @@
+//! Staff notifications: what in a history entry is news for the people working a ticket
+//! (assignment, escalation, an SLA breach, a priority 1 ticket, a rule's `notify_lead`),
+//! who that is by `[smtp.notify]` and `[groups]`, and the mail itself from the shipped
+//! English templates (minijinja: a subject, a text body and an autoescaped HTML body).
+//! Pure: no store, no clock.
+
+use serde_json::Value;
+
+use crate::mail::outbound::templates::{self, TemplateError};
+use crate::mail::outbound::{Audience, SmtpConfig};
+use crate::tickets::Actor;
+use crate::tickets::Groups;
+use crate::tickets::HistoryEntry;
+use crate::tickets::Ticket;
+
+/// A staff notification's kind (the outbox row's `type` is `mail.KIND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notice {
+    Assigned,
+    Escalated,
+    SlaBreached,
+    P1Opened,
+    LeadNotified,
+}
+
+impl Notice {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Notice::Assigned => "mail.assigned",
+            Notice::Escalated => "mail.escalated",
+            Notice::SlaBreached => "mail.sla_breached",
+            Notice::P1Opened => "mail.p1_opened",
+            Notice::LeadNotified => "mail.lead_notified",
+        }
+    }
+
+    fn template(self) -> &'static str {
+        &self.kind()["mail.".len()..]
+    }
+}
+
+/// One notification to write: its kind, the people it goes to (names), and what the
+/// templates need besides the ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Owed {
+    pub notice: Notice,
+    pub names: Vec<String>,
+    pub headline: String,
+    pub note: Option<String>,
+    pub clock: Option<String>,
+    /// Assigned to a group (no assignee): the subject says so.
+    pub to_group: bool,
+}
+
+fn change<'a>(entry: &'a HistoryEntry, field: &str) -> Option<&'a Value> {
+    entry
+        .changes
+        .iter()
+        .find(|c| c.field == field)
+        .map(|c| &c.new)
+}
+
+/// Names for an audience list, deduplicated, in order.
+fn audience(list: &[Audience], t: &Ticket, groups: &Groups) -> Vec<String> {
+    let group = t.group.as_deref().and_then(|g| groups.0.get(g));
+    let mut out: Vec<String> = Vec::new();
+    for a in list {
+        let names: Vec<String> = match a {
+            Audience::Assignee => t.assignee.iter().cloned().collect(),
+            Audience::Group => group.map(|g| g.members.clone()).unwrap_or_default(),
+            Audience::Lead => group.and_then(|g| g.lead.clone()).into_iter().collect(),
+        };
+        for n in names {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// The notifications an entry owes, by the configuration. Nobody is told of their own doing.
+pub(crate) fn owed(
+    smtp: &SmtpConfig,
+    groups: &Groups,
+    entry: &HistoryEntry,
+    t: &Ticket,
+) -> Vec<Owed> {
+    let n = &smtp.notify;
+    let mut out = Vec::new();
+    let mut push = |notice, names: Vec<String>, headline: String, note, clock, to_group| {
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|name| !matches!(&entry.actor, Actor::User { name: by } if by == name))
+            .collect();
+        if !names.is_empty() {
+            out.push(Owed {
+                notice,
+                names,
+                headline,
+                note,
+                clock,
+                to_group,
+            });
+        }
+    };
+    if change(entry, "assignee").and_then(Value::as_str).is_some() {
+        let list: Vec<Audience> = n
+            .assigned
+            .iter()
+            .copied()
+            .filter(|a| *a == Audience::Assignee)
+            .collect();
+        push(
+            Notice::Assigned,
+            audience(&list, t, groups),
+            format!("{} was assigned to you.", t.id),
+            None,
+            None,
+            false,
+        );
+    } else if change(entry, "group").is_some() && t.assignee.is_none() {
+        let list: Vec<Audience> = n
+            .assigned
+            .iter()
+            .copied()
+            .filter(|a| *a != Audience::Assignee)
+            .collect();
+        push(
+            Notice::Assigned,
+            audience(&list, t, groups),
+            format!(
+                "{} came in for {}, with nobody assigned yet.",
+                t.id,
+                t.group.as_deref().unwrap_or_default()
+            ),
+            None,
+            None,
+            true,
+        );
+    }
+    if change(entry, "escalation").is_some() {
+        push(
+            Notice::Escalated,
+            audience(&n.escalated, t, groups),
+            format!("{} was escalated to level {}.", t.id, t.sla.escalation),
+            entry.reason.clone(),
+            None,
+            false,
+        );
+    }
+    if let Some(stage) = change(entry, "sla_stage")
+        && stage["stage"] == "breach"
+    {
+        let clock = stage["clock"].as_str().unwrap_or_default().to_string();
+        push(
+            Notice::SlaBreached,
+            audience(&n.sla_breached, t, groups),
+            format!("The {clock} target of {} is breached.", t.id),
+            entry.reason.clone(),
+            Some(clock),
+            false,
+        );
+    }
+    let p1 = if entry.seq == 1 {
+        t.priority == 1
+    } else {
+        change(entry, "priority").and_then(Value::as_u64) == Some(1)
+    };
+    if p1 {
+        push(
+            Notice::P1Opened,
+            audience(&n.p1_opened, t, groups),
+            format!("{} is priority 1.", t.id),
+            None,
+            None,
+            false,
+        );
+    }
+    if n.lead_notified
+        && let Some(v) = change(entry, "notified")
+        && let Some(lead) = v["lead"].as_str()
+    {
+        push(
+            Notice::LeadNotified,
+            vec![lead.to_string()],
+            format!(
+                "A rule asks you, as lead of {}, to look at {}.",
+                v["group"].as_str().unwrap_or_default(),
+                t.id
+            ),
+            v["message"].as_str().map(str::to_string),
+            None,
+            false,
+        );
+    }
+    out
+}
+
+/// The subject, text and HTML of a notification for `name`.
+pub(crate) fn render(
+    o: &Owed,
+    name: &str,
+    t: &Ticket,
+) -> Result<(String, String, String), TemplateError> {
+    let ctx = minijinja::context! {
+        ticket => templates::facts(t),
+        name => name,
+        headline => &o.headline,
+        note => &o.note,
+        clock => &o.clock,
+        to_group => o.to_group,
+    };
+    let subject = templates::render(&format!("{}.subject", o.notice.template()), &ctx)?;
+    Ok((
+        subject.trim().to_string(),
+        templates::render("notice.txt", &ctx)?,
+        templates::render("notice.html", &ctx)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tickets::FieldChange;
+
+    fn ticket() -> Ticket {
+        serde_json::from_value(serde_json::json!({
+            "id": "INC-000007", "kind": "incident", "state": "in_progress",
+            "title": "Core switch <down> & out", "description": "", "impact": "high",
+            "urgency": "high", "priority": 1, "group": "network", "assignee": "bob",
+            "created_at": "2026-03-01T10:00:00Z", "updated_at": "2026-03-01T10:00:00Z",
+            "history_len": 2
+        }))
+        .unwrap()
+    }
+
+    fn entry(seq: u64, actor: Actor, field: &str, new: Value) -> HistoryEntry {
+        HistoryEntry {
+            seq,
+            at: "2026-03-01T10:00:00Z".parse().unwrap(),
+            actor,
+            changes: vec![FieldChange {
+                field: field.into(),
+                old: Value::Null,
+                new,
+            }],
+            reason: Some("because".into()),
+            event: None,
+            rules_version: None,
+        }
+    }
+
+    fn groups() -> Groups {
+        let config = crate::config::parse(
+            "[groups.triage]\n[groups.network]\nmembers = [\"alice\", \"bob\"]\nlead = \"alice\"\n",
+            "t",
+        )
+        .unwrap();
+        config.groups
+    }
+
+    #[test]
+    fn news_goes_to_the_configured_people_but_never_to_who_made_it() {
+        let smtp = SmtpConfig::default();
+        let t = ticket();
+        let g = groups();
+        let by_carol = Actor::User {
+            name: "carol".into(),
+        };
+        let o = owed(
+            &smtp,
+            &g,
+            &entry(2, by_carol.clone(), "assignee", "bob".into()),
+            &t,
+        );
+        assert_eq!(o.len(), 1);
+        assert_eq!(
+            (o[0].notice, o[0].names.clone()),
+            (Notice::Assigned, vec!["bob".to_string()])
+        );
+        let by_bob = Actor::User { name: "bob".into() };
+        assert!(owed(&smtp, &g, &entry(2, by_bob, "assignee", "bob".into()), &t).is_empty());
+        let breach = serde_json::json!({"clock": "resolution", "stage": "breach"});
+        let o = owed(
+            &smtp,
+            &g,
+            &entry(3, Actor::system("sla"), "sla_stage", breach),
+            &t,
+        );
+        assert_eq!(o[0].notice, Notice::SlaBreached);
+        assert_eq!(o[0].names, vec!["bob".to_string(), "alice".to_string()]);
+        let warning = serde_json::json!({"clock": "resolution", "stage": "warning"});
+        assert!(
+            owed(
+                &smtp,
+                &g,
+                &entry(3, Actor::system("sla"), "sla_stage", warning),
+                &t
+            )
+            .is_empty()
+        );
+        let o = owed(&smtp, &g, &entry(1, by_carol, "state", "new".into()), &t);
+        assert_eq!(o[0].notice, Notice::P1Opened);
+        assert_eq!(o[0].names, vec!["alice".to_string(), "bob".to_string()]);
+    }
+
+    #[test]
+    fn the_shipped_templates_render_and_html_is_escaped() {
+        let t = ticket();
+        for notice in [
+            Notice::Assigned,
+            Notice::Escalated,
+            Notice::SlaBreached,
+            Notice::P1Opened,
+            Notice::LeadNotified,
+        ] {
+            let o = Owed {
+                notice,
+                names: vec!["bob".into()],
+                headline: "Look <now>".into(),
+                note: Some("a & b".into()),
+                clock: Some("resolution".into()),
+                to_group: false,
+            };
+            let (subject, text, html) = render(&o, "bob", &t).unwrap();
+            assert!(subject.starts_with("[INC-000007] "), "{subject}");
+            assert!(!subject.contains('\n'), "{subject}");
+            assert!(
+                text.contains("Core switch <down> & out") && text.contains("Look <now>"),
+                "{text}"
+            );
+            assert!(
+                html.contains("Core switch &lt;down&gt; &amp; out"),
+                "{html}"
+            );
+            assert!(
+                html.contains("a &amp; b") && !html.contains("<now>"),
+                "{html}"
+            );
+        }
+    }
+}

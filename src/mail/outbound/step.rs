@@ -1,0 +1,339 @@
+//! The engine's mail-out step: for this event's history entries, the mails a ticket's
+//! caller is owed (acknowledgement of a mailed-in ticket, public comments that are not the
+//! caller's own, resolution, closure), each as an outbox row on the mail channel written in
+//! the same commit as the change. It never mails the desk's own addresses, bounce senders
+//! (mailer-daemon, postmaster, no address) or a sender the loop protection is limiting.
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use tracing::{debug, warn};
+
+use crate::engine::batch::Engine;
+use crate::engine::txn::Txn;
+use crate::event::Event;
+use crate::mail::message::is_daemon;
+use crate::mail::outbound::SmtpConfig;
+use crate::mail::outbound::compose::{Draft, compose, message_id};
+use crate::mail::outbound::config::bare_address;
+use crate::mail::outbound::people;
+use crate::mail::outbound::templates::{self, TemplateError};
+use crate::mail::outbound::thread;
+use crate::mail::step::MailRecord;
+use crate::store::StoreError;
+use crate::store::Tree;
+use crate::store::decode;
+use crate::store::encode;
+use crate::store::layout::Outcome;
+use crate::tickets::Actor;
+use crate::tickets::Comment;
+use crate::tickets::HistoryEntry;
+use crate::tickets::Kind;
+use crate::tickets::Ticket;
+use crate::tickets::TicketId;
+use crate::tickets::Visibility;
+use crate::vendors::Channel;
+use crate::vendors::MAIL_DESTINATION;
+use crate::vendors::step::{Destination, comment_of, enqueue};
+
+/// The kinds of caller mail (the outbox row's `type`).
+pub const ACKNOWLEDGED: &str = "mail.acknowledged";
+pub const COMMENTED: &str = "mail.commented";
+pub const RESOLVED: &str = "mail.resolved";
+pub const CLOSED: &str = "mail.closed";
+
+/// One mail to write.
+struct Letter<'a> {
+    kind: &'static str,
+    to: &'a str,
+    subject: String,
+    text: String,
+    html: Option<String>,
+    thread: &'a [String],
+    auto: &'static str,
+}
+
+/// The loop protection's window of one sender (as `mail::step` stores it).
+#[derive(Deserialize)]
+struct Window {
+    start: Timestamp,
+    count: u32,
+}
+
+impl Engine {
+    /// Writes an outbox row for every mail this event's changes owe a ticket's caller.
+    pub(crate) fn enqueue_mail(
+        &self,
+        txn: &mut Txn<'_>,
+        event: &Event,
+        entries: &[(TicketId, HistoryEntry)],
+    ) -> Result<(), StoreError> {
+        let Some(smtp) = &self.settings.smtp else {
+            return Ok(());
+        };
+        for (id, entry) in entries {
+            let Some(kind) = caller_kind(smtp, entry) else {
+                continue;
+            };
+            let Some(ticket) = txn.ticket(*id)? else {
+                continue;
+            };
+            let mut thread = thread::get(txn, *id)?.unwrap_or_default();
+            if thread.token.is_empty() {
+                thread.token = thread::new_token();
+            }
+            let to = if thread.caller.is_empty() {
+                caller_of(&ticket)
+            } else {
+                thread.caller.clone()
+            };
+            if let Some(why) = self.not_to(txn, smtp, &to, event)? {
+                debug!(ticket = %id, kind, why, "No caller mail.");
+                continue;
+            }
+            let comment = if kind == COMMENTED {
+                match comment_of(txn, *id, entry)? {
+                    Some(c) if c.visibility == Visibility::Public => Some(c),
+                    _ => continue,
+                }
+            } else {
+                None
+            };
+            let (subject, text) = match words(kind, &ticket, &thread.token, comment.as_ref(), self)
+            {
+                Ok(w) => w,
+                Err(e) => {
+                    warn!(ticket = %id, kind, error = %e, "Caller mail not sent: its template failed.");
+                    continue;
+                }
+            };
+            let auto = if kind == ACKNOWLEDGED {
+                "auto-replied"
+            } else {
+                "auto-generated"
+            };
+            let letter = Letter {
+                kind,
+                to: &to,
+                subject,
+                text,
+                html: None,
+                thread: &thread.ids,
+                auto,
+            };
+            let sent_id = self.write_mail(txn, smtp, event, *id, letter)?;
+            thread.caller = to;
+            thread.push(&sent_id);
+            thread::put(txn, *id, &thread);
+        }
+        for (id, entry) in entries {
+            self.people_mail(txn, smtp, event, *id, entry)?;
+        }
+        Ok(())
+    }
+
+    /// The staff notifications an entry owes, one mail per person with an address.
+    fn people_mail(
+        &self,
+        txn: &mut Txn<'_>,
+        smtp: &SmtpConfig,
+        event: &Event,
+        id: TicketId,
+        entry: &HistoryEntry,
+    ) -> Result<(), StoreError> {
+        let Some(ticket) = txn.ticket(id)? else {
+            return Ok(());
+        };
+        for o in people::owed(smtp, &self.settings.groups, entry, &ticket) {
+            for name in &o.names {
+                let Some(address) = smtp.people.get(name) else {
+                    debug!(ticket = %id, person = %name, kind = o.notice.kind(), "No address for a person in smtp.people; not mailed.");
+                    continue;
+                };
+                let (subject, text, html) = match people::render(&o, name, &ticket) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!(ticket = %id, person = %name, error = %e, "Notification not mailed: its template failed.");
+                        continue;
+                    }
+                };
+                let letter = Letter {
+                    kind: o.notice.kind(),
+                    to: address,
+                    subject,
+                    text,
+                    html: Some(html),
+                    thread: &[],
+                    auto: "auto-generated",
+                };
+                self.write_mail(txn, smtp, event, id, letter)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one mail row and records its Message-ID (so replies thread back and the mail
+    /// coming back in is seen); returns the Message-ID.
+    fn write_mail(
+        &self,
+        txn: &mut Txn<'_>,
+        smtp: &SmtpConfig,
+        event: &Event,
+        id: TicketId,
+        letter: Letter<'_>,
+    ) -> Result<String, StoreError> {
+        let at = self.now();
+        let mut sent_id = String::new();
+        let mut failed = None;
+        let dest = Destination {
+            name: MAIL_DESTINATION,
+            channel: Channel::Mail,
+            ticket: id,
+            kind: letter.kind,
+            event: event.id,
+            at,
+        };
+        let kind = letter.kind;
+        let row = enqueue(txn, dest, |row| {
+            sent_id = message_id(row, at, &smtp.from_address());
+            let draft = Draft {
+                from: &smtp.from,
+                to: letter.to,
+                subject: letter.subject,
+                text: letter.text,
+                html: letter.html,
+                message_id: sent_id.clone(),
+                thread: letter.thread,
+                auto: letter.auto,
+                at,
+            };
+            compose(&draft).unwrap_or_else(|e| {
+                failed = Some(e.to_string());
+                String::new()
+            })
+        })?;
+        if let Some(error) = failed {
+            // The row stays and goes dead on its first attempt, where `itsmd outbox` shows
+            // it; the change itself is not held up by a bad address.
+            warn!(ticket = %id, row, error = %error, "Mail cannot be composed.");
+        }
+        let record = MailRecord {
+            event: event.id,
+            ticket: Some(id),
+            outcome: Outcome::Recorded,
+            reason: Some(format!("sent by itsmd ({kind})")),
+        };
+        txn.put(
+            Tree::MailByMessageId,
+            sent_id.as_bytes().to_vec(),
+            encode(&record),
+        );
+        Ok(sent_id)
+    }
+
+    /// Why `to` gets no mail, if it gets none.
+    fn not_to(
+        &self,
+        txn: &Txn<'_>,
+        smtp: &SmtpConfig,
+        to: &str,
+        _event: &Event,
+    ) -> Result<Option<&'static str>, StoreError> {
+        if to.is_empty() || !to.contains('@') {
+            return Ok(Some("no caller address"));
+        }
+        if smtp.is_own(to) {
+            return Ok(Some("the desk's own address"));
+        }
+        if is_daemon(to) {
+            return Ok(Some("a bounce sender"));
+        }
+        let m = &self.settings.mail;
+        if m.rate_limit > 0
+            && let Some(w) = txn
+                .get(Tree::MailSenders, to.as_bytes())?
+                .map(|b| decode::<Window>(Tree::MailSenders, &b))
+                .transpose()?
+            && w.start.duration_until(self.now()) < m.rate_window.0
+            && w.count > m.rate_limit
+        {
+            return Ok(Some("the sender is rate-limited by loop protection"));
+        }
+        Ok(None)
+    }
+}
+
+/// Which caller mail an entry is, if the configuration sends it.
+fn caller_kind(smtp: &SmtpConfig, entry: &HistoryEntry) -> Option<&'static str> {
+    let c = &smtp.caller;
+    let state = entry
+        .changes
+        .iter()
+        .find(|c| c.field == "state")
+        .and_then(|c| c.new.as_str());
+    let kind = if entry.seq == 1 {
+        matches!(entry.actor, Actor::Caller { .. }).then_some(ACKNOWLEDGED)?
+    } else if matches!(state, Some("resolved" | "fulfilled")) {
+        RESOLVED
+    } else if state == Some("closed") {
+        CLOSED
+    } else if entry.changes.iter().any(|c| c.field == "comments")
+        && !matches!(entry.actor, Actor::Caller { .. })
+    {
+        COMMENTED
+    } else {
+        return None;
+    };
+    let on = match kind {
+        ACKNOWLEDGED => c.acknowledged,
+        RESOLVED => c.resolved,
+        CLOSED => c.closed,
+        _ => c.commented,
+    };
+    on.then_some(kind)
+}
+
+/// The caller a ticket names (`custom.caller`, as a mail or an agent set it), bare.
+pub(crate) fn caller_of(ticket: &Ticket) -> String {
+    ticket
+        .custom
+        .get("caller")
+        .and_then(|v| v.as_str())
+        .map(bare_address)
+        .unwrap_or_default()
+}
+
+/// Who wrote a comment, as the caller should read it.
+fn author(a: &Actor) -> String {
+    match a {
+        Actor::User { name } => name.clone(),
+        Actor::Vendor { name } => format!("{name} (our partner)"),
+        _ => "The service desk".to_string(),
+    }
+}
+
+/// The subject and text of a caller mail (English; templates are a later step).
+fn words(
+    kind: &str,
+    t: &Ticket,
+    token: &str,
+    comment: Option<&Comment>,
+    engine: &Engine,
+) -> Result<(String, String), TemplateError> {
+    let lifecycle = &engine.settings.lifecycle;
+    let reopen_within = if t.kind() == Kind::Incident {
+        lifecycle.incident_close_after
+    } else {
+        lifecycle.request_close_after
+    };
+    let ctx = minijinja::context! {
+        ticket => templates::facts(t),
+        tag => format!("[{} #{token}]", t.id),
+        author => comment.map(|c| author(&c.author)),
+        comment => comment.map(|c| c.body.clone()),
+        reopen_within => reopen_within.to_string(),
+    };
+    let name = format!("caller_{}", &kind["mail.".len()..]);
+    let subject = templates::render(&format!("{name}.subject"), &ctx)?;
+    let text = templates::render(&format!("{name}.txt"), &ctx)?;
+    Ok((subject.trim().to_string(), text))
+}
