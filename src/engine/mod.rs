@@ -381,7 +381,7 @@ pub fn start(
         timers: timers.clone(),
         store,
         rules,
-        clock: clock.clone(),
+        clock: Arc::new(batch::EventClock::new(clock.clone())),
         settings,
         rx,
         status: status.clone(),

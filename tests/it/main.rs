@@ -17,6 +17,7 @@ mod quiet;
 mod receiver;
 mod reload;
 mod rules;
+mod rules2;
 mod sla;
 mod ticket_cli;
 mod tickets;

@@ -1,0 +1,193 @@
+//! Rules v2 through the real daemon: a replay you can trust (the same rules over the same
+//! journal give no differences, SLA stages, escalations and all; a changed rule gives exactly
+//! its own differences, tickets matched by the event that opened them).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Daemon, Setup, alert, itsmd};
+
+fn shipped(name: &str) -> (String, String) {
+    let path = format!("{}/rules/{name}", env!("CARGO_MANIFEST_DIR"));
+    (name.to_string(), std::fs::read_to_string(path).unwrap())
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Triage escalates to operations; both have a lead. Incidents: 2 s response, 3 s resolution,
+/// warnings at 50 % and 90 %.
+const CONFIG: &str = r#"
+[groups.triage]
+members = ["tina"]
+lead = "tina"
+escalate_to = "operations"
+[groups.operations]
+members = ["olivia"]
+lead = "olivia"
+
+[[sla.policies]]
+name = "fast"
+kinds = ["incident"]
+response = "2s"
+resolution = "3s"
+warnings = [50, 90]
+"#;
+
+fn replay(d: &Daemon, rules: &std::path::Path, json: bool) -> (bool, String) {
+    let server = format!("http://{}", d.addr);
+    let mut args = vec![
+        "replay",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--server",
+        &server,
+    ];
+    if json {
+        args.push("--json");
+    }
+    itsmd(&args)
+}
+
+fn report(out: &str) -> Value {
+    serde_json::from_str(&out[out.find('{').unwrap()..]).unwrap()
+}
+
+#[test]
+fn replay_of_the_running_rules_reports_nothing_and_a_changed_rule_exactly_its_effect() {
+    let files: Vec<(String, String)> = [
+        "00-defaults.rhai",
+        "05-mail.rhai",
+        "10-escalation.rhai",
+        "10-noise.rhai",
+    ]
+    .iter()
+    .map(|n| shipped(n))
+    .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let setup = Setup::new().rules(&refs).config(CONFIG);
+    let d = setup.start();
+    let post = |body: String| {
+        let (status, answer) = d.post("/api/v1/events", &body);
+        assert_eq!(status, 202, "{answer}");
+        answer
+    };
+    // A week in miniature: noise that opens a ticket, real alerts, a heartbeat the shipped
+    // rules suppress, an agent taking one incident, one resolving and firing again.
+    post(alert("firing", "noise", json!({"alertname": "Noise"})));
+    post(alert("firing", "disk", json!({"alertname": "Disk"})));
+    post(alert(
+        "firing",
+        "heartbeat",
+        json!({"alertname": "Watchdog"}),
+    ));
+    post(alert("firing", "cpu", json!({"alertname": "Cpu"})));
+    let (status, answer) = d.post(
+        "/api/v1/tickets/INC-000003/transitions",
+        &json!({"to": "in_progress", "reason": "taking it"}).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    // The SLA clocks warn and breach; the shipped escalation rule tells leads and escalates.
+    wait_until("the breaches and escalations", || {
+        ["INC-000001", "INC-000002"].iter().all(|id| {
+            let h = d
+                .get_ok(&format!("/api/v1/tickets/{id}/history"))
+                .to_string();
+            h.matches(r#""stage":"breach""#).count() >= 2
+        })
+    });
+    post(alert("resolved", "disk", json!({"alertname": "Disk"})));
+    post(alert("firing", "disk", json!({"alertname": "Disk"})));
+    // Let the last timers fire, so the journal holds SLA events after the last alert too.
+    std::thread::sleep(Duration::from_secs(4));
+    let history = d.get_ok("/api/v1/tickets/INC-000002/history").to_string();
+    assert!(history.contains("breach"), "{history}");
+    assert!(history.contains("notified"), "{history}");
+
+    // The running rules, twice: no differences, in the terminal and as JSON.
+    let rules_dir = setup.rules_dir.clone().unwrap();
+    for _ in 0..2 {
+        let (ok, out) = replay(&d, &rules_dir, false);
+        assert!(ok, "{out}");
+        assert!(out.contains("No differences"), "{out}");
+        let (ok, out) = replay(&d, &rules_dir, true);
+        assert!(ok, "{out}");
+        let r = report(&out);
+        assert_eq!(r["event_differences"], json!([]), "{r:#}");
+        assert_eq!(r["ticket_differences"], json!([]), "{r:#}");
+        assert!(r["events"].as_u64().unwrap() >= 12, "{r:#}");
+    }
+
+    // A candidate that also suppresses the noise: INC-000001 is never opened, so every later
+    // ticket has another number in the replay; matched by origin, none of them differs.
+    let candidate = tempfile::tempdir().unwrap();
+    for (name, text) in &files {
+        std::fs::write(candidate.path().join(name), text).unwrap();
+    }
+    std::fs::write(
+        candidate.path().join("20-noise.rhai"),
+        "fn on_alert(alert, ticket) {\n    if alert.labels.alertname == \"Noise\" { ticket.suppress(\"noise\"); }\n}\n",
+    )
+    .unwrap();
+    let (ok, out) = replay(&d, candidate.path(), true);
+    assert!(ok, "{out}");
+    let r = report(&out);
+    let events = r["event_differences"].as_array().unwrap();
+    assert_eq!(events[0]["event"], 1, "{r:#}");
+    assert_eq!(events[0]["happened"], "opened INC-000001", "{r:#}");
+    assert_eq!(events[0]["would"], "suppressed", "{r:#}");
+    // The other differing events are INC-000001's own SLA timers, which the replay lacks.
+    for e in &events[1..] {
+        assert!(
+            e["happened"].as_str().unwrap().ends_with("INC-000001"),
+            "{r:#}"
+        );
+        assert!(!e["would"].as_str().unwrap().contains("INC-"), "{r:#}");
+    }
+    let tickets = r["ticket_differences"].as_array().unwrap();
+    assert!(!tickets.is_empty());
+    for t in tickets {
+        assert_eq!(t["ticket"], "INC-000001", "{r:#}");
+        assert_eq!(t["replay_ticket"], Value::Null, "{r:#}");
+        assert_eq!(t["opened_by"], 1, "{r:#}");
+        assert_eq!(t["would"], Value::Null, "{r:#}");
+    }
+    let state = tickets.iter().find(|t| t["field"] == "state").unwrap();
+    assert_eq!(state["events"][0], 1, "{r:#}");
+    assert!(
+        tickets.iter().any(|t| t["field"] == "sla.escalation"),
+        "{r:#}"
+    );
+    // The terminal shows the same per ticket and field, old → new, with the events.
+    let (ok, out) = replay(&d, candidate.path(), false);
+    assert!(ok, "{out}");
+    assert!(out.contains("INC-000001 (opened by event 1)"), "{out}");
+    assert!(out.contains("state"), "{out}");
+    assert!(out.contains("→ —"), "{out}");
+
+    // A broken candidate: every error with its file and line.
+    std::fs::write(
+        candidate.path().join("30-broken.rhai"),
+        "fn on_alert(alert, ticket) {\n    let x = ;\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        candidate.path().join("31-broken.rhai"),
+        "fn on_ticket(ticket, change) {\n\n    ticket.title = \n}\n",
+    )
+    .unwrap();
+    let (ok, out) = replay(&d, candidate.path(), false);
+    assert!(!ok, "{out}");
+    assert!(out.contains("422 rules_invalid: 2 error(s)"), "{out}");
+    assert!(out.contains("30-broken.rhai:2:"), "{out}");
+    assert!(out.contains("31-broken.rhai:4:"), "{out}");
+}
