@@ -50,14 +50,14 @@ pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Re
     }
     if !events.is_empty() {
         println!(
-            "\nEvents handled differently:\n{:<8} {:<26} {:<24} would",
+            "\nEvents handled differently:\n{:<8} {:<32} {:<24} would",
             "event", "received", "happened"
         );
         for e in &events {
             let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
             println!(
-                "{:<8} {:<26} {:<24} {}",
-                e["event"],
+                "{:<8} {:<32} {:<24} {}",
+                e["event"].to_string(),
                 s("received_at"),
                 s("happened"),
                 s("would")
@@ -86,7 +86,7 @@ pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Re
                 .map(|a| a.iter().map(Value::to_string).collect())
                 .unwrap_or_default();
             println!(
-                "  {:<16} {} → {}{}",
+                "  {:<24} {} → {}{}",
                 t["field"].as_str().unwrap_or_default(),
                 shown(&t["happened"]),
                 shown(&t["would"]),

@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::rules::CompileError;
 use crate::rules::Limits;
 use crate::rules::Rules;
+use crate::sla::clock::Stage;
 use crate::store::MemoryStore;
 use crate::store::Store;
 use crate::store::StoreError;
@@ -37,14 +38,16 @@ use crate::store::Tree;
 use crate::store::decode;
 use crate::store::layout;
 use crate::store::layout::StoredEvent;
+use crate::tickets::FieldChange;
 use crate::tickets::HistoryEntry;
 use crate::tickets::Kind;
 use crate::tickets::TicketId;
 use crate::vendors::OutboxRow;
 
 /// Ticket fields compared between what happened and what would happen, beside the SLA
-/// (`sla.policy`, `sla.escalation`, `sla.<clock>`: timeline, fired stages) and `outbox` (the
-/// vendor messages about the ticket not yet delivered or dead-lettered).
+/// (`sla.policy`, `sla.escalation`, `sla.<clock>`: the stages fired, `sla.<clock>.timeline`),
+/// `notified` (the leads told, from the history) and `outbox` (the vendor messages about the
+/// ticket not yet delivered or dead-lettered).
 const FIELDS: [&str; 12] = [
     "state",
     "group",
@@ -150,20 +153,12 @@ impl Origins {
     }
 }
 
-/// Replaces every string that is a ticket id found in `from` by the id of the same origin
-/// in `to`; one `to` lacks becomes `missing(kind)` (a ticket that does not exist there).
+/// Replaces every ticket id found in `from`, in every string (a whole value, or a word of a
+/// text such as a lead's notification), by the id of the same origin in `to`; one `to` lacks
+/// becomes `missing(kind)` (a ticket that does not exist there).
 fn translate(v: &mut Value, from: &Origins, to: &Origins, missing: &dyn Fn(Kind) -> String) {
     match v {
-        Value::String(s) => {
-            if let Ok(id) = s.parse::<TicketId>()
-                && let Some(origin) = from.of.get(&id)
-            {
-                *s = match to.by_origin.get(origin) {
-                    Some(other) => other.to_string(),
-                    None => missing(id.kind),
-                };
-            }
-        }
+        Value::String(s) if s.contains('-') => *s = translate_text(s, from, to, missing),
         Value::Array(items) => items
             .iter_mut()
             .for_each(|i| translate(i, from, to, missing)),
@@ -172,6 +167,39 @@ fn translate(v: &mut Value, from: &Origins, to: &Origins, missing: &dyn Fn(Kind)
             .for_each(|i| translate(i, from, to, missing)),
         _ => {}
     }
+}
+
+/// `text` with each word that is a ticket id of `from` translated (see [`translate`]).
+fn translate_text(
+    text: &str,
+    from: &Origins,
+    to: &Origins,
+    missing: &dyn Fn(Kind) -> String,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let translated = word
+            .parse::<TicketId>()
+            .ok()
+            .and_then(|id| from.of.get(&id).map(|o| (id, o)))
+            .map(|(id, origin)| match to.by_origin.get(origin) {
+                Some(other) => other.to_string(),
+                None => missing(id.kind),
+            });
+        out.push_str(translated.as_deref().unwrap_or(word));
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 /// The last ticket number of each kind in `store`.
@@ -394,10 +422,43 @@ impl Side {
                 .insert("sla.escalation".into(), Value::from(sla.escalation));
         }
         for (name, clock) in &sla.clocks {
-            side.fields.insert(
-                format!("sla.{name}"),
-                serde_json::to_value(clock).unwrap_or_default(),
-            );
+            let fired: Vec<Value> = clock
+                .fired
+                .iter()
+                .map(|stage| match stage {
+                    Stage::Warning(p) => format!("warning {p}%").into(),
+                    Stage::Breach => "breach".into(),
+                })
+                .collect();
+            side.fields
+                .insert(format!("sla.{name}"), Value::from(fired));
+            let timeline: Vec<Value> = clock
+                .timeline
+                .iter()
+                .map(|t| {
+                    let v = serde_json::to_value(t).unwrap_or_default();
+                    let mark = v["mark"]["mark"]
+                        .as_str()
+                        .map_or_else(|| v["mark"].to_string(), str::to_string);
+                    format!("{mark} {}", v["at"].as_str().unwrap_or_default()).into()
+                })
+                .collect();
+            side.fields
+                .insert(format!("sla.{name}.timeline"), Value::from(timeline));
+        }
+        let notified: Vec<Value> = side
+            .history
+            .iter()
+            .flat_map(|e| &e.changes)
+            .filter(|c| c.field == "notified")
+            .map(|c| {
+                let lead = c.new["lead"].as_str().unwrap_or_default();
+                let message = c.new["message"].as_str().unwrap_or_default();
+                format!("{lead}: {message}").into()
+            })
+            .collect();
+        if !notified.is_empty() {
+            side.fields.insert("notified".into(), Value::from(notified));
         }
         if let Some(messages) = outbox.get(&id) {
             side.fields
@@ -426,18 +487,25 @@ fn outbox_by_ticket(store: &dyn Store) -> Result<BTreeMap<TicketId, Vec<String>>
 /// The events whose changes of `field` (or of its parts, `sla.response.…`) differ between
 /// the two histories; every event that touched it when they differ only in what came of it.
 fn causes(happened: &[HistoryEntry], would: &[HistoryEntry], field: &str) -> Vec<u64> {
-    let touches = |name: &str| {
+    let clock = field
+        .strip_prefix("sla.")
+        .map(|c| c.trim_end_matches(".timeline"));
+    let touches = |c: &FieldChange| {
+        let name = c.field.as_str();
         name == field
             || name.starts_with(&format!("{field}."))
             || (field == "resolution" && name == "state")
             || (field == "links" && name.starts_with("link"))
+            || (field == "sla.escalation" && name == "escalation")
+            || (name == "sla_stage" && clock.is_some_and(|k| c.new["clock"] == k))
+            || (clock.is_some_and(|k| name == format!("sla.{k}")))
     };
     let changes = |h: &[HistoryEntry]| -> BTreeSet<(u64, String)> {
         h.iter()
             .flat_map(|e| {
                 e.changes
                     .iter()
-                    .filter(|c| touches(&c.field))
+                    .filter(|c| touches(c))
                     .map(move |c| (e.event.unwrap_or(0), c.new.to_string()))
             })
             .collect()
