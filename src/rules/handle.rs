@@ -91,7 +91,7 @@ impl TicketView {
                 self.custom.insert(key.clone(), value.clone());
             }
             Decision::Transition { to, .. } => self.state = to.as_str().into(),
-            Decision::Comment { .. } | Decision::Link { .. } => {}
+            Decision::Comment { .. } | Decision::Link { .. } | Decision::OpenTicket(_) => {}
             Decision::SetVendor { value } => self.vendor = Some(value.clone()),
             Decision::Notify { .. } => {}
             Decision::Escalate => self.escalation += 1,

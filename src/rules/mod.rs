@@ -16,7 +16,7 @@ mod run;
 mod sandbox;
 pub mod tester;
 
-pub use decision::{Decided, Decision, Provenance};
+pub use decision::{Decided, Decision, OpenTicket, Provenance};
 pub use handle::TicketView;
 pub use ruleset::{CompileError, RuleFile, RuleSet};
 pub use run::{HookRun, RuleFailure, Rules};

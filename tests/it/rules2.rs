@@ -191,3 +191,93 @@ fn replay_of_the_running_rules_reports_nothing_and_a_changed_rule_exactly_its_ef
     assert!(out.contains("30-broken.rhai:2:"), "{out}");
     assert!(out.contains("31-broken.rhai:4:"), "{out}");
 }
+
+#[test]
+fn a_correlation_rule_opens_one_problem_for_a_service_and_replay_matches_it_by_origin() {
+    let example = format!(
+        "{}/rules/examples/95-problem-from-incidents.rhai",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let example = std::fs::read_to_string(example).unwrap();
+    // A rule with a typo in open_ticket's fields fails visibly, naming the field.
+    let typo = r#"fn on_alert(alert, ticket) {
+    if alert.labels.alertname == "Typo" {
+        ticket.open_ticket("problem", #{ titel: "x" });
+    }
+}
+"#;
+    let setup = Setup::new()
+        .rules(&[("95-problem.rhai", &example), ("96-typo.rhai", typo)])
+        .config(&crate::support::groups_config(&[]));
+    let d = setup.start();
+    for name in ["Slow", "Errors", "Timeouts", "Disk"] {
+        let (status, answer) = d.post(
+            "/api/v1/events",
+            &alert(
+                "firing",
+                name,
+                json!({"alertname": name, "service": "billing"}),
+            ),
+        );
+        assert_eq!(status, 202, "{answer}");
+    }
+    let problem = d.get_ok("/api/v1/tickets/PRB-000001");
+    assert_eq!(problem["title"], "Recurring incidents on billing");
+    let linked: Vec<&str> = problem["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ticket"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        linked,
+        ["INC-000003", "INC-000002", "INC-000001", "INC-000004"]
+    );
+    let history = d.get_ok("/api/v1/tickets/PRB-000001/history").to_string();
+    assert!(history.contains("95-problem.rhai"), "{history}");
+    let (status, _) = d.get("/api/v1/tickets/PRB-000002");
+    assert_eq!(status, 404, "one problem, not one per incident");
+
+    let (status, answer) = d.post(
+        "/api/v1/events",
+        &alert("firing", "typo", json!({"alertname": "Typo"})),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let t = d.get_ok("/api/v1/tickets/INC-000005/history").to_string();
+    assert!(t.contains("unknown field `titel`"), "{t}");
+
+    // The same rules: the rule-opened problem is matched by the event that opened it.
+    let rules_dir = setup.rules_dir.clone().unwrap();
+    let (ok, out) = replay(&d, &rules_dir, true);
+    assert!(ok, "{out}");
+    let r = report(&out);
+    assert_eq!(r["event_differences"], json!([]), "{r:#}");
+    assert_eq!(r["ticket_differences"], json!([]), "{r:#}");
+
+    // Without the rule: no problem, and the incidents are not linked.
+    let candidate = tempfile::tempdir().unwrap();
+    std::fs::write(candidate.path().join("96-typo.rhai"), typo).unwrap();
+    let (ok, out) = replay(&d, candidate.path(), true);
+    assert!(ok, "{out}");
+    let r = report(&out);
+    assert_eq!(r["event_differences"], json!([]), "{r:#}");
+    let diffs = r["ticket_differences"].as_array().unwrap();
+    let problem: Vec<&Value> = diffs
+        .iter()
+        .filter(|x| x["ticket"] == "PRB-000001")
+        .collect();
+    assert!(
+        problem
+            .iter()
+            .all(|x| x["replay_ticket"].is_null() && x["opened_by"] == 3),
+        "{r:#}"
+    );
+    for id in ["INC-000001", "INC-000002", "INC-000003", "INC-000004"] {
+        assert!(
+            diffs
+                .iter()
+                .any(|x| x["ticket"] == id && x["field"] == "links" && x["would"].is_null()),
+            "{id}: {r:#}"
+        );
+    }
+}
