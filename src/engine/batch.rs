@@ -62,6 +62,7 @@ impl Engine {
         let mut batch = Vec::with_capacity(self.settings.max_batch);
         while let Some(first) = self.rx.blocking_recv() {
             (self.rules, self.settings) = self.live.current();
+            crate::rules::time::bind(self.settings.calendars.clone());
             batch.push(first);
             while batch.len() < self.settings.max_batch {
                 match self.rx.try_recv() {

@@ -15,6 +15,7 @@ mod ruleset;
 mod run;
 mod sandbox;
 pub mod tester;
+pub mod time;
 
 pub use decision::{Decided, Decision, OpenTicket, Provenance};
 pub use handle::TicketView;

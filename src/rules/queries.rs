@@ -47,7 +47,7 @@ fn store() -> Option<Arc<dyn Store>> {
     STORE.with(|s| s.borrow().as_ref().map(|(s, _)| s.clone()))
 }
 
-fn now() -> Timestamp {
+pub(super) fn now() -> Timestamp {
     STORE.with(|s| {
         s.borrow()
             .as_ref()

@@ -225,6 +225,7 @@ fn engine(limits: &Limits) -> Engine {
     let mut engine = sandbox::engine(limits);
     handle::register(&mut engine);
     crate::rules::queries::register(&mut engine);
+    crate::rules::time::register(&mut engine);
     engine
 }
 

@@ -281,3 +281,75 @@ fn a_correlation_rule_opens_one_problem_for_a_service_and_replay_matches_it_by_o
         );
     }
 }
+
+/// Time in rules, through `itsmd rules test`: the case pins the clock (`now`, `at`, `after`)
+/// and the rule reads it and the configured office calendar.
+#[test]
+fn rules_read_the_pinned_time_and_business_hours_of_a_calendar() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::write(
+        dir.path().join("20-hours.rhai"),
+        r#"fn on_alert(alert, ticket) {
+    if !ticket.is_new { return; }
+    let calendar = alert.labels.calendar ?? "office";
+    ticket.set("seen_at", now());
+    if in_business_hours(calendar) {
+        ticket.group = "operations";
+    } else {
+        ticket.group = "oncall";
+        ticket.add_tag("after-hours");
+    }
+    ticket.set("business_minutes_left", business_time_until(calendar, "2026-12-08T17:00:00Z"));
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tests/hours.toml"),
+        r#"config = """
+[groups.triage]
+[groups.operations]
+[groups.oncall]
+[calendars.office]
+timezone = "Europe/Berlin"
+mon = ["09:00-17:00"]
+tue = ["09:00-17:00"]
+wed = ["09:00-17:00"]
+thu = ["09:00-17:00"]
+fri = ["09:00-17:00"]
+"""
+
+[[case]]
+name = "office hours route to operations, the evening to on-call"
+now = "2026-12-07T08:00:00Z"
+[[case.events]]
+alert = { source = "t", status = "firing", severity = "warning", summary = "Monday 09:00 Berlin", labels = { n = "1" } }
+[[case.events]]
+at = "2026-12-07T18:00:00Z"
+alert = { source = "t", status = "firing", severity = "warning", summary = "Monday 19:00 Berlin", labels = { n = "2" } }
+[[case.events]]
+after = "14h"
+alert = { source = "t", status = "firing", severity = "warning", summary = "Tuesday 09:00 Berlin", labels = { n = "3" } }
+[[case.events]]
+alert = { source = "t", status = "firing", severity = "warning", summary = "unknown calendar", labels = { n = "4", calendar = "ofice" } }
+[[case.expect]]
+ticket = "INC-000001"
+fields = { group = "operations", custom = { seen_at = "2026-12-07T08:00:00Z", business_minutes_left = 960 } }
+[[case.expect]]
+ticket = "INC-000002"
+fields = { group = "oncall", tags = ["after-hours"], custom = { seen_at = "2026-12-07T18:00:00Z", business_minutes_left = 480 } }
+[[case.expect]]
+ticket = "INC-000003"
+fields = { group = "operations", custom = { seen_at = "2026-12-08T08:00:00Z", business_minutes_left = 480 } }
+[[case.expect]]
+ticket = "INC-000004"
+fields = { group = "triage" }
+history_mentions = ["unknown calendar `ofice`; configured calendars: 24x7, office"]
+"#,
+    )
+    .unwrap();
+    let (ok, out) = itsmd(&["rules", "test", dir.path().to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+}
