@@ -63,6 +63,7 @@ impl Engine {
         while let Some(first) = self.rx.blocking_recv() {
             (self.rules, self.settings) = self.live.current();
             crate::rules::time::bind(self.settings.calendars.clone());
+            crate::rules::bind_matrix(self.settings.matrix.clone());
             batch.push(first);
             while batch.len() < self.settings.max_batch {
                 match self.rx.try_recv() {

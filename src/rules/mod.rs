@@ -18,7 +18,7 @@ pub mod tester;
 pub mod time;
 
 pub use decision::{Decided, Decision, OpenTicket, Provenance};
-pub use handle::TicketView;
+pub use handle::{TicketView, bind_matrix};
 pub use ruleset::{CompileError, RuleFile, RuleSet};
 pub use run::{HookRun, RuleFailure, Rules};
 pub use sandbox::Limits;

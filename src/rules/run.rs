@@ -137,7 +137,7 @@ impl Rules {
         view: TicketView,
         args: impl Fn(TicketHandle) -> Vec<Dynamic>,
     ) -> HookRun {
-        let handle = TicketHandle::new(view);
+        let handle = TicketHandle::new(view.completed());
         let mut failures = Vec::new();
         for file in self.set.files.iter().filter(|f| f.hooks.contains(&hook)) {
             let snapshot = {

@@ -286,11 +286,7 @@ fn a_correlation_rule_opens_one_problem_for_a_service_and_replay_matches_it_by_o
 /// and the rule reads it and the configured office calendar.
 #[test]
 fn rules_read_the_pinned_time_and_business_hours_of_a_calendar() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("tests")).unwrap();
-    std::fs::write(
-        dir.path().join("20-hours.rhai"),
-        r#"fn on_alert(alert, ticket) {
+    let rule = r#"fn on_alert(alert, ticket) {
     if !ticket.is_new { return; }
     let calendar = alert.labels.calendar ?? "office";
     ticket.set("seen_at", now());
@@ -302,12 +298,8 @@ fn rules_read_the_pinned_time_and_business_hours_of_a_calendar() {
     }
     ticket.set("business_minutes_left", business_time_until(calendar, "2026-12-08T17:00:00Z"));
 }
-"#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("tests/hours.toml"),
-        r#"config = """
+"#;
+    let test = r#"config = """
 [groups.triage]
 [groups.operations]
 [groups.oncall]
@@ -346,9 +338,72 @@ fields = { group = "operations", custom = { seen_at = "2026-12-08T08:00:00Z", bu
 ticket = "INC-000004"
 fields = { group = "triage" }
 history_mentions = ["unknown calendar `ofice`; configured calendars: 24x7, office"]
-"#,
+"#;
+    passes_its_rules_test(("20-hours.rhai", rule), ("hours.toml", test));
+}
+
+#[test]
+fn rules_check_names_unknown_hooks_with_a_suggestion_and_wrong_arities_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("20-typo.rhai"),
+        "// routes alerts\nfn on_alrt(alert, ticket) {\n    ticket.group = \"dba\";\n}\n",
     )
     .unwrap();
+    std::fs::write(
+        dir.path().join("30-arity.rhai"),
+        "fn helper(x) { x }\nfn on_clock(ticket) { }\n",
+    )
+    .unwrap();
+    let (ok, out) = itsmd(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("20-typo.rhai:2:1: unknown hook `on_alrt`; did you mean on_alert?"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "30-arity.rhai:2:1: on_clock must take 2 parameters (ticket, clock), this one takes 1"
+        ),
+        "{out}"
+    );
+}
+
+/// `ticket.priority` of the incident an alert would open reads the matrix's priority (not
+/// `()`), and follows impact and urgency decided before it, until a rule overrides it.
+#[test]
+fn a_new_tickets_priority_reads_the_matrix_in_on_alert() {
+    let rule = r#"fn on_alert(alert, ticket) {
+    ticket.set("at_first", ticket.priority);
+    ticket.urgency = "high";
+    ticket.set("after_urgency", ticket.priority);
+    if alert.labels.page == "true" { ticket.priority = 1; ticket.impact = "low"; }
+    ticket.set("last", ticket.priority);
+}
+"#;
+    let test = r#"[[case]]
+name = "the priority a rule reads is the one the ticket gets"
+[[case.events]]
+alert = { source = "t", status = "firing", severity = "warning", summary = "a", labels = { n = "1" } }
+[[case.events]]
+alert = { source = "t", status = "firing", severity = "warning", summary = "b", labels = { n = "2", page = "true" } }
+[[case.expect]]
+ticket = "INC-000001"
+fields = { priority = 2, custom = { at_first = 3, after_urgency = 2, last = 2 } }
+[[case.expect]]
+ticket = "INC-000002"
+fields = { priority = 1, custom = { at_first = 3, after_urgency = 2, last = 1 } }
+"#;
+    passes_its_rules_test(("20-priority.rhai", rule), ("priority.toml", test));
+}
+
+/// Writes one rule file and one test file into a fresh rules folder and asserts that
+/// `itsmd rules test` passes its one case.
+fn passes_its_rules_test(rule: (&str, &str), test: (&str, &str)) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::write(dir.path().join(rule.0), rule.1).unwrap();
+    std::fs::write(dir.path().join("tests").join(test.0), test.1).unwrap();
     let (ok, out) = itsmd(&["rules", "test", dir.path().to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(out.contains("1 passed, 0 failed"), "{out}");
