@@ -212,7 +212,8 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
         | Decision::Transition { .. }
         | Decision::Comment { .. }
         | Decision::Link { .. }
-        | Decision::OpenTicket(_) => {}
+        | Decision::OpenTicket(_)
+        | Decision::CapReached { .. } => {}
         // Becomes an outbox row (see `apply_rules`), not a field.
         Decision::Notify { .. } => {}
         // Applied by `sla::apply_decision` before this.

@@ -93,6 +93,7 @@ impl Engine {
         let mut results = Vec::with_capacity(batch.len());
         for s in &batch {
             self.clock.pin(Some(s.received_at));
+            self.rules.begin_event();
             results.push(self.process(&mut txn, &s.body, s.received_at));
         }
         self.clock.pin(None);
@@ -149,6 +150,8 @@ impl Engine {
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
             status.events += batch.len() as u64;
             status.batches += 1;
+            status.disabled_rules = self.rules.disabled();
+            m.rules_disabled.set(status.disabled_rules.len() as i64);
         }
         for (s, result) in batch.into_iter().zip(results) {
             let answer = match (&committed, result) {

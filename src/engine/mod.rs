@@ -83,6 +83,8 @@ pub struct EngineStatus {
     pub rules_origin: String,
     pub events: u64,
     pub batches: u64,
+    /// Rule files disabled for exhausting their budget, until the next reload.
+    pub disabled_rules: Vec<String>,
 }
 
 /// The cloneable sending side. Dropping every handle stops the engine after it drains.
@@ -239,6 +241,9 @@ impl EngineHandle {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.rules_version = version;
         status.rules_origin = origin;
+        // A new rule set starts with every file enabled.
+        status.disabled_rules.clear();
+        self.metrics.rules_disabled.set(0);
         drop(status);
         self.reloaded.send_replace(());
     }

@@ -109,6 +109,10 @@ impl Engine {
                     },
                 ),
                 Decision::OpenTicket(open) => self.open_ticket(txn, ctx, &by, id, open),
+                Decision::CapReached { what, limit } => {
+                    self.cap_reached(txn, ctx, by, id, what, *limit)?;
+                    continue;
+                }
                 _ => continue,
             };
             let refused = match done {
@@ -144,6 +148,41 @@ impl Engine {
 }
 
 impl Engine {
+    /// A rule reached a per-event cap: said in the ticket's history (and counted as the
+    /// rule's error); what it dropped is named by kind and the setting that caps it.
+    fn cap_reached(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        by: Actor,
+        id: TicketId,
+        what: &str,
+        limit: u32,
+    ) -> Result<(), StoreError> {
+        if let Actor::Rule { file, hook, .. } = &by {
+            let labels = RuleLabels {
+                rule: file.clone(),
+                hook: hook.clone(),
+            };
+            self.metrics.rule_errors.get_or_create(&labels).inc();
+        }
+        let Some(mut t) = txn.ticket(id)? else {
+            return Ok(());
+        };
+        let note = FieldChange {
+            field: "rule_cap".into(),
+            old: json!(null),
+            new: json!({ "what": what, "limit": limit }),
+        };
+        let setting = format!("rules.max_{}_per_event", what.replace(' ', "_"));
+        let reason = format!(
+            "rule reached the cap of {limit} {what} per event ({setting}); the rest it asked for this event were dropped"
+        );
+        ctx.record(txn, &mut t, by, vec![note], Some(reason));
+        txn.save_ticket(t);
+        Ok(())
+    }
+
     /// `open_ticket`: creates the ticket with the same checks as an agent's request, then
     /// links the causing ticket `cause` and every ticket of `open.also` to it. A refused
     /// creation opens nothing; a refused link (a ticket that does not exist) is refused alone.

@@ -103,6 +103,13 @@ pub enum Decision {
     },
     /// Open another ticket (`open_ticket(kind, fields)`), linked to this one and to `also`.
     OpenTicket(Box<OpenTicket>),
+    /// Not a rule's call: the rule reached the per-event cap of `what` (comments,
+    /// transitions, notifications, opened tickets); its further ones were dropped. The engine
+    /// writes it to the ticket's history.
+    CapReached {
+        what: &'static str,
+        limit: u32,
+    },
 }
 
 /// A ticket a rule opens: created like an agent's (the same checks), then linked: this
@@ -126,6 +133,7 @@ impl Decision {
                 | Decision::Comment { .. }
                 | Decision::Link { .. }
                 | Decision::OpenTicket(_)
+                | Decision::CapReached { .. }
         )
     }
 }

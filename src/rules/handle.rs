@@ -148,7 +148,10 @@ impl TicketView {
                 self.custom.insert(key.clone(), value.clone());
             }
             Decision::Transition { to, .. } => self.state = to.as_str().into(),
-            Decision::Comment { .. } | Decision::Link { .. } | Decision::OpenTicket(_) => {}
+            Decision::Comment { .. }
+            | Decision::Link { .. }
+            | Decision::OpenTicket(_)
+            | Decision::CapReached { .. } => {}
             Decision::SetVendor { value } => self.vendor = Some(value.clone()),
             Decision::Notify { .. } => {}
             Decision::Escalate => self.escalation += 1,

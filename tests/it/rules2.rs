@@ -408,3 +408,73 @@ fn passes_its_rules_test(rule: (&str, &str), test: (&str, &str)) {
     assert!(ok, "{out}");
     assert!(out.contains("1 passed, 0 failed"), "{out}");
 }
+
+/// Per-event caps: a chatty rule's comments past the cap are dropped with a history entry;
+/// a rule that keeps hitting its caps is disabled until the next reload (on /healthz and
+/// /metrics), and runs again once the rules are reloaded.
+#[test]
+fn a_rule_that_keeps_hitting_its_caps_is_disabled_until_the_next_reload() {
+    let chatty = r#"fn on_alert(alert, ticket) {
+    ticket.add_tag("ran");
+    for i in 0..30 { ticket.comment(`note ${i}`); }
+}
+"#;
+    let mut config = crate::support::groups_config(&[]);
+    config.push_str("[rules]\nmax_comments_per_event = 2\ndisable_after = 2\n");
+    let setup = Setup::new()
+        .rules(&[("20-chatty.rhai", chatty)])
+        .config(&config);
+    let d = setup.start();
+    let fire = |n: u32| {
+        let (status, answer) = d.post(
+            "/api/v1/events",
+            &alert("firing", "chatty", json!({"n": n.to_string()})),
+        );
+        assert_eq!(status, 202, "{answer}");
+    };
+    fire(1);
+    let t = d.get_ok("/api/v1/tickets/INC-000001");
+    assert_eq!(t["comments"], 2, "{t}");
+    let history = d.get_ok("/api/v1/tickets/INC-000001/history").to_string();
+    assert!(
+        history.contains(
+            "rule reached the cap of 2 comments per event (rules.max_comments_per_event)"
+        ),
+        "{history}"
+    );
+    fire(2);
+    fire(3);
+    let t = d.get_ok("/api/v1/tickets/INC-000003");
+    assert_eq!(
+        t["tags"],
+        json!([]),
+        "disabled after two events at the cap: {t}"
+    );
+    assert_eq!(
+        d.get_ok("/healthz")["disabled_rules"],
+        json!(["20-chatty.rhai"])
+    );
+    assert_eq!(d.metric("itsmd_rules_disabled"), 1.0);
+    d.wait_for_log(|l| {
+        l["message"] == "Rule disabled until the next reload: it kept exhausting its budget."
+    });
+
+    // A reload (the file changed) brings it back.
+    let file = setup.rules_dir.as_ref().unwrap().join("20-chatty.rhai");
+    std::fs::write(&file, format!("{chatty}// edited\n")).unwrap();
+    wait_until("the reload", || {
+        d.get_ok("/healthz")["disabled_rules"] == json!([]) && {
+            fire(4);
+            true
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, t) = d.get("/api/v1/tickets/INC-000004");
+        if status == 200 && t["tags"] == json!(["ran"]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{t}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
