@@ -57,7 +57,7 @@ pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Re
             let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
             println!(
                 "{:<8} {:<32} {:<24} {}",
-                e["event"].to_string(),
+                e["event"].as_u64().map_or("—".into(), |n| n.to_string()),
                 s("received_at"),
                 s("happened"),
                 s("would")

@@ -75,7 +75,8 @@ pub struct Report {
 
 #[derive(Debug, Serialize)]
 pub struct EventDifference {
-    pub event: u64,
+    /// The journal event; `None` for an SLA timer only the replay fires.
+    pub event: Option<u64>,
     pub received_at: Timestamp,
     /// "opened INC-000004", "suppressed", …
     pub happened: String,
@@ -238,6 +239,7 @@ pub fn replay(
         ticket_differences: Vec::new(),
     };
     let real_origins = Origins::of_store(real)?;
+    let fired_live = fired_live(real)?;
     let mut replayed = Origins::default();
     // Origins of the tickets to report on (touched by an event at or after `since`).
     let mut reported: BTreeSet<Origin> = BTreeSet::new();
@@ -259,10 +261,31 @@ pub fn replay(
         )
         .map_err(|e| ReplayError::Engine(format!("cannot start the replay engine: {e}")))?;
         let mut numbers = ticket_numbers(&*scratch)?;
+        let mut timers_only_here = 0u64;
+        let mut last_at = None;
+        // SLA timers of the replay that the journal never fired (the candidate scheduled
+        // them differently) fire when they fall due, as the clock task would have.
+        let own = OwnTimers {
+            engine: &engine,
+            scratch: &*scratch,
+            clock: &clock,
+            fired_live: &fired_live,
+            real: &real_origins,
+            since,
+        };
         for item in real.range(Tree::Events, Bound::Unbounded, Bound::Unbounded) {
             let (_, bytes) = item?;
             let stored: StoredEvent = decode(Tree::Events, &bytes)?;
             let journal_id = stored.event.id;
+            last_at = Some(stored.event.received_at);
+            own.fire(
+                stored.event.received_at,
+                &mut numbers,
+                &mut replayed,
+                &mut timers_only_here,
+                &mut report,
+            )
+            .await?;
             clock.set(stored.event.received_at);
             report.events += 1;
             let body = match serde_json::to_value(&stored.event.body) {
@@ -273,28 +296,16 @@ pub fn replay(
                 }
                 Err(e) => return Err(ReplayError::Engine(format!("event {journal_id}: {e}"))),
             };
-            let answer = engine.submit(body).await;
-            let now = ticket_numbers(&*scratch)?;
-            let mut opened = Vec::new();
-            for ((before, after), kind) in numbers.iter().zip(now).zip(Kind::ALL) {
-                opened.extend((before + 1..=after).map(|number| TicketId { kind, number }));
-            }
-            numbers = now;
-            replayed.add(journal_id, opened);
-            let would = match answer {
-                Ok(r) => {
-                    let ticket = r.ticket.map(|t| match replayed.of.get(&t) {
-                        _ if t.number == u64::MAX => "(a ticket the replay did not open)".into(),
-                        Some(o) => match real_origins.by_origin.get(o) {
-                            Some(real) => real.to_string(),
-                            None => format!("{t} (new)"),
-                        },
-                        None => format!("{t} (new)"),
-                    });
-                    describe(&outcome_name(r.outcome), ticket)
-                }
-                Err(e) => format!("refused ({e})"),
-            };
+            let answer = submit(
+                &engine,
+                &*scratch,
+                &mut numbers,
+                &mut replayed,
+                journal_id,
+                body,
+            )
+            .await?;
+            let would = would(answer, &replayed, &real_origins);
             if since.is_some_and(|s| stored.event.received_at < s) {
                 continue;
             }
@@ -316,12 +327,23 @@ pub fn replay(
             );
             if happened != would {
                 report.event_differences.push(EventDifference {
-                    event: journal_id,
+                    event: Some(journal_id),
                     received_at: stored.event.received_at,
                     happened,
                     would,
                 });
             }
+        }
+        // Timers due by the last recorded event that only the replay has.
+        if let Some(end) = last_at {
+            own.fire(
+                end,
+                &mut numbers,
+                &mut replayed,
+                &mut timers_only_here,
+                &mut report,
+            )
+            .await?;
         }
         drop(engine);
         thread.join().await;
@@ -361,6 +383,149 @@ pub fn replay(
         }
     }
     Ok(report)
+}
+
+/// Origins of tickets opened by events only the replay has (its own SLA timers): above any
+/// journal id, so they never match a real ticket.
+const ONLY_IN_REPLAY: u64 = u64::MAX / 2;
+
+/// Submits one event to the replay's engine and records the tickets it opened under
+/// `origin`.
+async fn submit(
+    engine: &engine::EngineHandle,
+    scratch: &dyn Store,
+    numbers: &mut [u64; 4],
+    replayed: &mut Origins,
+    origin: u64,
+    body: EventBody,
+) -> Result<Result<engine::Receipt, engine::SubmitError>, ReplayError> {
+    let answer = engine.submit(body).await;
+    let now = ticket_numbers(scratch)?;
+    let mut opened = Vec::new();
+    for ((before, after), kind) in numbers.iter().zip(now).zip(Kind::ALL) {
+        opened.extend((before + 1..=after).map(|number| TicketId { kind, number }));
+    }
+    *numbers = now;
+    replayed.add(origin, opened);
+    Ok(answer)
+}
+
+/// What the replay did with an event, naming tickets in the real numbering.
+fn would(
+    answer: Result<engine::Receipt, engine::SubmitError>,
+    replayed: &Origins,
+    real: &Origins,
+) -> String {
+    match answer {
+        Ok(r) => {
+            let ticket = r.ticket.map(|t| match replayed.of.get(&t) {
+                _ if t.number == u64::MAX => "(a ticket the replay did not open)".into(),
+                Some(o) => match real.by_origin.get(o) {
+                    Some(real) => real.to_string(),
+                    None => format!("{t} (new)"),
+                },
+                None => format!("{t} (new)"),
+            });
+            describe(&outcome_name(r.outcome), ticket)
+        }
+        Err(e) => format!("refused ({e})"),
+    }
+}
+
+/// Every SLA timer the journal fired: (real ticket, clock, stage, due).
+type FiredTimer = (TicketId, String, crate::sla::Stage, Timestamp);
+
+fn fired_live(real: &dyn Store) -> Result<BTreeSet<(TicketId, String, u8, Timestamp)>, StoreError> {
+    let mut out = BTreeSet::new();
+    for item in real.range(Tree::Events, Bound::Unbounded, Bound::Unbounded) {
+        let (_, bytes) = item?;
+        let stored: StoredEvent = decode(Tree::Events, &bytes)?;
+        if let EventBody::Clock(t) = stored.event.body {
+            out.insert(timer_key(&(t.ticket, t.clock, t.stage, t.due)));
+        }
+    }
+    Ok(out)
+}
+
+fn timer_key(t: &FiredTimer) -> (TicketId, String, u8, Timestamp) {
+    let stage = match t.2 {
+        Stage::Warning(p) => p,
+        Stage::Breach => 100,
+    };
+    (t.0, t.1.clone(), stage, t.3)
+}
+
+/// Fires the replay's own SLA timers (see [`own_timers`]), as the clock task would.
+struct OwnTimers<'a> {
+    engine: &'a engine::EngineHandle,
+    scratch: &'a dyn Store,
+    clock: &'a ManualClock,
+    fired_live: &'a BTreeSet<(TicketId, String, u8, Timestamp)>,
+    real: &'a Origins,
+    since: Option<Timestamp>,
+}
+
+impl OwnTimers<'_> {
+    /// Fires, earliest first, every timer of the replay due by `until` that the journal
+    /// does not fire, each at its due time, and reports each as a difference.
+    async fn fire(
+        &self,
+        until: Timestamp,
+        numbers: &mut [u64; 4],
+        replayed: &mut Origins,
+        count: &mut u64,
+        report: &mut Report,
+    ) -> Result<(), ReplayError> {
+        // Each firing schedules at most the clock's next stage: this ends; the bound guards.
+        for _ in 0..100_000 {
+            let Some(timer) =
+                own_timers(self.scratch, until, self.fired_live, replayed, self.real)?
+                    .into_iter()
+                    .next()
+            else {
+                return Ok(());
+            };
+            *count += 1;
+            let at = timer.due;
+            self.clock.set(at);
+            let origin = ONLY_IN_REPLAY + *count;
+            let body = EventBody::Clock(timer);
+            let answer = submit(self.engine, self.scratch, numbers, replayed, origin, body).await?;
+            if self.since.is_none_or(|s| at >= s) {
+                report.event_differences.push(EventDifference {
+                    event: None,
+                    received_at: at,
+                    happened: "(no such SLA timer fired)".into(),
+                    would: format!("SLA timer fires: {}", would(answer, replayed, self.real)),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The replay's SLA timers due by `until` that the journal does not fire (it fires the
+/// others itself, at the time it did), earliest first.
+fn own_timers(
+    scratch: &dyn Store,
+    until: Timestamp,
+    fired_live: &BTreeSet<(TicketId, String, u8, Timestamp)>,
+    replayed: &Origins,
+    real: &Origins,
+) -> Result<Vec<crate::store::layout::sla_timers::Timer>, StoreError> {
+    let due = crate::store::layout::sla_timers::due(scratch, until, 100)?;
+    Ok(due
+        .into_iter()
+        .filter(|t| {
+            let real_id = replayed
+                .of
+                .get(&t.ticket)
+                .and_then(|o| real.by_origin.get(o));
+            real_id.is_none_or(|id| {
+                !fired_live.contains(&timer_key(&(*id, t.clock.clone(), t.stage, t.due)))
+            })
+        })
+        .collect())
 }
 
 fn describe(outcome: &str, ticket: Option<String>) -> String {

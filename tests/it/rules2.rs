@@ -478,3 +478,76 @@ fn a_rule_that_keeps_hitting_its_caps_is_disabled_until_the_next_reload() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A candidate under which an incident runs a stricter SLA: the replay fires that
+/// incident's timers itself, when they fall due, and reports the breaches and escalations the
+/// daemon never had; the other incident's timers, fired by the journal, match.
+#[test]
+fn replay_fires_the_sla_timers_only_the_candidate_schedules() {
+    let files: Vec<(String, String)> = ["00-defaults.rhai", "10-escalation.rhai"]
+        .iter()
+        .map(|n| shipped(n))
+        .collect();
+    let lenient = "fn on_alert(alert, ticket) {\n    if alert.labels.alertname == \"Disk\" { ticket.sla_policy = \"lenient\"; }\n}\n";
+    let mut refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    refs.push(("20-lenient.rhai", lenient));
+    let config = format!(
+        "{CONFIG}\n[[sla.policies]]\nname = \"lenient\"\nkinds = [\"incident\"]\nresponse = \"1h\"\nresolution = \"2h\"\n"
+    );
+    let setup = Setup::new().rules(&refs).config(&config);
+    let d = setup.start();
+    let post = |name: &str| {
+        let (status, answer) = d.post(
+            "/api/v1/events",
+            &alert("firing", name, json!({"alertname": name})),
+        );
+        assert_eq!(status, 202, "{answer}");
+    };
+    post("Disk");
+    post("Cpu");
+    wait_until("the Cpu incident's breaches", || {
+        let h = d.get_ok("/api/v1/tickets/INC-000002/history").to_string();
+        h.matches(r#""stage":"breach""#).count() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    post("Late");
+
+    let (ok, out) = replay(&d, setup.rules_dir.as_ref().unwrap(), true);
+    assert!(ok, "{out}");
+    let r = report(&out);
+    assert_eq!(r["event_differences"], json!([]), "{r:#}");
+    assert_eq!(r["ticket_differences"], json!([]), "{r:#}");
+
+    // Without the lenient rule, Disk runs the fast policy too.
+    let candidate = tempfile::tempdir().unwrap();
+    for (name, text) in &files {
+        std::fs::write(candidate.path().join(name), text).unwrap();
+    }
+    let (ok, out) = replay(&d, candidate.path(), true);
+    assert!(ok, "{out}");
+    let r = report(&out);
+    let events = r["event_differences"].as_array().unwrap();
+    assert_eq!(
+        events.len(),
+        6,
+        "two warnings and a breach per clock: {r:#}"
+    );
+    for e in events {
+        assert_eq!(e["event"], Value::Null, "{r:#}");
+        assert_eq!(e["would"], "SLA timer fires: updated INC-000001", "{r:#}");
+    }
+    let tickets = r["ticket_differences"].as_array().unwrap();
+    assert!(tickets.iter().all(|t| t["ticket"] == "INC-000001"), "{r:#}");
+    let escalation = tickets
+        .iter()
+        .find(|t| t["field"] == "sla.escalation")
+        .unwrap();
+    assert_eq!(escalation["happened"], Value::Null, "{r:#}");
+    assert_eq!(escalation["would"], 2, "{r:#}");
+    let policy = tickets.iter().find(|t| t["field"] == "sla.policy").unwrap();
+    assert_eq!(policy["happened"], "lenient", "{r:#}");
+    assert_eq!(policy["would"], "fast", "{r:#}");
+}
