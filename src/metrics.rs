@@ -101,6 +101,8 @@ pub struct Metrics {
     pub rule_errors: Family<RuleLabels, Counter>,
     pub rule_decisions: Family<RuleLabels, Counter>,
     pub rule_seconds: Family<RuleLabels, Counter<f64>>,
+    /// Rule files disabled until the next reload for exhausting their budget.
+    pub rules_disabled: Gauge,
     /// Rows waiting in the outbox, set at scrape time.
     pub outbox_pending: Gauge,
     /// Dead rows waiting for a replay, set at scrape time.
@@ -151,6 +153,7 @@ impl Metrics {
             vendor_callbacks: Family::default(),
             sla_stages: Family::default(),
             sla_timers_pending: Gauge::default(),
+            rules_disabled: Gauge::default(),
             mails_processed: Family::default(),
             mails_suppressed: Family::default(),
             mails_quarantined: Family::default(),
@@ -247,6 +250,11 @@ impl Metrics {
             "sla_stages",
             "SLA warnings and breaches fired, by policy, clock and stage",
             m.sla_stages.clone(),
+        );
+        registry.register(
+            "rules_disabled",
+            "Rule files disabled until the next reload for exhausting their budget",
+            m.rules_disabled.clone(),
         );
         registry.register(
             "sla_timers_pending",

@@ -26,6 +26,7 @@ pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
         "rules_origin": status.rules_origin,
         "queue_depth": app.engine.queue_depth(),
         "events_processed": status.events,
+        "disabled_rules": status.disabled_rules,
     }))
 }
 

@@ -70,7 +70,22 @@ impl Client {
         }
         let error = &value["error"];
         match (error["code"].as_str(), error["message"].as_str()) {
-            (Some(code), Some(message)) => Err(anyhow!("{} {code}: {message}", status.as_u16())),
+            (Some(code), Some(message)) => {
+                // Every problem the daemon listed (compile errors with file:line, invalid
+                // fields), one a line, not just their count.
+                let listed: Vec<&str> = ["errors", "problems"]
+                    .iter()
+                    .filter_map(|k| error["details"][k].as_array())
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let mut text = format!("{} {code}: {message}", status.as_u16());
+                for line in listed {
+                    text.push_str("\n  ");
+                    text.push_str(line);
+                }
+                Err(anyhow!(text))
+            }
             _ => Err(anyhow!("{method} {path} answered {status}: {value}")),
         }
     }

@@ -50,14 +50,14 @@ pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Re
     }
     if !events.is_empty() {
         println!(
-            "\nEvents handled differently:\n{:<8} {:<26} {:<24} would",
+            "\nEvents handled differently:\n{:<8} {:<32} {:<24} would",
             "event", "received", "happened"
         );
         for e in &events {
             let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
             println!(
-                "{:<8} {:<26} {:<24} {}",
-                e["event"],
+                "{:<8} {:<32} {:<24} {}",
+                e["event"].as_u64().map_or("—".into(), |n| n.to_string()),
                 s("received_at"),
                 s("happened"),
                 s("would")
@@ -65,19 +65,47 @@ pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Re
         }
     }
     if !tickets.is_empty() {
-        println!(
-            "\nTickets that would differ:\n{:<12} {:<12} {:<30} would",
-            "ticket", "field", "happened"
-        );
+        println!("\nTickets that would differ (field: happened → would, events that differ):");
+        let mut last = String::new();
         for t in &tickets {
+            let id = |k: &str| t[k].as_str().map(str::to_string);
+            let header = match (id("ticket"), id("replay_ticket")) {
+                (Some(real), _) => format!("{real} (opened by event {})", t["opened_by"]),
+                (None, Some(new)) => format!(
+                    "new ticket, {new} in the replay (opened by event {})",
+                    t["opened_by"]
+                ),
+                (None, None) => format!("ticket opened by event {}", t["opened_by"]),
+            };
+            if header != last {
+                println!("{header}");
+                last = header;
+            }
+            let events: Vec<String> = t["events"]
+                .as_array()
+                .map(|a| a.iter().map(Value::to_string).collect())
+                .unwrap_or_default();
             println!(
-                "{:<12} {:<12} {:<30} {}",
-                t["ticket"].as_str().unwrap_or_default(),
+                "  {:<24} {} → {}{}",
                 t["field"].as_str().unwrap_or_default(),
-                t["happened"].to_string(),
-                t["would"]
+                shown(&t["happened"]),
+                shown(&t["would"]),
+                if events.is_empty() {
+                    String::new()
+                } else {
+                    format!("   (events {})", events.join(", "))
+                }
             );
         }
     }
     Ok(())
+}
+
+/// A value as an operator reads it: strings bare, absent as "—", the rest as JSON.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }

@@ -205,6 +205,17 @@ pub struct RulesConfig {
     /// How many rounds of `on_ticket` one event may cause (decisions of on_ticket rules
     /// change tickets, which runs on_ticket again); past it the loop is cut and reported.
     pub max_ticket_hook_depth: u32,
+    /// Comments the rules may add for one event (all hooks, all rule files together).
+    pub max_comments_per_event: u32,
+    /// Transitions the rules may ask for one event.
+    pub max_transitions_per_event: u32,
+    /// Notifications (`notify`, `notify_lead`) the rules may send for one event.
+    pub max_notifications_per_event: u32,
+    /// Tickets the rules may open (`open_ticket`) for one event.
+    pub max_opened_tickets_per_event: u32,
+    /// Events on which one rule file may hit a cap or exhaust its budget (operations, time)
+    /// before it is disabled until the next reload; 0 never disables.
+    pub disable_after: u32,
 }
 
 impl Default for RulesConfig {
@@ -219,6 +230,11 @@ impl Default for RulesConfig {
             max_array_size: 10_000,
             max_map_size: 10_000,
             max_ticket_hook_depth: 5,
+            max_comments_per_event: 20,
+            max_transitions_per_event: 20,
+            max_notifications_per_event: 20,
+            max_opened_tickets_per_event: 5,
+            disable_after: 10,
         }
     }
 }

@@ -251,7 +251,9 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
         | Decision::Suppress { .. }
         | Decision::Transition { .. }
         | Decision::Comment { .. }
-        | Decision::Link { .. } => {}
+        | Decision::Link { .. }
+        | Decision::OpenTicket(_)
+        | Decision::CapReached { .. } => {}
         // Becomes an outbox row (see `apply_rules`), not a field.
         Decision::Notify { .. } => {}
         // Applied by `sla::apply_decision` before this.

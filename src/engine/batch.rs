@@ -31,7 +31,8 @@ pub(crate) struct Engine {
     pub store: Arc<dyn Store>,
     /// The rule set of the batch being processed (refreshed from `live` per batch).
     pub rules: Arc<Rules>,
-    pub clock: Arc<dyn Clock>,
+    /// The time of the event being processed (see [`EventClock`]).
+    pub clock: Arc<EventClock>,
     /// The settings of the batch being processed (refreshed from `live` per batch).
     pub settings: Arc<Settings>,
     pub(super) rx: mpsc::Receiver<Submission>,
@@ -63,6 +64,8 @@ impl Engine {
         let mut batch = Vec::with_capacity(self.settings.max_batch);
         while let Some(first) = self.rx.blocking_recv() {
             (self.rules, self.settings) = self.live.current();
+            crate::rules::time::bind(self.settings.calendars.clone());
+            crate::rules::bind_matrix(self.settings.matrix.clone());
             batch.push(first);
             while batch.len() < self.settings.max_batch {
                 match self.rx.try_recv() {
@@ -95,8 +98,11 @@ impl Engine {
         let mut txn = Txn::new(&*store, &mut cache);
         let mut results = Vec::with_capacity(batch.len());
         for s in &batch {
+            self.clock.pin(Some(s.received_at));
+            self.rules.begin_event();
             results.push(self.process(&mut txn, &s.body, s.received_at));
         }
+        self.clock.pin(None);
         let mut outbox_due = false;
         let mut new_timers = false;
         let mut new_expiries = false;
@@ -160,6 +166,8 @@ impl Engine {
                 .as_ref()
                 .err()
                 .map(|e| (e.to_string(), Instant::now()));
+            status.disabled_rules = self.rules.disabled();
+            m.rules_disabled.set(status.disabled_rules.len() as i64);
         }
         for (s, result) in batch.into_iter().zip(results) {
             let answer = match (&committed, result) {
@@ -271,6 +279,36 @@ impl Engine {
 
     pub(crate) fn now(&self) -> jiff::Timestamp {
         self.clock.now()
+    }
+}
+
+/// The engine's clock: while an event is processed it reads the event's receive time, so
+/// everything the event causes (history times, SLA due times, reopen and flap windows, the
+/// rules' `now()` and queries) is a function of the journal alone. That is what lets replay
+/// reproduce it exactly: the processing time (a few milliseconds later, or after a restart)
+/// is not recorded anywhere. Between events it reads the wrapped clock.
+pub(crate) struct EventClock {
+    inner: Arc<dyn Clock>,
+    pinned: Mutex<Option<jiff::Timestamp>>,
+}
+
+impl EventClock {
+    pub(crate) fn new(inner: Arc<dyn Clock>) -> EventClock {
+        EventClock {
+            inner,
+            pinned: Mutex::new(None),
+        }
+    }
+
+    fn pin(&self, at: Option<jiff::Timestamp>) {
+        *self.pinned.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+}
+
+impl Clock for EventClock {
+    fn now(&self) -> jiff::Timestamp {
+        let pinned = *self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+        pinned.unwrap_or_else(|| self.inner.now())
     }
 }
 

@@ -91,6 +91,8 @@ pub struct EngineStatus {
     /// Since when the engine has been working on its current batch (None between batches).
     #[serde(skip)]
     pub committing_since: Option<std::time::Instant>,
+    /// Rule files disabled for exhausting their budget, until the next reload.
+    pub disabled_rules: Vec<String>,
 }
 
 /// The cloneable sending side. Dropping every handle stops the engine after it drains.
@@ -260,6 +262,9 @@ impl EngineHandle {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.rules_version = version;
         status.rules_origin = origin;
+        // A new rule set starts with every file enabled.
+        status.disabled_rules.clear();
+        self.metrics.rules_disabled.set(0);
         drop(status);
         self.reloaded.send_replace(());
     }
@@ -407,7 +412,7 @@ pub fn start(
         alert_timers: alert_timers.clone(),
         store,
         rules,
-        clock: clock.clone(),
+        clock: Arc::new(batch::EventClock::new(clock.clone())),
         settings,
         rx,
         status: status.clone(),

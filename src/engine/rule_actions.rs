@@ -3,7 +3,7 @@
 //! bypass those checks: a rule gets no more power than an agent.
 
 use serde_json::json;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::engine::apply::Changes;
 use crate::engine::apply::set_group;
@@ -13,6 +13,7 @@ use crate::metrics::RuleLabels;
 use crate::rules::Decided;
 use crate::rules::Decision;
 use crate::rules::HookRun;
+use crate::rules::OpenTicket;
 use crate::store::StoreError;
 use crate::tickets::Actor;
 use crate::tickets::CommentRequest;
@@ -108,6 +109,11 @@ impl Engine {
                         ticket: *ticket,
                     },
                 ),
+                Decision::OpenTicket(open) => self.open_ticket(txn, ctx, &by, id, open),
+                Decision::CapReached { what, limit } => {
+                    self.cap_reached(txn, ctx, by, id, what, *limit)?;
+                    continue;
+                }
                 _ => continue,
             };
             let refused = match done {
@@ -139,5 +145,79 @@ impl Engine {
             txn.save_ticket(t);
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// A rule reached a per-event cap: said in the ticket's history (and counted as the
+    /// rule's error); what it dropped is named by kind and the setting that caps it.
+    fn cap_reached(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        by: Actor,
+        id: TicketId,
+        what: &str,
+        limit: u32,
+    ) -> Result<(), StoreError> {
+        if let Actor::Rule { file, hook, .. } = &by {
+            let labels = RuleLabels {
+                rule: file.clone(),
+                hook: hook.clone(),
+            };
+            self.metrics.rule_errors.get_or_create(&labels).inc();
+        }
+        let Some(mut t) = txn.ticket(id)? else {
+            return Ok(());
+        };
+        let note = FieldChange {
+            field: "rule_cap".into(),
+            old: json!(null),
+            new: json!({ "what": what, "limit": limit }),
+        };
+        let setting = format!("rules.max_{}_per_event", what.replace(' ', "_"));
+        let reason = format!(
+            "rule reached the cap of {limit} {what} per event ({setting}); the rest it asked for this event were dropped"
+        );
+        ctx.record(txn, &mut t, by, vec![note], Some(reason));
+        txn.save_ticket(t);
+        Ok(())
+    }
+
+    /// `open_ticket`: creates the ticket with the same checks as an agent's request, then
+    /// links the causing ticket `cause` and every ticket of `open.also` to it. A refused
+    /// creation opens nothing; a refused link (a ticket that does not exist) is refused alone.
+    fn open_ticket(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        by: &Actor,
+        cause: TicketId,
+        open: &OpenTicket,
+    ) -> Result<crate::alerts::step::Handled, Failure> {
+        let opened = self.create(txn, ctx, by, &open.new)?;
+        let Some(new) = opened.ticket else {
+            return Ok(opened);
+        };
+        info!(ticket = %new, cause = %cause, rule = ?by, "Rule opened a ticket.");
+        let mut refused = Vec::new();
+        for other in std::iter::once(cause).chain(open.also.iter().copied()) {
+            let link = LinkRequest {
+                rel: open.rel,
+                ticket: new,
+            };
+            match self.link(txn, ctx, by, other, &link) {
+                Ok(_) => {}
+                Err(Failure::Store(e)) => return Err(Failure::Store(e)),
+                Err(Failure::Refused(r)) => refused.push(format!("{other}: {r}")),
+            }
+        }
+        if refused.is_empty() {
+            return Ok(opened);
+        }
+        Err(Failure::Refused(crate::tickets::commands::invalid(
+            "also",
+            format!("opened {new} but could not link {}", refused.join("; ")),
+        )))
     }
 }

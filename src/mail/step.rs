@@ -364,18 +364,9 @@ impl Engine {
             custom.insert("caller".to_string(), from.to_string().into());
         }
         let new = NewTicket {
-            kind,
-            title: title(mail),
             description: comment_text(mail, event.id),
-            group: None,
-            assignee: None,
-            impact: None,
-            urgency: None,
-            priority: None,
-            tags: Default::default(),
-            change_type: None,
-            window: None,
             custom,
+            ..NewTicket::new(kind, title(mail))
         };
         match self.create(txn, ctx, &caller(mail), &new) {
             Ok(h) => {

@@ -7,11 +7,14 @@
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext, Position};
 
 use crate::rules::Decision;
+use crate::rules::OpenTicket;
 use crate::rules::handle::RhaiResult;
 use crate::rules::handle::TicketHandle;
 use crate::rules::handle::non_empty;
 use crate::tickets::HoldReason;
+use crate::tickets::Kind;
 use crate::tickets::LinkRel;
+use crate::tickets::NewTicket;
 use crate::tickets::Resolution;
 use crate::tickets::State;
 use crate::tickets::TicketId;
@@ -167,4 +170,95 @@ pub(super) fn register(engine: &mut Engine) {
             Ok(())
         },
     );
+    engine.register_fn(
+        "open_ticket",
+        |ctx: NativeCallContext,
+         h: &mut TicketHandle,
+         kind: ImmutableString,
+         fields: Map|
+         -> RhaiResult<()> {
+            let at = ctx.call_position();
+            let open = open_ticket(at, &kind, &fields)?;
+            h.decide(Decision::OpenTicket(Box::new(open)), at);
+            Ok(())
+        },
+    );
+}
+
+/// The fields `open_ticket` takes; anything else is an error naming it.
+const OPEN_FIELDS: &str =
+    "title, description, group, impact, urgency, priority, tags, custom, link, also";
+
+/// `ticket.open_ticket(kind, #{title, …})` → the decision, every value checked here.
+fn open_ticket(at: Position, kind: &str, fields: &Map) -> RhaiResult<OpenTicket> {
+    let kind: Kind = parsed(at, "open_ticket", kind.parse())?;
+    let text = |k: &str, v: &Dynamic| {
+        v.clone()
+            .into_string()
+            .map_err(|t| bad(at, format!("open_ticket: `{k}` must be a string, not {t}")))
+    };
+    let strings = |k: &str, v: &Dynamic| -> RhaiResult<Vec<String>> {
+        let items = v.clone().try_cast::<rhai::Array>().ok_or_else(|| {
+            bad(
+                at,
+                format!("open_ticket: `{k}` must be an array of strings"),
+            )
+        })?;
+        items.iter().map(|i| text(k, i)).collect()
+    };
+    let mut new = NewTicket::new(kind, String::new());
+    let mut rel = if kind == Kind::Problem {
+        LinkRel::CausedBy
+    } else {
+        LinkRel::ChildOf
+    };
+    let mut also = Vec::new();
+    for (k, v) in fields {
+        match k.as_str() {
+            "title" => new.title = non_empty(&text(k, v)?, "open_ticket title", at)?,
+            "description" => new.description = text(k, v)?,
+            "group" => new.group = Some(non_empty(&text(k, v)?, "open_ticket group", at)?),
+            "impact" => new.impact = Some(parsed(at, "open_ticket impact", text(k, v)?.parse())?),
+            "urgency" => {
+                new.urgency = Some(parsed(at, "open_ticket urgency", text(k, v)?.parse())?)
+            }
+            "priority" => {
+                let p = v
+                    .as_int()
+                    .ok()
+                    .and_then(|p| u8::try_from(p).ok())
+                    .filter(|p| (1..=5).contains(p))
+                    .ok_or_else(|| bad(at, "open_ticket: `priority` must be 1..=5".into()))?;
+                new.priority = Some(p);
+            }
+            "tags" => new.tags = strings(k, v)?.into_iter().collect(),
+            "custom" => {
+                let map = v
+                    .clone()
+                    .try_cast::<Map>()
+                    .ok_or_else(|| bad(at, "open_ticket: `custom` must be a map".into()))?;
+                for (name, value) in map {
+                    let json = serde_json::to_value(&value)
+                        .map_err(|e| bad(at, format!("open_ticket: custom `{name}`: {e}")))?;
+                    new.custom.insert(name.to_string(), json);
+                }
+            }
+            "link" => rel = parsed(at, "open_ticket link", LinkRel::parse(&text(k, v)?))?,
+            "also" => {
+                for id in strings(k, v)? {
+                    also.push(parsed(at, "open_ticket also", id.parse::<TicketId>())?);
+                }
+            }
+            other => {
+                return Err(bad(
+                    at,
+                    format!("open_ticket: unknown field `{other}`; expected {OPEN_FIELDS}"),
+                ));
+            }
+        }
+    }
+    if new.title.is_empty() {
+        return Err(bad(at, "open_ticket: `title` is required".into()));
+    }
+    Ok(OpenTicket { new, rel, also })
 }

@@ -101,6 +101,26 @@ pub enum Decision {
     SetKind {
         value: Kind,
     },
+    /// Open another ticket (`open_ticket(kind, fields)`), linked to this one and to `also`.
+    OpenTicket(Box<OpenTicket>),
+    /// Not a rule's call: the rule reached the per-event cap of `what` (comments,
+    /// transitions, notifications, opened tickets); its further ones were dropped. The engine
+    /// writes it to the ticket's history.
+    CapReached {
+        what: &'static str,
+        limit: u32,
+    },
+}
+
+/// A ticket a rule opens: created like an agent's (the same checks), then linked: this
+/// hook's ticket and every ticket of `also` get `rel` to the new one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenTicket {
+    pub new: crate::tickets::NewTicket,
+    /// How each causing ticket relates to the new one (`caused_by` for a problem).
+    pub rel: LinkRel,
+    /// Other tickets that caused it (e.g. the incidents a correlation rule found).
+    pub also: Vec<TicketId>,
 }
 
 impl Decision {
@@ -109,7 +129,11 @@ impl Decision {
     pub fn is_action(&self) -> bool {
         matches!(
             self,
-            Decision::Transition { .. } | Decision::Comment { .. } | Decision::Link { .. }
+            Decision::Transition { .. }
+                | Decision::Comment { .. }
+                | Decision::Link { .. }
+                | Decision::OpenTicket(_)
+                | Decision::CapReached { .. }
         )
     }
 }

@@ -1,6 +1,7 @@
 //! The `ticket` a hook receives: reads show the ticket as decided so far, writes record
 //! decisions (with the line they were made on) instead of changing anything.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -13,6 +14,7 @@ use crate::rules::Decision;
 use crate::rules::Provenance;
 use crate::tickets::Kind;
 use crate::tickets::Level;
+use crate::tickets::PriorityMatrix;
 use crate::tickets::Ticket;
 
 /// The ticket fields a rule can read, with the decisions so far already applied.
@@ -42,6 +44,23 @@ pub struct TicketView {
     pub escalation: u32,
     /// The SLA policy in force, if any.
     pub sla_policy: Option<String>,
+    /// A manual priority stands: impact and urgency no longer recompute it.
+    pub priority_override: bool,
+}
+
+thread_local! {
+    /// The priority matrix in force, bound by the thread that runs hooks (per batch), so the
+    /// view's priority follows impact and urgency as the engine's will.
+    static MATRIX: RefCell<Option<PriorityMatrix>> = const { RefCell::new(None) };
+}
+
+/// Lets hooks run on this thread read priorities computed with `matrix`.
+pub fn bind_matrix(matrix: PriorityMatrix) {
+    MATRIX.with(|m| *m.borrow_mut() = Some(matrix));
+}
+
+fn matrix_priority(impact: Level, urgency: Level) -> Option<u8> {
+    MATRIX.with(|m| m.borrow().as_ref().map(|m| m.priority(impact, urgency)))
 }
 
 impl TicketView {
@@ -65,6 +84,32 @@ impl TicketView {
             vendor: ticket.process.vendor.clone(),
             escalation: ticket.sla.escalation,
             sla_policy: ticket.sla.policy.clone(),
+            priority_override: ticket.process.priority_override,
+        }
+    }
+
+    /// A ticket about to be opened reads as it will be opened: impact and urgency medium
+    /// unless decided, and the matrix's priority for them (not `()`).
+    pub(super) fn completed(mut self) -> TicketView {
+        if self.id.is_none() {
+            self.impact.get_or_insert(Level::Medium);
+            self.urgency.get_or_insert(Level::Medium);
+            if self.priority.is_none() {
+                self.reprioritise();
+            }
+        }
+        self
+    }
+
+    /// The matrix's priority for the view's impact and urgency, unless overridden.
+    fn reprioritise(&mut self) {
+        if self.priority_override {
+            return;
+        }
+        if let (Some(i), Some(u)) = (self.impact, self.urgency)
+            && let Some(p) = matrix_priority(i, u)
+        {
+            self.priority = Some(p);
         }
     }
 
@@ -75,15 +120,27 @@ impl TicketView {
             Decision::SetDescription { value } => self.description = value.clone(),
             Decision::SetGroup { value } => self.group = Some(value.clone()),
             Decision::SetAssignee { value } => self.assignee = Some(value.clone()),
-            Decision::SetImpact { value } => self.impact = Some(*value),
-            Decision::SetUrgency { value } => self.urgency = Some(*value),
+            Decision::SetImpact { value } => {
+                self.impact = Some(*value);
+                self.reprioritise();
+            }
+            Decision::SetUrgency { value } => {
+                self.urgency = Some(*value);
+                self.reprioritise();
+            }
             Decision::AddTag { value } => {
                 self.tags.insert(value.clone());
             }
             Decision::SetKey { value } => self.key = Some(value.clone()),
             Decision::Suppress { .. } => self.suppressed = true,
-            Decision::SetPriority { value: Some(p) } => self.priority = Some(*p),
-            Decision::SetPriority { value: None } => {}
+            Decision::SetPriority { value: Some(p) } => {
+                self.priority = Some(*p);
+                self.priority_override = true;
+            }
+            Decision::SetPriority { value: None } => {
+                self.priority_override = false;
+                self.reprioritise();
+            }
             Decision::SetCustom { key, value } if value.is_null() => {
                 self.custom.remove(key);
             }
@@ -91,11 +148,17 @@ impl TicketView {
                 self.custom.insert(key.clone(), value.clone());
             }
             Decision::Transition { to, .. } => self.state = to.as_str().into(),
-            Decision::Comment { .. } | Decision::Link { .. } => {}
+            Decision::Comment { .. }
+            | Decision::Link { .. }
+            | Decision::OpenTicket(_)
+            | Decision::CapReached { .. } => {}
             Decision::SetVendor { value } => self.vendor = Some(value.clone()),
             Decision::Notify { .. } => {}
             Decision::Escalate => self.escalation += 1,
-            Decision::RaisePriority => self.priority = self.priority.map(|p| p.max(2) - 1),
+            Decision::RaisePriority => {
+                self.priority = self.priority.map(|p| p.max(2) - 1);
+                self.priority_override = true;
+            }
             Decision::NotifyLead { .. } => {}
             Decision::SetSlaPolicy { value } => self.sla_policy = Some(value.clone()),
             Decision::SetKind { value } if self.id.is_none() => self.kind = value.as_str().into(),

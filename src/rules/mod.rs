@@ -15,9 +15,10 @@ mod ruleset;
 mod run;
 mod sandbox;
 pub mod tester;
+pub mod time;
 
-pub use decision::{Decided, Decision, Provenance};
-pub use handle::TicketView;
+pub use decision::{Decided, Decision, OpenTicket, Provenance};
+pub use handle::{TicketView, bind_matrix};
 pub use ruleset::{CompileError, RuleFile, RuleSet};
 pub use run::{HookRun, RuleFailure, Rules};
 pub use sandbox::Limits;

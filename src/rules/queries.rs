@@ -18,6 +18,7 @@ use crate::store::Tree;
 use crate::store::decode;
 use crate::store::layout;
 use crate::store::layout::StoredEvent;
+use crate::tickets::Kind;
 use crate::tickets::State;
 use crate::tickets::Ticket;
 use crate::tickets::TicketId;
@@ -46,7 +47,7 @@ fn store() -> Option<Arc<dyn Store>> {
     STORE.with(|s| s.borrow().as_ref().map(|(s, _)| s.clone()))
 }
 
-fn now() -> Timestamp {
+pub(super) fn now() -> Timestamp {
     STORE.with(|s| {
         s.borrow()
             .as_ref()
@@ -107,6 +108,26 @@ fn ticket_map(t: &Ticket) -> Dynamic {
             .clone()
             .map(Dynamic::from)
             .unwrap_or(Dynamic::UNIT),
+    );
+    m.insert("created_at".into(), t.created_at.to_string().into());
+    m.insert(
+        "links".into(),
+        Dynamic::from_array(
+            t.process
+                .links
+                .iter()
+                .map(|l| {
+                    let mut link = Map::new();
+                    link.insert("rel".into(), l.rel.as_str().into());
+                    link.insert("ticket".into(), l.ticket.to_string().into());
+                    Dynamic::from_map(link)
+                })
+                .collect(),
+        ),
+    );
+    m.insert(
+        "custom".into(),
+        rhai::serde::to_dynamic(&t.custom).unwrap_or(Dynamic::UNIT),
     );
     Dynamic::from_map(m)
 }
@@ -248,7 +269,184 @@ fn recent_alerts(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltRes
     Ok(out)
 }
 
+/// The keys `tickets` and `count_tickets` take; anything else is an error naming it.
+const TICKET_QUERY_KEYS: [&str; 8] = [
+    "kind", "state", "key", "group", "labels", "service", "minutes", "limit",
+];
+
+/// What `tickets(q)` and `count_tickets(q)` look for, checked once.
+struct TicketQuery {
+    kinds: Vec<Kind>,
+    /// `None`: any state; `Some(None)`: any open state; `Some(Some(s))`: that state.
+    state: Option<Option<State>>,
+    key: Option<String>,
+    group: Option<String>,
+    labels: Vec<(String, String)>,
+    service: Option<String>,
+    since: Option<Timestamp>,
+}
+
+impl TicketQuery {
+    fn of(q: &Map, at: Position) -> Result<TicketQuery, Box<EvalAltResult>> {
+        if let Some(unknown) = q.keys().find(|k| !TICKET_QUERY_KEYS.contains(&k.as_str())) {
+            return Err(fail(
+                at,
+                format!(
+                    "unknown query key `{unknown}`; expected {}",
+                    TICKET_QUERY_KEYS.join(", ")
+                ),
+            ));
+        }
+        let text = |name: &str| -> Result<Option<String>, Box<EvalAltResult>> {
+            q.get(name)
+                .map(|v| {
+                    v.clone()
+                        .into_string()
+                        .map_err(|t| fail(at, format!("`{name}` must be a string, not {t}")))
+                })
+                .transpose()
+        };
+        let kinds = match text("kind")? {
+            None => Kind::ALL.to_vec(),
+            Some(k) => vec![
+                k.parse::<Kind>()
+                    .map_err(|e| fail(at, format!("`kind`: {e}")))?,
+            ],
+        };
+        let state = match text("state")?.as_deref() {
+            None | Some("open") => Some(None),
+            Some("any") => None,
+            Some(name) => {
+                Some(Some(name.parse::<State>().map_err(|e| {
+                    fail(at, format!("`state` (or \"open\", \"any\"): {e}"))
+                })?))
+            }
+        };
+        let since = match q.get("minutes") {
+            None => None,
+            Some(v) => {
+                let minutes = v
+                    .as_int()
+                    .ok()
+                    .filter(|m| *m > 0)
+                    .ok_or_else(|| fail(at, "`minutes` must be a positive integer".into()))?;
+                Some(
+                    now()
+                        .saturating_sub(SignedDuration::from_mins(minutes))
+                        .unwrap_or(Timestamp::MIN),
+                )
+            }
+        };
+        Ok(TicketQuery {
+            kinds,
+            state,
+            key: text("key")?,
+            group: text("group")?,
+            labels: labels(q, at)?,
+            service: text("service")?,
+            since,
+        })
+    }
+
+    fn matches(&self, store: &dyn Store, t: &Ticket) -> bool {
+        let state_ok = match self.state {
+            None => true,
+            Some(None) => t.state.is_open(),
+            Some(Some(s)) => t.state == s,
+        };
+        if !state_ok
+            || self.since.is_some_and(|s| t.created_at < s)
+            || self
+                .key
+                .as_ref()
+                .is_some_and(|k| t.correlation_key.as_ref() != Some(k))
+            || self
+                .group
+                .as_ref()
+                .is_some_and(|g| t.group.as_ref() != Some(g))
+        {
+            return false;
+        }
+        if self.labels.is_empty() && self.service.is_none() {
+            return true;
+        }
+        let labels = alert_labels_of(store, t).unwrap_or_default();
+        let service_ok = self.service.as_ref().is_none_or(|want| {
+            labels.get("service") == Some(want)
+                || t.custom.get("service").and_then(|v| v.as_str()) == Some(want.as_str())
+        });
+        service_ok && has_labels(&labels, &self.labels)
+    }
+
+    /// Matching tickets, newest first (by kind), at most `limit`, looking at most at
+    /// [`MAX_SCAN`] tickets; stops early in a kind once tickets are older than `minutes`.
+    fn run(
+        &self,
+        store: &dyn Store,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, crate::store::StoreError> {
+        let mut out = Vec::new();
+        let mut scanned = 0;
+        for kind in &self.kinds {
+            let prefix = kind.prefix().as_bytes().to_vec();
+            let mut end = prefix.clone();
+            if let Some(last) = end.last_mut() {
+                *last += 1;
+            }
+            let range = store.range(Tree::Tickets, Bound::Included(prefix), Bound::Excluded(end));
+            for item in range.rev() {
+                if scanned >= MAX_SCAN || out.len() >= limit {
+                    return Ok(out);
+                }
+                scanned += 1;
+                let (_, bytes) = item?;
+                let t: Ticket = decode(Tree::Tickets, &bytes)?;
+                if self.since.is_some_and(|s| t.created_at < s) {
+                    break;
+                }
+                if self.matches(store, &t) {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `tickets(#{kind, state, key, group, labels, service, minutes, limit})`: newest first.
+fn tickets(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResult>> {
+    let at = ctx.call_position();
+    let limit = limit(&q, at)?;
+    let query = TicketQuery::of(&q, at)?;
+    let Some(store) = store() else {
+        return Ok(Array::new());
+    };
+    let found = query
+        .run(&*store, limit)
+        .map_err(|e| fail(at, format!("query failed: {e}")))?;
+    Ok(found.iter().map(ticket_map).collect())
+}
+
+/// `count_tickets(#{…})`: how many tickets `tickets` would find without a limit (at most
+/// [`MAX_SCAN`]).
+fn count_tickets(ctx: NativeCallContext, q: Map) -> Result<i64, Box<EvalAltResult>> {
+    let at = ctx.call_position();
+    if q.contains_key("limit") {
+        return Err(fail(at, "count_tickets takes no `limit`".into()));
+    }
+    let query = TicketQuery::of(&q, at)?;
+    let Some(store) = store() else {
+        return Ok(0);
+    };
+    let found = query
+        .run(&*store, MAX_SCAN)
+        .map_err(|e| fail(at, format!("query failed: {e}")))?;
+    Ok(found.len() as i64)
+}
+
 pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("open_tickets", open_tickets);
     engine.register_fn("recent_alerts", recent_alerts);
+    engine.register_fn("tickets", tickets);
+    engine.register_fn("count_tickets", count_tickets);
 }

@@ -1,10 +1,20 @@
 //! Replay: run a candidate rule set over the event journal, in memory, and say what would
 //! have happened differently — per event (opened, updated, suppressed, which ticket) and per
-//! ticket (fields). Nothing is written to the real store. Every event is replayed from the
-//! start so that state builds up as it did; `since` only limits what is reported. A manual
-//! clock follows each event's receive time, so windows (reopen, flapping) behave as they did.
+//! ticket and field (old → new, with the events that made the difference). Nothing is written
+//! to the real store. Every event is replayed from the start so that state builds up as it
+//! did; `since` only limits what is reported.
+//!
+//! What makes the same rules over the same journal give no differences:
+//! - time: the engine reads each event's receive time as "now" while processing it
+//!   (`engine::batch::EventClock`), and the replay's manual clock is set to that time, so due
+//!   times, windows and history times come out the same;
+//! - identity: tickets are matched by origin — the journal event that opened them and their
+//!   place among the tickets that event opened — never by number, since a suppressed alert
+//!   shifts every later number. Ticket ids in replayed events (an agent's transition, an SLA
+//!   timer) are translated to the replay's ticket of the same origin, and ids in the replay's
+//!   tickets (links) back to the real ones before comparing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -12,15 +22,15 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::rules::CompileError;
-
-use crate::rules::Limits;
-
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::engine;
+use crate::event::EventBody;
 use crate::metrics::Metrics;
+use crate::rules::CompileError;
+use crate::rules::Limits;
 use crate::rules::Rules;
+use crate::sla::clock::Stage;
 use crate::store::MemoryStore;
 use crate::store::Store;
 use crate::store::StoreError;
@@ -28,10 +38,17 @@ use crate::store::Tree;
 use crate::store::decode;
 use crate::store::layout;
 use crate::store::layout::StoredEvent;
+use crate::tickets::FieldChange;
+use crate::tickets::HistoryEntry;
+use crate::tickets::Kind;
 use crate::tickets::TicketId;
+use crate::vendors::OutboxRow;
 
-/// Fields compared between what happened and what would happen.
-const FIELDS: [&str; 10] = [
+/// Ticket fields compared between what happened and what would happen, beside the SLA
+/// (`sla.policy`, `sla.escalation`, `sla.<clock>`: the stages fired, `sla.<clock>.timeline`),
+/// `notified` (the leads told, from the history) and `outbox` (the vendor messages about the
+/// ticket not yet delivered or dead-lettered).
+const FIELDS: [&str; 12] = [
     "state",
     "group",
     "assignee",
@@ -41,7 +58,9 @@ const FIELDS: [&str; 10] = [
     "tags",
     "title",
     "resolution",
+    "hold_reason",
     "links",
+    "custom",
 ];
 
 #[derive(Debug, Serialize)]
@@ -56,19 +75,29 @@ pub struct Report {
 
 #[derive(Debug, Serialize)]
 pub struct EventDifference {
-    pub event: u64,
+    /// The journal event; `None` for an SLA timer only the replay fires.
+    pub event: Option<u64>,
     pub received_at: Timestamp,
     /// "opened INC-000004", "suppressed", …
     pub happened: String,
+    /// In the real tickets' numbering; a ticket only the replay opens is "INC-000005 (new)".
     pub would: String,
 }
 
 #[derive(Debug, Serialize)]
 pub struct TicketDifference {
-    pub ticket: TicketId,
+    /// The real ticket; `None` when only the replay opens it.
+    pub ticket: Option<TicketId>,
+    /// The replay's ticket of the same origin; `None` when the replay does not open it.
+    pub replay_ticket: Option<TicketId>,
+    /// The journal event that opened it.
+    pub opened_by: u64,
     pub field: String,
     pub happened: Value,
     pub would: Value,
+    /// The events whose changes of this field differ (all that touched it, when the
+    /// histories do not tell them apart).
+    pub events: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,11 +110,106 @@ pub enum ReplayError {
     Engine(String),
 }
 
-fn describe(outcome: &str, ticket: Option<TicketId>) -> String {
-    match ticket {
-        Some(t) => format!("{outcome} {t}"),
-        None => outcome.to_string(),
+/// Where a ticket came from: the journal event that opened it, and its place among the
+/// tickets that event opened (by id).
+type Origin = (u64, usize);
+
+/// Tickets of one store by origin, both ways.
+#[derive(Default)]
+struct Origins {
+    by_origin: BTreeMap<Origin, TicketId>,
+    of: BTreeMap<TicketId, Origin>,
+}
+
+impl Origins {
+    fn add(&mut self, event: u64, mut opened: Vec<TicketId>) {
+        opened.sort();
+        let first = self.by_origin.range((event, 0)..(event + 1, 0)).count();
+        for (i, id) in opened.into_iter().enumerate() {
+            self.by_origin.insert((event, first + i), id);
+            self.of.insert(id, (event, first + i));
+        }
     }
+
+    /// Every ticket of `store`, by the event of its first history entry.
+    fn of_store(store: &dyn Store) -> Result<Origins, StoreError> {
+        let mut opened: BTreeMap<u64, Vec<TicketId>> = BTreeMap::new();
+        for item in store.range(Tree::Tickets, Bound::Unbounded, Bound::Unbounded) {
+            let (key, _) = item?;
+            let Some(id) = TicketId::from_key(&key) else {
+                continue;
+            };
+            let first: Option<HistoryEntry> = store
+                .get(Tree::History, &layout::history_key(id, 1))?
+                .map(|b| decode(Tree::History, &b))
+                .transpose()?;
+            let event = first.and_then(|e| e.event).unwrap_or(0);
+            opened.entry(event).or_default().push(id);
+        }
+        let mut origins = Origins::default();
+        for (event, ids) in opened {
+            origins.add(event, ids);
+        }
+        Ok(origins)
+    }
+}
+
+/// Replaces every ticket id found in `from`, in every string (a whole value, or a word of a
+/// text such as a lead's notification), by the id of the same origin in `to`; one `to` lacks
+/// becomes `missing(kind)` (a ticket that does not exist there).
+fn translate(v: &mut Value, from: &Origins, to: &Origins, missing: &dyn Fn(Kind) -> String) {
+    match v {
+        Value::String(s) if s.contains('-') => *s = translate_text(s, from, to, missing),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| translate(i, from, to, missing)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|i| translate(i, from, to, missing)),
+        _ => {}
+    }
+}
+
+/// `text` with each word that is a ticket id of `from` translated (see [`translate`]).
+fn translate_text(
+    text: &str,
+    from: &Origins,
+    to: &Origins,
+    missing: &dyn Fn(Kind) -> String,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let translated = word
+            .parse::<TicketId>()
+            .ok()
+            .and_then(|id| from.of.get(&id).map(|o| (id, o)))
+            .map(|(id, origin)| match to.by_origin.get(origin) {
+                Some(other) => other.to_string(),
+                None => missing(id.kind),
+            });
+        out.push_str(translated.as_deref().unwrap_or(word));
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// The last ticket number of each kind in `store`.
+fn ticket_numbers(store: &dyn Store) -> Result<[u64; 4], StoreError> {
+    let mut out = [0; 4];
+    for (slot, kind) in out.iter_mut().zip(Kind::ALL) {
+        *slot = layout::counter(store, &layout::ticket_seq_key(kind))?;
+    }
+    Ok(out)
 }
 
 /// Replays the journal of `real` with the candidate `sources` (file name, text).
@@ -105,7 +229,7 @@ pub fn replay(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| ReplayError::Engine(e.to_string()))?;
+        .map_err(|e| ReplayError::Engine(format!("cannot start the replay runtime: {e}")))?;
     let scratch: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(Timestamp::UNIX_EPOCH));
     let mut report = Report {
@@ -114,7 +238,18 @@ pub fn replay(
         event_differences: Vec::new(),
         ticket_differences: Vec::new(),
     };
-    let mut reported: BTreeSet<TicketId> = BTreeSet::new();
+    let real_origins = Origins::of_store(real)?;
+    let fired_live = fired_live(real)?;
+    let mut replayed = Origins::default();
+    // Origins of the tickets to report on (touched by an event at or after `since`).
+    let mut reported: BTreeSet<Origin> = BTreeSet::new();
+    let nowhere = |kind: Kind| {
+        TicketId {
+            kind,
+            number: u64::MAX,
+        }
+        .to_string()
+    };
     runtime.block_on(async {
         let (engine, thread) = engine::start(
             config,
@@ -124,58 +259,123 @@ pub fn replay(
             Arc::new(Metrics::new()),
             span.clone(),
         )
-        .map_err(|e| ReplayError::Engine(e.to_string()))?;
+        .map_err(|e| ReplayError::Engine(format!("cannot start the replay engine: {e}")))?;
+        let mut numbers = ticket_numbers(&*scratch)?;
+        let mut timers_only_here = 0u64;
+        let mut last_at = None;
+        // SLA timers of the replay that the journal never fired (the candidate scheduled
+        // them differently) fire when they fall due, as the clock task would have.
+        let own = OwnTimers {
+            engine: &engine,
+            scratch: &*scratch,
+            clock: &clock,
+            fired_live: &fired_live,
+            real: &real_origins,
+            since,
+        };
         for item in real.range(Tree::Events, Bound::Unbounded, Bound::Unbounded) {
             let (_, bytes) = item?;
             let stored: StoredEvent = decode(Tree::Events, &bytes)?;
+            let journal_id = stored.event.id;
+            last_at = Some(stored.event.received_at);
+            own.fire(
+                stored.event.received_at,
+                &mut numbers,
+                &mut replayed,
+                &mut timers_only_here,
+                &mut report,
+            )
+            .await?;
             clock.set(stored.event.received_at);
             report.events += 1;
-            let would = match engine.submit(stored.event.body.clone()).await {
-                Ok(r) => describe(&outcome_name(r.outcome), r.ticket),
-                Err(e) => format!("refused ({e})"),
+            let body = match serde_json::to_value(&stored.event.body) {
+                Ok(mut v) => {
+                    translate(&mut v, &real_origins, &replayed, &nowhere);
+                    serde_json::from_value::<EventBody>(v)
+                        .map_err(|e| ReplayError::Engine(format!("event {journal_id}: {e}")))?
+                }
+                Err(e) => return Err(ReplayError::Engine(format!("event {journal_id}: {e}"))),
             };
+            let answer = submit(
+                &engine,
+                &*scratch,
+                &mut numbers,
+                &mut replayed,
+                journal_id,
+                body,
+            )
+            .await?;
+            let would = would(answer, &replayed, &real_origins);
             if since.is_some_and(|s| stored.event.received_at < s) {
                 continue;
             }
             report.compared += 1;
-            reported.extend(stored.ticket);
-            let happened = describe(&outcome_name(stored.outcome), stored.ticket);
+            if let Some(t) = stored.ticket
+                && let Some(o) = real_origins.of.get(&t)
+            {
+                reported.insert(*o);
+            }
+            for (o, _) in replayed
+                .by_origin
+                .range((journal_id, 0)..(journal_id + 1, 0))
+            {
+                reported.insert(*o);
+            }
+            let happened = describe(
+                &outcome_name(stored.outcome),
+                stored.ticket.map(|t| t.to_string()),
+            );
             if happened != would {
                 report.event_differences.push(EventDifference {
-                    event: stored.event.id,
+                    event: Some(journal_id),
                     received_at: stored.event.received_at,
                     happened,
                     would,
                 });
             }
         }
+        // Timers due by the last recorded event that only the replay has.
+        if let Some(end) = last_at {
+            own.fire(
+                end,
+                &mut numbers,
+                &mut replayed,
+                &mut timers_only_here,
+                &mut report,
+            )
+            .await?;
+        }
         drop(engine);
         thread.join().await;
         Ok::<(), ReplayError>(())
     })?;
-    let mut ids: BTreeSet<TicketId> = reported;
-    for item in scratch.range(Tree::Tickets, Bound::Unbounded, Bound::Unbounded) {
-        let (key, _) = item?;
-        if since.is_none() {
-            ids.extend(TicketId::from_key(&key));
-        }
+    let mut origins: BTreeSet<Origin> = real_origins.by_origin.keys().copied().collect();
+    origins.extend(replayed.by_origin.keys().copied());
+    if since.is_some() {
+        origins.retain(|o| reported.contains(o));
     }
-    for id in ids {
-        let happened =
-            layout::get_ticket(real, id)?.map(|t| serde_json::to_value(t).unwrap_or_default());
-        let would =
-            layout::get_ticket(&*scratch, id)?.map(|t| serde_json::to_value(t).unwrap_or_default());
-        for field in FIELDS {
-            let get = |t: &Option<Value>| {
-                t.as_ref().map_or(Value::Null, |t| {
-                    t.get(field).cloned().unwrap_or(Value::Null)
-                })
-            };
-            let (h, w) = (get(&happened), get(&would));
+    let real_outbox = outbox_by_ticket(real)?;
+    let replay_outbox = outbox_by_ticket(&*scratch)?;
+    for origin in origins {
+        let real_id = real_origins.by_origin.get(&origin).copied();
+        let replay_id = replayed.by_origin.get(&origin).copied();
+        let happened = Side::read(real, real_id, &real_outbox, None)?;
+        let would = Side::read(
+            &*scratch,
+            replay_id,
+            &replay_outbox,
+            Some((&replayed, &real_origins)),
+        )?;
+        let names: BTreeSet<&String> = happened.fields.keys().chain(would.fields.keys()).collect();
+        for field in names {
+            let (h, w) = (happened.field(field), would.field(field));
             if h != w {
                 report.ticket_differences.push(TicketDifference {
-                    ticket: id,
-                    field: field.into(),
+                    ticket: real_id,
+                    replay_ticket: replay_id,
+                    opened_by: origin.0,
+                    field: field.clone(),
+                    events: causes(&happened.history, &would.history, field),
                     happened: h,
                     would: w,
                 });
@@ -183,6 +383,305 @@ pub fn replay(
         }
     }
     Ok(report)
+}
+
+/// Origins of tickets opened by events only the replay has (its own SLA timers): above any
+/// journal id, so they never match a real ticket.
+const ONLY_IN_REPLAY: u64 = u64::MAX / 2;
+
+/// Submits one event to the replay's engine and records the tickets it opened under
+/// `origin`.
+async fn submit(
+    engine: &engine::EngineHandle,
+    scratch: &dyn Store,
+    numbers: &mut [u64; 4],
+    replayed: &mut Origins,
+    origin: u64,
+    body: EventBody,
+) -> Result<Result<engine::Receipt, engine::SubmitError>, ReplayError> {
+    let answer = engine.submit(body).await;
+    let now = ticket_numbers(scratch)?;
+    let mut opened = Vec::new();
+    for ((before, after), kind) in numbers.iter().zip(now).zip(Kind::ALL) {
+        opened.extend((before + 1..=after).map(|number| TicketId { kind, number }));
+    }
+    *numbers = now;
+    replayed.add(origin, opened);
+    Ok(answer)
+}
+
+/// What the replay did with an event, naming tickets in the real numbering.
+fn would(
+    answer: Result<engine::Receipt, engine::SubmitError>,
+    replayed: &Origins,
+    real: &Origins,
+) -> String {
+    match answer {
+        Ok(r) => {
+            let ticket = r.ticket.map(|t| match replayed.of.get(&t) {
+                _ if t.number == u64::MAX => "(a ticket the replay did not open)".into(),
+                Some(o) => match real.by_origin.get(o) {
+                    Some(real) => real.to_string(),
+                    None => format!("{t} (new)"),
+                },
+                None => format!("{t} (new)"),
+            });
+            describe(&outcome_name(r.outcome), ticket)
+        }
+        Err(e) => format!("refused ({e})"),
+    }
+}
+
+/// Every SLA timer the journal fired: (real ticket, clock, stage, due).
+type FiredTimer = (TicketId, String, crate::sla::Stage, Timestamp);
+
+fn fired_live(real: &dyn Store) -> Result<BTreeSet<(TicketId, String, u8, Timestamp)>, StoreError> {
+    let mut out = BTreeSet::new();
+    for item in real.range(Tree::Events, Bound::Unbounded, Bound::Unbounded) {
+        let (_, bytes) = item?;
+        let stored: StoredEvent = decode(Tree::Events, &bytes)?;
+        if let EventBody::Clock(t) = stored.event.body {
+            out.insert(timer_key(&(t.ticket, t.clock, t.stage, t.due)));
+        }
+    }
+    Ok(out)
+}
+
+fn timer_key(t: &FiredTimer) -> (TicketId, String, u8, Timestamp) {
+    let stage = match t.2 {
+        Stage::Warning(p) => p,
+        Stage::Breach => 100,
+    };
+    (t.0, t.1.clone(), stage, t.3)
+}
+
+/// Fires the replay's own SLA timers (see [`own_timers`]), as the clock task would.
+struct OwnTimers<'a> {
+    engine: &'a engine::EngineHandle,
+    scratch: &'a dyn Store,
+    clock: &'a ManualClock,
+    fired_live: &'a BTreeSet<(TicketId, String, u8, Timestamp)>,
+    real: &'a Origins,
+    since: Option<Timestamp>,
+}
+
+impl OwnTimers<'_> {
+    /// Fires, earliest first, every timer of the replay due by `until` that the journal
+    /// does not fire, each at its due time, and reports each as a difference.
+    async fn fire(
+        &self,
+        until: Timestamp,
+        numbers: &mut [u64; 4],
+        replayed: &mut Origins,
+        count: &mut u64,
+        report: &mut Report,
+    ) -> Result<(), ReplayError> {
+        // Each firing schedules at most the clock's next stage: this ends; the bound guards.
+        for _ in 0..100_000 {
+            let Some(timer) =
+                own_timers(self.scratch, until, self.fired_live, replayed, self.real)?
+                    .into_iter()
+                    .next()
+            else {
+                return Ok(());
+            };
+            *count += 1;
+            let at = timer.due;
+            self.clock.set(at);
+            let origin = ONLY_IN_REPLAY + *count;
+            let body = EventBody::Clock(timer);
+            let answer = submit(self.engine, self.scratch, numbers, replayed, origin, body).await?;
+            if self.since.is_none_or(|s| at >= s) {
+                report.event_differences.push(EventDifference {
+                    event: None,
+                    received_at: at,
+                    happened: "(no such SLA timer fired)".into(),
+                    would: format!("SLA timer fires: {}", would(answer, replayed, self.real)),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The replay's SLA timers due by `until` that the journal does not fire (it fires the
+/// others itself, at the time it did), earliest first.
+fn own_timers(
+    scratch: &dyn Store,
+    until: Timestamp,
+    fired_live: &BTreeSet<(TicketId, String, u8, Timestamp)>,
+    replayed: &Origins,
+    real: &Origins,
+) -> Result<Vec<crate::store::layout::sla_timers::Timer>, StoreError> {
+    let due = crate::store::layout::sla_timers::due(scratch, until, 100)?;
+    Ok(due
+        .into_iter()
+        .filter(|t| {
+            let real_id = replayed
+                .of
+                .get(&t.ticket)
+                .and_then(|o| real.by_origin.get(o));
+            real_id.is_none_or(|id| {
+                !fired_live.contains(&timer_key(&(*id, t.clock.clone(), t.stage, t.due)))
+            })
+        })
+        .collect())
+}
+
+fn describe(outcome: &str, ticket: Option<String>) -> String {
+    match ticket {
+        Some(t) => format!("{outcome} {t}"),
+        None => outcome.to_string(),
+    }
+}
+
+/// One side's view of a ticket: the compared fields and the history (ids in the real
+/// numbering).
+struct Side {
+    fields: BTreeMap<String, Value>,
+    history: Vec<HistoryEntry>,
+}
+
+impl Side {
+    fn field(&self, name: &str) -> Value {
+        self.fields.get(name).cloned().unwrap_or(Value::Null)
+    }
+
+    /// `back`: translate the replay's ticket ids to the real ones (replayed, real).
+    fn read(
+        store: &dyn Store,
+        id: Option<TicketId>,
+        outbox: &BTreeMap<TicketId, Vec<String>>,
+        back: Option<(&Origins, &Origins)>,
+    ) -> Result<Side, StoreError> {
+        let mut side = Side {
+            fields: BTreeMap::new(),
+            history: Vec::new(),
+        };
+        let Some(id) = id else {
+            return Ok(side);
+        };
+        let Some(ticket) = layout::get_ticket(store, id)? else {
+            return Ok(side);
+        };
+        let mut t = serde_json::to_value(&ticket).unwrap_or_default();
+        let mut history = serde_json::to_value(layout::history(store, id)?).unwrap_or_default();
+        if let Some((from, to)) = back {
+            let unknown = |kind: Kind| format!("{} (new)", kind.prefix());
+            translate(&mut t, from, to, &unknown);
+            translate(&mut history, from, to, &unknown);
+        }
+        side.history = serde_json::from_value(history).unwrap_or_default();
+        for field in FIELDS {
+            if let Some(v) = t.get(field).filter(|v| !v.is_null()) {
+                side.fields.insert(field.to_string(), v.clone());
+            }
+        }
+        let sla = &ticket.sla;
+        if let Some(p) = &sla.policy {
+            side.fields
+                .insert("sla.policy".into(), Value::from(p.clone()));
+        }
+        if sla.escalation > 0 {
+            side.fields
+                .insert("sla.escalation".into(), Value::from(sla.escalation));
+        }
+        for (name, clock) in &sla.clocks {
+            let fired: Vec<Value> = clock
+                .fired
+                .iter()
+                .map(|stage| match stage {
+                    Stage::Warning(p) => format!("warning {p}%").into(),
+                    Stage::Breach => "breach".into(),
+                })
+                .collect();
+            side.fields
+                .insert(format!("sla.{name}"), Value::from(fired));
+            let timeline: Vec<Value> = clock
+                .timeline
+                .iter()
+                .map(|t| {
+                    let v = serde_json::to_value(t).unwrap_or_default();
+                    let mark = v["mark"]["mark"]
+                        .as_str()
+                        .map_or_else(|| v["mark"].to_string(), str::to_string);
+                    format!("{mark} {}", v["at"].as_str().unwrap_or_default()).into()
+                })
+                .collect();
+            side.fields
+                .insert(format!("sla.{name}.timeline"), Value::from(timeline));
+        }
+        let notified: Vec<Value> = side
+            .history
+            .iter()
+            .flat_map(|e| &e.changes)
+            .filter(|c| c.field == "notified")
+            .map(|c| {
+                let lead = c.new["lead"].as_str().unwrap_or_default();
+                let message = c.new["message"].as_str().unwrap_or_default();
+                format!("{lead}: {message}").into()
+            })
+            .collect();
+        if !notified.is_empty() {
+            side.fields.insert("notified".into(), Value::from(notified));
+        }
+        if let Some(messages) = outbox.get(&id) {
+            side.fields
+                .insert("outbox".into(), Value::from(messages.clone()));
+        }
+        Ok(side)
+    }
+}
+
+/// Vendor messages not yet delivered, and dead-lettered, by ticket: "vendor type" in row
+/// order.
+fn outbox_by_ticket(store: &dyn Store) -> Result<BTreeMap<TicketId, Vec<String>>, StoreError> {
+    let mut out: BTreeMap<TicketId, Vec<String>> = BTreeMap::new();
+    for (tree, what) in [(Tree::Outbox, "pending"), (Tree::OutboxDead, "dead")] {
+        for item in store.range(tree, Bound::Unbounded, Bound::Unbounded) {
+            let (_, value) = item?;
+            let row: OutboxRow = decode(tree, &value)?;
+            out.entry(row.ticket)
+                .or_default()
+                .push(format!("{} {} ({what})", row.vendor, row.kind));
+        }
+    }
+    Ok(out)
+}
+
+/// The events whose changes of `field` (or of its parts, `sla.response.…`) differ between
+/// the two histories; every event that touched it when they differ only in what came of it.
+fn causes(happened: &[HistoryEntry], would: &[HistoryEntry], field: &str) -> Vec<u64> {
+    let clock = field
+        .strip_prefix("sla.")
+        .map(|c| c.trim_end_matches(".timeline"));
+    let touches = |c: &FieldChange| {
+        let name = c.field.as_str();
+        name == field
+            || name.starts_with(&format!("{field}."))
+            || (field == "resolution" && name == "state")
+            || (field == "links" && name.starts_with("link"))
+            || (field == "sla.escalation" && name == "escalation")
+            || (name == "sla_stage" && clock.is_some_and(|k| c.new["clock"] == k))
+            || (clock.is_some_and(|k| name == format!("sla.{k}")))
+    };
+    let changes = |h: &[HistoryEntry]| -> BTreeSet<(u64, String)> {
+        h.iter()
+            .flat_map(|e| {
+                e.changes
+                    .iter()
+                    .filter(|c| touches(c))
+                    .map(move |c| (e.event.unwrap_or(0), c.new.to_string()))
+            })
+            .collect()
+    };
+    let (a, b) = (changes(happened), changes(would));
+    let mut events: BTreeSet<u64> = a.symmetric_difference(&b).map(|(e, _)| *e).collect();
+    if events.is_empty() {
+        events = a.union(&b).map(|(e, _)| *e).collect();
+    }
+    events.remove(&0);
+    events.into_iter().collect()
 }
 
 fn outcome_name(o: layout::Outcome) -> String {

@@ -164,23 +164,40 @@ fn compile_one(engine: &Engine, name: &str, text: &str) -> Result<RuleFile, Vec<
     let mut hooks = Vec::new();
     let mut errors = Vec::new();
     for f in ast.iter_functions() {
-        if let Some((hook, arity)) = HOOKS.iter().find(|(h, _)| *h == f.name) {
-            if f.params.len() == *arity {
-                hooks.push(*hook);
-            } else {
-                errors.push(CompileError {
-                    file: name.to_string(),
-                    line: None,
-                    column: None,
-                    message: format!(
-                        "{hook} must take {arity} parameters, this one takes {}",
-                        f.params.len()
-                    ),
-                });
+        let (line, column) = fn_position(text, f.name);
+        let error = |message: String| CompileError {
+            file: name.to_string(),
+            line,
+            column,
+            message,
+        };
+        match HOOKS.iter().find(|(h, _)| *h == f.name) {
+            Some((hook, arity)) if f.params.len() == *arity => hooks.push(*hook),
+            Some((hook, arity)) => errors.push(error(format!(
+                "{hook} must take {arity} parameters ({}), this one takes {}",
+                hook_params(hook),
+                f.params.len()
+            ))),
+            // Functions named like a hook but not one are a typo, not a helper: they would
+            // never run. Other functions are helpers.
+            None if f.name.starts_with("on_") => {
+                let names: Vec<&str> = HOOKS.iter().map(|(h, _)| *h).collect();
+                let nearest = names
+                    .iter()
+                    .min_by_key(|h| edit_distance(h, f.name))
+                    .filter(|h| edit_distance(h, f.name) <= 3);
+                let hint = nearest.map_or(String::new(), |h| format!("did you mean {h}? "));
+                errors.push(error(format!(
+                    "unknown hook `{}`; {hint}hooks are {}",
+                    f.name,
+                    names.join(", ")
+                )));
             }
+            None => {}
         }
     }
     if !errors.is_empty() {
+        errors.sort_by_key(|e| (e.line, e.column));
         return Err(errors);
     }
     Ok(RuleFile {
@@ -190,9 +207,79 @@ fn compile_one(engine: &Engine, name: &str, text: &str) -> Result<RuleFile, Vec<
     })
 }
 
+/// The parameters each hook takes, for error messages.
+fn hook_params(hook: &str) -> &'static str {
+    match hook {
+        "on_alert" => "alert, ticket",
+        "on_mail" => "mail, ticket",
+        "on_ticket" => "ticket, change",
+        "on_clock" => "ticket, clock",
+        _ => "",
+    }
+}
+
+/// Line and column (from 1) of `fn NAME` in `text`, if found.
+fn fn_position(text: &str, name: &str) -> (Option<usize>, Option<usize>) {
+    for (i, line) in text.lines().enumerate() {
+        let mut rest = line;
+        let mut offset = 0;
+        while let Some(at) = rest.find("fn ") {
+            let after = rest[at + 3..].trim_start();
+            let boundary = at == 0 || !rest.as_bytes()[at - 1].is_ascii_alphanumeric();
+            if boundary
+                && after.starts_with(name)
+                && after[name.len()..].trim_start().starts_with('(')
+            {
+                return (Some(i + 1), Some(offset + at + 1));
+            }
+            offset += at + 3;
+            rest = &rest[at + 3..];
+        }
+    }
+    (None, None)
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::BUILT_IN;
+
+    #[test]
+    fn unknown_hooks_and_wrong_arities_are_errors_with_file_line_and_a_suggestion() {
+        let engine = rhai::Engine::new();
+        let text = "fn helper(x) { x }\n\nfn on_alrt(alert, ticket) { }\n  fn on_ticket(ticket) { }\nfn on_whatever_else() { }\n";
+        let Err(errors) = super::compile_one(&engine, "20-x.rhai", text) else {
+            panic!("compiled");
+        };
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "20-x.rhai:3:1: unknown hook `on_alrt`; did you mean on_alert? hooks are on_alert, on_mail, on_ticket, on_clock",
+                "20-x.rhai:4:3: on_ticket must take 2 parameters (ticket, change), this one takes 1",
+                "20-x.rhai:5:1: unknown hook `on_whatever_else`; hooks are on_alert, on_mail, on_ticket, on_clock",
+            ]
+        );
+    }
 
     #[test]
     fn the_built_in_rules_are_exactly_the_shipped_rules_folder() {

@@ -1,9 +1,11 @@
 //! Running hooks over the active rule set.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Scope};
+use tracing::warn;
 
 use crate::alerts::Alert;
 use crate::mail::Mail;
@@ -11,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::metrics::RuleLabels;
 use crate::rules::CompileError;
 use crate::rules::Decided;
+use crate::rules::Decision;
 use crate::rules::RuleSet;
 use crate::rules::TicketView;
 use crate::rules::handle;
@@ -28,6 +31,40 @@ pub struct Rules {
     set: Arc<RuleSet>,
     /// Kept to report the budget in failure messages.
     limits: Limits,
+    /// The per-event caps used so far and the strikes of each file (see [`Budget`]).
+    budget: Mutex<Budget>,
+}
+
+/// What the rules may still do for the event being processed, and which files keep
+/// exhausting what they may: a file with `disable_after` strikes (events on which it hit a
+/// cap or ran out of operations or time) is disabled until the rules are reloaded (a reload
+/// builds a new [`Rules`]).
+#[derive(Debug, Default)]
+struct Budget {
+    /// Actions used for this event: comments, transitions, notifications, opened tickets.
+    used: [u32; 4],
+    /// Files struck on this event (one strike per file per event).
+    struck: BTreeSet<Arc<str>>,
+    strikes: BTreeMap<Arc<str>, u32>,
+    disabled: BTreeSet<Arc<str>>,
+}
+
+/// The capped kinds of action, in the order of `Limits::caps` and `Budget::used`.
+const CAPPED: [(&str, &str); 4] = [
+    ("comments", "rules.max_comments_per_event"),
+    ("transitions", "rules.max_transitions_per_event"),
+    ("notifications", "rules.max_notifications_per_event"),
+    ("opened tickets", "rules.max_opened_tickets_per_event"),
+];
+
+fn capped(d: &Decision) -> Option<usize> {
+    match d {
+        Decision::Comment { .. } => Some(0),
+        Decision::Transition { .. } => Some(1),
+        Decision::Notify { .. } | Decision::NotifyLead { .. } => Some(2),
+        Decision::OpenTicket(_) => Some(3),
+        _ => None,
+    }
 }
 
 /// A rule that failed while handling one event.
@@ -59,6 +96,7 @@ impl Rules {
             engine,
             set,
             limits,
+            budget: Mutex::default(),
         })
     }
 
@@ -73,7 +111,82 @@ impl Rules {
             engine,
             set,
             limits,
+            budget: Mutex::default(),
         })
+    }
+
+    fn budget(&self) -> MutexGuard<'_, Budget> {
+        self.budget.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new event: the per-event caps start again (strikes and disabled files stay).
+    pub fn begin_event(&self) {
+        let mut b = self.budget();
+        b.used = [0; 4];
+        b.struck.clear();
+    }
+
+    /// Rule files disabled for exhausting their budget, until the next reload.
+    pub fn disabled(&self) -> Vec<String> {
+        self.budget()
+            .disabled
+            .iter()
+            .map(|f| f.to_string())
+            .collect()
+    }
+
+    /// One strike for `file` on this event (at most one per event); disables it at the
+    /// threshold.
+    fn strike(&self, file: &Arc<str>, why: &str) {
+        let mut b = self.budget();
+        if self.limits.disable_after == 0 || !b.struck.insert(file.clone()) {
+            return;
+        }
+        let strikes = {
+            let n = b.strikes.entry(file.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        if strikes >= self.limits.disable_after && b.disabled.insert(file.clone()) {
+            warn!(rule = %file, strikes, last = why, "Rule disabled until the next reload: it kept exhausting its budget.");
+        }
+    }
+
+    /// Drops the decisions of `file` from `from` on that exceed the event's caps; the first
+    /// one dropped of each kind becomes a [`Decision::CapReached`], which the engine writes to
+    /// the ticket's history.
+    fn enforce_caps(&self, file: &Arc<str>, decisions: &mut Vec<Decided>, from: usize) {
+        let mut kept = Vec::with_capacity(decisions.len() - from);
+        let mut hit = None;
+        for d in decisions.drain(from..) {
+            let Some(kind) = capped(&d.decision) else {
+                kept.push(d);
+                continue;
+            };
+            let mut b = self.budget();
+            let limit = self.limits.caps[kind];
+            if b.used[kind] < limit {
+                b.used[kind] += 1;
+                kept.push(d);
+                continue;
+            }
+            // Only the first of a kind this event says so; later ones are dropped quietly.
+            if b.used[kind] == limit {
+                b.used[kind] += 1;
+                let (what, key) = CAPPED[kind];
+                hit = Some(what);
+                warn!(rule = %file, hook = d.by.hook, line = d.by.line, what, limit, setting = key, "Rule reached a per-event cap; the rest of that kind for this event was dropped.");
+                kept.push(Decided {
+                    decision: Decision::CapReached { what, limit },
+                    by: d.by,
+                    forced: false,
+                });
+            }
+        }
+        decisions.extend(kept);
+        if let Some(what) = hit {
+            self.strike(file, what);
+        }
     }
 
     pub fn set(&self) -> &Arc<RuleSet> {
@@ -148,9 +261,12 @@ impl Rules {
         view: TicketView,
         args: impl Fn(TicketHandle) -> Vec<Dynamic>,
     ) -> HookRun {
-        let handle = TicketHandle::new(view);
+        let handle = TicketHandle::new(view.completed());
         let mut failures = Vec::new();
         for file in self.set.files.iter().filter(|f| f.hooks.contains(&hook)) {
+            if self.budget().disabled.contains(&file.name) {
+                continue;
+            }
             let snapshot = {
                 let mut s = handle.lock();
                 s.file = file.name.clone();
@@ -184,6 +300,12 @@ impl Rules {
                 s.decisions.truncate(snapshot.1);
                 s.stop = false;
                 let inner = err.unwrap_inner();
+                if matches!(
+                    inner,
+                    EvalAltResult::ErrorTooManyOperations(_) | EvalAltResult::ErrorTerminated(..)
+                ) {
+                    self.strike(&file.name, "budget exhausted");
+                }
                 failures.push(RuleFailure {
                     file: file.name.clone(),
                     hook,
@@ -192,7 +314,8 @@ impl Rules {
                 });
                 continue;
             }
-            let s = handle.lock();
+            let mut s = handle.lock();
+            self.enforce_caps(&file.name, &mut s.decisions, snapshot.1);
             m.rule_decisions
                 .get_or_create(&labels)
                 .inc_by((s.decisions.len() - snapshot.1) as u64);
@@ -236,6 +359,7 @@ fn engine(limits: &Limits) -> Engine {
     let mut engine = sandbox::engine(limits);
     handle::register(&mut engine);
     crate::rules::queries::register(&mut engine);
+    crate::rules::time::register(&mut engine);
     engine
 }
 

@@ -18,6 +18,10 @@ pub struct Limits {
     pub max_string_size: usize,
     pub max_array_size: usize,
     pub max_map_size: usize,
+    /// Per-event caps: comments, transitions, notifications, opened tickets.
+    pub caps: [u32; 4],
+    /// Strikes (events with a cap hit or an exhausted budget) before a rule file is disabled.
+    pub disable_after: u32,
 }
 
 impl From<&RulesConfig> for Limits {
@@ -29,6 +33,13 @@ impl From<&RulesConfig> for Limits {
             max_string_size: c.max_string_size,
             max_array_size: c.max_array_size,
             max_map_size: c.max_map_size,
+            caps: [
+                c.max_comments_per_event,
+                c.max_transitions_per_event,
+                c.max_notifications_per_event,
+                c.max_opened_tickets_per_event,
+            ],
+            disable_after: c.disable_after,
         }
     }
 }

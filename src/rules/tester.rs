@@ -15,6 +15,8 @@
 //! fields = { group = "dba", priority = 1 }
 //! ```
 //!
+//! `now = "2026-12-07T08:00:00Z"` on a case starts its manual clock there (else at the time
+//! the case starts); `at = "…"` or `after = "30m"` on an event moves it before the event.
 //! `outcomes = ["opened", "updated"]` on a case checks each event's outcome as well;
 //! `notified = ["vendor"]` on an expectation checks that a webhook to that vendor about the
 //! ticket was queued (the runner has no dispatcher, so nothing is sent).
@@ -26,7 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::alerts::intake::generic::GenericEvent;
-use crate::clock::SystemClock;
+use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::engine;
 use crate::event::EventBody;
@@ -62,6 +64,9 @@ struct Case {
     outcomes: Option<Vec<String>>,
     #[serde(default)]
     expect: Vec<Expect>,
+    /// Where the case's manual clock starts (RFC 3339); the time the case starts when absent.
+    #[serde(default)]
+    now: Option<jiff::Timestamp>,
 }
 
 /// One input event: exactly one of its fields.
@@ -74,6 +79,12 @@ struct Input {
     ticket: Option<NewTicket>,
     /// An agent's transition: `{ ticket = "CHG-000001", to = "implement", reason = "…" }`.
     transition: Option<TransitionInput>,
+    /// Moves the case's clock to this time (RFC 3339) before the event.
+    #[serde(default)]
+    at: Option<jiff::Timestamp>,
+    /// Moves the case's clock on by this much (`"30m"`, `"2h"`) before the event.
+    #[serde(default)]
+    after: Option<jiff::SignedDuration>,
 }
 
 /// (No `deny_unknown_fields`: serde does not support it with `flatten`; the transition's own
@@ -165,17 +176,28 @@ async fn run_case(config: &Config, rules_dir: &Path, case: &Case) -> anyhow::Res
         anyhow::anyhow!("rules do not compile:\n  {}", list.join("\n  "))
     })?;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    // A manual clock: time moves only where the case says (`at`, `after`), so rules that ask
+    // `now()` or use windows decide the same on every run.
+    let clock = Arc::new(ManualClock::new(
+        case.now.unwrap_or_else(jiff::Timestamp::now),
+    ));
     let (engine, thread) = engine::start(
         config,
         store.clone(),
         rules,
-        Arc::new(SystemClock),
+        clock.clone(),
         Arc::new(Metrics::new()),
         tracing::Span::current(),
     )?;
     let mut failures = Vec::new();
     let mut outcomes = Vec::new();
     for (i, input) in case.events.iter().enumerate() {
+        if let Some(at) = input.at {
+            clock.set(at);
+        }
+        if let Some(by) = input.after {
+            clock.advance(by);
+        }
         let agent = |action| {
             EventBody::Command(Command {
                 by: Actor::User {

@@ -97,6 +97,26 @@ pub struct NewTicket {
     pub custom: BTreeMap<String, serde_json::Value>,
 }
 
+impl NewTicket {
+    /// A ticket of `kind` with `title` and every other field left to the defaults.
+    pub fn new(kind: Kind, title: String) -> NewTicket {
+        NewTicket {
+            kind,
+            title,
+            description: String::new(),
+            group: None,
+            assignee: None,
+            impact: None,
+            urgency: None,
+            priority: None,
+            tags: BTreeSet::new(),
+            change_type: None,
+            window: None,
+            custom: BTreeMap::new(),
+        }
+    }
+}
+
 /// `PATCH /api/v1/tickets/{id}`: absent fields stay; `null` clears the optional ones
 /// (assignee, priority override, window).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

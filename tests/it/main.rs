@@ -26,6 +26,7 @@ mod receiver;
 mod reload;
 mod rule_view;
 mod rules;
+mod rules2;
 mod search;
 mod sla;
 mod ticket_cli;

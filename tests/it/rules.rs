@@ -1,24 +1,8 @@
 //! Rule authors' tools and the rule API's engine side, through the real binary.
 
-use std::process::Command;
-
 use serde_json::json;
 
-use crate::support::{BIN, Setup, alert};
-
-fn itsmd(args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+use crate::support::{Setup, alert, itsmd};
 
 fn repo(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
@@ -197,9 +181,10 @@ fn replay_shows_what_a_candidate_rule_set_would_change_and_nothing_for_the_same_
     );
     let diffs = report["ticket_differences"].as_array().unwrap();
     assert!(
-        diffs.contains(
-            &json!({"ticket": "INC-000001", "field": "group", "happened": "one", "would": "two"})
-        ),
+        diffs.contains(&json!({
+            "ticket": "INC-000001", "replay_ticket": "INC-000001", "opened_by": 1,
+            "field": "group", "happened": "one", "would": "two", "events": [1]
+        })),
         "{report}"
     );
     assert!(

@@ -371,3 +371,18 @@ impl Daemon {
         )
     }
 }
+
+/// Runs the `itsmd` binary (logging warnings only): whether it succeeded, stdout then stderr.
+pub fn itsmd(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
