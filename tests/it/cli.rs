@@ -60,7 +60,8 @@ fn check_lists_every_rule_compile_error_and_fails() {
     assert!(out.contains("3 error(s)"), "{out}");
     assert!(out.contains("10-a.rhai:2:"), "{out}");
     assert!(
-        out.contains("20-b.rhai: on_alert must take 2 parameters"),
+        // Every error names its file and line, a wrong arity too (issue 16).
+        out.contains("20-b.rhai:1:1: on_alert must take 2 parameters"),
         "{out}"
     );
     assert!(out.contains("30-c.rhai:1:"), "{out}");
