@@ -49,6 +49,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// Largest text fields the API accepts (`api::fields`).
     pub limits: FieldLimits,
+    /// Several nodes on one PostgreSQL database (`cluster`).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
@@ -343,6 +345,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "sla" => config.sla = section_of(&section, value, &mut problems),
             "mail" => config.mail = section_of(&section, value, &mut problems),
             "limits" => config.limits = section_of(&section, value, &mut problems),
+            "cluster" => config.cluster = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }
