@@ -78,6 +78,21 @@ pub fn load_smtp(config: &Config) -> anyhow::Result<Option<SmtpSender>> {
 pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = source.load()?;
     let store = crate::store::open(&config.store)?;
+    // Cluster mode: two more connections, for the lease and for intake's inbox.
+    let clustered = if config.cluster.enabled {
+        let state = Arc::new(crate::cluster::ClusterState::new(
+            config.cluster.node_name(),
+        ));
+        info!(node = %state.node, "Cluster mode: taking intake into the shared inbox.");
+        Some((
+            crate::store::open_shared(&config.store)?,
+            crate::store::open_shared(&config.store)?,
+            crate::store::open_shared(&config.store)?,
+            state,
+        ))
+    } else {
+        None
+    };
     info!(store = %crate::store::describe(&config.store), "Store opened.");
 
     let rules = load_rules(&config)?;
@@ -98,9 +113,16 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     // The daemon's one registry: its engine, intake, dispatcher and mail intake count into
     // it and `/metrics` serves it. Replays run a second engine on a registry of their own.
     let metrics = Arc::new(Metrics::new());
-    let (engine, engine_thread) = engine::start(
+    let (engine, engine_thread) = engine::start_on(
         &config,
         store.clone(),
+        clustered
+            .as_ref()
+            .map(|(shared, _, intake, state)| engine::Clustered {
+                shared: shared.clone(),
+                intake: intake.clone(),
+                state: state.clone(),
+            }),
         rules,
         clock,
         metrics.clone(),
@@ -111,31 +133,69 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     // Background tasks end on `shutdown`; they hold engine handles, so they are awaited
     // before the engine is joined.
     let tasks = TaskTracker::new();
-    tasks.spawn(crate::tickets::housekeeping::run(
-        engine.clone(),
-        store.clone(),
-        shutdown.clone(),
-    ));
-    let smtp = load_smtp(&config)?;
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        engine.clone(),
-        vendors.clone(),
-        smtp,
-        shutdown.clone(),
-    )
-    .context("cannot build the webhook HTTP client")?;
-    tasks.spawn(dispatcher.run());
-    tasks.spawn(crate::sla::task::run(
-        engine.clone(),
-        store.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(crate::alerts::expiry::run(
-        engine.clone(),
-        store.clone(),
-        shutdown.clone(),
-    ));
+    // The consumers of shared state: here at once on one node; in cluster mode, each term
+    // of leadership starts them and its end cancels them.
+    let leader_tasks = {
+        let (engine, store, vendors) = (engine.clone(), store.clone(), vendors.clone());
+        let smtp_config = config.clone();
+        move |cancel: CancellationToken| -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+            let dispatcher = Dispatcher::new(
+                store.clone(),
+                engine.clone(),
+                vendors.clone(),
+                load_smtp(&smtp_config)?,
+                cancel.clone(),
+            )
+            .context("cannot build the webhook HTTP client")?;
+            Ok(vec![
+                tokio::spawn(crate::tickets::housekeeping::run(
+                    engine.clone(),
+                    store.clone(),
+                    cancel.clone(),
+                )),
+                tokio::spawn(dispatcher.run()),
+                tokio::spawn(crate::sla::task::run(
+                    engine.clone(),
+                    store.clone(),
+                    cancel.clone(),
+                )),
+                tokio::spawn(crate::alerts::expiry::run(
+                    engine.clone(),
+                    store.clone(),
+                    cancel,
+                )),
+            ])
+        }
+    };
+    match clustered {
+        None => {
+            let started = leader_tasks(shutdown.clone())?;
+            // It holds engine handles: the engine drains only once every one is gone.
+            drop(leader_tasks);
+            for task in started {
+                tasks.spawn(async move {
+                    let _ = task.await;
+                });
+            }
+        }
+        Some((_, lease, _, state)) => {
+            let start = leader_tasks;
+            tasks.spawn(crate::cluster::run(
+                config.cluster.clone(),
+                lease,
+                state,
+                metrics.clone(),
+                shutdown.clone(),
+                Box::new(move |cancel| match start(cancel) {
+                    Ok(tasks) => tasks,
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "Leader tasks cannot start; this node leads without them.");
+                        Vec::new()
+                    }
+                }),
+            ));
+        }
+    }
     if let Some(mail) = crate::mail::maildir::start(&config.mail, engine.clone(), shutdown.clone())
         .context("cannot start mail intake")?
     {

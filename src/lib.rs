@@ -41,6 +41,7 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod engine;

@@ -92,6 +92,12 @@ pub struct Metrics {
     pub events_rejected: Family<RejectLabels, Counter>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub queue_depth: Gauge,
+    /// Cluster mode: events in the shared inbox not yet processed by the leader.
+    pub inbox_depth: Gauge,
+    /// Cluster mode: times this node took or lost the engine lease.
+    pub lease_changes: Counter,
+    /// Cluster mode: batches refused because this node's lease token was no longer current.
+    pub fenced_batches: Counter,
     pub batch_size: Histogram,
     pub commit_seconds: Histogram,
     /// Where commit time goes, so a slow engine points at rules, the store or the disk.
@@ -138,6 +144,9 @@ impl Metrics {
             events_rejected: Family::default(),
             http_requests: Family::default(),
             queue_depth: Gauge::default(),
+            inbox_depth: Gauge::default(),
+            lease_changes: Counter::default(),
+            fenced_batches: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_stage_seconds: Family::default(),
@@ -184,6 +193,21 @@ impl Metrics {
             "queue_depth",
             "Events waiting for the engine",
             m.queue_depth.clone(),
+        );
+        registry.register(
+            "inbox_depth",
+            "Cluster mode: events in the shared inbox not yet processed by the leader",
+            m.inbox_depth.clone(),
+        );
+        registry.register(
+            "lease_changes",
+            "Cluster mode: times this node took or lost the engine lease",
+            m.lease_changes.clone(),
+        );
+        registry.register(
+            "fenced_batches",
+            "Cluster mode: batches refused because another node holds the lease",
+            m.fenced_batches.clone(),
         );
         registry.register(
             "batch_size",

@@ -19,8 +19,11 @@ use crate::store::layout;
 /// `GET /healthz`: the daemon answers; which rules and how busy.
 pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
     let status = app.engine.status();
+    let (role, holder) = app.engine.role();
     Json(json!({
         "status": "ok",
+        "role": role,
+        "lease_holder": holder,
         "version": env!("CARGO_PKG_VERSION"),
         "rules_version": status.rules_version,
         "rules_origin": status.rules_origin,
@@ -71,9 +74,13 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
             stall.as_secs()
         )));
     }
-    Ok(Json(
-        json!({ "status": "ready", "rules_version": status.rules_version }),
-    ))
+    let (role, holder) = app.engine.role();
+    Ok(Json(json!({
+        "status": "ready",
+        "rules_version": status.rules_version,
+        "role": role,
+        "lease_holder": holder,
+    })))
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -53,6 +53,8 @@ pub struct Config {
     /// Mail out over SMTP; none without the section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp: Option<SmtpConfig>,
+    /// Several nodes on one PostgreSQL database (`cluster`).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
@@ -364,6 +366,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "mail" => config.mail = section_of(&section, value, &mut problems),
             "limits" => config.limits = section_of(&section, value, &mut problems),
             "smtp" => config.smtp = Some(section_of(&section, value, &mut problems)),
+            "cluster" => config.cluster = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

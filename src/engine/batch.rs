@@ -53,11 +53,33 @@ pub(crate) struct Engine {
     pub cache: crate::engine::ticket_cache::TicketCache,
     /// This engine's registry (never a process-wide one: replay runs a second engine).
     pub metrics: Arc<Metrics>,
+    /// Cluster mode: the shared store (inbox, fenced commits) and this node's lease view.
+    pub shared: Option<(
+        Arc<dyn crate::store::Shared>,
+        Arc<crate::cluster::ClusterState>,
+    )>,
+}
+
+/// Where a batch's events came from, and so how it commits.
+enum Source<'a> {
+    /// This node's queue: a plain apply.
+    Local,
+    /// The shared inbox: a commit fenced by the lease token that also answers these rows
+    /// (and the unreadable ones, answered without processing).
+    Inbox {
+        shared: &'a dyn crate::store::Shared,
+        token: i64,
+        ids: Vec<i64>,
+        unreadable: Vec<(i64, Vec<u8>)>,
+    },
 }
 
 impl Engine {
     /// Runs until every sender is gone and the queue is drained.
     pub fn run(mut self) {
+        if let Some((shared, state)) = self.shared.clone() {
+            return self.run_shared(&*shared, &state);
+        }
         info!(rules = %self.rules.version(), "Engine started.");
         crate::rules::queries::bind(self.store.clone(), self.clock.clone());
         self.set_running(true);
@@ -80,6 +102,105 @@ impl Engine {
         info!("Engine stopped: queue drained.");
     }
 
+    /// Cluster mode: while this node leads, takes the shared inbox in id order, batch by
+    /// batch; stops when every handle is gone.
+    fn run_shared(
+        mut self,
+        shared: &dyn crate::store::Shared,
+        state: &crate::cluster::ClusterState,
+    ) {
+        info!(rules = %self.rules.version(), node = %state.node, "Engine started in cluster mode.");
+        crate::rules::queries::bind(self.store.clone(), self.clock.clone());
+        self.set_running(true);
+        let mut term = 0;
+        let mut idle = std::time::Duration::from_millis(2);
+        loop {
+            match self.rx.try_recv() {
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                // Nothing queues locally in cluster mode; an event that did is answered.
+                Ok(s) => {
+                    let _ = s.reply.send(Err(SubmitError::Stopped));
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            let Some(token) = state.token() else {
+                term = 0;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            };
+            if token != term {
+                // A new term: what this node remembers may be stale (another leader wrote).
+                self.cache.clear();
+                match crate::store::layout::counter(
+                    &*self.store,
+                    crate::store::layout::outbox::OUTBOX_SEQ,
+                ) {
+                    Ok(row) => self
+                        .durable_outbox
+                        .store(row, std::sync::atomic::Ordering::Release),
+                    Err(e) => {
+                        error!(token, error = %e, "Engine cannot read the store on taking the lead; retrying.");
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        continue;
+                    }
+                }
+                info!(token, node = %state.node, "Engine leads: ticket cache empty, counters read from the store.");
+                term = token;
+            }
+            (self.rules, self.settings) = self.live.current();
+            let rows = match shared.pending(self.settings.max_batch) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    error!(error = %e, "Inbox read failed; retrying.");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                std::thread::sleep(idle);
+                idle = (idle * 2).min(std::time::Duration::from_millis(50));
+                continue;
+            }
+            idle = std::time::Duration::from_millis(2);
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut items = Vec::with_capacity(rows.len());
+            let mut unreadable = Vec::new();
+            for (id, bytes) in rows {
+                match crate::store::decode::<crate::cluster::Queued>(Tree::Meta, &bytes) {
+                    Ok(q) => {
+                        ids.push(id);
+                        items.push((q.body, q.received_at));
+                    }
+                    Err(e) => {
+                        error!(inbox_id = id, error = %e, "Inbox row unreadable; answered as failed, not processed.");
+                        let answer = crate::cluster::Answer::Failed(format!(
+                            "inbox row {id} is unreadable: {e}"
+                        ));
+                        unreadable.push((id, encode(&answer)));
+                    }
+                }
+            }
+            let (committed, _) = self.execute(
+                &items,
+                Source::Inbox {
+                    shared,
+                    token,
+                    ids,
+                    unreadable,
+                },
+            );
+            if let Err(StoreError::Fenced { .. }) = committed {
+                self.metrics.fenced_batches.inc();
+                if state.step_down(token) {
+                    info!(token, node = %state.node, "Engine stepped down: another node took the lead.");
+                }
+            }
+        }
+        self.set_running(false);
+        info!("Engine stopped.");
+    }
+
     fn set_running(&self, running: bool) {
         self.status
             .lock()
@@ -88,6 +209,34 @@ impl Engine {
     }
 
     fn commit_batch(&mut self, batch: Vec<Submission>) {
+        let items: Vec<(EventBody, jiff::Timestamp)> = batch
+            .iter()
+            .map(|s| (s.body.clone(), s.received_at))
+            .collect();
+        let (committed, results) = self.execute(&items, Source::Local);
+        for (s, result) in batch.into_iter().zip(results) {
+            let answer = match (&committed, result) {
+                (Ok(()), Ok(Ok(receipt))) => Ok(receipt),
+                (Ok(()), Ok(Err(refused))) => Err(SubmitError::Rejected(refused)),
+                (Ok(()), Err(e)) => Err(SubmitError::Store(e.to_string())),
+                (Err(e), _) => Err(SubmitError::Store(e.to_string())),
+            };
+            // A sender that went away will retry; its event is committed either way.
+            let _ = s.reply.send(answer);
+        }
+    }
+
+    /// Processes a batch against one transaction and commits it as `source` says; the
+    /// commit's result and each event's.
+    #[allow(clippy::type_complexity)]
+    fn execute(
+        &mut self,
+        batch: &[(EventBody, jiff::Timestamp)],
+        source: Source<'_>,
+    ) -> (
+        Result<(), StoreError>,
+        Vec<Result<Result<Receipt, Refusal>, StoreError>>,
+    ) {
         let started = Instant::now();
         self.status
             .lock()
@@ -97,10 +246,10 @@ impl Engine {
         let store = self.store.clone();
         let mut txn = Txn::new(&*store, &mut cache);
         let mut results = Vec::with_capacity(batch.len());
-        for s in &batch {
-            self.clock.pin(Some(s.received_at));
+        for (body, received_at) in batch {
+            self.clock.pin(Some(*received_at));
             self.rules.begin_event();
-            results.push(self.process(&mut txn, &s.body, s.received_at));
+            results.push(self.process(&mut txn, body, *received_at));
         }
         self.clock.pin(None);
         let mut outbox_due = false;
@@ -116,7 +265,30 @@ impl Engine {
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             let applying = Instant::now();
             stage(m, "process", started, applying);
-            self.store.apply(writes)?;
+            match &source {
+                Source::Local => self.store.apply(writes)?,
+                Source::Inbox {
+                    shared,
+                    token,
+                    ids,
+                    unreadable,
+                } => {
+                    // A read error leaves the rows unanswered: the next batch retries them.
+                    let mut answers = unreadable.clone();
+                    for (id, result) in ids.iter().zip(&results) {
+                        match result {
+                            Ok(r) => answers.push((*id, encode(&crate::cluster::Answer::of(r)))),
+                            Err(e) => {
+                                return Err(StoreError::Io {
+                                    op: "process an inbox event",
+                                    source: format!("inbox row {id}: {e}").into(),
+                                });
+                            }
+                        }
+                    }
+                    shared.commit_fenced(writes, *token, answers)?
+                }
+            }
             applied = true;
             for t in changed {
                 cache.put(Arc::new(t));
@@ -169,16 +341,7 @@ impl Engine {
             status.disabled_rules = self.rules.disabled();
             m.rules_disabled.set(status.disabled_rules.len() as i64);
         }
-        for (s, result) in batch.into_iter().zip(results) {
-            let answer = match (&committed, result) {
-                (Ok(()), Ok(Ok(receipt))) => Ok(receipt),
-                (Ok(()), Ok(Err(refused))) => Err(SubmitError::Rejected(refused)),
-                (Ok(()), Err(e)) => Err(SubmitError::Store(e.to_string())),
-                (Err(e), _) => Err(SubmitError::Store(e.to_string())),
-            };
-            // A sender that went away will retry; its event is committed either way.
-            let _ = s.reply.send(answer);
-        }
+        (committed, results)
     }
 
     /// Records one event and acts on it. A store read error fails the whole batch (the txn

@@ -44,12 +44,18 @@ use crate::tickets::PriorityMatrix;
 use crate::tickets::TicketId;
 
 /// What a sender gets back once its event is durable.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Receipt {
+    /// 0 (and left out) while the event is only queued in the shared inbox.
+    #[serde(default, skip_serializing_if = "not_yet")]
     pub event_id: EventId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket: Option<TicketId>,
     pub outcome: Outcome,
+}
+
+fn not_yet(id: &EventId) -> bool {
+    *id == 0
 }
 
 /// Why an event was not accepted.
@@ -123,6 +129,10 @@ pub struct EngineHandle {
     durable_outbox: Arc<AtomicU64>,
     /// The registry this engine counts into (given to `start`).
     metrics: Arc<Metrics>,
+    /// Cluster mode: submissions go to the shared inbox, not to this node's queue.
+    intake: Option<Arc<crate::cluster::Intake>>,
+    /// Cluster mode: this node's view of the lease.
+    cluster: Option<Arc<crate::cluster::ClusterState>>,
 }
 
 impl EngineHandle {
@@ -130,6 +140,14 @@ impl EngineHandle {
     /// the dispatcher, mail intake) counts into the same one.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// This node's role and the lease holder (`"single"` and none without cluster mode).
+    pub fn role(&self) -> (crate::cluster::Role, Option<String>) {
+        match &self.cluster {
+            None => (crate::cluster::Role::Single, None),
+            Some(state) => (state.role(), Some(state.holder())),
+        }
     }
 
     /// The highest outbox row id that is flushed: rows above it are not delivered yet, so a
@@ -181,6 +199,14 @@ impl EngineHandle {
     /// Queues an event and waits until it is durable. Fails at once with
     /// [`SubmitError::Busy`] when the queue is full.
     pub async fn submit(&self, body: EventBody) -> Result<Receipt, SubmitError> {
+        if let Some(intake) = &self.intake {
+            let queued = crate::cluster::Queued {
+                received_at: self.clock.now(),
+                body,
+            };
+            let mut answers = intake.submit(vec![queued]).await?;
+            return answers.pop().unwrap_or(Err(SubmitError::Stopped));
+        }
         let (reply, answer) = oneshot::channel();
         let submission = Submission {
             body,
@@ -200,6 +226,14 @@ impl EngineHandle {
     pub async fn submit_many(&self, bodies: Vec<EventBody>) -> Result<Vec<Receipt>, SubmitError> {
         if bodies.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(intake) = &self.intake {
+            let received_at = self.clock.now();
+            let queued = bodies
+                .into_iter()
+                .map(|body| crate::cluster::Queued { received_at, body })
+                .collect();
+            return intake.submit(queued).await?.into_iter().collect();
         }
         let permits = self
             .tx
@@ -384,6 +418,28 @@ pub fn start(
     metrics: Arc<Metrics>,
     span: tracing::Span,
 ) -> std::io::Result<(EngineHandle, EngineThread)> {
+    start_on(config, store, None, rules, clock, metrics, span)
+}
+
+/// The shared store and the lease view of a node in cluster mode.
+pub struct Clustered {
+    pub shared: Arc<dyn crate::store::Shared>,
+    /// A second connection for intake's inbox inserts and polls.
+    pub intake: Arc<dyn crate::store::Shared>,
+    pub state: Arc<crate::cluster::ClusterState>,
+}
+
+/// [`start`], in cluster mode when `clustered` is given: every submission goes to the shared
+/// inbox, and the engine thread processes the inbox only while this node holds the lease.
+pub fn start_on(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clustered: Option<Clustered>,
+    rules: Rules,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    span: tracing::Span,
+) -> std::io::Result<(EngineHandle, EngineThread)> {
     let (tx, rx) = mpsc::channel(config.engine.queue_capacity);
     let commit_gate = Arc::new(RwLock::new(()));
     let outbox_ready = Arc::new(tokio::sync::Notify::new());
@@ -420,6 +476,9 @@ pub fn start(
         live: live.clone(),
         outbox_ready: outbox_ready.clone(),
         metrics: metrics.clone(),
+        shared: clustered
+            .as_ref()
+            .map(|c| (c.shared.clone(), c.state.clone())),
     };
     let thread = std::thread::Builder::new()
         .name("itsmd-engine".into())
@@ -436,6 +495,13 @@ pub fn start(
         alert_timers,
         durable_outbox,
         metrics,
+        intake: clustered.as_ref().map(|c| {
+            Arc::new(crate::cluster::Intake {
+                shared: c.intake.clone(),
+                wait: std::time::Duration::from_millis(config.cluster.answer_wait_ms),
+            })
+        }),
+        cluster: clustered.map(|c| c.state),
     };
     Ok((handle, EngineThread(thread)))
 }

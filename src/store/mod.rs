@@ -313,6 +313,63 @@ pub enum StoreError {
     },
     #[error("stored value in tree {tree} is unreadable: {message}")]
     Corrupt { tree: &'static str, message: String },
+    /// A shared store refused a batch: this node's lease token is no longer the current one
+    /// (another node took the lead), so nothing of the batch was written.
+    #[error(
+        "this node's engine lease (token {token}) was taken over by {holder} (token {current}); \
+         the batch was not written"
+    )]
+    Fenced {
+        token: i64,
+        current: i64,
+        holder: String,
+    },
+}
+
+/// The engine lease as one node sees it after trying to take or renew it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The node holding it (empty when nobody ever did).
+    pub holder: String,
+    /// Its fencing token: raised by one on every change of hands.
+    pub token: i64,
+    /// True when the asking node holds it now (it just took or renewed it).
+    pub mine: bool,
+}
+
+/// A store several nodes share (PostgreSQL): the engine lease with its fencing token, the
+/// inbox every node's intake writes to, and the leader's fenced commits. Only the cluster
+/// wiring uses it; a store that is not shared has none.
+pub trait Shared: Send + Sync + 'static {
+    /// Takes the lease for `node` if it is free or expired, or renews it if `node` holds it,
+    /// for `lease_ms` from now (the database's clock).
+    fn take_lease(&self, node: &str, lease_ms: u64) -> Result<Lease, StoreError>;
+    /// Gives the lease up at once if `node` still holds it with `token` (a clean shutdown).
+    fn release_lease(&self, node: &str, token: i64) -> Result<(), StoreError>;
+    /// Stores events in the inbox, durably; their inbox ids, in order.
+    fn push(&self, bodies: Vec<Vec<u8>>) -> Result<Vec<i64>, StoreError>;
+    /// The answers of those of `ids` the leader has processed.
+    fn answers(&self, ids: Vec<i64>) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+    /// Up to `limit` unanswered inbox rows, lowest id first.
+    fn pending(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+    /// Applies `batch` and answers the inbox rows in `answers`, in one transaction, only if
+    /// `token` is still the lease's current token ([`StoreError::Fenced`] otherwise).
+    fn commit_fenced(
+        &self,
+        batch: WriteBatch,
+        token: i64,
+        answers: Vec<(i64, Vec<u8>)>,
+    ) -> Result<(), StoreError>;
+    /// Unanswered inbox rows.
+    fn depth(&self) -> Result<u64, StoreError>;
+    /// Deletes inbox rows answered more than `older_than_secs` ago; how many.
+    fn prune(&self, older_than_secs: u64) -> Result<u64, StoreError>;
+}
+
+/// Opens the configured PostgreSQL database as a shared store (its own connection).
+pub fn open_shared(config: &StoreConfig) -> Result<Arc<PostgresStore>, StoreError> {
+    let url = config.url.as_deref().unwrap_or_default();
+    Ok(Arc::new(PostgresStore::open(url)?))
 }
 
 /// The narrow storage interface the engine, the API and the tools depend on.

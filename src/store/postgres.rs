@@ -25,7 +25,8 @@ const PAGE: i64 = 512;
 
 /// Numbered schema migrations, applied in order, each once. Never edit one that shipped: add
 /// the next.
-const MIGRATIONS: &[(i32, &str)] = &[(
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
     1,
     "CREATE TABLE itsmd_kv (
          tree  smallint NOT NULL,
@@ -51,7 +52,28 @@ const MIGRATIONS: &[(i32, &str)] = &[(
          SELECT ('x' || encode(key, 'hex'))::bit(64)::bigint AS id,
                 convert_from(substring(value from 2), 'UTF8')::jsonb AS event
            FROM itsmd_kv WHERE tree = 1;",
-)];
+    ),
+    (
+        2,
+        "-- Several nodes, one writer: the engine's lease (with its fencing token) and the
+     -- inbox every node's intake writes to and the leader's engine takes from.
+     CREATE TABLE itsmd_lease (
+         name       text        PRIMARY KEY,
+         holder     text        NOT NULL DEFAULT '',
+         token      bigint      NOT NULL DEFAULT 0,
+         expires_at timestamptz NOT NULL DEFAULT '-infinity'
+     );
+     INSERT INTO itsmd_lease (name) VALUES ('engine');
+     CREATE TABLE itsmd_inbox (
+         id          bigserial   PRIMARY KEY,
+         body        bytea       NOT NULL,
+         received_at timestamptz NOT NULL DEFAULT now(),
+         answered_at timestamptz,
+         answer      bytea
+     );
+     CREATE INDEX itsmd_inbox_pending ON itsmd_inbox (id) WHERE answered_at IS NULL;",
+    ),
+];
 
 pub struct PostgresStore {
     /// Jobs for the worker thread that owns the connection. Behind a lock only because a
@@ -232,6 +254,220 @@ impl Store for PostgresStore {
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let rows = Rows::of(batch);
+        self.call(move |client| {
+            let mut txn = client.transaction().map_err(|e| io("begin", e))?;
+            rows.write(&mut txn)?;
+            txn.commit().map_err(|e| io("commit", e))
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        // Every apply committed durably already.
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.call(|client| {
+            client
+                .query_one("SELECT pg_total_relation_size('itsmd_kv')", &[])
+                .map_err(|e| io("size", e))
+                .map(|r| r.try_get::<_, i64>(0).map_or(0, |n| n.max(0) as u64))
+        })
+        .unwrap_or(0)
+    }
+}
+
+/// The name of the engine's lease row.
+const ENGINE_LEASE: &str = "engine";
+
+impl crate::store::Shared for PostgresStore {
+    fn take_lease(&self, node: &str, lease_ms: u64) -> Result<crate::store::Lease, StoreError> {
+        let node = node.to_string();
+        let ms = lease_ms as f64;
+        self.call(move |client| {
+            // A new holder, or the same one after its lease ran out, is a new term: the
+            // token goes up, and every batch of an older term is refused.
+            let taken = client
+                .query_opt(
+                    "UPDATE itsmd_lease SET
+                         token = CASE WHEN holder = $2 AND expires_at >= now()
+                                      THEN token ELSE token + 1 END,
+                         holder = $2,
+                         expires_at = now() + make_interval(secs => $3::float8 / 1000.0)
+                      WHERE name = $1 AND (expires_at < now() OR holder = $2)
+                      RETURNING token",
+                    &[&ENGINE_LEASE, &node, &ms],
+                )
+                .map_err(|e| io("take the lease", e))?;
+            if let Some(row) = taken {
+                return Ok(crate::store::Lease {
+                    holder: node,
+                    token: row.get(0),
+                    mine: true,
+                });
+            }
+            let row = client
+                .query_one(
+                    "SELECT holder, token FROM itsmd_lease WHERE name = $1",
+                    &[&ENGINE_LEASE],
+                )
+                .map_err(|e| io("read the lease", e))?;
+            Ok(crate::store::Lease {
+                holder: row.get(0),
+                token: row.get(1),
+                mine: false,
+            })
+        })
+    }
+
+    fn release_lease(&self, node: &str, token: i64) -> Result<(), StoreError> {
+        let node = node.to_string();
+        self.call(move |client| {
+            client
+                .execute(
+                    "UPDATE itsmd_lease SET expires_at = '-infinity'
+                      WHERE name = $1 AND holder = $2 AND token = $3",
+                    &[&ENGINE_LEASE, &node, &token],
+                )
+                .map(|_| ())
+                .map_err(|e| io("release the lease", e))
+        })
+    }
+
+    fn push(&self, bodies: Vec<Vec<u8>>) -> Result<Vec<i64>, StoreError> {
+        self.call(move |client| {
+            let mut txn = client.transaction().map_err(|e| io("begin", e))?;
+            let insert = txn
+                .prepare("INSERT INTO itsmd_inbox (body) VALUES ($1) RETURNING id")
+                .map_err(|e| io("inbox insert", e))?;
+            let mut ids = Vec::with_capacity(bodies.len());
+            for body in &bodies {
+                let row = txn
+                    .query_one(&insert, &[body])
+                    .map_err(|e| io("inbox insert", e))?;
+                ids.push(row.get(0));
+            }
+            txn.commit().map_err(|e| io("inbox commit", e))?;
+            Ok(ids)
+        })
+    }
+
+    fn answers(&self, ids: Vec<i64>) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        self.call(move |client| {
+            let rows = client
+                .query(
+                    "SELECT id, answer FROM itsmd_inbox WHERE id = ANY($1) AND answer IS NOT NULL",
+                    &[&ids],
+                )
+                .map_err(|e| io("inbox answers", e))?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn pending(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.call(move |client| {
+            let rows = client
+                .query(
+                    "SELECT id, body FROM itsmd_inbox WHERE answered_at IS NULL ORDER BY id LIMIT $1",
+                    &[&limit],
+                )
+                .map_err(|e| io("inbox read", e))?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn commit_fenced(
+        &self,
+        batch: WriteBatch,
+        token: i64,
+        answers: Vec<(i64, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let rows = Rows::of(batch);
+        let (ids, bodies): (Vec<i64>, Vec<Vec<u8>>) = answers.into_iter().unzip();
+        self.call(move |client| {
+            let mut txn = client.transaction().map_err(|e| io("begin", e))?;
+            // Shared: a node taking the lead (an UPDATE) waits for this commit, and this
+            // one sees any takeover that committed before.
+            let lease = txn
+                .query_one(
+                    "SELECT holder, token FROM itsmd_lease WHERE name = $1 FOR SHARE",
+                    &[&ENGINE_LEASE],
+                )
+                .map_err(|e| io("fence", e))?;
+            let current: i64 = lease.get(1);
+            if current != token {
+                return Err(StoreError::Fenced {
+                    token,
+                    current,
+                    holder: lease.get(0),
+                });
+            }
+            rows.write(&mut txn)?;
+            if !ids.is_empty() {
+                let answered = txn
+                    .execute(
+                        "UPDATE itsmd_inbox i SET answer = a.answer, answered_at = now()
+                           FROM unnest($1::bigint[], $2::bytea[]) AS a(id, answer)
+                          WHERE i.id = a.id AND i.answered_at IS NULL",
+                        &[&ids, &bodies],
+                    )
+                    .map_err(|e| io("inbox answer", e))?;
+                if answered != ids.len() as u64 {
+                    return Err(StoreError::Io {
+                        op: "inbox answer",
+                        source: format!(
+                            "{} of the batch's {} inbox rows were answered already; the batch \
+                             is not written twice",
+                            ids.len() as u64 - answered,
+                            ids.len()
+                        )
+                        .into(),
+                    });
+                }
+            }
+            txn.commit().map_err(|e| io("commit", e))
+        })
+    }
+
+    fn depth(&self) -> Result<u64, StoreError> {
+        self.call(|client| {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM itsmd_inbox WHERE answered_at IS NULL",
+                    &[],
+                )
+                .map_err(|e| io("inbox depth", e))?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+
+    fn prune(&self, older_than_secs: u64) -> Result<u64, StoreError> {
+        let secs = older_than_secs as f64;
+        self.call(move |client| {
+            client
+                .execute(
+                    "DELETE FROM itsmd_inbox
+                      WHERE answered_at < now() - make_interval(secs => $1::float8)",
+                    &[&secs],
+                )
+                .map_err(|e| io("inbox prune", e))
+        })
+    }
+}
+
+/// A batch as the rows it leaves: each key's last write only, deletes and puts apart.
+struct Rows {
+    del_trees: Vec<i16>,
+    del_keys: Vec<Vec<u8>>,
+    put_trees: Vec<i16>,
+    put_keys: Vec<Vec<u8>>,
+    put_values: Vec<Vec<u8>>,
+}
+
+impl Rows {
+    fn of(batch: WriteBatch) -> Rows {
         // A later write to the same key wins: keep each key's last write only.
         let mut last: std::collections::BTreeMap<(i16, Vec<u8>), Option<Vec<u8>>> =
             std::collections::BTreeMap::new();
@@ -260,42 +496,41 @@ impl Store for PostgresStore {
                 }
             }
         }
-        self.call(move |client| {
-            let mut txn = client.transaction().map_err(|e| io("begin", e))?;
-            if !del_keys.is_empty() {
-                txn.execute(
-                    "DELETE FROM itsmd_kv k USING unnest($1::smallint[], $2::bytea[]) AS d(tree, key)
-                      WHERE k.tree = d.tree AND k.key = d.key",
-                    &[&del_trees, &del_keys],
-                )
-                .map_err(|e| io("apply", e))?;
-            }
-            if !put_keys.is_empty() {
-                txn.execute(
-                    "INSERT INTO itsmd_kv (tree, key, value)
-                     SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[])
-                     ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
-                    &[&put_trees, &put_keys, &put_values],
-                )
-                .map_err(|e| io("apply", e))?;
-            }
-            txn.commit().map_err(|e| io("commit", e))
-        })
+        Rows {
+            del_trees,
+            del_keys,
+            put_trees,
+            put_keys,
+            put_values,
+        }
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
-        // Every apply committed durably already.
+    fn write(&self, txn: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
+        let Rows {
+            del_trees,
+            del_keys,
+            put_trees,
+            put_keys,
+            put_values,
+        } = self;
+        if !del_keys.is_empty() {
+            txn.execute(
+                "DELETE FROM itsmd_kv k USING unnest($1::smallint[], $2::bytea[]) AS d(tree, key)
+                  WHERE k.tree = d.tree AND k.key = d.key",
+                &[del_trees, del_keys],
+            )
+            .map_err(|e| io("apply", e))?;
+        }
+        if !put_keys.is_empty() {
+            txn.execute(
+                "INSERT INTO itsmd_kv (tree, key, value)
+                 SELECT * FROM unnest($1::smallint[], $2::bytea[], $3::bytea[])
+                 ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
+                &[put_trees, put_keys, put_values],
+            )
+            .map_err(|e| io("apply", e))?;
+        }
         Ok(())
-    }
-
-    fn size_on_disk(&self) -> u64 {
-        self.call(|client| {
-            client
-                .query_one("SELECT pg_total_relation_size('itsmd_kv')", &[])
-                .map_err(|e| io("size", e))
-                .map(|r| r.try_get::<_, i64>(0).map_or(0, |n| n.max(0) as u64))
-        })
-        .unwrap_or(0)
     }
 }
 

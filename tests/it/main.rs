@@ -7,6 +7,7 @@ mod backup;
 mod change_authority;
 mod changes;
 mod cli;
+mod cluster;
 mod concurrency;
 mod crash;
 mod expiry;

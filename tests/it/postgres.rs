@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::support::{Setup, alert};
 
 /// A fresh database on the test server; its connection string.
-fn database(name: &str) -> String {
+pub(crate) fn database(name: &str) -> String {
     let server = std::env::var("ITSMD_TEST_PG_URL").unwrap_or_else(|_| {
         panic!(
             "ITSMD_TEST_PG_URL is not set: run `eval \"$(bash .ci/postgres.sh)\"` first (.ci/run does)"

@@ -107,6 +107,9 @@ pub enum Outcome {
     /// was updated; no event, history or occurrence written. The receipt names the event
     /// that first recorded it.
     Seen,
+    /// Cluster mode only: stored in the shared inbox, not yet processed by the leader within
+    /// `cluster.answer_wait_ms`. It will be, exactly once; the receipt has no event id yet.
+    Queued,
 }
 
 pub fn history_key(id: TicketId, seq: u64) -> Vec<u8> {

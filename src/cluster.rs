@@ -1,0 +1,408 @@
+//! Several nodes, one writer (cluster mode, PostgreSQL only).
+//!
+//! Every node takes intake and serves reads; one node, the leader, runs the engine and the
+//! tasks that consume shared state (clock tasks, dispatcher, sweeps). Leadership is a lease
+//! row in the database (`itsmd_lease`), taken or renewed every `renew_ms` for `lease_ms`;
+//! each change of hands raises its fencing token, and the leader's every batch commits only
+//! if its token is still the current one (`store::Shared::commit_fenced`), so a paused old
+//! leader cannot write. Intake on any node stores each event in the shared inbox
+//! (`itsmd_inbox`) and answers once that insert is committed; the leader's engine takes the
+//! inbox in id order and answers each row in the same transaction as its effects.
+//!
+//! This module owns `[cluster]`, the node's view of the lease, the inbox answer format and
+//! the lease task; it must not process events itself.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::engine::{Receipt, Refusal, SubmitError};
+use crate::event::EventBody;
+use crate::metrics::Metrics;
+use crate::store::layout::Outcome;
+use crate::store::{Shared, StoreError, Tree};
+
+/// `[cluster]`: several itsmd nodes on one PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Runs this node as one of several on `[store] backend = "postgres"`.
+    pub enabled: bool,
+    /// This node's name in the lease; empty means hostname-pid.
+    pub node: String,
+    /// How long a taken lease lasts without renewal, in milliseconds.
+    pub lease_ms: u64,
+    /// How often the lease is renewed (or tried for), in milliseconds.
+    pub renew_ms: u64,
+    /// How long intake waits for the leader to process an event before it answers
+    /// `"outcome": "queued"`, in milliseconds.
+    pub answer_wait_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            enabled: false,
+            node: String::new(),
+            lease_ms: 3000,
+            renew_ms: 1000,
+            answer_wait_ms: 2000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Problems with the section, for config validation.
+    pub fn problems(&self, backend: crate::config::StoreBackend) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.enabled {
+            return out;
+        }
+        if backend != crate::config::StoreBackend::Postgres {
+            out.push(
+                "cluster.enabled needs store.backend = \"postgres\" (the nodes share its database)"
+                    .into(),
+            );
+        }
+        if self.renew_ms == 0 || self.renew_ms * 2 > self.lease_ms {
+            out.push(format!(
+                "cluster.renew_ms = {} must be above 0 and at most half of cluster.lease_ms = {}",
+                self.renew_ms, self.lease_ms
+            ));
+        }
+        out
+    }
+
+    /// The node's name: `node`, or hostname-pid.
+    pub fn node_name(&self) -> String {
+        if !self.node.is_empty() {
+            return self.node.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "itsmd".into());
+        format!("{host}-{}", std::process::id())
+    }
+}
+
+/// The node's role, for health and readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// One node on its own store (no cluster mode).
+    Single,
+    Leader,
+    Follower,
+}
+
+/// What this node knows of the lease, shared by the lease task, the engine and health.
+#[derive(Debug)]
+pub struct ClusterState {
+    pub node: String,
+    /// The token of the term this node leads; 0 while it does not lead.
+    token: AtomicI64,
+    holder: Mutex<String>,
+}
+
+impl ClusterState {
+    pub fn new(node: String) -> ClusterState {
+        ClusterState {
+            node,
+            token: AtomicI64::new(0),
+            holder: Mutex::new(String::new()),
+        }
+    }
+
+    /// The token of the term this node leads, if it leads.
+    pub fn token(&self) -> Option<i64> {
+        match self.token.load(Ordering::Acquire) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        if self.token().is_some() {
+            Role::Leader
+        } else {
+            Role::Follower
+        }
+    }
+
+    /// The lease holder as last read (empty before the first read).
+    pub fn holder(&self) -> String {
+        self.holder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stops leading the term of `token` (the engine calls this when a batch was fenced).
+    pub fn step_down(&self, token: i64) -> bool {
+        self.token
+            .compare_exchange(token, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// An event as the inbox stores it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Queued {
+    pub received_at: jiff::Timestamp,
+    pub body: EventBody,
+}
+
+/// What the leader wrote back into an inbox row, in the transaction that processed it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Answer {
+    Done(Receipt),
+    /// A refused command: its kind (`not_found`, `illegal`, `invalid`, `forbidden`,
+    /// `conflict`), the ticket it concerned for `not_found`, and the message.
+    Refused {
+        kind: String,
+        ticket: Option<crate::tickets::TicketId>,
+        message: String,
+    },
+    /// The row could not be read (a newer node's format, a damaged row): never processed.
+    Failed(String),
+}
+
+impl Answer {
+    pub(crate) fn of(result: &Result<Receipt, Refusal>) -> Answer {
+        match result {
+            Ok(receipt) => Answer::Done(receipt.clone()),
+            Err(refusal) => {
+                let (kind, ticket) = match refusal {
+                    Refusal::NotFound(id) => ("not_found", Some(*id)),
+                    Refusal::Illegal(_) => ("illegal", None),
+                    Refusal::Invalid(_) => ("invalid", None),
+                    Refusal::Forbidden(_) => ("forbidden", None),
+                    Refusal::Conflict(_) => ("conflict", None),
+                };
+                Answer::Refused {
+                    kind: kind.into(),
+                    ticket,
+                    message: refusal.to_string(),
+                }
+            }
+        }
+    }
+
+    /// The answer as the submitter's result. A refusal crosses nodes as its kind and message:
+    /// an illegal transition comes back as a conflict (409) without its list of targets.
+    fn into_result(self) -> Result<Receipt, SubmitError> {
+        match self {
+            Answer::Done(receipt) => Ok(receipt),
+            Answer::Refused {
+                kind,
+                ticket,
+                message,
+            } => Err(SubmitError::Rejected(match (kind.as_str(), ticket) {
+                ("not_found", Some(id)) => Refusal::NotFound(id),
+                ("forbidden", _) => Refusal::Forbidden(message),
+                ("invalid", _) => crate::tickets::commands::invalid("request", message),
+                _ => Refusal::Conflict(message),
+            })),
+            Answer::Failed(message) => Err(SubmitError::Store(message)),
+        }
+    }
+}
+
+/// Intake's side of the inbox: stores events and waits a little for their answers.
+pub(crate) struct Intake {
+    pub shared: Arc<dyn Shared>,
+    pub wait: Duration,
+}
+
+impl Intake {
+    /// Stores the events in the inbox (durable once this returns past the insert), then
+    /// polls their rows until each is answered or `wait` has passed; an unanswered one gets
+    /// a receipt with outcome `queued`.
+    pub(crate) async fn submit(
+        &self,
+        items: Vec<Queued>,
+    ) -> Result<Vec<Result<Receipt, SubmitError>>, SubmitError> {
+        let bodies: Vec<Vec<u8>> = items.iter().map(crate::store::encode).collect();
+        let shared = self.shared.clone();
+        let ids = blocking(move || shared.push(bodies)).await?;
+        let mut answers: Vec<Option<Answer>> = ids.iter().map(|_| None).collect();
+        let deadline = Instant::now() + self.wait;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+            let open: Vec<i64> = ids
+                .iter()
+                .zip(&answers)
+                .filter(|(_, a)| a.is_none())
+                .map(|(id, _)| *id)
+                .collect();
+            if open.is_empty() {
+                break;
+            }
+            let shared = self.shared.clone();
+            let found = blocking(move || shared.answers(open)).await?;
+            for (id, bytes) in found {
+                if let Some(i) = ids.iter().position(|x| *x == id) {
+                    answers[i] = Some(
+                        crate::store::decode::<Answer>(Tree::Meta, &bytes)
+                            .unwrap_or_else(|e| Answer::Failed(e.to_string())),
+                    );
+                }
+            }
+            if answers.iter().all(Option::is_some) || Instant::now() >= deadline {
+                break;
+            }
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| match a {
+                Some(a) => a.into_result(),
+                None => Ok(Receipt {
+                    event_id: 0,
+                    ticket: None,
+                    outcome: Outcome::Queued,
+                }),
+            })
+            .collect())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SubmitError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SubmitError::Store(format!("inbox call on a blocking thread failed: {e}")))?
+        .map_err(|e| SubmitError::Store(e.to_string()))
+}
+
+/// The tasks a term of leadership runs, started with the term's cancellation token.
+pub type LeaderTasks = Box<dyn FnMut(CancellationToken) -> Vec<tokio::task::JoinHandle<()>> + Send>;
+
+/// How long answered inbox rows are kept (for submitters still polling, and for reading).
+const KEEP_ANSWERED_SECS: u64 = 600;
+
+/// The lease task: takes or renews the lease every `renew_ms`, starts the leader's tasks on
+/// taking the lead and cancels them on losing it; gives the lease up at shutdown.
+pub async fn run(
+    config: ClusterConfig,
+    shared: Arc<dyn Shared>,
+    state: Arc<ClusterState>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    mut leader_tasks: LeaderTasks,
+) {
+    let lease = Duration::from_millis(config.lease_ms);
+    let mut ticks = tokio::time::interval(Duration::from_millis(config.renew_ms));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut term: Option<(i64, CancellationToken, Vec<tokio::task::JoinHandle<()>>)> = None;
+    // Since when this node's lease is known to be held (the start of the last renewal).
+    let mut renewed_at = Instant::now();
+    let mut rounds: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticks.tick() => {}
+        }
+        rounds += 1;
+        let asked = Instant::now();
+        let (node, ms, s) = (state.node.clone(), config.lease_ms, shared.clone());
+        let taken = tokio::time::timeout(
+            lease,
+            tokio::task::spawn_blocking(move || s.take_lease(&node, ms)),
+        )
+        .await;
+        let seen = match taken {
+            Ok(Ok(Ok(seen))) => Some(seen),
+            Ok(Ok(Err(e))) => {
+                warn!(node = %state.node, error = %e, "Lease renewal failed.");
+                None
+            }
+            Ok(Err(e)) => {
+                warn!(node = %state.node, error = %e, "Lease renewal task failed.");
+                None
+            }
+            Err(_) => {
+                warn!(node = %state.node, waited_ms = config.lease_ms, "Lease renewal timed out.");
+                None
+            }
+        };
+        let leads = match &seen {
+            Some(seen) => {
+                *state.holder.lock().unwrap_or_else(|p| p.into_inner()) = seen.holder.clone();
+                seen.mine.then_some(seen.token)
+            }
+            // Not renewed: still leading only while the last renewal's lease can run.
+            None => term
+                .as_ref()
+                .filter(|_| renewed_at.elapsed() < lease)
+                .map(|t| t.0),
+        };
+        if seen.as_ref().is_some_and(|s| s.mine) {
+            renewed_at = asked;
+        }
+        let current = term.as_ref().map(|t| t.0);
+        // The engine may have stepped down by itself (a fenced batch).
+        let engine_leads = state.token();
+        if current != leads || (current.is_some() && engine_leads != current) {
+            if let Some((token, cancel, tasks)) = term.take() {
+                state.step_down(token);
+                cancel.cancel();
+                metrics.lease_changes.inc();
+                info!(node = %state.node, token, holder = %state.holder(), "Stepped down: another node holds the lease.");
+                tokio::spawn(async move {
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                });
+            }
+            if let Some(token) = leads
+                && Some(token) != current
+            {
+                let cancel = shutdown.child_token();
+                state.token.store(token, Ordering::Release);
+                metrics.lease_changes.inc();
+                info!(node = %state.node, token, "Took the lead: the engine now takes the shared inbox.");
+                let tasks = leader_tasks(cancel.clone());
+                term = Some((token, cancel, tasks));
+            }
+        }
+        let s = shared.clone();
+        let prune = term.is_some() && rounds.is_multiple_of(60);
+        if let Ok(Ok(depth)) = tokio::task::spawn_blocking(move || {
+            if prune {
+                s.prune(KEEP_ANSWERED_SECS)?;
+            }
+            s.depth()
+        })
+        .await
+        {
+            metrics.inbox_depth.set(depth as i64);
+        }
+    }
+    if let Some((token, cancel, tasks)) = term.take() {
+        cancel.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+        state.step_down(token);
+        let (node, s) = (state.node.clone(), shared.clone());
+        match tokio::task::spawn_blocking(move || s.release_lease(&node, token)).await {
+            Ok(Ok(())) => {
+                info!(node = %state.node, token, "Lease given up: another node can take the lead at once.")
+            }
+            Ok(Err(e)) => {
+                warn!(node = %state.node, error = %e, "Lease could not be given up; it runs out by itself.")
+            }
+            Err(e) => {
+                warn!(node = %state.node, error = %e, "Lease could not be given up; it runs out by itself.")
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Several nodes, one writer: three `itsmd serve` processes on one PostgreSQL database
+//! (`[cluster] enabled`). Intake on every node, a SIGKILLed leader replaced within the lease,
+//! a SIGSTOPped leader fenced, and every acknowledged alert processed exactly once. Needs
+//! `ITSMD_TEST_PG_URL` like `postgres.rs`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use itsmd::store::Shared;
+
+use crate::postgres::database;
+use crate::support::{Daemon, Setup, alert};
+
+const KEYS: usize = 6;
+
+fn node(url: &str, name: &str) -> (Setup, Daemon) {
+    let setup = Setup::new().config(&format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n\
+         [cluster]\nenabled = true\nnode = \"{name}\"\nlease_ms = 3000\nrenew_ms = 500\n"
+    ));
+    let d = setup.start();
+    (setup, d)
+}
+
+fn role(d: &Daemon) -> String {
+    let (status, body) = d.get("/healthz");
+    assert_eq!(status, 200, "{body}");
+    body["role"].as_str().unwrap_or_default().to_string()
+}
+
+/// Polls `f` every 20 ms until it gives a value or `within` has passed.
+fn poll<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Which of `nodes` leads, once exactly one does.
+fn leader(nodes: &[&Daemon], within: Duration) -> usize {
+    poll(within, "exactly one leader", || {
+        let leaders: Vec<usize> = (0..nodes.len())
+            .filter(|&i| role(nodes[i]) == "leader")
+            .collect();
+        (leaders.len() == 1).then(|| leaders[0])
+    })
+}
+
+/// Sends one alert per key to `d`; counts what was tried and what was acknowledged.
+fn round(d: &Daemon, tried: &mut [u32], acked: &mut [u32]) {
+    for k in 0..KEYS {
+        tried[k] += 1;
+        let (status, body) = d.post(
+            "/api/v1/events",
+            &alert(
+                "firing",
+                &format!("Cluster k{k}"),
+                json!({"alertname": "Cluster", "instance": format!("k{k}")}),
+            ),
+        );
+        assert_eq!(status, 202, "{body}");
+        let outcome = body["outcome"].as_str().unwrap_or_default();
+        assert!(
+            ["opened", "updated", "queued", "seen"].contains(&outcome),
+            "{body}"
+        );
+        acked[k] += 1;
+    }
+}
+
+/// Every ticket titled "Cluster kN": key → [alert count of each].
+fn tickets(d: &Daemon) -> BTreeMap<String, Vec<u64>> {
+    let list = d.get_ok("/api/v1/tickets?limit=1000");
+    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for t in list["tickets"].as_array().cloned().unwrap_or_default() {
+        let id = t["id"].as_str().unwrap_or_default().to_string();
+        let full: Value = d.get_ok(&format!("/api/v1/tickets/{id}"));
+        let title = full["title"].as_str().unwrap_or_default().to_string();
+        if let Some(key) = title.strip_prefix("Cluster ") {
+            out.entry(key.to_string())
+                .or_default()
+                .push(full["alert"]["count"].as_u64().unwrap_or(0));
+        }
+    }
+    out
+}
+
+fn view(nodes: &[(Setup, Daemon)]) -> Vec<&Daemon> {
+    nodes.iter().map(|(_, d)| d).collect()
+}
+
+#[test]
+fn three_nodes_fail_over_within_the_lease_fence_a_paused_leader_and_process_each_alert_once() {
+    let url = database("cluster");
+    let mut nodes: Vec<(Setup, Daemon)> = ["a", "b", "c"].iter().map(|n| node(&url, n)).collect();
+    let (mut tried, mut acked) = (vec![0u32; KEYS], vec![0u32; KEYS]);
+
+    let first = leader(&view(&nodes), Duration::from_secs(15));
+    for (_, d) in &nodes {
+        round(d, &mut tried, &mut acked);
+    }
+
+    // SIGKILL the leader: another takes the lead within the lease.
+    let (_setup, killed) = nodes.remove(first);
+    killed.kill();
+    let killed_at = Instant::now();
+    let second = leader(&view(&nodes), Duration::from_secs(10));
+    let failover = killed_at.elapsed();
+    println!("failover after SIGKILL took {failover:?}");
+    assert!(
+        failover < Duration::from_secs(5),
+        "failover took {failover:?}"
+    );
+    for (_, d) in &nodes {
+        round(d, &mut tried, &mut acked);
+    }
+
+    // SIGSTOP the leader: the other node takes over; the paused one, resumed, is fenced
+    // (its lease token is stale) and steps down without writing.
+    let other = 1 - second;
+    nodes[second].1.signal(libc::SIGSTOP);
+    let stopped_at = Instant::now();
+    poll(Duration::from_secs(10), "the other node to lead", || {
+        (role(&nodes[other].1) == "leader").then_some(())
+    });
+    println!("takeover after SIGSTOP took {:?}", stopped_at.elapsed());
+    round(&nodes[other].1, &mut tried, &mut acked);
+    nodes[second].1.signal(libc::SIGCONT);
+    poll(
+        Duration::from_secs(10),
+        "the resumed node to follow",
+        || (role(&nodes[second].1) == "follower").then_some(()),
+    );
+    assert_eq!(role(&nodes[other].1), "leader");
+    println!(
+        "resumed node: fenced batches {}, lease changes {}",
+        nodes[second].1.metric("itsmd_fenced_batches_total"),
+        nodes[second].1.metric("itsmd_lease_changes_total")
+    );
+    for (_, d) in &nodes {
+        round(d, &mut tried, &mut acked);
+    }
+
+    // Every acknowledged alert processed exactly once: one ticket per key, and each
+    // ticket counts at least the acknowledged sends and at most the tried ones.
+    let reader = &nodes[0].1;
+    let seen = poll(Duration::from_secs(15), "every alert processed", || {
+        let t = tickets(reader);
+        let done = (0..KEYS).all(|k| {
+            t.get(&format!("k{k}"))
+                .is_some_and(|counts| counts.iter().sum::<u64>() >= u64::from(acked[k]))
+        });
+        done.then_some(t)
+    });
+    for k in 0..KEYS {
+        let counts = &seen[&format!("k{k}")];
+        assert_eq!(counts.len(), 1, "k{k}: one ticket per key: {seen:?}");
+        assert!(
+            counts[0] <= u64::from(tried[k]),
+            "k{k}: {counts:?} > tried {}",
+            tried[k]
+        );
+    }
+    for (_, d) in nodes {
+        assert_eq!(d.terminate().code(), Some(0));
+    }
+}
+
+#[test]
+fn a_stale_lease_token_cannot_commit() {
+    let url = database("fence");
+    let config = itsmd::config::StoreConfig {
+        backend: itsmd::config::StoreBackend::Postgres,
+        url: Some(url),
+        ..Default::default()
+    };
+    let a = itsmd::store::open_shared(&config).unwrap();
+    let b = itsmd::store::open_shared(&config).unwrap();
+    let first = a.take_lease("a", 300).unwrap();
+    assert!(first.mine);
+    assert!(!b.take_lease("b", 300).unwrap().mine, "a holds it");
+    let second = poll(Duration::from_secs(5), "b to take the lease", || {
+        let l = b.take_lease("b", 60_000).unwrap();
+        l.mine.then_some(l)
+    });
+    assert_eq!(second.token, first.token + 1);
+    let ids = a.push(vec![vec![1, 2, 3]]).unwrap();
+    let mut batch = itsmd::store::WriteBatch::default();
+    batch.put(itsmd::store::Tree::Meta, b"fenced".to_vec(), b"x".to_vec());
+    let refused = a
+        .commit_fenced(batch, first.token, vec![(ids[0], vec![9])])
+        .unwrap_err();
+    assert!(
+        matches!(refused, itsmd::store::StoreError::Fenced { .. }),
+        "{refused}"
+    );
+    assert!(
+        a.answers(ids.clone()).unwrap().is_empty(),
+        "nothing answered"
+    );
+    assert!(
+        !a.take_lease("a", 300).unwrap().mine,
+        "a does not get it back"
+    );
+    b.commit_fenced(
+        itsmd::store::WriteBatch::default(),
+        second.token,
+        vec![(ids[0], vec![9])],
+    )
+    .unwrap();
+    assert_eq!(a.answers(ids).unwrap().len(), 1);
+}
