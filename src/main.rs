@@ -164,6 +164,7 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     itsmd::daemon::load_keys(&config)?;
     itsmd::daemon::load_vendors(&config)?;
+    itsmd::daemon::load_tls(&config)?;
     let rules = itsmd::daemon::load_rules(&config)?;
     println!(
         "OK: configuration valid; {} rule file(s) from {} compile (version {}).",

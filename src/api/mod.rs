@@ -9,6 +9,7 @@ mod health;
 pub(crate) mod json;
 mod limits;
 mod serve;
+pub mod tls;
 
 use std::sync::Arc;
 

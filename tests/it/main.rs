@@ -29,4 +29,5 @@ mod search;
 mod sla;
 mod ticket_cli;
 mod tickets;
+mod tls;
 mod vendors;
