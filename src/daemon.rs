@@ -168,7 +168,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     systemd::notify("READY=1");
 
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
-    let limits = api::Limits::new(&config.server);
+    let limits = api::Limits::new(&config.server).counting(metrics.clone());
     let browser = api::browser::Guard::new(&config.server, addr);
     let state = AppState {
         store: store.clone(),
