@@ -18,6 +18,7 @@ mod isolation;
 mod lifecycle;
 mod mail;
 mod observe;
+mod policies;
 mod postgres;
 mod quiet;
 mod readme;
