@@ -74,6 +74,17 @@ pub fn load_smtp(config: &Config) -> anyhow::Result<Option<SmtpSender>> {
         .map_err(|e| anyhow::anyhow!("[smtp] cannot be loaded: {e}"))
 }
 
+/// Reads and checks `[server.tls]`'s certificate and key; `None` without TLS.
+pub fn load_tls(config: &Config) -> anyhow::Result<Option<Arc<api::tls::Tls>>> {
+    config
+        .server
+        .tls
+        .as_ref()
+        .map(api::tls::Tls::load)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("[server.tls] cannot be served: {e}"))
+}
+
 /// Runs until `shutdown` is cancelled, then stops cleanly.
 pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = source.load()?;
@@ -108,6 +119,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     }
 
     let vendors = load_vendors(&config)?;
+    let tls = load_tls(&config)?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // The daemon's one registry: its engine, intake, dispatcher and mail intake count into
@@ -206,6 +218,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         config.clone(),
         engine.clone(),
         keys.clone(),
+        tls.clone(),
     ));
     tasks.spawn(
         reload::on_sighup(reloader.clone(), shutdown.clone()).context("cannot handle SIGHUP")?,
@@ -224,11 +237,11 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    info!(%addr, "Listening.");
+    info!(%addr, tls = tls.is_some(), "Listening.");
     systemd::notify("READY=1");
 
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
-    let limits = api::Limits::new(&config.server);
+    let limits = api::Limits::new(&config.server).counting(metrics.clone());
     let browser = api::browser::Guard::new(&config.server, addr);
     let state = AppState {
         store: store.clone(),
@@ -242,7 +255,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         metrics,
         browser,
     };
-    api::serve(listener, api::router(state), header_timeout, shutdown).await;
+    api::serve(listener, api::router(state), header_timeout, tls, shutdown).await;
     systemd::notify("STOPPING=1");
     info!("Intake stopped; draining the engine.");
     tasks.wait().await;

@@ -165,6 +165,7 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
     itsmd::daemon::load_keys(&config)?;
     itsmd::daemon::load_vendors(&config)?;
     itsmd::daemon::load_smtp(&config)?;
+    itsmd::daemon::load_tls(&config)?;
     let rules = itsmd::daemon::load_rules(&config)?;
     println!(
         "OK: configuration valid; {} rule file(s) from {} compile (version {}).",

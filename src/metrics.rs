@@ -13,6 +13,12 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallerLabels {
+    /// Who sent it: the token's name, or the source a PagerDuty routing key stands for.
+    pub caller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     /// The wire format an event came in (generic, alertmanager, prometheus, pagerduty, …).
     pub source: String,
@@ -126,6 +132,8 @@ pub struct Metrics {
     /// Messages in new/ that could not be read or moved to cur/ (each counted once until it
     /// is taken), by reason.
     pub mails_stuck: Family<ReasonLabels, Counter>,
+    /// Intake requests refused with 429 by the per-caller rate limit, by caller.
+    pub rate_limited: Family<CallerLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -167,8 +175,14 @@ impl Metrics {
             mails_suppressed: Family::default(),
             mails_quarantined: Family::default(),
             mails_stuck: Family::default(),
+            rate_limited: Family::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "rate_limited",
+            "Intake requests refused by the per-caller rate limit (429), by caller",
+            m.rate_limited.clone(),
+        );
         registry.register(
             "events_received",
             "Events received by intake, by wire format",

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::api::tls::Tls;
 use crate::auth::Keys;
 use crate::config;
 use crate::config::Config;
@@ -25,6 +26,8 @@ pub struct Reloader {
     engine: EngineHandle,
     /// Shared with the API; receives the new tokens.
     keys: Keys,
+    /// Shared with the accept loop; receives the new certificate and key (with TLS on).
+    tls: Option<Arc<Tls>>,
     /// The configuration in force, to compile rules against and to tell what changed.
     /// The lock also serialises reloads.
     current: Mutex<Config>,
@@ -46,11 +49,13 @@ impl Reloader {
         config: Config,
         engine: EngineHandle,
         keys: Keys,
+        tls: Option<Arc<Tls>>,
     ) -> Reloader {
         Reloader {
             source,
             engine,
             keys,
+            tls,
             current: Mutex::new(config),
         }
     }
@@ -62,11 +67,20 @@ impl Reloader {
             let config = self.source.load().map_err(|e| e.problems())?;
             let keys = Keys::load(&config.auth);
             let rules = compile(&config);
-            let (keys, rules) = match (keys, rules) {
-                (Ok(k), Ok(r)) => (k, r),
-                (k, r) => {
+            // A running TLS listener takes a new certificate; turning TLS on or off needs a
+            // restart (reported below), so the certificate is only read with both on.
+            let acceptor = match (&self.tls, &config.server.tls) {
+                (Some(_), Some(c)) => crate::api::tls::load(c)
+                    .map(Some)
+                    .map_err(|e| vec![e.to_string()]),
+                _ => Ok(None),
+            };
+            let (keys, rules, acceptor) = match (keys, rules, acceptor) {
+                (Ok(k), Ok(r), Ok(a)) => (k, r, a),
+                (k, r, a) => {
                     let mut problems = k.err().unwrap_or_default();
                     problems.extend(r.err().unwrap_or_default());
+                    problems.extend(a.err().unwrap_or_default());
                     return Err(problems);
                 }
             };
@@ -77,6 +91,9 @@ impl Reloader {
                 restart_needed,
             };
             self.keys.replace_with(&keys);
+            if let (Some(tls), Some(acceptor)) = (&self.tls, acceptor) {
+                tls.replace(acceptor);
+            }
             self.engine.replace(rules, &config);
             *current = config;
             Ok(done)
@@ -150,8 +167,17 @@ fn report(what: &str, outcome: &Result<Reloaded, Vec<String>>) {
 /// Settings that a running daemon cannot change.
 fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    if old.server != new.server {
+    // The certificate and key files are read again on every reload; the rest of [server],
+    // and turning TLS on or off, is bound to the listener.
+    let listener = |c: &Config| crate::config::ServerConfig {
+        tls: None,
+        ..c.server.clone()
+    };
+    if listener(old) != listener(new) {
         out.push("[server]".to_string());
+    }
+    if old.server.tls.is_some() != new.server.tls.is_some() {
+        out.push("[server.tls] (turning TLS on or off)".to_string());
     }
     if old.store != new.store {
         out.push("[store]".to_string());

@@ -21,6 +21,7 @@ use crate::api::ApiError;
 use crate::api::AppState;
 use crate::api::Routes;
 use crate::api::json::RawBody;
+use crate::api::limits::Quota;
 use crate::engine::Receipt;
 use crate::event::EventBody;
 use crate::metrics::Metrics;
@@ -165,13 +166,14 @@ async fn pagerduty_change(
     let bytes = pd_bytes(&app, body)?;
     let (routing_key, mut change) = intake::body::pagerduty_change(&bytes)
         .map_err(|errors| pd_invalid(StatusCode::BAD_REQUEST, errors))?;
-    change.sender = pd_source(&app, &routing_key)?;
+    let (sender, quota) = pd_source(&app, &routing_key)?;
+    change.sender = sender;
     app.engine
         .submit(EventBody::Change(change))
         .await
         .map_err(|e| ApiError::submit(e, app.config.engine.retry_after_secs).into_response())?;
     let body = json!({"status": "success", "message": "Change event processed"});
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    Ok(accepted_with(body, quota))
 }
 
 #[allow(clippy::result_large_err)] // either way an answer
@@ -182,7 +184,7 @@ async fn pagerduty_event(
     let bytes = pd_bytes(&app, body)?;
     let event = intake::body::pagerduty(&bytes)
         .map_err(|errors| pd_invalid(StatusCode::BAD_REQUEST, errors))?;
-    let source = pd_source(&app, &event.routing_key)?;
+    let (source, quota) = pd_source(&app, &event.routing_key)?;
     let dedup_key = event.dedup_key.clone().unwrap_or_else(|| {
         pagerduty::mint_dedup_key(app.engine.now(), MINTED.fetch_add(1, Ordering::Relaxed))
     });
@@ -191,7 +193,7 @@ async fn pagerduty_event(
         .await
         .map_err(IntoResponse::into_response)?;
     let body = json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key});
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    Ok(accepted_with(body, quota))
 }
 
 /// The source name a PagerDuty routing key stands for, or the answer refusing it. The
@@ -199,7 +201,7 @@ async fn pagerduty_event(
 /// of role ingest or better; with neither configured (loopback only) any key. A sender
 /// sending too fast is answered as PagerDuty does (429 with Retry-After).
 #[allow(clippy::result_large_err)] // a Response, built once on the error path
-fn pd_source(app: &AppState, routing_key: &str) -> Result<String, Response> {
+fn pd_source(app: &AppState, routing_key: &str) -> Result<(String, Option<Quota>), Response> {
     let keys = &app.config.pagerduty.integration_keys;
     let source = if let Some(name) = keys.get(routing_key) {
         name.clone()
@@ -213,19 +215,28 @@ fn pd_source(app: &AppState, routing_key: &str) -> Result<String, Response> {
             vec!["'routing_key' is not a configured integration key or ingest token".into()],
         ));
     };
-    if let Err(wait) = app.limits.take(&source) {
-        // PagerDuty's own answer when events arrive too fast.
-        let body = json!({
-            "status": "throttle event",
-            "message": "Requests for this service are arriving too quickly. Please retry later."
-        });
-        let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, wait.into());
-        return Err(response);
+    match app.limits.take(&source) {
+        Ok(quota) => Ok((source, quota)),
+        Err(refused) => {
+            // PagerDuty's own answer when events arrive too fast.
+            let body = json!({
+                "status": "throttle event",
+                "message": "Requests for this service are arriving too quickly. Please retry later."
+            });
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+            refused.apply(response.headers_mut());
+            Err(response)
+        }
     }
-    Ok(source)
+}
+
+/// A 202 with the caller's `RateLimit-*` standing.
+fn accepted_with(body: serde_json::Value, quota: Option<Quota>) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Some(q) = quota {
+        q.apply(response.headers_mut());
+    }
+    response
 }
 
 /// The alert intake routes: Prometheus, Alertmanager and Grafana, the generic event (role

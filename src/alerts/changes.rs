@@ -77,6 +77,7 @@ impl Engine {
             priority: self.settings.matrix.priority(Level::Low, Level::Low),
             tags: Default::default(),
             correlation_key: None,
+            key_source: None,
             alert: None,
             custom,
             process: ProcessFields {

@@ -34,6 +34,93 @@ pub struct AlertsConfig {
     /// within this time before it opened.
     #[serde(serialize_with = "jiff::fmt::serde::duration::friendly::compact::required")]
     pub changes_window: SignedDuration,
+    /// `[alerts.sources.NAME]`: what a resolve and a re-fire do for alerts from one source
+    /// (a generic event's `source` value) or one wire format (`prometheus`, `alertmanager`,
+    /// `grafana`, `pagerduty`, `generic`). The source's own entry wins over its format's.
+    pub sources: BTreeMap<String, SourcePolicy>,
+}
+
+/// One source's policy; an absent key keeps the `[alerts]` default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcePolicy {
+    /// What a resolve that clears the incident's last firing alert does; default: `resolve`
+    /// with `alerts.auto_resolve` on, `nothing` with it off.
+    pub resolve: Option<OnResolve>,
+    /// Whether a re-fire reopens the resolved incident; default `window`.
+    pub reopen: Option<Reopen>,
+}
+
+/// What a resolve does once every alert of the incident cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnResolve {
+    /// Resolve the incident (resolution `alert_cleared`).
+    Resolve,
+    /// Leave it open and say so in its history.
+    Comment,
+    /// Leave it open; the alert's status is recorded as usual.
+    Nothing,
+}
+
+impl OnResolve {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnResolve::Resolve => "resolve",
+            OnResolve::Comment => "comment",
+            OnResolve::Nothing => "nothing",
+        }
+    }
+}
+
+/// Whether a firing alert reopens its resolved incident. Incidents resolved as `duplicate`,
+/// `user_error` or `risk_accepted` are never reopened: a person decided they are not a
+/// live fault, and a re-fire opens a new incident linked to them instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reopen {
+    /// Always a new incident, linked to the earlier one.
+    Never,
+    /// Reopen within `alerts.reopen_window` of the resolve, else a new linked incident.
+    Window,
+    /// Reopen however long ago it resolved (a closed incident stays closed).
+    Always,
+}
+
+/// The policy in force for one alert, with its defaults filled in and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub resolve: OnResolve,
+    pub reopen: Reopen,
+}
+
+impl AlertsConfig {
+    /// The policy for alerts from `source` in wire format `format`.
+    pub fn policy(&self, source: &str, format: &str) -> Policy {
+        let own = self.sources.get(source).copied().unwrap_or_default();
+        let fmt = self.sources.get(format).copied().unwrap_or_default();
+        Policy {
+            resolve: own.resolve.or(fmt.resolve).unwrap_or(if self.auto_resolve {
+                OnResolve::Resolve
+            } else {
+                OnResolve::Nothing
+            }),
+            reopen: own.reopen.or(fmt.reopen).unwrap_or(Reopen::Window),
+        }
+    }
+
+    /// The `[alerts.sources]` key that sets `what` (`resolve`, `reopen`) for an alert from
+    /// `source` in `format`, e.g. `alerts.sources.pagerduty.reopen`; `None`: the default.
+    pub fn policy_origin(&self, source: &str, format: &str, what: &str) -> Option<String> {
+        [source, format].into_iter().find_map(|name| {
+            let p = self.sources.get(name)?;
+            let set = match what {
+                "resolve" => p.resolve.is_some(),
+                _ => p.reopen.is_some(),
+            };
+            set.then(|| format!("alerts.sources.{name}.{what}"))
+        })
+    }
 }
 
 impl Default for AlertsConfig {
@@ -46,6 +133,7 @@ impl Default for AlertsConfig {
             flap_quiet: SignedDuration::from_mins(30),
             resolve_timeout: SignedDuration::from_mins(5),
             changes_window: SignedDuration::from_hours(4),
+            sources: BTreeMap::new(),
         }
     }
 }
@@ -81,6 +169,11 @@ pub fn problems(a: &AlertsConfig, pagerduty: &PagerDutyConfig) -> Vec<String> {
     if a.flap_window.is_zero() {
         out.push("alerts.flap_window must be greater than 0".into());
     }
+    for name in a.sources.keys() {
+        if name.trim().is_empty() {
+            out.push("alerts.sources: a source name is empty".into());
+        }
+    }
     for (key, source) in &pagerduty.integration_keys {
         // The key itself is a secret: name it by position, never print it.
         if key.trim().is_empty() {
@@ -91,4 +184,47 @@ pub fn problems(a: &AlertsConfig, pagerduty: &PagerDutyConfig) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_entry_wins_over_its_format_and_defaults_fill_the_rest() {
+        let c = crate::config::parse(
+            "[alerts]\nauto_resolve = false\n[alerts.sources.pagerduty]\nresolve = \"comment\"\nreopen = \"never\"\n[alerts.sources.zabbix]\nreopen = \"always\"\n",
+            "t.toml",
+        )
+        .unwrap()
+        .alerts;
+        let p = c.policy("zabbix", "pagerduty");
+        assert_eq!((p.resolve, p.reopen), (OnResolve::Comment, Reopen::Always));
+        let p = c.policy("other", "generic");
+        assert_eq!((p.resolve, p.reopen), (OnResolve::Nothing, Reopen::Window));
+        assert_eq!(
+            c.policy_origin("zabbix", "pagerduty", "reopen").as_deref(),
+            Some("alerts.sources.zabbix.reopen")
+        );
+        assert_eq!(
+            c.policy_origin("zabbix", "pagerduty", "resolve").as_deref(),
+            Some("alerts.sources.pagerduty.resolve")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_values_are_named() {
+        for (text, needle) in [
+            (
+                "[alerts.sources.x]\nresolv = \"nothing\"\n",
+                "alerts.sources.x.resolv",
+            ),
+            ("[alerts.sources.y]\nreopen = \"sometimes\"\n", "sometimes"),
+        ] {
+            let e = crate::config::parse(text, "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
 }

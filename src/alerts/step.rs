@@ -13,8 +13,10 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::alerts::Alert;
+use crate::alerts::AlertFormat;
 use crate::alerts::AlertMember;
 use crate::alerts::AlertStatus;
+use crate::alerts::config::Reopen;
 use crate::engine::Receipt;
 use crate::engine::apply::Changes;
 use crate::engine::apply::reprioritise;
@@ -39,6 +41,7 @@ use crate::tickets::Kind;
 use crate::tickets::Level;
 use crate::tickets::Link;
 use crate::tickets::LinkRel;
+use crate::tickets::Resolution;
 use crate::tickets::State;
 use crate::tickets::Ticket;
 use crate::tickets::TicketId;
@@ -123,7 +126,7 @@ impl Engine {
             Some(_) => None,
             None if alert.status == AlertStatus::Firing && !alert.acknowledged => {
                 match self.latest_ticket_for(txn, &alert.key)? {
-                    Some(t) if self.resolved_within_window(txn, &t, now)?.is_some() => Some(t),
+                    Some(t) if self.reopenable_since(txn, &t, now, alert)?.is_some() => Some(t),
                     _ => None,
                 }
             }
@@ -177,15 +180,15 @@ impl Engine {
         }
 
         // A rule may regroup the alert under another key, which may have its own ticket.
-        let key = run
+        let (key, key_source) = run
             .decisions
             .iter()
             .rev()
             .find_map(|d| match &d.decision {
-                Decision::SetKey { value } => Some(value.clone()),
+                Decision::SetKey { value } => Some((value.clone(), format!("rule:{}", d.by.file))),
                 _ => None,
             })
-            .unwrap_or_else(|| alert.key.clone());
+            .unwrap_or_else(|| (alert.key.clone(), key_source(alert).to_string()));
         let changes = Changes {
             event: event.id,
             at: now,
@@ -210,7 +213,9 @@ impl Engine {
                     rule_failures,
                 });
             }
-            None => self.fire_without_open_ticket(txn, &changes, event, alert, &key)?,
+            None => {
+                self.fire_without_open_ticket(txn, &changes, event, alert, &key, &key_source)?
+            }
         };
         changes.apply_rules(txn, &mut ticket, &run.decisions, &self.settings);
         if !run.failures.is_empty() {
@@ -251,10 +256,11 @@ impl Engine {
         event: &Event,
         alert: &Alert,
         key: &str,
+        key_source: &str,
     ) -> Result<(Ticket, Outcome), StoreError> {
         let previous = self.latest_ticket_for(txn, key)?;
         if let Some(mut prev) = previous.clone()
-            && let Some(resolved_at) = self.resolved_within_window(txn, &prev, changes.at)?
+            && let Some(resolved_at) = self.reopenable_since(txn, &prev, changes.at, alert)?
             && lifecycle::check(prev.kind(), State::Resolved, State::InProgress).is_ok()
         {
             let c = vec![
@@ -270,14 +276,23 @@ impl Engine {
                 },
             ];
             enter(&mut prev, State::InProgress, changes.at, Entry::default());
+            let alerts = &self.settings.alerts;
+            let rule = match alerts.policy_origin(&alert.source, alert.format.as_str(), "reopen") {
+                Some(key)
+                    if alerts.policy(&alert.source, alert.format.as_str()).reopen
+                        == Reopen::Always =>
+                {
+                    format!("{key} = always")
+                }
+                _ => format!("within the reopen window of {:#}", alerts.reopen_window),
+            };
             let reason = format!(
-                "alert {} fired again {:#} after the incident resolved, within the reopen window of {:#}",
+                "alert {} fired again {:#} after the incident resolved, {rule}",
                 alert.key,
                 resolved_at
                     .duration_until(changes.at)
                     .round(jiff::Unit::Second)
                     .unwrap_or_default(),
-                self.settings.alerts.reopen_window
             );
             changes.record(
                 txn,
@@ -290,7 +305,7 @@ impl Engine {
             self.update_alert(txn, changes, &mut prev, event, alert);
             return Ok((prev, Outcome::Reopened));
         }
-        let mut ticket = self.open_incident(txn, changes, event, alert, key)?;
+        let mut ticket = self.open_incident(txn, changes, event, alert, key, key_source)?;
         if let Some(mut prev) = previous {
             link(
                 txn,
@@ -351,17 +366,30 @@ impl Engine {
         txn.ticket(id)
     }
 
-    /// When `t` resolved, if it is resolved and that was within the reopen window at `now`.
-    fn resolved_within_window(
+    /// When `t` resolved, if a firing `alert` reopens it at `now`: it is resolved, not as
+    /// `duplicate`, `user_error` or `risk_accepted`, and the source's `reopen` policy allows
+    /// it (`window`: within `alerts.reopen_window`; `always`; never with `never`).
+    fn reopenable_since(
         &self,
         txn: &Txn<'_>,
         t: &Ticket,
         now: Timestamp,
+        alert: &Alert,
     ) -> Result<Option<Timestamp>, StoreError> {
-        if t.state != State::Resolved {
+        if t.state != State::Resolved
+            || matches!(
+                t.process.resolution,
+                Some(Resolution::Duplicate | Resolution::UserError | Resolution::RiskAccepted)
+            )
+        {
             return Ok(None);
         }
-        let window = self.settings.alerts.reopen_window;
+        let alerts = &self.settings.alerts;
+        let window = match alerts.policy(&alert.source, alert.format.as_str()).reopen {
+            Reopen::Never => return Ok(None),
+            Reopen::Window => alerts.reopen_window,
+            Reopen::Always => return self.resolved_at(txn, t),
+        };
         Ok(self
             .resolved_at(txn, t)?
             .filter(|at| at.duration_until(now) <= window))
@@ -393,6 +421,7 @@ impl Engine {
         event: &Event,
         alert: &Alert,
         key: &str,
+        key_source: &str,
     ) -> Result<Ticket, StoreError> {
         let id = txn.next_ticket_id(Kind::Incident)?;
         let now = changes.at;
@@ -418,6 +447,7 @@ impl Engine {
             priority: 0,
             tags: Default::default(),
             correlation_key: Some(key.to_string()),
+            key_source: Some(key_source.to_string()),
             alert: Some(AlertLink {
                 source: alert.source.clone(),
                 status: alert.status,
@@ -451,6 +481,11 @@ impl Engine {
                 field: "correlation_key".into(),
                 old: json!(null),
                 new: json!(key),
+            },
+            FieldChange {
+                field: "key_source".into(),
+                old: json!(null),
+                new: json!(key_source),
             },
         ];
         let priority = reprioritise(&mut ticket, &self.settings.matrix, &mut c);
@@ -490,6 +525,15 @@ impl Engine {
                 }
             })
             .collect()
+    }
+}
+
+/// How an alert's own key was made, by its wire format.
+fn key_source(alert: &Alert) -> &'static str {
+    match alert.format {
+        AlertFormat::Pagerduty => "dedup_key",
+        AlertFormat::Generic if alert.key != alert.fingerprint => "key",
+        _ => "fingerprint",
     }
 }
 

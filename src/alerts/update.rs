@@ -11,6 +11,7 @@ use tracing::info;
 use crate::alerts::Alert;
 use crate::alerts::AlertMember;
 use crate::alerts::AlertStatus;
+use crate::alerts::config::OnResolve;
 use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
@@ -141,19 +142,47 @@ impl Engine {
             );
         }
         if alert.status == AlertStatus::Resolved
-            && self.settings.alerts.auto_resolve
             && t.state.is_open()
             && t.alert.as_ref().is_some_and(|l| l.firing() == 0)
         {
             let n = t.alert.as_ref().map_or(0, |l| l.alerts.len());
-            self.move_by_alerts(
-                txn,
-                changes,
-                t,
-                State::Resolved,
-                Some(Resolution::AlertCleared),
-                format!("all {n} alert(s) cleared; alerts.auto_resolve is on"),
-            );
+            let policy = self
+                .settings
+                .alerts
+                .policy(&alert.source, alert.format.as_str());
+            let why = self
+                .settings
+                .alerts
+                .policy_origin(&alert.source, alert.format.as_str(), "resolve")
+                .map_or_else(
+                    || "alerts.auto_resolve is on".to_string(),
+                    |key| format!("{key} = {}", policy.resolve.as_str()),
+                );
+            match policy.resolve {
+                OnResolve::Resolve => self.move_by_alerts(
+                    txn,
+                    changes,
+                    t,
+                    State::Resolved,
+                    Some(Resolution::AlertCleared),
+                    format!("all {n} alert(s) cleared; {why}"),
+                ),
+                OnResolve::Comment => {
+                    let c = vec![FieldChange {
+                        field: "comment".into(),
+                        old: json!(null),
+                        new: json!(format!("all {n} alert(s) cleared; left open as {why} says")),
+                    }];
+                    changes.record(
+                        txn,
+                        t,
+                        Actor::system("correlation"),
+                        c,
+                        Some(format!("all {n} alert(s) cleared; {why}")),
+                    );
+                }
+                OnResolve::Nothing => {}
+            }
         }
     }
 

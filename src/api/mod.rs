@@ -7,8 +7,9 @@ mod error;
 pub mod fields;
 mod health;
 pub(crate) mod json;
-mod limits;
+pub(crate) mod limits;
 mod serve;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -108,6 +108,8 @@ pub struct ServerConfig {
     /// pages may call it; empty: the listen address and localhost, 127.0.0.1, [::1] with its
     /// port (`api::browser`).
     pub allowed_hosts: Vec<String>,
+    /// `[server.tls]`: certificate and key for HTTPS; absent, plain HTTP.
+    pub tls: Option<crate::api::tls::TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +123,7 @@ impl Default for ServerConfig {
             ingest_rate_per_sec: 5000,
             ingest_burst: 10000,
             allowed_hosts: Vec::new(),
+            tls: None,
         }
     }
 }

@@ -402,6 +402,7 @@ mod tests {
             priority: 5,
             tags: Default::default(),
             correlation_key: None,
+            key_source: None,
             alert: None,
             custom: Default::default(),
             process: Default::default(),

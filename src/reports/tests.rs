@@ -100,6 +100,7 @@ impl Fixture {
             priority,
             tags: Default::default(),
             correlation_key: None,
+            key_source: None,
             alert: alert.map(|source| AlertLink {
                 source: source.into(),
                 status: AlertStatus::Firing,

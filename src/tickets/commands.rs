@@ -290,6 +290,7 @@ impl Engine {
             priority,
             tags: new.tags.clone(),
             correlation_key: None,
+            key_source: None,
             alert: None,
             custom: new.custom.clone(),
             process: ProcessFields {

@@ -191,6 +191,11 @@ pub struct Ticket {
     /// Correlation key that alerts use to find this ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_key: Option<String>,
+    /// How the correlation key was made: `fingerprint` (the alert's labels, or the sender's
+    /// fingerprint), `dedup_key` (PagerDuty), `key` (a generic event's own `key`), or
+    /// `rule:FILE` (a rule's `set_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertLink>,
     /// Free-form fields that rules and agents set.

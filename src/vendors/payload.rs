@@ -200,6 +200,7 @@ mod tests {
                 .map(|i| format!("tag-{i:04}-{}", "x".repeat(40)))
                 .collect(),
             correlation_key: None,
+            key_source: None,
             alert: None,
             custom: Default::default(),
             sla: Default::default(),

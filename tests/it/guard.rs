@@ -115,13 +115,45 @@ fn ingest_over_the_rate_limit_gets_429_with_retry_after() {
             .send()
             .unwrap()
     };
-    assert_eq!(send(INGEST, 1).status().as_u16(), 202);
-    assert_eq!(send(INGEST, 2).status().as_u16(), 202);
+    let standing = |r: &reqwest::blocking::Response| {
+        let h = |name: &str| r.headers()[name].to_str().unwrap().to_string();
+        (
+            h("ratelimit-limit"),
+            h("ratelimit-remaining"),
+            h("ratelimit-reset"),
+        )
+    };
+    let first = send(INGEST, 1);
+    assert_eq!(first.status().as_u16(), 202);
+    assert_eq!(standing(&first), ("2".into(), "1".into(), "1".into()));
+    let second = send(INGEST, 2);
+    assert_eq!(second.status().as_u16(), 202);
+    assert_eq!(second.headers()["ratelimit-remaining"], "0");
     let r = send(INGEST, 3);
     assert_eq!(r.status().as_u16(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(r.headers()["ratelimit-limit"], "2");
+    assert_eq!(r.headers()["ratelimit-remaining"], "0");
+    let reset: u64 = r.headers()["ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&reset), "reset {reset}");
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["error"]["code"],
+        "rate_limited"
+    );
     // Another token has its own bucket.
-    assert_eq!(send(AGENT, 4).status().as_u16(), 202);
+    let other = send(AGENT, 4);
+    assert_eq!(other.status().as_u16(), 202);
+    assert_eq!(other.headers()["ratelimit-remaining"], "1");
+    // Refusals are counted by caller.
+    assert_eq!(
+        d.metric(r#"itsmd_rate_limited_total{caller="monitoring"}"#),
+        1.0
+    );
+    assert_eq!(d.metric(r#"itsmd_rate_limited_total{caller="alice"}"#), 0.0);
 }
 
 fn slow_rule(ms: u64) -> String {
@@ -252,18 +284,30 @@ fn pagerduty_events_are_rate_limited_per_routing_key() {
         })
         .to_string()
     };
-    assert_eq!(d.post("/v2/enqueue", &event(1)).0, 202);
+    let send = |n: u32| {
+        d.http
+            .post(d.url("/v2/enqueue"))
+            .body(event(n))
+            .send()
+            .unwrap()
+    };
+    let first = send(1);
+    assert_eq!(first.status().as_u16(), 202);
+    assert_eq!(first.headers()["ratelimit-limit"], "2");
+    assert_eq!(first.headers()["ratelimit-remaining"], "1");
     assert_eq!(d.post("/v2/enqueue", &event(2)).0, 202);
-    let r = d
-        .http
-        .post(d.url("/v2/enqueue"))
-        .body(event(3))
-        .send()
-        .unwrap();
+    let r = send(3);
     assert_eq!(r.status().as_u16(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(r.headers()["ratelimit-remaining"], "0");
+    assert!(r.headers().contains_key("ratelimit-reset"));
     assert_eq!(
         r.json::<serde_json::Value>().unwrap()["status"],
         "throttle event"
+    );
+    // The routing key is the ingest token: counted under that token's name.
+    assert_eq!(
+        d.metric(r#"itsmd_rate_limited_total{caller="monitoring"}"#),
+        1.0
     );
 }
