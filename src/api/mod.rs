@@ -105,7 +105,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::alerts::api::routes())
         .merge(crate::tickets::api::routes())
         .merge(crate::reports::api::routes())
-        .merge(crate::vendors::api::routes());
+        .merge(crate::vendors::api::routes())
+        .merge(crate::console::routes());
     routes.admin = routes
         .admin
         .route("/api/v1/admin/export", get(admin::export))

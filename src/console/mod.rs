@@ -1,0 +1,66 @@
+//! The agent console: server-rendered HTML under `/ui/` (maud templates, so every value is
+//! escaped by the template engine), with htmx (vendored, served from here) for live
+//! updates. The console reads through `AppState::read` and writes only by submitting the same
+//! engine `Command`s as the JSON API, so it can never do what the API refuses. It must not
+//! write to the store, and it never inlines script or style: every page is served with a
+//! Content-Security-Policy that forbids both.
+
+pub mod assets;
+pub mod page;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{Redirect, Response};
+use axum::routing::get;
+
+use crate::api::Routes;
+
+/// What every console answer carries: no inline script or style, no framing, no sniffing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                       form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Middleware: the security headers of every console answer.
+async fn headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    resp
+}
+
+/// `GET /ui/`: the start page.
+async fn home() -> page::Html {
+    page::layout(
+        "Console",
+        None,
+        maud::html! { p { "Welcome to the itsmd console." } },
+    )
+}
+
+/// The console's routes. They authenticate with the session cookie themselves (checked by
+/// each handler's extractor), so they sit with the routes that bring their own auth.
+pub fn routes() -> Routes {
+    let ui = Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/", get(home))
+        .route("/ui/assets/{file}", get(assets::serve))
+        .layer(axum::middleware::from_fn(headers));
+    Routes {
+        own_auth: ui,
+        ..Routes::default()
+    }
+}
