@@ -168,6 +168,9 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         limits,
         metrics,
         browser,
+        // No TLS in the daemon itself yet: cookies get `Secure` once it (or a proxy setting)
+        // says requests arrive over TLS.
+        console: crate::console::session::Sessions::new(false),
     };
     api::serve(listener, api::router(state), header_timeout, shutdown).await;
     systemd::notify("STOPPING=1");

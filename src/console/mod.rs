@@ -6,7 +6,9 @@
 //! Content-Security-Policy that forbids both.
 
 pub mod assets;
+pub mod login;
 pub mod page;
+pub mod session;
 
 use axum::Router;
 use axum::extract::Request;
@@ -42,10 +44,10 @@ async fn headers(req: Request, next: Next) -> Response {
 }
 
 /// `GET /ui/`: the start page.
-async fn home() -> page::Html {
+async fn home(who: session::Signed) -> page::Html {
     page::layout(
         "Console",
-        None,
+        Some(who.who()),
         maud::html! { p { "Welcome to the itsmd console." } },
     )
 }
@@ -58,6 +60,8 @@ pub fn routes() -> Routes {
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/", get(home))
         .route("/ui/assets/{file}", get(assets::serve))
+        .route("/ui/login", get(login::page).post(login::submit))
+        .route("/ui/logout", axum::routing::post(login::logout))
         .layer(axum::middleware::from_fn(headers));
     Routes {
         own_auth: ui,

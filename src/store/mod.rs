@@ -142,11 +142,13 @@ pub enum Tree {
     /// Index: service \0 big-endian change time + change ticket key → empty
     /// (`layout::changes`), so an incident finds the changes to its service before it opened.
     ChangesByService,
+    /// Console accounts: user name → `layout::accounts::Account` (role, argon2id hash).
+    Accounts,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 23] = [
+    pub const ALL: [Tree; 24] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -170,6 +172,7 @@ impl Tree {
         Tree::SlaTimers,
         Tree::MailByMessageId,
         Tree::MailSenders,
+        Tree::Accounts,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -198,6 +201,7 @@ impl Tree {
             Tree::AlertExpiry => 10,
             Tree::AlertEnds => 11,
             Tree::ChangesByService => 12,
+            Tree::Accounts => 50,
         }
     }
 
@@ -227,6 +231,7 @@ impl Tree {
             Tree::AlertExpiry => "alert_expiry",
             Tree::AlertEnds => "alert_ends",
             Tree::ChangesByService => "changes_by_service",
+            Tree::Accounts => "accounts",
         }
     }
 }

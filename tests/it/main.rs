@@ -8,6 +8,7 @@ mod change_authority;
 mod changes;
 mod cli;
 mod concurrency;
+mod console;
 mod crash;
 mod expiry;
 mod formats;

@@ -38,6 +38,7 @@ pub fn check_record(tree: Tree, value: &[u8]) -> Result<(), StoreError> {
         Tree::SlaTimers => is::<Timer>(tree, value),
         Tree::MailByMessageId => is::<MailRecord>(tree, value),
         Tree::MailSenders => is::<SenderWindow>(tree, value),
+        Tree::Accounts => is::<crate::store::layout::accounts::Account>(tree, value),
     }
 }
 
