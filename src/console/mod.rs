@@ -9,6 +9,8 @@ pub mod assets;
 pub mod login;
 pub mod page;
 pub mod session;
+pub mod tickets;
+pub mod views;
 
 use axum::Router;
 use axum::extract::Request;
@@ -43,22 +45,27 @@ async fn headers(req: Request, next: Next) -> Response {
     resp
 }
 
-/// `GET /ui/`: the start page.
-async fn home(who: session::Signed) -> page::Html {
-    page::layout(
-        "Console",
-        Some(who.who()),
-        maud::html! { p { "Welcome to the itsmd console." } },
-    )
-}
-
 /// The console's routes. They authenticate with the session cookie themselves (checked by
 /// each handler's extractor), so they sit with the routes that bring their own auth.
 pub fn routes() -> Routes {
     let ui = Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
-        .route("/ui/", get(home))
+        .route("/ui/", get(tickets::queue))
+        .route("/ui/queue", get(tickets::queue_live))
+        .route("/ui/tickets/{id}", get(tickets::show))
+        .route(
+            "/ui/tickets/{id}/comment",
+            axum::routing::post(tickets::comment),
+        )
+        .route(
+            "/ui/tickets/{id}/transition",
+            axum::routing::post(tickets::transition),
+        )
+        .route(
+            "/ui/tickets/{id}/assign",
+            axum::routing::post(tickets::assign),
+        )
         .route("/ui/assets/{file}", get(assets::serve))
         .route("/ui/login", get(login::page).post(login::submit))
         .route("/ui/logout", axum::routing::post(login::logout))

@@ -51,3 +51,8 @@ pub fn layout(title: &str, who: Option<Who<'_>>, body: Markup) -> Html {
     };
     axum::response::Html(page.into_string())
 }
+
+/// A part of a page, for htmx to swap in.
+pub fn fragment(m: Markup) -> Html {
+    axum::response::Html(m.into_string())
+}

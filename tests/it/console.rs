@@ -191,3 +191,283 @@ fn sign_in_is_checked_limited_and_csrf_protected() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+// ---- The browser -------------------------------------------------------------------------
+
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use serde_json::json;
+
+use crate::support::{alert, free_port};
+
+/// How long any one thing may take to show up in the browser.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// chromedriver on a free loopback port, stopped when dropped.
+struct Driver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (apt-get install chromium chromium-driver)");
+        let url = format!("http://127.0.0.1:{port}");
+        let status = format!("{url}/status");
+        let http = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + DEADLINE;
+        // Polled with a deadline: chromedriver answers /status once it listens.
+        while !http
+            .get(&status)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Waits (with [`DEADLINE`]) until the element at `css` exists and its text contains `want`.
+async fn wait_text(c: &Client, css: &str, want: &str) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && let Ok(text) = e.text().await
+            && text.contains(want)
+        {
+            return text;
+        }
+        if Instant::now() > deadline {
+            let html = c.source().await.unwrap_or_default();
+            panic!("`{css}` never contained {want:?}; the page:\n{html}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let e = c
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no `{css}`: {e}"));
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no `{css}`: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+#[test]
+fn an_agent_works_an_incident_in_a_real_browser() {
+    let d = Setup::new().start();
+    add_user(&d, "alice", "agent", "correct horse battery");
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    // Multi-threaded, so the blocking HTTP client of `Daemon` may run inside (block_in_place).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = browser(&driver, profile.path()).await;
+        c.goto(&d.url("/")).await.unwrap();
+        // Signed out: the console sends the browser to the sign-in page.
+        fill(&c, "input[name=username]", "alice").await;
+        fill(&c, "input[name=password]", "wrong horse").await;
+        click(&c, "form.login button").await;
+        wait_text(&c, "p.error", "Wrong user name or password.").await;
+        screenshot(&c, "login-refused.png").await;
+        fill(&c, "input[name=username]", "alice").await;
+        fill(&c, "input[name=password]", "correct horse battery").await;
+        click(&c, "form.login button").await;
+        wait_text(&c, "header.top .who", "alice (agent)").await;
+        wait_text(&c, "#unassigned", "None.").await;
+
+        // An alert after the page loaded: its incident shows up by itself (htmx polling).
+        let (status, _) = tokio::task::block_in_place(|| {
+            d.post(
+                "/api/v1/events",
+                &alert("firing", "Disk full on db1", json!({"host": "db1"})),
+            )
+        });
+        assert_eq!(status, 202);
+        let row = wait_text(&c, "#unassigned tbody tr", "Disk full on db1").await;
+        assert!(row.contains("new"), "{row}");
+        screenshot(&c, "queue.png").await;
+
+        click(&c, "#unassigned tbody tr a").await;
+        wait_text(&c, "h1", "Disk full on db1").await;
+        fill(
+            &c,
+            "#comment textarea",
+            "Looking into it; the volume is at 100%.",
+        )
+        .await;
+        click(&c, "#comment button").await;
+        wait_text(&c, "#timeline", "Looking into it; the volume is at 100%.").await;
+
+        // Only the legal moves are offered: from new, no hold.
+        assert!(c.find(Locator::Css("#transition-on_hold")).await.is_err());
+        fill(
+            &c,
+            "#transition-in_progress input[name=reason]",
+            "taking it",
+        )
+        .await;
+        click(&c, "#transition-in_progress button").await;
+        wait_text(&c, "#state", "in_progress").await;
+
+        fill(
+            &c,
+            "#transition-on_hold input[name=reason]",
+            "waiting for the storage vendor",
+        )
+        .await;
+        c.find(Locator::Css("#transition-on_hold select[name=hold_reason]"))
+            .await
+            .unwrap()
+            .select_by_value("awaiting_vendor")
+            .await
+            .unwrap();
+        click(&c, "#transition-on_hold button").await;
+        wait_text(&c, "#state", "on_hold (awaiting_vendor)").await;
+        wait_text(&c, "#timeline", "waiting for the storage vendor").await;
+
+        fill(
+            &c,
+            "#transition-resolved input[name=reason]",
+            "volume grown",
+        )
+        .await;
+        click(&c, "#transition-resolved button").await;
+        wait_text(&c, "#state", "resolved").await;
+        screenshot(&c, "ticket.png").await;
+        c.close().await.unwrap();
+    });
+    // What the browser did is what the API shows.
+    let list = crate::support::incidents(&d);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["state"], "resolved");
+    let id = list[0]["id"].as_str().unwrap();
+    let comments = d.get_ok(&format!("/api/v1/tickets/{id}/comments"));
+    assert_eq!(comments[0]["author"]["name"], "alice");
+}
+
+#[test]
+fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
+    let d = Setup::new().start();
+    add_user(&d, "alice", "agent", "correct horse battery");
+    let (status, _) = d.post(
+        "/api/v1/events",
+        &alert("firing", "Queue stuck", json!({"q": "1"})),
+    );
+    assert_eq!(status, 202);
+    let id = crate::support::incidents(&d)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = no_redirects();
+    let (_, session) = sign_in(&d, &http, "alice", "correct horse battery");
+    let session = session.unwrap();
+    let page = http
+        .get(d.url(&format!("/ui/tickets/{id}")))
+        .header("cookie", &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let path = format!("/ui/tickets/{id}/transition");
+    let post = |form: &[(&str, &str)], origin: Option<&str>| {
+        let mut r = http.post(d.url(&path)).header("cookie", &session);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.form(form).send().unwrap()
+    };
+    // A move the page does not offer (new → on_hold), forged: the engine's refusal, shown.
+    let r = post(
+        &[
+            ("csrf", csrf.as_str()),
+            ("to", "on_hold"),
+            ("reason", "x"),
+            ("hold_reason", "awaiting_caller"),
+        ],
+        None,
+    );
+    assert_eq!(r.status().as_u16(), 409);
+    let html = r.text().unwrap();
+    assert!(
+        html.contains("id=\"refusal\"") && html.contains("in_progress, resolved, canceled"),
+        "{html}"
+    );
+    // The same post without the CSRF token: refused before the engine hears of it.
+    let r = post(&[("to", "in_progress"), ("reason", "x")], None);
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(crate::support::incidents(&d)[0]["state"], "new");
+    // And a cross-site post is refused by the Origin check, token or not.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("to", "in_progress"),
+        ("reason", "x"),
+    ];
+    let r = post(&form, Some("http://evil.example"));
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(crate::support::incidents(&d)[0]["state"], "new");
+}
