@@ -6,6 +6,7 @@
 //! Content-Security-Policy that forbids both.
 
 pub mod assets;
+pub mod dashboard;
 pub mod login;
 pub mod page;
 pub mod session;
@@ -53,6 +54,8 @@ pub fn routes() -> Routes {
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/", get(tickets::queue))
         .route("/ui/queue", get(tickets::queue_live))
+        .route("/ui/dashboard", get(dashboard::show))
+        .route("/ui/dashboard.csv", get(dashboard::download))
         .route("/ui/tickets/{id}", get(tickets::show))
         .route(
             "/ui/tickets/{id}/comment",

@@ -37,6 +37,7 @@ pub fn layout(title: &str, who: Option<Who<'_>>, body: Markup) -> Html {
                     @if let Some(who) = who {
                         nav {
                             a href="/ui/" { "Queue" }
+                            a href="/ui/dashboard" { "Dashboard" }
                         }
                         form.signout method="post" action="/ui/logout" {
                             input type="hidden" name="csrf" value=(who.csrf);

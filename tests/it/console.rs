@@ -398,6 +398,13 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         click(&c, "#transition-resolved button").await;
         wait_text(&c, "#state", "resolved").await;
         screenshot(&c, "ticket.png").await;
+
+        // The service owner's view: the reports, with bars drawn as SVG.
+        click(&c, "header.top a[href='/ui/dashboard']").await;
+        wait_text(&c, "#volume table", "incident").await;
+        c.find(Locator::Css("#volume svg rect.bar")).await.unwrap();
+        wait_text(&c, "#backlog", "Backlog").await;
+        screenshot(&c, "dashboard.png").await;
         c.close().await.unwrap();
     });
     // What the browser did is what the API shows.
@@ -470,4 +477,23 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     let r = post(&form, Some("http://evil.example"));
     assert_eq!(r.status().as_u16(), 403);
     assert_eq!(crate::support::incidents(&d)[0]["state"], "new");
+
+    // The dashboard's sections download as CSV.
+    let r = http
+        .get(d.url("/ui/dashboard.csv?section=volume&last=7d"))
+        .header("cookie", &session)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"itsmd-volume-")
+    );
+    assert_eq!(
+        r.text().unwrap(),
+        "source,kind,count\r\ntest,incident,1\r\n"
+    );
 }
