@@ -84,7 +84,13 @@ pub async fn submit(
             "",
         );
     }
-    let user = c.username.trim().to_string();
+    // Bounded, so the failure counts cannot be keyed by megabyte-long names.
+    let user: String = c
+        .username
+        .trim()
+        .chars()
+        .take(crate::auth::accounts::MAX_NAME + 1)
+        .collect();
     let keys = [
         format!("user:{user}"),
         format!("ip:{}", session::peer(&ext)),

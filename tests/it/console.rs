@@ -89,6 +89,7 @@ fn sign_in_is_checked_limited_and_csrf_protected() {
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(r.headers()["location"], "/ui/login");
     let r = http.get(d.url("/ui/login")).send().unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
     assert!(
         r.headers()["content-security-policy"]
             .to_str()
@@ -101,6 +102,27 @@ fn sign_in_is_checked_limited_and_csrf_protected() {
             .to_str()
             .unwrap()
             .contains("HttpOnly; SameSite=Strict")
+    );
+    let html = r.text().unwrap();
+    // htmx and the style sheet: own files under hashed names, cached for good, htmx gzipped.
+    let at = html
+        .find("/ui/assets/htmx-2.0.11.")
+        .expect("the htmx script");
+    let js = html[at..].split('"').next().unwrap();
+    let r = http
+        .get(d.url(js))
+        .header("accept-encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "{html}"
     );
 
     // A wrong password, then the right one.
@@ -337,6 +359,9 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         fill(&c, "input[name=password]", "correct horse battery").await;
         click(&c, "form.login button").await;
         wait_text(&c, "header.top .who", "alice (agent)").await;
+        // htmx loaded under the CSP (script-src 'self', no inline script or style).
+        let htmx = c.execute("return typeof htmx", vec![]).await.unwrap();
+        assert_eq!(htmx, json!("object"));
         wait_text(&c, "#unassigned", "None.").await;
 
         // An alert after the page loaded: its incident shows up by itself (htmx polling).
