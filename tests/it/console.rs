@@ -204,6 +204,21 @@ fn sign_in_is_checked_limited_and_csrf_protected() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(sign_in(&d, &http, "bob", "bobs password").0, 401);
+    // The password is in no log line and nowhere in the store (journal included): the hash is.
+    let dump = d
+        .http
+        .get(d.url("/api/v1/admin/export"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let has = |needle: &[u8]| dump.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"$argon2id$") && !has(b"correct horse battery"));
+    assert!(
+        d.logs()
+            .iter()
+            .all(|l| !l.to_string().contains("correct horse"))
+    );
     // Adding an existing name is refused with the engine's reason.
     let out = Command::new(BIN)
         .args(["user", "add", "bob", "--role", "agent", "--server"])
