@@ -104,7 +104,9 @@ async fn select(app: &AppState, p: &QueueParams) -> Result<Vec<Ticket>, ApiError
     Ok(tickets)
 }
 
-fn rows(app: &AppState, list: &[&Ticket]) -> Markup {
+/// A table of tickets; with `take`, each row has a button that assigns it to the signed-in
+/// user (the same update as the ticket page's assign form).
+fn rows(app: &AppState, list: &[&Ticket], take: Option<&Signed>) -> Markup {
     let (sla, calendars) = app.engine.sla();
     let now = app.engine.now();
     html! {
@@ -112,7 +114,7 @@ fn rows(app: &AppState, list: &[&Ticket]) -> Markup {
             p.muted { "None." }
         } @else {
             table {
-                thead { tr { th { "Ticket" } th { "Title" } th { "State" } th { "Priority" } th { "Group" } th { "Assignee" } th { "SLA" } } }
+                thead { tr { th { "Ticket" } th { "Title" } th { "State" } th { "Priority" } th { "Group" } th { "Assignee" } th { "SLA" } @if take.is_some() { th {} } } }
                 tbody {
                     @for t in list {
                         @let view = crate::sla::view::of(t, &sla, &calendars, now);
@@ -124,6 +126,15 @@ fn rows(app: &AppState, list: &[&Ticket]) -> Markup {
                             td { (t.group.as_deref().unwrap_or("—")) }
                             td { (t.assignee.as_deref().unwrap_or("—")) }
                             td { (views::clocks(&view.clocks)) }
+                            @if let Some(who) = take {
+                                td {
+                                    form.take method="post" action=(format!("/ui/tickets/{}/assign", t.id)) {
+                                        input type="hidden" name="csrf" value=(who.csrf);
+                                        input type="hidden" name="assignee" value=(who.name);
+                                        button type="submit" { "Take" }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -156,10 +167,10 @@ fn queue_fragment(app: &AppState, who: &Signed, p: &QueueParams, tickets: &[Tick
         .collect();
     html! {
         div #queue hx-get=(format!("/ui/queue?{}", p.query())) hx-trigger=(POLL) hx-swap="outerHTML" {
-            section #mine { h2 { "Mine (" (mine.len()) ")" } (rows(app, &mine)) }
-            section #unassigned { h2 { "Unassigned (" (unassigned.len()) ")" } (rows(app, &unassigned)) }
-            section #on-hold { h2 { "On hold (" (held.len()) ")" } (rows(app, &held)) }
-            section #others { h2 { "Assigned to others (" (others.len()) ")" } (rows(app, &others)) }
+            section #mine { h2 { "Mine (" (mine.len()) ")" } (rows(app, &mine, None)) }
+            section #unassigned { h2 { "Unassigned (" (unassigned.len()) ")" } (rows(app, &unassigned, Some(who))) }
+            section #on-hold { h2 { "On hold (" (held.len()) ")" } (rows(app, &held, None)) }
+            section #others { h2 { "Assigned to others (" (others.len()) ")" } (rows(app, &others, None)) }
             p.muted { "Updated " (views::time(app.engine.now())) "; refreshes every 3 seconds." }
         }
     }

@@ -351,7 +351,10 @@ async fn screenshot(c: &Client, name: &str) {
 
 #[test]
 fn an_agent_works_an_incident_in_a_real_browser() {
-    let d = Setup::new().start();
+    // Alice works for operations, where the default rules route this alert.
+    let d = Setup::new()
+        .config("[groups.triage]\n[groups.operations]\nmembers = [\"alice\"]\n")
+        .start();
     add_user(&d, "alice", "agent", "correct horse battery");
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
@@ -391,8 +394,10 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         assert!(row.contains("new"), "{row}");
         screenshot(&c, "queue.png").await;
 
-        click(&c, "#unassigned tbody tr a").await;
+        // Take it from the queue: assigned to alice, on its page.
+        click(&c, "#unassigned tbody tr form.take button").await;
         wait_text(&c, "h1", "Disk full on db1").await;
+        wait_text(&c, "#assignee", "alice").await;
         fill(
             &c,
             "#comment textarea",
@@ -451,6 +456,7 @@ fn an_agent_works_an_incident_in_a_real_browser() {
     let list = crate::support::incidents(&d);
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["state"], "resolved");
+    assert_eq!(list[0]["assignee"], "alice");
     let id = list[0]["id"].as_str().unwrap();
     let comments = d.get_ok(&format!("/api/v1/tickets/{id}/comments"));
     assert_eq!(comments[0]["author"]["name"], "alice");
