@@ -250,13 +250,16 @@ struct Driver {
 impl Driver {
     fn start() -> Driver {
         let port = free_port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (apt-get install chromium chromium-driver)");
+        // Its own process group, so that dropping the driver also ends the browser it
+        // started, even when a failed assertion skipped closing the session.
+        let child =
+            std::os::unix::process::CommandExt::process_group(&mut Command::new("chromedriver"), 0)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver (apt-get install chromium chromium-driver)");
         let url = format!("http://127.0.0.1:{port}");
         let status = format!("{url}/status");
         let http = reqwest::blocking::Client::new();
@@ -276,7 +279,10 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The group is chromedriver's own (process_group(0) above): it and its browser.
+        if let Ok(pgid) = i32::try_from(self.child.id()) {
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
         let _ = self.child.wait();
     }
 }
@@ -291,6 +297,7 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                "--disable-crash-reporter", "--disable-breakpad",
                 format!("--user-data-dir={}", profile.display()),
             ],
         }),
