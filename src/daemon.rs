@@ -243,6 +243,8 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
     let limits = api::Limits::new(&config.server).counting(metrics.clone());
     let browser = api::browser::Guard::new(&config.server, addr);
+    // Cookies are Secure when the listener speaks TLS.
+    let secure_cookies = config.server.tls.is_some();
     let state = AppState {
         store: store.clone(),
         engine,
@@ -254,6 +256,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         limits,
         metrics,
         browser,
+        console: crate::console::session::Sessions::new(secure_cookies),
     };
     api::serve(listener, api::router(state), header_timeout, tls, shutdown).await;
     systemd::notify("STOPPING=1");

@@ -43,6 +43,8 @@ pub enum EventBody {
     /// A mail taken from the Maildir. Boxed: a mail (with its attachments) is much larger
     /// than the other events.
     Mail(Box<Mail>),
+    /// An administrator's change to a console account (`auth::accounts`).
+    Account(crate::auth::accounts::AccountCommand),
 }
 
 impl EventBody {
@@ -57,6 +59,7 @@ impl EventBody {
             EventBody::AlertExpiry(_) => "alert_expiry",
             EventBody::Change(_) => "change",
             EventBody::Mail(_) => "mail",
+            EventBody::Account(_) => "account",
         }
     }
 }

@@ -26,6 +26,8 @@
 //! - [`store`]: the `Store` trait, `store::open`, its backends, and every key layout
 //!   ([`store::layout`]).
 //! - [`api`]: the router, serving, errors, limits, health, metrics and admin routes.
+//! - [`console`]: the agent console: server-rendered HTML with htmx under `/ui/`, local
+//!   accounts signed in with a session cookie.
 //! - [`cli`]: the shared HTTP client, export/import and replay commands.
 //! - [`config`]: the TOML root, embedded defaults and validation (all errors at once).
 //! - [`reload`]: SIGHUP, rule-file changes and admin requests swap in new configuration and
@@ -43,6 +45,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod engine;
 pub mod event;

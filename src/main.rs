@@ -65,6 +65,9 @@ enum Command {
     /// Process reports (MTTA, MTTR, SLA compliance, breaches, backlog, volume, escalations)
     /// for a period, from a running daemon.
     Report(Box<itsmd::reports::cli::ReportArgs>),
+    /// Console accounts (add, passwd, disable, list) on a running daemon; passwords on
+    /// standard input.
+    User(Box<itsmd::auth::cli::UserArgs>),
     /// Write a consistent JSON-lines dump of a running daemon's store to FILE.
     Export {
         /// Where to write the dump ("-" for standard output).
@@ -297,6 +300,7 @@ fn main() -> ExitCode {
         Command::Ticket(args) => itsmd::tickets::cli::run(*args),
         Command::Outbox(args) => itsmd::vendors::cli::run(*args),
         Command::Report(args) => itsmd::reports::cli::run(*args),
+        Command::User(args) => itsmd::auth::cli::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

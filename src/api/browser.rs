@@ -9,7 +9,9 @@
 //! - a POST, PUT or PATCH with a body whose Content-Type is not JSON (`application/json`,
 //!   `application/*+json`): 415 `unsupported_media_type`. Those are what an HTML form or a
 //!   "simple" cross-site fetch can send; Prometheus, Alertmanager, Grafana and PagerDuty
-//!   clients send `application/json`. A body without a Content-Type is still taken.
+//!   clients send `application/json`. A body without a Content-Type is still taken. The
+//!   console's own routes (`/ui/…`) also take `application/x-www-form-urlencoded`: its
+//!   forms post that, and each of them checks a CSRF token (`console::session`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -134,6 +136,7 @@ pub async fn check(
         && has_body(&req)
         && let Some(ct) = headers.get(header::CONTENT_TYPE)
         && !is_json(ct.to_str().unwrap_or(""))
+        && !(req.uri().path().starts_with("/ui/") && is_form(ct.to_str().unwrap_or("")))
     {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -154,6 +157,16 @@ fn has_body(req: &Request) -> bool {
         Some(len) => len.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok()) != Some(0),
         None => h.contains_key(header::TRANSFER_ENCODING),
     }
+}
+
+/// `application/x-www-form-urlencoded`, parameters allowed.
+fn is_form(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 
 /// `application/json` or `application/SOMETHING+json`, parameters (charset) allowed.

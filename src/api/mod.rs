@@ -54,6 +54,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The hosts and origins the API answers to (`server.allowed_hosts`).
     pub browser: browser::Guard,
+    /// The console's sessions and sign-in rate limits (in memory).
+    pub console: crate::console::session::Sessions,
 }
 
 impl AppState {
@@ -106,7 +108,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::alerts::api::routes())
         .merge(crate::tickets::api::routes())
         .merge(crate::reports::api::routes())
-        .merge(crate::vendors::api::routes());
+        .merge(crate::vendors::api::routes())
+        .merge(crate::auth::api::routes())
+        .merge(crate::console::routes());
     routes.admin = routes
         .admin
         .route("/api/v1/admin/export", get(admin::export))

@@ -77,7 +77,11 @@ async fn connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        app.clone().oneshot(req.map(Body::new))
+        let mut req = req.map(Body::new);
+        // The peer, for handlers that limit per address (console sign-in).
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        app.clone().oneshot(req)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

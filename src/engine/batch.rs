@@ -412,6 +412,13 @@ impl Engine {
                     return Ok(Err(refused));
                 }
             },
+            EventBody::Account(command) => match self.account(txn, command)? {
+                Ok(handled) => handled,
+                Err(refused) => {
+                    txn.rollback();
+                    return Ok(Err(refused));
+                }
+            },
             EventBody::Clock(timer) => self.clock_fired(txn, &event, timer)?,
             EventBody::Change(change) => self.change_event(txn, &event, change)?,
             // Turned into the alert it resolves above; nothing is left to do with the row.

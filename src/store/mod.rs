@@ -145,11 +145,13 @@ pub enum Tree {
     /// Each mailed ticket's thread: ticket key → its reply token, caller and Message-IDs
     /// (`mail::outbound`), so what itsmd sends chains References a mail client threads.
     MailThreads,
+    /// Console accounts: user name → `layout::accounts::Account` (role, argon2id hash).
+    Accounts,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 24] = [
+    pub const ALL: [Tree; 25] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -174,6 +176,7 @@ impl Tree {
         Tree::MailByMessageId,
         Tree::MailSenders,
         Tree::MailThreads,
+        Tree::Accounts,
     ];
 
     /// The stable one-byte prefix under which this tree lives on disk. Never renumber.
@@ -203,6 +206,7 @@ impl Tree {
             Tree::AlertEnds => 11,
             Tree::ChangesByService => 12,
             Tree::MailThreads => 22,
+            Tree::Accounts => 50,
         }
     }
 
@@ -233,6 +237,7 @@ impl Tree {
             Tree::AlertEnds => "alert_ends",
             Tree::ChangesByService => "changes_by_service",
             Tree::MailThreads => "mail_threads",
+            Tree::Accounts => "accounts",
         }
     }
 }

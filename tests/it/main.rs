@@ -9,6 +9,7 @@ mod changes;
 mod cli;
 mod cluster;
 mod concurrency;
+mod console;
 mod crash;
 mod expiry;
 mod formats;

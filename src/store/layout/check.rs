@@ -39,6 +39,7 @@ pub fn check_record(tree: Tree, value: &[u8]) -> Result<(), StoreError> {
         Tree::MailByMessageId => is::<MailRecord>(tree, value),
         Tree::MailSenders => is::<SenderWindow>(tree, value),
         Tree::MailThreads => is::<crate::mail::outbound::thread::Thread>(tree, value),
+        Tree::Accounts => is::<crate::store::layout::accounts::Account>(tree, value),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Where each record lives in the store: key layouts, the index entries a ticket has, and
 //! typed reads. The engine writes through these layouts; the API and tools read through them.
 
+pub mod accounts;
 pub mod alert_expiry;
 pub mod changes;
 mod check;
