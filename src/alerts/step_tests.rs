@@ -77,16 +77,8 @@ fn start(config_text: &str, rules: &[(&str, &str)]) -> Harness {
     let config = config::parse(config_text, "test").unwrap();
     let rules = crate::engine::test_support::rules(&config, rules);
     let store = Arc::new(CountingStore::default());
-    let clock = Arc::new(ManualClock::new("2026-01-05T09:00:00Z".parse().unwrap()));
-    let (engine, _thread) = crate::engine::start(
-        &config,
-        store.clone(),
-        rules,
-        clock.clone(),
-        Default::default(),
-        tracing::Span::none(),
-    )
-    .unwrap();
+    let (engine, clock) =
+        crate::engine::test_support::engine(&config, store.clone(), rules, "2026-01-05T09:00:00Z");
     Harness {
         engine,
         store,

@@ -1,9 +1,14 @@
 //! What the engine's test harnesses share: compiling rule files given as (name, text) pairs
-//! under a configuration's limits.
+//! under a configuration's limits, and starting an engine on a manual clock.
 
+use std::sync::Arc;
+
+use crate::clock::ManualClock;
 use crate::config::Config;
+use crate::engine::EngineHandle;
 use crate::rules::Limits;
 use crate::rules::Rules;
+use crate::store::Store;
 
 /// Compiles `files` under `config`'s rule limits; panics on a compile error (a test bug).
 pub(crate) fn rules(config: &Config, files: &[(&str, &str)]) -> Rules {
@@ -12,4 +17,25 @@ pub(crate) fn rules(config: &Config, files: &[(&str, &str)]) -> Rules {
         .map(|(n, t)| (n.to_string(), t.to_string()))
         .collect();
     Rules::from_sources(Limits::from(&config.rules), sources).unwrap()
+}
+
+/// Starts an engine for a test on `store`, with its own metrics and no span, its clock at `at`
+/// (RFC 3339); the engine runs until the handle and its clones are dropped.
+pub(crate) fn engine(
+    config: &Config,
+    store: Arc<dyn Store>,
+    rules: Rules,
+    at: &str,
+) -> (EngineHandle, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(at.parse().unwrap()));
+    let (engine, _thread) = crate::engine::start(
+        config,
+        store,
+        rules,
+        clock.clone(),
+        Default::default(),
+        tracing::Span::none(),
+    )
+    .unwrap();
+    (engine, clock)
 }

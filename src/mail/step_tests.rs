@@ -51,16 +51,8 @@ fn start(config_text: &str, extra: &[(&str, &str)]) -> Harness {
     let files: Vec<(&str, &str)> = SHIPPED.iter().chain(extra).copied().collect();
     let rules = crate::engine::test_support::rules(&config, &files);
     let store = Arc::new(MemoryStore::default());
-    let clock = Arc::new(ManualClock::new("2026-01-05T09:00:00Z".parse().unwrap()));
-    let (engine, _thread) = crate::engine::start(
-        &config,
-        store.clone(),
-        rules,
-        clock.clone(),
-        Default::default(),
-        tracing::Span::none(),
-    )
-    .unwrap();
+    let (engine, clock) =
+        crate::engine::test_support::engine(&config, store.clone(), rules, "2026-01-05T09:00:00Z");
     Harness {
         engine,
         store,

@@ -87,16 +87,8 @@ fn start(holidays: &str, rules: &[(&str, &str)]) -> Harness {
     let config = config::parse(&text, "test").unwrap();
     let rules = crate::engine::test_support::rules(&config, rules);
     let store = Arc::new(MemoryStore::default());
-    let clock = Arc::new(ManualClock::new(FRIDAY_1630.parse().unwrap()));
-    let (engine, _thread) = crate::engine::start(
-        &config,
-        store.clone(),
-        rules,
-        clock.clone(),
-        Default::default(),
-        tracing::Span::none(),
-    )
-    .unwrap();
+    let (engine, clock) =
+        crate::engine::test_support::engine(&config, store.clone(), rules, FRIDAY_1630);
     Harness {
         engine,
         store,
