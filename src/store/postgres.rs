@@ -572,19 +572,25 @@ impl Pages<'_> {
         }
         Ok(true)
     }
-}
 
-impl Iterator for Pages<'_> {
-    type Item = Result<Entry, StoreError>;
+    /// The buffer of one end.
+    fn buffer(&mut self, forward: bool) -> &mut std::vec::IntoIter<Entry> {
+        if forward {
+            &mut self.front
+        } else {
+            &mut self.back
+        }
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.front.next() {
+    /// The next entry from one end: its buffer, then a new page, then (once the database has
+    /// nothing left between the ends) the far side of the other end's buffer.
+    fn take(&mut self, forward: bool) -> Option<Result<Entry, StoreError>> {
+        if let Some(e) = self.buffer(forward).next() {
             return Some(Ok(e));
         }
-        match self.fill(true) {
-            Ok(true) => self.front.next().map(Ok),
-            // The rest is already in the back buffer.
-            Ok(false) => self.back.next_back().map(Ok),
+        match self.fill(forward) {
+            Ok(true) => self.buffer(forward).next().map(Ok),
+            Ok(false) => self.buffer(!forward).next_back().map(Ok),
             Err(e) => {
                 self.done = true;
                 Some(Err(e))
@@ -593,19 +599,17 @@ impl Iterator for Pages<'_> {
     }
 }
 
+impl Iterator for Pages<'_> {
+    type Item = Result<Entry, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.take(true)
+    }
+}
+
 impl DoubleEndedIterator for Pages<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.back.next() {
-            return Some(Ok(e));
-        }
-        match self.fill(false) {
-            Ok(true) => self.back.next().map(Ok),
-            Ok(false) => self.front.next_back().map(Ok),
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.take(false)
     }
 }
 
