@@ -20,17 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::store::FORMAT_VERSION;
-
-use crate::store::Store;
-
-use crate::store::StoreError;
-
-use crate::store::Tree;
-
-use crate::store::WriteBatch;
-
 use crate::store::layout::check_record;
+use crate::store::{FORMAT_VERSION, Store, StoreError, Tree, WriteBatch};
 
 /// The first line of a dump.
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,25 +11,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::api;
-
 use crate::api::AppState;
-
 use crate::auth::Keys;
-use crate::clock::Clock;
-use crate::clock::SystemClock;
-use crate::config;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::engine;
 use crate::mail::outbound::SmtpSender;
 use crate::metrics::Metrics;
-use crate::reload;
 use crate::reload::Reloader;
-use crate::rules::Limits;
-use crate::rules::Rules;
-use crate::systemd;
+use crate::rules::{Limits, Rules};
 use crate::vendors::dispatch::Dispatcher;
 use crate::vendors::registry::Vendors;
+use crate::{api, config, engine, reload, systemd};
 
 /// Compiles the configured rules, turning every compile error into one message.
 pub fn load_rules(config: &Config) -> anyhow::Result<Rules> {

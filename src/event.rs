@@ -4,14 +4,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::Alert;
-
-use crate::tickets::Command;
-
-use crate::vendors::Delivery;
-
 use crate::mail::Mail;
-
-use crate::vendors::VendorCallback;
+use crate::tickets::Command;
+use crate::vendors::{Delivery, VendorCallback};
 
 /// Events are numbered by the engine in commit order, starting at 1.
 pub type EventId = u64;

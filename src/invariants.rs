@@ -9,23 +9,15 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::alerts::intake::body;
-
-use crate::alerts::Alert;
-use crate::alerts::AlertFormat;
-use crate::alerts::AlertStatus;
-use crate::alerts::fingerprint;
 use crate::alerts::intake::body::DecodeError;
-use crate::alerts::intake::pagerduty;
 use crate::alerts::intake::pagerduty::Action;
-use crate::event::Event;
-use crate::event::EventBody;
+use crate::alerts::intake::{body, pagerduty};
+use crate::alerts::{Alert, AlertFormat, AlertStatus, fingerprint};
+use crate::event::{Event, EventBody};
 use crate::mail::Mail;
 use crate::mail::maildir::parse;
 use crate::mail::message::ticket_tag;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::encode;
+use crate::store::{Tree, decode, encode};
 
 /// The "now" every body is decoded at, so that a body decodes the same on every run.
 pub const NOW: Timestamp = Timestamp::constant(1_767_225_600, 0);

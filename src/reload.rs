@@ -16,8 +16,7 @@ use crate::auth::Keys;
 use crate::config;
 use crate::config::Config;
 use crate::engine::EngineHandle;
-use crate::rules::Limits;
-use crate::rules::Rules;
+use crate::rules::{Limits, Rules};
 
 pub struct Reloader {
     /// Re-read on every full reload, with the same command-line overrides.

@@ -6,27 +6,23 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::alerts::Alert;
-use crate::alerts::intake;
 use crate::alerts::intake::pagerduty;
-use crate::api::ApiError;
-use crate::api::AppState;
-use crate::api::Routes;
+use crate::alerts::{Alert, intake};
 use crate::api::json::RawBody;
 use crate::api::limits::Quota;
+use crate::api::{ApiError, AppState, Routes};
 use crate::engine::Receipt;
 use crate::event::EventBody;
 use crate::metrics::Metrics;
-use axum::Router;
-use axum::routing::post;
 
 /// The answer to a request carrying several alerts: one receipt per alert, in order.
 #[derive(Debug, Serialize)]

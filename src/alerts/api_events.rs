@@ -5,9 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::alerts::intake;
-use crate::api::ApiError;
-use crate::api::AppState;
 use crate::api::json::RawBody;
+use crate::api::{ApiError, AppState};
 use crate::engine::Receipt;
 use crate::event::EventBody;
 

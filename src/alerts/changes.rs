@@ -19,25 +19,13 @@ use crate::alerts::step::Handled;
 use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
-use crate::event::Event;
-use crate::event::EventBody;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::encode;
-use crate::store::layout;
+use crate::event::{Event, EventBody};
 use crate::store::layout::Outcome;
-use crate::tickets::Actor;
-use crate::tickets::ChangeType;
-use crate::tickets::FieldChange;
-use crate::tickets::Kind;
-use crate::tickets::Level;
-use crate::tickets::ReviewOutcome;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::process::ChangeInfo;
-use crate::tickets::process::ProcessFields;
+use crate::store::{Store, StoreError, Tree, encode, layout};
+use crate::tickets::process::{ChangeInfo, ProcessFields};
+use crate::tickets::{
+    Actor, ChangeType, FieldChange, Kind, Level, ReviewOutcome, State, Ticket, TicketId,
+};
 
 /// Most recent changes shown with one incident.
 const MAX_SHOWN: usize = 50;

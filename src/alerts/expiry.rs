@@ -18,28 +18,14 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::Alert;
-use crate::alerts::AlertFormat;
-use crate::alerts::AlertStatus;
-use crate::engine::EngineHandle;
-use crate::engine::Receipt;
+use crate::alerts::{Alert, AlertFormat, AlertStatus};
 use crate::engine::batch::Engine;
-use crate::engine::timer_task;
 use crate::engine::txn::Txn;
+use crate::engine::{EngineHandle, Receipt, timer_task};
 use crate::event::EventBody;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::Write;
-use crate::store::WriteBatch;
-use crate::store::decode;
-use crate::store::encode;
-use crate::store::layout::Outcome;
-use crate::store::layout::StoredEvent;
-use crate::store::layout::alert_expiry;
-use crate::store::layout::alert_expiry::Ends;
-use crate::store::layout::alert_expiry::Expiry;
-use crate::store::u64_key;
+use crate::store::layout::alert_expiry::{Ends, Expiry};
+use crate::store::layout::{Outcome, StoredEvent, alert_expiry};
+use crate::store::{Store, StoreError, Tree, Write, WriteBatch, decode, encode, u64_key};
 
 /// When a firing alert ends unless it is sent again; `None`: it does not expire.
 pub(crate) fn expiry_end(

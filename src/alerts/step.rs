@@ -12,42 +12,21 @@ use jiff::Timestamp;
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::alerts::Alert;
-use crate::alerts::AlertFormat;
-use crate::alerts::AlertMember;
-use crate::alerts::AlertStatus;
 use crate::alerts::config::Reopen;
+use crate::alerts::{Alert, AlertFormat, AlertMember, AlertStatus};
 use crate::engine::Receipt;
-use crate::engine::apply::Changes;
-use crate::engine::apply::reprioritise;
-use crate::engine::apply::set_group;
+use crate::engine::apply::{Changes, reprioritise, set_group};
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::Event;
-use crate::rules::Decision;
-use crate::rules::HookRun;
-use crate::rules::TicketView;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::encode;
-use crate::store::layout;
+use crate::rules::{Decision, HookRun, TicketView};
 use crate::store::layout::Outcome;
-use crate::tickets::Actor;
-use crate::tickets::AlertLink;
-use crate::tickets::FieldChange;
-use crate::tickets::HistoryEntry;
-use crate::tickets::Kind;
-use crate::tickets::Level;
-use crate::tickets::Link;
-use crate::tickets::LinkRel;
-use crate::tickets::Resolution;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::lifecycle;
-use crate::tickets::transitions::Entry;
-use crate::tickets::transitions::enter;
+use crate::store::{StoreError, Tree, decode, encode, layout};
+use crate::tickets::transitions::{Entry, enter};
+use crate::tickets::{
+    Actor, AlertLink, FieldChange, HistoryEntry, Kind, Level, Link, LinkRel, Resolution, State,
+    Ticket, TicketId, lifecycle,
+};
 
 /// What handling one event did, for the receipt and the journal.
 pub(crate) struct Handled {

@@ -2,38 +2,20 @@
 //! an in-memory store with a manual clock, so reopen windows and quiet periods are crossed
 //! without waiting.
 
-use crate::tickets::Link;
-
-use crate::tickets::LinkRel;
-
-use crate::tickets::Resolution;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::engine::EngineHandle;
-
-use crate::alerts::Alert;
-use crate::alerts::AlertFormat;
-use crate::alerts::AlertStatus;
+use crate::alerts::{Alert, AlertFormat, AlertStatus};
 use crate::clock::ManualClock;
 use crate::config;
-use crate::engine::Receipt;
+use crate::engine::{EngineHandle, Receipt};
 use crate::event::EventBody;
-use crate::store::MemoryStore;
-use crate::store::ScanIter;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::Write;
-use crate::store::WriteBatch;
-use crate::store::layout;
 use crate::store::layout::Outcome;
-use crate::tickets::HistoryEntry;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
+use crate::store::{MemoryStore, ScanIter, Store, StoreError, Tree, Write, WriteBatch, layout};
+use crate::tickets::{HistoryEntry, Link, LinkRel, Resolution, Ticket, TicketId};
 
 /// A memory store that remembers, per committed batch, how many puts went to each tree.
 #[derive(Default)]

@@ -8,23 +8,14 @@ use jiff::Timestamp;
 use serde_json::json;
 use tracing::info;
 
-use crate::alerts::Alert;
-use crate::alerts::AlertMember;
-use crate::alerts::AlertStatus;
 use crate::alerts::config::OnResolve;
+use crate::alerts::{Alert, AlertMember, AlertStatus};
 use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::Event;
-use crate::tickets::Actor;
-use crate::tickets::AlertLink;
-use crate::tickets::FieldChange;
-use crate::tickets::Resolution;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::lifecycle;
-use crate::tickets::transitions::Entry;
-use crate::tickets::transitions::enter;
+use crate::tickets::transitions::{Entry, enter};
+use crate::tickets::{Actor, AlertLink, FieldChange, Resolution, State, Ticket, lifecycle};
 
 fn change(c: &mut Vec<FieldChange>, field: &str, old: serde_json::Value, new: serde_json::Value) {
     if old != new {

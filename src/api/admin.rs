@@ -6,15 +6,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use tokio_util::io::ReaderStream;
 use tracing::info;
 
-use crate::api::ApiError;
-
-use crate::api::AppState;
+use crate::api::{ApiError, AppState};
 use crate::backup;
 use crate::reload::Reloaded;
-use serde_json::json;
 
 /// `POST /api/v1/admin/rules/reload`: recompiles the rules folder; 200 with the new version,
 /// or 422 with every compile error while the old rules keep running.

@@ -9,11 +9,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::api::ApiError;
-use crate::api::AppState;
-use crate::metrics::HttpLabels;
-use crate::metrics::Metrics;
-use crate::metrics::TicketLabels;
+use crate::api::{ApiError, AppState};
+use crate::metrics::{HttpLabels, Metrics, TicketLabels};
 use crate::store::layout;
 
 /// `GET /healthz`: the daemon answers; which rules and how busy.

@@ -7,8 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::alerts::intake::body;
-use crate::alerts::intake::body::DecodeError;
-use crate::alerts::intake::body::JsonError;
+use crate::alerts::intake::body::{DecodeError, JsonError};
 use crate::api::ApiError;
 
 /// The raw request body, read like [`JsonBody`]'s (size limit, errors), for handlers that

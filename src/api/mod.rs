@@ -22,14 +22,13 @@ pub use error::ApiError;
 pub use limits::Limits;
 pub use serve::serve;
 
-use crate::config::Config;
+use tokio_util::sync::CancellationToken;
 
-use crate::auth::Keys;
-use crate::auth::Role;
+use crate::auth::{Keys, Role};
+use crate::config::Config;
 use crate::engine::EngineHandle;
 use crate::reload::Reloader;
 use crate::store::Store;
-use tokio_util::sync::CancellationToken;
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -9,9 +9,8 @@ use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ApiError, AppState, Routes};
-use crate::auth::Principal;
-use crate::auth::Role;
 use crate::auth::accounts::{self, AccountAction, AccountCommand};
+use crate::auth::{Principal, Role};
 use crate::event::EventBody;
 
 #[derive(Deserialize)]

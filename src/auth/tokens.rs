@@ -13,9 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
 
 use crate::api::ApiError;
-use crate::auth::AuthConfig;
-use crate::auth::MIN_TOKEN_LEN;
-use crate::auth::Role;
+use crate::auth::{AuthConfig, MIN_TOKEN_LEN, Role};
 
 /// A loaded token: its name, role and secret bytes.
 struct Key {

@@ -7,9 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::backup::{Verified, Verify};
-use crate::cli::client::Client;
-
-use crate::cli::client::ServerArgs;
+use crate::cli::client::{Client, ServerArgs};
 use crate::config::Config;
 
 /// Saves the daemon's consistent dump to `file` ("-" for standard output). The dump is

@@ -7,9 +7,7 @@ use anyhow::Context;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cli::client::Client;
-
-use crate::cli::client::ServerArgs;
+use crate::cli::client::{Client, ServerArgs};
 
 pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Result<()> {
     let mut files = serde_json::Map::new();

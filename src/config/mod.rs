@@ -17,10 +17,7 @@ use crate::auth::AuthConfig;
 use crate::mail::MailConfig;
 use crate::mail::outbound::SmtpConfig;
 use crate::sla::CalendarConfig;
-use crate::tickets::ApprovalConfig;
-use crate::tickets::Groups;
-use crate::tickets::LifecycleConfig;
-use crate::tickets::PriorityMatrix;
+use crate::tickets::{ApprovalConfig, Groups, LifecycleConfig, PriorityMatrix};
 use crate::vendors::VendorConfig;
 
 /// The shipped, commented configuration; `itsmd serve` without `--config` runs on it.

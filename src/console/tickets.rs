@@ -12,9 +12,8 @@ use serde::Deserialize;
 
 use crate::api::{ApiError, AppState};
 use crate::config::FieldLimits;
-use crate::console::page;
 use crate::console::session::Signed;
-use crate::console::views;
+use crate::console::{page, views};
 use crate::event::EventBody;
 use crate::store::layout::{self, TicketFilter};
 use crate::tickets::lifecycle::{Flow, allowed_in, resolutions};

@@ -8,14 +8,8 @@ use tracing::warn;
 use crate::engine::Settings;
 use crate::engine::txn::Txn;
 use crate::event::EventId;
-use crate::rules::Decided;
-use crate::rules::Decision;
-use crate::tickets::Actor;
-use crate::tickets::FieldChange;
-use crate::tickets::HistoryEntry;
-use crate::tickets::Level;
-use crate::tickets::PriorityMatrix;
-use crate::tickets::Ticket;
+use crate::rules::{Decided, Decision};
+use crate::tickets::{Actor, FieldChange, HistoryEntry, Level, PriorityMatrix, Ticket};
 
 /// Fields that, once a person or vendor set them, rules leave alone unless forced.
 pub(crate) const BY_HAND: [&str; 6] = [

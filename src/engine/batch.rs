@@ -8,24 +8,13 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info};
 
 use crate::clock::Clock;
-use crate::engine::EngineStatus;
-use crate::engine::Live;
-use crate::engine::Receipt;
-use crate::engine::Refusal;
-use crate::engine::Settings;
-use crate::engine::Submission;
-use crate::engine::SubmitError;
 use crate::engine::txn::Txn;
-use crate::event::Event;
-use crate::event::EventBody;
+use crate::engine::{EngineStatus, Live, Receipt, Refusal, Settings, Submission, SubmitError};
+use crate::event::{Event, EventBody};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::encode;
 use crate::store::layout::StoredEvent;
-use crate::store::u64_key;
+use crate::store::{Store, StoreError, Tree, encode, u64_key};
 
 pub(crate) struct Engine {
     pub store: Arc<dyn Store>,

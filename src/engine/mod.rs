@@ -30,18 +30,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::alerts::AlertsConfig;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::event::EventBody;
-use crate::event::EventId;
+use crate::event::{EventBody, EventId};
 use crate::mail::MailConfig;
 use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::store::Store;
 use crate::store::layout::Outcome;
-use crate::tickets::ApprovalConfig;
-use crate::tickets::Groups;
-use crate::tickets::LifecycleConfig;
-use crate::tickets::PriorityMatrix;
-use crate::tickets::TicketId;
+use crate::tickets::{ApprovalConfig, Groups, LifecycleConfig, PriorityMatrix, TicketId};
 
 /// What a sender gets back once its event is durable.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]

@@ -5,25 +5,17 @@
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::engine::apply::Changes;
-use crate::engine::apply::set_group;
+use crate::engine::apply::{Changes, set_group};
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::metrics::RuleLabels;
-use crate::rules::Decided;
-use crate::rules::Decision;
-use crate::rules::HookRun;
-use crate::rules::OpenTicket;
+use crate::rules::{Decided, Decision, HookRun, OpenTicket};
 use crate::store::StoreError;
-use crate::tickets::Actor;
-use crate::tickets::CommentRequest;
-use crate::tickets::FieldChange;
-use crate::tickets::LinkRequest;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::TransitionRequest;
-use crate::tickets::Visibility;
 use crate::tickets::commands::Failure;
+use crate::tickets::{
+    Actor, CommentRequest, FieldChange, LinkRequest, Ticket, TicketId, TransitionRequest,
+    Visibility,
+};
 
 impl Engine {
     /// What every hook's outcome goes through on an existing ticket: the rules' field

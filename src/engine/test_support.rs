@@ -6,8 +6,7 @@ use std::sync::Arc;
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::engine::EngineHandle;
-use crate::rules::Limits;
-use crate::rules::Rules;
+use crate::rules::{Limits, Rules};
 use crate::store::Store;
 
 /// Compiles `files` under `config`'s rule limits; panics on a compile error (a test bug).

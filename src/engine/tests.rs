@@ -11,15 +11,9 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::engine::start;
 use crate::event::EventBody;
-use crate::rules::Limits;
-use crate::rules::Rules;
-use crate::store::MemoryStore;
-use crate::store::ScanIter;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::WriteBatch;
+use crate::rules::{Limits, Rules};
 use crate::store::layout::Outcome;
+use crate::store::{MemoryStore, ScanIter, Store, StoreError, Tree, WriteBatch};
 
 /// A memory store that counts applies and flushes, and can hold flushes until opened.
 #[derive(Default)]

@@ -9,9 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::tickets::Ticket;
-
-use crate::tickets::TicketId;
+use crate::tickets::{Ticket, TicketId};
 
 /// Tickets kept in each generation: at most twice this many are held (a few KiB each).
 const GENERATION: usize = 4096;

@@ -15,14 +15,8 @@ use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::Event;
 use crate::rules::TicketView;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::layout;
-use crate::tickets::Actor;
-use crate::tickets::FieldChange;
-use crate::tickets::HistoryEntry;
-use crate::tickets::TicketId;
+use crate::store::{StoreError, Tree, decode, layout};
+use crate::tickets::{Actor, FieldChange, HistoryEntry, TicketId};
 
 impl Engine {
     /// Runs `on_ticket` for every ticket the event changed, round after round, adding rule

@@ -15,11 +15,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::engine::EngineHandle;
-use crate::engine::SubmitError;
+use crate::engine::{EngineHandle, SubmitError};
 use crate::event::EventBody;
-use crate::store::Store;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Longest the task sleeps without looking again (a safety net; wake-ups do the work).
 const MAX_SLEEP: Duration = Duration::from_secs(3_600);

@@ -8,19 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::engine::ticket_cache::TicketCache;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::WriteBatch;
-use crate::store::encode;
-use crate::store::layout;
-use crate::store::layout::EVENT_SEQ;
-use crate::store::layout::index_entries;
-use crate::tickets::HistoryEntry;
-use crate::tickets::Kind;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
+use crate::store::layout::{EVENT_SEQ, index_entries};
+use crate::store::{Store, StoreError, Tree, WriteBatch, encode, layout};
+use crate::tickets::{HistoryEntry, Kind, State, Ticket, TicketId};
 
 struct Slot {
     ticket: Ticket,

@@ -3,10 +3,7 @@
 
 use rhai::{Array, Dynamic, Map};
 
-use crate::mail::Mail;
-
-use crate::mail::Mailbox;
-
+use crate::mail::{Mail, Mailbox};
 use crate::tickets::TicketId;
 
 fn addresses(list: &[Mailbox]) -> Array {

@@ -14,34 +14,18 @@ use crate::engine::Receipt;
 use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
-use crate::event::Event;
-use crate::event::EventId;
-use crate::mail::Mail;
-use crate::mail::message::reply_tag;
-use crate::mail::message::ticket_tag;
-use crate::mail::outbound;
-use crate::metrics::Metrics;
-use crate::metrics::ReasonLabels;
-use crate::rules::Decision;
-use crate::rules::TicketView;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::encode;
+use crate::event::{Event, EventId};
+use crate::mail::message::{reply_tag, ticket_tag};
+use crate::mail::{Mail, outbound};
+use crate::metrics::{Metrics, ReasonLabels};
+use crate::rules::{Decision, TicketView};
 use crate::store::layout::Outcome;
-use crate::tickets::Actor;
-use crate::tickets::Kind;
-use crate::tickets::LinkRel;
-use crate::tickets::LinkRequest;
-use crate::tickets::NewTicket;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::Visibility;
+use crate::store::{StoreError, Tree, decode, encode};
 use crate::tickets::commands::Failure;
-use crate::tickets::lifecycle;
-use crate::tickets::transitions::Entry;
-use crate::tickets::transitions::enter;
+use crate::tickets::transitions::{Entry, enter};
+use crate::tickets::{
+    Actor, Kind, LinkRel, LinkRequest, NewTicket, State, Ticket, TicketId, Visibility, lifecycle,
+};
 
 /// Longest mail text copied into a ticket's description or a comment; the whole mail stays
 /// in the event journal. Tickets are rewritten on every change, so they stay small.

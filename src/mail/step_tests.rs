@@ -6,31 +6,18 @@ use std::sync::Arc;
 
 use jiff::SignedDuration;
 
-use crate::engine::EngineHandle;
-
 use crate::clock::ManualClock;
 use crate::config;
-use crate::engine::Receipt;
+use crate::engine::{EngineHandle, Receipt};
 use crate::event::EventBody;
 use crate::mail::Mail;
 use crate::mail::maildir::parse::parse;
-use crate::store::MemoryStore;
-use crate::store::Store;
-use crate::store::Tree;
-use crate::store::layout;
 use crate::store::layout::Outcome;
-use crate::tickets::Action;
-use crate::tickets::Actor;
-use crate::tickets::Command;
-use crate::tickets::Comment;
-use crate::tickets::Link;
-use crate::tickets::LinkRel;
-use crate::tickets::Resolution;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::TransitionRequest;
-use crate::tickets::Visibility;
+use crate::store::{MemoryStore, Store, Tree, layout};
+use crate::tickets::{
+    Action, Actor, Command, Comment, Link, LinkRel, Resolution, State, Ticket, TicketId,
+    TransitionRequest, Visibility,
+};
 
 struct Harness {
     engine: EngineHandle,

@@ -1,20 +1,15 @@
 //! `GET /api/v1/reports` and `GET /api/v1/reports/{name}`: process reports for a period
 //! (`from`, `to`, `last`), computed from the history on a blocking thread. Read-only.
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::api::ApiError;
-
-use crate::api::AppState;
-use crate::api::Routes;
+use crate::api::{ApiError, AppState, Routes};
 use crate::reports;
-use crate::reports::Report;
-use crate::reports::SECTIONS;
-use axum::Router;
-use axum::routing::get;
+use crate::reports::{Report, SECTIONS};
 
 #[derive(Debug, Deserialize)]
 pub struct PeriodParams {

@@ -3,11 +3,8 @@
 
 use reqwest::Method;
 
-use crate::cli::Client;
-
-use crate::cli::ServerArgs;
-use crate::reports::Report;
-use crate::reports::table;
+use crate::cli::{Client, ServerArgs};
+use crate::reports::{Report, table};
 
 #[derive(clap::Args)]
 pub struct ReportArgs {

@@ -17,22 +17,12 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::tickets::Actor;
-
-use crate::tickets::HistoryEntry;
-
-use crate::tickets::State;
-
 use crate::sla::calendar_config::Calendars;
 use crate::sla::clock;
 use crate::sla::clock::Mark;
 use crate::sla::policy::SlaConfig;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::layout;
-use crate::tickets::Ticket;
+use crate::store::{Store, StoreError, Tree, decode, layout};
+use crate::tickets::{Actor, HistoryEntry, State, Ticket};
 
 /// The sections a report can have; `all` is every one.
 pub const SECTIONS: [&str; 7] = [

@@ -5,9 +5,7 @@ use std::fmt::Write;
 
 use jiff::SignedDuration;
 
-use crate::reports::AGE_BUCKETS;
-
-use crate::reports::Report;
+use crate::reports::{AGE_BUCKETS, Report};
 
 /// The whole report as text.
 pub fn render(r: &Report) -> String {

@@ -5,19 +5,10 @@ use serde_json::{Value, json};
 
 use crate::alerts::AlertStatus;
 use crate::reports::*;
-use crate::sla::TicketSla;
-use crate::sla::Transition;
-use crate::sla::track::ClockTrack;
-use crate::sla::track::RESOLUTION;
-use crate::sla::track::RESPONSE;
-use crate::store::MemoryStore;
-use crate::store::WriteBatch;
-use crate::store::encode;
-use crate::tickets::AlertLink;
-use crate::tickets::FieldChange;
-use crate::tickets::Kind;
-use crate::tickets::Level;
-use crate::tickets::TicketId;
+use crate::sla::track::{ClockTrack, RESOLUTION, RESPONSE};
+use crate::sla::{TicketSla, Transition};
+use crate::store::{MemoryStore, WriteBatch, encode};
+use crate::tickets::{AlertLink, FieldChange, Kind, Level, TicketId};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()

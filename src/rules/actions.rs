@@ -6,18 +6,9 @@
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext, Position};
 
-use crate::rules::Decision;
-use crate::rules::OpenTicket;
-use crate::rules::handle::RhaiResult;
-use crate::rules::handle::TicketHandle;
-use crate::rules::handle::non_empty;
-use crate::tickets::HoldReason;
-use crate::tickets::Kind;
-use crate::tickets::LinkRel;
-use crate::tickets::NewTicket;
-use crate::tickets::Resolution;
-use crate::tickets::State;
-use crate::tickets::TicketId;
+use crate::rules::handle::{RhaiResult, TicketHandle, non_empty};
+use crate::rules::{Decision, OpenTicket};
+use crate::tickets::{HoldReason, Kind, LinkRel, NewTicket, Resolution, State, TicketId};
 
 fn bad(at: Position, message: String) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(message.into(), at))

@@ -4,19 +4,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::tickets::HoldReason;
-
-use crate::tickets::Kind;
-
-use crate::tickets::Level;
-
-use crate::tickets::LinkRel;
-
-use crate::tickets::Resolution;
-
-use crate::tickets::State;
-
-use crate::tickets::TicketId;
+use crate::tickets::{HoldReason, Kind, Level, LinkRel, Resolution, State, TicketId};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]

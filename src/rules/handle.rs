@@ -7,15 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rhai::{Engine, EvalAltResult, ImmutableString, NativeCallContext, Position};
 
-use crate::rules::Decided;
-
-use crate::rules::Decision;
-
-use crate::rules::Provenance;
-use crate::tickets::Kind;
-use crate::tickets::Level;
-use crate::tickets::PriorityMatrix;
-use crate::tickets::Ticket;
+use crate::rules::{Decided, Decision, Provenance};
+use crate::tickets::{Kind, Level, PriorityMatrix, Ticket};
 
 /// The ticket fields a rule can read, with the decisions so far already applied.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -13,15 +13,9 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Positi
 
 use crate::clock::Clock;
 use crate::event::EventBody;
-use crate::store::Store;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::layout;
 use crate::store::layout::StoredEvent;
-use crate::tickets::Kind;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
+use crate::store::{Store, Tree, decode, layout};
+use crate::tickets::{Kind, State, Ticket, TicketId};
 
 /// Most results one query returns (a rule may ask for fewer with `limit`).
 pub const MAX_RESULTS: usize = 100;

@@ -27,21 +27,11 @@ use crate::config::Config;
 use crate::engine;
 use crate::event::EventBody;
 use crate::metrics::Metrics;
-use crate::rules::CompileError;
-use crate::rules::Limits;
-use crate::rules::Rules;
+use crate::rules::{CompileError, Limits, Rules};
 use crate::sla::clock::Stage;
-use crate::store::MemoryStore;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::layout;
 use crate::store::layout::StoredEvent;
-use crate::tickets::FieldChange;
-use crate::tickets::HistoryEntry;
-use crate::tickets::Kind;
-use crate::tickets::TicketId;
+use crate::store::{MemoryStore, Store, StoreError, Tree, decode, layout};
+use crate::tickets::{FieldChange, HistoryEntry, Kind, TicketId};
 use crate::vendors::OutboxRow;
 
 /// Ticket fields compared between what happened and what would happen, beside the SLA

@@ -9,18 +9,10 @@ use tracing::warn;
 
 use crate::alerts::Alert;
 use crate::mail::Mail;
-use crate::metrics::Metrics;
-use crate::metrics::RuleLabels;
-use crate::rules::CompileError;
-use crate::rules::Decided;
-use crate::rules::Decision;
-use crate::rules::RuleSet;
-use crate::rules::TicketView;
-use crate::rules::handle;
+use crate::metrics::{Metrics, RuleLabels};
 use crate::rules::handle::TicketHandle;
-use crate::rules::sandbox;
-use crate::rules::sandbox::Limits;
-use crate::rules::sandbox::TIME_BUDGET_EXCEEDED;
+use crate::rules::sandbox::{Limits, TIME_BUDGET_EXCEEDED};
+use crate::rules::{CompileError, Decided, Decision, RuleSet, TicketView, handle, sandbox};
 use crate::tickets::TicketId;
 
 /// The rule engine: the sandboxed Rhai engine and the active rule set.

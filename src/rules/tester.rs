@@ -33,17 +33,9 @@ use crate::config::Config;
 use crate::engine;
 use crate::event::EventBody;
 use crate::metrics::Metrics;
-use crate::store::MemoryStore;
-use crate::store::Store;
-use crate::store::layout;
-use crate::tickets::Action;
-use crate::tickets::Actor;
-use crate::tickets::Command;
-use crate::tickets::NewTicket;
-use crate::tickets::TicketId;
-use crate::tickets::TransitionRequest;
-
 use crate::rules::Rules;
+use crate::store::{MemoryStore, Store, layout};
+use crate::tickets::{Action, Actor, Command, NewTicket, TicketId, TransitionRequest};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

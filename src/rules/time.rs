@@ -10,8 +10,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use rhai::{Engine, EvalAltResult, NativeCallContext, Position};
 
-use crate::sla::Calendar;
-use crate::sla::Calendars;
+use crate::sla::{Calendar, Calendars};
 
 thread_local! {
     /// The calendars in force, bound by the thread that runs hooks (per batch: a reload may

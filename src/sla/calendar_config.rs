@@ -12,15 +12,7 @@ use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use crate::sla::calendar::Calendar;
-
-use crate::sla::calendar::DAY_SECONDS;
-
-use crate::sla::calendar::Holiday;
-
-use crate::sla::calendar::OpenRange;
-
-use crate::sla::calendar::weekday_key;
+use crate::sla::calendar::{Calendar, DAY_SECONDS, Holiday, OpenRange, weekday_key};
 
 /// Name of the calendar that always exists and is always open.
 pub const ALWAYS_OPEN: &str = "24x7";

@@ -15,9 +15,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::sla::calendar::Calendar;
-
-use crate::sla::calendar::CalendarError;
+use crate::sla::calendar::{Calendar, CalendarError};
 
 /// Warning thresholds used when a policy names none, in percent of the target.
 pub const DEFAULT_WARNINGS: [u8; 3] = [50, 75, 90];

@@ -12,13 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::duration::Friendly;
 use crate::sla::calendar::Calendar;
-use crate::sla::calendar_config::ALWAYS_OPEN;
-use crate::sla::calendar_config::Calendars;
-use crate::sla::clock::DEFAULT_WARNINGS;
-use crate::sla::clock::Target;
+use crate::sla::calendar_config::{ALWAYS_OPEN, Calendars};
+use crate::sla::clock::{DEFAULT_WARNINGS, Target};
 use crate::sla::track;
-use crate::tickets::HoldReason;
-use crate::tickets::Kind;
+use crate::tickets::{HoldReason, Kind};
 
 /// The `[sla]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

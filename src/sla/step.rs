@@ -16,36 +16,19 @@ use tracing::{debug, info, warn};
 
 use crate::alerts::step::Handled;
 use crate::engine::Settings;
-use crate::engine::apply::Changes;
-use crate::engine::apply::change;
-use crate::engine::apply::set_group;
+use crate::engine::apply::{Changes, change, set_group};
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
-use crate::event::Event;
-use crate::event::EventBody;
+use crate::event::{Event, EventBody};
 use crate::metrics::SlaLabels;
-use crate::rules::Decision;
-use crate::rules::TicketView;
-use crate::sla::PolicyConfig;
-use crate::sla::clock;
+use crate::rules::{Decision, TicketView};
 use crate::sla::clock::Stage;
-use crate::sla::track;
-use crate::sla::track::Scheduled;
-use crate::sla::track::Signals;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::Write;
-use crate::store::WriteBatch;
-use crate::store::encode;
+use crate::sla::track::{Scheduled, Signals};
+use crate::sla::{PolicyConfig, clock, track};
 use crate::store::layout::Outcome;
 use crate::store::layout::sla_timers::Timer;
-use crate::tickets::Action;
-use crate::tickets::Actor;
-use crate::tickets::Command;
-use crate::tickets::FieldChange;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::Visibility;
+use crate::store::{StoreError, Tree, Write, WriteBatch, encode};
+use crate::tickets::{Action, Actor, Command, FieldChange, Ticket, TicketId, Visibility};
 
 /// Whether a batch stores any new timer row (the clock task must then look again).
 pub(crate) fn stores_timers(batch: &WriteBatch) -> bool {

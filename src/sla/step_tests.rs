@@ -8,22 +8,14 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::engine::EngineHandle;
-
-use crate::engine::Receipt;
-use crate::clock::Clock;
-use crate::clock::ManualClock;
+use crate::engine::{EngineHandle, Receipt};
+use crate::clock::{Clock, ManualClock};
 use crate::config;
-use crate::tickets::Command;
+use crate::tickets::{Command, HistoryEntry, Ticket, TicketId};
 use crate::event::EventBody;
-use crate::tickets::HistoryEntry;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::store::layout;
-use crate::store::layout::Outcome;
+use crate::store::{layout, MemoryStore};
+use crate::store::layout::{Outcome, sla_timers};
 use crate::sla::Stage;
-use crate::store::layout::sla_timers;
-use crate::store::MemoryStore;
 
 /// Mon–Fri 09:00–17:00 in Berlin; one incident policy with a 1 h response and 4 h
 /// resolution target on it; groups with a lead and an escalation target.

@@ -8,12 +8,10 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::EngineHandle;
-use crate::engine::timer_task;
+use crate::engine::{EngineHandle, timer_task};
 use crate::event::EventBody;
-use crate::store::Store;
-use crate::store::StoreError;
 use crate::store::layout::sla_timers;
+use crate::store::{Store, StoreError};
 
 struct SlaTimers;
 

@@ -12,17 +12,9 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::sla::clock::Mark;
-
-use crate::sla::clock::Stage;
-
-use crate::sla::clock::Transition;
-use crate::sla::policy::PolicyConfig;
-use crate::sla::policy::Reopen;
-use crate::sla::policy::ResponseMet;
-use crate::tickets::HoldReason;
-use crate::tickets::State;
-use crate::tickets::lifecycle;
+use crate::sla::clock::{Mark, Stage, Transition};
+use crate::sla::policy::{PolicyConfig, Reopen, ResponseMet};
+use crate::tickets::{HoldReason, State, lifecycle};
 
 /// The clock met by the first response.
 pub const RESPONSE: &str = "response";

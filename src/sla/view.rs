@@ -12,15 +12,10 @@ use serde::Serialize;
 use crate::config::duration::Friendly;
 use crate::sla::calendar_config::Calendars;
 use crate::sla::clock;
-use crate::sla::clock::Mark;
-use crate::sla::clock::Phase;
-use crate::sla::clock::Stage;
-use crate::sla::clock::StageAt;
+use crate::sla::clock::{Mark, Phase, Stage, StageAt};
 use crate::sla::policy::SlaConfig;
-use crate::sla::track::ClockTrack;
-use crate::sla::track::Scheduled;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
+use crate::sla::track::{ClockTrack, Scheduled};
+use crate::tickets::{Ticket, TicketId};
 
 /// A ticket's SLA at `at`.
 #[derive(Debug, Clone, Serialize)]

@@ -4,9 +4,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::store::StoreError;
-
-use crate::store::Tree;
+use crate::store::{StoreError, Tree};
 
 /// The version byte written in front of every value.
 pub const FORMAT_VERSION: u8 = 1;

@@ -2,16 +2,7 @@
 
 use std::ops::Bound;
 
-use crate::store::MemoryStore;
-use crate::store::PostgresStore;
-
-use crate::store::SledStore;
-
-use crate::store::Store;
-
-use crate::store::Tree;
-
-use crate::store::WriteBatch;
+use crate::store::{MemoryStore, PostgresStore, SledStore, Store, Tree, WriteBatch};
 
 fn collect(iter: crate::store::ScanIter<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
     iter.map(|r| r.expect("scan item")).collect()

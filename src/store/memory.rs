@@ -4,17 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::store::ScanIter;
-
-use crate::store::Store;
-
-use crate::store::StoreError;
-
-use crate::store::Tree;
-
-use crate::store::Write;
-
-use crate::store::WriteBatch;
+use crate::store::{ScanIter, Store, StoreError, Tree, Write, WriteBatch};
 
 /// (tree, key) → value; the tree is part of the map key so ranges stay inside a tree.
 type Map = BTreeMap<(Tree, Vec<u8>), Vec<u8>>;

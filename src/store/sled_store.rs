@@ -6,17 +6,7 @@
 use std::ops::Bound;
 use std::path::Path;
 
-use crate::store::ScanIter;
-
-use crate::store::Store;
-
-use crate::store::StoreError;
-
-use crate::store::Tree;
-
-use crate::store::Write;
-
-use crate::store::WriteBatch;
+use crate::store::{ScanIter, Store, StoreError, Tree, Write, WriteBatch};
 
 pub struct SledStore {
     /// Kept so the database (and its background flusher) lives as long as the store.

@@ -1,22 +1,15 @@
 //! Ticket reads: listing with filters and pages, one ticket with its history.
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiError;
-
-use crate::api::AppState;
-use crate::api::Routes;
+use crate::api::{ApiError, AppState, Routes};
 use crate::store::layout;
 use crate::store::layout::{SlaFilter, Sort, TicketFilter, TimeRange};
-use crate::tickets::HistoryEntry;
-use crate::tickets::Kind;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use axum::Router;
-use axum::routing::{get, post};
+use crate::tickets::{HistoryEntry, Kind, Ticket, TicketId};
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;

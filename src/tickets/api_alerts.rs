@@ -7,12 +7,9 @@ use axum::extract::{Path, Query, State};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiError;
-
 use crate::alerts::Alert;
-use crate::api::AppState;
-use crate::event::EventBody;
-use crate::event::EventId;
+use crate::api::{ApiError, AppState};
+use crate::event::{EventBody, EventId};
 use crate::store::layout;
 use crate::store::layout::Outcome;
 

@@ -10,24 +10,16 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::ApiError;
-use crate::api::AppState;
 use crate::api::json::JsonBody;
+use crate::api::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::engine::Refusal;
 use crate::event::EventBody;
-use crate::tickets::Action;
-use crate::tickets::Actor;
-use crate::tickets::Command;
-use crate::tickets::Comment;
-use crate::tickets::CommentRequest;
-use crate::tickets::LinkRequest;
-use crate::tickets::NewTicket;
-use crate::tickets::TicketUpdate;
-use crate::tickets::TransitionRequest;
-use crate::tickets::Visibility;
-use crate::tickets::api::TicketJson;
-use crate::tickets::api::ticket_id;
+use crate::tickets::api::{TicketJson, ticket_id};
+use crate::tickets::{
+    Action, Actor, Command, Comment, CommentRequest, LinkRequest, NewTicket, TicketUpdate,
+    TransitionRequest, Visibility,
+};
 
 impl ApiError {
     /// The answer to a refused command, with the status and details that say why.

@@ -12,9 +12,7 @@ use crate::tickets::{
     ChangeType, HoldReason, Kind, Level, LinkRel, Resolution, ReviewOutcome, State,
 };
 
-use crate::cli::Client;
-
-use crate::cli::ServerArgs;
+use crate::cli::{Client, ServerArgs};
 
 #[derive(clap::Args)]
 pub struct TicketArgs {

@@ -7,29 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::tickets::Actor;
-
-use crate::tickets::ChangeType;
-
-use crate::tickets::HoldReason;
-
-use crate::tickets::Kind;
-
-use crate::tickets::Level;
-
-use crate::tickets::LinkRel;
-
-use crate::tickets::Resolution;
-
-use crate::tickets::ReviewOutcome;
-
-use crate::tickets::State;
-
-use crate::tickets::TicketId;
-
-use crate::tickets::Visibility;
-
-use crate::tickets::Window;
+use crate::tickets::{
+    Actor, ChangeType, HoldReason, Kind, Level, LinkRel, Resolution, ReviewOutcome, State,
+    TicketId, Visibility, Window,
+};
 
 /// One write, and who asked for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

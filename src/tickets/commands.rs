@@ -9,38 +9,18 @@ use serde_json::Value;
 use tracing::info;
 
 use crate::alerts::step::Handled;
-use crate::engine::apply::Changes;
-use crate::engine::apply::reprioritise;
+use crate::engine::apply::{Changes, reprioritise};
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::Event;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::encode;
-use crate::store::layout;
 use crate::store::layout::Outcome;
-use crate::tickets::Action;
-use crate::tickets::Actor;
-use crate::tickets::ChangeInfo;
-use crate::tickets::ChangeType;
-use crate::tickets::Command;
-use crate::tickets::Comment;
-use crate::tickets::CommentRequest;
-use crate::tickets::FieldChange;
-use crate::tickets::Flow;
-use crate::tickets::Kind;
-use crate::tickets::Level;
-use crate::tickets::NewTicket;
-use crate::tickets::ProcessFields;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::TicketUpdate;
-use crate::tickets::Visibility;
-use crate::tickets::Window;
-use crate::tickets::lifecycle::IllegalTransition;
-use crate::tickets::lifecycle::TransitionError;
-use crate::tickets::lifecycle::Unmet;
+use crate::store::{StoreError, Tree, encode, layout};
+use crate::tickets::lifecycle::{IllegalTransition, TransitionError, Unmet};
+use crate::tickets::{
+    Action, Actor, ChangeInfo, ChangeType, Command, Comment, CommentRequest, FieldChange, Flow,
+    Kind, Level, NewTicket, ProcessFields, State, Ticket, TicketId, TicketUpdate, Visibility,
+    Window,
+};
 
 /// Why a command was refused. Nothing of a refused command is stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,29 +12,18 @@ use tracing::{info, warn};
 
 use crate::alerts::step::Handled;
 use crate::config::duration::Friendly;
-use crate::engine::EngineHandle;
-use crate::engine::SubmitError;
 use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
+use crate::engine::{EngineHandle, SubmitError};
 use crate::event::EventBody;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::layout;
 use crate::store::layout::Outcome;
-use crate::tickets::Action;
-use crate::tickets::Actor;
-use crate::tickets::Command;
-use crate::tickets::Kind;
-use crate::tickets::LifecycleConfig;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::commands::Done;
-use crate::tickets::commands::flow_of;
-use crate::tickets::lifecycle;
-use crate::tickets::transitions::Entry;
-use crate::tickets::transitions::enter;
+use crate::store::{Store, StoreError, layout};
+use crate::tickets::commands::{Done, flow_of};
+use crate::tickets::transitions::{Entry, enter};
+use crate::tickets::{
+    Action, Actor, Command, Kind, LifecycleConfig, State, Ticket, TicketId, lifecycle,
+};
 
 /// The state a kind closes itself from, and after how long.
 fn closes_from(kind: Kind, lc: &LifecycleConfig) -> Option<(State, Friendly)> {

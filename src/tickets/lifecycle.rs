@@ -8,12 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tickets::ChangeType;
-use crate::tickets::HoldReason;
-use crate::tickets::Kind;
-use crate::tickets::Resolution;
-use crate::tickets::ReviewOutcome;
 use crate::tickets::vocab::names;
+use crate::tickets::{ChangeType, HoldReason, Kind, Resolution, ReviewOutcome};
 
 /// Every state any ticket kind can be in. Which ones a kind uses is [`allowed`]'s business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -3,9 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::tickets::Kind;
-use crate::tickets::TicketId;
 use crate::tickets::vocab::names;
+use crate::tickets::{Kind, TicketId};
 
 /// One end of a link, as stored on the ticket it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,16 +9,8 @@ use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::store::layout::Outcome;
-use crate::tickets::Actor;
-use crate::tickets::Link;
-use crate::tickets::LinkRel;
-use crate::tickets::LinkRequest;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::commands::Done;
-use crate::tickets::commands::Failure;
-use crate::tickets::commands::Refusal;
-use crate::tickets::commands::invalid;
+use crate::tickets::commands::{Done, Failure, Refusal, invalid};
+use crate::tickets::{Actor, Link, LinkRel, LinkRequest, Ticket, TicketId};
 
 impl Engine {
     pub(crate) fn link(

@@ -8,15 +8,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::tickets::ChangeType;
-
-use crate::tickets::HoldReason;
-
-use crate::tickets::Link;
-
-use crate::tickets::Resolution;
-
-use crate::tickets::ReviewOutcome;
+use crate::tickets::{ChangeType, HoldReason, Link, Resolution, ReviewOutcome};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ProcessFields {

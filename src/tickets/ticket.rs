@@ -7,17 +7,9 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::alerts::AlertMember;
-
-use crate::alerts::AlertStatus;
-
+use crate::alerts::{AlertMember, AlertStatus};
 use crate::event::EventId;
-
-use crate::tickets::Level;
-
-use crate::tickets::ProcessFields;
-
-use crate::tickets::State;
+use crate::tickets::{Level, ProcessFields, State};
 
 /// The four ITIL practices a ticket can belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -15,25 +15,13 @@ use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::store::StoreError;
 use crate::store::layout::Outcome;
-use crate::tickets::Actor;
-use crate::tickets::Approval;
-use crate::tickets::ChangeType;
-use crate::tickets::HoldReason;
-use crate::tickets::LinkRel;
-use crate::tickets::Resolution;
-use crate::tickets::ReviewOutcome;
-use crate::tickets::State;
-use crate::tickets::Ticket;
-use crate::tickets::TicketId;
-use crate::tickets::TransitionRequest;
-use crate::tickets::commands::Done;
-use crate::tickets::commands::Failure;
-use crate::tickets::commands::Refusal;
-use crate::tickets::commands::flow_of;
-use crate::tickets::commands::invalid;
+use crate::tickets::commands::{Done, Failure, Refusal, flow_of, invalid};
 use crate::tickets::config::Quorum;
-use crate::tickets::lifecycle;
 use crate::tickets::lifecycle::Facts;
+use crate::tickets::{
+    Actor, Approval, ChangeType, HoldReason, LinkRel, Resolution, ReviewOutcome, State, Ticket,
+    TicketId, TransitionRequest, lifecycle,
+};
 
 /// What entering a state sets besides the state.
 #[derive(Debug, Clone, Copy, Default)]

@@ -4,26 +4,21 @@
 //! status, comments and records the vendor's reference. This handler never writes the store
 //! and never echoes a secret or a signature.
 
-use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::warn;
 
-use crate::api::ApiError;
-use crate::api::AppState;
-use crate::api::Routes;
+use crate::api::{ApiError, AppState, Routes};
 use crate::event::EventBody;
 use crate::metrics;
 use crate::store::layout::Outcome;
 use crate::tickets::TicketId;
-use crate::vendors::ReceivedHeaders;
-use crate::vendors::VendorCallback;
 use crate::vendors::signing::DEFAULT_TOLERANCE;
-use crate::vendors::verify;
-use axum::Router;
-use axum::routing::{get, post};
+use crate::vendors::{ReceivedHeaders, VendorCallback, verify};
 
 /// A callback's JSON body. Fields it does not know are ignored (vendors add their own).
 #[derive(Debug, Deserialize)]

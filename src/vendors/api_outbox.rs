@@ -8,14 +8,12 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::ApiError;
-use crate::api::AppState;
 use crate::api::json::JsonBody;
+use crate::api::{ApiError, AppState};
 use crate::event::EventBody;
 use crate::store::Tree;
 use crate::store::layout::outbox;
-use crate::vendors::Delivery;
-use crate::vendors::OutboxRow;
+use crate::vendors::{Delivery, OutboxRow};
 
 /// Most rows one page lists.
 const MAX_LIMIT: usize = 500;

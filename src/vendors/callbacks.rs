@@ -12,22 +12,11 @@ use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::Event;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::encode;
 use crate::store::layout::Outcome;
-use crate::store::layout::outbox::callback_key;
-use crate::store::layout::outbox::vendor_ticket_key;
-use crate::tickets::Actor;
-use crate::tickets::CommentRequest;
-use crate::tickets::HoldReason;
-use crate::tickets::State;
-use crate::tickets::TransitionRequest;
-use crate::tickets::Visibility;
-use crate::tickets::commands::Failure;
-use crate::tickets::commands::Refusal;
-use crate::tickets::commands::invalid;
+use crate::store::layout::outbox::{callback_key, vendor_ticket_key};
+use crate::store::{StoreError, Tree, decode, encode};
+use crate::tickets::commands::{Failure, Refusal, invalid};
+use crate::tickets::{Actor, CommentRequest, HoldReason, State, TransitionRequest, Visibility};
 use crate::vendors::VendorCallback;
 
 impl Engine {

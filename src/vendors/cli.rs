@@ -4,9 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cli::Client;
-
-use crate::cli::ServerArgs;
+use crate::cli::{Client, ServerArgs};
 
 #[derive(clap::Args)]
 pub struct OutboxArgs {

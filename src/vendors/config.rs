@@ -8,13 +8,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::duration::Friendly;
-use crate::tickets::HoldReason;
-use crate::tickets::Resolution;
-use crate::tickets::State;
-use crate::vendors::RetrySchedule;
-use crate::vendors::SecretSource;
-use crate::vendors::SecretText;
+use crate::tickets::{HoldReason, Resolution, State};
 use crate::vendors::outbox::WEBHOOK_TYPES;
+use crate::vendors::{RetrySchedule, SecretSource, SecretText};
 
 /// One partner vendor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,27 +21,18 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::engine::EngineHandle;
-use crate::engine::SubmitError;
+use crate::engine::{EngineHandle, SubmitError};
 use crate::event::EventBody;
 use crate::mail::outbound::{Sent, SmtpSender};
 use crate::metrics;
 use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
 use crate::store::layout::outbox;
 use crate::store::layout::outbox::parse_due_key;
-use crate::vendors::AttemptResult;
-use crate::vendors::Channel;
-use crate::vendors::Delivery;
-use crate::vendors::Next;
-use crate::vendors::OutboxRow;
-use crate::vendors::RetrySchedule;
-use crate::vendors::parse_retry_after;
-use crate::vendors::registry::Vendor;
-use crate::vendors::registry::Vendors;
-use crate::vendors::sign;
+use crate::store::{Store, StoreError, Tree};
+use crate::vendors::registry::{Vendor, Vendors};
+use crate::vendors::{
+    AttemptResult, Channel, Delivery, Next, OutboxRow, RetrySchedule, parse_retry_after, sign,
+};
 
 /// Longest the dispatcher sleeps when nothing is due (new rows wake it anyway).
 /// What one look at the outbox found.

@@ -7,7 +7,6 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventId;
-
 use crate::tickets::TicketId;
 
 /// The webhook types a vendor can subscribe to (`events = [...]` in its configuration).

@@ -7,17 +7,8 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::tickets::Actor;
-
-use crate::tickets::Comment;
-
 use crate::event::EventId;
-
-use crate::tickets::FieldChange;
-
-use crate::tickets::HistoryEntry;
-
-use crate::tickets::Ticket;
+use crate::tickets::{Actor, Comment, FieldChange, HistoryEntry, Ticket};
 
 /// The most bytes a payload may have.
 pub const MAX_BYTES: usize = 20_000;

@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::vendors::RetrySchedule;
-
-use crate::vendors::Secret;
-use crate::vendors::VendorConfig;
+use crate::vendors::{RetrySchedule, Secret, VendorConfig};
 
 /// One vendor, ready to sign for and verify.
 #[derive(Debug)]

@@ -12,43 +12,19 @@ use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::Event;
 use crate::metrics::RuleLabels;
-use crate::rules::Decision;
-use crate::rules::HookRun;
-use crate::rules::RuleFailure;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::Write;
-use crate::store::WriteBatch;
-use crate::store::decode;
-use crate::store::encode;
-use crate::store::layout;
+use crate::rules::{Decision, HookRun, RuleFailure};
 use crate::store::layout::Outcome;
-use crate::store::layout::outbox::OUTBOX_SEQ;
-use crate::store::layout::outbox::due_key;
-use crate::store::layout::outbox::row_key;
-use crate::store::layout::outbox::vendor_prefix;
-use crate::store::layout::outbox::vendor_ticket_key;
-use crate::tickets::Actor;
-use crate::tickets::Comment;
-use crate::tickets::HistoryEntry;
-use crate::tickets::TicketId;
-use crate::tickets::Visibility;
-use crate::tickets::commands::Refusal;
-use crate::tickets::commands::invalid;
-use crate::vendors::AttemptResult;
-use crate::vendors::Channel;
-use crate::vendors::Delivery;
-use crate::vendors::MAIL_DESTINATION;
-use crate::vendors::OutboxRow;
-use crate::vendors::VendorState;
-use crate::vendors::outbox::ASSIGNED;
-use crate::vendors::outbox::COMMENTED;
-use crate::vendors::outbox::NOTIFIED;
-use crate::vendors::outbox::TRANSITIONED;
-use crate::vendors::outbox::UNASSIGNED;
-use crate::vendors::outbox::UPDATED;
-use crate::vendors::payload;
+use crate::store::layout::outbox::{
+    OUTBOX_SEQ, due_key, row_key, vendor_prefix, vendor_ticket_key,
+};
+use crate::store::{StoreError, Tree, Write, WriteBatch, decode, encode, layout};
+use crate::tickets::commands::{Refusal, invalid};
+use crate::tickets::{Actor, Comment, HistoryEntry, TicketId, Visibility};
+use crate::vendors::outbox::{ASSIGNED, COMMENTED, NOTIFIED, TRANSITIONED, UNASSIGNED, UPDATED};
 use crate::vendors::payload::Change;
+use crate::vendors::{
+    AttemptResult, Channel, Delivery, MAIL_DESTINATION, OutboxRow, VendorState, payload,
+};
 
 /// Whether a batch makes outbox rows due (then the dispatcher is woken).
 pub(crate) fn makes_due(batch: &WriteBatch) -> bool {

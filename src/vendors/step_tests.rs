@@ -8,37 +8,19 @@ use std::sync::Arc;
 use jiff::SignedDuration;
 use serde_json::Value;
 
-use crate::engine::EngineHandle;
-
-use crate::engine::Receipt;
-
 use crate::alerts::Alert;
 use crate::clock::ManualClock;
 use crate::config;
-use crate::engine::SubmitError;
+use crate::engine::{EngineHandle, Receipt, SubmitError};
 use crate::event::EventBody;
-use crate::store::MemoryStore;
-use crate::store::Store;
-use crate::store::Tree;
-use crate::store::layout;
-use crate::store::layout::Outcome;
-use crate::store::layout::outbox;
 use crate::store::layout::outbox::parse_due_key;
-use crate::tickets::Action;
-use crate::tickets::Actor;
-use crate::tickets::Command;
-use crate::tickets::CommentRequest;
-use crate::tickets::Kind;
-use crate::tickets::NewTicket;
-use crate::tickets::State;
-use crate::tickets::TicketId;
-use crate::tickets::TicketUpdate;
-use crate::tickets::TransitionRequest;
-use crate::tickets::Visibility;
-use crate::vendors::AttemptResult;
-use crate::vendors::Delivery;
-use crate::vendors::OutboxRow;
-use crate::vendors::VendorCallback;
+use crate::store::layout::{Outcome, outbox};
+use crate::store::{MemoryStore, Store, Tree, layout};
+use crate::tickets::{
+    Action, Actor, Command, CommentRequest, Kind, NewTicket, State, TicketId, TicketUpdate,
+    TransitionRequest, Visibility,
+};
+use crate::vendors::{AttemptResult, Delivery, OutboxRow, VendorCallback};
 
 const CONFIG: &str = r#"
 [vendors.acme]

@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
 use itsmd::store::Shared;
+use serde_json::{Value, json};
 
 use crate::postgres::database;
 use crate::support::{Daemon, Setup, alert};

@@ -16,11 +16,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use load::{Format, Ledger, Rng};
 use serde_json::Value;
 
 use crate::receiver::{Receiver, Reply};
 use crate::support::{Daemon, Setup};
-use load::{Format, Ledger, Rng};
 
 /// Kill-and-restart cycles.
 const CYCLES: usize = 5;

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use itsmd::vendors::signing::DEFAULT_TOLERANCE;
+use itsmd::vendors::{ReceivedHeaders, Secret, sign, verify};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use crate::receiver::{Receiver, Reply};
 use crate::support::{BIN, Daemon, Setup};
-use itsmd::vendors::signing::DEFAULT_TOLERANCE;
-use itsmd::vendors::{ReceivedHeaders, Secret, sign, verify};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const OLD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -6,9 +6,8 @@
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::alerts::Alert;
-use crate::alerts::AlertFormat;
 use crate::alerts::intake::promalert::WireAlert;
+use crate::alerts::{Alert, AlertFormat};
 
 /// The webhook body. Only what itsmd uses is named; everything else is ignored.
 #[derive(Debug, Clone, Deserialize)]

@@ -6,15 +6,12 @@
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 
-use crate::alerts::intake::alertmanager;
-
 use crate::alerts::Alert;
 use crate::alerts::intake::alertmanager::Webhook;
 use crate::alerts::intake::generic::GenericEvent;
-use crate::alerts::intake::pagerduty;
 use crate::alerts::intake::pagerduty::PdEvent;
 use crate::alerts::intake::promalert::WireAlert;
-use crate::alerts::intake::prometheus;
+use crate::alerts::intake::{alertmanager, pagerduty, prometheus};
 
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

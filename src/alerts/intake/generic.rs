@@ -4,13 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::alerts::Alert;
-
-use crate::alerts::AlertFormat;
-
-use crate::alerts::AlertStatus;
-
-use crate::alerts::fingerprint;
+use crate::alerts::{Alert, AlertFormat, AlertStatus, fingerprint};
 
 /// The generic event body. Unknown fields are ignored, so senders may add their own.
 #[derive(Debug, Clone, Deserialize)]

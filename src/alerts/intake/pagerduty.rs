@@ -9,13 +9,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::alerts::Alert;
-
-use crate::alerts::AlertFormat;
-
-use crate::alerts::AlertStatus;
-
-use crate::alerts::fingerprint;
+use crate::alerts::{Alert, AlertFormat, AlertStatus, fingerprint};
 
 /// What the sender asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

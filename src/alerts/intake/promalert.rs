@@ -7,13 +7,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::alerts::Alert;
-
-use crate::alerts::AlertFormat;
-
-use crate::alerts::AlertStatus;
-
-use crate::alerts::fingerprint;
+use crate::alerts::{Alert, AlertFormat, AlertStatus, fingerprint};
 
 /// One alert as Prometheus posts it or Alertmanager forwards it. Unknown fields (Grafana's
 /// `values`, `dashboardURL`, …) are ignored.

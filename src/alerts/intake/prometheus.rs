@@ -5,9 +5,8 @@
 
 use jiff::Timestamp;
 
-use crate::alerts::Alert;
-use crate::alerts::AlertFormat;
 use crate::alerts::intake::promalert::WireAlert;
+use crate::alerts::{Alert, AlertFormat};
 
 /// Normalises a posted array; every problem is reported with its index.
 pub fn alerts(body: Vec<WireAlert>, now: Timestamp) -> Result<Vec<Alert>, Vec<String>> {

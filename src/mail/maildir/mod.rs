@@ -23,14 +23,10 @@ use tracing::{debug, error, info, warn};
 pub use folder::{FolderError, Maildir};
 use folder::{Listing, Waiting};
 
-use crate::engine::EngineHandle;
-use crate::engine::Receipt;
-use crate::engine::SubmitError;
+use crate::engine::{EngineHandle, Receipt, SubmitError};
 use crate::event::EventBody;
 use crate::mail::MailConfig;
-use crate::metrics::Metrics;
-use crate::metrics::OutcomeLabels;
-use crate::metrics::ReasonLabels;
+use crate::metrics::{Metrics, OutcomeLabels, ReasonLabels};
 
 /// Mails handed to the engine at once: they usually share one commit.
 const CHUNK: usize = 64;

@@ -9,10 +9,8 @@ use mail_parser::{Address, Header, HeaderValue, Message, MessageParser, MimeHead
 use sha2::{Digest, Sha256};
 
 use crate::event::EventBody;
-use crate::mail::Attachment;
-use crate::mail::Mail;
-use crate::mail::Mailbox;
 use crate::mail::message::Returned;
+use crate::mail::{Attachment, Mail, Mailbox};
 
 /// Why a message cannot be taken as a mail (it goes to quarantine).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,10 +8,7 @@ use serde_json::Value;
 
 use crate::mail::outbound::templates::{self, TemplateError};
 use crate::mail::outbound::{Audience, SmtpConfig};
-use crate::tickets::Actor;
-use crate::tickets::Groups;
-use crate::tickets::HistoryEntry;
-use crate::tickets::Ticket;
+use crate::tickets::{Actor, Groups, HistoryEntry, Ticket};
 
 /// A staff notification's kind (the outbox row's `type` is `mail.KIND`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,10 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::txn::Txn;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::encode;
+use crate::store::{StoreError, Tree, decode, encode};
 use crate::tickets::TicketId;
 
 /// Message-IDs kept per thread: the first (the caller's opening mail) and the latest ones.

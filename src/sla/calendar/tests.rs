@@ -1,9 +1,10 @@
 //! Tests of business-time arithmetic. Instants are written as local wall-clock times in the
 //! calendar's zone so each expectation can be checked by reading a calendar.
 
+use jiff::civil::date;
+
 use crate::sla::calendar::*;
 use crate::sla::calendar_config::CalendarConfig;
-use jiff::civil::date;
 
 const BERLIN: &str = "Europe/Berlin";
 

@@ -1,9 +1,10 @@
 //! Tests of SLA clock computation on a Mon–Fri 09:00–17:00 Berlin office calendar.
 //! 2026-03-02 is a Monday; 2026-03-06 a Friday.
 
+use jiff::civil::date;
+
 use crate::sla::calendar_config::CalendarConfig;
 use crate::sla::clock::*;
-use jiff::civil::date;
 
 fn office() -> Calendar {
     let h = vec!["09:00-17:00".to_string()];

@@ -1,9 +1,7 @@
 use jiff::Timestamp;
 
 use crate::sla::track::*;
-use crate::tickets::HoldReason::AwaitingCaller;
-use crate::tickets::HoldReason::AwaitingChange;
-use crate::tickets::HoldReason::AwaitingVendor;
+use crate::tickets::HoldReason::{AwaitingCaller, AwaitingChange, AwaitingVendor};
 
 fn at(minute: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + minute * 60).unwrap()

@@ -17,12 +17,8 @@ use std::ops::Bound;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::layout::sla_timers::due_end;
-use crate::store::layout::sla_timers::due_prefix;
+use crate::store::layout::sla_timers::{due_end, due_prefix};
+use crate::store::{Store, StoreError, Tree, decode};
 
 /// One expiry timer: when to look at whether the alert `key` was re-sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

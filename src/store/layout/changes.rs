@@ -6,11 +6,8 @@ use std::ops::Bound;
 
 use jiff::Timestamp;
 
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::layout::sla_timers::due_end;
-use crate::store::layout::sla_timers::due_prefix;
+use crate::store::layout::sla_timers::{due_end, due_prefix};
+use crate::store::{Store, StoreError, Tree};
 use crate::tickets::TicketId;
 
 /// Where a change to `service` at `at` is indexed.

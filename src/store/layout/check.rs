@@ -4,11 +4,9 @@
 use serde::de::DeserializeOwned;
 
 use crate::mail::step::{MailRecord, SenderWindow};
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
 use crate::store::layout::StoredEvent;
 use crate::store::layout::sla_timers::Timer;
+use crate::store::{StoreError, Tree, decode};
 use crate::tickets::{Comment, HistoryEntry, Ticket, TicketId};
 use crate::vendors::{OutboxRow, VendorState};
 

@@ -14,25 +14,9 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tickets::Comment;
-
 use crate::event::Event;
-
-use crate::tickets::HistoryEntry;
-
-use crate::tickets::Kind;
-
-use crate::tickets::State;
-
-use crate::tickets::Ticket;
-
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::prefix_end;
-use crate::store::u64_key;
-use crate::tickets::TicketId;
+use crate::store::{Store, StoreError, Tree, decode, prefix_end, u64_key};
+use crate::tickets::{Comment, HistoryEntry, Kind, State, Ticket, TicketId};
 
 /// Meta key of the last event id handed out.
 pub const EVENT_SEQ: &[u8] = b"seq/event";

@@ -6,16 +6,9 @@ use std::ops::Bound;
 
 use jiff::Timestamp;
 
-use crate::vendors::OutboxRow;
-
+use crate::store::{Store, StoreError, Tree, decode, u64_key};
 use crate::tickets::TicketId;
-
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
-use crate::store::u64_key;
-use crate::vendors::VendorState;
+use crate::vendors::{OutboxRow, VendorState};
 
 /// Meta key of the last outbox row id handed out.
 pub const OUTBOX_SEQ: &[u8] = b"seq/outbox";

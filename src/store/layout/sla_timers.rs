@@ -17,10 +17,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::sla::clock::Stage;
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::Tree;
-use crate::store::decode;
+use crate::store::{Store, StoreError, Tree, decode};
 use crate::tickets::TicketId;
 
 /// One timer: when `stage` of `clock` on `ticket` falls due.

@@ -1,7 +1,8 @@
 //! The state machines, walked edge by edge against DESIGN.md §3 written out independently.
 
-use crate::tickets::lifecycle::*;
 use State::*;
+
+use crate::tickets::lifecycle::*;
 
 /// Every edge of DESIGN.md §3, per flow, transcribed by hand.
 fn design(flow: Flow) -> Vec<(State, State)> {

@@ -17,6 +17,8 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use itsmd::vendors::signing::DEFAULT_TOLERANCE;
+use itsmd::vendors::{ReceivedHeaders, Secret, verify};
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -24,8 +26,6 @@ use super::load::{Format, Ledger, Sent, mail_subject};
 use super::{SECRET, names};
 use crate::receiver::Received;
 use crate::support::Daemon;
-use itsmd::vendors::signing::DEFAULT_TOLERANCE;
-use itsmd::vendors::{ReceivedHeaders, Secret, verify};
 
 /// The figures the test prints.
 #[derive(Debug)]
