@@ -172,27 +172,14 @@ fn page(
     limit: i64,
 ) -> Result<Vec<Entry>, StoreError> {
     let t = tree_id(tree);
+    let ends: Vec<(&[u8], &str)> = [end(low, ">=", ">"), end(high, "<=", "<")]
+        .into_iter()
+        .flatten()
+        .collect();
     let mut sql = String::from("SELECT key, value FROM itsmd_kv WHERE tree = $1");
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&t];
-    let (lo_key, hi_key);
-    if let Bound::Included(k) | Bound::Excluded(k) = low {
-        lo_key = k.as_slice();
-        params.push(&lo_key);
-        let op = if matches!(low, Bound::Included(_)) {
-            ">="
-        } else {
-            ">"
-        };
-        sql.push_str(&format!(" AND key {op} ${}", params.len()));
-    }
-    if let Bound::Included(k) | Bound::Excluded(k) = high {
-        hi_key = k.as_slice();
-        params.push(&hi_key);
-        let op = if matches!(high, Bound::Included(_)) {
-            "<="
-        } else {
-            "<"
-        };
+    for (key, op) in &ends {
+        params.push(key);
         sql.push_str(&format!(" AND key {op} ${}", params.len()));
     }
     sql.push_str(if forward {
@@ -610,6 +597,19 @@ impl Iterator for Pages<'_> {
 impl DoubleEndedIterator for Pages<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         self.take(false)
+    }
+}
+
+/// One end of a range as a key and its SQL comparison; `None` when unbounded.
+fn end<'b>(
+    bound: &'b Bound<Vec<u8>>,
+    included: &'static str,
+    excluded: &'static str,
+) -> Option<(&'b [u8], &'static str)> {
+    match bound {
+        Bound::Included(k) => Some((k, included)),
+        Bound::Excluded(k) => Some((k, excluded)),
+        Bound::Unbounded => None,
     }
 }
 
