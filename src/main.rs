@@ -60,6 +60,8 @@ enum Command {
     },
     /// Work with tickets on a running daemon.
     Ticket(Box<itsmd::tickets::cli::TicketArgs>),
+    /// The change calendar and the standard change catalogue of a running daemon.
+    Change(Box<itsmd::tickets::change::cli::ChangeArgs>),
     /// List and replay vendor webhook messages on a running daemon (admin token).
     Outbox(Box<itsmd::vendors::cli::OutboxArgs>),
     /// Process reports (MTTA, MTTR, SLA compliance, breaches, backlog, volume, escalations)
@@ -298,6 +300,7 @@ fn main() -> ExitCode {
             allow_unverified,
         } => import(file, base, data_dir, allow_unverified),
         Command::Ticket(args) => itsmd::tickets::cli::run(*args),
+        Command::Change(args) => itsmd::tickets::change::cli::run(*args),
         Command::Outbox(args) => itsmd::vendors::cli::run(*args),
         Command::Report(args) => itsmd::reports::cli::run(*args),
         Command::User(args) => itsmd::auth::cli::run(*args),

@@ -74,6 +74,7 @@ impl Engine {
                     change_type: ChangeType::Standard,
                     window: None,
                     outcome: Some(ReviewOutcome::Successful),
+                    ..ChangeInfo::default()
                 }),
                 ..ProcessFields::default()
             },

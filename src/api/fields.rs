@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::alerts::Alert;
 use crate::api::ApiError;
 use crate::config::FieldLimits;
-use crate::tickets::{CommentRequest, NewTicket, TicketUpdate, TransitionRequest};
+use crate::tickets::{CommentRequest, NewTicket, ReviewRequest, TicketUpdate, TransitionRequest};
 
 /// One field over its limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +140,13 @@ pub fn new_ticket(limits: &FieldLimits, t: &NewTicket) -> Result<(), ApiError> {
         &t.description,
         ("description_bytes", l.description_bytes),
     );
+    if let Some(b) = &t.backout_plan {
+        c.field(
+            || "backout_plan".into(),
+            b,
+            ("description_bytes", l.description_bytes),
+        );
+    }
     c.done()
 }
 
@@ -152,6 +159,13 @@ pub fn ticket_update(limits: &FieldLimits, u: &TicketUpdate) -> Result<(), ApiEr
         c.field(
             || "description".into(),
             d,
+            ("description_bytes", l.description_bytes),
+        );
+    }
+    if let Some(Some(b)) = &u.backout_plan {
+        c.field(
+            || "backout_plan".into(),
+            b,
             ("description_bytes", l.description_bytes),
         );
     }
@@ -190,4 +204,10 @@ pub fn comment(limits: &FieldLimits, r: &CommentRequest) -> Result<(), ApiError>
         &r.body,
         ("comment_bytes", limits.comment_bytes),
     )
+}
+
+/// A post-implementation review's notes, kept on the change: bounded like a description.
+pub fn review(limits: &FieldLimits, r: &ReviewRequest) -> Result<(), ApiError> {
+    let limit = ("description_bytes", limits.description_bytes);
+    single(limits, "notes", &r.notes, limit)
 }

@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
     let mut routes = Routes::default()
         .merge(crate::alerts::api::routes())
         .merge(crate::tickets::api::routes())
+        .merge(crate::tickets::change::api::routes())
         .merge(crate::reports::api::routes())
         .merge(crate::vendors::api::routes())
         .merge(crate::auth::api::routes())

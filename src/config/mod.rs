@@ -39,6 +39,8 @@ pub struct Config {
     pub groups: Groups,
     pub approval: ApprovalConfig,
     pub lifecycle: LifecycleConfig,
+    /// `[changes]`: the standard change catalogue.
+    pub changes: crate::tickets::ChangeConfig,
     /// Partner vendors sent signed webhooks, by name (none by default).
     pub vendors: BTreeMap<String, VendorConfig>,
     /// SLA policies (targets, calendars, pauses) and the vendors' underpinning targets.
@@ -361,6 +363,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "groups" => config.groups = section_of(&section, value, &mut problems),
             "approval" => config.approval = section_of(&section, value, &mut problems),
             "lifecycle" => config.lifecycle = section_of(&section, value, &mut problems),
+            "changes" => config.changes = section_of(&section, value, &mut problems),
             "vendors" => config.vendors = section_of(&section, value, &mut problems),
             "sla" => config.sla = section_of(&section, value, &mut problems),
             "mail" => config.mail = section_of(&section, value, &mut problems),

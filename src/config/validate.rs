@@ -70,6 +70,7 @@ pub fn problems(c: &Config) -> Vec<String> {
         ),
         _ => {}
     }
+    out.extend(c.changes.problems());
     out.extend(c.cluster.problems(c.store.backend));
     out.extend(crate::api::browser::problems(&c.server));
     out.extend(crate::sla::calendar_config::problems(&c.calendars));

@@ -417,6 +417,7 @@ impl Engine {
                 rule_failures: Vec::new(),
             },
         };
+        self.link_suspect_changes(txn, &event, &handled)?;
         self.on_ticket_rounds(txn, &event, &mut handled)?;
         // After the rules: their changes (priority, holds) move the clocks too.
         self.sla_after_event(txn, &event)?;

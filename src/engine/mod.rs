@@ -168,6 +168,12 @@ impl EngineHandle {
         settings.lifecycle.clone()
     }
 
+    /// The `[changes]` settings in force (the standard change catalogue).
+    pub fn changes(&self) -> crate::tickets::ChangeConfig {
+        let (_, settings) = self.live.current();
+        settings.changes.clone()
+    }
+
     /// Changes after every reload that put new settings in force, so a task can re-read
     /// them at once rather than at its next wake-up.
     pub fn settings_changed(&self) -> tokio::sync::watch::Receiver<()> {
@@ -338,6 +344,8 @@ pub(crate) struct Settings {
     pub(crate) approval: ApprovalConfig,
     /// When resolved and fulfilled tickets close themselves.
     pub(crate) lifecycle: LifecycleConfig,
+    /// The standard change catalogue.
+    pub(crate) changes: crate::tickets::ChangeConfig,
     /// Partner vendors: who may be notified and assigned, what each receives, and how their
     /// callbacks' statuses map to states.
     pub(crate) vendors: std::collections::BTreeMap<String, crate::vendors::VendorConfig>,
@@ -363,6 +371,7 @@ impl Settings {
             groups: config.groups.clone(),
             approval: config.approval.clone(),
             lifecycle: config.lifecycle.clone(),
+            changes: config.changes.clone(),
             vendors: config.vendors.clone(),
             max_ticket_hook_depth: config.rules.max_ticket_hook_depth,
             sla: with_vendor_targets(config),

@@ -48,7 +48,11 @@ impl ApiError {
 }
 
 /// Submits `action` as the caller and reads back the ticket it concerns.
-async fn run(app: &AppState, who: Principal, action: Action) -> Result<TicketJson, ApiError> {
+pub(crate) async fn run(
+    app: &AppState,
+    who: Principal,
+    action: Action,
+) -> Result<TicketJson, ApiError> {
     let command = Command {
         by: Actor::User { name: who.name },
         action,

@@ -1,6 +1,6 @@
-//! `itsmd ticket list|show|create|update|transition|comment|link|sla`: the agent's command
+//! `itsmd ticket list|show|create|update|transition|comment|link|sla|review`: the agent's command
 //! line over the ticket API. Values of the closed vocabularies (kinds, states, levels, hold
-//! reasons, resolution codes, change types, review outcomes, link relations) are checked here
+//! reasons, resolution codes, change types, risks, review outcomes, link relations) are checked here
 //! against the model's own lists, so a typo names its flag and the allowed values before
 //! anything is sent; everything else is the server's to validate.
 
@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::tickets::{
-    ChangeType, HoldReason, Kind, Level, LinkRel, Resolution, ReviewOutcome, State,
+    ChangeType, HoldReason, Kind, Level, LinkRel, Resolution, ReviewOutcome, Risk, State,
 };
 
 use crate::cli::{Client, ServerArgs};
@@ -38,6 +38,9 @@ fn levels() -> PossibleValuesParser {
 }
 fn change_types() -> PossibleValuesParser {
     one_of(ChangeType::ALL.iter().map(|v| v.as_str()))
+}
+fn risks() -> PossibleValuesParser {
+    one_of(Risk::ALL.iter().map(|v| v.as_str()))
 }
 
 #[derive(clap::Subcommand)]
@@ -83,6 +86,16 @@ pub enum TicketCommand {
     },
     /// Show a ticket's SLA clocks: phase, target, time used and left, due time, breaches.
     Sla { id: String },
+    /// Record a change's post-implementation review (while it is in review; an emergency
+    /// change cannot close without one).
+    Review {
+        id: String,
+        #[arg(long, value_parser = one_of(ReviewOutcome::ALL.iter().map(|v| v.as_str())))]
+        outcome: String,
+        /// What was found and learnt.
+        #[arg(long)]
+        notes: String,
+    },
     /// Add a comment (internal unless --public).
     Comment {
         id: String,
@@ -200,6 +213,18 @@ pub struct CreateArgs {
     window_start: Option<String>,
     #[arg(long, requires = "window_start")]
     window_end: Option<String>,
+    /// Changes: the service changed.
+    #[arg(long)]
+    service: Option<String>,
+    /// Changes: the assessed risk.
+    #[arg(long, value_parser = risks())]
+    risk: Option<String>,
+    /// Changes: how to undo it if it fails.
+    #[arg(long)]
+    backout_plan: Option<String>,
+    /// Standard changes: the standard change template (see `itsmd change templates`).
+    #[arg(long)]
+    template: Option<String>,
     #[arg(long = "tag")]
     tags: Vec<String>,
 }
@@ -245,6 +270,15 @@ pub struct UpdateArgs {
     /// Changes: remove the planned window.
     #[arg(long)]
     no_window: bool,
+    /// Changes: the service changed.
+    #[arg(long)]
+    service: Option<String>,
+    /// Changes: the assessed risk (while new or in assessment).
+    #[arg(long, value_parser = risks())]
+    risk: Option<String>,
+    /// Changes: how to undo it if it fails.
+    #[arg(long)]
+    backout_plan: Option<String>,
     /// Why; recorded in the history.
     #[arg(long)]
     reason: Option<String>,
@@ -293,6 +327,11 @@ pub fn run(args: TicketArgs) -> anyhow::Result<()> {
         TicketCommand::Link { id, rel, other } => {
             let body = json!({ "rel": rel, "ticket": other });
             let path = format!("/api/v1/tickets/{}/links", encode(&id));
+            (client.call(Method::POST, &path, Some(&body))?, summary)
+        }
+        TicketCommand::Review { id, outcome, notes } => {
+            let body = json!({ "outcome": outcome, "notes": notes });
+            let path = format!("/api/v1/tickets/{}/review", encode(&id));
             (client.call(Method::POST, &path, Some(&body))?, summary)
         }
         TicketCommand::Sla { id } => {
@@ -344,6 +383,10 @@ fn create_body(c: CreateArgs) -> Value {
     if let (Some(start), Some(end)) = (c.window_start, c.window_end) {
         body["window"] = json!({ "start": start, "end": end });
     }
+    put(&mut body, "service", c.service);
+    put(&mut body, "risk", c.risk);
+    put(&mut body, "backout_plan", c.backout_plan);
+    put(&mut body, "template", c.template);
     if !c.tags.is_empty() {
         body["tags"] = json!(c.tags);
     }
@@ -378,6 +421,9 @@ fn update_body(u: UpdateArgs) -> Value {
     if u.no_window {
         body["window"] = Value::Null;
     }
+    put(&mut body, "service", u.service);
+    put(&mut body, "risk", u.risk);
+    put(&mut body, "backout_plan", u.backout_plan);
     put(&mut body, "reason", u.reason);
     body
 }
@@ -630,11 +676,14 @@ mod tests {
             window_start: None,
             window_end: None,
             no_window: true,
+            service: None,
+            risk: Some("high".into()),
+            backout_plan: None,
             reason: None,
         };
         assert_eq!(
             update_body(u),
-            json!({"group": "dba", "assignee": null, "priority": null, "vendor": null, "window": null})
+            json!({"group": "dba", "assignee": null, "priority": null, "vendor": null, "window": null, "risk": "high"})
         );
     }
 }

@@ -40,6 +40,11 @@ pub enum Action {
         ticket: TicketId,
         link: LinkRequest,
     },
+    /// A change's post-implementation review.
+    Review {
+        ticket: TicketId,
+        review: ReviewRequest,
+    },
     /// Housekeeping: close resolved incidents and fulfilled requests that are due.
     AutoClose,
 }
@@ -74,6 +79,19 @@ pub struct NewTicket {
     /// Changes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Window>,
+    /// Changes only: the service changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Changes only: `low`, `medium` or `high`. Text, so that the engine's check names the
+    /// field and the allowed values (422) like every other field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<String>,
+    /// Changes only: how to undo it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backout_plan: Option<String>,
+    /// Standard changes only (and required for them): the `[changes.templates.ID]` followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, serde_json::Value>,
 }
@@ -93,6 +111,10 @@ impl NewTicket {
             tags: BTreeSet::new(),
             change_type: None,
             window: None,
+            service: None,
+            risk: None,
+            backout_plan: None,
+            template: None,
             custom: BTreeMap::new(),
         }
     }
@@ -139,6 +161,23 @@ pub struct TicketUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub window: Option<Option<Window>>,
+    /// Changes only; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service: Option<Option<String>>,
+    /// Changes only, while new or in assessment: `low`, `medium` or `high`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<String>,
+    /// Changes only; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backout_plan: Option<Option<String>>,
     /// Merged into the custom fields; a `null` value removes that field.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, serde_json::Value>,
@@ -190,6 +229,15 @@ pub struct TransitionRequest {
     /// approvers, and recorded in the history (emergency changes need none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_override: Option<String>,
+}
+
+/// `POST /api/v1/tickets/{id}/review`: a change's post-implementation review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    pub outcome: ReviewOutcome,
+    /// What was found and learnt; required.
+    pub notes: String,
 }
 
 /// `POST /api/v1/tickets/{id}/comments`.

@@ -17,9 +17,8 @@ use crate::store::layout::Outcome;
 use crate::store::{StoreError, Tree, encode, layout};
 use crate::tickets::lifecycle::{IllegalTransition, TransitionError, Unmet};
 use crate::tickets::{
-    Action, Actor, ChangeInfo, ChangeType, Command, Comment, CommentRequest, FieldChange, Flow,
-    Kind, Level, NewTicket, ProcessFields, State, Ticket, TicketId, TicketUpdate, Visibility,
-    Window,
+    Action, Actor, Command, Comment, CommentRequest, FieldChange, Flow, Kind, Level, NewTicket,
+    ProcessFields, State, Ticket, TicketId, TicketUpdate, Visibility, Window,
 };
 
 /// Why a command was refused. Nothing of a refused command is stored.
@@ -159,6 +158,7 @@ impl Engine {
             Action::Transition { ticket, step } => self.transition(txn, &ctx, by, *ticket, step),
             Action::Comment { ticket, comment } => self.comment(txn, &ctx, by, *ticket, comment),
             Action::Link { ticket, link } => self.link(txn, &ctx, by, *ticket, link),
+            Action::Review { ticket, review } => self.review(txn, &ctx, by, *ticket, review),
             Action::AutoClose => self.auto_close(txn, &ctx),
         };
         match done {
@@ -244,6 +244,7 @@ impl Engine {
         if let Some(w) = &new.window {
             check_window(w, &mut p);
         }
+        let (change, change_note) = self.new_change(new, &mut p);
         check_tags(new.tags.iter(), &mut p);
         p.finish()?;
 
@@ -276,17 +277,17 @@ impl Engine {
             process: ProcessFields {
                 priority_override: new.priority.is_some(),
                 state_since: Some(ctx.at),
-                change: (new.kind == Kind::Change).then(|| ChangeInfo {
-                    change_type: new.change_type.unwrap_or(ChangeType::Normal),
-                    window: new.window,
-                    outcome: None,
-                }),
+                change,
                 ..ProcessFields::default()
             },
             created_at: ctx.at,
             updated_at: ctx.at,
             history_len: 0,
             sla: Default::default(),
+        };
+        let why = match change_note {
+            Some(note) => format!("{why}; {note}"),
+            None => why,
         };
         self.commit(txn, ctx, by, None, ticket, format!("created; {why}"));
         info!(ticket = %id, by = ?by, "Ticket created.");
@@ -417,43 +418,6 @@ impl Engine {
         Ok(updated(id))
     }
 
-    /// The change-only fields of an update: type while new, window before scheduling.
-    fn update_change(&self, t: &mut Ticket, u: &TicketUpdate, p: &mut Problems) {
-        let state = t.state;
-        let Some(change) = t.process.change.as_mut() else {
-            if u.change_type.is_some() {
-                p.add("change_type", "only changes have a change type");
-            }
-            if u.window.is_some() {
-                p.add("window", "only changes have a planned window");
-            }
-            return;
-        };
-        if let Some(ct) = u.change_type {
-            if state != State::New && ct != change.change_type {
-                p.add(
-                    "change_type",
-                    format!("the type of a change can change only while it is new, not {state}"),
-                );
-            }
-            change.change_type = ct;
-        }
-        match u.window {
-            Some(Some(w)) => {
-                check_window(&w, p);
-                change.window = Some(w);
-            }
-            Some(None) if matches!(state, State::Scheduled | State::Implement | State::Review) => {
-                p.add(
-                    "window",
-                    format!("a {state} change keeps its planned window"),
-                );
-            }
-            Some(None) => change.window = None,
-            None => {}
-        }
-    }
-
     pub(crate) fn comment(
         &self,
         txn: &mut Txn<'_>,
@@ -513,7 +477,7 @@ fn check_priority(prio: u8, p: &mut Problems) {
     }
 }
 
-fn check_window(w: &Window, p: &mut Problems) {
+pub(crate) fn check_window(w: &Window, p: &mut Problems) {
     if w.start >= w.end {
         p.add(
             "window",

@@ -1,13 +1,14 @@
 //! The process sections: `[groups.NAME]` (people), `[approval]` (service-request approvers,
-//! and `[approval.changes.TYPE]`, the change authorities) and `[lifecycle]` (auto-close).
-//! Their semantic checks are [`problems`].
+//! and `[approval.changes.TYPE]`, the change authorities, with `[approval.changes.TYPE.risk.LEVEL]`
+//! for the changes of one risk), `[changes.templates.ID]` (the standard change catalogue) and
+//! `[lifecycle]` (auto-close). Their semantic checks are [`problems`] and [`ChangeConfig::problems`].
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::duration::Friendly;
-use crate::tickets::ChangeType;
+use crate::tickets::{ChangeType, Risk};
 
 /// Groups by name. Replaces the default set as a whole when a config file has any group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,7 +77,39 @@ pub struct ApprovalConfig {
     /// The change authority of each change type that passes `authorize` (normal, emergency):
     /// who votes and how many votes authorise. Standard changes are pre-authorised.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub changes: BTreeMap<ChangeType, Quorum>,
+    pub changes: BTreeMap<ChangeType, ChangeAuthority>,
+}
+
+/// A change type's authority: its quorum, and the quorum of changes of a given risk instead
+/// (e.g. the CAB for high-risk normal changes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeAuthority {
+    pub approvers: Vec<String>,
+    #[serde(default = "one")]
+    pub required: u32,
+    /// Quorums by risk (`low`, `medium`, `high`; names, so that `itsmd check` reports a bad
+    /// one by its path); a change of a risk listed here is authorised by that quorum only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub risk: BTreeMap<String, Quorum>,
+}
+
+impl ChangeAuthority {
+    /// The quorum that authorises a change of `risk`.
+    pub fn quorum(&self, risk: Option<Risk>) -> Quorum {
+        match risk.and_then(|r| self.risk.get(r.as_str())) {
+            Some(q) => q.clone(),
+            None => Quorum {
+                approvers: self.approvers.clone(),
+                required: self.required,
+            },
+        }
+    }
+
+    /// Whether who authorises depends on the risk (then a change needs one to be authorised).
+    pub fn depends_on_risk(&self) -> bool {
+        !self.risk.is_empty()
+    }
 }
 
 impl Default for ApprovalConfig {
@@ -112,7 +145,7 @@ impl ApprovalConfig {
     }
 
     /// The change authority of changes of type `t`; `None` when not configured.
-    pub fn change(&self, t: ChangeType) -> Option<&Quorum> {
+    pub fn change(&self, t: ChangeType) -> Option<&ChangeAuthority> {
         self.changes.get(&t)
     }
 }
@@ -129,6 +162,61 @@ impl Quorum {
                 self.approvers.len()
             ));
         }
+    }
+}
+
+/// `[changes]`: the standard change catalogue.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangeConfig {
+    /// Standard change templates by id: a standard change is created from one of them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates: BTreeMap<String, ChangeTemplate>,
+}
+
+/// A standard change, pre-authorised once for every change made from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeTemplate {
+    pub title: String,
+    /// The service its changes touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Low or medium: a high-risk change is never standard.
+    pub risk: Risk,
+    pub backout_plan: String,
+    /// Who pre-authorised the template (the change authority's decision, e.g. "CAB 2026-03-02").
+    pub authorized_by: String,
+}
+
+impl ChangeConfig {
+    /// Every problem of the catalogue.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, t) in &self.templates {
+            let key = format!("changes.templates.{id}");
+            if id.trim().is_empty() {
+                out.push("changes.templates: a template id must not be empty".into());
+            }
+            for (field, value) in [
+                ("title", &t.title),
+                ("backout_plan", &t.backout_plan),
+                ("authorized_by", &t.authorized_by),
+            ] {
+                if value.trim().is_empty() {
+                    out.push(format!("{key}.{field} must not be empty"));
+                }
+            }
+            if t.service.as_ref().is_some_and(|s| s.trim().is_empty()) {
+                out.push(format!("{key}.service must not be empty when given"));
+            }
+            if t.risk == Risk::High {
+                out.push(format!(
+                    "{key}.risk = \"high\": a high-risk change is never standard (use low or medium)"
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -197,16 +285,26 @@ pub fn problems(
         }
     }
     approval.request().problems("approval", &mut out);
-    for (t, quorum) in &approval.changes {
+    for (t, authority) in &approval.changes {
         let key = format!("approval.changes.{t}");
         if *t == ChangeType::Standard {
             out.push(format!(
                 "{key}: standard changes are pre-authorised and never wait for votes"
             ));
-        } else if quorum.approvers.is_empty() {
+        } else if authority.approvers.is_empty() {
             out.push(format!("{key}.approvers must name at least one approver"));
         }
-        quorum.problems(&key, &mut out);
+        authority.quorum(None).problems(&key, &mut out);
+        for (risk, quorum) in &authority.risk {
+            let key = format!("{key}.risk.{risk}");
+            if let Err(e) = risk.parse::<Risk>() {
+                out.push(format!("{key}: {e}"));
+            }
+            if quorum.approvers.is_empty() {
+                out.push(format!("{key}.approvers must name at least one approver"));
+            }
+            quorum.problems(&key, &mut out);
+        }
     }
     for (name, d) in [
         (
@@ -243,6 +341,15 @@ mod tests {
             required = 3
             [approval.changes.standard]
             approvers = ["ann"]
+            [approval.changes.emergency]
+            approvers = ["ann"]
+            [approval.changes.emergency.risk.high]
+            approvers = []
+            [changes.templates.certs]
+            title = "Rotate certificates"
+            risk = "high"
+            backout_plan = ""
+            authorized_by = "CAB"
             [lifecycle]
             sweep_every = "0s"
             incident_close_after = "1 month"
@@ -257,12 +364,15 @@ mod tests {
             "approval.required = 2 but only 1 approver(s) are configured",
             "approval.changes.normal.required = 3 but only 1 approver(s) are configured",
             "approval.changes.standard: standard changes are pre-authorised",
+            "approval.changes.emergency.risk.high.approvers must name at least one approver",
+            "changes.templates.certs.backout_plan must not be empty",
+            "changes.templates.certs.risk = \"high\": a high-risk change is never standard",
             "`lifecycle.incident_close_after`",
             "lifecycle.sweep_every",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
         // The bad duration does not hide the section's other keys: sweep_every's 0 is seen.
-        assert_eq!(err.problems.len(), 9, "{all}");
+        assert_eq!(err.problems.len(), 12, "{all}");
     }
 }

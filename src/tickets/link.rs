@@ -44,6 +44,11 @@ pub enum LinkRel {
     FollowUpOf,
     /// The inverse of follow_up_of.
     FollowedUpBy,
+    /// An incident opened on a service while a change to it was being implemented or in its
+    /// window (set by itsmd, or by hand).
+    PossiblyCausedBy,
+    /// The inverse of possibly_caused_by.
+    PossiblyCauses,
 }
 
 impl LinkRel {
@@ -61,10 +66,12 @@ impl LinkRel {
             LinkRel::RecurredAs => "recurred_as",
             LinkRel::FollowUpOf => "follow_up_of",
             LinkRel::FollowedUpBy => "followed_up_by",
+            LinkRel::PossiblyCausedBy => "possibly_caused_by",
+            LinkRel::PossiblyCauses => "possibly_causes",
         }
     }
 
-    pub const ALL: [LinkRel; 10] = [
+    pub const ALL: [LinkRel; 12] = [
         LinkRel::CausedBy,
         LinkRel::Causes,
         LinkRel::FixedBy,
@@ -75,6 +82,8 @@ impl LinkRel {
         LinkRel::DuplicatedBy,
         LinkRel::RecurrenceOf,
         LinkRel::RecurredAs,
+        LinkRel::PossiblyCausedBy,
+        LinkRel::PossiblyCauses,
     ];
 
     /// Parses a relation by its name, listing the names when it is unknown.
@@ -106,6 +115,8 @@ impl LinkRel {
             LinkRel::RecurredAs => LinkRel::RecurrenceOf,
             LinkRel::FollowUpOf => LinkRel::FollowedUpBy,
             LinkRel::FollowedUpBy => LinkRel::FollowUpOf,
+            LinkRel::PossiblyCausedBy => LinkRel::PossiblyCauses,
+            LinkRel::PossiblyCauses => LinkRel::PossiblyCausedBy,
         }
     }
 
@@ -119,6 +130,7 @@ impl LinkRel {
         match self {
             LinkRel::CausedBy => Some((&[Kind::Incident], &[Kind::Problem, Kind::Change])),
             LinkRel::FixedBy => Some((&[Kind::Incident, Kind::Problem], &[Kind::Change])),
+            LinkRel::PossiblyCausedBy => Some((&[Kind::Incident], &[Kind::Change])),
             LinkRel::FollowUpOf => Some((&Kind::ALL, &Kind::ALL)),
             _ => None,
         }

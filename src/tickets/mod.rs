@@ -11,6 +11,7 @@
 pub mod api;
 pub mod api_alerts;
 pub mod api_writes;
+pub mod change;
 pub mod cli;
 pub mod command;
 pub(crate) mod commands;
@@ -27,14 +28,17 @@ pub(crate) mod transitions;
 pub mod vocab;
 
 pub use command::{
-    Action, Command, Comment, CommentRequest, LinkRequest, NewTicket, TicketUpdate,
+    Action, Command, Comment, CommentRequest, LinkRequest, NewTicket, ReviewRequest, TicketUpdate,
     TransitionRequest,
 };
-pub use config::{ApprovalConfig, GroupConfig, Groups, LifecycleConfig};
+pub use config::{
+    ApprovalConfig, ChangeAuthority, ChangeConfig, ChangeTemplate, GroupConfig, Groups,
+    LifecycleConfig,
+};
 pub use history::{Actor, FieldChange, HistoryEntry};
 pub use lifecycle::{Flow, State};
 pub use link::{Link, LinkRel};
 pub use priority::{Level, PriorityMatrix};
-pub use process::{Approval, ChangeInfo, ProcessFields, Window};
+pub use process::{Approval, ChangeInfo, ProcessFields, Review, Window};
 pub use ticket::{AlertLink, Kind, Ticket, TicketId};
-pub use vocab::{ChangeType, HoldReason, Resolution, ReviewOutcome, Visibility};
+pub use vocab::{ChangeType, HoldReason, Resolution, ReviewOutcome, Risk, Visibility};

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::tickets::{ChangeType, HoldReason, Link, Resolution, ReviewOutcome};
+use crate::tickets::{Actor, ChangeType, HoldReason, Link, Resolution, ReviewOutcome, Risk};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ProcessFields {
@@ -53,7 +53,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChangeInfo {
     /// Decides the change's path through the lifecycle.
     #[serde(rename = "type")]
@@ -64,6 +64,32 @@ pub struct ChangeInfo {
     /// What the review found; required before `closed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<ReviewOutcome>,
+    /// The service it changes: the change calendar's conflicts and the incidents it may have
+    /// caused are per service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// As assessed (fixed once the change is sent for authorization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<Risk>,
+    /// How to undo the change if it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backout_plan: Option<String>,
+    /// The standard change template (`[changes.templates.ID]`) a standard change follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The post-implementation review, recorded while the change is in `review`; an
+    /// emergency change cannot close without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+/// A post-implementation review: who reviewed, when, what it found and what was learnt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub by: Actor,
+    pub at: Timestamp,
+    pub outcome: ReviewOutcome,
+    pub notes: String,
 }
 
 /// A planned implementation window; `start` is before `end`.

@@ -88,10 +88,19 @@ impl Engine {
             .into());
         }
         let before = self.load(txn, id)?;
+        let closes_change = before.state == State::Review && step.to == State::Closed;
+        // A recorded review's outcome stands for the close's when it gives none.
+        let reviewed = before
+            .process
+            .change
+            .as_ref()
+            .and_then(|c| c.review.as_ref())
+            .map(|r| r.outcome)
+            .filter(|_| closes_change);
         let entry = Entry {
             hold_reason: step.hold_reason,
             resolution: step.resolution,
-            outcome: step.outcome,
+            outcome: step.outcome.or(reviewed),
         };
         let flow = flow_of(&before);
         lifecycle::validate(flow, before.state, step.to, &facts(&before, entry))
@@ -112,11 +121,42 @@ impl Engine {
             }
             (_, State::Authorize) => {
                 let t = change_type.unwrap_or(ChangeType::Normal);
-                after.process.approval = Some(open_vote(
-                    self.settings.approval.change(t),
-                    &format!("[approval.changes.{t}] approvers"),
+                let risk = before.process.change.as_ref().and_then(|c| c.risk);
+                let authority = self.settings.approval.change(t);
+                let mut key = format!("[approval.changes.{t}]");
+                if let Some(a) = authority
+                    && a.depends_on_risk()
+                {
+                    let Some(r) = risk else {
+                        return Err(invalid(
+                            "risk",
+                            format!(
+                                "who authorises a {t} change depends on its risk ({key} has risk                                  levels); set its risk (one of low, medium, high) first"
+                            ),
+                        )
+                        .into());
+                    };
+                    if a.risk.contains_key(r.as_str()) {
+                        key = format!("[approval.changes.{t}.risk.{r}]");
+                    }
+                }
+                let quorum = authority.map(|a| a.quorum(risk));
+                let vote = open_vote(
+                    quorum.as_ref(),
+                    &format!("{key} approvers"),
                     "a change cannot be sent for authorization",
-                )?);
+                )?;
+                reason = format!(
+                    "{reason} (change authority {key}: {} of {})",
+                    vote.required,
+                    vote.approvers.join(", ")
+                );
+                after.process.approval = Some(vote);
+            }
+            (State::Review, State::Closed) => {
+                if let Some(note) = crate::tickets::change::review::closing(&before)? {
+                    reason = format!("{reason} ({note})");
+                }
             }
             (State::AwaitingApproval, State::Approved | State::Rejected)
             | (State::Authorize, State::Scheduled | State::Rejected) => {
@@ -210,7 +250,7 @@ impl Engine {
                 .settings
                 .approval
                 .change(ChangeType::Normal)
-                .map(|q| q.approvers.clone())
+                .map(|a| a.quorum(change.risk).approvers)
                 .unwrap_or_default(),
         };
         let name = match by {

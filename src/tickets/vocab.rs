@@ -1,5 +1,5 @@
 //! The closed vocabularies of the process model: hold reasons, resolution codes, change types,
-//! review outcomes, comment visibility. Each is a snake_case name on the wire and in the store;
+//! change risk, review outcomes, comment visibility. Each is a snake_case name on the wire and in the store;
 //! which one a transition needs is [`super::lifecycle`]'s business, not this module's.
 
 use std::fmt;
@@ -89,13 +89,25 @@ vocabulary! {
 
 vocabulary! {
     /// The change types of ITIL change enablement; each has its own path.
+    #[derive(Default)]
     ChangeType, "change type" {
         /// Pre-authorised, low risk: skips assessment and authorisation.
         Standard = "standard",
-        /// Assessed and authorised before scheduling.
+        /// Assessed and authorised before scheduling (the default).
+        #[default]
         Normal = "normal",
         /// Must happen now: skips assessment, still authorised.
         Emergency = "emergency",
+    }
+}
+
+vocabulary! {
+    /// How likely and how bad a change's failure would be, as assessed; the change
+    /// authority may depend on it (`[approval.changes.TYPE.risk.LEVEL]`).
+    Risk, "risk" {
+        Low = "low",
+        Medium = "medium",
+        High = "high",
     }
 }
 

@@ -215,3 +215,67 @@ fn implement_outside_the_window_needs_an_emergency_or_an_approvers_override() {
         last_reason(&d, &urgent)
     );
 }
+
+#[test]
+fn who_authorises_a_normal_change_depends_on_its_risk() {
+    // alice alone for normal changes; the CAB (alice, bob, carol, 2 of 3) for high-risk ones.
+    let d = Setup::new()
+        .config(&format!(
+            "{APPROVERS}
+[approval.changes.normal]
+approvers = [\"alice\"]
+
+[approval.changes.normal.risk.high]
+approvers = [\"alice\", \"bob\", \"carol\"]
+required = 2
+"
+        ))
+        .start();
+    let unassessed = create(
+        &d,
+        json!({"kind": "change", "title": "x", "window": later()}),
+    );
+    ok(&d, "carol", &unassessed, "assess", json!({}));
+    let (status, err) = step(&d, "carol", &unassessed, "authorize", json!({}));
+    assert_eq!(status, 422, "{err}");
+    assert_eq!(err["error"]["details"]["field"], "risk", "{err}");
+
+    let low = create(
+        &d,
+        json!({"kind": "change", "title": "Small", "risk": "low", "window": later()}),
+    );
+    ok(&d, "carol", &low, "assess", json!({}));
+    let t = ok(&d, "carol", &low, "authorize", json!({}));
+    assert_eq!(t["approval"]["approvers"], json!(["alice"]));
+    assert_eq!(
+        last_reason(&d, &low),
+        "carol: authorize (change authority [approval.changes.normal]: 1 of alice)"
+    );
+    assert_eq!(
+        ok(&d, "alice", &low, "scheduled", json!({}))["state"],
+        "scheduled"
+    );
+
+    let high = create(
+        &d,
+        json!({"kind": "change", "title": "Big", "risk": "high", "window": later()}),
+    );
+    ok(&d, "carol", &high, "assess", json!({}));
+    let t = ok(&d, "carol", &high, "authorize", json!({}));
+    assert_eq!(
+        t["approval"],
+        json!({"required": 2, "approvers": ["alice", "bob", "carol"], "approved_by": []})
+    );
+    assert_eq!(
+        last_reason(&d, &high),
+        "carol: authorize (change authority [approval.changes.normal.risk.high]: 2 of alice, bob, carol)"
+    );
+    assert_eq!(
+        ok(&d, "alice", &high, "scheduled", json!({}))["state"],
+        "authorize"
+    );
+    assert_eq!(
+        ok(&d, "carol", &high, "scheduled", json!({}))["state"],
+        "scheduled"
+    );
+}

@@ -6,6 +6,7 @@ mod alertmanager;
 mod backup;
 mod change_authority;
 mod changes;
+mod changes_plan;
 mod cli;
 mod cluster;
 mod concurrency;
