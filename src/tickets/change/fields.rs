@@ -157,6 +157,9 @@ impl Engine {
                     "a standard change is made from a template when it is created",
                 );
             }
+            if ct != ChangeType::Standard {
+                change.template = None;
+            }
             change.change_type = ct;
         }
         match u.window {

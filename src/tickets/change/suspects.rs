@@ -61,7 +61,14 @@ impl Engine {
         candidates.extend(layout::ticket_ids_in_state(&*self.store, State::Scheduled)?);
         candidates.sort();
         for cid in candidates {
-            // The batch's own view: an earlier event of it may have moved the change.
+            // Sift on the stored copy, so that changes to other services are not loaded into
+            // the batch (whose later steps go over every ticket it loaded); then judge the
+            // batch's own view: an earlier event of it may have moved the change.
+            let stored = layout::get_ticket(&*self.store, cid)?;
+            let service_of = |t: &Ticket| t.process.change.as_ref().and_then(|c| c.service.clone());
+            if stored.as_ref().and_then(service_of).as_deref() != Some(service.as_str()) {
+                continue;
+            }
             let Some(change) = txn.ticket(cid)? else {
                 continue;
             };
