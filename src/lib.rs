@@ -17,7 +17,8 @@
 //! - [`alerts`]: alert model and fingerprint, the HTTP wire formats, their routes, correlation.
 //! - [`mail`]: the mail model, the Maildir source, threading and loop protection.
 //! - [`tickets`]: tickets and their ITIL state machines, priority, history, links, agents'
-//!   commands, auto-close, the ticket routes and `itsmd ticket`.
+//!   commands, auto-close, change enablement (risk, templates, reviews, the change calendar),
+//!   the ticket routes, `itsmd ticket` and `itsmd change`.
 //! - [`sla`]: business calendars, SLA policies, clocks, the clock task.
 //! - [`vendors`]: signed webhooks out (outbox, signing, retries, the dispatcher) and callbacks.
 //! - [`reports`]: process reports (MTTA, MTTR, SLA compliance, …) computed from the history.

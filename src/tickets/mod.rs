@@ -3,9 +3,11 @@
 //! Owns the ticket model and its id ([`ticket`]), the ITIL state machines ([`lifecycle`]),
 //! priority from impact × urgency ([`priority`]), history ([`history`]), links ([`link`]),
 //! agents' commands ([`command`]) and the process vocabularies, the `[groups]`,
-//! `[approval]` and `[lifecycle]` settings ([`config`]); the engine's ticket step: commands,
+//! `[approval]`, `[changes]` and `[lifecycle]` settings ([`config`]); the engine's ticket step: commands,
 //! transitions, links and auto-close ([`commands`], [`transitions`], [`linking`],
-//! [`housekeeping`]); the ticket routes ([`api`], [`api_writes`], [`api_alerts`]) and the
+//! [`housekeeping`]); change enablement beyond the state machine ([`change`]: plan fields,
+//! standard change templates, post-implementation review, calendar, possibly-caused-by
+//! links, `itsmd change`); the ticket routes ([`api`], [`api_writes`], [`api_alerts`]) and the
 //! `itsmd ticket` client ([`cli`]).
 
 pub mod api;

@@ -97,6 +97,17 @@ impl Engine {
             .and_then(|c| c.review.as_ref())
             .map(|r| r.outcome)
             .filter(|_| closes_change);
+        if let (Some(found), Some(given)) = (reviewed, step.outcome)
+            && found != given
+        {
+            return Err(invalid(
+                "outcome",
+                format!(
+                    "the post-implementation review found {found}; close with that outcome or none"
+                ),
+            )
+            .into());
+        }
         let entry = Entry {
             hold_reason: step.hold_reason,
             resolution: step.resolution,

@@ -301,6 +301,15 @@ fn an_emergency_change_closes_only_after_its_post_implementation_review() {
     let (status, err) = review(CAROL, json!({"outcome": "successful", "notes": "again"}));
     assert_eq!(status, 409, "{err}");
 
+    let (status, err) = step_as(
+        &d,
+        Some(CAROL),
+        &id,
+        "closed",
+        "done",
+        json!({"outcome": "successful"}),
+    );
+    assert_eq!((status, field(&err)), (422, json!("outcome")), "{err}");
     // Now it closes; the outcome comes from the review, and the history says which review.
     let (status, t) = step_as(&d, Some(CAROL), &id, "closed", "reviewed", json!({}));
     assert_eq!(status, 200, "{t}");
