@@ -85,7 +85,11 @@ pub struct ApprovalConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeAuthority {
+    #[serde(default)]
     pub approvers: Vec<String>,
+    /// Groups whose members vote too (e.g. the CAB as a `[groups.cab]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     #[serde(default = "one")]
     pub required: u32,
     /// Quorums by risk (`low`, `medium`, `high`; names, so that `itsmd check` reports a bad
@@ -95,14 +99,33 @@ pub struct ChangeAuthority {
 }
 
 impl ChangeAuthority {
-    /// The quorum that authorises a change of `risk`.
-    pub fn quorum(&self, risk: Option<Risk>) -> Quorum {
-        match risk.and_then(|r| self.risk.get(r.as_str())) {
+    /// The quorum that authorises a change of `risk`, its groups' members among the
+    /// approvers (named approvers first, each name once).
+    pub fn quorum(&self, risk: Option<Risk>, people: &Groups) -> Quorum {
+        let q = match risk.and_then(|r| self.risk.get(r.as_str())) {
             Some(q) => q.clone(),
             None => Quorum {
                 approvers: self.approvers.clone(),
+                groups: self.groups.clone(),
                 required: self.required,
             },
+        };
+        let mut approvers = q.approvers;
+        for g in &q.groups {
+            for m in people
+                .get(g)
+                .map(|g| g.members.as_slice())
+                .unwrap_or_default()
+            {
+                if !approvers.contains(m) {
+                    approvers.push(m.clone());
+                }
+            }
+        }
+        Quorum {
+            approvers,
+            groups: Vec::new(),
+            required: q.required,
         }
     }
 
@@ -126,7 +149,11 @@ impl Default for ApprovalConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Quorum {
+    #[serde(default)]
     pub approvers: Vec<String>,
+    /// Groups whose members vote too (change authorities only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     #[serde(default = "one")]
     pub required: u32,
 }
@@ -140,6 +167,7 @@ impl ApprovalConfig {
     pub fn request(&self) -> Quorum {
         Quorum {
             approvers: self.approvers.clone(),
+            groups: Vec::new(),
             required: self.required,
         }
     }
@@ -285,25 +313,43 @@ pub fn problems(
         }
     }
     approval.request().problems("approval", &mut out);
+    let unknown_groups = |key: &str, names: &[String], out: &mut Vec<String>| {
+        for g in names.iter().filter(|g| !groups.contains(g)) {
+            out.push(format!(
+                "{key}.groups: `{g}` is not a configured group (groups: {})",
+                groups.names()
+            ));
+        }
+    };
     for (t, authority) in &approval.changes {
         let key = format!("approval.changes.{t}");
+        let base = authority.quorum(None, groups);
         if *t == ChangeType::Standard {
             out.push(format!(
                 "{key}: standard changes are pre-authorised and never wait for votes"
             ));
-        } else if authority.approvers.is_empty() {
-            out.push(format!("{key}.approvers must name at least one approver"));
+        } else if base.approvers.is_empty() {
+            out.push(format!(
+                "{key}.approvers must name at least one approver (or groups with members)"
+            ));
         }
-        authority.quorum(None).problems(&key, &mut out);
+        unknown_groups(&key, &authority.groups, &mut out);
+        base.problems(&key, &mut out);
         for (risk, quorum) in &authority.risk {
             let key = format!("{key}.risk.{risk}");
-            if let Err(e) = risk.parse::<Risk>() {
-                out.push(format!("{key}: {e}"));
+            match risk.parse::<Risk>() {
+                Err(e) => out.push(format!("{key}: {e}")),
+                Ok(r) => {
+                    let q = authority.quorum(Some(r), groups);
+                    if q.approvers.is_empty() {
+                        out.push(format!(
+                            "{key}.approvers must name at least one approver (or groups with members)"
+                        ));
+                    }
+                    q.problems(&key, &mut out);
+                }
             }
-            if quorum.approvers.is_empty() {
-                out.push(format!("{key}.approvers must name at least one approver"));
-            }
-            quorum.problems(&key, &mut out);
+            unknown_groups(&key, &quorum.groups, &mut out);
         }
     }
     for (name, d) in [

@@ -151,7 +151,7 @@ impl Engine {
                         key = format!("[approval.changes.{t}.risk.{r}]");
                     }
                 }
-                let quorum = authority.map(|a| a.quorum(risk));
+                let quorum = authority.map(|a| a.quorum(risk, &self.settings.groups));
                 let vote = open_vote(
                     quorum.as_ref(),
                     &format!("{key} approvers"),
@@ -261,7 +261,7 @@ impl Engine {
                 .settings
                 .approval
                 .change(ChangeType::Normal)
-                .map(|a| a.quorum(change.risk).approvers)
+                .map(|a| a.quorum(change.risk, &self.settings.groups).approvers)
                 .unwrap_or_default(),
         };
         let name = match by {

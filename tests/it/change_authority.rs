@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, Setup};
+use crate::support::{Daemon, Setup, groups_config};
 use crate::tickets::{APPROVERS, open_window, send, step_as, window as later};
 
 /// The tokens of [`APPROVERS`], and the change authorities: alice and bob (2 of 2) for normal
@@ -218,17 +218,20 @@ fn implement_outside_the_window_needs_an_emergency_or_an_approvers_override() {
 
 #[test]
 fn who_authorises_a_normal_change_depends_on_its_risk() {
-    // alice alone for normal changes; the CAB (alice, bob, carol, 2 of 3) for high-risk ones.
+    // alice alone for normal changes; for high-risk ones alice and the CAB group's members
+    // (bob, carol), 2 of 3.
     let d = Setup::new()
         .config(&format!(
-            "{APPROVERS}
+            "{APPROVERS}{}
 [approval.changes.normal]
 approvers = [\"alice\"]
 
 [approval.changes.normal.risk.high]
-approvers = [\"alice\", \"bob\", \"carol\"]
+approvers = [\"alice\"]
+groups = [\"cab\"]
 required = 2
-"
+",
+            groups_config(&[("cab", &["bob", "carol"])])
         ))
         .start();
     let unassessed = create(

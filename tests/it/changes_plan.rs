@@ -699,6 +699,7 @@ fn check_names_bad_change_authorities_and_templates() {
         "[approval.changes.normal]\napprovers = [\"alice\"]\n\
          [approval.changes.normal.risk.high]\napprovers = [\"alice\"]\nrequired = 2\n\
          [approval.changes.normal.risk.severe]\napprovers = [\"bob\"]\n\
+         [approval.changes.emergency]\ngroups = [\"cab\"]\n\
          [changes.templates.big]\ntitle = \"Big\"\nrisk = \"high\"\nbackout_plan = \"b\"\nauthorized_by = \"\"\n",
     );
     let config = setup
@@ -713,6 +714,8 @@ fn check_names_bad_change_authorities_and_templates() {
         "approval.changes.normal.risk.severe: unknown risk \"severe\"; expected one of low, medium, high",
         "changes.templates.big.risk = \"high\": a high-risk change is never standard",
         "changes.templates.big.authorized_by must not be empty",
+        "approval.changes.emergency.groups: `cab` is not a configured group",
+        "approval.changes.emergency.approvers must name at least one approver (or groups with members)",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in {out}");
     }

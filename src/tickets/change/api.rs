@@ -89,7 +89,7 @@ pub async fn show(
     let (Some(from), Some(to), true) = (from, to, problems.is_empty()) else {
         return Err(ApiError::invalid(problems));
     };
-    let all = app.read(calendar::all_changes).await?;
+    let all = app.read(calendar::planned_changes).await?;
     Ok(Json(Calendar {
         from,
         to,

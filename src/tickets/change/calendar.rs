@@ -37,9 +37,7 @@ fn overlaps(a: &Window, start: Timestamp, end: Timestamp) -> bool {
 pub fn build(changes: &[Ticket], from: Timestamp, to: Timestamp) -> Vec<Entry> {
     let planned: Vec<(&Ticket, Window, Option<&str>)> = changes
         .iter()
-        .filter(|t| {
-            t.kind() == Kind::Change && !matches!(t.state, State::Canceled | State::Rejected)
-        })
+        .filter(|t| t.kind() == Kind::Change && planned(t))
         .filter_map(|t| {
             let c = t.process.change.as_ref()?;
             Some((t, c.window?, c.service.as_deref()))
@@ -77,12 +75,27 @@ pub fn build(changes: &[Ticket], from: Timestamp, to: Timestamp) -> Vec<Entry> {
     out
 }
 
-/// Every change in the store.
-pub fn all_changes(store: &dyn Store) -> Result<Vec<Ticket>, StoreError> {
-    store
-        .scan_prefix(Tree::Tickets, Kind::Change.prefix().as_bytes())
-        .map(|item| item.and_then(|(_, v)| decode(Tree::Tickets, &v)))
-        .collect()
+/// Whether `t` is on the calendar at all: a change with a window that will or did happen.
+fn planned(t: &Ticket) -> bool {
+    t.process
+        .change
+        .as_ref()
+        .is_some_and(|c| c.window.is_some())
+        && !matches!(t.state, State::Canceled | State::Rejected)
+}
+
+/// Every change in the store that has a window and was neither canceled nor rejected (a
+/// scan of the change tickets: there is no index by window; only these are kept).
+pub fn planned_changes(store: &dyn Store) -> Result<Vec<Ticket>, StoreError> {
+    let mut out = Vec::new();
+    for item in store.scan_prefix(Tree::Tickets, Kind::Change.prefix().as_bytes()) {
+        let (_, v) = item?;
+        let t: Ticket = decode(Tree::Tickets, &v)?;
+        if planned(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
