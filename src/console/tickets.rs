@@ -259,8 +259,8 @@ pub async fn queue(
             }
             form #bulk method="post" action="/ui/bulk" {
                 input type="hidden" name="csrf" value=(who.csrf);
-                fieldset {
-                    legend { "With the selected tickets" }
+                details {
+                    summary { "With the selected tickets: assign or move" }
                     label { "Do " select name="action" {
                         option value="assign" { "assign" }
                         option value="transition" { "transition" }

@@ -358,6 +358,61 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
+const TAB: char = '\u{E004}';
+const ENTER: char = '\u{E007}';
+
+/// Presses and releases one key (a WebDriver key code) wherever the focus is.
+async fn key(c: &Client, k: char) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let press = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: k })
+        .then(KeyAction::Up { value: k });
+    c.perform_actions(press).await.unwrap();
+}
+
+/// The focused element as "TAG class text".
+async fn focused(c: &Client) -> serde_json::Value {
+    c.execute(
+        "const e = document.activeElement; \
+         return e.tagName + ' ' + e.className + ' ' + (e.tagName === 'MAIN' ? '' : e.innerText.trim());",
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
+/// At a phone's width (390 px) the page must not scroll sideways; saves a screenshot, then
+/// goes back to 1280 px.
+async fn at_phone_width(c: &Client, name: &str) {
+    c.set_window_size(390, 844).await.unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let w = c.execute("return window.innerWidth", vec![]).await.unwrap();
+        if w.as_u64().is_some_and(|w| w <= 390) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the window never got 390 px wide: {w}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "{name}: the page scrolls sideways at phone width (scrollWidth, innerWidth) = {widths}"
+    );
+    c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+    screenshot(c, name).await;
+    c.set_window_size(1280, 900).await.unwrap();
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
     std::fs::create_dir_all(&dir).unwrap();
@@ -372,6 +427,7 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         .config("[groups.triage]\n[groups.operations]\nmembers = [\"alice\"]\n")
         .start();
     add_user(&d, "alice", "agent", "correct horse battery");
+    add_user(&d, "olga", "admin", "olgas passphrase");
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
     // Multi-threaded, so the blocking HTTP client of `Daemon` may run inside (block_in_place).
@@ -408,7 +464,38 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         assert_eq!(status, 202);
         let row = wait_text(&c, "#unassigned tbody tr", "Disk full on db1").await;
         assert!(row.contains("new"), "{row}");
+        // SLA standing is words, not only a colour.
+        let clock = wait_text(&c, "#unassigned tbody tr .clock", ": ").await;
+        assert!(
+            ["left", "paused", "breached", "stopped", "not started"]
+                .iter()
+                .any(|w| clock.contains(w)),
+            "{clock}"
+        );
         screenshot(&c, "queue.png").await;
+        // Keyboard: the first Tab reaches the skip link, Enter on it moves focus to the page's
+        // content, and the next Tab goes on from there (the top bar is skipped).
+        c.goto(&d.url("/ui/")).await.unwrap();
+        wait_text(&c, "#unassigned", "Disk full on db1").await;
+        key(&c, TAB).await;
+        assert_eq!(focused(&c).await, json!("A skip Skip to content"));
+        key(&c, ENTER).await;
+        let deadline = Instant::now() + DEADLINE;
+        while focused(&c).await != json!("MAIN  ") {
+            assert!(
+                Instant::now() < deadline,
+                "focus never moved to main: {}",
+                focused(&c).await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        key(&c, TAB).await;
+        let next = focused(&c).await;
+        assert!(
+            next.as_str().unwrap().starts_with("SELECT"),
+            "the state filter is next: {next}"
+        );
+        at_phone_width(&c, "queue-phone.png").await;
 
         // Take it from the queue: assigned to alice, on its page.
         click(&c, "#unassigned tbody tr form.take button").await;
@@ -459,6 +546,7 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         click(&c, "#transition-resolved button").await;
         wait_text(&c, "#state", "resolved").await;
         screenshot(&c, "ticket.png").await;
+        at_phone_width(&c, "ticket-phone.png").await;
 
         // The service owner's view: the reports, with bars drawn as SVG.
         click(&c, "header.top a[href='/ui/dashboard']").await;
@@ -466,6 +554,19 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         c.find(Locator::Css("#volume svg rect.bar")).await.unwrap();
         wait_text(&c, "#backlog", "Backlog").await;
         screenshot(&c, "dashboard.png").await;
+
+        // An agent opening an operations page is refused; an admin sees it.
+        c.goto(&d.url("/ui/ops")).await.unwrap();
+        wait_text(&c, "#forbidden", "this page needs admin").await;
+        click(&c, "form.signout button").await;
+        fill(&c, "input[name=username]", "olga").await;
+        fill(&c, "input[name=password]", "olgas passphrase").await;
+        click(&c, "form.login button").await;
+        wait_text(&c, "header.top .who", "olga (admin)").await;
+        click(&c, "header.top a[href='/ui/ops']").await;
+        wait_text(&c, "#readiness", "ready").await;
+        wait_text(&c, "#rules", "00-defaults.rhai").await;
+        screenshot(&c, "ops.png").await;
         c.close().await.unwrap();
     });
     // What the browser did is what the API shows.
@@ -558,6 +659,75 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
         r.text().unwrap(),
         "source,kind,count\r\ntest,incident,1\r\n"
     );
+    // A second ticket, so the bars have something to compare; then the charts' figures for
+    // the period picked are the report API's for the same period.
+    let (status, _) = d.post(
+        "/api/v1/tickets",
+        &json!({"kind": "request", "title": "New laptop"}).to_string(),
+    );
+    assert_eq!(status, 201);
+    let html = http
+        .get(d.url("/ui/dashboard?last=7d"))
+        .header("cookie", &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(html.contains(r#"<option value="7d" selected>"#), "{html}");
+    let api = d.get_ok("/api/v1/reports?last=7d");
+    let mut volume: Vec<(String, f64)> = api["volume"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let label = format!(
+                "{} {}",
+                v["source"].as_str().unwrap(),
+                v["kind"].as_str().unwrap()
+            );
+            (label, v["count"].as_f64().unwrap())
+        })
+        .collect();
+    let mut backlog: Vec<(String, f64)> = api["backlog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["state"].as_str().unwrap().to_string(),
+                b["total"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    volume.sort_by(|a, b| a.0.cmp(&b.0));
+    backlog.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(volume.len(), 2, "{api}");
+    assert_eq!(bars_of(&html, "volume"), volume);
+    assert_eq!(bars_of(&html, "backlog"), backlog);
+}
+
+/// The (label, value) of every bar in the dashboard section `id`, by label.
+fn bars_of(html: &str, id: &str) -> Vec<(String, f64)> {
+    let start = html.find(&format!(r#"<section id="{id}">"#)).unwrap();
+    let section = &html[start..];
+    let section = &section[..section.find("</section>").unwrap()];
+    let mut bars: Vec<(String, f64)> = section
+        .split(" data-label=\"")
+        .skip(1)
+        .map(|s| {
+            let label = s.split('"').next().unwrap().to_string();
+            let value = s
+                .split("data-value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            (label, value.parse().unwrap())
+        })
+        .collect();
+    bars.sort_by(|a, b| a.0.cmp(&b.0));
+    bars
 }
 
 // ---- Over HTTP: the operations views, saved searches, bulk actions, the dashboard's figures
