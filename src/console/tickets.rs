@@ -106,14 +106,30 @@ async fn select(app: &AppState, who: &Signed, p: &QueueParams) -> Result<Vec<Tic
         text: some(&p.q),
         ..TicketFilter::default()
     };
-    let (mut tickets, _) = app
-        .read(move |s| layout::list_tickets(s, &filter, None, QUEUE_LIMIT))
-        .await?;
-    if state.is_none() {
-        tickets.retain(|t| t.state.is_open());
+    // Without a state, the open states one by one, each through its index: a store of
+    // closed tickets is never walked.
+    let states: Vec<TicketState> = match state {
+        Some(s) => vec![s],
+        None => TicketState::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_open())
+            .collect(),
+    };
+    let mut tickets = Vec::new();
+    for s in states {
+        let filter = TicketFilter {
+            state: Some(s),
+            ..filter.clone()
+        };
+        let (page, _) = app
+            .read(move |st| layout::list_tickets(st, &filter, None, QUEUE_LIMIT))
+            .await?;
+        tickets.extend(page);
     }
     // Most urgent first, then the oldest.
     tickets.sort_by_key(|t| (t.priority, t.created_at));
+    tickets.truncate(QUEUE_LIMIT);
     Ok(tickets)
 }
 
