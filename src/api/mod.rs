@@ -5,7 +5,7 @@ mod admin;
 pub mod browser;
 mod error;
 pub mod fields;
-mod health;
+pub mod health;
 pub(crate) mod json;
 pub(crate) mod limits;
 mod serve;

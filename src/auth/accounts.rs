@@ -42,6 +42,18 @@ pub enum AccountAction {
     Disable {
         name: String,
     },
+    /// A console user saves (or replaces) a search of theirs: the list API's query string,
+    /// checked by the console with the API's own checks before it is submitted.
+    SaveSearch {
+        name: String,
+        search: String,
+        query: String,
+    },
+    /// A console user deletes a saved search of theirs.
+    DeleteSearch {
+        name: String,
+        search: String,
+    },
 }
 
 impl AccountAction {
@@ -51,6 +63,8 @@ impl AccountAction {
             AccountAction::Add { .. } => "add",
             AccountAction::Password { .. } => "passwd",
             AccountAction::Disable { .. } => "disable",
+            AccountAction::SaveSearch { .. } => "save_search",
+            AccountAction::DeleteSearch { .. } => "delete_search",
         }
     }
 }
@@ -120,7 +134,9 @@ impl Engine {
         let name = match &c.action {
             AccountAction::Add { name, .. }
             | AccountAction::Password { name, .. }
-            | AccountAction::Disable { name } => name,
+            | AccountAction::Disable { name }
+            | AccountAction::SaveSearch { name, .. }
+            | AccountAction::DeleteSearch { name, .. } => name,
         };
         let existing: Option<Account> = txn
             .get(Tree::Accounts, &key(name))?
@@ -139,6 +155,7 @@ impl Engine {
                 hash: hash.clone(),
                 disabled: false,
                 changed_at: now,
+                searches: Default::default(),
             },
             (_, None) => {
                 return Ok(Err(Refusal::Conflict(format!(
@@ -156,6 +173,18 @@ impl Engine {
                 changed_at: now,
                 ..a
             },
+            (AccountAction::SaveSearch { search, query, .. }, Some(mut a)) => {
+                a.searches.insert(search.clone(), query.clone());
+                a
+            }
+            (AccountAction::DeleteSearch { search, .. }, Some(mut a)) => {
+                if a.searches.remove(search).is_none() {
+                    return Ok(Err(Refusal::Conflict(format!(
+                        "user `{name}` has no saved search `{search}`"
+                    ))));
+                }
+                a
+            }
         };
         txn.put(Tree::Accounts, key(name), encode(&account));
         tracing::info!(user = %name, by = %c.by, action = c.action.verb(), "Account changed.");

@@ -6,9 +6,13 @@
 //! Content-Security-Policy that forbids both.
 
 pub mod assets;
+pub mod bulk;
+pub mod chart;
 pub mod dashboard;
 pub mod login;
+pub mod ops;
 pub mod page;
+pub mod searches;
 pub mod session;
 pub mod tickets;
 pub mod views;
@@ -73,6 +77,16 @@ pub fn routes() -> Routes {
         .route(
             "/ui/tickets/{id}/assign",
             axum::routing::post(tickets::assign),
+        )
+        .route("/ui/bulk", axum::routing::post(bulk::submit))
+        .route("/ui/searches", axum::routing::post(searches::save))
+        .route("/ui/searches/delete", axum::routing::post(searches::delete))
+        .route("/ui/ops", get(ops::show))
+        .route("/ui/ops/replay", axum::routing::post(ops::replay))
+        .route("/ui/ops/outbox", get(ops::outbox))
+        .route(
+            "/ui/ops/outbox/replay",
+            axum::routing::post(ops::replay_row),
         )
         .route("/ui/assets/{file}", get(assets::serve))
         .route("/ui/login", get(login::page).post(login::submit))

@@ -32,12 +32,14 @@ pub fn layout(title: &str, who: Option<Who<'_>>, body: Markup) -> Html {
                 script src=(super::assets::htmx_path()) defer {}
             }
             body {
+                a.skip href="#main" { "Skip to content" }
                 header.top {
                     a.brand href="/ui/" { "itsmd" }
                     @if let Some(who) = who {
                         nav {
                             a href="/ui/" { "Queue" }
                             a href="/ui/dashboard" { "Dashboard" }
+                            @if who.role == "admin" { a href="/ui/ops" { "Operations" } }
                         }
                         form.signout method="post" action="/ui/logout" {
                             input type="hidden" name="csrf" value=(who.csrf);
@@ -46,7 +48,7 @@ pub fn layout(title: &str, who: Option<Who<'_>>, body: Markup) -> Html {
                         }
                     }
                 }
-                main { (body) }
+                main #main tabindex="-1" { (body) }
             }
         }
     };

@@ -286,6 +286,31 @@ impl FromRequestParts<AppState> for Signed {
     }
 }
 
+/// A signed-in administrator: the operations views. Anyone else signed in gets 403 (and
+/// nothing is done); signed out, the sign-in page as for [`Signed`].
+pub struct Admin(pub Signed);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Admin, Response> {
+        let who = Signed::from_request_parts(parts, app).await?;
+        if who.role < Role::Admin {
+            tracing::info!(user = %who.name, path = %parts.uri.path(), "Console admin page refused.");
+            return Err((
+                StatusCode::FORBIDDEN,
+                super::page::layout(
+                    "Not allowed",
+                    Some(who.who()),
+                    maud::html! { p.error role="alert" #forbidden { "User " (who.name) " has role " (who.role.as_str()) "; this page needs admin." } },
+                ),
+            )
+                .into_response());
+        }
+        Ok(Admin(who))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,27 +38,38 @@ pub struct QueueParams {
     assignee: String,
     #[serde(default)]
     q: String,
+    /// A saved search of the signed-in user, shown instead of the queue's parts.
+    #[serde(default)]
+    search: String,
 }
 
 impl QueueParams {
     fn query(&self) -> String {
-        let enc = |v: &str| -> String {
-            v.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect()
-        };
+        let enc = crate::console::searches::encode;
         format!(
-            "state={}&group={}&assignee={}&q={}",
+            "state={}&group={}&assignee={}&q={}&search={}",
             enc(&self.state),
             enc(&self.group),
             enc(&self.assignee),
-            enc(&self.q)
+            enc(&self.q),
+            enc(&self.search)
         )
+    }
+
+    /// The filters as the list API's query string, to save as a search.
+    fn api_query(&self) -> String {
+        let enc = crate::console::searches::encode;
+        [
+            ("state", &self.state),
+            ("group", &self.group),
+            ("assignee", &self.assignee),
+            ("q", &self.q),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k}={}", enc(v.trim())))
+        .collect::<Vec<_>>()
+        .join("&")
     }
 }
 
@@ -77,7 +88,10 @@ fn failed(e: ApiError) -> Response {
 }
 
 /// The tickets the filters select; closed ones only when the state filter asks for them.
-async fn select(app: &AppState, p: &QueueParams) -> Result<Vec<Ticket>, ApiError> {
+async fn select(app: &AppState, who: &Signed, p: &QueueParams) -> Result<Vec<Ticket>, ApiError> {
+    if let Some(name) = some(&p.search) {
+        return crate::console::searches::run(app, &who.name, &name).await;
+    }
     let state: Option<TicketState> = match some(&p.state) {
         Some(s) => Some(
             s.parse()
@@ -92,14 +106,30 @@ async fn select(app: &AppState, p: &QueueParams) -> Result<Vec<Ticket>, ApiError
         text: some(&p.q),
         ..TicketFilter::default()
     };
-    let (mut tickets, _) = app
-        .read(move |s| layout::list_tickets(s, &filter, None, QUEUE_LIMIT))
-        .await?;
-    if state.is_none() {
-        tickets.retain(|t| t.state.is_open());
+    // Without a state, the open states one by one, each through its index: a store of
+    // closed tickets is never walked.
+    let states: Vec<TicketState> = match state {
+        Some(s) => vec![s],
+        None => TicketState::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_open())
+            .collect(),
+    };
+    let mut tickets = Vec::new();
+    for s in states {
+        let filter = TicketFilter {
+            state: Some(s),
+            ..filter.clone()
+        };
+        let (page, _) = app
+            .read(move |st| layout::list_tickets(st, &filter, None, QUEUE_LIMIT))
+            .await?;
+        tickets.extend(page);
     }
     // Most urgent first, then the oldest.
     tickets.sort_by_key(|t| (t.priority, t.created_at));
+    tickets.truncate(QUEUE_LIMIT);
     Ok(tickets)
 }
 
@@ -113,11 +143,14 @@ fn rows(app: &AppState, list: &[&Ticket], take: Option<&Signed>) -> Markup {
             p.muted { "None." }
         } @else {
             table {
-                thead { tr { th { "Ticket" } th { "Title" } th { "State" } th { "Priority" } th { "Group" } th { "Assignee" } th { "SLA" } @if take.is_some() { th {} } } }
+                thead { tr { th { span.sr-only { "Select" } } th { "Ticket" } th { "Title" } th { "State" } th { "Priority" } th { "Group" } th { "Assignee" } th { "SLA" } @if take.is_some() { th {} } } }
                 tbody {
                     @for t in list {
                         @let view = crate::sla::view::of(t, &sla, &calendars, now);
                         tr data-ticket=(t.id) {
+                            td { input type="checkbox" form="bulk" name="ticket" value=(t.id)
+                                id=(format!("select-{}", t.id)) hx-preserve="true"
+                                aria-label=(format!("Select {}", t.id)); }
                             td { a href=(format!("/ui/tickets/{}", t.id)) { (t.id) } }
                             td { (t.title) }
                             td { (t.state) }
@@ -164,8 +197,18 @@ fn queue_fragment(app: &AppState, who: &Signed, p: &QueueParams, tickets: &[Tick
             t.state != TicketState::OnHold && t.assignee.as_deref().is_some_and(|a| a != who.name)
         })
         .collect();
+    let poll = format!("/ui/queue?{}", p.query());
+    if let Some(name) = some(&p.search) {
+        let all: Vec<&Ticket> = tickets.iter().collect();
+        return html! {
+            div #queue hx-get=(poll) hx-trigger=(POLL) hx-swap="outerHTML" {
+                section #search { h2 { "Saved search " q { (name) } " (" (all.len()) ")" } (rows(app, &all, None)) }
+                p.muted { "Updated " (views::time(app.engine.now())) "; refreshes every 3 seconds." }
+            }
+        };
+    }
     html! {
-        div #queue hx-get=(format!("/ui/queue?{}", p.query())) hx-trigger=(POLL) hx-swap="outerHTML" {
+        div #queue hx-get=(poll) hx-trigger=(POLL) hx-swap="outerHTML" {
             section #mine { h2 { "Mine (" (mine.len()) ")" } (rows(app, &mine, None)) }
             section #unassigned { h2 { "Unassigned (" (unassigned.len()) ")" } (rows(app, &unassigned, Some(who))) }
             section #on-hold { h2 { "On hold (" (held.len()) ")" } (rows(app, &held, None)) }
@@ -181,12 +224,16 @@ pub async fn queue(
     who: Signed,
     Query(p): Query<QueueParams>,
 ) -> Response {
-    let body = match select(&app, &p).await {
-        Ok(tickets) => queue_fragment(&app, &who, &p, &tickets),
-        Err(e) => html! { p.error role="alert" { (e.message) } },
+    let (status, body) = match select(&app, &who, &p).await {
+        Ok(tickets) => (StatusCode::OK, queue_fragment(&app, &who, &p, &tickets)),
+        Err(e) => (e.status, html! { p.error role="alert" { (e.message) } }),
+    };
+    let searches = match crate::console::searches::of(&app, &who.name).await {
+        Ok(s) => s,
+        Err(e) => return failed(e),
     };
     let states: Vec<&str> = TicketState::ALL.iter().map(|s| s.as_str()).collect();
-    page::layout(
+    let page = page::layout(
         "Queue",
         Some(who.who()),
         html! {
@@ -201,10 +248,56 @@ pub async fn queue(
                 label { "Search " input name="q" value=(p.q) type="search"; }
                 button type="submit" { "Filter" }
             }
+            nav #searches aria-label="Saved searches" {
+                h2 { "Saved searches" }
+                @if searches.is_empty() { p.muted { "None yet." } }
+                ul { @for (name, query) in &searches {
+                    li {
+                        a href=(format!("/ui/?search={}", crate::console::searches::encode(name))) { (name) }
+                        " " code.muted { (query) }
+                        form.inline method="post" action="/ui/searches/delete" {
+                            input type="hidden" name="csrf" value=(who.csrf);
+                            input type="hidden" name="name" value=(name);
+                            button.small type="submit" aria-label=(format!("Delete saved search {name}")) { "Delete" }
+                        }
+                    }
+                } }
+                details {
+                    summary { "Save a search" }
+                    form #save-search method="post" action="/ui/searches" {
+                        input type="hidden" name="csrf" value=(who.csrf);
+                        label { "Name " input name="name" required maxlength=(crate::console::searches::MAX_NAME); }
+                        label { "Filters (as " code { "GET /api/v1/tickets" } " takes them) "
+                            input name="query" value=(p.api_query()) placeholder="state=new&sla=breached"; }
+                        button type="submit" { "Save" }
+                    }
+                }
+            }
+            form #bulk method="post" action="/ui/bulk" {
+                input type="hidden" name="csrf" value=(who.csrf);
+                details {
+                    summary { "With the selected tickets: assign or move" }
+                    label { "Do " select name="action" {
+                        option value="assign" { "assign" }
+                        option value="transition" { "transition" }
+                    } }
+                    label { "Assignee " input name="assignee" value=(who.name); }
+                    label { "Move to " select name="to" {
+                        @for s in &states { option value=(s) { (s) } }
+                    } }
+                    label { "Hold reason " select name="hold_reason" {
+                        option value="" { "—" }
+                        @for h in HoldReason::ALL { option value=(h) { (h) } }
+                    } }
+                    label { "Resolution " input name="resolution" placeholder="as the process takes"; }
+                    label { "Why " input name="reason"; }
+                    button type="submit" { "Apply" }
+                }
+            }
             (body)
         },
-    )
-    .into_response()
+    );
+    (status, page).into_response()
 }
 
 /// `GET /ui/queue`: the live part alone, for htmx.
@@ -213,7 +306,7 @@ pub async fn queue_live(
     who: Signed,
     Query(p): Query<QueueParams>,
 ) -> Response {
-    match select(&app, &p).await {
+    match select(&app, &who, &p).await {
         Ok(tickets) => page::fragment(queue_fragment(&app, &who, &p, &tickets)).into_response(),
         Err(e) => failed(e),
     }
@@ -458,28 +551,44 @@ pub async fn transition(
 ) -> Response {
     let csrf = f.csrf.clone();
     act(app, who, &raw, &csrf, move |ticket, limits| {
-        let bad = |e: String| ApiError::bad_request(e);
-        let step = TransitionRequest {
-            to: f
-                .to
-                .parse()
-                .map_err(|e: String| bad(format!("`to`: {e}")))?,
-            reason: f.reason,
-            hold_reason: some(&f.hold_reason)
-                .map(|h| h.parse::<HoldReason>())
-                .transpose()
-                .map_err(|e| bad(format!("`hold_reason`: {e}")))?,
-            resolution: some(&f.resolution)
-                .map(|r| r.parse::<Resolution>())
-                .transpose()
-                .map_err(|e| bad(format!("`resolution`: {e}")))?,
-            outcome: None,
-            window_override: None,
-        };
-        crate::api::fields::transition(limits, &step)?;
-        Ok(Action::Transition { ticket, step })
+        transition_action(
+            ticket,
+            limits,
+            &f.to,
+            f.reason,
+            &f.hold_reason,
+            &f.resolution,
+        )
     })
     .await
+}
+
+/// A move of `ticket` from form fields, checked as the API checks its body.
+pub(crate) fn transition_action(
+    ticket: TicketId,
+    limits: &FieldLimits,
+    to: &str,
+    reason: String,
+    hold_reason: &str,
+    resolution: &str,
+) -> Result<Action, ApiError> {
+    let bad = |e: String| ApiError::bad_request(e);
+    let step = TransitionRequest {
+        to: to.parse().map_err(|e: String| bad(format!("`to`: {e}")))?,
+        reason,
+        hold_reason: some(hold_reason)
+            .map(|h| h.parse::<HoldReason>())
+            .transpose()
+            .map_err(|e| bad(format!("`hold_reason`: {e}")))?,
+        resolution: some(resolution)
+            .map(|r| r.parse::<Resolution>())
+            .transpose()
+            .map_err(|e| bad(format!("`resolution`: {e}")))?,
+        outcome: None,
+        window_override: None,
+    };
+    crate::api::fields::transition(limits, &step)?;
+    Ok(Action::Transition { ticket, step })
 }
 
 #[derive(Deserialize)]
@@ -498,12 +607,21 @@ pub async fn assign(
     Form(f): Form<AssignForm>,
 ) -> Response {
     act(app, who, &raw, &f.csrf, |ticket, limits| {
-        let fields = TicketUpdate {
-            assignee: Some(some(&f.assignee)),
-            ..TicketUpdate::default()
-        };
-        crate::api::fields::ticket_update(limits, &fields)?;
-        Ok(Action::Update { ticket, fields })
+        assign_action(ticket, limits, &f.assignee)
     })
     .await
+}
+
+/// An assignment of `ticket` (empty unassigns), checked as the API checks its body.
+pub(crate) fn assign_action(
+    ticket: TicketId,
+    limits: &FieldLimits,
+    assignee: &str,
+) -> Result<Action, ApiError> {
+    let fields = TicketUpdate {
+        assignee: Some(some(assignee)),
+        ..TicketUpdate::default()
+    };
+    crate::api::fields::ticket_update(limits, &fields)?;
+    Ok(Action::Update { ticket, fields })
 }

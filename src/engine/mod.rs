@@ -156,6 +156,11 @@ impl EngineHandle {
         self.outbox_ready.clone()
     }
 
+    /// The rule set in force (reloads replace it).
+    pub fn rules(&self) -> Arc<Rules> {
+        self.live.current().0
+    }
+
     /// The SLA policies and calendars in force (reloads replace them).
     pub fn sla(&self) -> (crate::sla::SlaConfig, Arc<crate::sla::Calendars>) {
         let (_, settings) = self.live.current();

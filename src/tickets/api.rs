@@ -72,6 +72,22 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (tickets, next) = search(&app, p)?.run(&app).await?;
+    let tickets = tickets.into_iter().map(TicketJson::from).collect();
+    Ok(Json(Page { tickets, next }))
+}
+
+/// A listing's query, checked: what `GET /api/v1/tickets` runs (the console's saved
+/// searches are checked and run by the same code).
+pub struct Search {
+    pub filter: TicketFilter,
+    pub sort: Option<Sort>,
+    pub after: Option<TicketId>,
+    pub limit: usize,
+}
+
+/// Checks a listing's parameters: every problem at once, each naming its parameter.
+pub fn search(app: &AppState, p: ListParams) -> Result<Search, ApiError> {
     let mut problems = Vec::new();
     let state = param("state", p.state, &mut problems);
     let kind = param("kind", p.kind, &mut problems);
@@ -135,22 +151,39 @@ pub async fn list(
     if !problems.is_empty() {
         return Err(ApiError::invalid(problems));
     }
-    let (tickets, next) = match sort {
-        None => {
-            app.read(move |s| layout::list_tickets(s, &filter, after, limit))
+    Ok(Search {
+        filter,
+        sort,
+        after,
+        limit,
+    })
+}
+
+impl Search {
+    /// One page of the tickets it selects, and the `after` of the next page.
+    pub async fn run(self, app: &AppState) -> Result<(Vec<Ticket>, Option<TicketId>), ApiError> {
+        let Search {
+            filter,
+            sort,
+            after,
+            limit,
+        } = self;
+        let (tickets, next) = match sort {
+            None => {
+                app.read(move |s| layout::list_tickets(s, &filter, after, limit))
+                    .await?
+            }
+            Some(sort) => app
+                .read(move |s| layout::list_tickets_sorted(s, &filter, sort, after, limit))
                 .await?
-        }
-        Some(sort) => app
-            .read(move |s| layout::list_tickets_sorted(s, &filter, sort, after, limit))
-            .await?
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "`after`: that ticket is no longer in this listing (its sort key or a filtered field changed); start again without `after`",
-                )
-            })?,
-    };
-    let tickets = tickets.into_iter().map(TicketJson::from).collect();
-    Ok(Json(Page { tickets, next }))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "`after`: that ticket is no longer in this listing (its sort key or a filtered field changed); start again without `after`",
+                    )
+                })?,
+        };
+        Ok((tickets, next))
+    }
 }
 
 /// Parses an optional query parameter, recording a problem instead of failing.

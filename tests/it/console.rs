@@ -8,10 +8,19 @@ use crate::support::{BIN, Daemon, Setup};
 
 /// `itsmd user add NAME --role ROLE` with `password` on standard input.
 fn add_user(d: &Daemon, name: &str, role: &str, password: &str) {
-    let mut child = Command::new(BIN)
-        .args(["user", "add", name, "--role", role, "--server"])
+    add_user_as(d, None, name, role, password)
+}
+
+/// [`add_user`] with an admin token, for a daemon that has tokens.
+fn add_user_as(d: &Daemon, token: Option<&str>, name: &str, role: &str, password: &str) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["user", "add", name, "--role", role, "--server"])
         .arg(d.url(""))
-        .env_remove("ITSMD_TOKEN")
+        .env_remove("ITSMD_TOKEN");
+    if let Some(t) = token {
+        cmd.args(["--token", t]);
+    }
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -349,6 +358,61 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
+const TAB: char = '\u{E004}';
+const ENTER: char = '\u{E007}';
+
+/// Presses and releases one key (a WebDriver key code) wherever the focus is.
+async fn key(c: &Client, k: char) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let press = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: k })
+        .then(KeyAction::Up { value: k });
+    c.perform_actions(press).await.unwrap();
+}
+
+/// The focused element as "TAG class text".
+async fn focused(c: &Client) -> serde_json::Value {
+    c.execute(
+        "const e = document.activeElement; \
+         return e.tagName + ' ' + e.className + ' ' + (e.tagName === 'MAIN' ? '' : e.innerText.trim());",
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
+/// At a phone's width (390 px) the page must not scroll sideways; saves a screenshot, then
+/// goes back to 1280 px.
+async fn at_phone_width(c: &Client, name: &str) {
+    c.set_window_size(390, 844).await.unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let w = c.execute("return window.innerWidth", vec![]).await.unwrap();
+        if w.as_u64().is_some_and(|w| w <= 390) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the window never got 390 px wide: {w}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "{name}: the page scrolls sideways at phone width (scrollWidth, innerWidth) = {widths}"
+    );
+    c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+    screenshot(c, name).await;
+    c.set_window_size(1280, 900).await.unwrap();
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
     std::fs::create_dir_all(&dir).unwrap();
@@ -363,6 +427,7 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         .config("[groups.triage]\n[groups.operations]\nmembers = [\"alice\"]\n")
         .start();
     add_user(&d, "alice", "agent", "correct horse battery");
+    add_user(&d, "olga", "admin", "olgas passphrase");
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
     // Multi-threaded, so the blocking HTTP client of `Daemon` may run inside (block_in_place).
@@ -399,7 +464,38 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         assert_eq!(status, 202);
         let row = wait_text(&c, "#unassigned tbody tr", "Disk full on db1").await;
         assert!(row.contains("new"), "{row}");
+        // SLA standing is words, not only a colour.
+        let clock = wait_text(&c, "#unassigned tbody tr .clock", ": ").await;
+        assert!(
+            ["left", "paused", "breached", "stopped", "not started"]
+                .iter()
+                .any(|w| clock.contains(w)),
+            "{clock}"
+        );
         screenshot(&c, "queue.png").await;
+        // Keyboard: the first Tab reaches the skip link, Enter on it moves focus to the page's
+        // content, and the next Tab goes on from there (the top bar is skipped).
+        c.goto(&d.url("/ui/")).await.unwrap();
+        wait_text(&c, "#unassigned", "Disk full on db1").await;
+        key(&c, TAB).await;
+        assert_eq!(focused(&c).await, json!("A skip Skip to content"));
+        key(&c, ENTER).await;
+        let deadline = Instant::now() + DEADLINE;
+        while focused(&c).await != json!("MAIN  ") {
+            assert!(
+                Instant::now() < deadline,
+                "focus never moved to main: {}",
+                focused(&c).await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        key(&c, TAB).await;
+        let next = focused(&c).await;
+        assert!(
+            next.as_str().unwrap().starts_with("SELECT"),
+            "the state filter is next: {next}"
+        );
+        at_phone_width(&c, "queue-phone.png").await;
 
         // Take it from the queue: assigned to alice, on its page.
         click(&c, "#unassigned tbody tr form.take button").await;
@@ -450,6 +546,7 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         click(&c, "#transition-resolved button").await;
         wait_text(&c, "#state", "resolved").await;
         screenshot(&c, "ticket.png").await;
+        at_phone_width(&c, "ticket-phone.png").await;
 
         // The service owner's view: the reports, with bars drawn as SVG.
         click(&c, "header.top a[href='/ui/dashboard']").await;
@@ -457,6 +554,19 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         c.find(Locator::Css("#volume svg rect.bar")).await.unwrap();
         wait_text(&c, "#backlog", "Backlog").await;
         screenshot(&c, "dashboard.png").await;
+
+        // An agent opening an operations page is refused; an admin sees it.
+        c.goto(&d.url("/ui/ops")).await.unwrap();
+        wait_text(&c, "#forbidden", "this page needs admin").await;
+        click(&c, "form.signout button").await;
+        fill(&c, "input[name=username]", "olga").await;
+        fill(&c, "input[name=password]", "olgas passphrase").await;
+        click(&c, "form.login button").await;
+        wait_text(&c, "header.top .who", "olga (admin)").await;
+        click(&c, "header.top a[href='/ui/ops']").await;
+        wait_text(&c, "#readiness", "ready").await;
+        wait_text(&c, "#rules", "00-defaults.rhai").await;
+        screenshot(&c, "ops.png").await;
         c.close().await.unwrap();
     });
     // What the browser did is what the API shows.
@@ -548,5 +658,497 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     assert_eq!(
         r.text().unwrap(),
         "source,kind,count\r\ntest,incident,1\r\n"
+    );
+    // A second ticket, so the bars have something to compare; then the charts' figures for
+    // the period picked are the report API's for the same period.
+    let (status, _) = d.post(
+        "/api/v1/tickets",
+        &json!({"kind": "request", "title": "New laptop"}).to_string(),
+    );
+    assert_eq!(status, 201);
+    let html = http
+        .get(d.url("/ui/dashboard?last=7d"))
+        .header("cookie", &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(html.contains(r#"<option value="7d" selected>"#), "{html}");
+    let api = d.get_ok("/api/v1/reports?last=7d");
+    let mut volume: Vec<(String, f64)> = api["volume"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let label = format!(
+                "{} {}",
+                v["source"].as_str().unwrap(),
+                v["kind"].as_str().unwrap()
+            );
+            (label, v["count"].as_f64().unwrap())
+        })
+        .collect();
+    let mut backlog: Vec<(String, f64)> = api["backlog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["state"].as_str().unwrap().to_string(),
+                b["total"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    volume.sort_by(|a, b| a.0.cmp(&b.0));
+    backlog.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(volume.len(), 2, "{api}");
+    assert_eq!(bars_of(&html, "volume"), volume);
+    assert_eq!(bars_of(&html, "backlog"), backlog);
+}
+
+/// The (label, value) of every bar in the dashboard section `id`, by label.
+fn bars_of(html: &str, id: &str) -> Vec<(String, f64)> {
+    let start = html.find(&format!(r#"<section id="{id}">"#)).unwrap();
+    let section = &html[start..];
+    let section = &section[..section.find("</section>").unwrap()];
+    let mut bars: Vec<(String, f64)> = section
+        .split(" data-label=\"")
+        .skip(1)
+        .map(|s| {
+            let label = s.split('"').next().unwrap().to_string();
+            let value = s
+                .split("data-value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            (label, value.parse().unwrap())
+        })
+        .collect();
+    bars.sort_by(|a, b| a.0.cmp(&b.0));
+    bars
+}
+
+// ---- Over HTTP: the operations views, saved searches, bulk actions, the dashboard's figures
+
+/// A signed-in console user over plain HTTP: the session cookie and its CSRF token.
+struct Web<'a> {
+    d: &'a Daemon,
+    http: reqwest::blocking::Client,
+    cookie: String,
+    csrf: String,
+}
+
+impl<'a> Web<'a> {
+    fn sign_in(d: &'a Daemon, user: &str, password: &str) -> Web<'a> {
+        let http = no_redirects();
+        let (status, cookie) = sign_in(d, &http, user, password);
+        assert_eq!(status, 303, "{user} signs in");
+        let cookie = cookie.expect("a session cookie");
+        let page = http
+            .get(d.url("/ui/"))
+            .header("cookie", &cookie)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let csrf = csrf_of(&page);
+        Web {
+            d,
+            http,
+            cookie,
+            csrf,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(self.d.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    /// Posts `form` (with this session's CSRF token unless `csrf` is false): the status, the
+    /// redirect target if any, and the body.
+    fn post(&self, path: &str, form: &[(&str, &str)], csrf: bool) -> (u16, String, String) {
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        if csrf {
+            fields.push(("csrf", &self.csrf));
+        }
+        let r = self
+            .http
+            .post(self.d.url(path))
+            .header("cookie", &self.cookie)
+            .form(&fields)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, location, r.text().unwrap())
+    }
+}
+
+const ADMIN_TOKEN: &str = "admin-token-for-console-tests";
+
+/// Admin token, groups (alice in operations), and vendor `acme` at `url` giving up after two
+/// attempts.
+fn ops_config(url: &str) -> String {
+    format!(
+        r#"
+[auth]
+tokens = [{{ name = "root", role = "admin", token = "{ADMIN_TOKEN}" }}]
+[groups.triage]
+members = ["alice"]
+[groups.operations]
+members = ["alice"]
+[groups.dba]
+[vendors.acme]
+url = "{url}"
+secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+timeout = "2s"
+retry = {{ max_attempts = 2, base_ms = 20, cap_ms = 50 }}
+"#
+    )
+}
+
+const ROUTE: &str = r#"fn on_alert(alert, ticket) { if ticket.is_new { ticket.title = alert.summary; } ticket.group = alert.labels.team ?? "operations"; }"#;
+
+/// The `<td class="runs">` figure of a rule file's hook on the operations page.
+fn runs_of(html: &str, rule: &str, hook: &str) -> u64 {
+    let row = format!(r#"<tr data-rule="{rule}" data-hook="{hook}">"#);
+    let at = html
+        .find(&row)
+        .unwrap_or_else(|| panic!("no row {row} in {html}"));
+    let cell = &html[at..];
+    let runs = cell.find(r#"<td class="runs">"#).unwrap() + 17;
+    cell[runs..].split('<').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_operations_views_are_admins_only_and_use_the_daemons_own_code() {
+    use crate::receiver::{Receiver, Reply};
+    let receiver = Receiver::start(vec![Reply::Status(500), Reply::Status(502)]);
+    let setup = Setup::new()
+        .rules(&[("10-route.rhai", ROUTE)])
+        .config(&ops_config(&format!("{}/hook", receiver.url)));
+    let d = setup.start();
+    add_user_as(&d, Some(ADMIN_TOKEN), "olga", "admin", "olgas passphrase");
+    add_user_as(&d, Some(ADMIN_TOKEN), "alice", "agent", "alices passphrase");
+    for (n, team) in [(1, "operations"), (2, "dba")] {
+        let body = alert(
+            "firing",
+            &format!("Disk full {n}"),
+            json!({"host": format!("db{n}"), "team": team}),
+        );
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let (status, said) = d.call_as(
+            ADMIN_TOKEN,
+            reqwest::Method::POST,
+            "/api/v1/events",
+            Some(body),
+        );
+        assert_eq!(status, 202, "{said}");
+    }
+
+    // An agent is refused every operations page and action, and is not offered the link.
+    let alice = Web::sign_in(&d, "alice", "alices passphrase");
+    assert!(!alice.get("/ui/").1.contains("/ui/ops"));
+    for path in ["/ui/ops", "/ui/ops/outbox"] {
+        let (status, html) = alice.get(path);
+        assert_eq!(status, 403, "{path}");
+        assert!(html.contains("this page needs admin"), "{html}");
+    }
+    for path in ["/ui/ops/replay", "/ui/ops/outbox/replay"] {
+        assert_eq!(alice.post(path, &[("dir", "/"), ("id", "1")], true).0, 403);
+    }
+
+    // The rule set with each hook's runs as the daemon's registry counts them.
+    let olga = Web::sign_in(&d, "olga", "olgas passphrase");
+    let (status, html) = olga.get("/ui/ops");
+    assert_eq!(status, 200, "{html}");
+    let metric = d.metric(r#"itsmd_rule_evaluations_total{rule="10-route.rhai",hook="on_alert"}"#);
+    assert_eq!(metric, 2.0, "{}", d.metrics());
+    assert_eq!(runs_of(&html, "10-route.rhai", "on_alert") as f64, metric);
+    let health = d.get_ok("/healthz");
+    let version = health["rules_version"].as_str().unwrap();
+    assert!(
+        html.contains(&format!(r#"<code id="rules-version">{version}</code>"#)),
+        "{html}"
+    );
+    assert!(html.contains(r#"<dd id="readiness">ready</dd>"#), "{html}");
+
+    // A candidate rule directory replayed: the same differences as the replay API's.
+    let candidate = tempfile::tempdir().unwrap();
+    let next = r#"fn on_alert(alert, ticket) { if ticket.is_new { ticket.title = alert.summary; } ticket.group = "triage"; }"#;
+    std::fs::write(candidate.path().join("10-route.rhai"), next).unwrap();
+    let dir = candidate.path().to_str().unwrap();
+    let (status, _, html) = olga.post("/ui/ops/replay", &[("dir", dir), ("since", "")], true);
+    assert_eq!(status, 200, "{html}");
+    let (status, report) = d.call_as(
+        ADMIN_TOKEN,
+        reqwest::Method::POST,
+        "/api/v1/admin/replay",
+        Some(json!({"rules": {"10-route.rhai": next}})),
+    );
+    assert_eq!(status, 200, "{report}");
+    let diffs = report["ticket_differences"].as_array().unwrap();
+    assert_eq!(diffs.len(), 2, "{report}");
+    for t in diffs {
+        assert_eq!(t["field"], "group");
+        let row = format!(
+            r#"<td><a href="/ui/tickets/{id}">{id}</a></td><td>group</td><td>{old}</td><td>triage</td>"#,
+            id = t["ticket"].as_str().unwrap(),
+            old = t["happened"].as_str().unwrap(),
+        );
+        assert!(html.contains(&row), "no {row} in {html}");
+    }
+    let said = format!(
+        "Replayed {} events, compared {}.",
+        report["events"], report["compared"]
+    );
+    assert!(html.contains(&said), "{html}");
+    // A candidate that does not compile, and a folder without rules: refused, saying why.
+    std::fs::write(candidate.path().join("20-bad.rhai"), "fn on_alert(a, t) {").unwrap();
+    let (status, _, html) = olga.post("/ui/ops/replay", &[("dir", dir)], true);
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("20-bad.rhai"), "{html}");
+    let empty = tempfile::tempdir().unwrap();
+    let (status, _, html) = olga.post(
+        "/ui/ops/replay",
+        &[("dir", empty.path().to_str().unwrap())],
+        true,
+    );
+    assert_eq!(status, 400);
+    assert!(html.contains("holds no *.rhai file"), "{html}");
+
+    // A dead letter: listed, and replayed with the button (not without the CSRF token).
+    let id = incidents_as(&d)[0]["id"].as_str().unwrap().to_string();
+    let (status, t) = d.call_as(
+        ADMIN_TOKEN,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/tickets/{id}"),
+        Some(json!({"vendor": "acme"})),
+    );
+    assert_eq!(status, 200, "{t}");
+    let mut row_id = 0;
+    crate::support::wait_until("a dead letter", || {
+        let (_, v) = d.call_as(
+            ADMIN_TOKEN,
+            reqwest::Method::GET,
+            "/api/v1/admin/outbox?dead=true",
+            None,
+        );
+        row_id = v["rows"][0]["id"].as_u64().unwrap_or(0);
+        row_id > 0
+    });
+    let row = row_id.to_string();
+    let (status, html) = olga.get("/ui/ops/outbox");
+    assert_eq!(status, 200);
+    let dead = &html[html.find(r#"<table id="dead">"#).expect("the dead letters")..];
+    assert!(
+        dead.contains(&format!(r#"<tr data-row="{row}">"#)),
+        "{html}"
+    );
+    assert!(dead.contains("gave up after 2"), "{html}");
+    assert_eq!(receiver.received().len(), 2);
+    let (status, _, _) = olga.post("/ui/ops/outbox/replay", &[("id", &row)], false);
+    assert_eq!(status, 403);
+    let (status, location, _) = olga.post("/ui/ops/outbox/replay", &[("id", &row)], true);
+    assert_eq!(
+        (status, location.as_str()),
+        (303, &*format!("/ui/ops/outbox?replayed={row}"))
+    );
+    let got = receiver.wait_for(3, Duration::from_secs(10));
+    assert_eq!(got[2].id, got[0].id, "the same message, sent again");
+    crate::support::wait_until("the dead letter gone", || {
+        !olga
+            .get("/ui/ops/outbox")
+            .1
+            .contains(r#"<table id="dead">"#)
+    });
+}
+
+/// Every incident, listed with the admin token.
+fn incidents_as(d: &Daemon) -> Vec<serde_json::Value> {
+    let (status, v) = d.call_as(
+        ADMIN_TOKEN,
+        reqwest::Method::GET,
+        "/api/v1/tickets?kind=incident&limit=500",
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    v["tickets"].as_array().cloned().unwrap_or_default()
+}
+
+/// The ticket ids of a queue page's rows (`data-ticket`), in order.
+fn listed(html: &str) -> Vec<String> {
+    html.split(r#"<tr data-ticket=""#)
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn saved_searches_and_bulk_actions_go_through_the_apis_checks() {
+    let setup = Setup::new()
+        .rules(&[("10-route.rhai", ROUTE)])
+        .config(&ops_config("http://127.0.0.1:9/hook"));
+    let d = setup.start();
+    add_user_as(&d, Some(ADMIN_TOKEN), "alice", "agent", "alices passphrase");
+    for (n, team) in [(1, "operations"), (2, "operations"), (3, "dba")] {
+        let body = alert(
+            "firing",
+            &format!("Disk full {n}"),
+            json!({"host": format!("db{n}"), "team": team}),
+        );
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let (status, said) = d.call_as(
+            ADMIN_TOKEN,
+            reqwest::Method::POST,
+            "/api/v1/events",
+            Some(body),
+        );
+        assert_eq!(status, 202, "{said}");
+    }
+    let alice = Web::sign_in(&d, "alice", "alices passphrase");
+
+    // A search the list API refuses cannot be saved, with the API's words.
+    let (status, _, said) = alice.post(
+        "/ui/searches",
+        &[("name", "bad"), ("query", "state=sleeping&colour=red")],
+        true,
+    );
+    assert_eq!(status, 400, "{said}");
+    assert!(said.contains("colour"), "{said}");
+    let (status, _, said) = alice.post(
+        "/ui/searches",
+        &[("name", "bad"), ("query", "priority=9")],
+        true,
+    );
+    assert_eq!(status, 400);
+    assert!(said.contains("`priority` must be 1..=5"), "{said}");
+    assert_eq!(
+        alice
+            .post("/ui/searches", &[("name", "x"), ("query", "")], false)
+            .0,
+        403
+    );
+    // A good one is kept in the store (it outlives the session) and lists what the API lists.
+    let (status, location, _) = alice.post(
+        "/ui/searches",
+        &[("name", "ops new"), ("query", "group=operations&state=new")],
+        true,
+    );
+    assert_eq!((status, location.as_str()), (303, "/ui/?search=ops%20new"));
+    let alice = Web::sign_in(&d, "alice", "alices passphrase");
+    let (status, html) = alice.get("/ui/?search=ops%20new");
+    assert_eq!(status, 200);
+    assert!(html.contains("ops new") && html.contains("group=operations&amp;state=new"));
+    let (_, api) = d.call_as(
+        ADMIN_TOKEN,
+        reqwest::Method::GET,
+        "/api/v1/tickets?group=operations&state=new",
+        None,
+    );
+    let mut want: Vec<String> = api["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let section = &html[html.find(r#"<section id="search">"#).unwrap()..];
+    let mut got = listed(section);
+    got.sort();
+    want.sort();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got, want);
+    let dump = d
+        .http
+        .get(d.url("/api/v1/admin/export"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        dump.contains(r#""searches":{"ops new":"group=operations&state=new"}"#),
+        "{dump}"
+    );
+
+    // Bulk assign: alice may take the operations tickets, not the dba one (not her group);
+    // the refused one is named, the others done.
+    let ids: Vec<String> = incidents_as(&d)
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut form = vec![("action", "assign"), ("assignee", "alice")];
+    form.extend(ids.iter().map(|id| ("ticket", id.as_str())));
+    assert_eq!(alice.post("/ui/bulk", &form, false).0, 403);
+    let (status, _, html) = alice.post("/ui/bulk", &form, true);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("2 done, 1 refused."), "{html}");
+    let after = incidents_as(&d);
+    for t in &after {
+        let id = t["id"].as_str().unwrap();
+        let item = &html[html.find(&format!(r#"<li data-ticket="{id}">"#)).unwrap()..];
+        let item = &item[..item.find("</li>").unwrap()];
+        if t["group"] == "dba" {
+            assert!(t["assignee"].is_null());
+            assert!(item.contains("refused: "), "{item}");
+        } else {
+            assert_eq!(t["assignee"], "alice");
+            assert!(item.contains("done"), "{item}");
+        }
+    }
+    // Bulk transition: new → on_hold is not a legal move, new → in_progress is.
+    let ops: Vec<&str> = after
+        .iter()
+        .filter(|t| t["group"] == "operations")
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    let mut form = vec![
+        ("action", "transition"),
+        ("to", "on_hold"),
+        ("hold_reason", "awaiting_caller"),
+        ("reason", "asked"),
+    ];
+    form.extend(ops.iter().map(|id| ("ticket", *id)));
+    let (_, _, html) = alice.post("/ui/bulk", &form, true);
+    assert!(
+        html.contains("0 done, 2 refused.") && html.contains("allowed: in_progress"),
+        "{html}"
+    );
+    form[1] = ("to", "in_progress");
+    form[2] = ("hold_reason", "");
+    let (_, _, html) = alice.post("/ui/bulk", &form, true);
+    assert!(html.contains("2 done, 0 refused."), "{html}");
+    for t in incidents_as(&d)
+        .iter()
+        .filter(|t| t["group"] == "operations")
+    {
+        assert_eq!(t["state"], "in_progress");
+    }
+    // The saved search now lists none; deleting it removes it.
+    assert!(listed(&alice.get("/ui/?search=ops%20new").1).is_empty());
+    assert_eq!(
+        alice
+            .post("/ui/searches/delete", &[("name", "ops new")], true)
+            .0,
+        303
+    );
+    assert_eq!(alice.get("/ui/?search=ops%20new").0, 404);
+    assert_eq!(
+        alice
+            .post("/ui/searches/delete", &[("name", "ops new")], true)
+            .0,
+        404
     );
 }

@@ -15,6 +15,9 @@ pub struct Account {
     pub hash: String,
     pub disabled: bool,
     pub changed_at: jiff::Timestamp,
+    /// The user's saved searches of the console: name → the ticket list API's query string.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub searches: std::collections::BTreeMap<String, String>,
 }
 
 pub fn key(name: &str) -> Vec<u8> {
