@@ -168,6 +168,18 @@ impl EngineHandle {
         settings.lifecycle.clone()
     }
 
+    /// The `[retention]` settings and the mail senders' rate window in force (reloads
+    /// replace them).
+    pub fn retention(
+        &self,
+    ) -> (
+        crate::retention::RetentionConfig,
+        crate::config::duration::Friendly,
+    ) {
+        let (_, settings) = self.live.current();
+        (settings.retention.clone(), settings.mail.rate_window)
+    }
+
     /// Changes after every reload that put new settings in force, so a task can re-read
     /// them at once rather than at its next wake-up.
     pub fn settings_changed(&self) -> tokio::sync::watch::Receiver<()> {
@@ -351,6 +363,8 @@ pub(crate) struct Settings {
     pub(crate) mail: MailConfig,
     /// Mail out (`[smtp]`): off when absent.
     pub(crate) smtp: Option<crate::mail::outbound::SmtpConfig>,
+    /// How long the journal is kept (`[retention]`).
+    pub(crate) retention: crate::retention::RetentionConfig,
 }
 
 impl Settings {
@@ -373,6 +387,7 @@ impl Settings {
             ),
             mail: config.mail.clone(),
             smtp: config.smtp.clone(),
+            retention: config.retention.clone(),
         }
     }
 }
