@@ -37,6 +37,7 @@ BIG_PASSES=${BIG_PASSES:-10}   # big: times every key is sent
 ITSMD_PORT=${ITSMD_PORT:-18080}
 AM_PORT=${AM_PORT:-19093}
 E2E_PORT=${E2E_PORT:-18090}   # e2e: the probe's webhook receiver
+E2E_IN_FLIGHT=${E2E_IN_FLIGHT:-64} # e2e: the vendor's max_in_flight (the default is 4)
 itsmd_url="http://127.0.0.1:$ITSMD_PORT"
 am_url="http://127.0.0.1:$AM_PORT"
 
@@ -231,7 +232,8 @@ part_e2e() {
   # Every alert that opens or updates an incident notifies the probe (the vendor).
   printf 'fn on_alert(alert, ticket) {\n    ticket.notify("probe");\n}\n' > "$rules/90-e2e.rhai"
   { cat bench/itsmd-bench.toml
-    printf '\n[vendors.probe]\nurl = "http://127.0.0.1:%s/hook"\nsecret = "%s"\n' "$E2E_PORT" "$secret"
+    printf '\n[vendors.probe]\nurl = "http://127.0.0.1:%s/hook"\nsecret = "%s"\nmax_in_flight = %s\n' \
+      "$E2E_PORT" "$secret" "$E2E_IN_FLIGHT"
   } > "$conf"
   "$bin" --log-format json serve --config "$conf" --listen "127.0.0.1:$ITSMD_PORT" \
     --data-dir "$data" --rules-dir "$rules" 2>>"$work/itsmd-e2e.log" &

@@ -74,7 +74,16 @@ struct Running {
 }
 
 fn start(config: &Config, clock: &Arc<ManualClock>) -> Running {
-    let store: Arc<dyn Store> = itsmd::store::open(&config.store).expect("store");
+    // sled's threads let go of the file lock a moment after a store is dropped.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let store: Arc<dyn Store> = loop {
+        match itsmd::store::open(&config.store) {
+            Err(itsmd::store::StoreError::Open { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => break other.expect("store"),
+        }
+    };
     let rules = Rules::load(Limits::from(&config.rules), &config.rules.dir).expect("rules");
     let (engine, thread) = engine::start(
         config,
@@ -187,7 +196,15 @@ async fn run(
         stop(running).await;
         let disk = compact::disk_usage(dir).expect("du");
         let compacted = if retain_days.is_some() {
-            let done = compact::compact(&config.store).expect("compact");
+            // sled's threads let go of the file lock a moment after the store is dropped.
+            let done = loop {
+                match compact::compact(&config.store) {
+                    Err(compact::CompactError::Store(itsmd::store::StoreError::Open {
+                        ..
+                    })) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                    other => break other.expect("compact"),
+                }
+            };
             Some(done.bytes_after)
         } else {
             None
