@@ -9,7 +9,11 @@
 #          from each request's scheduled send time
 #   mixed  (d) alerts at MIXED_RATE/s plus MAIL_RATE mails/s delivered into the Maildir
 #   wrk    closed loop (wrk, the same bodies to both): (a) Prometheus batches of 100,
-#          (b) single events, (c) a storm of distinct keys; itsmd's rate / Alertmanager's
+#          (b) single events, (c) a storm of distinct keys (new alerts to Alertmanager);
+#          itsmd's rate / Alertmanager's for each
+#   e2e    a fresh itsmd with a vendor that is the probe: new-key alerts at RATES, each
+#          incident's webhook verified by the probe's loopback receiver; ack and end-to-end
+#          latency p50/p99/max from the scheduled send
 #   big    a fresh itsmd takes BIG_PASSES × BIG_KEYS Prometheus alerts (1,000,000 into
 #          100,000 tickets); peak RSS, data dir, tickets, the top rate of RATES offered to
 #          that store, then SIGTERM and restart to ready
@@ -20,7 +24,7 @@
 # Needs wrk and prometheus-alertmanager (apt-get install wrk prometheus-alertmanager).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PARTS=${PARTS:-open mixed wrk big}
+PARTS=${PARTS:-open mixed wrk e2e big}
 DURATION=${DURATION:-15s}      # wrk: per scenario
 CONNS=${CONNS:-16}             # wrk: connections; the big run's senders
 THREADS=${THREADS:-2}          # wrk: threads
@@ -32,6 +36,8 @@ BIG_KEYS=${BIG_KEYS:-100000}   # big: distinct keys = tickets expected
 BIG_PASSES=${BIG_PASSES:-10}   # big: times every key is sent
 ITSMD_PORT=${ITSMD_PORT:-18080}
 AM_PORT=${AM_PORT:-19093}
+E2E_PORT=${E2E_PORT:-18090}   # e2e: the probe's webhook receiver
+E2E_IN_FLIGHT=${E2E_IN_FLIGHT:-64} # e2e: the vendor's max_in_flight (the default is 4)
 itsmd_url="http://127.0.0.1:$ITSMD_PORT"
 am_url="http://127.0.0.1:$AM_PORT"
 
@@ -39,7 +45,7 @@ for tool in wrk prometheus-alertmanager curl bc; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install wrk prometheus-alertmanager curl bc"; exit 1; }
 done
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$ITSMD_PORT" "$AM_PORT"; do
+for port in "$ITSMD_PORT" "$AM_PORT" "$E2E_PORT"; do
   port_free "$port" || { echo "port $port is in use (another benchmark?): set ITSMD_PORT / AM_PORT"; exit 1; }
 done
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -110,7 +116,7 @@ wrk_row() { # label alerts-per-request rps p50 p99 max non2xx
 }
 part_wrk() {
   echo "wrk: (a) (b) (c), $DURATION each…" >&2
-  local starts a_i a_am b_i b_am c_i p50 p99 max bad c_total c_keys
+  local starts a_i a_am b_i b_am c_i c_am p50 p99 max bad c_total c_keys
   starts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   out '== closed loop: wrk, %s threads, %s connections, %s per scenario ==' "$THREADS" "$CONNS" "$DURATION"
   out '%-44s %10s %9s %9s %9s %8s' scenario "alerts/s" p50 p99 max non-2xx
@@ -122,9 +128,12 @@ part_wrk() {
   wrk_row "(b) single PagerDuty events, itsmd" 1 "$b_i" "$p50" "$p99" "$max" "$bad"
   read -r b_am p50 p99 max bad _ < <(wrk_run b_am "$am_url" single.lua am)
   wrk_row "(b) single alerts, Alertmanager" 1 "$b_am" "$p50" "$p99" "$max" "$bad"
-  read -r c_i p50 p99 max bad c_total c_keys < <(wrk_run c_itsmd "$itsmd_url" storm.lua "$$")
+  read -r c_i p50 p99 max bad c_total c_keys < <(wrk_run c_itsmd "$itsmd_url" storm.lua "$$" itsmd)
   wrk_row "(c) storm of distinct keys, itsmd" 1 "$c_i" "$p50" "$p99" "$max" "$bad"
-  out 'ratio itsmd / Alertmanager: (a) %.2f  (b) %.2f' "$(echo "$a_i / $a_am" | bc -l)" "$(echo "$b_i / $b_am" | bc -l)"
+  read -r c_am p50 p99 max bad _ < <(wrk_run c_am "$am_url" storm.lua "$$" am)
+  wrk_row "(c) storm of distinct keys, Alertmanager" 1 "$c_am" "$p50" "$p99" "$max" "$bad"
+  out 'ratio itsmd / Alertmanager: (a) %.2f  (b) single events %.2f  (c) storm %.2f' "$(echo "$a_i / $a_am" | bc -l)" \
+    "$(echo "$b_i / $b_am" | bc -l)" "$(echo "$c_i / $c_am" | bc -l)"
   # Answered storm requests are known keys; those written when wrk stopped may or may not
   # have been read by itsmd, so they bound the count from above.
   expected_keys=$((expected_keys + 1000 + 1000 + c_total - bad))
@@ -213,6 +222,37 @@ part_big() {
     "$(field ready_ms "$ready")" "$rss" "$hwm2" "$after" "$((made + $(field keys "$line")))"
 }
 
+# --- e2e: alert → incident committed → vendor webhook verified --------------------------------
+
+part_e2e() {
+  echo "e2e: rates $RATES, ${SECS}s each, webhooks to the probe's receiver…" >&2
+  local data="$work/e2e" rules="$work/e2e-rules" conf="$work/e2e.toml" rate l
+  local secret="whsec_$(head -c 24 /dev/urandom | base64)"
+  mkdir -p "$rules"; cp rules/*.rhai "$rules/"
+  # Every alert that opens or updates an incident notifies the probe (the vendor).
+  printf 'fn on_alert(alert, ticket) {\n    ticket.notify("probe");\n}\n' > "$rules/90-e2e.rhai"
+  { cat bench/itsmd-bench.toml
+    printf '\n[vendors.probe]\nurl = "http://127.0.0.1:%s/hook"\nsecret = "%s"\nmax_in_flight = %s\n' \
+      "$E2E_PORT" "$secret" "$E2E_IN_FLIGHT"
+  } > "$conf"
+  "$bin" --log-format json serve --config "$conf" --listen "127.0.0.1:$ITSMD_PORT" \
+    --data-dir "$data" --rules-dir "$rules" 2>>"$work/itsmd-e2e.log" &
+  itsmd_pid=$!; pids+=("$itsmd_pid")
+  wait_ready "$itsmd_url/readyz" "$itsmd_pid"
+  out '== e2e: new-key alerts (/api/v1/events) → incident committed (ack) → webhook verified by the probe, %s s per rate; ms from the scheduled send ==' "$SECS"
+  out '%-8s %7s %9s %9s %9s %9s %9s %9s %9s %5s %7s %6s %7s' offered acked ack_p50 ack_p99 ack_max \
+    webhooks p50 p99 max bad non-2xx errors lag_max
+  for rate in $RATES; do
+    l=$("$probe" e2e --url "$itsmd_url" --kind events --rate "$rate" --secs "$SECS" --prefix "e2e$rate" \
+      --listen "127.0.0.1:$E2E_PORT" --secret "$secret")
+    out '%-8s %7s %9s %9s %9s %9s %9s %9s %9s %5s %7s %6s %7s' "$(field offered "$l")" "$(field acked "$l")" \
+      "$(field ack_p50 "$l")" "$(field ack_p99 "$l")" "$(field ack_max "$l")" "$(field webhooks "$l")" \
+      "$(field p50 "$l")" "$(field p99 "$l")" "$(field max "$l")" "$(field bad_webhooks "$l")" \
+      "$(field non2xx "$l")" "$(field errors "$l")" "$(field lag_max "$l")"
+  done
+  stop "$itsmd_pid"
+}
+
 # --- the run ---------------------------------------------------------------------------------
 
 expected_keys=0
@@ -234,6 +274,7 @@ if has wrk || has open || has mixed; then
     "$(proc_mib "$main_pid" VmHWM)" "$(dir_mib "$work/data")" "$made" "$verdict" "$expected_keys" "$cut_off"
   stop "$main_pid"; stop "$am_pid"
 fi
+if has e2e; then part_e2e; fi
 if has big; then part_big; fi
 
 echo

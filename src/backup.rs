@@ -36,6 +36,10 @@ struct Header {
     /// Entries per tree, trees without entries left out (format 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trees: Option<BTreeMap<String, u64>>,
+    /// An archive (`itsmd export --since`): only the journal from this time, and the tickets
+    /// updated since with their history, comments and alert occurrences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<jiff::Timestamp>,
 }
 
 /// The last line of a dump (format 2).
@@ -105,18 +109,74 @@ pub struct Verified {
     pub entries: u64,
     /// The dump's format: 1 when it had no trailer to check.
     pub format: u32,
+    /// An archive from this time on (`itsmd export --since`), not a whole store.
+    pub since: Option<jiff::Timestamp>,
 }
 
 /// Writes every entry of every tree between a header and a checksummed trailer; returns the
 /// number of entries. The store must not change meanwhile (the daemon pauses commits).
 pub fn export(store: &dyn Store, out: &mut dyn Write) -> Result<u64, BackupError> {
+    export_where(store, out, None, &mut |_, _, _| Ok(true))
+}
+
+/// Writes an archive of what happened from `since` on, in the same checked format: the
+/// journal records received at or after `since`, and the tickets updated at or after it
+/// with their history, comments and alert occurrences (nothing else). For keeping the
+/// journal before the retention sweep prunes it; importing it gives a store of those
+/// tickets and events only.
+pub fn export_since(
+    store: &dyn Store,
+    out: &mut dyn Write,
+    since: jiff::Timestamp,
+) -> Result<u64, BackupError> {
+    let mut tickets = std::collections::HashSet::new();
+    for item in store.range(Tree::Tickets, Bound::Unbounded, Bound::Unbounded) {
+        let (key, value) = item?;
+        let t: crate::tickets::Ticket = crate::store::decode(Tree::Tickets, &value)?;
+        if t.updated_at >= since {
+            tickets.insert(key);
+        }
+    }
+    // Keys of these trees start with the ticket's key (kind prefix + number).
+    let ticket_key_len = crate::tickets::TicketId {
+        kind: crate::tickets::Kind::Incident,
+        number: 0,
+    }
+    .key()
+    .len();
+    export_where(store, out, Some(since), &mut |tree, key, value| {
+        Ok(match tree {
+            Tree::Events => {
+                let e: crate::store::layout::StoredEvent = crate::store::decode(tree, value)?;
+                e.event.received_at >= since
+            }
+            Tree::Tickets => tickets.contains(key),
+            Tree::History | Tree::Comments | Tree::TicketAlerts => key
+                .get(..ticket_key_len)
+                .is_some_and(|k| tickets.contains(k)),
+            _ => false,
+        })
+    })
+}
+
+/// Which entries an export writes: tree, key, stored value.
+type Keep<'a> = dyn FnMut(Tree, &[u8], &[u8]) -> Result<bool, StoreError> + 'a;
+
+fn export_where(
+    store: &dyn Store,
+    out: &mut dyn Write,
+    since: Option<jiff::Timestamp>,
+    keep: &mut Keep<'_>,
+) -> Result<u64, BackupError> {
     let mut trees = BTreeMap::new();
     let mut total = 0;
     for tree in Tree::ALL {
         let mut n = 0;
         for item in store.range(tree, Bound::Unbounded, Bound::Unbounded) {
-            item?;
-            n += 1;
+            let (key, value) = item?;
+            if keep(tree, &key, &value)? {
+                n += 1;
+            }
         }
         if n > 0 {
             trees.insert(tree.name().to_string(), n);
@@ -132,12 +192,16 @@ pub fn export(store: &dyn Store, out: &mut dyn Write) -> Result<u64, BackupError
         version: env!("CARGO_PKG_VERSION").into(),
         entries: Some(total),
         trees: Some(trees),
+        since,
     };
     write_line(&mut out, &header)?;
     let mut n = 0;
     for tree in Tree::ALL {
         for item in store.range(tree, Bound::Unbounded, Bound::Unbounded) {
             let (key, value) = item?;
+            if !keep(tree, &key, &value)? {
+                continue;
+            }
             let (v, body) = value.split_first().ok_or_else(|| StoreError::Corrupt {
                 tree: tree.name(),
                 message: "empty value".into(),
@@ -292,6 +356,7 @@ pub fn verify(
         return Ok(Verified {
             entries,
             format: DUMP_FORMAT_UNVERIFIED,
+            since: header.since,
         });
     }
     let Some((i, trailer, digest)) = trailer else {
@@ -327,6 +392,7 @@ pub fn verify(
     Ok(Verified {
         entries,
         format: DUMP_FORMAT,
+        since: header.since,
     })
 }
 

@@ -157,6 +157,11 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
                     store.clone(),
                     cancel.clone(),
                 )),
+                tokio::spawn(crate::retention::task::run(
+                    engine.clone(),
+                    store.clone(),
+                    cancel.clone(),
+                )),
                 tokio::spawn(dispatcher.run()),
                 tokio::spawn(crate::sla::task::run(
                     engine.clone(),

@@ -40,6 +40,8 @@ pub enum EventBody {
     Mail(Box<Mail>),
     /// An administrator's change to a console account (`auth::accounts`).
     Account(crate::auth::accounts::AccountCommand),
+    /// The retention sweep's next chunk (`retention`): deletes, never journaled itself.
+    Retention(crate::retention::Sweep),
 }
 
 impl EventBody {
@@ -55,6 +57,7 @@ impl EventBody {
             EventBody::Change(_) => "change",
             EventBody::Mail(_) => "mail",
             EventBody::Account(_) => "account",
+            EventBody::Retention(_) => "retention",
         }
     }
 }

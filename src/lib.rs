@@ -33,6 +33,7 @@
 //! - [`config`]: the TOML root, embedded defaults and validation (all errors at once).
 //! - [`reload`]: SIGHUP, rule-file changes and admin requests swap in new configuration and
 //!   rules, all or nothing.
+//! - [`retention`]: the journal's retention sweep, `itsmd compact`.
 //! - [`backup`]: the whole store as JSON lines (export) and back (import).
 //! - [`daemon`]: wires everything together and owns graceful shutdown.
 //! - [`clock`], [`metrics`], [`systemd`], [`telemetry`]: time as a dependency, metric names,
@@ -56,6 +57,7 @@ pub mod mail;
 pub mod metrics;
 pub mod reload;
 pub mod reports;
+pub mod retention;
 pub mod rules;
 pub mod sla;
 pub mod store;

@@ -74,8 +74,21 @@ enum Command {
     Export {
         /// Where to write the dump ("-" for standard output).
         file: PathBuf,
+        /// Only the journal received at or after this time (RFC 3339) and the tickets
+        /// updated since, with their history and comments: an archive before pruning.
+        #[arg(long)]
+        since: Option<String>,
         #[command(flatten)]
         server: itsmd::cli::ServerArgs,
+    },
+    /// Return the space the retention sweep freed to the file system: copies the live
+    /// records into a fresh store and swaps it in (daemon stopped; embedded store only).
+    Compact {
+        #[command(flatten)]
+        base: ConfigArgs,
+        /// Data directory to compact (overrides store.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Load a dump written by `itsmd export` into an empty data directory (daemon stopped).
     Import {
@@ -261,6 +274,24 @@ fn import(
     itsmd::cli::backup::import(&file, &config, mode)
 }
 
+fn compact(base: ConfigArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut config = load_config(&base)?;
+    if let Some(dir) = data_dir {
+        config.store.data_dir = dir;
+    }
+    let done = itsmd::retention::compact::compact(&config.store)
+        .with_context(|| format!("cannot compact {}", config.store.data_dir.display()))?;
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    println!(
+        "Compacted {}: {} records, {:.1} MiB → {:.1} MiB on disk.",
+        config.store.data_dir.display(),
+        done.records,
+        mib(done.bytes_before),
+        mib(done.bytes_after)
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Tools that run an engine in memory (rules test) keep its routine logs out of the way.
@@ -287,7 +318,12 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Test { dir, config },
         } => rules_test(dir, config),
-        Command::Export { file, server } => itsmd::cli::backup::export(&file, &server),
+        Command::Export {
+            file,
+            since,
+            server,
+        } => itsmd::cli::backup::export(&file, since.as_deref(), &server),
+        Command::Compact { base, data_dir } => compact(base, data_dir),
         Command::Replay {
             rules,
             since,

@@ -38,6 +38,13 @@ pub struct TicketLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PrunedLabels {
+    /// `journal` (events), `ticket_alerts` (their occurrence rows), `vendor_callbacks`
+    /// (callback-ids whose event was pruned) or `mail_senders` (ended rate windows).
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabels {
     /// `process` (rules and decisions against the overlay), `apply` (the store write) or
     /// `flush` (the fsync that makes the batch durable).
@@ -134,6 +141,8 @@ pub struct Metrics {
     pub mails_stuck: Family<ReasonLabels, Counter>,
     /// Intake requests refused with 429 by the per-caller rate limit, by caller.
     pub rate_limited: Family<CallerLabels, Counter>,
+    /// Records the retention sweep deleted, by kind.
+    pub retention_pruned: Family<PrunedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -158,6 +167,7 @@ impl Metrics {
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_stage_seconds: Family::default(),
+            retention_pruned: Family::default(),
             tickets: Family::default(),
             rule_evaluations: Family::default(),
             rule_errors: Family::default(),
@@ -318,6 +328,11 @@ impl Metrics {
             "mail_stuck",
             "Messages left in new/ because they cannot be read or moved to cur/, by reason",
             m.mails_stuck.clone(),
+        );
+        registry.register(
+            "retention_pruned",
+            "Records the retention sweep deleted, by kind (journal, ticket_alerts, vendor_callbacks, mail_senders)",
+            m.retention_pruned.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -5,11 +5,13 @@
 //!   mixed  scenario (d): fixed-rate alerts while mails are delivered into the Maildir
 //!   big    1,000,000 Prometheus alerts into 100,000 tickets (closed loop, batches)
 //!   ready  time from the daemon's exec to /readyz answering 200
+//!   e2e    alert → incident committed → vendor webhook verified by a loopback receiver
 //!
 //! Built with `cargo bench --no-run --bench probe`; `bench/run.sh` runs the binary directly.
 
 mod big;
 mod bodies;
+mod e2e;
 mod mail;
 mod mixed;
 mod open_loop;
@@ -60,6 +62,18 @@ enum Command {
         /// Concurrent senders.
         #[arg(long, default_value_t = 16)]
         conns: usize,
+    },
+    /// New-key alerts at a fixed rate to a daemon that notifies the probe's loopback
+    /// receiver of every new incident; ack and end-to-end (webhook verified) latencies.
+    E2e {
+        #[command(flatten)]
+        alerts: RateArgs,
+        /// Where the receiver listens (the vendor's url in the daemon's configuration).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The vendor's signing secret (`whsec_…`), as configured in the daemon.
+        #[arg(long)]
+        secret: String,
     },
     /// Polls a readiness URL; prints the time since the given exec time.
     Ready {
@@ -148,6 +162,22 @@ async fn main() -> anyhow::Result<()> {
                 conns,
             };
             big::run(&client, plan).await?;
+        }
+        Command::E2e {
+            alerts,
+            listen,
+            secret,
+        } => {
+            e2e::run(
+                &client,
+                alerts.url,
+                alerts.rate,
+                alerts.secs,
+                alerts.prefix,
+                listen,
+                &secret,
+            )
+            .await?
         }
         Command::Ready {
             url,

@@ -64,6 +64,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Distinct keys acknowledged with a 2xx.
     pub keys_acked: usize,
+    /// When request 0 was scheduled: request i was at start + i/rate.
+    pub start: Instant,
 }
 
 impl Outcome {
@@ -141,6 +143,7 @@ pub async fn run(client: &reqwest::Client, plan: &Plan) -> Outcome {
         lag_max,
         elapsed: Duration::ZERO,
         keys_acked: 0,
+        start,
     };
     let mut keys = HashSet::new();
     while let Some(done) = rx.recv().await {

@@ -40,9 +40,30 @@ pub async fn reload_rules(State(app): State<AppState>) -> Result<Json<Reloaded>,
     })
 }
 
-/// `GET /api/v1/admin/export`: the store as JSON lines (see `itsmd export`). Commits pause
-/// while the dump is written to a temporary file (intake keeps queueing), then it streams.
-pub async fn export(State(app): State<AppState>) -> Result<Response, ApiError> {
+/// `GET /api/v1/admin/export` parameters.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// An archive from this time on (RFC 3339): the journal and the tickets updated since.
+    since: Option<String>,
+}
+
+/// `GET /api/v1/admin/export[?since=RFC3339]`: the store as JSON lines (see `itsmd export`).
+/// Commits pause while the dump is written to a temporary file (intake keeps queueing), then
+/// it streams.
+pub async fn export(
+    State(app): State<AppState>,
+    params: Result<axum::extract::Query<ExportParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let since = params
+        .since
+        .map(|s| {
+            s.parse::<jiff::Timestamp>().map_err(|e| {
+                ApiError::invalid(vec![format!("since: {s:?} is not an RFC 3339 time: {e}")])
+            })
+        })
+        .transpose()?;
     let engine = app.engine.clone();
     let store = app.store.clone();
     let written = tokio::task::spawn_blocking(move || {
@@ -51,7 +72,10 @@ pub async fn export(State(app): State<AppState>) -> Result<Response, ApiError> {
         let entries = engine
             .with_commits_paused(|| {
                 let mut out = std::io::BufWriter::new(&mut file);
-                backup::export(&*store, &mut out)
+                match since {
+                    Some(since) => backup::export_since(&*store, &mut out, since),
+                    None => backup::export(&*store, &mut out),
+                }
             })
             .map_err(|e| e.to_string())?;
         use std::io::Seek;
@@ -110,6 +134,11 @@ pub async fn replay(
             )
             .with_details(json!({ "errors": errors }))
         }
+        pruned @ ReplayError::Pruned { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "journal_pruned",
+            pruned.to_string(),
+        ),
         other => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "replay_failed",

@@ -13,17 +13,29 @@ use crate::config::Config;
 /// Saves the daemon's consistent dump to `file` ("-" for standard output). The dump is
 /// written beside the target (mode 0600: it holds every ticket and mail), checked (counts,
 /// checksum, every record) and only then renamed, so a cut-off export never looks whole.
-pub fn export(file: &Path, server: &ServerArgs) -> anyhow::Result<()> {
+///
+/// With `since` (RFC 3339), an archive: the journal from that time and the tickets updated
+/// since (`backup::export_since`), for keeping before the retention sweep prunes it.
+pub fn export(file: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Result<()> {
     let client = Client::new(server)?;
+    let path = match since {
+        Some(since) => {
+            let at: jiff::Timestamp = since
+                .parse()
+                .with_context(|| format!("--since {since:?} is not an RFC 3339 time"))?;
+            format!("/api/v1/admin/export?since={at}")
+        }
+        None => "/api/v1/admin/export".to_string(),
+    };
     if file.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
-        client.download("/api/v1/admin/export", &mut out)?;
+        client.download(&path, &mut out)?;
         return out.flush().context("cannot write to standard output");
     }
     let partial = file.with_extension("partial");
     let f = private_file(&partial)?;
     let mut out = std::io::BufWriter::new(f);
-    let bytes = client.download("/api/v1/admin/export", &mut out)?;
+    let bytes = client.download(&path, &mut out)?;
     out.flush()
         .with_context(|| format!("cannot write {}", partial.display()))?;
     drop(out);
@@ -92,6 +104,12 @@ pub fn import(file: &Path, config: &Config, mode: Verify) -> anyhow::Result<()> 
             "Warning: {} has no trailer (format {}); it could not be checked for being whole.",
             file.display(),
             verified.format
+        );
+    }
+    if let Some(since) = verified.since {
+        eprintln!(
+            "Note: {} is an archive from {since} on (`itsmd export --since`): the journal and the tickets updated since, not a whole store.",
+            file.display()
         );
     }
     eprintln!(

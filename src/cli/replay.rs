@@ -42,6 +42,13 @@ pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Re
         "Replayed {} events, compared {}.",
         report["events"], report["compared"]
     );
+    if let Some(start) = report.get("journal_starts") {
+        println!(
+            "The journal starts at {}: events up to {} were pruned ([retention] journal); the tickets they opened are not compared.",
+            start["before"].as_str().unwrap_or_default(),
+            start["pruned_through"]
+        );
+    }
     if events.is_empty() && tickets.is_empty() {
         println!("No differences: the candidate rules do what the running ones did.");
         return Ok(());

@@ -54,6 +54,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// Several nodes on one PostgreSQL database (`cluster`).
     pub cluster: crate::cluster::ClusterConfig,
+    /// How long the event journal is kept (`retention`).
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
@@ -370,6 +372,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "limits" => config.limits = section_of(&section, value, &mut problems),
             "smtp" => config.smtp = Some(section_of(&section, value, &mut problems)),
             "cluster" => config.cluster = section_of(&section, value, &mut problems),
+            "retention" => config.retention = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -79,5 +79,6 @@ pub fn problems(c: &Config) -> Vec<String> {
     out.extend(crate::vendors::config::problems(&c.vendors));
     out.extend(crate::mail::config::problems(&c.mail));
     out.extend(crate::mail::outbound::config::problems(c.smtp.as_ref()));
+    out.extend(crate::retention::config::problems(&c.retention));
     out
 }

@@ -355,6 +355,9 @@ impl Engine {
             },
             other => other,
         };
+        if let EventBody::Retention(sweep) = body {
+            return self.prune(txn, sweep, received_at).map(Ok);
+        }
         if let EventBody::Alert(alert) = body
             && let Some(receipt) = self.resent(txn, alert)?
         {
@@ -411,7 +414,7 @@ impl Engine {
             EventBody::Clock(timer) => self.clock_fired(txn, &event, timer)?,
             EventBody::Change(change) => self.change_event(txn, &event, change)?,
             // Turned into the alert it resolves above; nothing is left to do with the row.
-            EventBody::AlertExpiry(_) => crate::alerts::step::Handled {
+            EventBody::AlertExpiry(_) | EventBody::Retention(_) => crate::alerts::step::Handled {
                 ticket: None,
                 outcome: crate::store::layout::Outcome::Recorded,
                 rule_failures: Vec::new(),

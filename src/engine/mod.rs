@@ -179,6 +179,18 @@ impl EngineHandle {
         settings.changes.clone()
     }
 
+    /// The `[retention]` settings and the mail senders' rate window in force (reloads
+    /// replace them).
+    pub fn retention(
+        &self,
+    ) -> (
+        crate::retention::RetentionConfig,
+        crate::config::duration::Friendly,
+    ) {
+        let (_, settings) = self.live.current();
+        (settings.retention.clone(), settings.mail.rate_window)
+    }
+
     /// Changes after every reload that put new settings in force, so a task can re-read
     /// them at once rather than at its next wake-up.
     pub fn settings_changed(&self) -> tokio::sync::watch::Receiver<()> {
@@ -364,6 +376,8 @@ pub(crate) struct Settings {
     pub(crate) mail: MailConfig,
     /// Mail out (`[smtp]`): off when absent.
     pub(crate) smtp: Option<crate::mail::outbound::SmtpConfig>,
+    /// How long the journal is kept (`[retention]`).
+    pub(crate) retention: crate::retention::RetentionConfig,
 }
 
 impl Settings {
@@ -387,6 +401,7 @@ impl Settings {
             ),
             mail: config.mail.clone(),
             smtp: config.smtp.clone(),
+            retention: config.retention.clone(),
         }
     }
 }

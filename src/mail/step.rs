@@ -54,6 +54,14 @@ pub(crate) struct SenderWindow {
     count: u32,
 }
 
+impl SenderWindow {
+    /// Whether the window is over at `now`: a new mail would open a fresh one, so the row
+    /// limits nothing any more (the retention sweep deletes it).
+    pub(crate) fn ended(&self, now: Timestamp, window: jiff::SignedDuration) -> bool {
+        self.start.duration_until(now) >= window
+    }
+}
+
 /// The ticket a mail answers, or the one it named but may not speak for, with why.
 #[derive(Default)]
 struct Threaded {

@@ -61,6 +61,10 @@ pub struct Report {
     pub compared: u64,
     pub event_differences: Vec<EventDifference>,
     pub ticket_differences: Vec<TicketDifference>,
+    /// Set when the retention sweep pruned the journal: it starts there, and the tickets
+    /// opened by pruned events are not compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_starts: Option<crate::retention::JournalStart>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +102,16 @@ pub enum ReplayError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Engine(String),
+    #[error(
+        "the journal starts at {} (events up to {} were pruned by [retention] journal): \
+         replay since {since} would compare events that are gone; use --since {} or later, \
+         or an archive (`itsmd export --since`) imported into a scratch daemon",
+        .start.before, .start.pruned_through, .start.before
+    )]
+    Pruned {
+        since: Timestamp,
+        start: crate::retention::JournalStart,
+    },
 }
 
 /// Where a ticket came from: the journal event that opened it, and its place among the
@@ -214,6 +228,12 @@ pub fn replay(
     // `replay` span, so a "Group lead notified." it logs is not mistaken for a real one.
     let span = tracing::info_span!("replay");
     let _entered = span.enter();
+    let journal_starts = crate::retention::journal_start(real)?;
+    if let (Some(start), Some(since)) = (journal_starts, since)
+        && since < start.before
+    {
+        return Err(ReplayError::Pruned { since, start });
+    }
     let rules =
         Rules::from_sources(Limits::from(&config.rules), sources).map_err(ReplayError::Rules)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -227,6 +247,7 @@ pub fn replay(
         compared: 0,
         event_differences: Vec::new(),
         ticket_differences: Vec::new(),
+        journal_starts,
     };
     let real_origins = Origins::of_store(real)?;
     let fired_live = fired_live(real)?;
@@ -343,6 +364,10 @@ pub fn replay(
     origins.extend(replayed.by_origin.keys().copied());
     if since.is_some() {
         origins.retain(|o| reported.contains(o));
+    }
+    if let Some(start) = journal_starts {
+        // Their opening event is gone: the replay cannot open them.
+        origins.retain(|o| o.0 > start.pruned_through);
     }
     let real_outbox = outbox_by_ticket(real)?;
     let replay_outbox = outbox_by_ticket(&*scratch)?;

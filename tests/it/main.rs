@@ -28,6 +28,7 @@ mod quiet;
 mod readme;
 mod receiver;
 mod reload;
+mod retention;
 mod rule_view;
 mod rules;
 mod rules2;
