@@ -162,6 +162,12 @@ impl EngineHandle {
         (settings.sla.clone(), settings.calendars.clone())
     }
 
+    /// The mail and chat templates in force (reloads replace them).
+    pub fn templates(&self) -> Arc<crate::mail::outbound::Templates> {
+        let (_, settings) = self.live.current();
+        settings.templates.clone()
+    }
+
     /// The `[lifecycle]` settings in force (reloads replace them).
     pub fn lifecycle(&self) -> LifecycleConfig {
         let (_, settings) = self.live.current();
@@ -351,6 +357,8 @@ pub(crate) struct Settings {
     pub(crate) mail: MailConfig,
     /// Mail out (`[smtp]`): off when absent.
     pub(crate) smtp: Option<crate::mail::outbound::SmtpConfig>,
+    /// The mail and chat templates: the shipped set under `[smtp] templates`.
+    pub(crate) templates: Arc<crate::mail::outbound::Templates>,
 }
 
 impl Settings {
@@ -373,6 +381,7 @@ impl Settings {
             ),
             mail: config.mail.clone(),
             smtp: config.smtp.clone(),
+            templates: crate::mail::outbound::templates::of(config),
         }
     }
 }

@@ -49,7 +49,8 @@ fn recorded() -> Handled {
 
 impl Engine {
     /// Rule decisions naming a vendor that is not configured fail their rule (its decisions
-    /// are dropped, like any rule error, and the ticket goes to triage).
+    /// are dropped, like any rule error, and the ticket goes to triage); so do people
+    /// notifications naming an unknown person, group or template (`Engine::vet_people`).
     pub(crate) fn vet_vendors(&self, run: &mut HookRun) {
         let unknown = |d: &Decision| match d {
             Decision::Notify { vendor } | Decision::SetVendor { value: vendor }
@@ -94,6 +95,7 @@ impl Engine {
                 .retain(|d| !(d.by.file == f.file && d.by.hook == f.hook));
         }
         run.failures.extend(failed);
+        self.vet_people(run);
     }
 
     /// Writes an outbox row for every message this event's changes owe a vendor: changes to

@@ -21,6 +21,7 @@ mod lifecycle;
 mod mail;
 mod mail_out;
 mod observe;
+mod people;
 mod policies;
 mod postgres;
 mod quiet;

@@ -117,6 +117,9 @@ pub struct SmtpConfig {
     pub people: std::collections::BTreeMap<String, String>,
     /// Which staff notifications are mailed, and to whom.
     pub notify: PeopleMail,
+    /// A folder of templates laid over the shipped ones by file name (`NAME.subject`,
+    /// `NAME.txt`, `NAME.html`); empty: the shipped ones only.
+    pub templates: PathBuf,
 }
 
 impl Default for SmtpConfig {
@@ -135,6 +138,7 @@ impl Default for SmtpConfig {
             caller: CallerMail::default(),
             people: Default::default(),
             notify: PeopleMail::default(),
+            templates: PathBuf::new(),
         }
     }
 }
@@ -239,6 +243,9 @@ pub(crate) fn problems(smtp: Option<&SmtpConfig>) -> Vec<String> {
         out.push("smtp.max_in_flight must be greater than 0".into());
     }
     out.extend(s.retry.problems("smtp.retry"));
+    if let Err(problems) = crate::mail::outbound::Templates::load(&s.templates) {
+        out.extend(problems);
+    }
     out
 }
 

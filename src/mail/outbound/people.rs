@@ -6,9 +6,9 @@
 
 use serde_json::Value;
 
-use crate::mail::outbound::templates::{self, TemplateError};
+use crate::mail::outbound::templates::{self, TemplateError, Templates};
 use crate::mail::outbound::{Audience, SmtpConfig};
-use crate::tickets::{Actor, Groups, HistoryEntry, Ticket};
+use crate::tickets::{Actor, Comment, Groups, HistoryEntry, Ticket};
 
 /// A staff notification's kind (the outbox row's `type` is `mail.KIND`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub(crate) enum Notice {
     SlaBreached,
     P1Opened,
     LeadNotified,
+    /// A rule's `ticket.notify(person_or_group, template, ...)`.
+    Notified,
 }
 
 impl Notice {
@@ -28,6 +30,7 @@ impl Notice {
             Notice::SlaBreached => "mail.sla_breached",
             Notice::P1Opened => "mail.p1_opened",
             Notice::LeadNotified => "mail.lead_notified",
+            Notice::Notified => "mail.notified",
         }
     }
 
@@ -47,6 +50,10 @@ pub(crate) struct Owed {
     pub clock: Option<String>,
     /// Assigned to a group (no assignee): the subject says so.
     pub to_group: bool,
+    /// The notification template (`NAME.subject`…): the notice's own, or a rule's choice.
+    pub template: String,
+    /// What a rule passed for its template (`vars`); `{}` otherwise.
+    pub vars: Value,
 }
 
 fn change<'a>(entry: &'a HistoryEntry, field: &str) -> Option<&'a Value> {
@@ -98,6 +105,8 @@ pub(crate) fn owed(
                 note,
                 clock,
                 to_group,
+                template: notice.template().to_string(),
+                vars: Value::Object(Default::default()),
             });
         }
     };
@@ -191,14 +200,41 @@ pub(crate) fn owed(
             false,
         );
     }
+    if let Some(v) = change(entry, "notified")
+        && let Some(template) = v["template"].as_str()
+    {
+        let names: Vec<String> = v["people"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !names.is_empty() {
+            out.push(Owed {
+                notice: Notice::Notified,
+                names,
+                headline: format!("A rule asks you to look at {}.", t.id),
+                note: v["vars"]["note"].as_str().map(str::to_string),
+                clock: None,
+                to_group: false,
+                template: template.to_string(),
+                vars: v["vars"].clone(),
+            });
+        }
+    }
     out
 }
 
-/// The subject, text and HTML of a notification for `name`.
+/// The subject, text and HTML of a notification for `name`; `comment` is the one the
+/// entry added, if it added one.
 pub(crate) fn render(
+    set: &Templates,
     o: &Owed,
     name: &str,
     t: &Ticket,
+    comment: Option<&Comment>,
 ) -> Result<(String, String, String), TemplateError> {
     let ctx = minijinja::context! {
         ticket => templates::facts(t),
@@ -207,13 +243,10 @@ pub(crate) fn render(
         note => &o.note,
         clock => &o.clock,
         to_group => o.to_group,
+        vars => templates::value(&o.vars),
+        comment => comment.map(templates::comment_facts),
     };
-    let subject = templates::render(&format!("{}.subject", o.notice.template()), &ctx)?;
-    Ok((
-        subject.trim().to_string(),
-        templates::render("notice.txt", &ctx)?,
-        templates::render("notice.html", &ctx)?,
-    ))
+    set.notification(&o.template, &ctx)
 }
 
 #[cfg(test)]
@@ -319,8 +352,10 @@ mod tests {
                 note: Some("a & b".into()),
                 clock: Some("resolution".into()),
                 to_group: false,
+                template: notice.template().to_string(),
+                vars: serde_json::json!({}),
             };
-            let (subject, text, html) = render(&o, "bob", &t).unwrap();
+            let (subject, text, html) = render(&Templates::shipped(), &o, "bob", &t, None).unwrap();
             assert!(subject.starts_with("[INC-000007] "), "{subject}");
             assert!(!subject.contains('\n'), "{subject}");
             assert!(

@@ -19,6 +19,7 @@ use crate::mail::outbound::{SmtpConfig, people, thread};
 use crate::mail::step::MailRecord;
 use crate::store::layout::Outcome;
 use crate::store::{StoreError, Tree, decode, encode};
+use crate::tickets::Visibility as Seen;
 use crate::tickets::{Actor, Comment, HistoryEntry, Kind, Ticket, TicketId, Visibility};
 use crate::vendors::step::{Destination, comment_of, enqueue};
 use crate::vendors::{Channel, MAIL_DESTINATION};
@@ -131,13 +132,24 @@ impl Engine {
         let Some(ticket) = txn.ticket(id)? else {
             return Ok(());
         };
-        for o in people::owed(smtp, &self.settings.groups, entry, &ticket) {
+        let owed = people::owed(smtp, &self.settings.groups, entry, &ticket);
+        let comment = match owed.is_empty() {
+            true => None,
+            false => comment_of(txn, id, entry)?,
+        };
+        for o in owed {
             for name in &o.names {
                 let Some(address) = smtp.people.get(name) else {
                     debug!(ticket = %id, person = %name, kind = o.notice.kind(), "No address for a person in smtp.people; not mailed.");
                     continue;
                 };
-                let (subject, text, html) = match people::render(&o, name, &ticket) {
+                let (subject, text, html) = match people::render(
+                    &self.settings.templates,
+                    &o,
+                    name,
+                    &ticket,
+                    comment.as_ref(),
+                ) {
                     Ok(r) => r,
                     Err(e) => {
                         warn!(ticket = %id, person = %name, error = %e, "Notification not mailed: its template failed.");
@@ -318,10 +330,12 @@ fn words(
         tag => format!("[{} #{token}]", t.id),
         author => comment.map(|c| author(&c.author)),
         comment => comment.map(|c| c.body.clone()),
+        comment_public => comment.map(|c| c.visibility == Seen::Public),
         reopen_within => reopen_within.to_string(),
     };
     let name = format!("caller_{}", &kind["mail.".len()..]);
-    let subject = templates::render(&format!("{name}.subject"), &ctx)?;
-    let text = templates::render(&format!("{name}.txt"), &ctx)?;
+    let set = &engine.settings.templates;
+    let subject = set.render(&format!("{name}.subject"), &ctx)?;
+    let text = set.render(&format!("{name}.txt"), &ctx)?;
     Ok((subject.trim().to_string(), text))
 }
