@@ -170,6 +170,7 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
     itsmd::daemon::load_keys(&config)?;
     itsmd::daemon::load_vendors(&config)?;
     itsmd::daemon::load_smtp(&config)?;
+    itsmd::daemon::load_chat(&config)?;
     itsmd::daemon::load_tls(&config)?;
     let rules = itsmd::daemon::load_rules(&config)?;
     let unknown = itsmd::mail::outbound::rule_notify::literal_problems(

@@ -52,6 +52,9 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// Several nodes on one PostgreSQL database (`cluster`).
     pub cluster: crate::cluster::ClusterConfig,
+    /// Chat channels people notifications are posted to, by name (none by default).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chat: BTreeMap<String, crate::mail::chat::ChatChannel>,
 }
 
 /// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
@@ -367,6 +370,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "limits" => config.limits = section_of(&section, value, &mut problems),
             "smtp" => config.smtp = Some(section_of(&section, value, &mut problems)),
             "cluster" => config.cluster = section_of(&section, value, &mut problems),
+            "chat" => config.chat = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

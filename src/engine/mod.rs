@@ -359,6 +359,8 @@ pub(crate) struct Settings {
     pub(crate) smtp: Option<crate::mail::outbound::SmtpConfig>,
     /// The mail and chat templates: the shipped set under `[smtp] templates`.
     pub(crate) templates: Arc<crate::mail::outbound::Templates>,
+    /// Chat channels and whose notifications each carries (`[chat.NAME]`).
+    pub(crate) chat: std::collections::BTreeMap<String, crate::mail::chat::ChatChannel>,
 }
 
 impl Settings {
@@ -382,6 +384,7 @@ impl Settings {
             mail: config.mail.clone(),
             smtp: config.smtp.clone(),
             templates: crate::mail::outbound::templates::of(config),
+            chat: config.chat.clone(),
         }
     }
 }

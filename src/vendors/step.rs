@@ -239,7 +239,8 @@ impl Engine {
                 }
             }
             Delivery::ReplayVendor { vendor } => {
-                let mail = vendor == MAIL_DESTINATION && self.settings.smtp.is_some();
+                let mail = (vendor == MAIL_DESTINATION && self.settings.smtp.is_some())
+                    || crate::mail::chat::is_channel(vendor, &self.settings.chat);
                 if !mail && !self.settings.vendors.contains_key(vendor) {
                     return Ok(Err(invalid(
                         "vendor",

@@ -6,6 +6,7 @@ mod alertmanager;
 mod backup;
 mod change_authority;
 mod changes;
+mod chat;
 mod cli;
 mod cluster;
 mod concurrency;

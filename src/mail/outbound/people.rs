@@ -34,6 +34,30 @@ impl Notice {
         }
     }
 
+    /// The outbox row's `type` of the notification as a chat message (`chat.KIND`).
+    pub fn chat_kind(self) -> &'static str {
+        match self {
+            Notice::Assigned => "chat.assigned",
+            Notice::Escalated => "chat.escalated",
+            Notice::SlaBreached => "chat.sla_breached",
+            Notice::P1Opened => "chat.p1_opened",
+            Notice::LeadNotified => "chat.lead_notified",
+            Notice::Notified => "chat.notified",
+        }
+    }
+
+    /// Which comes first in a digest: the most urgent.
+    fn rank(self) -> u8 {
+        match self {
+            Notice::P1Opened => 0,
+            Notice::SlaBreached => 1,
+            Notice::Escalated => 2,
+            Notice::Notified => 3,
+            Notice::LeadNotified => 4,
+            Notice::Assigned => 5,
+        }
+    }
+
     fn template(self) -> &'static str {
         &self.kind()["mail.".len()..]
     }
@@ -54,6 +78,9 @@ pub(crate) struct Owed {
     pub template: String,
     /// What a rule passed for its template (`vars`); `{}` otherwise.
     pub vars: Value,
+    /// The groups it is addressed to as a whole (the ticket's group for a `group`
+    /// audience, the group a rule named): their chat channels get it.
+    pub groups: Vec<String>,
 }
 
 fn change<'a>(entry: &'a HistoryEntry, field: &str) -> Option<&'a Value> {
@@ -92,15 +119,27 @@ pub(crate) fn owed(
 ) -> Vec<Owed> {
     let n = &smtp.notify;
     let mut out = Vec::new();
-    let mut push = |notice, names: Vec<String>, headline: String, note, clock, to_group| {
+    let group_of = |list: &[Audience]| -> Vec<String> {
+        match (&t.group, list.contains(&Audience::Group)) {
+            (Some(g), true) => vec![g.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let mut push = |notice,
+                    (names, groups): (Vec<String>, Vec<String>),
+                    headline: String,
+                    note,
+                    clock,
+                    to_group| {
         let names: Vec<String> = names
             .into_iter()
             .filter(|name| !matches!(&entry.actor, Actor::User { name: by } if by == name))
             .collect();
-        if !names.is_empty() {
+        if !names.is_empty() || !groups.is_empty() {
             out.push(Owed {
                 notice,
                 names,
+                groups,
                 headline,
                 note,
                 clock,
@@ -119,7 +158,7 @@ pub(crate) fn owed(
             .collect();
         push(
             Notice::Assigned,
-            audience(&list, t, groups),
+            (audience(&list, t, groups), group_of(&list)),
             format!("{} was assigned to you.", t.id),
             None,
             None,
@@ -134,7 +173,7 @@ pub(crate) fn owed(
             .collect();
         push(
             Notice::Assigned,
-            audience(&list, t, groups),
+            (audience(&list, t, groups), group_of(&list)),
             format!(
                 "{} came in for {}, with nobody assigned yet.",
                 t.id,
@@ -148,7 +187,7 @@ pub(crate) fn owed(
     if change(entry, "escalation").is_some() {
         push(
             Notice::Escalated,
-            audience(&n.escalated, t, groups),
+            (audience(&n.escalated, t, groups), group_of(&n.escalated)),
             format!("{} was escalated to level {}.", t.id, t.sla.escalation),
             entry.reason.clone(),
             None,
@@ -161,7 +200,10 @@ pub(crate) fn owed(
         let clock = stage["clock"].as_str().unwrap_or_default().to_string();
         push(
             Notice::SlaBreached,
-            audience(&n.sla_breached, t, groups),
+            (
+                audience(&n.sla_breached, t, groups),
+                group_of(&n.sla_breached),
+            ),
             format!("The {clock} target of {} is breached.", t.id),
             entry.reason.clone(),
             Some(clock),
@@ -176,7 +218,7 @@ pub(crate) fn owed(
     if p1 {
         push(
             Notice::P1Opened,
-            audience(&n.p1_opened, t, groups),
+            (audience(&n.p1_opened, t, groups), group_of(&n.p1_opened)),
             format!("{} is priority 1.", t.id),
             None,
             None,
@@ -189,7 +231,7 @@ pub(crate) fn owed(
     {
         push(
             Notice::LeadNotified,
-            vec![lead.to_string()],
+            (vec![lead.to_string()], Vec::new()),
             format!(
                 "A rule asks you, as lead of {}, to look at {}.",
                 v["group"].as_str().unwrap_or_default(),
@@ -211,10 +253,13 @@ pub(crate) fn owed(
                     .collect()
             })
             .unwrap_or_default();
-        if !names.is_empty() {
+        let to = v["to"].as_str().unwrap_or_default();
+        let groups: Vec<String> = groups_cfg_contains(groups, to);
+        if !names.is_empty() || !groups.is_empty() {
             out.push(Owed {
                 notice: Notice::Notified,
                 names,
+                groups,
                 headline: format!("A rule asks you to look at {}.", t.id),
                 note: v["vars"]["note"].as_str().map(str::to_string),
                 clock: None,
@@ -225,6 +270,113 @@ pub(crate) fn owed(
         }
     }
     out
+}
+
+/// The subject line of a notification for `name` (a person, or a chat channel).
+pub(crate) fn subject(
+    set: &Templates,
+    o: &Owed,
+    name: &str,
+    t: &Ticket,
+) -> Result<String, TemplateError> {
+    let ctx = minijinja::context! {
+        ticket => templates::facts(t),
+        name => name,
+        headline => &o.headline,
+        note => &o.note,
+        clock => &o.clock,
+        to_group => o.to_group,
+        vars => templates::value(&o.vars),
+    };
+    Ok(set
+        .render(&format!("{}.subject", o.template), &ctx)?
+        .trim()
+        .to_string())
+}
+
+/// The kinds of a coalesced message (outbox `type`).
+pub(crate) const MAIL_DIGEST: &str = "mail.digest";
+pub(crate) const CHAT_DIGEST: &str = "chat.digest";
+
+/// A notification's one-line summary: its headline and note.
+fn summary(o: &Owed) -> String {
+    match &o.note {
+        Some(note) if !note.is_empty() => format!("{} {note}", o.headline),
+        _ => o.headline.clone(),
+    }
+}
+
+/// The `items` of a digest: each notification's subject, headline and note.
+fn items(set: &Templates, mine: &[&Owed], name: &str, t: &Ticket) -> Result<Value, TemplateError> {
+    let mut mine = mine.to_vec();
+    mine.sort_by_key(|o| o.notice.rank());
+    let mut out = Vec::new();
+    for o in mine {
+        out.push(serde_json::json!({
+            "subject": subject(set, o, name, t)?,
+            "headline": o.headline,
+            "note": o.note,
+            "kind": o.notice.kind(),
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// The mail for `name` of the notifications `mine` (at least one): the notification itself,
+/// or the `digest` template over all of them. Returns the outbox kind with the parts.
+pub(crate) fn render_for(
+    set: &Templates,
+    mine: &[&Owed],
+    name: &str,
+    t: &Ticket,
+    comment: Option<&Comment>,
+) -> Result<(&'static str, (String, String, String)), TemplateError> {
+    if let [one] = mine {
+        return Ok((one.notice.kind(), render(set, one, name, t, comment)?));
+    }
+    let ctx = minijinja::context! {
+        ticket => templates::facts(t),
+        name => name,
+        items => templates::value(items(set, mine, name, t)?),
+        comment => comment.map(templates::comment_facts),
+    };
+    Ok((MAIL_DIGEST, set.notification("digest", &ctx)?))
+}
+
+/// A chat message's kind, subject line and summary for channel `name`: the notification's,
+/// or the digest's of several.
+pub(crate) fn chat_words(
+    set: &Templates,
+    mine: &[&Owed],
+    name: &str,
+    t: &Ticket,
+) -> Result<(&'static str, String, String), TemplateError> {
+    if let [one] = mine {
+        return Ok((
+            one.notice.chat_kind(),
+            subject(set, one, name, t)?,
+            summary(one),
+        ));
+    }
+    let ctx = minijinja::context! {
+        ticket => templates::facts(t),
+        name => name,
+        items => templates::value(items(set, mine, name, t)?),
+    };
+    let subject = set.render("digest.subject", &ctx)?.trim().to_string();
+    let mut mine = mine.to_vec();
+    mine.sort_by_key(|o| o.notice.rank());
+    let all: Vec<String> = mine.iter().map(|o| summary(o)).collect();
+    Ok((CHAT_DIGEST, subject, all.join(" ")))
+}
+
+/// `[to]` when `to` is a configured group.
+fn groups_cfg_contains(groups: &Groups, to: &str) -> Vec<String> {
+    if groups.contains(to) {
+        vec![to.to_string()]
+    } else {
+        Vec::new()
+    }
 }
 
 /// The subject, text and HTML of a notification for `name`; `comment` is the one the
@@ -354,6 +506,7 @@ mod tests {
                 to_group: false,
                 template: notice.template().to_string(),
                 vars: serde_json::json!({}),
+                groups: Vec::new(),
             };
             let (subject, text, html) = render(&Templates::shipped(), &o, "bob", &t, None).unwrap();
             assert!(subject.starts_with("[INC-000007] "), "{subject}");

@@ -56,6 +56,9 @@ impl Engine {
         event: &Event,
         entries: &[(TicketId, HistoryEntry)],
     ) -> Result<(), StoreError> {
+        for (id, entry) in entries {
+            self.people_mail(txn, event, *id, entry)?;
+        }
         let Some(smtp) = &self.settings.smtp else {
             return Ok(());
         };
@@ -114,38 +117,56 @@ impl Engine {
             thread.push(&sent_id);
             thread::put(txn, *id, &thread);
         }
-        for (id, entry) in entries {
-            self.people_mail(txn, smtp, event, *id, entry)?;
-        }
         Ok(())
     }
 
-    /// The staff notifications an entry owes, one mail per person with an address.
+    /// The staff notifications an entry owes: one mail per person with an address, one
+    /// message per chat channel that carries them.
     fn people_mail(
         &self,
         txn: &mut Txn<'_>,
-        smtp: &SmtpConfig,
         event: &Event,
         id: TicketId,
         entry: &HistoryEntry,
     ) -> Result<(), StoreError> {
+        let smtp = self.settings.smtp.as_ref();
+        if smtp.is_none() && self.settings.chat.is_empty() {
+            return Ok(());
+        }
         let Some(ticket) = txn.ticket(id)? else {
             return Ok(());
         };
-        let owed = people::owed(smtp, &self.settings.groups, entry, &ticket);
+        let defaults = SmtpConfig::default();
+        let owed = people::owed(
+            smtp.unwrap_or(&defaults),
+            &self.settings.groups,
+            entry,
+            &ticket,
+        );
         let comment = match owed.is_empty() {
             true => None,
             false => comment_of(txn, id, entry)?,
         };
-        for o in owed {
-            for name in &o.names {
+        // One message per person and per channel for the entry: several notices for the
+        // same recipient are coalesced into one digest, never a storm.
+        let set = &self.settings.templates;
+        if let Some(smtp) = smtp {
+            let mut names: Vec<&String> = Vec::new();
+            for n in owed.iter().flat_map(|o| &o.names) {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+            for name in names {
+                let mine: Vec<&people::Owed> =
+                    owed.iter().filter(|o| o.names.contains(name)).collect();
                 let Some(address) = smtp.people.get(name) else {
-                    debug!(ticket = %id, person = %name, kind = o.notice.kind(), "No address for a person in smtp.people; not mailed.");
+                    debug!(ticket = %id, person = %name, kind = mine[0].notice.kind(), "No address for a person in smtp.people; not mailed.");
                     continue;
                 };
-                let (subject, text, html) = match people::render(
-                    &self.settings.templates,
-                    &o,
+                let (kind, (subject, text, html)) = match people::render_for(
+                    set,
+                    &mine,
                     name,
                     &ticket,
                     comment.as_ref(),
@@ -157,7 +178,7 @@ impl Engine {
                     }
                 };
                 let letter = Letter {
-                    kind: o.notice.kind(),
+                    kind,
                     to: address,
                     subject,
                     text,
@@ -166,6 +187,18 @@ impl Engine {
                     auto: "auto-generated",
                 };
                 self.write_mail(txn, smtp, event, id, letter)?;
+            }
+        }
+        for (name, channel) in &self.settings.chat {
+            let mine: Vec<&people::Owed> = owed
+                .iter()
+                .filter(|o| {
+                    channel.people.iter().any(|p| o.names.contains(p))
+                        || channel.groups.iter().any(|g| o.groups.contains(g))
+                })
+                .collect();
+            if !mine.is_empty() {
+                self.chat_row(txn, event, &ticket, name, channel, &mine)?;
             }
         }
         Ok(())
@@ -338,4 +371,47 @@ fn words(
     let subject = set.render(&format!("{name}.subject"), &ctx)?;
     let text = set.render(&format!("{name}.txt"), &ctx)?;
     Ok((subject.trim().to_string(), text))
+}
+
+impl Engine {
+    /// The outbox row of one chat message: a notification, or the digest of several.
+    fn chat_row(
+        &self,
+        txn: &mut Txn<'_>,
+        event: &Event,
+        ticket: &Ticket,
+        name: &str,
+        channel: &crate::mail::chat::ChatChannel,
+        mine: &[&people::Owed],
+    ) -> Result<(), StoreError> {
+        let (kind, subject, summary) = match people::chat_words(
+            &self.settings.templates,
+            mine,
+            name,
+            ticket,
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(ticket = %ticket.id, channel = %name, error = %e, "Chat message not sent: its template failed.");
+                return Ok(());
+            }
+        };
+        let message = crate::mail::chat::payload::Message {
+            subject: &subject,
+            summary: &summary,
+            ticket,
+        };
+        let body = crate::mail::chat::payload::body(channel.format, &message).to_string();
+        let destination = crate::mail::chat::destination(name);
+        let dest = Destination {
+            name: &destination,
+            channel: Channel::Chat,
+            ticket: ticket.id,
+            kind,
+            event: event.id,
+            at: self.now(),
+        };
+        enqueue(txn, dest, |_| body)?;
+        Ok(())
+    }
 }

@@ -26,7 +26,10 @@ pub struct TemplateError {
 /// The file name endings a template folder may hold.
 const ENDINGS: [&str; 3] = ["subject", "txt", "html"];
 
-const SHIPPED: [(&str, &str); 15] = [
+const SHIPPED: [(&str, &str); 18] = [
+    ("digest.subject", include_str!("templates/digest.subject")),
+    ("digest.txt", include_str!("templates/digest.txt")),
+    ("digest.html", include_str!("templates/digest.html")),
     (
         "assigned.subject",
         include_str!("templates/assigned.subject"),
@@ -289,7 +292,9 @@ fn sample_context() -> minijinja::Value {
         tag => "[INC-000001 #sample]",
         author => "sample",
         reopen_within => "5d",
-        items => value(serde_json::json!([])),
+        items => value(serde_json::json!([
+            {"subject": "[INC-000001] Sample", "headline": "Sample.", "note": null, "kind": "mail.assigned"},
+        ])),
     }
 }
 
@@ -405,5 +410,40 @@ impl Templates {
             items => value(serde_json::json!([])),
         };
         self.notification(name, &ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_template_renders_with_what_real_mails_have_in_scope() {
+        assert_eq!(Templates::shipped().try_all(), Vec::<String>::new());
+        assert!(Templates::shipped().is_notification("digest"));
+    }
+
+    #[test]
+    fn an_operators_folder_overrides_by_name_and_names_bad_files_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("escalated.subject"),
+            "Up: {{ ticket.id }}\n",
+        )
+        .unwrap();
+        let set = Templates::load(dir.path()).unwrap();
+        let ctx = minijinja::context! { ticket => value(serde_json::json!({"id": "INC-1"})) };
+        assert_eq!(
+            set.render("escalated.subject", &ctx).unwrap().trim(),
+            "Up: INC-1"
+        );
+        std::fs::write(dir.path().join("x.txt"), "fine\n{{ a | nosuch }}\n").unwrap();
+        std::fs::write(dir.path().join("notes.md"), "").unwrap();
+        let problems = Templates::load(dir.path()).unwrap_err().join("\n");
+        assert!(
+            problems.contains("x.txt:2:") && problems.contains("nosuch"),
+            "{problems}"
+        );
+        assert!(problems.contains("notes.md: not a template"), "{problems}");
     }
 }
