@@ -360,6 +360,8 @@ pub(crate) struct Destination<'a> {
     pub kind: &'static str,
     pub event: u64,
     pub at: Timestamp,
+    /// Held until then (quiet hours), instead of due at once.
+    pub due: Option<Timestamp>,
 }
 
 impl<'a> Destination<'a> {
@@ -377,6 +379,7 @@ impl<'a> Destination<'a> {
             kind,
             event,
             at,
+            due: None,
         }
     }
 }
@@ -414,7 +417,7 @@ pub(crate) fn enqueue(
             txn.put(Tree::VendorTickets, claim, encode(&()));
         }
     }
-    push_to_queue(txn, &mut row, at)?;
+    push_to_queue(txn, &mut row, to.due.unwrap_or(at))?;
     debug!(row = id, to = to.name, ticket = %to.ticket, kind = to.kind, "Outbox row queued.");
     Ok(id)
 }

@@ -120,6 +120,8 @@ pub struct SmtpConfig {
     /// A folder of templates laid over the shipped ones by file name (`NAME.subject`,
     /// `NAME.txt`, `NAME.html`); empty: the shipped ones only.
     pub templates: PathBuf,
+    /// Quiet hours by person (`[smtp.quiet.alice]`): their non-urgent mail is held.
+    pub quiet: std::collections::BTreeMap<String, crate::mail::outbound::quiet::QuietHours>,
 }
 
 impl Default for SmtpConfig {
@@ -139,6 +141,7 @@ impl Default for SmtpConfig {
             people: Default::default(),
             notify: PeopleMail::default(),
             templates: PathBuf::new(),
+            quiet: Default::default(),
         }
     }
 }
@@ -243,6 +246,7 @@ pub(crate) fn problems(smtp: Option<&SmtpConfig>) -> Vec<String> {
         out.push("smtp.max_in_flight must be greater than 0".into());
     }
     out.extend(s.retry.problems("smtp.retry"));
+    out.extend(crate::mail::outbound::quiet::problems(&s.quiet));
     if let Err(problems) = crate::mail::outbound::Templates::load(&s.templates) {
         out.extend(problems);
     }

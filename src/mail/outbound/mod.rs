@@ -13,6 +13,7 @@ pub mod cli;
 pub mod compose;
 pub mod config;
 pub(crate) mod people;
+pub mod quiet;
 pub mod rule_notify;
 pub mod smtp;
 pub(crate) mod step;

@@ -39,6 +39,8 @@ struct Letter<'a> {
     html: Option<String>,
     thread: &'a [String],
     auto: &'static str,
+    /// Quiet hours: the person's own queue (`@smtp/NAME`) and when the mail is due.
+    held: Option<(String, Timestamp)>,
 }
 
 /// The loop protection's window of one sender (as `mail::step` stores it).
@@ -111,6 +113,7 @@ impl Engine {
                 html: None,
                 thread: &thread.ids,
                 auto,
+                held: None,
             };
             let sent_id = self.write_mail(txn, smtp, event, *id, letter)?;
             thread.caller = to;
@@ -177,6 +180,16 @@ impl Engine {
                         continue;
                     }
                 };
+                let urgent = mine.iter().any(|o| o.notice == people::Notice::P1Opened);
+                let held = smtp
+                    .quiet
+                    .get(name.as_str())
+                    .filter(|q| !(urgent && q.pages))
+                    .and_then(|q| q.ends(self.now()))
+                    .map(|until| (format!("{MAIL_DESTINATION}/{name}"), until));
+                if let Some((_, until)) = &held {
+                    debug!(ticket = %id, person = %name, until = %until, "Quiet hours: the notification is held.");
+                }
                 let letter = Letter {
                     kind,
                     to: address,
@@ -185,6 +198,7 @@ impl Engine {
                     html: Some(html),
                     thread: &[],
                     auto: "auto-generated",
+                    held,
                 };
                 self.write_mail(txn, smtp, event, id, letter)?;
             }
@@ -217,13 +231,18 @@ impl Engine {
         let at = self.now();
         let mut sent_id = String::new();
         let mut failed = None;
+        let (name, due) = match &letter.held {
+            Some((queue, until)) => (queue.as_str(), Some(*until)),
+            None => (MAIL_DESTINATION, None),
+        };
         let dest = Destination {
-            name: MAIL_DESTINATION,
+            name,
             channel: Channel::Mail,
             ticket: id,
             kind: letter.kind,
             event: event.id,
             at,
+            due,
         };
         let kind = letter.kind;
         let row = enqueue(txn, dest, |row| {
@@ -410,6 +429,7 @@ impl Engine {
             kind,
             event: event.id,
             at: self.now(),
+            due: None,
         };
         enqueue(txn, dest, |_| body)?;
         Ok(())
