@@ -58,8 +58,20 @@ impl Engine {
         event: &Event,
         entries: &[(TicketId, HistoryEntry)],
     ) -> Result<(), StoreError> {
-        for (id, entry) in entries {
-            self.people_mail(txn, event, *id, entry)?;
+        // One message per person and ticket for the whole event, however many entries.
+        let mut tickets: Vec<TicketId> = Vec::new();
+        for (id, _) in entries {
+            if !tickets.contains(id) {
+                tickets.push(*id);
+            }
+        }
+        for id in tickets {
+            let of: Vec<&HistoryEntry> = entries
+                .iter()
+                .filter(|(t, _)| *t == id)
+                .map(|(_, e)| e)
+                .collect();
+            self.people_mail(txn, event, id, &of)?;
         }
         let Some(smtp) = &self.settings.smtp else {
             return Ok(());
@@ -123,14 +135,14 @@ impl Engine {
         Ok(())
     }
 
-    /// The staff notifications an entry owes: one mail per person with an address, one
-    /// message per chat channel that carries them.
+    /// The staff notifications an event's entries on one ticket owe: one mail per person
+    /// with an address, one message per chat channel that carries them.
     fn people_mail(
         &self,
         txn: &mut Txn<'_>,
         event: &Event,
         id: TicketId,
-        entry: &HistoryEntry,
+        entries: &[&HistoryEntry],
     ) -> Result<(), StoreError> {
         let smtp = self.settings.smtp.as_ref();
         if smtp.is_none() && self.settings.chat.is_empty() {
@@ -140,16 +152,23 @@ impl Engine {
             return Ok(());
         };
         let defaults = SmtpConfig::default();
-        let owed = people::owed(
-            smtp.unwrap_or(&defaults),
-            &self.settings.groups,
-            entry,
-            &ticket,
-        );
-        let comment = match owed.is_empty() {
-            true => None,
-            false => comment_of(txn, id, entry)?,
-        };
+        let mut owed = Vec::new();
+        let mut comment = None;
+        for entry in entries {
+            let more = people::owed(
+                smtp.unwrap_or(&defaults),
+                &self.settings.groups,
+                entry,
+                &ticket,
+            );
+            if more.is_empty() {
+                continue;
+            }
+            if let Some(c) = comment_of(txn, id, entry)? {
+                comment = Some(c);
+            }
+            owed.extend(more);
+        }
         // One message per person and per channel for the entry: several notices for the
         // same recipient are coalesced into one digest, never a storm.
         let set = &self.settings.templates;
