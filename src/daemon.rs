@@ -56,6 +56,12 @@ pub fn load_vendors(config: &Config) -> anyhow::Result<Vendors> {
     })
 }
 
+/// Sets up the chat channels (`[chat.NAME]`), reading the Matrix token files.
+pub fn load_chat(config: &Config) -> anyhow::Result<crate::mail::chat::ChatSenders> {
+    crate::mail::chat::ChatSenders::build(&config.chat)
+        .map_err(|e| anyhow::anyhow!("[chat] cannot be loaded: {e}"))
+}
+
 /// Sets up mail out (`[smtp]`), reading its password file; `None` without the section.
 pub fn load_smtp(config: &Config) -> anyhow::Result<Option<SmtpSender>> {
     config
@@ -148,6 +154,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
                 engine.clone(),
                 vendors.clone(),
                 load_smtp(&smtp_config)?,
+                load_chat(&smtp_config)?,
                 cancel.clone(),
             )
             .context("cannot build the webhook HTTP client")?;

@@ -67,6 +67,8 @@ enum Command {
     /// Process reports (MTTA, MTTR, SLA compliance, breaches, backlog, volume, escalations)
     /// for a period, from a running daemon.
     Report(Box<itsmd::reports::cli::ReportArgs>),
+    /// Preview mail and chat templates against a ticket of a running daemon (admin token).
+    Templates(Box<itsmd::mail::outbound::cli::TemplatesArgs>),
     /// Console accounts (add, passwd, disable, list) on a running daemon; passwords on
     /// standard input.
     User(Box<itsmd::auth::cli::UserArgs>),
@@ -183,8 +185,19 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
     itsmd::daemon::load_keys(&config)?;
     itsmd::daemon::load_vendors(&config)?;
     itsmd::daemon::load_smtp(&config)?;
+    itsmd::daemon::load_chat(&config)?;
     itsmd::daemon::load_tls(&config)?;
     let rules = itsmd::daemon::load_rules(&config)?;
+    let unknown = itsmd::mail::outbound::rule_notify::literal_problems(
+        &config.rules.dir,
+        &itsmd::mail::outbound::templates::of(&config),
+    );
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "rules name unknown templates:\n  - {}",
+            unknown.join("\n  - ")
+        );
+    }
     println!(
         "OK: configuration valid; {} rule file(s) from {} compile (version {}).",
         rules.set().files.len(),
@@ -340,6 +353,7 @@ fn main() -> ExitCode {
         Command::Outbox(args) => itsmd::vendors::cli::run(*args),
         Command::Report(args) => itsmd::reports::cli::run(*args),
         Command::User(args) => itsmd::auth::cli::run(*args),
+        Command::Templates(args) => itsmd::mail::outbound::cli::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

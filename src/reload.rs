@@ -214,6 +214,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
                 .to_string(),
         );
     }
+    out.extend(crate::mail::chat::config::needs_restart(
+        &old.chat, &new.chat,
+    ));
     out.extend(old.mail.needs_restart(&new.mail));
     out.extend(crate::mail::outbound::SmtpConfig::needs_restart(
         old.smtp.as_ref(),

@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::tickets::change::api::routes())
         .merge(crate::reports::api::routes())
         .merge(crate::vendors::api::routes())
+        .merge(crate::mail::outbound::api::routes())
         .merge(crate::auth::api::routes())
         .merge(crate::console::routes());
     routes.admin = routes

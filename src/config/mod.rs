@@ -56,6 +56,9 @@ pub struct Config {
     pub cluster: crate::cluster::ClusterConfig,
     /// How long the event journal is kept (`retention`).
     pub retention: crate::retention::RetentionConfig,
+    /// Chat channels people notifications are posted to, by name (none by default).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chat: BTreeMap<String, crate::mail::chat::ChatChannel>,
 }
 
 /// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
@@ -373,6 +376,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "smtp" => config.smtp = Some(section_of(&section, value, &mut problems)),
             "cluster" => config.cluster = section_of(&section, value, &mut problems),
             "retention" => config.retention = section_of(&section, value, &mut problems),
+            "chat" => config.chat = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

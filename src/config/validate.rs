@@ -80,5 +80,6 @@ pub fn problems(c: &Config) -> Vec<String> {
     out.extend(crate::mail::config::problems(&c.mail));
     out.extend(crate::mail::outbound::config::problems(c.smtp.as_ref()));
     out.extend(crate::retention::config::problems(&c.retention));
+    out.extend(crate::mail::chat::config::problems(&c.chat, &c.groups));
     out
 }

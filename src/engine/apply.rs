@@ -114,6 +114,16 @@ impl Changes<'_> {
                     i += 1;
                     continue;
                 }
+                if crate::mail::outbound::rule_notify::apply_decision(
+                    ticket,
+                    &decided[i].decision,
+                    settings,
+                    &mut changes,
+                    &mut notes,
+                ) {
+                    i += 1;
+                    continue;
+                }
                 if let Decision::Notify { vendor } = &decided[i].decision {
                     let rule = Actor::Rule {
                         file: by.file.to_string(),
@@ -250,6 +260,8 @@ fn set_field(t: &mut Ticket, d: &Decision, changes: &mut Vec<FieldChange>) {
         | Decision::CapReached { .. } => {}
         // Becomes an outbox row (see `apply_rules`), not a field.
         Decision::Notify { .. } => {}
+        // Applied by `mail::outbound::rule_notify::apply_decision` before this.
+        Decision::NotifyPeople { .. } => {}
         // Applied by `sla::apply_decision` before this.
         Decision::Escalate
         | Decision::RaisePriority

@@ -167,6 +167,12 @@ impl EngineHandle {
         (settings.sla.clone(), settings.calendars.clone())
     }
 
+    /// The mail and chat templates in force (reloads replace them).
+    pub fn templates(&self) -> Arc<crate::mail::outbound::Templates> {
+        let (_, settings) = self.live.current();
+        settings.templates.clone()
+    }
+
     /// The `[lifecycle]` settings in force (reloads replace them).
     pub fn lifecycle(&self) -> LifecycleConfig {
         let (_, settings) = self.live.current();
@@ -378,6 +384,10 @@ pub(crate) struct Settings {
     pub(crate) smtp: Option<crate::mail::outbound::SmtpConfig>,
     /// How long the journal is kept (`[retention]`).
     pub(crate) retention: crate::retention::RetentionConfig,
+    /// The mail and chat templates: the shipped set under `[smtp] templates`.
+    pub(crate) templates: Arc<crate::mail::outbound::Templates>,
+    /// Chat channels and whose notifications each carries (`[chat.NAME]`).
+    pub(crate) chat: std::collections::BTreeMap<String, crate::mail::chat::ChatChannel>,
 }
 
 impl Settings {
@@ -402,6 +412,8 @@ impl Settings {
             mail: config.mail.clone(),
             smtp: config.smtp.clone(),
             retention: config.retention.clone(),
+            templates: crate::mail::outbound::templates::of(config),
+            chat: config.chat.clone(),
         }
     }
 }

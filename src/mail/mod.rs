@@ -6,6 +6,7 @@
 //! bulk protection, opening or commenting ([`step`]), what rules see of a mail
 //! ([`rules_view`]), and mail out to the people on a ticket over SMTP ([`outbound`]).
 
+pub mod chat;
 pub mod config;
 pub mod maildir;
 pub mod message;

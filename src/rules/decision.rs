@@ -81,6 +81,14 @@ pub enum Decision {
     NotifyLead {
         message: String,
     },
+    /// Tell a person or every member of a group (`ticket.notify(to, template, ...)`) with a
+    /// notification template; `vars` is what the rule passed for the template (`{}` if
+    /// nothing). Mail and chat per the person's or group's configuration.
+    NotifyPeople {
+        to: String,
+        template: String,
+        vars: serde_json::Value,
+    },
     /// Run the ticket's SLA clocks against this policy, not the one kind and priority choose.
     SetSlaPolicy {
         value: String,

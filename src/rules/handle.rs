@@ -152,7 +152,7 @@ impl TicketView {
                 self.priority = self.priority.map(|p| p.max(2) - 1);
                 self.priority_override = true;
             }
-            Decision::NotifyLead { .. } => {}
+            Decision::NotifyLead { .. } | Decision::NotifyPeople { .. } => {}
             Decision::SetSlaPolicy { value } => self.sla_policy = Some(value.clone()),
             Decision::SetKind { value } if self.id.is_none() => self.kind = value.as_str().into(),
             Decision::SetKind { .. } => {}
@@ -433,6 +433,67 @@ pub(super) fn register(engine: &mut Engine) {
         },
     );
     register_escalation(engine);
+    register_notify_people(engine);
+}
+
+/// `ticket.notify(person_or_group, template)`, with a third argument: a message (the
+/// template's `note`) or a map of values (its `vars`).
+fn register_notify_people(engine: &mut Engine) {
+    fn decide(
+        ctx: &NativeCallContext,
+        h: &TicketHandle,
+        to: &str,
+        template: &str,
+        vars: serde_json::Value,
+    ) -> RhaiResult<()> {
+        let to = non_empty(to, "notify: person or group", ctx.call_position())?;
+        let template = non_empty(template, "notify: template", ctx.call_position())?;
+        h.decide(
+            Decision::NotifyPeople { to, template, vars },
+            ctx.call_position(),
+        );
+        Ok(())
+    }
+    engine.register_fn(
+        "notify",
+        |ctx: NativeCallContext, h: &mut TicketHandle, to: ImmutableString, t: ImmutableString| {
+            decide(&ctx, h, &to, &t, serde_json::json!({}))
+        },
+    );
+    engine.register_fn(
+        "notify",
+        |ctx: NativeCallContext,
+         h: &mut TicketHandle,
+         to: ImmutableString,
+         t: ImmutableString,
+         note: ImmutableString| {
+            decide(
+                &ctx,
+                h,
+                &to,
+                &t,
+                serde_json::json!({ "note": note.as_str() }),
+            )
+        },
+    );
+    engine.register_fn(
+        "notify",
+        |ctx: NativeCallContext,
+         h: &mut TicketHandle,
+         to: ImmutableString,
+         t: ImmutableString,
+         vars: rhai::Map|
+         -> RhaiResult<()> {
+            let vars: serde_json::Value = rhai::serde::from_dynamic(&rhai::Dynamic::from_map(vars))
+                .map_err(|e| {
+                    Box::new(EvalAltResult::ErrorRuntime(
+                        format!("notify: the values for the template: {e}").into(),
+                        ctx.call_position(),
+                    ))
+                })?;
+            decide(&ctx, h, &to, &t, vars)
+        },
+    );
 }
 
 /// Escalation and SLA policy: `ticket.escalate()`, `ticket.raise_priority()`,

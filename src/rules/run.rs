@@ -53,7 +53,9 @@ fn capped(d: &Decision) -> Option<usize> {
     match d {
         Decision::Comment { .. } => Some(0),
         Decision::Transition { .. } => Some(1),
-        Decision::Notify { .. } | Decision::NotifyLead { .. } => Some(2),
+        Decision::Notify { .. } | Decision::NotifyLead { .. } | Decision::NotifyPeople { .. } => {
+            Some(2)
+        }
         Decision::OpenTicket(_) => Some(3),
         _ => None,
     }

@@ -23,6 +23,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::engine::{EngineHandle, SubmitError};
 use crate::event::EventBody;
+use crate::mail::chat::ChatSenders;
+use crate::mail::chat::sender::ChatSender;
 use crate::mail::outbound::{Sent, SmtpSender};
 use crate::metrics;
 use crate::metrics::Metrics;
@@ -55,6 +57,7 @@ const READ_RETRY: Duration = Duration::from_secs(5);
 enum Sender {
     Webhook(Arc<Vendor>),
     Mail(Arc<SmtpSender>),
+    Chat(Arc<ChatSender>),
 }
 
 impl Sender {
@@ -62,6 +65,7 @@ impl Sender {
         match self {
             Sender::Webhook(v) => v.max_in_flight,
             Sender::Mail(m) => m.max_in_flight,
+            Sender::Chat(c) => c.max_in_flight,
         }
     }
 
@@ -69,6 +73,7 @@ impl Sender {
         match self {
             Sender::Webhook(v) => &v.retry,
             Sender::Mail(m) => &m.retry,
+            Sender::Chat(c) => &c.retry,
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct Dispatcher {
     vendors: Vendors,
     /// Mail out, when `[smtp]` is configured.
     mail: Option<Arc<SmtpSender>>,
+    /// Chat channels, by destination.
+    chat: ChatSenders,
     /// No redirects; per-request timeouts come from each vendor.
     http: reqwest::Client,
     /// The clients of vendors with a `proxy`, by vendor name.
@@ -112,6 +119,7 @@ impl Dispatcher {
         engine: EngineHandle,
         vendors: Vendors,
         mail: Option<SmtpSender>,
+        chat: ChatSenders,
         shutdown: CancellationToken,
     ) -> Result<Dispatcher, reqwest::Error> {
         // Never the environment's HTTP_PROXY & co.: a vendor's webhooks go through a proxy
@@ -139,6 +147,7 @@ impl Dispatcher {
             engine,
             vendors,
             mail: mail.map(Arc::new),
+            chat,
             http,
             shutdown,
         })
@@ -146,7 +155,7 @@ impl Dispatcher {
 
     /// Runs until shutdown; deliveries under way are cut off (their rows stay due).
     pub async fn run(self) {
-        if self.vendors.is_empty() && self.mail.is_none() {
+        if self.vendors.is_empty() && self.mail.is_none() && self.chat.is_empty() {
             return;
         }
         let this = Arc::new(self);
@@ -246,6 +255,7 @@ impl Dispatcher {
             let sender = match row.channel {
                 Channel::Webhook => self.vendors.get(&row.vendor).cloned().map(Sender::Webhook),
                 Channel::Mail => self.mail.clone().map(Sender::Mail),
+                Channel::Chat => self.chat.get(&row.vendor).map(Sender::Chat),
             };
             let Some(vendor) = sender else {
                 if !unknown.contains(&row.vendor) && !found.unknown.contains(&row.vendor) {
@@ -281,6 +291,10 @@ impl Dispatcher {
             match &sender {
                 Sender::Webhook(vendor) => self.send(&row, vendor, at).await,
                 Sender::Mail(smtp) => mail_answer(smtp.send(&row.body).await),
+                Sender::Chat(chat) => {
+                    let request = chat.request(&self.http, &row);
+                    self.answer(request, chat.timeout).await
+                }
             }
         };
         let answer = tokio::select! {
@@ -319,11 +333,17 @@ impl Dispatcher {
         for (name, value) in signed.pairs() {
             request = request.header(name, value);
         }
-        let response = match request.body(row.body.clone()).send().await {
+        self.answer(request.body(row.body.clone()), vendor.timeout)
+            .await
+    }
+
+    /// Sends an HTTP request and says what its answer means.
+    async fn answer(&self, request: reqwest::RequestBuilder, timeout: Duration) -> Answer {
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
                 return Answer::Failed {
-                    error: format!("no answer within {} ms", vendor.timeout.as_millis()),
+                    error: format!("no answer within {} ms", timeout.as_millis()),
                     reason: "timeout",
                     retry_after: None,
                 };

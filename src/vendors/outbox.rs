@@ -44,6 +44,9 @@ pub enum Channel {
     Webhook,
     /// A mail over SMTP; the body is a [`crate::mail::outbound::Envelope`].
     Mail,
+    /// A chat message (Slack, Teams, Matrix); the body is its JSON, the destination
+    /// `@chat/NAME` names the channel ([`crate::mail::chat`]).
+    Chat,
 }
 
 impl Channel {

@@ -49,7 +49,8 @@ fn recorded() -> Handled {
 
 impl Engine {
     /// Rule decisions naming a vendor that is not configured fail their rule (its decisions
-    /// are dropped, like any rule error, and the ticket goes to triage).
+    /// are dropped, like any rule error, and the ticket goes to triage); so do people
+    /// notifications naming an unknown person, group or template (`Engine::vet_people`).
     pub(crate) fn vet_vendors(&self, run: &mut HookRun) {
         let unknown = |d: &Decision| match d {
             Decision::Notify { vendor } | Decision::SetVendor { value: vendor }
@@ -94,6 +95,7 @@ impl Engine {
                 .retain(|d| !(d.by.file == f.file && d.by.hook == f.hook));
         }
         run.failures.extend(failed);
+        self.vet_people(run);
     }
 
     /// Writes an outbox row for every message this event's changes owe a vendor: changes to
@@ -237,7 +239,8 @@ impl Engine {
                 }
             }
             Delivery::ReplayVendor { vendor } => {
-                let mail = vendor == MAIL_DESTINATION && self.settings.smtp.is_some();
+                let mail = (vendor == MAIL_DESTINATION && self.settings.smtp.is_some())
+                    || crate::mail::chat::is_channel(vendor, &self.settings.chat);
                 if !mail && !self.settings.vendors.contains_key(vendor) {
                     return Ok(Err(invalid(
                         "vendor",
@@ -357,6 +360,8 @@ pub(crate) struct Destination<'a> {
     pub kind: &'static str,
     pub event: u64,
     pub at: Timestamp,
+    /// Held until then (quiet hours), instead of due at once.
+    pub due: Option<Timestamp>,
 }
 
 impl<'a> Destination<'a> {
@@ -374,6 +379,7 @@ impl<'a> Destination<'a> {
             kind,
             event,
             at,
+            due: None,
         }
     }
 }
@@ -411,7 +417,7 @@ pub(crate) fn enqueue(
             txn.put(Tree::VendorTickets, claim, encode(&()));
         }
     }
-    push_to_queue(txn, &mut row, at)?;
+    push_to_queue(txn, &mut row, to.due.unwrap_or(at))?;
     debug!(row = id, to = to.name, ticket = %to.ticket, kind = to.kind, "Outbox row queued.");
     Ok(id)
 }

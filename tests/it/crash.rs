@@ -9,6 +9,7 @@
 //! the seed is drawn from the clock and printed.
 
 mod load;
+mod mail;
 mod verify;
 
 use std::ffi::OsStr;

@@ -15,16 +15,16 @@ use serde_json::{Value, json};
 
 use crate::support::{Daemon, Setup};
 
-const ADMIN: &str = "admin-token-for-mail-out-tests";
+pub(crate) const ADMIN: &str = "admin-token-for-mail-out-tests";
 
 /// aiosmtpd on a loopback port, delivering into a Maildir.
-struct Sink {
+pub(crate) struct Sink {
     child: Child,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Sink {
-    fn start(port: u16, dir: &Path) -> Sink {
+    pub(crate) fn start(port: u16, dir: &Path) -> Sink {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -47,7 +47,7 @@ impl Sink {
     }
 
     /// The messages received so far, oldest first, parsed.
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         let mut files: Vec<(std::time::SystemTime, PathBuf)> =
             std::fs::read_dir(self.dir.join("new"))
                 .map(|rd| {
@@ -63,7 +63,7 @@ impl Sink {
             .collect()
     }
 
-    fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) fn wait_for(&self, n: usize) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let got = self.received();
@@ -89,19 +89,19 @@ impl Drop for Sink {
 }
 
 #[derive(Debug)]
-struct Received {
-    subject: String,
-    to: String,
-    message_id: String,
-    in_reply_to: String,
-    references: String,
-    auto_submitted: String,
-    body: String,
-    html: String,
+pub(crate) struct Received {
+    pub(crate) subject: String,
+    pub(crate) to: String,
+    pub(crate) message_id: String,
+    pub(crate) in_reply_to: String,
+    pub(crate) references: String,
+    pub(crate) auto_submitted: String,
+    pub(crate) body: String,
+    pub(crate) html: String,
 }
 
 impl Received {
-    fn parse(bytes: &[u8]) -> Received {
+    pub(crate) fn parse(bytes: &[u8]) -> Received {
         let m = mail_parser::MessageParser::default().parse(bytes).unwrap();
         let header = |name: &str| {
             m.header_raw(name)
@@ -129,7 +129,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn config(port: u16) -> String {
+pub(crate) fn config(port: u16) -> String {
     format!(
         r#"
 [auth]
@@ -166,7 +166,12 @@ fn deliver(setup: &Setup, name: &str, text: &str) {
     std::fs::rename(&tmp, root.join("new").join(name)).unwrap();
 }
 
-fn call(d: &Daemon, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) fn call(
+    d: &Daemon,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     d.call_as(ADMIN, method, path, body)
 }
 

@@ -28,7 +28,10 @@ pub enum Reply {
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
+    /// The path with its query, still percent-encoded as sent.
     pub path: String,
+    pub authorization: String,
     pub id: String,
     pub timestamp: String,
     pub signature: String,
@@ -111,6 +114,7 @@ impl Receiver {
 
 async fn handle(
     State(shared): State<Arc<Mutex<Shared>>>,
+    method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -132,7 +136,9 @@ async fn handle(
             Some(Reply::Redirect) => 302,
         };
         s.received.push(Received {
+            method: method.to_string(),
             path: uri.path().to_string(),
+            authorization: text("authorization"),
             id: text("webhook-id"),
             timestamp: text("webhook-timestamp"),
             signature: text("webhook-signature"),

@@ -1,8 +1,10 @@
 """A real SMTP server for the mail-out tests: aiosmtpd on 127.0.0.1:PORT, every message
 it accepts written into the Maildir DIR (new/). While a file DIR.reject exists, every
-message is refused for good (554), as a server that will not take it.
+message is refused for good (554), as a server that will not take it; while a file DIR.slow
+exists, each message waits that many seconds (its content) before it is taken.
 Usage: python3 smtp_sink.py PORT DIR"""
 
+import asyncio
 import os
 import sys
 import time
@@ -17,6 +19,11 @@ class Sink(Mailbox):
     async def handle_DATA(self, server, session, envelope):
         if os.path.exists(folder + ".reject"):
             return "554 5.7.1 Refused by the test"
+        try:
+            with open(folder + ".slow") as f:
+                await asyncio.sleep(float(f.read().strip() or 0))
+        except FileNotFoundError:
+            pass
         return await super().handle_DATA(server, session, envelope)
 
 

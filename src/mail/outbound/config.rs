@@ -117,6 +117,11 @@ pub struct SmtpConfig {
     pub people: std::collections::BTreeMap<String, String>,
     /// Which staff notifications are mailed, and to whom.
     pub notify: PeopleMail,
+    /// A folder of templates laid over the shipped ones by file name (`NAME.subject`,
+    /// `NAME.txt`, `NAME.html`); empty: the shipped ones only.
+    pub templates: PathBuf,
+    /// Quiet hours by person (`[smtp.quiet.alice]`): their non-urgent mail is held.
+    pub quiet: std::collections::BTreeMap<String, crate::mail::outbound::quiet::QuietHours>,
 }
 
 impl Default for SmtpConfig {
@@ -135,6 +140,8 @@ impl Default for SmtpConfig {
             caller: CallerMail::default(),
             people: Default::default(),
             notify: PeopleMail::default(),
+            templates: PathBuf::new(),
+            quiet: Default::default(),
         }
     }
 }
@@ -239,6 +246,10 @@ pub(crate) fn problems(smtp: Option<&SmtpConfig>) -> Vec<String> {
         out.push("smtp.max_in_flight must be greater than 0".into());
     }
     out.extend(s.retry.problems("smtp.retry"));
+    out.extend(crate::mail::outbound::quiet::problems(&s.quiet));
+    if let Err(problems) = crate::mail::outbound::Templates::load(&s.templates) {
+        out.extend(problems);
+    }
     out
 }
 

@@ -8,9 +8,13 @@
 //! change they report ([`step`]), and the SMTP sender the dispatcher hands mail rows to
 //! ([`smtp`]). Only the sender touches the network; nothing here logs a password.
 
+pub mod api;
+pub mod cli;
 pub mod compose;
 pub mod config;
 pub(crate) mod people;
+pub mod quiet;
+pub mod rule_notify;
 pub mod smtp;
 pub(crate) mod step;
 pub mod templates;
@@ -19,3 +23,4 @@ pub(crate) mod thread;
 pub use compose::Envelope;
 pub use config::{Audience, CallerMail, PeopleMail, SmtpConfig, TlsMode};
 pub use smtp::{Sent, SmtpSender};
+pub use templates::Templates;

@@ -6,9 +6,9 @@
 
 use serde_json::Value;
 
-use crate::mail::outbound::templates::{self, TemplateError};
+use crate::mail::outbound::templates::{self, TemplateError, Templates};
 use crate::mail::outbound::{Audience, SmtpConfig};
-use crate::tickets::{Actor, Groups, HistoryEntry, Ticket};
+use crate::tickets::{Actor, Comment, Groups, HistoryEntry, Ticket};
 
 /// A staff notification's kind (the outbox row's `type` is `mail.KIND`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub(crate) enum Notice {
     SlaBreached,
     P1Opened,
     LeadNotified,
+    /// A rule's `ticket.notify(person_or_group, template, ...)`.
+    Notified,
 }
 
 impl Notice {
@@ -28,6 +30,31 @@ impl Notice {
             Notice::SlaBreached => "mail.sla_breached",
             Notice::P1Opened => "mail.p1_opened",
             Notice::LeadNotified => "mail.lead_notified",
+            Notice::Notified => "mail.notified",
+        }
+    }
+
+    /// The outbox row's `type` of the notification as a chat message (`chat.KIND`).
+    pub fn chat_kind(self) -> &'static str {
+        match self {
+            Notice::Assigned => "chat.assigned",
+            Notice::Escalated => "chat.escalated",
+            Notice::SlaBreached => "chat.sla_breached",
+            Notice::P1Opened => "chat.p1_opened",
+            Notice::LeadNotified => "chat.lead_notified",
+            Notice::Notified => "chat.notified",
+        }
+    }
+
+    /// Which comes first in a digest: the most urgent.
+    fn rank(self) -> u8 {
+        match self {
+            Notice::P1Opened => 0,
+            Notice::SlaBreached => 1,
+            Notice::Escalated => 2,
+            Notice::Notified => 3,
+            Notice::LeadNotified => 4,
+            Notice::Assigned => 5,
         }
     }
 
@@ -47,6 +74,13 @@ pub(crate) struct Owed {
     pub clock: Option<String>,
     /// Assigned to a group (no assignee): the subject says so.
     pub to_group: bool,
+    /// The notification template (`NAME.subject`…): the notice's own, or a rule's choice.
+    pub template: String,
+    /// What a rule passed for its template (`vars`); `{}` otherwise.
+    pub vars: Value,
+    /// The groups it is addressed to as a whole (the ticket's group for a `group`
+    /// audience, the group a rule named): their chat channels get it.
+    pub groups: Vec<String>,
 }
 
 fn change<'a>(entry: &'a HistoryEntry, field: &str) -> Option<&'a Value> {
@@ -85,19 +119,33 @@ pub(crate) fn owed(
 ) -> Vec<Owed> {
     let n = &smtp.notify;
     let mut out = Vec::new();
-    let mut push = |notice, names: Vec<String>, headline: String, note, clock, to_group| {
+    let group_of = |list: &[Audience]| -> Vec<String> {
+        match (&t.group, list.contains(&Audience::Group)) {
+            (Some(g), true) => vec![g.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let mut push = |notice,
+                    (names, groups): (Vec<String>, Vec<String>),
+                    headline: String,
+                    note,
+                    clock,
+                    to_group| {
         let names: Vec<String> = names
             .into_iter()
             .filter(|name| !matches!(&entry.actor, Actor::User { name: by } if by == name))
             .collect();
-        if !names.is_empty() {
+        if !names.is_empty() || !groups.is_empty() {
             out.push(Owed {
                 notice,
                 names,
+                groups,
                 headline,
                 note,
                 clock,
                 to_group,
+                template: notice.template().to_string(),
+                vars: Value::Object(Default::default()),
             });
         }
     };
@@ -110,7 +158,7 @@ pub(crate) fn owed(
             .collect();
         push(
             Notice::Assigned,
-            audience(&list, t, groups),
+            (audience(&list, t, groups), group_of(&list)),
             format!("{} was assigned to you.", t.id),
             None,
             None,
@@ -125,7 +173,7 @@ pub(crate) fn owed(
             .collect();
         push(
             Notice::Assigned,
-            audience(&list, t, groups),
+            (audience(&list, t, groups), group_of(&list)),
             format!(
                 "{} came in for {}, with nobody assigned yet.",
                 t.id,
@@ -139,7 +187,7 @@ pub(crate) fn owed(
     if change(entry, "escalation").is_some() {
         push(
             Notice::Escalated,
-            audience(&n.escalated, t, groups),
+            (audience(&n.escalated, t, groups), group_of(&n.escalated)),
             format!("{} was escalated to level {}.", t.id, t.sla.escalation),
             entry.reason.clone(),
             None,
@@ -152,7 +200,10 @@ pub(crate) fn owed(
         let clock = stage["clock"].as_str().unwrap_or_default().to_string();
         push(
             Notice::SlaBreached,
-            audience(&n.sla_breached, t, groups),
+            (
+                audience(&n.sla_breached, t, groups),
+                group_of(&n.sla_breached),
+            ),
             format!("The {clock} target of {} is breached.", t.id),
             entry.reason.clone(),
             Some(clock),
@@ -167,7 +218,7 @@ pub(crate) fn owed(
     if p1 {
         push(
             Notice::P1Opened,
-            audience(&n.p1_opened, t, groups),
+            (audience(&n.p1_opened, t, groups), group_of(&n.p1_opened)),
             format!("{} is priority 1.", t.id),
             None,
             None,
@@ -180,7 +231,7 @@ pub(crate) fn owed(
     {
         push(
             Notice::LeadNotified,
-            vec![lead.to_string()],
+            (vec![lead.to_string()], Vec::new()),
             format!(
                 "A rule asks you, as lead of {}, to look at {}.",
                 v["group"].as_str().unwrap_or_default(),
@@ -191,14 +242,151 @@ pub(crate) fn owed(
             false,
         );
     }
+    if let Some(v) = change(entry, "notified")
+        && let Some(template) = v["template"].as_str()
+    {
+        let names: Vec<String> = v["people"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let to = v["to"].as_str().unwrap_or_default();
+        let groups: Vec<String> = groups_cfg_contains(groups, to);
+        if !names.is_empty() || !groups.is_empty() {
+            out.push(Owed {
+                notice: Notice::Notified,
+                names,
+                groups,
+                headline: format!("A rule asks you to look at {}.", t.id),
+                note: v["vars"]["note"].as_str().map(str::to_string),
+                clock: None,
+                to_group: false,
+                template: template.to_string(),
+                vars: v["vars"].clone(),
+            });
+        }
+    }
     out
 }
 
-/// The subject, text and HTML of a notification for `name`.
-pub(crate) fn render(
+/// The subject line of a notification for `name` (a person, or a chat channel).
+pub(crate) fn subject(
+    set: &Templates,
     o: &Owed,
     name: &str,
     t: &Ticket,
+) -> Result<String, TemplateError> {
+    let ctx = minijinja::context! {
+        ticket => templates::facts(t),
+        name => name,
+        headline => &o.headline,
+        note => &o.note,
+        clock => &o.clock,
+        to_group => o.to_group,
+        vars => templates::value(&o.vars),
+    };
+    Ok(set
+        .render(&format!("{}.subject", o.template), &ctx)?
+        .trim()
+        .to_string())
+}
+
+/// The kinds of a coalesced message (outbox `type`).
+pub(crate) const MAIL_DIGEST: &str = "mail.digest";
+pub(crate) const CHAT_DIGEST: &str = "chat.digest";
+
+/// A notification's one-line summary: its headline and note.
+fn summary(o: &Owed) -> String {
+    match &o.note {
+        Some(note) if !note.is_empty() => format!("{} {note}", o.headline),
+        _ => o.headline.clone(),
+    }
+}
+
+/// The `items` of a digest: each notification's subject, headline and note.
+fn items(set: &Templates, mine: &[&Owed], name: &str, t: &Ticket) -> Result<Value, TemplateError> {
+    let mut mine = mine.to_vec();
+    mine.sort_by_key(|o| o.notice.rank());
+    let mut out = Vec::new();
+    for o in mine {
+        out.push(serde_json::json!({
+            "subject": subject(set, o, name, t)?,
+            "headline": o.headline,
+            "note": o.note,
+            "kind": o.notice.kind(),
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// The mail for `name` of the notifications `mine` (at least one): the notification itself,
+/// or the `digest` template over all of them. Returns the outbox kind with the parts.
+pub(crate) fn render_for(
+    set: &Templates,
+    mine: &[&Owed],
+    name: &str,
+    t: &Ticket,
+    comment: Option<&Comment>,
+) -> Result<(&'static str, (String, String, String)), TemplateError> {
+    if let [one] = mine {
+        return Ok((one.notice.kind(), render(set, one, name, t, comment)?));
+    }
+    let ctx = minijinja::context! {
+        ticket => templates::facts(t),
+        name => name,
+        items => templates::value(items(set, mine, name, t)?),
+        comment => comment.map(templates::comment_facts),
+    };
+    Ok((MAIL_DIGEST, set.notification("digest", &ctx)?))
+}
+
+/// A chat message's kind, subject line and summary for channel `name`: the notification's,
+/// or the digest's of several.
+pub(crate) fn chat_words(
+    set: &Templates,
+    mine: &[&Owed],
+    name: &str,
+    t: &Ticket,
+) -> Result<(&'static str, String, String), TemplateError> {
+    if let [one] = mine {
+        return Ok((
+            one.notice.chat_kind(),
+            subject(set, one, name, t)?,
+            summary(one),
+        ));
+    }
+    let ctx = minijinja::context! {
+        ticket => templates::facts(t),
+        name => name,
+        items => templates::value(items(set, mine, name, t)?),
+    };
+    let subject = set.render("digest.subject", &ctx)?.trim().to_string();
+    let mut mine = mine.to_vec();
+    mine.sort_by_key(|o| o.notice.rank());
+    let all: Vec<String> = mine.iter().map(|o| summary(o)).collect();
+    Ok((CHAT_DIGEST, subject, all.join(" ")))
+}
+
+/// `[to]` when `to` is a configured group.
+fn groups_cfg_contains(groups: &Groups, to: &str) -> Vec<String> {
+    if groups.contains(to) {
+        vec![to.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The subject, text and HTML of a notification for `name`; `comment` is the one the
+/// entry added, if it added one.
+pub(crate) fn render(
+    set: &Templates,
+    o: &Owed,
+    name: &str,
+    t: &Ticket,
+    comment: Option<&Comment>,
 ) -> Result<(String, String, String), TemplateError> {
     let ctx = minijinja::context! {
         ticket => templates::facts(t),
@@ -207,13 +395,10 @@ pub(crate) fn render(
         note => &o.note,
         clock => &o.clock,
         to_group => o.to_group,
+        vars => templates::value(&o.vars),
+        comment => comment.map(templates::comment_facts),
     };
-    let subject = templates::render(&format!("{}.subject", o.notice.template()), &ctx)?;
-    Ok((
-        subject.trim().to_string(),
-        templates::render("notice.txt", &ctx)?,
-        templates::render("notice.html", &ctx)?,
-    ))
+    set.notification(&o.template, &ctx)
 }
 
 #[cfg(test)]
@@ -319,8 +504,11 @@ mod tests {
                 note: Some("a & b".into()),
                 clock: Some("resolution".into()),
                 to_group: false,
+                template: notice.template().to_string(),
+                vars: serde_json::json!({}),
+                groups: Vec::new(),
             };
-            let (subject, text, html) = render(&o, "bob", &t).unwrap();
+            let (subject, text, html) = render(&Templates::shipped(), &o, "bob", &t, None).unwrap();
             assert!(subject.starts_with("[INC-000007] "), "{subject}");
             assert!(!subject.contains('\n'), "{subject}");
             assert!(

@@ -19,6 +19,7 @@ use crate::mail::outbound::{SmtpConfig, people, thread};
 use crate::mail::step::MailRecord;
 use crate::store::layout::Outcome;
 use crate::store::{StoreError, Tree, decode, encode};
+use crate::tickets::Visibility as Seen;
 use crate::tickets::{Actor, Comment, HistoryEntry, Kind, Ticket, TicketId, Visibility};
 use crate::vendors::step::{Destination, comment_of, enqueue};
 use crate::vendors::{Channel, MAIL_DESTINATION};
@@ -38,6 +39,8 @@ struct Letter<'a> {
     html: Option<String>,
     thread: &'a [String],
     auto: &'static str,
+    /// Quiet hours: the person's own queue (`@smtp/NAME`) and when the mail is due.
+    held: Option<(String, Timestamp)>,
 }
 
 /// The loop protection's window of one sender (as `mail::step` stores it).
@@ -55,6 +58,21 @@ impl Engine {
         event: &Event,
         entries: &[(TicketId, HistoryEntry)],
     ) -> Result<(), StoreError> {
+        // One message per person and ticket for the whole event, however many entries.
+        let mut tickets: Vec<TicketId> = Vec::new();
+        for (id, _) in entries {
+            if !tickets.contains(id) {
+                tickets.push(*id);
+            }
+        }
+        for id in tickets {
+            let of: Vec<&HistoryEntry> = entries
+                .iter()
+                .filter(|(t, _)| *t == id)
+                .map(|(_, e)| e)
+                .collect();
+            self.people_mail(txn, event, id, &of)?;
+        }
         let Some(smtp) = &self.settings.smtp else {
             return Ok(());
         };
@@ -107,53 +125,113 @@ impl Engine {
                 html: None,
                 thread: &thread.ids,
                 auto,
+                held: None,
             };
             let sent_id = self.write_mail(txn, smtp, event, *id, letter)?;
             thread.caller = to;
             thread.push(&sent_id);
             thread::put(txn, *id, &thread);
         }
-        for (id, entry) in entries {
-            self.people_mail(txn, smtp, event, *id, entry)?;
-        }
         Ok(())
     }
 
-    /// The staff notifications an entry owes, one mail per person with an address.
+    /// The staff notifications an event's entries on one ticket owe: one mail per person
+    /// with an address, one message per chat channel that carries them.
     fn people_mail(
         &self,
         txn: &mut Txn<'_>,
-        smtp: &SmtpConfig,
         event: &Event,
         id: TicketId,
-        entry: &HistoryEntry,
+        entries: &[&HistoryEntry],
     ) -> Result<(), StoreError> {
+        let smtp = self.settings.smtp.as_ref();
+        if smtp.is_none() && self.settings.chat.is_empty() {
+            return Ok(());
+        }
         let Some(ticket) = txn.ticket(id)? else {
             return Ok(());
         };
-        for o in people::owed(smtp, &self.settings.groups, entry, &ticket) {
-            for name in &o.names {
+        let defaults = SmtpConfig::default();
+        let mut owed = Vec::new();
+        let mut comment = None;
+        for entry in entries {
+            let more = people::owed(
+                smtp.unwrap_or(&defaults),
+                &self.settings.groups,
+                entry,
+                &ticket,
+            );
+            if more.is_empty() {
+                continue;
+            }
+            if let Some(c) = comment_of(txn, id, entry)? {
+                comment = Some(c);
+            }
+            owed.extend(more);
+        }
+        // One message per person and per channel for the entry: several notices for the
+        // same recipient are coalesced into one digest, never a storm.
+        let set = &self.settings.templates;
+        if let Some(smtp) = smtp {
+            let mut names: Vec<&String> = Vec::new();
+            for n in owed.iter().flat_map(|o| &o.names) {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+            for name in names {
+                let mine: Vec<&people::Owed> =
+                    owed.iter().filter(|o| o.names.contains(name)).collect();
                 let Some(address) = smtp.people.get(name) else {
-                    debug!(ticket = %id, person = %name, kind = o.notice.kind(), "No address for a person in smtp.people; not mailed.");
+                    debug!(ticket = %id, person = %name, kind = mine[0].notice.kind(), "No address for a person in smtp.people; not mailed.");
                     continue;
                 };
-                let (subject, text, html) = match people::render(&o, name, &ticket) {
+                let (kind, (subject, text, html)) = match people::render_for(
+                    set,
+                    &mine,
+                    name,
+                    &ticket,
+                    comment.as_ref(),
+                ) {
                     Ok(r) => r,
                     Err(e) => {
                         warn!(ticket = %id, person = %name, error = %e, "Notification not mailed: its template failed.");
                         continue;
                     }
                 };
+                let urgent = mine.iter().any(|o| o.notice == people::Notice::P1Opened);
+                let held = smtp
+                    .quiet
+                    .get(name.as_str())
+                    .filter(|q| !(urgent && q.pages))
+                    .and_then(|q| q.ends(self.now()))
+                    .map(|until| (format!("{MAIL_DESTINATION}/{name}"), until));
+                if let Some((_, until)) = &held {
+                    debug!(ticket = %id, person = %name, until = %until, "Quiet hours: the notification is held.");
+                }
                 let letter = Letter {
-                    kind: o.notice.kind(),
+                    kind,
                     to: address,
                     subject,
                     text,
                     html: Some(html),
                     thread: &[],
                     auto: "auto-generated",
+                    held,
                 };
                 self.write_mail(txn, smtp, event, id, letter)?;
+            }
+        }
+        for (name, channel) in &self.settings.chat {
+            let mine: Vec<&people::Owed> = owed
+                .iter()
+                .filter(|o| {
+                    channel.people.iter().any(|p| o.names.contains(p))
+                        || channel.groups.iter().any(|g| o.groups.contains(g))
+                })
+                .collect();
+            if !mine.is_empty() {
+                self.chat_row(txn, event, &ticket, name, channel, &mine)?;
             }
         }
         Ok(())
@@ -172,13 +250,18 @@ impl Engine {
         let at = self.now();
         let mut sent_id = String::new();
         let mut failed = None;
+        let (name, due) = match &letter.held {
+            Some((queue, until)) => (queue.as_str(), Some(*until)),
+            None => (MAIL_DESTINATION, None),
+        };
         let dest = Destination {
-            name: MAIL_DESTINATION,
+            name,
             channel: Channel::Mail,
             ticket: id,
             kind: letter.kind,
             event: event.id,
             at,
+            due,
         };
         let kind = letter.kind;
         let row = enqueue(txn, dest, |row| {
@@ -318,10 +401,56 @@ fn words(
         tag => format!("[{} #{token}]", t.id),
         author => comment.map(|c| author(&c.author)),
         comment => comment.map(|c| c.body.clone()),
+        comment_public => comment.map(|c| c.visibility == Seen::Public),
         reopen_within => reopen_within.to_string(),
     };
     let name = format!("caller_{}", &kind["mail.".len()..]);
-    let subject = templates::render(&format!("{name}.subject"), &ctx)?;
-    let text = templates::render(&format!("{name}.txt"), &ctx)?;
+    let set = &engine.settings.templates;
+    let subject = set.render(&format!("{name}.subject"), &ctx)?;
+    let text = set.render(&format!("{name}.txt"), &ctx)?;
     Ok((subject.trim().to_string(), text))
+}
+
+impl Engine {
+    /// The outbox row of one chat message: a notification, or the digest of several.
+    fn chat_row(
+        &self,
+        txn: &mut Txn<'_>,
+        event: &Event,
+        ticket: &Ticket,
+        name: &str,
+        channel: &crate::mail::chat::ChatChannel,
+        mine: &[&people::Owed],
+    ) -> Result<(), StoreError> {
+        let (kind, subject, summary) = match people::chat_words(
+            &self.settings.templates,
+            mine,
+            name,
+            ticket,
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(ticket = %ticket.id, channel = %name, error = %e, "Chat message not sent: its template failed.");
+                return Ok(());
+            }
+        };
+        let message = crate::mail::chat::payload::Message {
+            subject: &subject,
+            summary: &summary,
+            ticket,
+        };
+        let body = crate::mail::chat::payload::body(channel.format, &message).to_string();
+        let destination = crate::mail::chat::destination(name);
+        let dest = Destination {
+            name: &destination,
+            channel: Channel::Chat,
+            ticket: ticket.id,
+            kind,
+            event: event.id,
+            at: self.now(),
+            due: None,
+        };
+        enqueue(txn, dest, |_| body)?;
+        Ok(())
+    }
 }
