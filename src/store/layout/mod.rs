@@ -72,6 +72,10 @@ pub struct StoredEvent {
     /// Rules that failed on this event ("file:line: message").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_failures: Vec<String>,
+    /// The first event of the batch this one was committed in, when that is another event
+    /// (absent on a batch's first event): a replay commits the same batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<crate::event::EventId>,
 }
 
 /// What the engine did with an event.
