@@ -387,6 +387,7 @@ impl Engine {
             received_at,
             body: body.clone(),
         };
+        let row = row_ref(txn, &event.body)?;
         let mut handled = match &event.body {
             EventBody::Alert(alert) => self.alert(txn, &event, alert)?,
             EventBody::Mail(mail) => self.mail(txn, &event, mail)?,
@@ -442,6 +443,7 @@ impl Engine {
             outcome: handled.outcome,
             rule_failures: handled.rule_failures,
             batch: self.batch_of(id),
+            row,
         };
         txn.put(Tree::Events, u64_key(id).to_vec(), encode(&record));
         Ok(Ok(receipt))
@@ -493,4 +495,30 @@ fn stage(m: &crate::metrics::Metrics, stage: &'static str, from: Instant, to: In
     m.commit_stage_seconds
         .get_or_create(&crate::metrics::StageLabels { stage })
         .inc_by(to.duration_since(from).as_secs_f64());
+}
+
+/// The outbox row a delivery event is about, as it is before the event changes it.
+fn row_ref(
+    txn: &Txn<'_>,
+    body: &EventBody,
+) -> Result<Option<crate::store::layout::RowRef>, StoreError> {
+    use crate::vendors::Delivery;
+    let (EventBody::Delivery(Delivery::Attempted { row, .. })
+    | EventBody::Delivery(Delivery::ReplayRow { row })) = body
+    else {
+        return Ok(None);
+    };
+    let key = crate::store::layout::outbox::row_key(*row);
+    for tree in [Tree::Outbox, Tree::OutboxDead] {
+        if let Some(bytes) = txn.get(tree, &key)? {
+            let r: crate::vendors::OutboxRow = crate::store::decode(tree, &bytes)?;
+            return Ok(Some(crate::store::layout::RowRef {
+                event: r.event,
+                ticket: r.ticket,
+                vendor: r.vendor,
+                kind: r.kind,
+            }));
+        }
+    }
+    Ok(None)
 }

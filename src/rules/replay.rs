@@ -29,7 +29,7 @@ use crate::event::EventBody;
 use crate::metrics::Metrics;
 use crate::rules::{CompileError, Limits, Rules};
 use crate::sla::clock::Stage;
-use crate::store::layout::StoredEvent;
+use crate::store::layout::{RowRef, StoredEvent};
 use crate::store::{MemoryStore, Store, StoreError, Tree, decode, layout};
 use crate::tickets::{FieldChange, HistoryEntry, Kind, TicketId};
 use crate::vendors::OutboxRow;
@@ -109,6 +109,13 @@ type Origin = (u64, usize);
 struct Origins {
     by_origin: BTreeMap<Origin, TicketId>,
     of: BTreeMap<TicketId, Origin>,
+    /// The replay's side only: its event ids → the journal's.
+    events: BTreeMap<u64, u64>,
+    /// The replay's side only: its outbox rows by what they are (the journal event that
+    /// queued them, the replay's ticket, destination, type), in row order.
+    rows: BTreeMap<RowRef, Vec<u64>>,
+    /// The replay's side only: its last outbox row indexed in `rows`.
+    last_row: u64,
 }
 
 impl Origins {
@@ -298,6 +305,9 @@ pub fn replay(
                     let mut v = serde_json::to_value(&stored.event.body)
                         .map_err(|e| ReplayError::Engine(format!("event {id}: {e}")))?;
                     translate(&mut v, &real_origins, &replayed, &nowhere);
+                    if let Some(row) = &stored.row {
+                        v["row"] = Value::from(same_row(row, &real_origins, &replayed));
+                    }
                     let body = serde_json::from_value::<EventBody>(v)
                         .map_err(|e| ReplayError::Engine(format!("event {id}: {e}")))?;
                     items.push((id, body, stored.event.received_at));
@@ -428,7 +438,47 @@ async fn submit(
     for (origin, ids) in of {
         replayed.add(origin, ids);
     }
+    replayed.events.extend(by_event);
+    let last = layout::counter(scratch, layout::outbox::OUTBOX_SEQ)?;
+    for id in replayed.last_row + 1..=last {
+        let row = match layout::outbox::pending(scratch, id)? {
+            Some(r) => Some(r),
+            None => layout::outbox::dead(scratch, id)?,
+        };
+        if let Some(r) = row {
+            let event = replayed.events.get(&r.event).copied().unwrap_or(0);
+            let key = RowRef {
+                event,
+                ticket: r.ticket,
+                vendor: r.vendor,
+                kind: r.kind,
+            };
+            replayed.rows.entry(key).or_default().push(id);
+        }
+    }
+    replayed.last_row = last;
     Ok(answers)
+}
+
+/// The replay's outbox row that is the journal's `row`: queued by the same journal event,
+/// about the ticket of the same origin, to the same destination, of the same type (the
+/// first such); none (a number no row has) when the replay queued no such message. So a
+/// candidate that adds or drops a message shifts no other delivery result.
+fn same_row(row: &RowRef, real: &Origins, replayed: &Origins) -> u64 {
+    let ticket = real
+        .of
+        .get(&row.ticket)
+        .and_then(|o| replayed.by_origin.get(o))
+        .copied();
+    ticket
+        .and_then(|ticket| {
+            let key = RowRef {
+                ticket,
+                ..row.clone()
+            };
+            replayed.rows.get(&key)?.first().copied()
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// Compares what the journal says happened to `stored` with what the replay did.
@@ -761,6 +811,7 @@ fn outcome_name(o: layout::Outcome) -> String {
 mod tests {
     use super::*;
     use crate::alerts::intake::generic::GenericEvent;
+    use crate::clock::Clock;
     use crate::engine::test_support;
 
     const CORRELATE: (&str, &str) = (
@@ -818,5 +869,63 @@ mod tests {
         assert_eq!(report.events, 4);
         assert!(report.event_differences.is_empty(), "{report:#?}");
         assert!(report.ticket_differences.is_empty(), "{report:#?}");
+    }
+
+    /// Delivery results are matched to the replay's messages by what they are, not by row
+    /// number: a candidate that sends one more message (about the first incident) does not
+    /// shift the recorded deliveries of the later ones; only its own message differs.
+    #[test]
+    fn delivery_results_follow_their_message_not_the_row_number() {
+        let config = crate::config::parse(
+            "[groups.triage]\n[groups.operations]\n[vendors.acme]\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"\n",
+            "test",
+        )
+        .unwrap();
+        let live =
+            "fn on_alert(a, t) { if t.is_new && a.labels.n != \"1\" { t.notify(\"acme\"); } }";
+        let candidate = "fn on_alert(a, t) { if t.is_new { t.notify(\"acme\"); } }";
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let rules = test_support::rules(&config, &[("10-notify.rhai", live)]);
+            let (engine, clock) =
+                test_support::engine(&config, store.clone(), rules, "2026-12-07T08:00:00Z");
+            for n in 1..=3 {
+                engine.submit(alert(n)).await.unwrap();
+            }
+            for row in [1, 2] {
+                let delivered = crate::vendors::Delivery::Attempted {
+                    row,
+                    attempt: 1,
+                    at: clock.now(),
+                    result: crate::vendors::AttemptResult::Delivered { status: 200 },
+                };
+                engine.submit(EventBody::Delivery(delivered)).await.unwrap();
+            }
+        });
+        assert!(
+            outbox_by_ticket(&*store).unwrap().is_empty(),
+            "all delivered live"
+        );
+
+        let sources = vec![("10-notify.rhai".to_string(), candidate.to_string())];
+        let report = replay(&config, &*store, sources, None).unwrap();
+        let diffs: Vec<(Option<TicketId>, &str)> = report
+            .ticket_differences
+            .iter()
+            .map(|d| (d.ticket, d.field.as_str()))
+            .collect();
+        let first = TicketId {
+            kind: Kind::Incident,
+            number: 1,
+        };
+        assert_eq!(diffs, [(Some(first), "outbox")], "{report:#?}");
+        assert_eq!(
+            report.ticket_differences[0].would,
+            serde_json::json!(["acme ticket.notified (pending)"])
+        );
     }
 }
