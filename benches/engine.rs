@@ -5,11 +5,17 @@
 //!
 //!   cargo bench --bench engine                      # storm: every alert a new incident
 //!   cargo bench --bench engine -- resend            # re-sends of 1,000 keys
+//!   cargo bench --bench engine -- correlation       # the correlation example's cost
 //!   EVENTS=20000 SENDERS=16 cargo bench --bench engine
 //!
 //! SENDERS concurrent senders each wait for their receipt before sending again, as HTTP
 //! clients with one connection each do (16 by default). Prints events/s and where commit time
 //! went (process, apply, flush), from the engine's own metrics.
+//!
+//! `correlation` runs the storm twice on fresh stores, every alert carrying one of 50
+//! `service` labels: with the shipped rules alone, then with the shipped rules plus
+//! `rules/examples/95-problem-from-incidents.rhai` (whose `tickets(…)` queries run on every
+//! new incident), and prints both rates and their ratio.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,13 +39,19 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn alert(n: usize, keys: usize) -> EventBody {
+/// Distinct `service` labels in the correlation mode.
+const SERVICES: usize = 50;
+
+fn alert(n: usize, keys: usize, services: bool) -> EventBody {
     let id = if keys == 0 { n } else { n % keys };
-    let labels = [
+    let mut labels: std::collections::BTreeMap<String, String> = [
         ("alertname".to_string(), "Bench".to_string()),
         ("instance".to_string(), format!("host-{id}")),
     ]
     .into();
+    if services {
+        labels.insert("service".into(), format!("svc-{}", id % SERVICES));
+    }
     EventBody::Alert(Alert {
         source: "bench".into(),
         key: String::new(),
@@ -59,10 +71,17 @@ fn alert(n: usize, keys: usize) -> EventBody {
     })
 }
 
-async fn sender(engine: EngineHandle, from: usize, step: usize, events: usize, keys: usize) {
+async fn sender(
+    engine: EngineHandle,
+    from: usize,
+    step: usize,
+    events: usize,
+    keys: usize,
+    services: bool,
+) {
     let mut n = from;
     while n < events {
-        let mut body = alert(n, keys);
+        let mut body = alert(n, keys, services);
         if let EventBody::Alert(a) = &mut body {
             a.key = a.fingerprint.clone();
         }
@@ -74,16 +93,28 @@ async fn sender(engine: EngineHandle, from: usize, step: usize, events: usize, k
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
-async fn main() {
-    let resend = std::env::args().any(|a| a == "resend");
-    let events = env("EVENTS", 20_000);
-    let senders = env("SENDERS", 16);
-    let keys = if resend { 1_000 } else { 0 };
+/// What one run measured.
+struct Run {
+    rate: f64,
+    events_per_batch: f64,
+    micros: f64,
+    stages: Vec<(String, f64)>,
+    disk_mib: u64,
+}
+
+/// Sends `events` alerts from `senders` concurrent senders through a fresh engine on a fresh
+/// sled store with the rules of `rules_dir`.
+async fn run(
+    rules_dir: &std::path::Path,
+    events: usize,
+    senders: usize,
+    keys: usize,
+    services: bool,
+) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.store.data_dir = dir.path().to_path_buf();
-    config.rules.dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
+    config.rules.dir = rules_dir.to_path_buf();
     let store: Arc<dyn Store> = itsmd::store::open(&config.store).expect("store");
     let rules = Rules::load(Limits::from(&config.rules), &config.rules.dir).expect("rules");
     let metrics = Arc::new(itsmd::metrics::Metrics::new());
@@ -99,7 +130,7 @@ async fn main() {
 
     let started = Instant::now();
     let tasks: Vec<_> = (0..senders)
-        .map(|s| tokio::spawn(sender(engine.clone(), s, senders, events, keys)))
+        .map(|s| tokio::spawn(sender(engine.clone(), s, senders, events, keys, services)))
         .collect();
     for t in tasks {
         t.await.expect("sender");
@@ -108,26 +139,82 @@ async fn main() {
     let status = engine.status();
     drop(engine);
     thread.join().await;
+    let text = metrics.encode();
+    let stages = text
+        .lines()
+        .filter(|l| l.starts_with("itsmd_commit_stage_seconds_total"))
+        .map(|line| {
+            let (name, secs) = line.rsplit_once(' ').unwrap_or((line, "0"));
+            let secs: f64 = secs.parse().unwrap_or(0.0);
+            (name.to_string(), secs * 1e6 / events as f64)
+        })
+        .collect();
+    Run {
+        rate: events as f64 / took.as_secs_f64(),
+        events_per_batch: status.events as f64 / status.batches.max(1) as f64,
+        micros: took.as_micros() as f64 / events as f64,
+        stages,
+        disk_mib: store.size_on_disk() >> 20,
+    }
+}
 
+fn print(scenario: &str, events: usize, senders: usize, r: &Run) {
+    println!(
+        "{scenario}: {events} events, {senders} senders: {:.0} events/s, {:.2} events/batch, {:.1} µs/event",
+        r.rate, r.events_per_batch, r.micros,
+    );
+    for (name, micros) in &r.stages {
+        println!("  {name}: {micros:.1} µs/event");
+    }
+    println!("  data dir: {} MiB", r.disk_mib);
+}
+
+/// The shipped rules plus the correlation example, in a folder of their own.
+fn with_correlation(shipped: &std::path::Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(shipped).expect("rules dir") {
+        let path = entry.expect("rules entry").path();
+        if path.extension().is_some_and(|x| x == "rhai") {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let example = shipped.join("examples/95-problem-from-incidents.rhai");
+    std::fs::copy(&example, dir.path().join("95-problem-from-incidents.rhai")).expect("copy");
+    dir
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() {
+    let resend = std::env::args().any(|a| a == "resend");
+    let correlation = std::env::args().any(|a| a == "correlation");
+    let events = env("EVENTS", 20_000);
+    let senders = env("SENDERS", 16);
+    let keys = if resend { 1_000 } else { 0 };
+    let shipped = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
+    if correlation {
+        let alone = run(&shipped, events, senders, 0, true).await;
+        print("shipped rules", events, senders, &alone);
+        let both = with_correlation(&shipped);
+        let with = run(both.path(), events, senders, 0, true).await;
+        print(
+            "shipped rules + 95-problem-from-incidents",
+            events,
+            senders,
+            &with,
+        );
+        println!(
+            "correlation: {:.0} events/s against {:.0} events/s alone: {:.1} % of the rate",
+            with.rate,
+            alone.rate,
+            100.0 * with.rate / alone.rate
+        );
+        return;
+    }
+    let r = run(&shipped, events, senders, keys, false).await;
     let scenario = if resend {
         "resend (1,000 keys)"
     } else {
         "storm (all keys new)"
     };
-    println!(
-        "{scenario}: {events} events, {senders} senders: {:.0} events/s, {:.2} events/batch, {:.1} µs/event",
-        events as f64 / took.as_secs_f64(),
-        status.events as f64 / status.batches.max(1) as f64,
-        took.as_micros() as f64 / events as f64,
-    );
-    let text = metrics.encode();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("itsmd_commit_stage_seconds_total"))
-    {
-        let (name, secs) = line.rsplit_once(' ').unwrap_or((line, "0"));
-        let secs: f64 = secs.parse().unwrap_or(0.0);
-        println!("  {name}: {:.1} µs/event", secs * 1e6 / events as f64);
-    }
-    println!("  data dir: {} MiB", store.size_on_disk() >> 20);
+    print(scenario, events, senders, &r);
 }

@@ -42,6 +42,8 @@ pub(crate) struct Engine {
     pub cache: crate::engine::ticket_cache::TicketCache,
     /// This engine's registry (never a process-wide one: replay runs a second engine).
     pub metrics: Arc<Metrics>,
+    /// The first event journaled in the batch being processed (see `StoredEvent::batch`).
+    pub batch_first: std::cell::Cell<Option<crate::event::EventId>>,
     /// Cluster mode: the shared store (inbox, fenced commits) and this node's lease view.
     pub shared: Option<(
         Arc<dyn crate::store::Shared>,
@@ -79,9 +81,16 @@ impl Engine {
             crate::rules::bind_matrix(self.settings.matrix.clone());
             batch.push(first);
             while batch.len() < self.settings.max_batch {
-                match self.rx.try_recv() {
-                    Ok(s) => batch.push(s),
-                    Err(_) => break,
+                // A replayed batch is taken whole, even when its rest is still on the way.
+                let joined = batch.last().is_some_and(|s: &Submission| s.joined);
+                let next = if joined {
+                    self.rx.blocking_recv()
+                } else {
+                    self.rx.try_recv().ok()
+                };
+                match next {
+                    Some(s) => batch.push(s),
+                    None => break,
                 }
             }
             let full = std::mem::replace(&mut batch, Vec::with_capacity(self.settings.max_batch));
@@ -234,6 +243,7 @@ impl Engine {
         let mut cache = std::mem::take(&mut self.cache);
         let store = self.store.clone();
         let mut txn = Txn::new(&*store, &mut cache);
+        self.batch_first.set(None);
         let mut results = Vec::with_capacity(batch.len());
         for (body, received_at) in batch {
             self.clock.pin(Some(*received_at));
@@ -380,6 +390,7 @@ impl Engine {
             received_at,
             body: body.clone(),
         };
+        let row = row_ref(txn, &event.body)?;
         let mut handled = match &event.body {
             EventBody::Alert(alert) => self.alert(txn, &event, alert)?,
             EventBody::Mail(mail) => self.mail(txn, &event, mail)?,
@@ -435,6 +446,8 @@ impl Engine {
             ticket: handled.ticket,
             outcome: handled.outcome,
             rule_failures: handled.rule_failures,
+            batch: self.batch_of(id),
+            row,
         };
         txn.put(Tree::Events, u64_key(id).to_vec(), encode(&record));
         Ok(Ok(receipt))
@@ -442,6 +455,13 @@ impl Engine {
 
     pub(crate) fn now(&self) -> jiff::Timestamp {
         self.clock.now()
+    }
+
+    /// The batch of journaled event `id`: the batch's first event when that is another.
+    fn batch_of(&self, id: crate::event::EventId) -> Option<crate::event::EventId> {
+        let first = self.batch_first.get().unwrap_or(id);
+        self.batch_first.set(Some(first));
+        (first != id).then_some(first)
     }
 }
 
@@ -479,4 +499,30 @@ fn stage(m: &crate::metrics::Metrics, stage: &'static str, from: Instant, to: In
     m.commit_stage_seconds
         .get_or_create(&crate::metrics::StageLabels { stage })
         .inc_by(to.duration_since(from).as_secs_f64());
+}
+
+/// The outbox row a delivery event is about, as it is before the event changes it.
+fn row_ref(
+    txn: &Txn<'_>,
+    body: &EventBody,
+) -> Result<Option<crate::store::layout::RowRef>, StoreError> {
+    use crate::vendors::Delivery;
+    let (EventBody::Delivery(Delivery::Attempted { row, .. })
+    | EventBody::Delivery(Delivery::ReplayRow { row })) = body
+    else {
+        return Ok(None);
+    };
+    let key = crate::store::layout::outbox::row_key(*row);
+    for tree in [Tree::Outbox, Tree::OutboxDead] {
+        if let Some(bytes) = txn.get(tree, &key)? {
+            let r: crate::vendors::OutboxRow = crate::store::decode(tree, &bytes)?;
+            return Ok(Some(crate::store::layout::RowRef {
+                event: r.event,
+                ticket: r.ticket,
+                vendor: r.vendor,
+                kind: r.kind,
+            }));
+        }
+    }
+    Ok(None)
 }

@@ -74,6 +74,8 @@ struct Submission {
     body: EventBody,
     received_at: Timestamp,
     reply: oneshot::Sender<Result<Receipt, SubmitError>>,
+    /// The next submission belongs in the same batch ([`EngineHandle::submit_batch`]).
+    joined: bool,
 }
 
 /// What the engine publishes about itself, for health and readiness.
@@ -236,6 +238,7 @@ impl EngineHandle {
             body,
             received_at: self.clock.now(),
             reply,
+            joined: false,
         };
         self.tx.try_send(submission).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SubmitError::Busy,
@@ -248,38 +251,59 @@ impl EngineHandle {
     /// no room for all of them) and waits until every one is durable. Queued together, they
     /// usually share one batch, one commit and one flush.
     pub async fn submit_many(&self, bodies: Vec<EventBody>) -> Result<Vec<Receipt>, SubmitError> {
-        if bodies.is_empty() {
+        let received_at = self.clock.now();
+        let items = bodies.into_iter().map(|b| (b, received_at)).collect();
+        self.queue_many(items, false).await?.into_iter().collect()
+    }
+
+    /// Replay: processes these events, each received at its own time, in one batch of their
+    /// own (up to `engine.max_batch`), as the batch they were first committed in; each
+    /// event's answer.
+    #[allow(clippy::type_complexity)]
+    pub async fn submit_batch(
+        &self,
+        items: Vec<(EventBody, Timestamp)>,
+    ) -> Result<Vec<Result<Receipt, SubmitError>>, SubmitError> {
+        self.queue_many(items, true).await
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn queue_many(
+        &self,
+        items: Vec<(EventBody, Timestamp)>,
+        joined: bool,
+    ) -> Result<Vec<Result<Receipt, SubmitError>>, SubmitError> {
+        if items.is_empty() {
             return Ok(Vec::new());
         }
         if let Some(intake) = &self.intake {
+            let bodies: Vec<EventBody> = items.into_iter().map(|(b, _)| b).collect();
             let received_at = self.clock.now();
             let queued = bodies
                 .into_iter()
                 .map(|body| crate::cluster::Queued { received_at, body })
                 .collect();
-            return intake.submit(queued).await?.into_iter().collect();
+            return intake.submit(queued).await;
         }
-        let permits = self
-            .tx
-            .try_reserve_many(bodies.len())
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(()) => SubmitError::Busy,
-                mpsc::error::TrySendError::Closed(()) => SubmitError::Stopped,
-            })?;
-        let received_at = self.clock.now();
-        let mut answers = Vec::with_capacity(bodies.len());
-        for (permit, body) in permits.zip(bodies) {
+        let permits = self.tx.try_reserve_many(items.len()).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(()) => SubmitError::Busy,
+            mpsc::error::TrySendError::Closed(()) => SubmitError::Stopped,
+        })?;
+        let last = items.len() - 1;
+        let mut answers = Vec::with_capacity(items.len());
+        for (i, (permit, (body, received_at))) in permits.zip(items).enumerate() {
             let (reply, answer) = oneshot::channel();
             permit.send(Submission {
                 body,
                 received_at,
                 reply,
+                joined: joined && i < last,
             });
             answers.push(answer);
         }
         let mut receipts = Vec::with_capacity(answers.len());
         for answer in answers {
-            receipts.push(answer.await.map_err(|_| SubmitError::Stopped)??);
+            receipts.push(answer.await.map_err(|_| SubmitError::Stopped)?);
         }
         Ok(receipts)
     }
@@ -512,6 +536,7 @@ pub fn start_on(
         live: live.clone(),
         outbox_ready: outbox_ready.clone(),
         metrics: metrics.clone(),
+        batch_first: Default::default(),
         shared: clustered
             .as_ref()
             .map(|c| (c.shared.clone(), c.state.clone())),

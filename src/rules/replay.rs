@@ -29,7 +29,7 @@ use crate::event::EventBody;
 use crate::metrics::Metrics;
 use crate::rules::{CompileError, Limits, Rules};
 use crate::sla::clock::Stage;
-use crate::store::layout::StoredEvent;
+use crate::store::layout::{RowRef, StoredEvent};
 use crate::store::{MemoryStore, Store, StoreError, Tree, decode, layout};
 use crate::tickets::{FieldChange, HistoryEntry, Kind, TicketId};
 use crate::vendors::OutboxRow;
@@ -123,6 +123,13 @@ type Origin = (u64, usize);
 struct Origins {
     by_origin: BTreeMap<Origin, TicketId>,
     of: BTreeMap<TicketId, Origin>,
+    /// The replay's side only: its event ids → the journal's.
+    events: BTreeMap<u64, u64>,
+    /// The replay's side only: its outbox rows by what they are (the journal event that
+    /// queued them, the replay's ticket, destination, type), in row order.
+    rows: BTreeMap<RowRef, Vec<u64>>,
+    /// The replay's side only: its last outbox row indexed in `rows`.
+    last_row: u64,
 }
 
 impl Origins {
@@ -284,65 +291,66 @@ pub fn replay(
             real: &real_origins,
             since,
         };
-        for item in real.range(Tree::Events, Bound::Unbounded, Bound::Unbounded) {
-            let (_, bytes) = item?;
-            let stored: StoredEvent = decode(Tree::Events, &bytes)?;
-            let journal_id = stored.event.id;
-            last_at = Some(stored.event.received_at);
-            own.fire(
-                stored.event.received_at,
-                &mut numbers,
-                &mut replayed,
-                &mut timers_only_here,
-                &mut report,
-            )
-            .await?;
-            clock.set(stored.event.received_at);
-            report.events += 1;
-            let body = match serde_json::to_value(&stored.event.body) {
-                Ok(mut v) => {
-                    translate(&mut v, &real_origins, &replayed, &nowhere);
-                    serde_json::from_value::<EventBody>(v)
-                        .map_err(|e| ReplayError::Engine(format!("event {journal_id}: {e}")))?
-                }
-                Err(e) => return Err(ReplayError::Engine(format!("event {journal_id}: {e}"))),
-            };
-            let answer = submit(
-                &engine,
-                &*scratch,
-                &mut numbers,
-                &mut replayed,
-                journal_id,
-                body,
-            )
-            .await?;
-            let would = would(answer, &replayed, &real_origins);
-            if since.is_some_and(|s| stored.event.received_at < s) {
+        // The journal's batches, as the daemon committed them: a query reads the last
+        // commit, so events of one batch must not see each other in the replay either.
+        let mut batch: Vec<StoredEvent> = Vec::new();
+        let mut journal = real.range(Tree::Events, Bound::Unbounded, Bound::Unbounded);
+        loop {
+            let next = journal
+                .next()
+                .transpose()?
+                .map(|(_, bytes)| decode::<StoredEvent>(Tree::Events, &bytes))
+                .transpose()?;
+            let joins = next
+                .as_ref()
+                .is_some_and(|n| batch.first().is_some_and(|f| n.batch == Some(f.event.id)));
+            if joins {
+                batch.extend(next);
                 continue;
             }
-            report.compared += 1;
-            if let Some(t) = stored.ticket
-                && let Some(o) = real_origins.of.get(&t)
-            {
-                reported.insert(*o);
+            if let Some(first) = batch.first() {
+                let at = first.event.received_at;
+                last_at = batch.last().map(|l| l.event.received_at);
+                own.fire(
+                    at,
+                    &mut numbers,
+                    &mut replayed,
+                    &mut timers_only_here,
+                    &mut report,
+                )
+                .await?;
+                clock.set(at);
+                let mut items = Vec::with_capacity(batch.len());
+                for stored in &batch {
+                    let id = stored.event.id;
+                    let mut v = serde_json::to_value(&stored.event.body)
+                        .map_err(|e| ReplayError::Engine(format!("event {id}: {e}")))?;
+                    translate(&mut v, &real_origins, &replayed, &nowhere);
+                    if let Some(row) = &stored.row {
+                        v["row"] = Value::from(same_row(row, &real_origins, &replayed));
+                    }
+                    let body = serde_json::from_value::<EventBody>(v)
+                        .map_err(|e| ReplayError::Engine(format!("event {id}: {e}")))?;
+                    items.push((id, body, stored.event.received_at));
+                }
+                let answers =
+                    submit(&engine, &*scratch, &mut numbers, &mut replayed, items).await?;
+                for (stored, answer) in batch.iter().zip(answers) {
+                    report.events += 1;
+                    compare(
+                        stored,
+                        answer,
+                        &replayed,
+                        &real_origins,
+                        since,
+                        &mut reported,
+                        &mut report,
+                    );
+                }
             }
-            for (o, _) in replayed
-                .by_origin
-                .range((journal_id, 0)..(journal_id + 1, 0))
-            {
-                reported.insert(*o);
-            }
-            let happened = describe(
-                &outcome_name(stored.outcome),
-                stored.ticket.map(|t| t.to_string()),
-            );
-            if happened != would {
-                report.event_differences.push(EventDifference {
-                    event: Some(journal_id),
-                    received_at: stored.event.received_at,
-                    happened,
-                    would,
-                });
+            match next {
+                Some(n) => batch = vec![n],
+                None => break,
             }
         }
         // Timers due by the last recorded event that only the replay has.
@@ -404,25 +412,139 @@ pub fn replay(
 /// journal id, so they never match a real ticket.
 const ONLY_IN_REPLAY: u64 = u64::MAX / 2;
 
-/// Submits one event to the replay's engine and records the tickets it opened under
-/// `origin`.
+/// Submits one batch to the replay's engine (each event with its journal id as its origin
+/// and its receive time) and records the tickets each event opened: a ticket's origin is the
+/// event of its first history entry (rules may open tickets too).
 async fn submit(
     engine: &engine::EngineHandle,
     scratch: &dyn Store,
     numbers: &mut [u64; 4],
     replayed: &mut Origins,
-    origin: u64,
-    body: EventBody,
-) -> Result<Result<engine::Receipt, engine::SubmitError>, ReplayError> {
-    let answer = engine.submit(body).await;
+    items: Vec<(u64, EventBody, Timestamp)>,
+) -> Result<Vec<Result<engine::Receipt, engine::SubmitError>>, ReplayError> {
+    let origins: Vec<u64> = items.iter().map(|(o, _, _)| *o).collect();
+    let bodies = items.into_iter().map(|(_, b, at)| (b, at)).collect();
+    let answers: Vec<Result<engine::Receipt, engine::SubmitError>> =
+        match engine.submit_batch(bodies).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                return Err(ReplayError::Engine(format!(
+                    "replayed batch not taken: {e}"
+                )));
+            }
+        };
     let now = ticket_numbers(scratch)?;
     let mut opened = Vec::new();
     for ((before, after), kind) in numbers.iter().zip(now).zip(Kind::ALL) {
         opened.extend((before + 1..=after).map(|number| TicketId { kind, number }));
     }
     *numbers = now;
-    replayed.add(origin, opened);
-    Ok(answer)
+    let by_event: BTreeMap<u64, u64> = answers
+        .iter()
+        .zip(&origins)
+        .filter_map(|(a, o)| a.as_ref().ok().map(|r| (r.event_id, *o)))
+        .collect();
+    let mut of: BTreeMap<u64, Vec<TicketId>> = BTreeMap::new();
+    for id in opened {
+        let origin = if origins.len() == 1 {
+            origins[0]
+        } else {
+            let first: Option<HistoryEntry> = scratch
+                .get(Tree::History, &layout::history_key(id, 1))?
+                .map(|b| decode(Tree::History, &b))
+                .transpose()?;
+            first
+                .and_then(|e| e.event)
+                .and_then(|e| by_event.get(&e).copied())
+                .unwrap_or(origins[0])
+        };
+        of.entry(origin).or_default().push(id);
+    }
+    for (origin, ids) in of {
+        replayed.add(origin, ids);
+    }
+    replayed.events.extend(by_event);
+    let last = layout::counter(scratch, layout::outbox::OUTBOX_SEQ)?;
+    for id in replayed.last_row + 1..=last {
+        let row = match layout::outbox::pending(scratch, id)? {
+            Some(r) => Some(r),
+            None => layout::outbox::dead(scratch, id)?,
+        };
+        if let Some(r) = row {
+            let event = replayed.events.get(&r.event).copied().unwrap_or(0);
+            let key = RowRef {
+                event,
+                ticket: r.ticket,
+                vendor: r.vendor,
+                kind: r.kind,
+            };
+            replayed.rows.entry(key).or_default().push(id);
+        }
+    }
+    replayed.last_row = last;
+    Ok(answers)
+}
+
+/// The replay's outbox row that is the journal's `row`: queued by the same journal event,
+/// about the ticket of the same origin, to the same destination, of the same type (the
+/// first such); none (a number no row has) when the replay queued no such message. So a
+/// candidate that adds or drops a message shifts no other delivery result.
+fn same_row(row: &RowRef, real: &Origins, replayed: &Origins) -> u64 {
+    let ticket = real
+        .of
+        .get(&row.ticket)
+        .and_then(|o| replayed.by_origin.get(o))
+        .copied();
+    ticket
+        .and_then(|ticket| {
+            let key = RowRef {
+                ticket,
+                ..row.clone()
+            };
+            replayed.rows.get(&key)?.first().copied()
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// Compares what the journal says happened to `stored` with what the replay did.
+fn compare(
+    stored: &StoredEvent,
+    answer: Result<engine::Receipt, engine::SubmitError>,
+    replayed: &Origins,
+    real_origins: &Origins,
+    since: Option<Timestamp>,
+    reported: &mut BTreeSet<Origin>,
+    report: &mut Report,
+) {
+    let journal_id = stored.event.id;
+    let would = would(answer, replayed, real_origins);
+    if since.is_some_and(|s| stored.event.received_at < s) {
+        return;
+    }
+    report.compared += 1;
+    if let Some(t) = stored.ticket
+        && let Some(o) = real_origins.of.get(&t)
+    {
+        reported.insert(*o);
+    }
+    for (o, _) in replayed
+        .by_origin
+        .range((journal_id, 0)..(journal_id + 1, 0))
+    {
+        reported.insert(*o);
+    }
+    let happened = describe(
+        &outcome_name(stored.outcome),
+        stored.ticket.map(|t| t.to_string()),
+    );
+    if happened != would {
+        report.event_differences.push(EventDifference {
+            event: Some(journal_id),
+            received_at: stored.event.received_at,
+            happened,
+            would,
+        });
+    }
 }
 
 /// What the replay did with an event, naming tickets in the real numbering.
@@ -505,7 +627,11 @@ impl OwnTimers<'_> {
             self.clock.set(at);
             let origin = ONLY_IN_REPLAY + *count;
             let body = EventBody::Clock(timer);
-            let answer = submit(self.engine, self.scratch, numbers, replayed, origin, body).await?;
+            let items = vec![(origin, body, at)];
+            let answer = submit(self.engine, self.scratch, numbers, replayed, items)
+                .await?
+                .pop()
+                .unwrap_or(Err(engine::SubmitError::Stopped));
             if self.since.is_none_or(|s| at >= s) {
                 report.event_differences.push(EventDifference {
                     event: None,
@@ -704,4 +830,127 @@ fn outcome_name(o: layout::Outcome) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::intake::generic::GenericEvent;
+    use crate::clock::Clock;
+    use crate::engine::test_support;
+
+    const CORRELATE: (&str, &str) = (
+        "95-problem-from-incidents.rhai",
+        include_str!("../../rules/examples/95-problem-from-incidents.rhai"),
+    );
+
+    fn alert(n: u32) -> EventBody {
+        let e: GenericEvent = serde_json::from_value(serde_json::json!({
+            "source": "t", "status": "firing", "severity": "warning", "summary": format!("a{n}"),
+            "labels": {"service": "billing", "n": n.to_string()}
+        }))
+        .unwrap();
+        EventBody::Alert(e.into_alert().unwrap())
+    }
+
+    /// Three incidents of one service committed in one batch do not see each other (a query
+    /// reads the last commit), so only the fourth opens the problem. The journal records the
+    /// batch, and the replay commits the same batch: the same rules give no differences
+    /// (replayed one by one, the third would open the problem).
+    #[test]
+    fn replay_commits_the_journals_batches_as_they_were() {
+        let config = Config::default();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t0: Timestamp = "2026-12-07T08:00:00Z".parse().unwrap();
+        runtime.block_on(async {
+            let rules = test_support::rules(&config, &[CORRELATE]);
+            let (engine, _clock) =
+                test_support::engine(&config, store.clone(), rules, "2026-12-07T08:00:00Z");
+            let batch = (1..=3)
+                .map(|n| (alert(n), t0 + jiff::SignedDuration::from_secs(n.into())))
+                .collect();
+            for answer in engine.submit_batch(batch).await.unwrap() {
+                assert_eq!(answer.unwrap().outcome, layout::Outcome::Opened);
+            }
+            engine.submit(alert(4)).await.unwrap();
+        });
+        let batches: Vec<Option<u64>> = (1..=4)
+            .map(|id| layout::get_event(&*store, id).unwrap().unwrap().batch)
+            .collect();
+        assert_eq!(batches, [None, Some(1), Some(1), None]);
+        let problem = TicketId {
+            kind: Kind::Problem,
+            number: 1,
+        };
+        let opened_by = layout::history(&*store, problem).unwrap()[0].event;
+        assert_eq!(opened_by, Some(4), "the fourth incident opened the problem");
+
+        let sources = vec![(CORRELATE.0.to_string(), CORRELATE.1.to_string())];
+        let report = replay(&config, &*store, sources, None).unwrap();
+        assert_eq!(report.events, 4);
+        assert!(report.event_differences.is_empty(), "{report:#?}");
+        assert!(report.ticket_differences.is_empty(), "{report:#?}");
+    }
+
+    /// Delivery results are matched to the replay's messages by what they are, not by row
+    /// number: a candidate that sends one more message (about the first incident) does not
+    /// shift the recorded deliveries of the later ones; only its own message differs.
+    #[test]
+    fn delivery_results_follow_their_message_not_the_row_number() {
+        let config = crate::config::parse(
+            "[groups.triage]\n[groups.operations]\n[vendors.acme]\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"\n",
+            "test",
+        )
+        .unwrap();
+        let live =
+            "fn on_alert(a, t) { if t.is_new && a.labels.n != \"1\" { t.notify(\"acme\"); } }";
+        let candidate = "fn on_alert(a, t) { if t.is_new { t.notify(\"acme\"); } }";
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let rules = test_support::rules(&config, &[("10-notify.rhai", live)]);
+            let (engine, clock) =
+                test_support::engine(&config, store.clone(), rules, "2026-12-07T08:00:00Z");
+            for n in 1..=3 {
+                engine.submit(alert(n)).await.unwrap();
+            }
+            for row in [1, 2] {
+                let delivered = crate::vendors::Delivery::Attempted {
+                    row,
+                    attempt: 1,
+                    at: clock.now(),
+                    result: crate::vendors::AttemptResult::Delivered { status: 200 },
+                };
+                engine.submit(EventBody::Delivery(delivered)).await.unwrap();
+            }
+        });
+        assert!(
+            outbox_by_ticket(&*store).unwrap().is_empty(),
+            "all delivered live"
+        );
+
+        let sources = vec![("10-notify.rhai".to_string(), candidate.to_string())];
+        let report = replay(&config, &*store, sources, None).unwrap();
+        let diffs: Vec<(Option<TicketId>, &str)> = report
+            .ticket_differences
+            .iter()
+            .map(|d| (d.ticket, d.field.as_str()))
+            .collect();
+        let first = TicketId {
+            kind: Kind::Incident,
+            number: 1,
+        };
+        assert_eq!(diffs, [(Some(first), "outbox")], "{report:#?}");
+        assert_eq!(
+            report.ticket_differences[0].would,
+            serde_json::json!(["acme ticket.notified (pending)"])
+        );
+    }
 }

@@ -72,6 +72,24 @@ pub struct StoredEvent {
     /// Rules that failed on this event ("file:line: message").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_failures: Vec<String>,
+    /// The first event of the batch this one was committed in, when that is another event
+    /// (absent on a batch's first event): a replay commits the same batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<crate::event::EventId>,
+    /// For a delivery result or a row replay: the outbox row it is about, by what the row
+    /// is rather than its number, so a replay finds the same message among its own rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<RowRef>,
+}
+
+/// What an outbox row is: the event that queued it, its ticket, destination and type.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RowRef {
+    pub event: crate::event::EventId,
+    pub ticket: TicketId,
+    pub vendor: String,
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 /// What the engine did with an event.
