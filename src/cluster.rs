@@ -41,6 +41,9 @@ pub struct ClusterConfig {
     /// How long intake waits for the leader to process an event before it answers
     /// `"outcome": "queued"`, in milliseconds.
     pub answer_wait_ms: u64,
+    /// Unprocessed events the shared inbox may hold; past it, intake answers 503 with
+    /// Retry-After (the leader is behind, or there is none).
+    pub inbox_limit: u64,
 }
 
 impl Default for ClusterConfig {
@@ -51,6 +54,7 @@ impl Default for ClusterConfig {
             lease_ms: 3000,
             renew_ms: 1000,
             answer_wait_ms: 2000,
+            inbox_limit: 100_000,
         }
     }
 }
@@ -67,6 +71,9 @@ impl ClusterConfig {
                 "cluster.enabled needs store.backend = \"postgres\" (the nodes share its database)"
                     .into(),
             );
+        }
+        if self.inbox_limit == 0 {
+            out.push("cluster.inbox_limit must be above 0".into());
         }
         if self.renew_ms == 0 || self.renew_ms * 2 > self.lease_ms {
             out.push(format!(
@@ -217,6 +224,8 @@ impl Answer {
 pub(crate) struct Intake {
     pub shared: Arc<dyn Shared>,
     pub wait: Duration,
+    /// `cluster.inbox_limit`.
+    pub limit: u64,
 }
 
 impl Intake {
@@ -228,8 +237,23 @@ impl Intake {
         items: Vec<Queued>,
     ) -> Result<Vec<Result<Receipt, SubmitError>>, SubmitError> {
         let bodies: Vec<Vec<u8>> = items.iter().map(crate::store::encode).collect();
-        let shared = self.shared.clone();
-        let ids = blocking(move || shared.push(bodies)).await?;
+        let (shared, limit) = (self.shared.clone(), self.limit);
+        let ids = match tokio::task::spawn_blocking(move || shared.push(bodies, limit)).await {
+            Ok(Ok(ids)) => ids,
+            Ok(Err(StoreError::InboxFull { limit })) => {
+                warn!(
+                    limit,
+                    "Shared inbox full; intake answers 503 until the leader catches up."
+                );
+                return Err(SubmitError::Busy);
+            }
+            Ok(Err(e)) => return Err(SubmitError::Store(e.to_string())),
+            Err(e) => {
+                return Err(SubmitError::Store(format!(
+                    "inbox call on a blocking thread failed: {e}"
+                )));
+            }
+        };
         let mut answers: Vec<Option<Answer>> = ids.iter().map(|_| None).collect();
         let deadline = Instant::now() + self.wait;
         let mut pause = Duration::from_millis(5);
@@ -287,6 +311,9 @@ pub type LeaderTasks = Box<dyn FnMut(CancellationToken) -> Vec<tokio::task::Join
 
 /// How long answered inbox rows are kept (for submitters still polling, and for reading).
 const KEEP_ANSWERED_SECS: u64 = 600;
+
+/// Lease rounds between two prunes of answered inbox rows.
+const PRUNE_EVERY: u64 = 60;
 
 /// The lease task: takes or renews the lease every `renew_ms`, starts the leader's tasks on
 /// taking the lead and cancels them on losing it; gives the lease up at shutdown.
@@ -373,17 +400,16 @@ pub async fn run(
                 term = Some((token, cancel, tasks));
             }
         }
-        let s = shared.clone();
-        let prune = term.is_some() && rounds.is_multiple_of(60);
-        if let Ok(Ok(depth)) = tokio::task::spawn_blocking(move || {
-            if prune {
-                s.prune(KEEP_ANSWERED_SECS)?;
+        if let Some(seen) = &seen {
+            metrics.inbox_depth.set(seen.pending as i64);
+        }
+        if term.is_some() && rounds.is_multiple_of(PRUNE_EVERY) {
+            let s = shared.clone();
+            if let Ok(Err(e)) =
+                tokio::task::spawn_blocking(move || s.prune(KEEP_ANSWERED_SECS)).await
+            {
+                warn!(node = %state.node, error = %e, "Inbox prune failed; retrying next time.");
             }
-            s.depth()
-        })
-        .await
-        {
-            metrics.inbox_depth.set(depth as i64);
         }
     }
     if let Some((token, cancel, tasks)) = term.take() {

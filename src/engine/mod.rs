@@ -8,6 +8,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod batch;
+pub(crate) mod prefetch;
 pub(crate) mod rule_actions;
 pub(crate) mod ticket_cache;
 pub(crate) mod ticket_hooks;
@@ -494,6 +495,7 @@ pub fn start_on(
             Arc::new(crate::cluster::Intake {
                 shared: c.intake.clone(),
                 wait: std::time::Duration::from_millis(config.cluster.answer_wait_ms),
+                limit: config.cluster.inbox_limit,
             })
         }),
         cluster: clustered.map(|c| c.state),

@@ -189,7 +189,7 @@ fn a_stale_lease_token_cannot_commit() {
         l.mine.then_some(l)
     });
     assert_eq!(second.token, first.token + 1);
-    let ids = a.push(vec![vec![1, 2, 3]]).unwrap();
+    let ids = a.push(vec![vec![1, 2, 3]], 10).unwrap();
     let mut batch = itsmd::store::WriteBatch::default();
     batch.put(itsmd::store::Tree::Meta, b"fenced".to_vec(), b"x".to_vec());
     let refused = a

@@ -110,3 +110,56 @@ fn a_postgres_store_without_a_url_or_unreachable_is_refused_with_a_clear_error()
     assert!(err.contains("127.0.0.1:1/x"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
+
+/// `itsmd_NAME_sum` and `_count` of a histogram.
+fn histogram(d: &crate::support::Daemon, name: &str) -> (f64, f64) {
+    (
+        d.metric(&format!("itsmd_{name}_sum")),
+        d.metric(&format!("itsmd_{name}_count")),
+    )
+}
+
+#[test]
+fn a_batch_of_new_alerts_costs_a_bounded_number_of_database_round_trips() {
+    let url = database("trips");
+    let setup = Setup::new().config(&format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"
+    ));
+    let d = setup.start();
+    // Warm up: the first batch opens the counters.
+    let (status, body) = d.post(
+        "/api/v1/events",
+        &alert("firing", "warm-up", json!({"alertname": "Warm"})),
+    );
+    assert_eq!(status, 202, "{body}");
+    for n in [10usize, 60] {
+        let (trips_before, batches_before) = histogram(&d, "batch_round_trips");
+        let alerts: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                json!({
+                    "labels": {"alertname": "Trips", "instance": format!("n{n}-{i}"), "severity": "warning"},
+                    "annotations": {"summary": format!("Trips {n} {i}")},
+                })
+            })
+            .collect();
+        let (status, body) = d.post("/api/v2/alerts", &json!(alerts).to_string());
+        assert_eq!(status, 202, "{body}");
+        let (trips, batches) = histogram(&d, "batch_round_trips");
+        let (trips, batches) = (trips - trips_before, batches - batches_before);
+        assert!(batches >= 1.0, "the alerts were committed in a batch");
+        let opened = d.get_ok("/api/v1/tickets?limit=1000")["tickets"]
+            .as_array()
+            .map_or(0, |t| t.len());
+        println!("{n} new alerts: {trips} round trips in {batches} batches; {opened} tickets");
+        // Reads fetched together: a handful of queries per batch, however many alerts it
+        // holds (one per key would be several per alert: 60 alerts, 300 and more).
+        assert!(
+            trips <= 12.0 * batches,
+            "{n} new alerts took {trips} round trips in {batches} batches"
+        );
+        assert!(
+            batches <= 4.0,
+            "{n} alerts in one request share a batch or few: {batches}"
+        );
+    }
+}
