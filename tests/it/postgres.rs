@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::{Setup, alert};
+use crate::support::{Setup, alert, itsmd};
 
 /// A fresh database on the test server; its connection string.
 pub(crate) fn database(name: &str) -> String {
@@ -162,4 +162,109 @@ fn a_batch_of_new_alerts_costs_a_bounded_number_of_database_round_trips() {
             "{n} alerts in one request share a batch or few: {batches}"
         );
     }
+}
+
+/// The `NAME sha256 HEX` line of `itsmd migrate`'s output.
+fn checksum<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} sha256 ")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {name} checksum in: {out}"))
+}
+
+fn pg_setup(url: &str, extra: &str) -> Setup {
+    Setup::new().config(&format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n{extra}"
+    ))
+}
+
+#[test]
+fn migrate_moves_a_store_to_postgres_and_back_and_export_import_work_on_postgres() {
+    // A store with tickets, history, indexes and expiry rows, on the embedded backend.
+    let sled = Setup::new();
+    let d = sled.start();
+    for (status, name) in [
+        ("firing", "a"),
+        ("firing", "b"),
+        ("firing", "a"),
+        ("resolved", "b"),
+        ("firing", "c"),
+    ] {
+        let (code, body) = d.post(
+            "/api/v1/events",
+            &alert(
+                status,
+                &format!("Migrate {name}"),
+                json!({"alertname": name}),
+            ),
+        );
+        assert_eq!(code, 202, "{body}");
+    }
+    let tickets = d.get_ok("/api/v1/tickets?limit=1000");
+    let one = d.get_ok("/api/v1/tickets/INC-000001");
+    assert_eq!(d.terminate().code(), Some(0));
+    let data = sled.data_dir();
+    let data = data.to_str().unwrap();
+
+    let url = database("migrate");
+    let (ok, out) = itsmd(&["migrate", "--from", data, "--to", &url]);
+    assert!(ok, "{out}");
+    let there = checksum(&out, "source").to_string();
+    assert_eq!(checksum(&out, "target"), there, "{out}");
+    assert!(out.contains("tickets"), "per-tree counts: {out}");
+    // A target that holds something is refused, unless told to empty it.
+    let (ok, err) = itsmd(&["migrate", "--from", data, "--to", &url]);
+    assert!(!ok && err.contains("not empty"), "{err}");
+    let (ok, out) = itsmd(&["migrate", "--from", data, "--to", &url, "--replace"]);
+    assert!(ok, "{out}");
+    assert_eq!(checksum(&out, "target"), there, "{out}");
+
+    // And back into a new data directory: the same bytes.
+    let back = Setup::new();
+    let back_dir = back.data_dir();
+    let (ok, out) = itsmd(&[
+        "migrate",
+        "--from",
+        &url,
+        "--to",
+        back_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(checksum(&out, "source"), there, "{out}");
+    assert_eq!(checksum(&out, "target"), there, "{out}");
+
+    // The daemon serves the same tickets from each.
+    let pg = pg_setup(&url, "");
+    for setup in [&pg, &back] {
+        let d = setup.start();
+        assert_eq!(d.get_ok("/api/v1/tickets?limit=1000"), tickets);
+        assert_eq!(d.get_ok("/api/v1/tickets/INC-000001"), one);
+        assert_eq!(d.terminate().code(), Some(0));
+    }
+
+    // Export from a daemon on PostgreSQL, import into another PostgreSQL database.
+    let d = pg.start();
+    let dump = pg.dir.path().join("dump.jsonl");
+    let (ok, err) = d.export_to(&dump, "unused");
+    assert!(ok, "{err}");
+    assert_eq!(d.terminate().code(), Some(0));
+    let other = pg_setup(&database("imported"), "");
+    let (ok, out) = itsmd(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--config",
+        other.config.as_ref().unwrap().to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, err) = itsmd(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--config",
+        other.config.as_ref().unwrap().to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("not empty"), "{err}");
+    let d = other.start();
+    assert_eq!(d.get_ok("/api/v1/tickets?limit=1000"), tickets);
+    assert_eq!(d.get_ok("/api/v1/tickets/INC-000001"), one);
+    assert_eq!(d.terminate().code(), Some(0));
 }
