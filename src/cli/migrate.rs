@@ -90,7 +90,10 @@ pub fn run(from: &str, to: &str, replace: bool) -> anyhow::Result<()> {
         anyhow::bail!("--from and --to name the same store");
     }
     if source_at.backend == StoreBackend::Embedded && !source_at.data_dir.is_dir() {
-        anyhow::bail!("the source {} is not a folder", source_at.data_dir.display());
+        anyhow::bail!(
+            "the source {} is not a folder",
+            source_at.data_dir.display()
+        );
     }
     let source = crate::store::open(&source_at)
         .with_context(|| format!("cannot open the source ({})", describe(&source_at)))?;
