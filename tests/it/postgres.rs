@@ -268,3 +268,167 @@ fn migrate_moves_a_store_to_postgres_and_back_and_export_import_work_on_postgres
     assert_eq!(d.get_ok("/api/v1/tickets/INC-000001"), one);
     assert_eq!(d.terminate().code(), Some(0));
 }
+
+/// A throwaway PostgreSQL cluster of this test's own (`.ci/postgres.sh`), stopped on drop.
+struct OwnServer {
+    url: String,
+    dir: std::path::PathBuf,
+}
+
+impl OwnServer {
+    fn start() -> OwnServer {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/postgres.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}='")))
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or_else(|| panic!("no {name} in {text}"))
+                .to_string()
+        };
+        OwnServer {
+            url: value("ITSMD_TEST_PG_URL"),
+            dir: value("ITSMD_TEST_PG_DIR").into(),
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/postgres.sh");
+        let _ = std::process::Command::new("bash")
+            .arg(script)
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+#[test]
+fn the_store_speaks_tls_to_a_server_with_ssl_on_and_checks_its_certificate() {
+    use std::os::unix::fs::MetadataExt;
+    let server = OwnServer::start();
+    // A test CA and a server certificate for 127.0.0.1, readable by the server's user only.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "itsmd test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let owner = std::fs::metadata(&server.dir).unwrap();
+    let (crt, pem_key) = (server.dir.join("server.crt"), server.dir.join("server.key"));
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&pem_key, key.serialize_pem()).unwrap();
+    for f in [&crt, &pem_key] {
+        std::os::unix::fs::chown(f, Some(owner.uid()), Some(owner.gid())).unwrap();
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let ca_file = scratch.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let other_ca = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let wrong_ca = scratch.path().join("wrong.pem");
+    std::fs::write(&wrong_ca, other_ca.pem()).unwrap();
+
+    let mut admin =
+        postgres::Client::connect(&format!("{} dbname=postgres", server.url), postgres::NoTls)
+            .unwrap();
+    for sql in [
+        format!("ALTER SYSTEM SET ssl_cert_file = '{}'", crt.display()),
+        format!("ALTER SYSTEM SET ssl_key_file = '{}'", pem_key.display()),
+        "ALTER SYSTEM SET ssl = on".to_string(),
+        "SELECT pg_reload_conf()".to_string(),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while admin
+        .query_one("SHOW ssl", &[])
+        .unwrap()
+        .get::<_, String>(0)
+        != "on"
+    {
+        assert!(std::time::Instant::now() < deadline, "ssl did not turn on");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let open = |words: &str| {
+        itsmd::store::open(&itsmd::config::StoreConfig {
+            backend: itsmd::config::StoreBackend::Postgres,
+            url: Some(format!("{} dbname=postgres {words}", server.url)),
+            ..Default::default()
+        })
+    };
+    let encrypted = |admin: &mut postgres::Client| -> i64 {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                  WHERE s.ssl AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(encrypted(&mut admin), 0);
+    for words in [
+        format!("sslmode=verify-full sslrootcert={}", ca_file.display()),
+        format!("sslmode=verify-ca sslrootcert={}", ca_file.display()),
+        "sslmode=require".to_string(),
+    ] {
+        let store = open(&words).unwrap_or_else(|e| panic!("{words}: {e}"));
+        let mut b = itsmd::store::WriteBatch::default();
+        b.put(
+            itsmd::store::Tree::Meta,
+            b"tls".to_vec(),
+            words.clone().into_bytes(),
+        );
+        store.apply(b).unwrap();
+        assert_eq!(
+            store.get(itsmd::store::Tree::Meta, b"tls").unwrap(),
+            Some(words.clone().into_bytes())
+        );
+        assert_eq!(
+            encrypted(&mut admin),
+            1,
+            "{words}: the connection is encrypted"
+        );
+        drop(store);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while encrypted(&mut admin) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{words}: connection not closed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    // A certificate from another CA is refused, and verify-* without roots says what it needs.
+    let refused = open(&format!(
+        "sslmode=verify-full sslrootcert={}",
+        wrong_ca.display()
+    ))
+    .err()
+    .expect("a server certificate of another CA is refused");
+    assert!(refused.to_string().contains("certificate"), "{refused}");
+    let refused = open("sslmode=verify-full").err().expect("no roots");
+    assert!(refused.to_string().contains("sslrootcert"), "{refused}");
+}

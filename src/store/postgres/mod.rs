@@ -19,6 +19,7 @@ mod listen;
 mod pages;
 mod schema;
 mod shared;
+mod tls;
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
