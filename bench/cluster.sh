@@ -14,6 +14,7 @@
 #   bash bench/cluster.sh
 #   RATE=3000 SECS=5 KILLS=5 bash bench/cluster.sh
 #   SYNC=off bash bench/cluster.sh      # synchronous_commit = off (acknowledged ≠ durable!)
+#   NO_BUILD=1 bash bench/cluster.sh    # the release binaries as last built
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-5000}
@@ -25,10 +26,14 @@ PARTS=${PARTS:-single one three failover}
 base_port=${BASE_PORT:-18180}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 
-echo "building…" >&2
-cargo build --release --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/itsmd
-probe=$(cargo bench --no-run --bench probe 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
+if [ -z "${NO_BUILD:-}" ]; then
+  echo "building…" >&2
+  cargo build --release --quiet
+  probe=$(cargo bench --no-run --bench probe 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
+else # NO_BUILD=1: the release daemon and probe as last built
+  probe=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/probe-* | grep -v '\.d$' | head -n 1)
+fi
 [ -x "$probe" ] || { echo "could not build the probe (cargo bench --no-run --bench probe)"; exit 1; }
 eval "$(bash .ci/postgres.sh)"
 psql_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql

@@ -303,7 +303,13 @@ impl Engine {
                     let mut answers = unreadable.clone();
                     for (id, result) in ids.iter().zip(&results) {
                         match result {
-                            Ok(r) => answers.push((*id, encode(&crate::cluster::Answer::of(r)))),
+                            Ok(r) => {
+                                if let Err(refused) = r {
+                                    // The submitter may have stopped waiting: say it here too.
+                                    info!(inbox_id = id, reason = %refused, "Inbox event rejected; the refusal is in its inbox row's answer.");
+                                }
+                                answers.push((*id, encode(&crate::cluster::Answer::of(r))))
+                            }
                             Err(e) => {
                                 return Err(StoreError::Io {
                                     op: "process an inbox event",
