@@ -74,7 +74,10 @@ impl PostgresStore {
                     if client.is_closed() {
                         // A lost link: the next job gets a fresh connection (or its error).
                         match connect::connect(&url) {
-                            Ok(c) => client = c,
+                            Ok(c) => {
+                                client = c;
+                                PREPARED.with(|p| p.borrow_mut().clear());
+                            }
                             Err(e) => tracing::warn!(error = %e, "PostgreSQL connection lost; reconnecting on the next query."),
                         }
                     }
@@ -137,11 +140,13 @@ impl Store for PostgresStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_vec();
         self.call(move |client| {
+            let statement = prepared(
+                client,
+                "SELECT value FROM itsmd_kv WHERE tree = $1 AND key = $2",
+            )
+            .map_err(|e| io("prepare", e))?;
             let row = client
-                .query_opt(
-                    "SELECT value FROM itsmd_kv WHERE tree = $1 AND key = $2",
-                    &[&tree_id(tree), &key],
-                )
+                .query_opt(&statement, &[&tree_id(tree), &key])
                 .map_err(|e| io("get", e))?;
             Ok(row.map(|r| r.get(0)))
         })
@@ -155,13 +160,15 @@ impl Store for PostgresStore {
         let wanted: Vec<Vec<u8>> = keys.iter().map(|(_, k)| k.clone()).collect();
         let n = keys.len();
         self.call(move |client| {
-            let rows = client
-                .query(
-                    "SELECT q.i, k.value
+            let statement = prepared(
+                client,
+                "SELECT q.i, k.value
                        FROM unnest($1::smallint[], $2::bytea[]) WITH ORDINALITY AS q(tree, key, i)
                        JOIN itsmd_kv k ON k.tree = q.tree AND k.key = q.key",
-                    &[&trees, &wanted],
-                )
+            )
+            .map_err(|e| io("prepare", e))?;
+            let rows = client
+                .query(&statement, &[&trees, &wanted])
                 .map_err(|e| io("get many", e))?;
             let mut out = vec![None; n];
             for row in rows {
@@ -208,9 +215,11 @@ impl Store for PostgresStore {
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let rows = Rows::of(batch);
         self.call(move |client| {
+            let statement = prepared(client, "SELECT itsmd_write($1, $2, $3, $4, $5)")
+                .map_err(|e| io("prepare", e))?;
             client
                 .execute(
-                    "SELECT itsmd_write($1, $2, $3, $4, $5)",
+                    &statement,
                     &[
                         &rows.del_trees,
                         &rows.del_keys,
@@ -292,6 +301,24 @@ impl Rows {
             put_values,
         }
     }
+}
+
+thread_local! {
+    /// The statements prepared on this worker thread's connection, by their text: a query
+    /// given as text is prepared (one round trip) and then run (another); prepared once, it
+    /// is one round trip each time after.
+    static PREPARED: std::cell::RefCell<std::collections::HashMap<String, postgres::Statement>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// `sql` prepared on `client`, once per connection (the worker thread owns one).
+fn prepared(client: &mut Client, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+    if let Some(statement) = PREPARED.with(|p| p.borrow().get(sql).cloned()) {
+        return Ok(statement);
+    }
+    let statement = client.prepare(sql)?;
+    PREPARED.with(|p| p.borrow_mut().insert(sql.to_string(), statement.clone()));
+    Ok(statement)
 }
 
 /// The tree's number in the table: its stable on-disk prefix.

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use postgres::Client;
 use postgres::types::ToSql;
 
-use crate::store::postgres::{PostgresStore, io, tree_id};
+use crate::store::postgres::{PostgresStore, io, prepared, tree_id};
 use crate::store::{Entry, StoreError, Tree};
 
 /// Rows fetched per round trip while scanning.
@@ -38,8 +38,9 @@ pub(super) fn page(
     });
     params.push(&limit);
     sql.push_str(&format!(" LIMIT ${}", params.len()));
+    let statement = prepared(client, &sql).map_err(|e| io("prepare", e))?;
     let rows = client
-        .query(sql.as_str(), &params)
+        .query(&statement, &params)
         .map_err(|e| io("scan", e))?;
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }

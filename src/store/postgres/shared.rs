@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::store::postgres::{PostgresStore, Rows, io};
+use crate::store::postgres::{PostgresStore, Rows, io, prepared};
 use crate::store::{Lease, Shared, Store, StoreError, WriteBatch};
 
 /// The name of the engine's lease row.
@@ -21,9 +21,9 @@ impl Shared for PostgresStore {
             // A new holder, or the same one after its lease ran out, is a new term: the
             // token goes up, and every batch of an older term is refused. The inbox depth
             // rides along, so the lease task makes one query a round.
-            let row = client
-                .query_one(
-                    "WITH taken AS (
+            let statement = prepared(
+                client,
+                "WITH taken AS (
                          UPDATE itsmd_lease SET
                              token = CASE WHEN holder = $2 AND expires_at >= now()
                                           THEN token ELSE token + 1 END,
@@ -40,8 +40,10 @@ impl Shared for PostgresStore {
                      SELECT holder, token, mine,
                             (SELECT count(*) FROM itsmd_inbox WHERE answered_at IS NULL)
                        FROM seen",
-                    &[&ENGINE_LEASE, &node, &ms],
-                )
+            )
+            .map_err(|e| io("prepare", e))?;
+            let row = client
+                .query_one(&statement, &[&ENGINE_LEASE, &node, &ms])
                 .map_err(|e| io("take the lease", e))?;
             Ok(Lease {
                 holder: row.get(0),
@@ -55,12 +57,14 @@ impl Shared for PostgresStore {
     fn release_lease(&self, node: &str, token: i64) -> Result<(), StoreError> {
         let node = node.to_string();
         self.call(move |client| {
-            client
-                .execute(
-                    "UPDATE itsmd_lease SET expires_at = '-infinity'
+            let statement = prepared(
+                client,
+                "UPDATE itsmd_lease SET expires_at = '-infinity'
                       WHERE name = $1 AND holder = $2 AND token = $3",
-                    &[&ENGINE_LEASE, &node, &token],
-                )
+            )
+            .map_err(|e| io("prepare", e))?;
+            client
+                .execute(&statement, &[&ENGINE_LEASE, &node, &token])
                 .map(|_| ())
                 .map_err(|e| io("release the lease", e))
         })
@@ -71,9 +75,9 @@ impl Shared for PostgresStore {
         // Counting stops at the limit: the check costs at most `limit` index entries.
         let cap = limit.min(i64::MAX as u64) as i64;
         self.call(move |client| {
-            let rows = client
-                .query(
-                    "WITH depth AS (
+            let statement = prepared(
+                client,
+                "WITH depth AS (
                          SELECT count(*) AS n FROM (
                              SELECT 1 FROM itsmd_inbox WHERE answered_at IS NULL LIMIT $2
                          ) p
@@ -85,8 +89,10 @@ impl Shared for PostgresStore {
                          RETURNING id
                      )
                      SELECT id, pg_notify($3, '') IS NULL FROM stored ORDER BY id",
-                    &[&bodies, &cap, &INBOX_CHANNEL],
-                )
+            )
+            .map_err(|e| io("prepare", e))?;
+            let rows = client
+                .query(&statement, &[&bodies, &cap, &INBOX_CHANNEL])
                 .map_err(|e| io("inbox insert", e))?;
             if rows.len() != n {
                 return Err(StoreError::InboxFull { limit });
@@ -97,11 +103,13 @@ impl Shared for PostgresStore {
 
     fn answers(&self, ids: Vec<i64>) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
         self.call(move |client| {
+            let statement = prepared(
+                client,
+                "SELECT id, answer FROM itsmd_inbox WHERE id = ANY($1) AND answer IS NOT NULL",
+            )
+            .map_err(|e| io("prepare", e))?;
             let rows = client
-                .query(
-                    "SELECT id, answer FROM itsmd_inbox WHERE id = ANY($1) AND answer IS NOT NULL",
-                    &[&ids],
-                )
+                .query(&statement, &[&ids])
                 .map_err(|e| io("inbox answers", e))?;
             Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
         })
@@ -110,11 +118,13 @@ impl Shared for PostgresStore {
     fn pending(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
         let limit = limit.min(i64::MAX as usize) as i64;
         self.call(move |client| {
+            let statement = prepared(
+                client,
+                "SELECT id, body FROM itsmd_inbox WHERE answered_at IS NULL ORDER BY id LIMIT $1",
+            )
+            .map_err(|e| io("prepare", e))?;
             let rows = client
-                .query(
-                    "SELECT id, body FROM itsmd_inbox WHERE answered_at IS NULL ORDER BY id LIMIT $1",
-                    &[&limit],
-                )
+                .query(&statement, &[&limit])
                 .map_err(|e| io("inbox read", e))?;
             Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
         })
@@ -136,8 +146,13 @@ impl Shared for PostgresStore {
         let rows = Rows::of(batch);
         let (ids, bodies): (Vec<i64>, Vec<Vec<u8>>) = answers.into_iter().unzip();
         self.call(move |client| {
-            let done = client.execute(
+            let statement = prepared(
+                client,
                 "SELECT itsmd_commit_fenced($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .map_err(|e| io("prepare", e))?;
+            let done = client.execute(
+                &statement,
                 &[
                     &token,
                     &rows.del_trees,
@@ -163,12 +178,14 @@ impl Shared for PostgresStore {
     fn prune(&self, older_than_secs: u64) -> Result<u64, StoreError> {
         let secs = older_than_secs as f64;
         self.call(move |client| {
-            client
-                .execute(
-                    "DELETE FROM itsmd_inbox
+            let statement = prepared(
+                client,
+                "DELETE FROM itsmd_inbox
                       WHERE answered_at < now() - make_interval(secs => $1::float8)",
-                    &[&secs],
-                )
+            )
+            .map_err(|e| io("prepare", e))?;
+            client
+                .execute(&statement, &[&secs])
                 .map_err(|e| io("inbox prune", e))
         })
     }
