@@ -41,6 +41,9 @@ pub struct ClusterConfig {
     /// How long intake waits for the leader to process an event before it answers
     /// `"outcome": "queued"`, in milliseconds.
     pub answer_wait_ms: u64,
+    /// Unprocessed events the shared inbox may hold; past it, intake answers 503 with
+    /// Retry-After (the leader is behind, or there is none).
+    pub inbox_limit: u64,
 }
 
 impl Default for ClusterConfig {
@@ -51,6 +54,7 @@ impl Default for ClusterConfig {
             lease_ms: 3000,
             renew_ms: 1000,
             answer_wait_ms: 2000,
+            inbox_limit: 100_000,
         }
     }
 }
@@ -67,6 +71,9 @@ impl ClusterConfig {
                 "cluster.enabled needs store.backend = \"postgres\" (the nodes share its database)"
                     .into(),
             );
+        }
+        if self.inbox_limit == 0 {
+            out.push("cluster.inbox_limit must be above 0".into());
         }
         if self.renew_ms == 0 || self.renew_ms * 2 > self.lease_ms {
             out.push(format!(
@@ -213,73 +220,162 @@ impl Answer {
     }
 }
 
-/// Intake's side of the inbox: stores events and waits a little for their answers.
+/// Intake's side of the inbox. One thread per node (the hub) takes the events of every
+/// request waiting at that moment into one INSERT (group commit: one statement and one WAL
+/// flush for all of them) and polls the answers of every waiting request in one query, so
+/// the node's one intake connection runs a few statements per flush, not two per request.
 pub(crate) struct Intake {
-    pub shared: Arc<dyn Shared>,
+    hub: Mutex<std::sync::mpsc::Sender<Request>>,
     pub wait: Duration,
 }
 
+/// A request to the hub.
+enum Request {
+    /// Store these events; their inbox ids.
+    Push(
+        Vec<Vec<u8>>,
+        tokio::sync::oneshot::Sender<Result<Vec<i64>, SubmitError>>,
+    ),
+    /// The answer of this inbox row, once the leader has written it (dropped: not wanted).
+    Watch(i64, tokio::sync::oneshot::Sender<Vec<u8>>),
+}
+
+/// How often the hub looks for the answers of the rows it watches.
+const ANSWER_POLL: Duration = Duration::from_millis(5);
+
 impl Intake {
+    /// Starts the hub on `shared` (its own connection); events beyond `limit` unanswered
+    /// rows are refused (503).
+    pub(crate) fn start(
+        shared: Arc<dyn Shared>,
+        wait: Duration,
+        limit: u64,
+    ) -> std::io::Result<Intake> {
+        let (hub, requests) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("itsmd-intake".into())
+            .spawn(move || hub_loop(&*shared, limit, &requests))?;
+        Ok(Intake {
+            hub: Mutex::new(hub),
+            wait,
+        })
+    }
+
+    fn send(&self, request: Request) -> Result<(), SubmitError> {
+        self.hub
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(request)
+            .map_err(|_| SubmitError::Stopped)
+    }
+
     /// Stores the events in the inbox (durable once this returns past the insert), then
-    /// polls their rows until each is answered or `wait` has passed; an unanswered one gets
-    /// a receipt with outcome `queued`.
+    /// waits until each is answered or `wait` has passed; an unanswered one gets a receipt
+    /// with outcome `queued`.
     pub(crate) async fn submit(
         &self,
         items: Vec<Queued>,
     ) -> Result<Vec<Result<Receipt, SubmitError>>, SubmitError> {
         let bodies: Vec<Vec<u8>> = items.iter().map(crate::store::encode).collect();
-        let shared = self.shared.clone();
-        let ids = blocking(move || shared.push(bodies)).await?;
-        let mut answers: Vec<Option<Answer>> = ids.iter().map(|_| None).collect();
-        let deadline = Instant::now() + self.wait;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-            let open: Vec<i64> = ids
-                .iter()
-                .zip(&answers)
-                .filter(|(_, a)| a.is_none())
-                .map(|(id, _)| *id)
-                .collect();
-            if open.is_empty() {
-                break;
-            }
-            let shared = self.shared.clone();
-            let found = blocking(move || shared.answers(open)).await?;
-            for (id, bytes) in found {
-                if let Some(i) = ids.iter().position(|x| *x == id) {
-                    answers[i] = Some(
-                        crate::store::decode::<Answer>(Tree::Meta, &bytes)
-                            .unwrap_or_else(|e| Answer::Failed(e.to_string())),
-                    );
-                }
-            }
-            if answers.iter().all(Option::is_some) || Instant::now() >= deadline {
-                break;
-            }
+        let (reply, stored) = tokio::sync::oneshot::channel();
+        self.send(Request::Push(bodies, reply))?;
+        let ids = stored.await.map_err(|_| SubmitError::Stopped)??;
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let mut answers = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (reply, answered) = tokio::sync::oneshot::channel();
+            self.send(Request::Watch(id, reply))?;
+            answers.push(answered);
         }
-        Ok(answers
-            .into_iter()
-            .map(|a| match a {
-                Some(a) => a.into_result(),
-                None => Ok(Receipt {
+        let mut out = Vec::with_capacity(answers.len());
+        for answered in answers {
+            out.push(match tokio::time::timeout_at(deadline, answered).await {
+                Ok(Ok(bytes)) => crate::store::decode::<Answer>(Tree::Meta, &bytes)
+                    .unwrap_or_else(|e| Answer::Failed(e.to_string()))
+                    .into_result(),
+                _ => Ok(Receipt {
                     event_id: 0,
                     ticket: None,
                     outcome: Outcome::Queued,
                 }),
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, SubmitError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| SubmitError::Store(format!("inbox call on a blocking thread failed: {e}")))?
-        .map_err(|e| SubmitError::Store(e.to_string()))
+/// The hub: runs until every [`Intake`] handle is gone.
+fn hub_loop(shared: &dyn Shared, limit: u64, requests: &std::sync::mpsc::Receiver<Request>) {
+    let mut watching: Vec<(i64, tokio::sync::oneshot::Sender<Vec<u8>>)> = Vec::new();
+    loop {
+        let first = if watching.is_empty() {
+            match requests.recv() {
+                Ok(r) => Some(r),
+                Err(_) => return,
+            }
+        } else {
+            match requests.recv_timeout(ANSWER_POLL) {
+                Ok(r) => Some(r),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        };
+        let mut pushes = Vec::new();
+        for request in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| requests.try_recv().ok()))
+        {
+            match request {
+                Request::Push(bodies, reply) => pushes.push((bodies, reply)),
+                Request::Watch(id, reply) => watching.push((id, reply)),
+            }
+        }
+        if !pushes.is_empty() {
+            let all: Vec<Vec<u8>> = pushes.iter().flat_map(|(b, _)| b.iter().cloned()).collect();
+            match shared.push(all, limit) {
+                Ok(ids) => {
+                    let mut ids = ids.into_iter();
+                    for (bodies, reply) in pushes {
+                        let _ = reply.send(Ok(ids.by_ref().take(bodies.len()).collect()));
+                    }
+                }
+                Err(e) => {
+                    if let StoreError::InboxFull { limit } = e {
+                        warn!(
+                            limit,
+                            "Shared inbox full; intake answers 503 until the leader catches up."
+                        );
+                    }
+                    for (_, reply) in pushes {
+                        let _ = reply.send(Err(match &e {
+                            StoreError::InboxFull { .. } => SubmitError::Busy,
+                            other => SubmitError::Store(other.to_string()),
+                        }));
+                    }
+                }
+            }
+        }
+        // Submitters that stopped waiting (answered `queued`) are forgotten.
+        watching.retain(|(_, reply)| !reply.is_closed());
+        if watching.is_empty() {
+            continue;
+        }
+        let ids: Vec<i64> = watching.iter().map(|(id, _)| *id).collect();
+        match shared.answers(ids) {
+            Ok(found) => {
+                for (id, bytes) in found {
+                    if let Some(i) = watching.iter().position(|(w, _)| *w == id) {
+                        let (_, reply) = watching.swap_remove(i);
+                        let _ = reply.send(bytes);
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "Inbox answers could not be read; retrying.");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
 }
 
 /// The tasks a term of leadership runs, started with the term's cancellation token.
@@ -287,6 +383,9 @@ pub type LeaderTasks = Box<dyn FnMut(CancellationToken) -> Vec<tokio::task::Join
 
 /// How long answered inbox rows are kept (for submitters still polling, and for reading).
 const KEEP_ANSWERED_SECS: u64 = 600;
+
+/// Lease rounds between two prunes of answered inbox rows.
+const PRUNE_EVERY: u64 = 60;
 
 /// The lease task: takes or renews the lease every `renew_ms`, starts the leader's tasks on
 /// taking the lead and cancels them on losing it; gives the lease up at shutdown.
@@ -373,17 +472,16 @@ pub async fn run(
                 term = Some((token, cancel, tasks));
             }
         }
-        let s = shared.clone();
-        let prune = term.is_some() && rounds.is_multiple_of(60);
-        if let Ok(Ok(depth)) = tokio::task::spawn_blocking(move || {
-            if prune {
-                s.prune(KEEP_ANSWERED_SECS)?;
+        if let Some(seen) = &seen {
+            metrics.inbox_depth.set(seen.pending as i64);
+        }
+        if term.is_some() && rounds.is_multiple_of(PRUNE_EVERY) {
+            let s = shared.clone();
+            if let Ok(Err(e)) =
+                tokio::task::spawn_blocking(move || s.prune(KEEP_ANSWERED_SECS)).await
+            {
+                warn!(node = %state.node, error = %e, "Inbox prune failed; retrying next time.");
             }
-            s.depth()
-        })
-        .await
-        {
-            metrics.inbox_depth.set(depth as i64);
         }
     }
     if let Some((token, cancel, tasks)) = term.take() {

@@ -112,6 +112,8 @@ pub struct Metrics {
     /// Cluster mode: batches refused because this node's lease token was no longer current.
     pub fenced_batches: Counter,
     pub batch_size: Histogram,
+    /// Database queries per engine batch (reads, inbox read and commit; 0 on the embedded store).
+    pub batch_round_trips: Histogram,
     pub commit_seconds: Histogram,
     /// Where commit time goes, so a slow engine points at rules, the store or the disk.
     pub commit_stage_seconds: Family<StageLabels, Counter<f64>>,
@@ -165,6 +167,7 @@ impl Metrics {
             lease_changes: Counter::default(),
             fenced_batches: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            batch_round_trips: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_stage_seconds: Family::default(),
             retention_pruned: Family::default(),
@@ -237,6 +240,11 @@ impl Metrics {
             "batch_size",
             "Events per engine commit",
             m.batch_size.clone(),
+        );
+        registry.register(
+            "batch_round_trips",
+            "Database queries per engine batch (0 on the embedded store)",
+            m.batch_round_trips.clone(),
         );
         registry.register(
             "commit_seconds",

@@ -91,7 +91,6 @@ pub fn import(file: &Path, config: &Config, mode: Verify) -> anyhow::Result<()> 
             file.display()
         );
     }
-    let dir = &config.store.data_dir;
     // Check the file before creating anything in the data directory.
     verify_file(file, mode).with_context(|| format!("cannot import {}", file.display()))?;
     let store = crate::store::open(&config.store)?;
@@ -115,7 +114,7 @@ pub fn import(file: &Path, config: &Config, mode: Verify) -> anyhow::Result<()> 
     eprintln!(
         "Imported {} entries into {}.",
         verified.entries,
-        dir.display()
+        crate::store::describe(&config.store)
     );
     Ok(())
 }

@@ -51,6 +51,14 @@ pub(crate) struct Engine {
     )>,
 }
 
+/// How often a waiting leader looks up from the inbox's wake-up (at its queue and lease,
+/// in memory: no query).
+const WAKE_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The leader reads the inbox at least this often even without a wake-up, in case a
+/// notification was lost with a connection.
+const FALLBACK_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where a batch's events came from, and so how it commits.
 enum Source<'a> {
     /// This node's queue: a plain apply.
@@ -62,6 +70,9 @@ enum Source<'a> {
         token: i64,
         ids: Vec<i64>,
         unreadable: Vec<(i64, Vec<u8>)>,
+        /// Both stores' query count before the inbox read that took the batch (which so
+        /// counts into the batch's round trips).
+        trips_before: u64,
     },
 }
 
@@ -111,7 +122,10 @@ impl Engine {
         crate::rules::queries::bind(self.store.clone(), self.clock.clone());
         self.set_running(true);
         let mut term = 0;
-        let mut idle = std::time::Duration::from_millis(2);
+        // Whether the inbox may hold rows: intake's NOTIFY (or the long fallback poll) says
+        // so; while it does not, the leader sends no query.
+        let mut due = true;
+        let mut polled = Instant::now();
         loop {
             match self.rx.try_recv() {
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -145,8 +159,15 @@ impl Engine {
                 }
                 info!(token, node = %state.node, "Engine leads: ticket cache empty, counters read from the store.");
                 term = token;
+                due = true;
+            }
+            if !due {
+                due = shared.wait_for_inbox(WAKE_CHECK) || polled.elapsed() >= FALLBACK_POLL;
+                continue;
             }
             (self.rules, self.settings) = self.live.current();
+            polled = Instant::now();
+            let trips_before = self.store.round_trips() + shared.round_trips();
             let rows = match shared.pending(self.settings.max_batch) {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -156,11 +177,9 @@ impl Engine {
                 }
             };
             if rows.is_empty() {
-                std::thread::sleep(idle);
-                idle = (idle * 2).min(std::time::Duration::from_millis(50));
+                due = false;
                 continue;
             }
-            idle = std::time::Duration::from_millis(2);
             let mut ids = Vec::with_capacity(rows.len());
             let mut items = Vec::with_capacity(rows.len());
             let mut unreadable = Vec::new();
@@ -186,6 +205,7 @@ impl Engine {
                     token,
                     ids,
                     unreadable,
+                    trips_before,
                 },
             );
             if let Err(StoreError::Fenced { .. }) = committed {
@@ -197,6 +217,14 @@ impl Engine {
         }
         self.set_running(false);
         info!("Engine stopped.");
+    }
+
+    /// Queries this engine sent so far: its store's, and in cluster mode the shared store's.
+    fn round_trips(&self, source: &Source<'_>) -> u64 {
+        match source {
+            Source::Local => self.store.round_trips(),
+            Source::Inbox { shared, .. } => self.store.round_trips() + shared.round_trips(),
+        }
     }
 
     fn set_running(&self, running: bool) {
@@ -242,8 +270,16 @@ impl Engine {
             .committing_since = Some(started);
         let mut cache = std::mem::take(&mut self.cache);
         let store = self.store.clone();
+        let trips = match &source {
+            Source::Local => self.round_trips(&source),
+            Source::Inbox { trips_before, .. } => *trips_before,
+        };
         let mut txn = Txn::new(&*store, &mut cache);
         self.batch_first.set(None);
+        if let Err(e) = crate::engine::prefetch::batch(&mut txn, batch) {
+            // Each read is tried again on its own, and fails the batch there if it must.
+            debug!(error = %e, "Batch read-ahead failed; reading key by key.");
+        }
         let mut results = Vec::with_capacity(batch.len());
         for (body, received_at) in batch {
             self.clock.pin(Some(*received_at));
@@ -271,12 +307,19 @@ impl Engine {
                     token,
                     ids,
                     unreadable,
+                    ..
                 } => {
                     // A read error leaves the rows unanswered: the next batch retries them.
                     let mut answers = unreadable.clone();
                     for (id, result) in ids.iter().zip(&results) {
                         match result {
-                            Ok(r) => answers.push((*id, encode(&crate::cluster::Answer::of(r)))),
+                            Ok(r) => {
+                                if let Err(refused) = r {
+                                    // The submitter may have stopped waiting: say it here too.
+                                    info!(inbox_id = id, reason = %refused, "Inbox event rejected; the refusal is in its inbox row's answer.");
+                                }
+                                answers.push((*id, encode(&crate::cluster::Answer::of(r))))
+                            }
                             Err(e) => {
                                 return Err(StoreError::Io {
                                     op: "process an inbox event",
@@ -317,6 +360,8 @@ impl Engine {
             self.alert_timers.notify_one();
         }
         m.batch_size.observe(batch.len() as f64);
+        m.batch_round_trips
+            .observe(self.round_trips(&source).saturating_sub(trips) as f64);
         m.commit_seconds.observe(started.elapsed().as_secs_f64());
         match &committed {
             Ok(()) => debug!(

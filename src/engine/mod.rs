@@ -8,6 +8,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod batch;
+pub(crate) mod prefetch;
 pub(crate) mod rule_actions;
 pub(crate) mod ticket_cache;
 pub(crate) mod ticket_hooks;
@@ -544,6 +545,17 @@ pub fn start_on(
     let thread = std::thread::Builder::new()
         .name("itsmd-engine".into())
         .spawn(move || span.in_scope(|| engine.run()))?;
+    let intake = clustered
+        .as_ref()
+        .map(|c| {
+            crate::cluster::Intake::start(
+                c.intake.clone(),
+                std::time::Duration::from_millis(config.cluster.answer_wait_ms),
+                config.cluster.inbox_limit,
+            )
+            .map(Arc::new)
+        })
+        .transpose()?;
     let handle = EngineHandle {
         tx,
         status,
@@ -556,12 +568,7 @@ pub fn start_on(
         alert_timers,
         durable_outbox,
         metrics,
-        intake: clustered.as_ref().map(|c| {
-            Arc::new(crate::cluster::Intake {
-                shared: c.intake.clone(),
-                wait: std::time::Duration::from_millis(config.cluster.answer_wait_ms),
-            })
-        }),
+        intake,
         cluster: clustered.map(|c| c.state),
     };
     Ok((handle, EngineThread(thread)))

@@ -34,6 +34,11 @@ impl TicketCache {
         Some(t)
     }
 
+    /// Whether `id` is held (without promoting it).
+    pub fn contains(&self, id: TicketId) -> bool {
+        self.current.contains_key(&id) || self.previous.contains_key(&id)
+    }
+
     /// Keeps `ticket` as the store now holds it.
     pub fn put(&mut self, ticket: Arc<Ticket>) {
         if self.current.len() >= GENERATION && !self.current.contains_key(&ticket.id) {

@@ -31,6 +31,8 @@ pub struct Txn<'s> {
     cache: &'s mut TicketCache,
     /// Pending raw writes: `None` is a delete.
     writes: BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
+    /// Values read ahead for the whole batch ([`Txn::prefetch`]), as stored before it.
+    read: HashMap<(Tree, Vec<u8>), Option<Vec<u8>>>,
     /// Tickets touched in this batch, decoded. A storm of updates to one ticket rewrites it
     /// once per batch, not once per event.
     tickets: HashMap<TicketId, Slot>,
@@ -69,6 +71,7 @@ impl<'s> Txn<'s> {
             store,
             cache,
             writes: BTreeMap::new(),
+            read: HashMap::new(),
             tickets: HashMap::new(),
             counters: HashMap::new(),
             last_history: HashMap::new(),
@@ -125,9 +128,41 @@ impl<'s> Txn<'s> {
     }
 
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.writes.get(&(tree, key.to_vec())) {
-            Some(pending) => Ok(pending.clone()),
+        let at = (tree, key.to_vec());
+        match self.writes.get(&at).or_else(|| self.read.get(&at)) {
+            Some(value) => Ok(value.clone()),
             None => self.store.get(tree, key),
+        }
+    }
+
+    /// Reads `keys` from the store in one call (one round trip on PostgreSQL) for later
+    /// [`Txn::get`]s, skipping what the batch already wrote or read ahead.
+    pub fn prefetch(&mut self, keys: Vec<(Tree, Vec<u8>)>) -> Result<(), StoreError> {
+        let mut wanted: Vec<(Tree, Vec<u8>)> = Vec::with_capacity(keys.len());
+        for k in keys {
+            if !self.writes.contains_key(&k) && !self.read.contains_key(&k) && !wanted.contains(&k)
+            {
+                wanted.push(k);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let values = self.store.get_many(&wanted)?;
+        self.read.extend(wanted.into_iter().zip(values));
+        Ok(())
+    }
+
+    /// Whether ticket `id` is decoded already (this batch's or the engine's cache).
+    pub fn has_ticket(&self, id: TicketId) -> bool {
+        self.tickets.contains_key(&id) || self.cache.contains(id)
+    }
+
+    /// A counter in Meta as this batch found it stored.
+    fn stored_counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.get(Tree::Meta, key)? {
+            Some(bytes) => crate::store::decode::<u64>(Tree::Meta, &bytes),
+            None => Ok(0),
         }
     }
 
@@ -183,7 +218,7 @@ impl<'s> Txn<'s> {
     fn next(&mut self, key: Vec<u8>) -> Result<u64, StoreError> {
         let current = match self.counters.get(&key) {
             Some(v) => *v,
-            None => layout::counter(self.store, &key)?,
+            None => self.stored_counter(&key)?,
         };
         let next = current + 1;
         let old = self.counters.insert(key.clone(), next);
@@ -211,8 +246,9 @@ impl<'s> Txn<'s> {
         }
         let ticket = match self.cache.get(id) {
             Some(t) => t,
-            None => match layout::get_ticket(self.store, id)? {
-                Some(t) => {
+            None => match self.get(Tree::Tickets, &id.key())? {
+                Some(bytes) => {
+                    let t: Ticket = crate::store::decode(Tree::Tickets, &bytes)?;
                     let t = Arc::new(t);
                     self.cache.put(t.clone());
                     t
@@ -345,7 +381,7 @@ impl<'s> Txn<'s> {
             self.writes.insert((Tree::Meta, key), Some(encode(&value)));
         }
         for (key, delta) in counts.into_iter().filter(|(_, d)| *d != 0) {
-            let stored = layout::counter(self.store, &key)?;
+            let stored = self.stored_counter(&key)?;
             let value = stored.saturating_add_signed(delta);
             self.writes.insert((Tree::Meta, key), Some(encode(&value)));
         }

@@ -26,6 +26,25 @@ fn suite(store: &dyn Store) {
     // trees are separate namespaces
     assert_eq!(store.get(Tree::History, b"b").unwrap(), None);
 
+    // several keys at once, across trees, in the order asked, missing ones as None
+    assert_eq!(
+        store
+            .get_many(&[
+                (Tree::History, b"a".to_vec()),
+                (Tree::Tickets, b"zz".to_vec()),
+                (Tree::Tickets, b"a".to_vec()),
+                (Tree::History, b"a".to_vec()),
+            ])
+            .unwrap(),
+        vec![
+            Some(b"h".to_vec()),
+            None,
+            Some(b"1".to_vec()),
+            Some(b"h".to_vec())
+        ]
+    );
+    assert_eq!(store.get_many(&[]).unwrap(), Vec::<Option<Vec<u8>>>::new());
+
     // later writes in one batch win; deletes apply
     let mut b = WriteBatch::default();
     b.put(Tree::Tickets, b"b".to_vec(), b"x".to_vec());

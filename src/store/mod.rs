@@ -320,6 +320,9 @@ pub enum StoreError {
     Corrupt { tree: &'static str, message: String },
     /// A shared store refused a batch: this node's lease token is no longer the current one
     /// (another node took the lead), so nothing of the batch was written.
+    /// The shared inbox holds `limit` unanswered events: the leader is behind (or absent).
+    #[error("the shared inbox holds {limit} unprocessed events; retry later")]
+    InboxFull { limit: u64 },
     #[error(
         "this node's engine lease (token {token}) was taken over by {holder} (token {current}); \
          the batch was not written"
@@ -340,6 +343,8 @@ pub struct Lease {
     pub token: i64,
     /// True when the asking node holds it now (it just took or renewed it).
     pub mine: bool,
+    /// Unanswered inbox rows, read in the same statement.
+    pub pending: u64,
 }
 
 /// A store several nodes share (PostgreSQL): the engine lease with its fencing token, the
@@ -351,8 +356,12 @@ pub trait Shared: Send + Sync + 'static {
     fn take_lease(&self, node: &str, lease_ms: u64) -> Result<Lease, StoreError>;
     /// Gives the lease up at once if `node` still holds it with `token` (a clean shutdown).
     fn release_lease(&self, node: &str, token: i64) -> Result<(), StoreError>;
-    /// Stores events in the inbox, durably; their inbox ids, in order.
-    fn push(&self, bodies: Vec<Vec<u8>>) -> Result<Vec<i64>, StoreError>;
+    /// Stores events in the inbox, durably, and wakes the leader; their inbox ids, in order.
+    /// Refuses them all ([`StoreError::InboxFull`]) while `limit` rows are unanswered.
+    fn push(&self, bodies: Vec<Vec<u8>>, limit: u64) -> Result<Vec<i64>, StoreError>;
+    /// Waits up to `timeout` for intake to store new rows (on any node); true if it did.
+    /// Sends no query while waiting.
+    fn wait_for_inbox(&self, timeout: std::time::Duration) -> bool;
     /// The answers of those of `ids` the leader has processed.
     fn answers(&self, ids: Vec<i64>) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
     /// Up to `limit` unanswered inbox rows, lowest id first.
@@ -365,10 +374,10 @@ pub trait Shared: Send + Sync + 'static {
         token: i64,
         answers: Vec<(i64, Vec<u8>)>,
     ) -> Result<(), StoreError>;
-    /// Unanswered inbox rows.
-    fn depth(&self) -> Result<u64, StoreError>;
     /// Deletes inbox rows answered more than `older_than_secs` ago; how many.
     fn prune(&self, older_than_secs: u64) -> Result<u64, StoreError>;
+    /// Queries sent to the server so far on this connection.
+    fn round_trips(&self) -> u64;
 }
 
 /// Opens the configured PostgreSQL database as a shared store (its own connection).
@@ -396,6 +405,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store uses on disk (0 for memory).
     fn size_on_disk(&self) -> u64;
+
+    /// The values of `keys`, in their order, read at once: the engine's reads for a batch
+    /// (one round trip on a networked backend; a loop over [`Store::get`] elsewhere).
+    fn get_many(&self, keys: &[(Tree, Vec<u8>)]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter()
+            .map(|(tree, key)| self.get(*tree, key))
+            .collect()
+    }
+
+    /// Queries sent to the database server so far (0 for an embedded store), so the engine
+    /// can count a batch's round trips.
+    fn round_trips(&self) -> u64 {
+        0
+    }
 
     /// At most `limit` entries with `start <= key < end`, in key order, read at once: the
     /// bounded scan a page, a due list or an earliest-first look-up needs (one round trip on

@@ -189,7 +189,7 @@ fn a_stale_lease_token_cannot_commit() {
         l.mine.then_some(l)
     });
     assert_eq!(second.token, first.token + 1);
-    let ids = a.push(vec![vec![1, 2, 3]]).unwrap();
+    let ids = a.push(vec![vec![1, 2, 3]], 10).unwrap();
     let mut batch = itsmd::store::WriteBatch::default();
     batch.put(itsmd::store::Tree::Meta, b"fenced".to_vec(), b"x".to_vec());
     let refused = a
@@ -214,4 +214,198 @@ fn a_stale_lease_token_cannot_commit() {
     )
     .unwrap();
     assert_eq!(a.answers(ids).unwrap().len(), 1);
+}
+
+/// A node with its own Maildir (in its setup's folder), on a short lease.
+fn mail_node(url: &str, name: &str) -> Setup {
+    Setup::new().config(&format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n\
+         [cluster]\nenabled = true\nnode = \"{name}\"\nlease_ms = 2000\nrenew_ms = 500\n\
+         [mail]\nsettle = \"100ms\"\nrescan_every = \"1s\"\n"
+    ))
+}
+
+fn start_mail_node(setup: &Setup) -> Daemon {
+    let maildir = setup.dir.path().join("Maildir");
+    setup.start_with(
+        &[std::ffi::OsStr::new("--maildir"), maildir.as_os_str()],
+        &[],
+    )
+}
+
+/// Delivers mail number `n` into `setup`'s Maildir as a delivery agent does (tmp/, then new/).
+fn deliver_mail(setup: &Setup, n: usize) {
+    let root = setup.dir.path().join("Maildir");
+    let text = format!(
+        "From: caller{n}@example.com\r\nTo: help@example.com\r\nSubject: Cluster mail {n}\r\n\
+         Message-ID: <cluster-{n}@example.com>\r\nDate: Tue, 1 Dec 2026 09:00:00 +0000\r\n\
+         Content-Type: text/plain\r\n\r\nPlease help ({n}).\r\n"
+    );
+    let name = format!("{n}.cluster");
+    std::fs::write(root.join("tmp").join(&name), text).unwrap();
+    std::fs::rename(root.join("tmp").join(&name), root.join("new").join(&name)).unwrap();
+}
+
+#[test]
+fn repeated_kills_at_random_points_and_a_pause_lose_nothing_and_do_nothing_twice() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let url = database("kills");
+    let seed = std::env::var("ITSMD_CLUSTER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("seed {seed} (ITSMD_CLUSTER_SEED={seed} replays the kill points)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let setups: Vec<Setup> = ["a", "b", "c"].iter().map(|n| mail_node(&url, n)).collect();
+    let mut nodes: Vec<Option<Daemon>> = setups.iter().map(|s| Some(start_mail_node(s))).collect();
+    let addrs: Arc<Mutex<Vec<std::net::SocketAddr>>> =
+        Arc::new(Mutex::new(nodes.iter().flatten().map(|d| d.addr).collect()));
+
+    // Alerts into all three nodes, round-robin, all the time: what was tried and acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (addrs, stop) = (addrs.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            let (mut tried, mut acked) = (vec![0u64; KEYS], vec![0u64; KEYS]);
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let k = i % KEYS;
+                let addr = {
+                    let a = addrs.lock().unwrap();
+                    a[i % a.len()]
+                };
+                i += 1;
+                tried[k] += 1;
+                let sent = http
+                    .post(format!("http://{addr}/api/v1/events"))
+                    .header("content-type", "application/json")
+                    .body(alert(
+                        "firing",
+                        &format!("Cluster k{k}"),
+                        json!({"alertname": "Cluster", "instance": format!("k{k}")}),
+                    ))
+                    .send();
+                if sent.is_ok_and(|r| r.status().as_u16() == 202) {
+                    acked[k] += 1;
+                } else {
+                    // Refused or cut off by a kill: not acknowledged; back off a little.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            (tried, acked)
+        })
+    };
+
+    let mut mails = 0;
+    let mut failovers = Vec::new();
+    for round in 0..3 {
+        for s in &setups {
+            deliver_mail(s, mails);
+            mails += 1;
+        }
+        let view: Vec<&Daemon> = nodes.iter().flatten().collect();
+        let lead = leader(&view, Duration::from_secs(15));
+        let lead_addr = view[lead].addr;
+        let i = nodes
+            .iter()
+            .position(|d| d.as_ref().is_some_and(|d| d.addr == lead_addr))
+            .unwrap();
+        // A random point: somewhere in the stream of batches.
+        std::thread::sleep(Duration::from_millis(rng.u64(50..800)));
+        nodes[i].take().unwrap().kill();
+        let killed_at = Instant::now();
+        let view: Vec<&Daemon> = nodes.iter().flatten().collect();
+        leader(&view, Duration::from_secs(10));
+        failovers.push(killed_at.elapsed());
+        println!(
+            "kill {round}: node {i} killed, new leader after {:?}",
+            killed_at.elapsed()
+        );
+        nodes[i] = Some(start_mail_node(&setups[i]));
+        *addrs.lock().unwrap() = nodes.iter().flatten().map(|d| d.addr).collect();
+    }
+
+    // SIGSTOP the leader: another takes over; the resumed one must not write (fenced).
+    let view: Vec<&Daemon> = nodes.iter().flatten().collect();
+    let paused = leader(&view, Duration::from_secs(15));
+    view[paused].signal(libc::SIGSTOP);
+    let live: Vec<&Daemon> = (0..3).filter(|&j| j != paused).map(|j| view[j]).collect();
+    *addrs.lock().unwrap() = live.iter().map(|d| d.addr).collect();
+    leader(&live, Duration::from_secs(10));
+    for s in &setups {
+        deliver_mail(s, mails);
+        mails += 1;
+    }
+    std::thread::sleep(Duration::from_millis(rng.u64(100..600)));
+    view[paused].signal(libc::SIGCONT);
+    poll(
+        Duration::from_secs(10),
+        "the resumed node to follow",
+        || (role(view[paused]) == "follower").then_some(()),
+    );
+    *addrs.lock().unwrap() = view.iter().map(|d| d.addr).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (tried, acked) = sender.join().unwrap();
+    println!("failovers {failovers:?}; alerts acked {acked:?} of tried {tried:?}; mails {mails}");
+    assert!(
+        acked.iter().sum::<u64>() > 0,
+        "some alerts were acknowledged"
+    );
+
+    // Exactly once: one ticket per key counting every acknowledged alert and no more than
+    // were tried; one ticket per mail.
+    let reader = view[0];
+    let seen = poll(
+        Duration::from_secs(20),
+        "every alert and mail processed",
+        || {
+            let t = tickets(reader);
+            let alerts_done = (0..KEYS).all(|k| {
+                t.get(&format!("k{k}"))
+                    .is_some_and(|c| c.iter().sum::<u64>() >= acked[k])
+            });
+            let list = reader.get_ok("/api/v1/tickets?limit=1000");
+            let titles: Vec<String> = list["tickets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| t["title"].as_str().map(str::to_string))
+                .collect();
+            let mails_done = (0..mails).all(|n| titles.contains(&format!("Cluster mail {n}")));
+            (alerts_done && mails_done).then_some((t, titles))
+        },
+    );
+    let (by_key, titles) = seen;
+    for k in 0..KEYS {
+        let counts = &by_key[&format!("k{k}")];
+        assert_eq!(counts.len(), 1, "k{k}: one ticket per key: {by_key:?}");
+        assert!(
+            counts[0] <= tried[k],
+            "k{k}: {counts:?} > tried {}",
+            tried[k]
+        );
+    }
+    for n in 0..mails {
+        let title = format!("Cluster mail {n}");
+        let copies = titles.iter().filter(|t| **t == title).count();
+        assert_eq!(copies, 1, "{title}: one ticket per mail");
+    }
+    // Every node's Maildir is done: each mail moved to cur/.
+    for s in &setups {
+        let new = s.dir.path().join("Maildir/new");
+        poll(Duration::from_secs(10), "new/ to empty", || {
+            (std::fs::read_dir(&new).unwrap().count() == 0).then_some(())
+        });
+    }
+    for d in nodes.into_iter().flatten() {
+        assert_eq!(d.terminate().code(), Some(0));
+    }
 }
