@@ -19,23 +19,44 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
         remove_interrupted_snapshots(dir);
-        let db = sled::Config::new()
+        let db = open_db(dir, cache_bytes).map_err(|error| StoreError::Open {
+            path: dir.display().to_string(),
+            error: error.into(),
+        })?;
+        let tree = db.open_tree("itsmd").map_err(|error| StoreError::Open {
+            path: dir.display().to_string(),
+            error: error.into(),
+        })?;
+        Ok(SledStore { db, tree })
+    }
+}
+
+/// How long an open waits for the file lock a store closed in this process may still hold:
+/// sled's I/O threads drop their handle on the files a moment after the last `Db` is dropped,
+/// so a reopen right after a close (a compaction's swap, a restart in tests) can find the lock
+/// taken by nobody that still runs. Another process holding it is reported after this wait.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             // Every commit flushes explicitly; a background flusher would only hold the file
             // lock after drop (spacejam/sled#1289) and flush nothing new.
             .flush_every_ms(None)
-            .open()
-            .map_err(|error| StoreError::Open {
-                path: dir.display().to_string(),
-                error: error.into(),
-            })?;
-        let tree = db.open_tree("itsmd").map_err(|error| StoreError::Open {
-            path: dir.display().to_string(),
-            error: error.into(),
-        })?;
-        Ok(SledStore { db, tree })
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 
