@@ -311,13 +311,11 @@ pub fn period(
     }
 }
 
-/// The days a period covers: every UTC day that starts in `[from, to)`.
+/// The days a period covers: every UTC day that overlaps `[from, to)` (first, end).
 pub fn days(from: Timestamp, to: Timestamp) -> (u32, u32) {
-    let ceil = |t: Timestamp| {
-        let d = reports::day(t);
-        if reports::day_start(d) < t { d + 1 } else { d }
-    };
-    (ceil(from), ceil(to))
+    let d = reports::day(to);
+    let end = if reports::day_start(d) < to { d + 1 } else { d };
+    (reports::day(from), end.max(reports::day(from) + 1))
 }
 
 /// Computes the report over the days of `[from, to)` ([`days`]) from the aggregates the
