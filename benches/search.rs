@@ -66,7 +66,7 @@ fn ticket(n: usize, total: usize, start: Timestamp) -> (Ticket, Vec<HistoryEntry
     let priority = (n % 5) as u8 + 1;
     let acked = created + SignedDuration::from_mins((n % 60) as i64 + 1);
     let resolved = created + SignedDuration::from_hours((n % 48) as i64 + 1);
-    let done = n % 4 != 0;
+    let done = !n.is_multiple_of(4);
     let mut history = vec![
         entry(
             1,
@@ -121,7 +121,7 @@ fn ticket(n: usize, total: usize, start: Timestamp) -> (Ticket, Vec<HistoryEntry
         alert: None,
         custom: Default::default(),
         process: itsmd::tickets::ProcessFields {
-            comments: u64::from(n % 10 == 0),
+            comments: u64::from(n.is_multiple_of(10)),
             ..Default::default()
         },
         created_at: created,
@@ -231,9 +231,9 @@ fn main() {
         ..TicketFilter::default()
     });
     percentiles("search_q_two_words", two);
-    // A word only comments have (one switch's, 10 of 100,000).
+    // A word only comments have (one switch's: 10 of 100,000).
     let comment = timed(&*store, queries, |i| TicketFilter {
-        text: Some(format!("SW{}", (i * 13) % 1000)),
+        text: Some(format!("SW{}", (i * 130) % 1000)),
         ..TicketFilter::default()
     });
     percentiles("search_q_comment_word", comment);

@@ -185,17 +185,8 @@ impl Postings {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut best: Option<Vec<u8>> = None;
         for (tree, prefix) in &self.0 {
-            let mut start = prefix.clone();
-            start.extend_from_slice(from);
-            let stop = match end {
-                Some(e) => {
-                    let mut k = prefix.clone();
-                    k.extend_from_slice(e);
-                    Bound::Excluded(k)
-                }
-                None => prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded),
-            };
-            let found = store.scan(*tree, Bound::Included(start), stop, 1)?;
+            let (start, stop) = bounds(prefix, from, end);
+            let found = store.scan(*tree, start, stop, 1)?;
             if let Some((key, _)) = found.into_iter().next() {
                 let id = key[prefix.len()..].to_vec();
                 if best.as_ref().is_none_or(|b| id < *b) {
@@ -207,10 +198,112 @@ impl Postings {
     }
 }
 
+/// Ticket keys in order, as a list yields them.
+type Keys<'s> = Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>> + 's>;
+
+/// The longest a list may be to drive a search by itself (streamed, each of its tickets
+/// looked up in the other lists); when every list is longer, the lists are merged by seeking.
+const DRIVER_MAX: usize = 8_192;
+
+impl Postings {
+    /// The list's keys from `from` on and before `end`, as ticket keys, in order (its parts
+    /// merged).
+    fn stream<'s>(&self, store: &'s dyn Store, from: &[u8], end: Option<&[u8]>) -> Keys<'s> {
+        let mut parts: Vec<std::iter::Peekable<Keys<'s>>> = Vec::new();
+        for (tree, prefix) in &self.0 {
+            let (start, stop) = bounds(prefix, from, end);
+            let cut = prefix.len();
+            let it: Keys<'s> = Box::new(
+                store
+                    .range(*tree, start, stop)
+                    .map(move |item| item.map(|(k, _)| k[cut..].to_vec())),
+            );
+            parts.push(it.peekable());
+        }
+        if parts.len() == 1 {
+            return Box::new(parts.remove(0));
+        }
+        Box::new(std::iter::from_fn(move || {
+            // The smallest next key of the parts; an error comes first.
+            let mut best: Option<(usize, Vec<u8>)> = None;
+            for (i, part) in parts.iter_mut().enumerate() {
+                match part.peek() {
+                    None => {}
+                    Some(Err(_)) => return part.next(),
+                    Some(Ok(k)) if best.as_ref().is_none_or(|(_, b)| k < b) => {
+                        best = Some((i, k.clone()));
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+            let key = parts[best?.0].next()?;
+            if let Ok(k) = &key {
+                // The same ticket in another part (a word in the title and a comment).
+                for p in parts.iter_mut() {
+                    while matches!(p.peek(), Some(Ok(o)) if o == k) {
+                        p.next();
+                    }
+                }
+            }
+            Some(key)
+        }))
+    }
+
+    /// Whether ticket key `id` is in the list: one point read per part.
+    fn contains(&self, store: &dyn Store, id: &[u8]) -> Result<bool, StoreError> {
+        for (tree, prefix) in &self.0 {
+            let mut k = prefix.clone();
+            k.extend_from_slice(id);
+            if store.get(*tree, &k)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// How many keys the list has from `from` on, counted up to `cap`.
+    fn len_up_to(
+        &self,
+        store: &dyn Store,
+        from: &[u8],
+        end: Option<&[u8]>,
+        cap: usize,
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for (tree, prefix) in &self.0 {
+            let (start, stop) = bounds(prefix, from, end);
+            for item in store.range(*tree, start, stop).take(cap - n) {
+                item?;
+                n += 1;
+            }
+            if n >= cap {
+                break;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn bounds(prefix: &[u8], from: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let mut start = prefix.to_vec();
+    start.extend_from_slice(from);
+    let stop = match end {
+        Some(e) => {
+            let mut k = prefix.to_vec();
+            k.extend_from_slice(e);
+            Bound::Excluded(k)
+        }
+        None => prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    (Bound::Included(start), stop)
+}
+
 /// Ticket ids in every one of `lists` (at least one), in key order, from the key `from` on
-/// and before `end`, calling `visit` with each until it returns false. Each step seeks
-/// every list to the largest key any list is at (leapfrog), so the work follows the
-/// shortest list and the matches, not the number of tickets.
+/// and before `end`, calling `visit` with each until it returns false. The shortest list
+/// (counted up to [`DRIVER_MAX`]) is streamed and each of its tickets looked up in the
+/// others; when every list is longer than that, each step seeks every list to the largest
+/// key any list is at (leapfrog). Either way the work follows the shortest list and the
+/// matches, not the number of tickets.
 pub fn intersect(
     store: &dyn Store,
     lists: &[Postings],
@@ -218,9 +311,48 @@ pub fn intersect(
     end: Option<&[u8]>,
     mut visit: impl FnMut(TicketId) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
-    let Some(first) = lists.first() else {
+    if lists.is_empty() {
         return Ok(());
-    };
+    }
+    let mut driver = 0;
+    let mut shortest = usize::MAX;
+    if lists.len() > 1 {
+        for (i, list) in lists.iter().enumerate() {
+            let n = list.len_up_to(store, &from, end, DRIVER_MAX.min(shortest))?;
+            if n < shortest {
+                (driver, shortest) = (i, n);
+            }
+        }
+    }
+    if lists.len() == 1 || shortest < DRIVER_MAX {
+        'keys: for key in lists[driver].stream(store, &from, end) {
+            let key = key?;
+            for (i, list) in lists.iter().enumerate() {
+                if i != driver && !list.contains(store, &key)? {
+                    continue 'keys;
+                }
+            }
+            if let Some(id) = TicketId::from_key(&key)
+                && !visit(id)?
+            {
+                return Ok(());
+            }
+        }
+        return Ok(());
+    }
+    leapfrog(store, lists, from, end, visit)
+}
+
+/// Merges long lists by seeking: each list in turn is moved to the first key at or after
+/// the current candidate, until all agree.
+fn leapfrog(
+    store: &dyn Store,
+    lists: &[Postings],
+    from: Vec<u8>,
+    end: Option<&[u8]>,
+    mut visit: impl FnMut(TicketId) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let first = &lists[0];
     let mut lo = from;
     loop {
         let Some(mut candidate) = first.seek(store, &lo, end)? else {
