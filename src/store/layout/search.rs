@@ -436,7 +436,9 @@ pub fn ensure(
             batch.delete(tree, item?.0);
         }
     }
-    store.apply(std::mem::take(&mut batch))?;
+    if !batch.is_empty() {
+        store.apply(std::mem::take(&mut batch))?;
+    }
     let mut n = 0;
     let mut aggregates = crate::reports::aggregate::Rebuild::default();
     for item in store.scan_prefix(Tree::Tickets, &[]) {
