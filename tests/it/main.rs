@@ -27,6 +27,7 @@ mod quiet;
 mod readme;
 mod receiver;
 mod reload;
+mod reports;
 mod rule_view;
 mod rules;
 mod rules2;
