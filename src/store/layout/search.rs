@@ -260,28 +260,6 @@ impl Postings {
         }
         Ok(false)
     }
-
-    /// How many keys the list has from `from` on, counted up to `cap`.
-    fn len_up_to(
-        &self,
-        store: &dyn Store,
-        from: &[u8],
-        end: Option<&[u8]>,
-        cap: usize,
-    ) -> Result<usize, StoreError> {
-        let mut n = 0;
-        for (tree, prefix) in &self.0 {
-            let (start, stop) = bounds(prefix, from, end);
-            for item in store.range(*tree, start, stop).take(cap - n) {
-                item?;
-                n += 1;
-            }
-            if n >= cap {
-                break;
-            }
-        }
-        Ok(n)
-    }
 }
 
 fn bounds(prefix: &[u8], from: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
@@ -300,7 +278,7 @@ fn bounds(prefix: &[u8], from: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bo
 
 /// Ticket ids in every one of `lists` (at least one), in key order, from the key `from` on
 /// and before `end`, calling `visit` with each until it returns false. The shortest list
-/// (counted up to [`DRIVER_MAX`]) is streamed and each of its tickets looked up in the
+/// (if one has fewer than [`DRIVER_MAX`] keys) is streamed and each of its tickets looked up in the
 /// others; when every list is longer than that, each step seeks every list to the largest
 /// key any list is at (leapfrog). Either way the work follows the shortest list and the
 /// matches, not the number of tickets.
@@ -314,13 +292,18 @@ pub fn intersect(
     if lists.is_empty() {
         return Ok(());
     }
+    // Every list read one key at a time, in turn: the first to run out is the shortest,
+    // found after (number of lists × its length) keys.
     let mut driver = 0;
     let mut shortest = usize::MAX;
     if lists.len() > 1 {
-        for (i, list) in lists.iter().enumerate() {
-            let n = list.len_up_to(store, &from, end, DRIVER_MAX.min(shortest))?;
-            if n < shortest {
-                (driver, shortest) = (i, n);
+        let mut keys: Vec<Keys<'_>> = lists.iter().map(|l| l.stream(store, &from, end)).collect();
+        'count: for n in 0..DRIVER_MAX {
+            for (i, list) in keys.iter_mut().enumerate() {
+                if list.next().transpose()?.is_none() {
+                    (driver, shortest) = (i, n);
+                    break 'count;
+                }
             }
         }
     }
