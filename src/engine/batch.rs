@@ -157,6 +157,11 @@ impl Engine {
                         continue;
                     }
                 }
+                if let Err(e) = crate::engine::ensure_indexes(&*self.store, &self.settings) {
+                    error!(token, error = %e, "Engine cannot build the search and report indexes on taking the lead; retrying.");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
                 info!(token, node = %state.node, "Engine leads: ticket cache empty, counters read from the store.");
                 term = token;
                 due = true;
@@ -293,7 +298,12 @@ impl Engine {
         let last_outbox_row = txn.counter(crate::store::layout::outbox::OUTBOX_SEQ);
         let m = &*self.metrics;
         let mut applied = false;
-        let committed = txn.finish().and_then(|(writes, changed)| {
+        let settings = self.settings.clone();
+        let sla = crate::reports::aggregate::SlaSetup {
+            config: &settings.sla,
+            calendars: &settings.calendars,
+        };
+        let committed = txn.finish(sla).and_then(|(writes, changed)| {
             outbox_due = crate::vendors::step::makes_due(&writes);
             new_timers = crate::sla::step::stores_timers(&writes);
             new_expiries = crate::alerts::expiry::stores_rows(&writes);

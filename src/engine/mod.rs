@@ -482,6 +482,28 @@ pub fn start(
     start_on(config, store, None, rules, clock, metrics, span)
 }
 
+/// Builds the search and report indexes when the store lacks them at the current version
+/// (`store::layout::search::ensure`), saying so in the log.
+pub(crate) fn ensure_indexes(
+    store: &dyn Store,
+    settings: &Settings,
+) -> Result<(), crate::store::StoreError> {
+    let sla = crate::reports::aggregate::SlaSetup {
+        config: &settings.sla,
+        calendars: &settings.calendars,
+    };
+    let started = std::time::Instant::now();
+    let tickets = crate::store::layout::search::ensure(store, sla)?;
+    if tickets > 0 {
+        tracing::info!(
+            tickets,
+            ms = started.elapsed().as_millis() as u64,
+            "Search and report indexes built."
+        );
+    }
+    Ok(())
+}
+
 /// The shared store and the lease view of a node in cluster mode.
 pub struct Clustered {
     pub shared: Arc<dyn crate::store::Shared>,
@@ -511,6 +533,10 @@ pub fn start_on(
     }));
     let rules = Arc::new(rules);
     let settings = Arc::new(Settings::of(config));
+    if clustered.is_none() {
+        // In cluster mode the leader does this on taking the lead (`batch::run_shared`).
+        ensure_indexes(&*store, &settings).map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
     let live = Arc::new(Live {
         rules: RwLock::new(rules.clone()),
         settings: RwLock::new(settings.clone()),

@@ -4,7 +4,7 @@
 //! what happened since the last [`Txn::savepoint`] (one event's worth), so a refused command
 //! leaves no trace in its batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::engine::ticket_cache::TicketCache;
@@ -341,15 +341,59 @@ impl<'s> Txn<'s> {
         self.last_history.insert(ticket.id, entry);
     }
 
+    /// Adds what the ticket's history entries of this batch and its clocks' ends count to
+    /// `deltas`, and stores its report marks when they moved.
+    fn report(
+        &mut self,
+        slot: &Slot,
+        sla: crate::reports::aggregate::SlaSetup<'_>,
+        deltas: &mut crate::reports::aggregate::Deltas,
+    ) -> Result<(), StoreError> {
+        let before = slot.loaded.as_deref();
+        let id = slot.ticket.id;
+        let from = before.map_or(0, |b| b.history_len);
+        let mut entries = Vec::new();
+        for seq in from + 1..=slot.ticket.history_len {
+            if let Some(Some(bytes)) = self
+                .writes
+                .get(&(Tree::History, layout::history_key(id, seq)))
+            {
+                entries.push(crate::store::decode(Tree::History, bytes)?);
+            }
+        }
+        let clocks_moved = before.is_none_or(|b| b.sla.clocks != slot.ticket.sla.clocks);
+        if entries.is_empty() && !clocks_moved {
+            return Ok(());
+        }
+        let mut marks = match before {
+            Some(_) => layout::reports::marks(self.store, id)?,
+            None => Default::default(),
+        };
+        let old = marks.clone();
+        crate::reports::aggregate::facts(&slot.ticket, before, &entries, &mut marks, sla, deltas);
+        if marks != old {
+            self.writes
+                .insert((Tree::ReportMarks, id.key()), Some(encode(&marks)));
+        }
+        Ok(())
+    }
+
     /// Everything this batch wrote, as one atomic store batch, and the tickets it changed as
     /// they will be stored.
-    pub fn finish(mut self) -> Result<(WriteBatch, Vec<Ticket>), StoreError> {
+    /// The report aggregates follow each changed ticket's new history entries and clock
+    /// ends (`reports::aggregate`), judged under `sla`.
+    pub fn finish(
+        mut self,
+        sla: crate::reports::aggregate::SlaSetup<'_>,
+    ) -> Result<(WriteBatch, Vec<Ticket>), StoreError> {
         let mut changed = Vec::new();
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut deltas = crate::reports::aggregate::Deltas::new();
         for (id, slot) in std::mem::take(&mut self.tickets) {
             if !slot.dirty {
                 continue;
             }
+            self.report(&slot, sla, &mut deltas)?;
             let now_counted = (slot.ticket.kind(), slot.ticket.state);
             if slot.counted != Some(now_counted) {
                 if let Some((kind, state)) = slot.counted {
@@ -361,14 +405,15 @@ impl<'s> Txn<'s> {
                     .entry(layout::ticket_count_key(now_counted.0, now_counted.1))
                     .or_default() += 1;
             }
-            let now = index_entries(&slot.ticket);
+            let now: HashSet<(Tree, Vec<u8>)> = index_entries(&slot.ticket).into_iter().collect();
+            let was: HashSet<&(Tree, Vec<u8>)> = slot.indexed.iter().collect();
             for old in &slot.indexed {
                 if !now.contains(old) {
                     self.writes.insert(old.clone(), None);
                 }
             }
             for new in now {
-                if !slot.indexed.contains(&new) {
+                if !was.contains(&new) {
                     // Index entries carry no data; still a versioned value like every other.
                     self.writes.insert(new, Some(encode(&())));
                 }
@@ -377,6 +422,7 @@ impl<'s> Txn<'s> {
                 .insert((Tree::Tickets, id.key()), Some(encode(&slot.ticket)));
             changed.push(slot.ticket);
         }
+        crate::reports::aggregate::merge(self.store, deltas, &mut self.writes)?;
         for (key, value) in std::mem::take(&mut self.counters) {
             self.writes.insert((Tree::Meta, key), Some(encode(&value)));
         }

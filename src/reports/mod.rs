@@ -1,14 +1,18 @@
-//! Process reports for a period: MTTA and MTTR by priority, group and kind, SLA compliance
-//! per policy and clock, breaches, backlog by state and age, volume by source, escalations.
+//! Process reports for a period: MTTA and MTTR, SLA compliance, breaches, escalations and
+//! volume, each per group, agent, priority, kind and vendor; trends by day and week; the
+//! backlog by state and group with its ages.
 //!
-//! Owns the computation, from what is recorded rather than from counters that could drift:
-//! each ticket's history (state changes, comments, SLA stages, escalations, with their
-//! instants) and its clock timelines. It reads the store and must not write; grouping by
-//! priority and group uses each ticket's current values. [`table`] renders a report as text;
-//! [`api`] serves reports over HTTP and [`cli`] is the `itsmd report` client.
+//! Owns the figures' definitions and their computation from the aggregates the engine keeps
+//! in each commit ([`aggregate`]: per-day buckets, credited to whoever held the ticket when
+//! the measured event happened), so a report reads one bucket per day and dimension value,
+//! never every ticket. It reads the store and must not write. [`table`] renders a report as
+//! text and [`csv`] as CSV; [`api`] serves reports over HTTP and [`cli`] is the `itsmd
+//! report` client. docs/reports.md defines every figure.
 
+pub mod aggregate;
 pub mod api;
 pub mod cli;
+pub mod csv;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -21,11 +25,13 @@ use crate::sla::calendar_config::Calendars;
 use crate::sla::clock;
 use crate::sla::clock::Mark;
 use crate::sla::policy::SlaConfig;
-use crate::store::{Store, StoreError, Tree, decode, layout};
-use crate::tickets::{Actor, HistoryEntry, State, Ticket};
+use crate::store::layout::reports::Bucket;
+use crate::store::layout::{reports, search};
+use crate::store::{Store, StoreError};
+use crate::tickets::{Actor, HistoryEntry, Ticket};
 
 /// The sections a report can have; `all` is every one.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "mtta",
     "mttr",
     "sla",
@@ -33,6 +39,7 @@ pub const SECTIONS: [&str; 7] = [
     "backlog",
     "volume",
     "escalations",
+    "trends",
 ];
 
 /// A report over `[from, to)`.
@@ -44,27 +51,37 @@ pub struct Report {
     pub to: Timestamp,
     /// The sections computed, in [`SECTIONS`] order (an empty one has no rows).
     pub sections: Vec<String>,
-    /// Mean time to acknowledge of tickets opened in the period.
+    /// Time to acknowledge of the first acknowledgements made in the period, per dimension.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mtta: Vec<TimeRow>,
-    /// Mean time to resolve of tickets first resolved in the period.
+    /// Time to resolve of the first resolutions made in the period, per dimension.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mttr: Vec<TimeRow>,
-    /// Clocks that ended in the period, met or missed, per policy and clock.
+    /// Clocks settled in the period (met: ended in target; missed: breached, the ticket
+    /// open or not), per policy and clock.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sla: Vec<ComplianceRow>,
+    /// The same per group, agent, priority, kind and vendor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sla_by: Vec<ComplianceByRow>,
     /// Every breach fired in the period.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub breaches: Vec<BreachRow>,
-    /// Open tickets at `to`, by state and age.
+    /// Open tickets now, by state, aged at `to`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backlog: Vec<BacklogRow>,
+    /// Open tickets now, by group, aged at `to`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backlog_groups: Vec<BacklogGroupRow>,
     /// Tickets opened in the period, by source and kind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume: Vec<VolumeRow>,
     /// Every escalation in the period.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub escalations: Vec<EscalationRow>,
+    /// Per day, then per week (Monday to Sunday) of the period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trends: Vec<TrendRow>,
 }
 
 /// A mean (and median) duration over a set of tickets.
@@ -82,18 +99,58 @@ pub struct TimeRow {
     pub median_secs: i64,
 }
 
+/// SLA compliance of one clock of one policy for one dimension value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComplianceByRow {
+    /// group, agent, priority, kind or vendor.
+    pub by: String,
+    pub value: String,
+    pub policy: String,
+    pub clock: String,
+    pub met: u64,
+    pub missed: u64,
+    /// met / (met + missed), in percent (100 with nothing settled).
+    pub compliance_pct: f64,
+}
+
+/// One day's or week's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendRow {
+    /// `day` or `week`.
+    pub period: String,
+    /// Its first instant (UTC midnight; a Monday for a week).
+    pub start: Timestamp,
+    pub opened: u64,
+    pub acknowledged: u64,
+    pub mtta_mean_secs: i64,
+    pub resolved: u64,
+    pub mttr_mean_secs: i64,
+    pub met: u64,
+    pub missed: u64,
+    pub compliance_pct: f64,
+}
+
+/// Open tickets of one group, by age.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacklogGroupRow {
+    pub group: String,
+    /// Count per age bucket, in [`AGE_BUCKETS`] order.
+    pub ages: Vec<u64>,
+    pub total: u64,
+}
+
 /// SLA compliance of one clock of one policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComplianceRow {
     pub policy: String,
     pub clock: String,
-    /// Clocks that ended in the period.
+    /// Clocks settled in the period: met + missed.
     pub ended: u64,
-    /// Of those, met their target.
+    /// Ended within their target in the period.
     pub met: u64,
-    /// Of those, missed it.
+    /// Breached in the period, whether the ticket is still open or not.
     pub missed: u64,
-    /// met / ended, in percent (100 with nothing ended).
+    /// met / ended, in percent (100 with nothing settled).
     pub compliance_pct: f64,
 }
 
@@ -107,6 +164,11 @@ pub struct BreachRow {
     pub due: Value,
     /// When itsmd recorded it.
     pub at: Timestamp,
+    /// The group and agent that held the ticket then.
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 /// Open tickets in one state, by age.
@@ -182,6 +244,15 @@ impl Report {
         if !keep("escalations") {
             self.escalations.clear();
         }
+        if !keep("trends") {
+            self.trends.clear();
+        }
+        if !keep("sla") {
+            self.sla_by.clear();
+        }
+        if !keep("backlog") {
+            self.backlog_groups.clear();
+        }
         self.sections = vec![name.to_string()];
         true
     }
@@ -240,189 +311,216 @@ pub fn period(
     }
 }
 
-/// Computes the report over `[from, to)`; the backlog is taken at `to`.
+/// The days a period covers: every UTC day that overlaps `[from, to)` (first, end).
+pub fn days(from: Timestamp, to: Timestamp) -> (u32, u32) {
+    let d = reports::day(to);
+    let end = if reports::day_start(d) < to { d + 1 } else { d };
+    (reports::day(from), end.max(reports::day(from) + 1))
+}
+
+/// Computes the report over the days of `[from, to)` ([`days`]) from the aggregates the
+/// engine keeps (`aggregate`), reading one bucket per day and dimension value, never a
+/// ticket; the backlog is the open tickets now, aged at `to`. The SLA policies and
+/// calendars were applied when each clock ended; the parameters stay for callers.
 pub fn compute(
     store: &dyn Store,
-    sla: &SlaConfig,
-    calendars: &Calendars,
+    _sla: &SlaConfig,
+    _calendars: &Calendars,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Report, StoreError> {
-    let within = |t: Timestamp| from <= t && t < to;
+    use aggregate as a;
+    let (first, last) = days(from, to);
     let mut acc = Acc::default();
-    for item in store.scan_prefix(Tree::Tickets, &[]) {
-        let (_, bytes) = item?;
-        let t: Ticket = decode(Tree::Tickets, &bytes)?;
-        let history = layout::history(store, t.id)?;
-        if within(t.created_at) {
-            if let Some(at) = first_response(&history) {
-                add_time(&mut acc.mtta, &t, at.duration_since(t.created_at));
+    for (day, measure, dim, value, bucket) in reports::buckets(store, first, last)? {
+        let by = a::dimension(dim).to_string();
+        if dim == a::ALL {
+            acc.trend(day, measure, &bucket);
+        }
+        match measure {
+            a::ACKNOWLEDGED => acc.mtta.entry((by, value)).or_default().add(&bucket),
+            a::RESOLVED => acc.mttr.entry((by, value)).or_default().add(&bucket),
+            a::OPENED if dim == a::SOURCE => {
+                let (source, kind) = value.split_once(a::SEP).unwrap_or((&value, ""));
+                *acc.volume
+                    .entry((source.to_string(), kind.to_string()))
+                    .or_default() += bucket.n;
             }
-            *acc.volume
-                .entry((source_of(&t, &history), t.kind().as_str().to_string()))
-                .or_default() += 1;
-        }
-        if let Some(at) = first_resolution(&history)
-            && within(at)
-        {
-            add_time(&mut acc.mttr, &t, at.duration_since(t.created_at));
-        }
-        acc.compliance(&t, sla, calendars, &within);
-        acc.events(&t, &history, &within);
-        if t.created_at < to && open_at(&t, &history, to) {
-            let state = state_at(&t, &history, to);
-            let age = to.duration_since(t.created_at);
-            let row = acc.backlog.entry(state).or_insert_with(|| vec![0; 5]);
-            let days = age.as_secs() / 86_400;
-            let bucket = AGE_BUCKETS.iter().position(|(_, d)| days < *d).unwrap_or(4);
-            row[bucket] += 1;
+            a::MET | a::MISSED => {
+                let mut parts = value.splitn(3, a::SEP);
+                let (policy, clock, of) = (
+                    parts.next().unwrap_or_default().to_string(),
+                    parts.next().unwrap_or_default().to_string(),
+                    parts.next().unwrap_or_default().to_string(),
+                );
+                let row = acc.sla.entry((by, of, policy, clock)).or_default();
+                if measure == a::MET {
+                    row.0 += bucket.n;
+                } else {
+                    row.1 += bucket.n;
+                }
+            }
+            a::BREACH_ROWS => acc.breaches.extend(
+                bucket
+                    .rows
+                    .into_iter()
+                    .filter_map(|r| serde_json::from_value(r).ok()),
+            ),
+            a::ESCALATION_ROWS => acc.escalations.extend(
+                bucket
+                    .rows
+                    .into_iter()
+                    .filter_map(|r| serde_json::from_value(r).ok()),
+            ),
+            _ => {}
         }
     }
-    Ok(acc.finish(from, to))
+    for (kind, rows) in [
+        (search::OPEN_BY_STATE, &mut acc.backlog),
+        (search::OPEN_BY_GROUP, &mut acc.backlog_groups),
+    ] {
+        for (value, created) in search::open_created(store, kind)? {
+            let row = rows
+                .entry(value)
+                .or_insert_with(|| vec![0; AGE_BUCKETS.len()]);
+            for ms in created {
+                let days = (to.as_millisecond() - ms).max(0) / 86_400_000;
+                let bucket = AGE_BUCKETS.iter().position(|(_, d)| days < *d).unwrap_or(4);
+                row[bucket] += 1;
+            }
+        }
+    }
+    Ok(acc.finish(reports::day_start(first), reports::day_start(last)))
 }
 
-/// Durations per (dimension, value).
-type Samples = BTreeMap<(String, String), Vec<SignedDuration>>;
-
-/// Adds one duration under the ticket's priority, group and kind.
-fn add_time(samples: &mut Samples, t: &Ticket, d: SignedDuration) {
-    for (by, value) in [
-        ("priority", t.priority.to_string()),
-        ("group", t.group.clone().unwrap_or_else(|| "(none)".into())),
-        ("kind", t.kind().as_str().to_string()),
-    ] {
-        samples.entry((by.into(), value)).or_default().push(d);
-    }
+/// One trend line's counts as they are added up.
+#[derive(Default, Clone)]
+struct TrendAcc {
+    opened: u64,
+    acknowledged: Bucket,
+    resolved: Bucket,
+    met: u64,
+    missed: u64,
 }
 
 #[derive(Default)]
 struct Acc {
-    mtta: Samples,
-    mttr: Samples,
-    /// (policy, clock) → (ended, met).
-    sla: BTreeMap<(String, String), (u64, u64)>,
+    mtta: BTreeMap<(String, String), Bucket>,
+    mttr: BTreeMap<(String, String), Bucket>,
+    /// (by, value, policy, clock) → (met, missed).
+    sla: BTreeMap<(String, String, String, String), (u64, u64)>,
     breaches: Vec<BreachRow>,
     backlog: BTreeMap<String, Vec<u64>>,
+    backlog_groups: BTreeMap<String, Vec<u64>>,
     volume: BTreeMap<(String, String), u64>,
     escalations: Vec<EscalationRow>,
+    days: BTreeMap<u32, TrendAcc>,
 }
 
 impl Acc {
-    /// Clocks of `t` that ended in the period, met or missed.
-    fn compliance(
-        &mut self,
-        t: &Ticket,
-        sla: &SlaConfig,
-        calendars: &Calendars,
-        within: &dyn Fn(Timestamp) -> bool,
-    ) {
-        let Some(policy) = t.sla.policy.as_deref().and_then(|n| sla.policy(n)) else {
-            return;
-        };
-        for (name, track) in &t.sla.clocks {
-            let Some(end) = ended_at(&track.timeline) else {
-                continue;
-            };
-            if !within(end) {
-                continue;
-            }
-            let Ok(c) = sla.setup(calendars, policy, name, track.vendor.as_deref()) else {
-                continue;
-            };
-            let Ok(status) = clock::status(&c.target, &c.calendar, &track.timeline, end) else {
-                continue;
-            };
-            let row = self
-                .sla
-                .entry((policy.name.clone(), name.clone()))
-                .or_default();
-            row.0 += 1;
-            if status.breached_at.is_none() {
-                row.1 += 1;
-            }
-        }
-    }
-
-    /// Breaches and escalations recorded in the period.
-    fn events(&mut self, t: &Ticket, history: &[HistoryEntry], within: &dyn Fn(Timestamp) -> bool) {
-        for e in history.iter().filter(|e| within(e.at)) {
-            for c in &e.changes {
-                if c.field == "sla_stage" && c.new["stage"] == "breach" {
-                    self.breaches.push(BreachRow {
-                        ticket: t.id.to_string(),
-                        policy: c.new["policy"].as_str().unwrap_or_default().to_string(),
-                        clock: c.new["clock"].as_str().unwrap_or_default().to_string(),
-                        due: c.new["due"].clone(),
-                        at: e.at,
-                    });
-                }
-                if c.field == "escalation" {
-                    let group = e.changes.iter().find(|g| g.field == "group");
-                    let text = |v: &Value| v.as_str().map(str::to_string);
-                    self.escalations.push(EscalationRow {
-                        ticket: t.id.to_string(),
-                        level: c.new.as_u64().unwrap_or_default(),
-                        from_group: group.and_then(|g| text(&g.old)),
-                        to_group: group.and_then(|g| text(&g.new)),
-                        by: actor_name(&e.actor),
-                        at: e.at,
-                    });
-                }
-            }
+    fn trend(&mut self, day: u32, measure: u8, b: &Bucket) {
+        let t = self.days.entry(day).or_default();
+        match measure {
+            aggregate::OPENED => t.opened += b.n,
+            aggregate::ACKNOWLEDGED => t.acknowledged.add(b),
+            aggregate::RESOLVED => t.resolved.add(b),
+            aggregate::MET => t.met += b.n,
+            aggregate::MISSED => t.missed += b.n,
+            _ => {}
         }
     }
 
     fn finish(self, from: Timestamp, to: Timestamp) -> Report {
-        let times = |samples: Samples| {
+        let times = |samples: BTreeMap<(String, String), Bucket>| {
             samples
                 .into_iter()
-                .map(|((by, value), mut ds)| {
-                    ds.sort();
-                    let total: i64 = ds.iter().map(|d| d.as_secs()).sum();
-                    TimeRow {
-                        by,
-                        value,
-                        count: ds.len() as u64,
-                        mean_secs: total / ds.len().max(1) as i64,
-                        median_secs: ds[ds.len() / 2].as_secs(),
-                    }
+                .map(|((by, value), b)| TimeRow {
+                    by,
+                    value,
+                    count: b.n,
+                    mean_secs: mean(&b),
+                    median_secs: median(&b),
                 })
                 .collect()
         };
+        let pct = |met: u64, missed: u64| {
+            let settled = met + missed;
+            if settled == 0 {
+                100.0
+            } else {
+                (met as f64 * 1000.0 / settled as f64).round() / 10.0
+            }
+        };
+        let mut sla = Vec::new();
+        let mut sla_by = Vec::new();
+        for ((by, value, policy, clock), (met, missed)) in self.sla {
+            if by == "all" {
+                sla.push(ComplianceRow {
+                    policy,
+                    clock,
+                    ended: met + missed,
+                    met,
+                    missed,
+                    compliance_pct: pct(met, missed),
+                });
+            } else {
+                sla_by.push(ComplianceByRow {
+                    by,
+                    value,
+                    policy,
+                    clock,
+                    met,
+                    missed,
+                    compliance_pct: pct(met, missed),
+                });
+            }
+        }
         let mut breaches = self.breaches;
-        breaches.sort_by_key(|b| b.at);
+        breaches.sort_by(|a, b| a.at.cmp(&b.at).then(a.ticket.cmp(&b.ticket)));
         let mut escalations = self.escalations;
-        escalations.sort_by_key(|e| e.at);
+        escalations.sort_by(|a, b| a.at.cmp(&b.at).then(a.ticket.cmp(&b.ticket)));
+        let mut trends = Vec::new();
+        let mut weeks: BTreeMap<u32, TrendAcc> = BTreeMap::new();
+        for (day, t) in &self.days {
+            trends.push(trend_row("day", *day, t, &pct));
+            // 1970-01-01 was a Thursday: weeks start on Monday, day 4.
+            let monday = (day + 3) / 7 * 7;
+            let monday = monday.saturating_sub(3);
+            let w = weeks.entry(monday).or_default();
+            w.opened += t.opened;
+            w.acknowledged.add(&t.acknowledged);
+            w.resolved.add(&t.resolved);
+            w.met += t.met;
+            w.missed += t.missed;
+        }
+        for (monday, t) in &weeks {
+            trends.push(trend_row("week", *monday, t, &pct));
+        }
+        let backlog_rows = |rows: BTreeMap<String, Vec<u64>>| {
+            rows.into_iter()
+                .map(|(state, ages)| BacklogRow {
+                    state,
+                    total: ages.iter().sum(),
+                    ages,
+                })
+                .collect::<Vec<_>>()
+        };
         Report {
             from,
             to,
             sections: SECTIONS.iter().map(|s| s.to_string()).collect(),
             mtta: times(self.mtta),
             mttr: times(self.mttr),
-            sla: self
-                .sla
-                .into_iter()
-                .map(|((policy, clock), (ended, met))| ComplianceRow {
-                    policy,
-                    clock,
-                    ended,
-                    met,
-                    missed: ended - met,
-                    compliance_pct: if ended == 0 {
-                        100.0
-                    } else {
-                        (met as f64 * 1000.0 / ended as f64).round() / 10.0
-                    },
-                })
-                .collect(),
+            sla,
+            sla_by,
             breaches,
-            backlog: self
-                .backlog
+            backlog: backlog_rows(self.backlog),
+            backlog_groups: backlog_rows(self.backlog_groups)
                 .into_iter()
-                .map(|(state, ages)| BacklogRow {
-                    state,
-                    total: ages.iter().sum(),
-                    ages,
+                .map(|r| BacklogGroupRow {
+                    group: r.state,
+                    ages: r.ages,
+                    total: r.total,
                 })
                 .collect(),
             volume: self
@@ -435,8 +533,42 @@ impl Acc {
                 })
                 .collect(),
             escalations,
+            trends,
         }
     }
+}
+
+fn trend_row(period: &str, day: u32, t: &TrendAcc, pct: &dyn Fn(u64, u64) -> f64) -> TrendRow {
+    TrendRow {
+        period: period.into(),
+        start: reports::day_start(day),
+        opened: t.opened,
+        acknowledged: t.acknowledged.n,
+        mtta_mean_secs: mean(&t.acknowledged),
+        resolved: t.resolved.n,
+        mttr_mean_secs: mean(&t.resolved),
+        met: t.met,
+        missed: t.missed,
+        compliance_pct: pct(t.met, t.missed),
+    }
+}
+
+/// The mean duration of a bucket, in whole seconds (0 when empty).
+fn mean(b: &Bucket) -> i64 {
+    b.sum / (b.n.max(1) as i64)
+}
+
+/// The median duration of a bucket: the middle one, the upper of the two middle ones for an
+/// even count (0 when empty).
+fn median(b: &Bucket) -> i64 {
+    let mut rank = b.n / 2;
+    for &(secs, count) in &b.d {
+        if rank < count {
+            return secs;
+        }
+        rank -= count;
+    }
+    0
 }
 
 /// When a clock's target was settled: its stop, or the resolution it paused for.
@@ -448,55 +580,7 @@ fn ended_at(timeline: &[clock::Transition]) -> Option<Timestamp> {
     })
 }
 
-fn state_change(e: &HistoryEntry) -> Option<(&Value, &Value)> {
-    e.changes
-        .iter()
-        .find(|c| c.field == "state")
-        .map(|c| (&c.old, &c.new))
-}
-
-/// The first response: the ticket leaving `new`, or a person's first public comment.
-fn first_response(history: &[HistoryEntry]) -> Option<Timestamp> {
-    history.iter().find_map(|e| {
-        let left_new = state_change(e).is_some_and(|(old, _)| old == "new");
-        let public = matches!(e.actor, Actor::User { .. })
-            && e.reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with("public comment"));
-        (left_new || public).then_some(e.at)
-    })
-}
-
 const RESOLVING: [&str; 3] = ["resolved", "fulfilled", "closed"];
-
-/// The first time the ticket was resolved (fulfilled, or closed without either).
-fn first_resolution(history: &[HistoryEntry]) -> Option<Timestamp> {
-    history.iter().find_map(|e| {
-        state_change(e)
-            .filter(|(_, new)| RESOLVING.iter().any(|s| *new == s))
-            .map(|_| e.at)
-    })
-}
-
-/// The ticket's state at `at`, from the history (its current state if nothing changed after).
-fn state_at(t: &Ticket, history: &[HistoryEntry], at: Timestamp) -> String {
-    let mut state = None;
-    for e in history {
-        if let Some((old, new)) = state_change(e) {
-            if e.at >= at {
-                return old.as_str().unwrap_or_default().to_string();
-            }
-            state = new.as_str().map(str::to_string);
-        }
-    }
-    state.unwrap_or_else(|| t.state.as_str().to_string())
-}
-
-fn open_at(t: &Ticket, history: &[HistoryEntry], at: Timestamp) -> bool {
-    state_at(t, history, at)
-        .parse::<State>()
-        .is_ok_and(State::is_open)
-}
 
 /// Where a ticket came from: its alert source, else who opened it.
 fn source_of(t: &Ticket, history: &[HistoryEntry]) -> String {

@@ -29,7 +29,7 @@ pub fn render(r: &Report) -> String {
         r,
         "mtta",
         &mut out,
-        "MTTA (opened in the period, to first response)",
+        "MTTA (first responses in the period, from opening)",
         &time_head,
         times(&r.mtta),
     );
@@ -45,7 +45,7 @@ pub fn render(r: &Report) -> String {
         r,
         "sla",
         &mut out,
-        "SLA compliance (clocks that ended in the period)",
+        "SLA compliance (clocks met or breached in the period)",
         &["POLICY", "CLOCK", "ENDED", "MET", "MISSED", "COMPLIANCE"],
         r.sla
             .iter()
@@ -80,6 +80,35 @@ pub fn render(r: &Report) -> String {
             })
             .collect(),
     );
+    section(
+        r,
+        "sla",
+        &mut out,
+        "SLA compliance per group, agent, priority, kind and vendor",
+        &[
+            "BY",
+            "VALUE",
+            "POLICY",
+            "CLOCK",
+            "MET",
+            "MISSED",
+            "COMPLIANCE",
+        ],
+        r.sla_by
+            .iter()
+            .map(|c| {
+                vec![
+                    c.by.clone(),
+                    c.value.clone(),
+                    c.policy.clone(),
+                    c.clock.clone(),
+                    c.met.to_string(),
+                    c.missed.to_string(),
+                    format!("{:.1}%", c.compliance_pct),
+                ]
+            })
+            .collect(),
+    );
     let mut head = vec!["STATE"];
     head.extend(AGE_BUCKETS.iter().map(|(name, _)| *name));
     head.push("TOTAL");
@@ -87,12 +116,31 @@ pub fn render(r: &Report) -> String {
         r,
         "backlog",
         &mut out,
-        &format!("Backlog (open at {})", r.to),
+        "Backlog by state (open now, aged at the period's end)",
         &head,
         r.backlog
             .iter()
             .map(|b| {
                 let mut row = vec![b.state.clone()];
+                row.extend(b.ages.iter().map(u64::to_string));
+                row.push(b.total.to_string());
+                row
+            })
+            .collect(),
+    );
+    let mut head = vec!["GROUP"];
+    head.extend(AGE_BUCKETS.iter().map(|(name, _)| *name));
+    head.push("TOTAL");
+    section(
+        r,
+        "backlog",
+        &mut out,
+        "Backlog by group",
+        &head,
+        r.backlog_groups
+            .iter()
+            .map(|b| {
+                let mut row = vec![b.group.clone()];
                 row.extend(b.ages.iter().map(u64::to_string));
                 row.push(b.total.to_string());
                 row
@@ -126,6 +174,41 @@ pub fn render(r: &Report) -> String {
                     e.to_group.clone().unwrap_or_else(|| "-".into()),
                     e.by.clone(),
                     e.at.to_string(),
+                ]
+            })
+            .collect(),
+    );
+    section(
+        r,
+        "trends",
+        &mut out,
+        "Trends (per day, then per week from Monday)",
+        &[
+            "PERIOD",
+            "START",
+            "OPENED",
+            "ACKED",
+            "MTTA",
+            "RESOLVED",
+            "MTTR",
+            "MET",
+            "MISSED",
+            "COMPLIANCE",
+        ],
+        r.trends
+            .iter()
+            .map(|t| {
+                vec![
+                    t.period.clone(),
+                    t.start.strftime("%Y-%m-%d").to_string(),
+                    t.opened.to_string(),
+                    t.acknowledged.to_string(),
+                    dur(t.mtta_mean_secs),
+                    t.resolved.to_string(),
+                    dur(t.mttr_mean_secs),
+                    t.met.to_string(),
+                    t.missed.to_string(),
+                    format!("{:.1}%", t.compliance_pct),
                 ]
             })
             .collect(),

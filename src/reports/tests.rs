@@ -1,383 +1,383 @@
-//! Reports computed over a small hand-written store: every figure checked against what the
-//! history says.
+//! Reports from a known history: the real engine (queue, batches, SLA clocks, commit) on an
+//! in-memory store with a manual clock, then every figure checked against the values
+//! computed by hand in the comments.
+
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::alerts::AlertStatus;
+use crate::clock::{Clock, ManualClock};
+use crate::engine::{EngineHandle, Receipt};
+use crate::event::EventBody;
 use crate::reports::*;
-use crate::sla::track::{ClockTrack, RESOLUTION, RESPONSE};
-use crate::sla::{TicketSla, Transition};
-use crate::store::{MemoryStore, WriteBatch, encode};
-use crate::tickets::{AlertLink, FieldChange, Kind, Level, TicketId};
+use crate::store::MemoryStore;
+use crate::store::layout::sla_timers;
+use crate::tickets::{Command, TicketId};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-fn user() -> Actor {
-    Actor::User {
-        name: "olga".into(),
-    }
+/// One always-open policy for P1 incidents: respond in 15 min, resolve in 1 h.
+const CONFIG: &str = r#"
+[[sla.policies]]
+name = "p1"
+kinds = ["incident"]
+priorities = [1]
+response = "15m"
+resolution = "1h"
+
+[groups.triage]
+[groups.ops]
+members = ["ann", "bob"]
+[groups.experts]
+members = ["erik"]
+"#;
+
+struct Harness {
+    engine: EngineHandle,
+    store: Arc<MemoryStore>,
+    clock: Arc<ManualClock>,
+    config: crate::config::Config,
 }
 
-fn entry(at: &str, actor: Actor, changes: &[(&str, Value, Value)], reason: &str) -> HistoryEntry {
-    HistoryEntry {
-        seq: 0,
-        at: ts(at),
-        actor,
-        changes: changes
-            .iter()
-            .map(|(f, o, n)| FieldChange {
-                field: f.to_string(),
-                old: o.clone(),
-                new: n.clone(),
-            })
-            .collect(),
-        reason: Some(reason.into()),
-        event: None,
-        rules_version: None,
-    }
-}
-
-fn state(at: &str, old: &str, new: &str) -> HistoryEntry {
-    let old = if old.is_empty() {
-        Value::Null
-    } else {
-        json!(old)
-    };
-    entry(at, user(), &[("state", old, json!(new))], "test")
-}
-
-fn mark(at: &str, m: Mark) -> Transition {
-    Transition {
-        at: ts(at),
-        mark: m,
-    }
-}
-
-fn resolved() -> Mark {
-    Mark::Pause {
-        reason: "resolved".into(),
-    }
-}
-
-struct Fixture {
-    batch: WriteBatch,
-}
-
-impl Fixture {
-    #[allow(clippy::too_many_arguments)]
-    fn ticket(
-        &mut self,
-        kind: Kind,
-        number: u64,
-        priority: u8,
-        created: &str,
-        now: State,
-        sla: TicketSla,
-        alert: Option<&str>,
-        history: Vec<HistoryEntry>,
-    ) {
-        let id = TicketId { kind, number };
-        let t = Ticket {
-            id,
-            state: now,
-            title: "t".into(),
-            description: String::new(),
-            group: Some("ops".into()),
-            assignee: None,
-            impact: Level::Low,
-            urgency: Level::Low,
-            priority,
-            tags: Default::default(),
-            correlation_key: None,
-            key_source: None,
-            alert: alert.map(|source| AlertLink {
-                source: source.into(),
-                status: AlertStatus::Firing,
-                count: 1,
-                first_seen: ts(created),
-                last_seen: ts(created),
-                last_event: 1,
-                alerts: Default::default(),
-                changes: Vec::new(),
-                flapping_until: None,
-            }),
-            custom: Default::default(),
-            process: Default::default(),
-            created_at: ts(created),
-            updated_at: ts(created),
-            history_len: history.len() as u64,
-            sla,
-        };
-        self.batch.put(Tree::Tickets, id.key(), encode(&t));
-        for (i, mut e) in history.into_iter().enumerate() {
-            e.seq = i as u64 + 1;
-            self.batch
-                .put(Tree::History, layout::history_key(id, e.seq), encode(&e));
+impl Harness {
+    fn start(at: &str) -> Harness {
+        let config = crate::config::parse(CONFIG, "test").unwrap();
+        let rules = crate::engine::test_support::rules(&config, &[]);
+        let store = Arc::new(MemoryStore::default());
+        let (engine, clock) =
+            crate::engine::test_support::engine(&config, store.clone(), rules, at);
+        Harness {
+            engine,
+            store,
+            clock,
+            config,
         }
     }
-}
 
-fn clocks(policy: &str, response: Vec<Transition>, resolution: Vec<Transition>) -> TicketSla {
-    let track = |timeline| ClockTrack {
-        timeline,
-        ..ClockTrack::default()
-    };
-    TicketSla {
-        policy: Some(policy.into()),
-        clocks: [
-            (RESPONSE.to_string(), track(response)),
-            (RESOLUTION.to_string(), track(resolution)),
-        ]
-        .into(),
-        ..TicketSla::default()
+    fn at(&self, at: &str) {
+        self.clock.set(ts(at));
+    }
+
+    async fn command(&self, by: &str, action: Value) -> Receipt {
+        let c: Command = serde_json::from_value(
+            json!({ "by": { "type": "user", "name": by }, "action": action }),
+        )
+        .unwrap();
+        self.engine.submit(EventBody::Command(c)).await.unwrap()
+    }
+
+    async fn create(&self, priority: u8, assignee: &str) -> TicketId {
+        let r = self
+            .command(
+                assignee,
+                json!({ "type": "create", "kind": "incident", "title": "db slow",
+                        "group": "ops", "assignee": assignee, "priority": priority }),
+            )
+            .await;
+        r.ticket.unwrap()
+    }
+
+    async fn transition(&self, by: &str, id: TicketId, to: &str) {
+        let mut step = json!({ "to": to, "reason": "test" });
+        if to == "resolved" {
+            step["resolution"] = json!("fixed");
+        }
+        let r = self
+            .command(
+                by,
+                json!({ "type": "transition", "ticket": id, "step": step }),
+            )
+            .await;
+        assert_eq!(r.ticket, Some(id));
+    }
+
+    /// Hands every due SLA timer to the engine, as the clock task does.
+    async fn fire_due(&self) {
+        loop {
+            let due = sla_timers::due(&*self.store, self.clock.now(), 1000).unwrap();
+            if due.is_empty() {
+                return;
+            }
+            let events = due.into_iter().map(EventBody::Clock).collect();
+            self.engine.submit_many(events).await.unwrap();
+        }
+    }
+
+    fn report(&self, from: &str, to: &str) -> Report {
+        let s = &self.config.sla;
+        compute(&*self.store, s, &Default::default(), ts(from), ts(to)).unwrap()
     }
 }
 
-fn store() -> MemoryStore {
-    let mut f = Fixture {
-        batch: WriteBatch::default(),
-    };
-    // Acknowledged after 10 min, resolved after 2 h: both targets met.
-    f.ticket(
-        Kind::Incident,
-        1,
-        1,
-        "2026-01-05T10:00:00Z",
-        State::Resolved,
-        clocks(
-            "incident-p1",
-            vec![
-                mark("2026-01-05T10:00:00Z", Mark::Start),
-                mark("2026-01-05T10:10:00Z", Mark::Stop),
-            ],
-            vec![
-                mark("2026-01-05T10:00:00Z", Mark::Start),
-                mark("2026-01-05T12:00:00Z", resolved()),
-            ],
-        ),
-        None,
-        vec![
-            state("2026-01-05T10:00:00Z", "", "new"),
-            state("2026-01-05T10:10:00Z", "new", "in_progress"),
-            state("2026-01-05T12:00:00Z", "in_progress", "resolved"),
-        ],
-    );
-    // First response by a public comment after 30 min (target 15 min); resolved after 6 h:
-    // breached at 4 h, escalated by the rule.
-    f.ticket(
-        Kind::Incident,
-        2,
-        1,
-        "2026-01-06T10:00:00Z",
-        State::Resolved,
-        clocks(
-            "incident-p1",
-            vec![
-                mark("2026-01-06T10:00:00Z", Mark::Start),
-                mark("2026-01-06T10:30:00Z", Mark::Stop),
-            ],
-            vec![
-                mark("2026-01-06T10:00:00Z", Mark::Start),
-                mark("2026-01-06T16:00:00Z", resolved()),
-            ],
-        ),
-        None,
-        vec![
-            state("2026-01-06T10:00:00Z", "", "new"),
-            entry(
-                "2026-01-06T10:30:00Z",
-                user(),
-                &[("comments", json!(0), json!(1))],
-                "public comment #1",
-            ),
-            entry(
-                "2026-01-06T14:00:01Z",
-                Actor::system("sla"),
-                &[(
-                    "sla_stage",
-                    Value::Null,
-                    json!({ "clock": "resolution", "stage": "breach", "percent": 100,
-                            "policy": "incident-p1", "due": "2026-01-06T14:00:00Z" }),
-                )],
-                "breached",
-            ),
-            entry(
-                "2026-01-06T14:00:01Z",
-                Actor::Rule {
-                    file: "10-escalation.rhai".into(),
-                    hook: "on_clock".into(),
-                    line: Some(3),
-                },
-                &[
-                    ("escalation", json!(0), json!(1)),
-                    ("group", json!("ops"), json!("experts")),
-                ],
-                "escalated",
-            ),
-            state("2026-01-06T15:00:00Z", "new", "in_progress"),
-            state("2026-01-06T16:00:00Z", "in_progress", "resolved"),
-        ],
-    );
-    // Opened by an alert before the period, still in progress: backlog only.
-    f.ticket(
-        Kind::Incident,
-        3,
-        3,
-        "2025-12-20T10:00:00Z",
-        State::InProgress,
-        TicketSla::default(),
-        Some("prometheus"),
-        vec![
-            state("2025-12-20T10:00:00Z", "", "new"),
-            state("2025-12-21T10:00:00Z", "new", "in_progress"),
-        ],
-    );
-    // Opened the last hour of the period, resolved after it: new in the backlog at its end.
-    f.ticket(
-        Kind::Request,
-        1,
-        4,
-        "2026-01-31T23:00:00Z",
-        State::Fulfilled,
-        TicketSla::default(),
-        None,
-        vec![
-            state("2026-01-31T23:00:00Z", "", "new"),
-            state("2026-02-01T09:00:00Z", "new", "fulfilled"),
-        ],
-    );
-    let store = MemoryStore::default();
-    store.apply(f.batch).unwrap();
-    store
+fn time(rows: &[TimeRow], by: &str, value: &str) -> Option<(u64, i64, i64)> {
+    rows.iter()
+        .find(|t| t.by == by && t.value == value)
+        .map(|t| (t.count, t.mean_secs, t.median_secs))
 }
 
-#[test]
-fn a_month_of_history_gives_exact_figures() {
-    let store = store();
-    let r = compute(
-        &store,
-        &SlaConfig::default(),
-        &Calendars::default(),
-        ts("2026-01-01T00:00:00Z"),
-        ts("2026-02-01T00:00:00Z"),
+fn compliance(r: &Report, by: &str, value: &str, clock: &str) -> Option<(u64, u64, f64)> {
+    if by == "all" {
+        return r
+            .sla
+            .iter()
+            .find(|c| c.clock == clock)
+            .map(|c| (c.met, c.missed, c.compliance_pct));
+    }
+    r.sla_by
+        .iter()
+        .find(|c| c.by == by && c.value == value && c.clock == clock)
+        .map(|c| (c.met, c.missed, c.compliance_pct))
+}
+
+/// The history (Monday 2026-03-02, UTC):
+/// - INC-1 (P1, ops/ann) opened 08:00, taken 08:10 by ann (acknowledged: 600 s, response met
+///   at 10 min of 15), resolved 08:40 (2,400 s, resolution met at 40 min of 60).
+/// - INC-2 (P1, ops/bob) opened 09:00; its response target passes at 09:15 and the breach is
+///   recorded at 09:30 while bob's group ops holds it; at 09:40 it goes to experts/erik, who
+///   takes it at 09:50 (acknowledged: 3,000 s, credited to experts/erik, not ops); the
+///   resolution target passes at 10:00, the breach is recorded at 10:30 (experts/erik), and
+///   the ticket stays open (in progress).
+/// - INC-3 (P3, no policy, ops/ann) opened Tuesday 08:00, still new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_history_gives_hand_computed_figures() {
+    let h = Harness::start("2026-03-02T08:00:00Z");
+    let one = h.create(1, "ann").await;
+    h.at("2026-03-02T08:10:00Z");
+    h.transition("ann", one, "in_progress").await;
+    h.at("2026-03-02T08:40:00Z");
+    h.transition("ann", one, "resolved").await;
+
+    h.at("2026-03-02T09:00:00Z");
+    let two = h.create(1, "bob").await;
+    h.at("2026-03-02T09:30:00Z");
+    h.fire_due().await;
+    h.at("2026-03-02T09:40:00Z");
+    h.command(
+        "bob",
+        json!({ "type": "update", "ticket": two,
+                "fields": { "group": "experts", "assignee": "erik" } }),
     )
-    .unwrap();
-    let row = |rows: &[TimeRow], by: &str, value: &str| {
-        rows.iter()
-            .find(|t| t.by == by && t.value == value)
-            .map(|t| (t.count, t.mean_secs, t.median_secs))
-    };
-    assert_eq!(row(&r.mtta, "priority", "1"), Some((2, 1_200, 1_800)));
+    .await;
+    h.at("2026-03-02T09:50:00Z");
+    h.transition("erik", two, "in_progress").await;
+    h.at("2026-03-02T10:30:00Z");
+    h.fire_due().await;
+
+    h.at("2026-03-03T08:00:00Z");
+    let three = h.create(3, "ann").await;
+
+    let r = h.report("2026-03-02T00:00:00Z", "2026-03-04T00:00:00Z");
     assert_eq!(
-        row(&r.mtta, "priority", "4"),
-        Some((1, 10 * 3_600, 10 * 3_600)),
-        "opened in the period, answered after it: counted with its real wait"
+        (r.from, r.to),
+        (ts("2026-03-02T00:00:00Z"), ts("2026-03-04T00:00:00Z"))
+    );
+
+    // MTTA: 600 s (INC-1) and 3,000 s (INC-2): mean 1,800, median the upper middle, 3,000.
+    assert_eq!(time(&r.mtta, "all", ""), Some((2, 1_800, 3_000)));
+    assert_eq!(time(&r.mtta, "group", "ops"), Some((1, 600, 600)));
+    assert_eq!(time(&r.mtta, "group", "experts"), Some((1, 3_000, 3_000)));
+    assert_eq!(time(&r.mtta, "agent", "ann"), Some((1, 600, 600)));
+    assert_eq!(time(&r.mtta, "agent", "erik"), Some((1, 3_000, 3_000)));
+    assert_eq!(
+        time(&r.mtta, "agent", "bob"),
+        None,
+        "bob never acknowledged"
+    );
+    assert_eq!(time(&r.mtta, "priority", "1"), Some((2, 1_800, 3_000)));
+    assert_eq!(time(&r.mtta, "kind", "incident"), Some((2, 1_800, 3_000)));
+    // MTTR: INC-1 only, 2,400 s; INC-2 is still open.
+    assert_eq!(time(&r.mttr, "all", ""), Some((1, 2_400, 2_400)));
+    assert_eq!(time(&r.mttr, "group", "ops"), Some((1, 2_400, 2_400)));
+    assert_eq!(time(&r.mttr, "agent", "ann"), Some((1, 2_400, 2_400)));
+    assert_eq!(
+        r.mtta.len(),
+        7,
+        "1 all + 2 groups + 2 agents + 1 priority + 1 kind: {:?}",
+        r.mtta
+    );
+
+    // SLA: response met by INC-1, missed by INC-2 → 1 of 2 = 50 %; resolution met by INC-1,
+    // missed by INC-2 although it is still open → 50 %.
+    assert_eq!(compliance(&r, "all", "", "response"), Some((1, 1, 50.0)));
+    assert_eq!(compliance(&r, "all", "", "resolution"), Some((1, 1, 50.0)));
+    assert_eq!(r.sla.iter().map(|c| c.ended).sum::<u64>(), 4);
+    // Per group: ops met both of INC-1 and missed INC-2's response (it held it at 09:30);
+    // experts held INC-2 when its resolution breached at 10:30.
+    assert_eq!(
+        compliance(&r, "group", "ops", "response"),
+        Some((1, 1, 50.0))
     );
     assert_eq!(
-        row(&r.mttr, "kind", "incident"),
-        Some((2, 4 * 3_600, 6 * 3_600))
+        compliance(&r, "group", "ops", "resolution"),
+        Some((1, 0, 100.0))
     );
     assert_eq!(
-        row(&r.mttr, "group", "ops"),
-        Some((2, 4 * 3_600, 6 * 3_600))
+        compliance(&r, "group", "experts", "resolution"),
+        Some((0, 1, 0.0))
+    );
+    assert_eq!(compliance(&r, "group", "experts", "response"), None);
+    assert_eq!(
+        compliance(&r, "agent", "bob", "response"),
+        Some((0, 1, 0.0))
     );
     assert_eq!(
-        r.sla,
+        compliance(&r, "agent", "erik", "resolution"),
+        Some((0, 1, 0.0))
+    );
+    assert_eq!(
+        compliance(&r, "agent", "ann", "resolution"),
+        Some((1, 0, 100.0))
+    );
+
+    let breaches: Vec<_> = r
+        .breaches
+        .iter()
+        .map(|b| {
+            (
+                b.ticket.as_str(),
+                b.clock.as_str(),
+                b.at,
+                b.group.as_deref(),
+                b.agent.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        breaches,
         [
-            ComplianceRow {
-                policy: "incident-p1".into(),
-                clock: "resolution".into(),
-                ended: 2,
-                met: 1,
-                missed: 1,
-                compliance_pct: 50.0,
-            },
-            ComplianceRow {
-                policy: "incident-p1".into(),
-                clock: "response".into(),
-                ended: 2,
-                met: 1,
-                missed: 1,
-                compliance_pct: 50.0,
-            },
+            (
+                "INC-000002",
+                "response",
+                ts("2026-03-02T09:30:00Z"),
+                Some("ops"),
+                Some("bob")
+            ),
+            (
+                "INC-000002",
+                "resolution",
+                ts("2026-03-02T10:30:00Z"),
+                Some("experts"),
+                Some("erik")
+            ),
         ]
     );
-    assert_eq!(r.breaches.len(), 1);
-    assert_eq!(r.breaches[0].ticket, "INC-000002");
-    assert_eq!(r.breaches[0].due, json!("2026-01-06T14:00:00Z"));
-    let backlog: Vec<(&str, &[u64])> = r
+
+    // Backlog now, aged at the period's end (03-04 00:00): INC-2 in progress, opened 39 h
+    // before (1-3d); INC-3 new, opened 16 h before (<1d).
+    let backlog: Vec<_> = r
         .backlog
         .iter()
-        .map(|b| (b.state.as_str(), b.ages.as_slice()))
+        .map(|b| (b.state.as_str(), b.ages.clone()))
         .collect();
     assert_eq!(
         backlog,
         [
-            ("in_progress", &[0, 0, 0, 0, 1][..]),
-            ("new", &[1, 0, 0, 0, 0][..])
+            ("in_progress", vec![0, 1, 0, 0, 0]),
+            ("new", vec![1, 0, 0, 0, 0])
         ]
     );
-    let volume: Vec<(&str, &str, u64)> = r
+    let groups: Vec<_> = r
+        .backlog_groups
+        .iter()
+        .map(|b| (b.group.as_str(), b.total))
+        .collect();
+    assert_eq!(groups, [("experts", 1), ("ops", 1)]);
+    let volume: Vec<_> = r
         .volume
         .iter()
-        .map(|v| (v.source.as_str(), v.kind.as_str(), v.count))
+        .map(|v| (v.source.as_str(), v.count))
         .collect();
-    assert_eq!(volume, [("api", "incident", 2), ("api", "request", 1)]);
-    assert_eq!(r.escalations.len(), 1);
-    let e = &r.escalations[0];
+    assert_eq!(volume, [("api", 3)]);
+
+    // Trends: Monday opened 2, acknowledged 2 (mean 1,800 s), resolved 1 (2,400 s), met 2,
+    // missed 2 (50 %); Tuesday opened 1, nothing settled (100 %); the week of Monday 03-02
+    // adds both days up.
+    let trend = |period: &str, start: &str| {
+        r.trends
+            .iter()
+            .find(|t| t.period == period && t.start == ts(start))
+            .map(|t| {
+                (
+                    t.opened,
+                    t.acknowledged,
+                    t.mtta_mean_secs,
+                    t.resolved,
+                    t.mttr_mean_secs,
+                    t.met,
+                    t.missed,
+                    t.compliance_pct,
+                )
+            })
+    };
     assert_eq!(
-        (
-            e.level,
-            e.from_group.as_deref(),
-            e.to_group.as_deref(),
-            e.by.as_str()
-        ),
-        (
-            1,
-            Some("ops"),
-            Some("experts"),
-            "10-escalation.rhai on_clock"
-        )
+        trend("day", "2026-03-02T00:00:00Z"),
+        Some((2, 2, 1_800, 1, 2_400, 2, 2, 50.0))
     );
-
-    let text = table::render(&r);
-    assert!(
-        text.contains("incident-p1  resolution  2      1    1       50.0%"),
-        "{text}"
+    assert_eq!(
+        trend("day", "2026-03-03T00:00:00Z"),
+        Some((1, 0, 0, 0, 0, 0, 0, 100.0))
     );
-    assert!(text.contains("INC-000002"), "{text}");
-
-    let mut only = r.clone();
-    assert!(only.keep("breaches"));
-    assert!(only.mtta.is_empty() && only.backlog.is_empty());
-    assert_eq!(only.breaches, r.breaches);
-    let text = table::render(&only);
-    assert!(
-        text.contains("Breaches") && !text.contains("MTTA"),
-        "{text}"
+    assert_eq!(
+        trend("week", "2026-03-02T00:00:00Z"),
+        Some((3, 2, 1_800, 1, 2_400, 2, 2, 50.0))
     );
-    assert!(!only.clone().keep("nonsense"));
-}
+    assert_eq!(r.trends.len(), 3);
 
-#[test]
-fn a_later_period_sees_only_the_backlog_and_what_happened_in_it() {
-    let store = store();
-    let r = compute(
-        &store,
-        &SlaConfig::default(),
-        &Calendars::default(),
-        ts("2026-02-01T00:00:00Z"),
-        ts("2026-03-01T00:00:00Z"),
+    // Only Tuesday: INC-3's opening and nothing measured.
+    let tuesday = h.report("2026-03-03T00:00:00Z", "2026-03-04T00:00:00Z");
+    assert!(tuesday.mtta.is_empty() && tuesday.sla.is_empty() && tuesday.breaches.is_empty());
+    assert_eq!(tuesday.volume.iter().map(|v| v.count).sum::<u64>(), 1);
+
+    // An old store (no indexes) gets the same aggregates when the engine opens it.
+    let rebuilt = MemoryStore::default();
+    let mut batch = crate::store::WriteBatch::default();
+    for tree in [
+        crate::store::Tree::Tickets,
+        crate::store::Tree::History,
+        crate::store::Tree::Comments,
+    ] {
+        for item in h
+            .store
+            .range(tree, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+        {
+            let (k, v) = item.unwrap();
+            batch.put(tree, k, v);
+        }
+    }
+    rebuilt.apply(batch).unwrap();
+    let sla = crate::reports::aggregate::SlaSetup {
+        config: &h.config.sla,
+        calendars: &Default::default(),
+    };
+    assert_eq!(
+        crate::store::layout::search::ensure(&rebuilt, sla).unwrap(),
+        3
+    );
+    let again = compute(
+        &rebuilt,
+        &h.config.sla,
+        &Default::default(),
+        ts("2026-03-02T00:00:00Z"),
+        ts("2026-03-04T00:00:00Z"),
     )
     .unwrap();
-    assert!(r.mtta.is_empty() && r.sla.is_empty() && r.breaches.is_empty());
-    assert_eq!(
-        r.mttr.iter().find(|t| t.by == "kind").map(|t| t.count),
-        Some(1)
+    assert_eq!(again, r, "the rebuild counts what the commits counted");
+
+    let csv = csv::render(&r);
+    assert!(
+        csv.starts_with("section,by,value,count,mean_secs,median_secs\r\n"),
+        "{csv}"
     );
-    assert_eq!(r.backlog.len(), 1, "REQ-1 was fulfilled: {:?}", r.backlog);
+    assert!(csv.contains("\r\nmtta,all,,2,1800,3000\r\n"), "{csv}");
+    assert!(
+        csv.contains("sla,group,experts,p1,resolution,0,1,0.0\r\n"),
+        "{csv}"
+    );
+    let text = table::render(&r);
+    assert!(text.contains("Trends") && text.contains("erik"), "{text}");
+    let _ = three;
 }
 
 #[test]

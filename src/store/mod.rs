@@ -147,11 +147,25 @@ pub enum Tree {
     MailThreads,
     /// Console accounts: user name → `layout::accounts::Account` (role, argon2id hash).
     Accounts,
+    /// Search index: field byte + value \0 ticket key → empty (assignee, priority, tag,
+    /// vendor, caller), and open tickets by state and group with their creation time
+    /// (`layout::search`).
+    TicketsByField,
+    /// Search index: word of a title or description \0 ticket key → empty.
+    TicketWords,
+    /// Search index: word of a comment \0 ticket key → empty.
+    CommentWords,
+    /// Report aggregates: day + measure + dimension + value → counts and durations
+    /// (`layout::reports`), kept by the engine in each commit.
+    ReportBuckets,
+    /// What the reports have counted of each ticket: ticket key → its first acknowledgement
+    /// and first resolution (`layout::reports`).
+    ReportMarks,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 25] = [
+    pub const ALL: [Tree; 30] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -165,6 +179,11 @@ impl Tree {
         Tree::AlertExpiry,
         Tree::AlertEnds,
         Tree::ChangesByService,
+        Tree::TicketsByField,
+        Tree::TicketWords,
+        Tree::CommentWords,
+        Tree::ReportBuckets,
+        Tree::ReportMarks,
         Tree::Outbox,
         Tree::OutboxDue,
         Tree::OutboxQueues,
@@ -207,6 +226,11 @@ impl Tree {
             Tree::ChangesByService => 12,
             Tree::MailThreads => 22,
             Tree::Accounts => 50,
+            Tree::TicketsByField => 13,
+            Tree::TicketWords => 14,
+            Tree::CommentWords => 15,
+            Tree::ReportBuckets => 16,
+            Tree::ReportMarks => 17,
         }
     }
 
@@ -238,6 +262,11 @@ impl Tree {
             Tree::ChangesByService => "changes_by_service",
             Tree::MailThreads => "mail_threads",
             Tree::Accounts => "accounts",
+            Tree::TicketsByField => "tickets_by_field",
+            Tree::TicketWords => "ticket_words",
+            Tree::CommentWords => "comment_words",
+            Tree::ReportBuckets => "report_buckets",
+            Tree::ReportMarks => "report_marks",
         }
     }
 }

@@ -461,6 +461,9 @@ impl Engine {
             layout::comment_key(id, seq),
             encode(&comment),
         );
+        for key in layout::search::comment_entries(id, body) {
+            txn.put(Tree::CommentWords, key, encode(&()));
+        }
         let reason = format!("{visibility} comment #{seq}");
         self.commit(txn, ctx, by, Some(&before), t, reason);
         info!(ticket = %id, comment = seq, visibility = %visibility, "Comment added.");

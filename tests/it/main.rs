@@ -31,6 +31,7 @@ mod readme;
 mod receiver;
 mod reload;
 mod retention;
+mod reports;
 mod rule_view;
 mod rules;
 mod rules2;

@@ -26,7 +26,12 @@ pub fn check_record(tree: Tree, value: &[u8]) -> Result<(), StoreError> {
         | Tree::TicketAlerts
         | Tree::OutboxDue
         | Tree::VendorTickets
-        | Tree::ChangesByService => is::<()>(tree, value),
+        | Tree::ChangesByService
+        | Tree::TicketsByField
+        | Tree::TicketWords
+        | Tree::CommentWords => is::<()>(tree, value),
+        Tree::ReportBuckets => is::<crate::store::layout::reports::Bucket>(tree, value),
+        Tree::ReportMarks => is::<crate::store::layout::reports::Marks>(tree, value),
         Tree::AlertExpiry => is::<crate::store::layout::alert_expiry::Expiry>(tree, value),
         Tree::AlertEnds => is::<crate::store::layout::alert_expiry::Ends>(tree, value),
         Tree::Comments => is::<Comment>(tree, value),

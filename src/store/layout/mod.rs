@@ -6,6 +6,8 @@ pub mod alert_expiry;
 pub mod changes;
 mod check;
 pub mod outbox;
+pub mod reports;
+pub mod search;
 pub mod sla_timers;
 
 pub use check::{Report, check_record, check_store};
@@ -164,6 +166,7 @@ pub fn index_entries(t: &Ticket) -> Vec<(Tree, Vec<u8>)> {
     if let Some(group) = &t.group {
         out.push((Tree::TicketsByGroup, index_key(group, t.id)));
     }
+    search::entries(t, &mut out);
     out
 }
 
@@ -269,13 +272,37 @@ pub struct SlaFilter {
 }
 
 impl TicketFilter {
-    /// Whether `t` passes every filter; reads its comments only for a text search that the
-    /// title and description do not answer.
-    fn matches(&self, store: &dyn Store, t: &Ticket) -> Result<bool, StoreError> {
+    /// The posting lists of the filters an index serves (state, group, assignee, priority,
+    /// tag, vendor, caller, each word of `text`); empty when none is set.
+    fn postings(&self) -> Vec<search::Postings> {
+        use search::Postings;
+        let mut lists = Vec::new();
+        lists.extend(self.state.map(Postings::state));
+        lists.extend(self.group.as_deref().map(Postings::group));
+        lists.extend(self.assignee.as_deref().map(Postings::assignee));
+        lists.extend(self.priority.map(Postings::priority));
+        lists.extend(self.tag.as_deref().map(Postings::tag));
+        lists.extend(self.vendor.as_deref().map(Postings::vendor));
+        lists.extend(self.caller.as_deref().map(Postings::caller));
+        if let Some(text) = &self.text {
+            let mut words: Vec<String> = search::words(text).collect();
+            words.sort();
+            words.dedup();
+            if words.is_empty() {
+                // No word to look for: nothing has it.
+                words.push(String::new());
+            }
+            lists.extend(words.iter().map(|w| Postings::word(w)));
+        }
+        lists
+    }
+
+    /// Whether `t` passes every filter but the text (which the word index answers).
+    fn matches(&self, t: &Ticket) -> bool {
         let same = |want: &Option<String>, have: Option<&String>| {
             want.as_ref().is_none_or(|w| have == Some(w))
         };
-        let fields = self.state.is_none_or(|s| t.state == s)
+        self.state.is_none_or(|s| t.state == s)
             && self.kind.is_none_or(|k| t.kind() == k)
             && same(&self.group, t.group.as_ref())
             && same(&self.assignee, t.assignee.as_ref())
@@ -292,74 +319,63 @@ impl TicketFilter {
             && self.updated.contains(t.updated_at)
             && self.sla.as_ref().is_none_or(|f| {
                 crate::sla::view::of(t, &f.config, &f.calendars, f.at).stands(f.standing)
-            });
-        if !fields {
-            return Ok(false);
-        }
-        let Some(text) = &self.text else {
-            return Ok(true);
-        };
-        let needle = text.to_lowercase();
-        let found = |hay: &str| hay.to_lowercase().contains(&needle);
-        if found(&t.title) || found(&t.description) {
-            return Ok(true);
-        }
-        if t.process.comments == 0 {
-            return Ok(false);
-        }
-        Ok(comments(store, t.id)?.iter().any(|c| found(&c.body)))
+            })
     }
 }
 
 /// One page of tickets in id order, starting after `after`; the second value is the cursor
-/// for the next page when there is one.
+/// for the next page when there is one. The indexed filters are merged from their posting
+/// lists ([`search::intersect`]); the time ranges and the SLA standing are checked on the
+/// tickets those select. With no indexed filter, the tickets (of one kind) are walked.
 pub fn list_tickets(
     store: &dyn Store,
     filter: &TicketFilter,
     after: Option<TicketId>,
     limit: usize,
 ) -> Result<(Vec<Ticket>, Option<TicketId>), StoreError> {
-    // Walk the narrowest source: an index when filtering by state or group, else the tickets
-    // tree (narrowed to one kind's prefix when filtering by kind).
-    let (tree, prefix) = match (&filter.state, &filter.group, &filter.kind) {
-        (Some(state), _, _) => (Tree::TicketsByState, index_prefix(state.as_str())),
-        (None, Some(group), _) => (Tree::TicketsByGroup, index_prefix(group)),
-        (None, None, Some(kind)) => (Tree::Tickets, kind.prefix().as_bytes().to_vec()),
-        (None, None, None) => (Tree::Tickets, Vec::new()),
-    };
-    let start = match after {
-        Some(id) => {
-            let mut k = prefix.clone();
-            k.extend_from_slice(&id.key());
-            Bound::Excluded(k)
-        }
-        None => Bound::Included(prefix.clone()),
-    };
-    let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let kind_prefix = filter
+        .kind
+        .map(|k| k.prefix().as_bytes().to_vec())
+        .unwrap_or_default();
+    let mut from = kind_prefix.clone();
+    if let Some(id) = after {
+        let mut k = id.key();
+        // The first key after this ticket's (ticket keys all have one length).
+        k.push(0);
+        from = from.max(k);
+    }
+    let end = prefix_end(&kind_prefix);
     let mut page = Vec::with_capacity(limit.min(1024));
-    for item in store.range(tree, start, end) {
-        let (key, value) = item?;
-        let ticket: Ticket = if tree == Tree::Tickets {
-            decode(Tree::Tickets, &value)?
-        } else {
-            let Some(id) = TicketId::from_key(&key[prefix.len()..]) else {
-                continue;
-            };
-            match get_ticket(store, id)? {
-                Some(t) => t,
-                None => continue,
-            }
-        };
-        if !filter.matches(store, &ticket)? {
-            continue;
+    let mut next = None;
+    let mut take = |t: Ticket| {
+        if !filter.matches(&t) {
+            return true;
         }
         if page.len() == limit {
-            let next = page.last().map(|t: &Ticket| t.id);
-            return Ok((page, next));
+            next = page.last().map(|t: &Ticket| t.id);
+            return false;
         }
-        page.push(ticket);
+        page.push(t);
+        true
+    };
+    let lists = filter.postings();
+    if lists.is_empty() {
+        let stop = end.map_or(Bound::Unbounded, Bound::Excluded);
+        for item in store.range(Tree::Tickets, Bound::Included(from), stop) {
+            let (_, value) = item?;
+            if !take(decode(Tree::Tickets, &value)?) {
+                break;
+            }
+        }
+    } else {
+        search::intersect(store, &lists, from, end.as_deref(), |id| {
+            Ok(match get_ticket(store, id)? {
+                Some(t) => take(t),
+                None => true,
+            })
+        })?;
     }
-    Ok((page, None))
+    Ok((page, next))
 }
 
 /// One page of a listing and the cursor of the next page, if there is one.

@@ -1,0 +1,457 @@
+//! The search indexes of the ticket listing: one posting list per filter value and per word,
+//! each a key prefix whose keys end in the ticket key, so every list is in ticket-key order
+//! and a combined filter is a merge (leapfrog) of sorted lists, not a scan of the tickets.
+//!
+//! - `tickets_by_field`: field byte + value `\0` ticket key, for assignee, priority, tag,
+//!   vendor and caller (lower case); and the open tickets by state and by group with their
+//!   creation time (`o`/`O` + value `\0` created millis + ticket key), which the reports'
+//!   backlog ages count without reading a ticket.
+//! - `ticket_words`: word `\0` ticket key, from the title and the description.
+//! - `comment_words`: word `\0` ticket key, from comment bodies (comments are never edited,
+//!   so these entries are only ever added).
+//!
+//! The engine writes the field and title entries from each ticket's before and after at
+//! commit ([`super::index_entries`]), and the comment entries with the comment. A store
+//! written before these indexes existed gets them from [`ensure`] when the engine starts.
+
+use std::ops::Bound;
+
+use crate::store::{Store, StoreError, Tree, WriteBatch, decode, encode, prefix_end};
+use crate::tickets::{Comment, State, Ticket, TicketId};
+
+/// Meta key of the version of the search and report indexes this store holds.
+pub const INDEX_VERSION_KEY: &[u8] = b"index/version";
+/// Raised when what the indexes hold changes; a store with an older one is re-indexed.
+pub const INDEX_VERSION: u64 = 1;
+
+/// The longest word indexed, in characters; longer words are indexed (and searched) by
+/// their first this many characters.
+pub const MAX_WORD: usize = 40;
+/// At most this many distinct words of a ticket's title and description are indexed (the
+/// title's first), so a huge mail body cannot make one commit huge.
+pub const MAX_WORDS: usize = 2_000;
+
+const ASSIGNEE: u8 = b'a';
+const PRIORITY: u8 = b'p';
+const TAG: u8 = b't';
+const VENDOR: u8 = b'v';
+const CALLER: u8 = b'c';
+/// Open tickets by state, ordered by creation.
+pub const OPEN_BY_STATE: u8 = b'o';
+/// Open tickets by group, ordered by creation.
+pub const OPEN_BY_GROUP: u8 = b'O';
+
+/// The words of `text` as they are indexed and searched: lower case, split at every
+/// character that is not a letter or a digit, cut to [`MAX_WORD`] characters.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            w.chars()
+                .take(MAX_WORD)
+                .flat_map(char::to_lowercase)
+                .collect()
+        })
+}
+
+fn posting(prefix: &[u8], value: &str, id: TicketId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + value.len() + 12);
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(value.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&id.key());
+    k
+}
+
+fn list_prefix(field: &[u8], value: &str) -> Vec<u8> {
+    let mut k = field.to_vec();
+    k.extend_from_slice(value.as_bytes());
+    k.push(0);
+    k
+}
+
+fn millis(t: jiff::Timestamp) -> [u8; 8] {
+    // Tickets are created after 1970: a negative time sorts first, as 0.
+    (t.as_millisecond().max(0) as u64).to_be_bytes()
+}
+
+/// The search-index entries of `t` in its current form (beside state and group, which
+/// [`super::index_entries`] adds).
+pub fn entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
+    let field = Tree::TicketsByField;
+    if let Some(a) = &t.assignee {
+        out.push((field, posting(&[ASSIGNEE], a, t.id)));
+    }
+    out.push((field, posting(&[PRIORITY], &t.priority.to_string(), t.id)));
+    for tag in &t.tags {
+        out.push((field, posting(&[TAG], tag, t.id)));
+    }
+    if let Some(v) = &t.process.vendor {
+        out.push((field, posting(&[VENDOR], v, t.id)));
+    }
+    if let Some(c) = caller(t) {
+        out.push((field, posting(&[CALLER], &c.to_lowercase(), t.id)));
+    }
+    if t.state.is_open() {
+        let mut aged = |kind: u8, value: &str| {
+            let mut k = list_prefix(&[kind], value);
+            k.extend_from_slice(&millis(t.created_at));
+            k.extend_from_slice(&t.id.key());
+            out.push((field, k));
+        };
+        aged(OPEN_BY_STATE, t.state.as_str());
+        if let Some(g) = &t.group {
+            aged(OPEN_BY_GROUP, g);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for w in words(&t.title).chain(words(&t.description)) {
+        if seen.len() == MAX_WORDS {
+            break;
+        }
+        if seen.insert(w.clone()) {
+            out.push((Tree::TicketWords, posting(&[], &w, t.id)));
+        }
+    }
+}
+
+fn caller(t: &Ticket) -> Option<&str> {
+    t.custom.get("caller").and_then(|v| v.as_str())
+}
+
+/// The `comment_words` keys of one comment of ticket `id`.
+pub fn comment_entries(id: TicketId, body: &str) -> Vec<Vec<u8>> {
+    let mut seen = std::collections::BTreeSet::new();
+    for w in words(body) {
+        if seen.len() == MAX_WORDS {
+            break;
+        }
+        seen.insert(w);
+    }
+    seen.into_iter().map(|w| posting(&[], &w, id)).collect()
+}
+
+/// One sorted list of ticket keys: the keys under `prefix` in `tree` (the rest of each key
+/// is the ticket key), or the union of several such lists.
+#[derive(Debug, Clone)]
+pub struct Postings(Vec<(Tree, Vec<u8>)>);
+
+impl Postings {
+    fn one(tree: Tree, prefix: Vec<u8>) -> Postings {
+        Postings(vec![(tree, prefix)])
+    }
+
+    pub fn state(state: State) -> Postings {
+        Postings::one(Tree::TicketsByState, list_prefix(&[], state.as_str()))
+    }
+    pub fn group(group: &str) -> Postings {
+        Postings::one(Tree::TicketsByGroup, list_prefix(&[], group))
+    }
+    pub fn assignee(name: &str) -> Postings {
+        Postings::one(Tree::TicketsByField, list_prefix(&[ASSIGNEE], name))
+    }
+    pub fn priority(p: u8) -> Postings {
+        Postings::one(
+            Tree::TicketsByField,
+            list_prefix(&[PRIORITY], &p.to_string()),
+        )
+    }
+    pub fn tag(tag: &str) -> Postings {
+        Postings::one(Tree::TicketsByField, list_prefix(&[TAG], tag))
+    }
+    pub fn vendor(vendor: &str) -> Postings {
+        Postings::one(Tree::TicketsByField, list_prefix(&[VENDOR], vendor))
+    }
+    pub fn caller(address: &str) -> Postings {
+        Postings::one(
+            Tree::TicketsByField,
+            list_prefix(&[CALLER], &address.to_lowercase()),
+        )
+    }
+    /// Tickets with `word` (as [`words`] makes it) in the title, description or a comment.
+    pub fn word(word: &str) -> Postings {
+        Postings(vec![
+            (Tree::TicketWords, list_prefix(&[], word)),
+            (Tree::CommentWords, list_prefix(&[], word)),
+        ])
+    }
+
+    /// The first ticket key in the list at or after `from` and before `end`.
+    fn seek(
+        &self,
+        store: &dyn Store,
+        from: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut best: Option<Vec<u8>> = None;
+        for (tree, prefix) in &self.0 {
+            let (start, stop) = bounds(prefix, from, end);
+            let found = store.scan(*tree, start, stop, 1)?;
+            if let Some((key, _)) = found.into_iter().next() {
+                let id = key[prefix.len()..].to_vec();
+                if best.as_ref().is_none_or(|b| id < *b) {
+                    best = Some(id);
+                }
+            }
+        }
+        Ok(best)
+    }
+}
+
+/// Ticket keys in order, as a list yields them.
+type Keys<'s> = Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>> + 's>;
+
+/// The longest a list may be to drive a search by itself (streamed, each of its tickets
+/// looked up in the other lists); when every list is longer, the lists are merged by seeking.
+const DRIVER_MAX: usize = 8_192;
+
+impl Postings {
+    /// The list's keys from `from` on and before `end`, as ticket keys, in order (its parts
+    /// merged).
+    fn stream<'s>(&self, store: &'s dyn Store, from: &[u8], end: Option<&[u8]>) -> Keys<'s> {
+        let mut parts: Vec<std::iter::Peekable<Keys<'s>>> = Vec::new();
+        for (tree, prefix) in &self.0 {
+            let (start, stop) = bounds(prefix, from, end);
+            let cut = prefix.len();
+            let it: Keys<'s> = Box::new(
+                store
+                    .range(*tree, start, stop)
+                    .map(move |item| item.map(|(k, _)| k[cut..].to_vec())),
+            );
+            parts.push(it.peekable());
+        }
+        if parts.len() == 1 {
+            return Box::new(parts.remove(0));
+        }
+        Box::new(std::iter::from_fn(move || {
+            // The smallest next key of the parts; an error comes first.
+            let mut best: Option<(usize, Vec<u8>)> = None;
+            for (i, part) in parts.iter_mut().enumerate() {
+                match part.peek() {
+                    None => {}
+                    Some(Err(_)) => return part.next(),
+                    Some(Ok(k)) if best.as_ref().is_none_or(|(_, b)| k < b) => {
+                        best = Some((i, k.clone()));
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+            let key = parts[best?.0].next()?;
+            if let Ok(k) = &key {
+                // The same ticket in another part (a word in the title and a comment).
+                for p in parts.iter_mut() {
+                    while matches!(p.peek(), Some(Ok(o)) if o == k) {
+                        p.next();
+                    }
+                }
+            }
+            Some(key)
+        }))
+    }
+
+    /// Whether ticket key `id` is in the list: one point read per part.
+    fn contains(&self, store: &dyn Store, id: &[u8]) -> Result<bool, StoreError> {
+        for (tree, prefix) in &self.0 {
+            let mut k = prefix.clone();
+            k.extend_from_slice(id);
+            if store.get(*tree, &k)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn bounds(prefix: &[u8], from: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let mut start = prefix.to_vec();
+    start.extend_from_slice(from);
+    let stop = match end {
+        Some(e) => {
+            let mut k = prefix.to_vec();
+            k.extend_from_slice(e);
+            Bound::Excluded(k)
+        }
+        None => prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    (Bound::Included(start), stop)
+}
+
+/// Ticket ids in every one of `lists` (at least one), in key order, from the key `from` on
+/// and before `end`, calling `visit` with each until it returns false. The shortest list
+/// (if one has fewer than [`DRIVER_MAX`] keys) is streamed and each of its tickets looked up in the
+/// others; when every list is longer than that, each step seeks every list to the largest
+/// key any list is at (leapfrog). Either way the work follows the shortest list and the
+/// matches, not the number of tickets.
+pub fn intersect(
+    store: &dyn Store,
+    lists: &[Postings],
+    from: Vec<u8>,
+    end: Option<&[u8]>,
+    mut visit: impl FnMut(TicketId) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    if lists.is_empty() {
+        return Ok(());
+    }
+    // Every list read one key at a time, in turn: the first to run out is the shortest,
+    // found after (number of lists × its length) keys.
+    let mut driver = 0;
+    let mut shortest = usize::MAX;
+    if lists.len() > 1 {
+        let mut keys: Vec<Keys<'_>> = lists.iter().map(|l| l.stream(store, &from, end)).collect();
+        'count: for n in 0..DRIVER_MAX {
+            for (i, list) in keys.iter_mut().enumerate() {
+                if list.next().transpose()?.is_none() {
+                    (driver, shortest) = (i, n);
+                    break 'count;
+                }
+            }
+        }
+    }
+    if lists.len() == 1 || shortest < DRIVER_MAX {
+        'keys: for key in lists[driver].stream(store, &from, end) {
+            let key = key?;
+            for (i, list) in lists.iter().enumerate() {
+                if i != driver && !list.contains(store, &key)? {
+                    continue 'keys;
+                }
+            }
+            if let Some(id) = TicketId::from_key(&key)
+                && !visit(id)?
+            {
+                return Ok(());
+            }
+        }
+        return Ok(());
+    }
+    leapfrog(store, lists, from, end, visit)
+}
+
+/// Merges long lists by seeking: each list in turn is moved to the first key at or after
+/// the current candidate, until all agree.
+fn leapfrog(
+    store: &dyn Store,
+    lists: &[Postings],
+    from: Vec<u8>,
+    end: Option<&[u8]>,
+    mut visit: impl FnMut(TicketId) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let first = &lists[0];
+    let mut lo = from;
+    loop {
+        let Some(mut candidate) = first.seek(store, &lo, end)? else {
+            return Ok(());
+        };
+        let mut agreed = 1;
+        let mut i = 1 % lists.len();
+        while agreed < lists.len() {
+            let Some(at) = lists[i].seek(store, &candidate, end)? else {
+                return Ok(());
+            };
+            if at == candidate {
+                agreed += 1;
+            } else {
+                candidate = at;
+                agreed = 1;
+            }
+            i = (i + 1) % lists.len();
+        }
+        if let Some(id) = TicketId::from_key(&candidate)
+            && !visit(id)?
+        {
+            return Ok(());
+        }
+        // The next key after this ticket's (ticket keys have one length).
+        candidate.push(0);
+        lo = candidate;
+    }
+}
+
+/// Open tickets under `kind` ([`OPEN_BY_STATE`] or [`OPEN_BY_GROUP`]) with their creation
+/// time in milliseconds, per value: what the backlog ages count. Reads index keys only.
+pub fn open_created(store: &dyn Store, kind: u8) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
+    let mut out: Vec<(String, Vec<i64>)> = Vec::new();
+    for item in store.scan_prefix(Tree::TicketsByField, &[kind]) {
+        let (key, _) = item?;
+        let rest = &key[1..];
+        let Some(nul) = rest.iter().position(|b| *b == 0) else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(&rest[..nul]);
+        let Some(ms) = rest
+            .get(nul + 1..nul + 9)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+        else {
+            continue;
+        };
+        match out.last_mut() {
+            Some((v, list)) if *v == value => list.push(ms as i64),
+            _ => out.push((value.into_owned(), vec![ms as i64])),
+        }
+    }
+    Ok(out)
+}
+
+/// The trees [`ensure`] derives from the tickets, their comments and their history.
+const DERIVED: [Tree; 5] = [
+    Tree::TicketsByField,
+    Tree::TicketWords,
+    Tree::CommentWords,
+    Tree::ReportBuckets,
+    Tree::ReportMarks,
+];
+
+/// Builds the search and report indexes of a store that does not have them at
+/// [`INDEX_VERSION`] (written before they existed, or by an older release): every ticket's
+/// entries, every comment's words and the report aggregates from the history. Returns the
+/// number of tickets indexed (0 when the store was up to date).
+pub fn ensure(
+    store: &dyn Store,
+    sla: crate::reports::aggregate::SlaSetup<'_>,
+) -> Result<u64, StoreError> {
+    if super::counter(store, INDEX_VERSION_KEY)? >= INDEX_VERSION {
+        return Ok(0);
+    }
+    let mut batch = WriteBatch::default();
+    // What an older version left is dropped: every entry is derived again below.
+    for tree in DERIVED {
+        for item in store.range(tree, Bound::Unbounded, Bound::Unbounded) {
+            batch.delete(tree, item?.0);
+        }
+    }
+    if !batch.is_empty() {
+        store.apply(std::mem::take(&mut batch))?;
+    }
+    let mut n = 0;
+    let mut aggregates = crate::reports::aggregate::Rebuild::default();
+    for item in store.scan_prefix(Tree::Tickets, &[]) {
+        let (_, value) = item?;
+        let t: Ticket = decode(Tree::Tickets, &value)?;
+        for (tree, key) in super::index_entries(&t) {
+            batch.put(tree, key, encode(&()));
+        }
+        if t.process.comments > 0 {
+            for c in super::comments(store, t.id)? {
+                let c: Comment = c;
+                for key in comment_entries(t.id, &c.body) {
+                    batch.put(Tree::CommentWords, key, encode(&()));
+                }
+            }
+        }
+        let history = super::history(store, t.id)?;
+        aggregates.ticket(&t, &history, sla, &mut batch);
+        n += 1;
+        if batch.len() >= 50_000 {
+            store.apply(std::mem::take(&mut batch))?;
+        }
+    }
+    aggregates.finish(store, &mut batch)?;
+    batch.put(
+        Tree::Meta,
+        INDEX_VERSION_KEY.to_vec(),
+        encode(&INDEX_VERSION),
+    );
+    store.apply(batch)?;
+    store.flush()?;
+    Ok(n)
+}
