@@ -148,6 +148,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
                 engine.clone(),
                 vendors.clone(),
                 load_smtp(&smtp_config)?,
+                crate::egress::Policy::new(&smtp_config.egress),
                 cancel.clone(),
             )
             .context("cannot build the webhook HTTP client")?;

@@ -52,6 +52,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// Several nodes on one PostgreSQL database (`cluster`).
     pub cluster: crate::cluster::ClusterConfig,
+    /// Where the daemon may connect on its own (`egress`).
+    pub egress: crate::egress::EgressConfig,
 }
 
 /// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
@@ -367,6 +369,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "limits" => config.limits = section_of(&section, value, &mut problems),
             "smtp" => config.smtp = Some(section_of(&section, value, &mut problems)),
             "cluster" => config.cluster = section_of(&section, value, &mut problems),
+            "egress" => config.egress = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

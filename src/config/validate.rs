@@ -72,6 +72,7 @@ pub fn problems(c: &Config) -> Vec<String> {
     }
     out.extend(c.cluster.problems(c.store.backend));
     out.extend(crate::api::browser::problems(&c.server));
+    out.extend(crate::egress::problems(&c.egress));
     out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out.extend(crate::sla::policy::problems(&c.sla, c.calendars.keys()));
     out.extend(crate::alerts::config::problems(&c.alerts, &c.pagerduty));

@@ -208,6 +208,7 @@ pub fn replay(
     real: &dyn Store,
     sources: Vec<(String, String)>,
     since: Option<Timestamp>,
+    stop: &tokio_util::sync::CancellationToken,
 ) -> Result<Report, ReplayError> {
     // Everything the replay's engine does happens to a copy: it counts into a registry of
     // its own, thrown away afterwards (never the daemon's `/metrics`), and logs inside the
@@ -264,6 +265,11 @@ pub fn replay(
             since,
         };
         for item in real.range(Tree::Events, Bound::Unbounded, Bound::Unbounded) {
+            if stop.is_cancelled() {
+                return Err(ReplayError::Engine(
+                    "stopped: the daemon is shutting down".into(),
+                ));
+            }
             let (_, bytes) = item?;
             let stored: StoredEvent = decode(Tree::Events, &bytes)?;
             let journal_id = stored.event.id;

@@ -493,3 +493,141 @@ fn vendor_webhooks_ignore_the_environment_proxy_and_use_a_configured_one() {
     let got = proxy.wait_for(1, Duration::from_secs(10));
     assert!(got[0].path.contains("/hook"), "{got:?}");
 }
+
+/// Polls the admin outbox listing (`dead` rows or pending ones) until `pred` holds.
+fn wait_outbox(
+    d: &crate::support::Daemon,
+    dead: bool,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let path = format!("/api/v1/admin/outbox?dead={dead}");
+    let mut last = serde_json::Value::Null;
+    crate::support::wait_until("the outbox to match", || {
+        let (status, v) = crate::vendors::call(d, reqwest::Method::GET, &path, None);
+        assert_eq!(status, 200, "{v}");
+        last = v;
+        pred(&last)
+    });
+    last
+}
+
+#[test]
+fn egress_to_loopback_or_link_local_is_refused_unless_allowed_and_dead_lettered() {
+    use crate::receiver::Receiver;
+    use std::time::Duration;
+    let vendor = Receiver::start(vec![]);
+    // A name (not an address) that resolves to loopback: judged by what it resolves to.
+    let by_name = vendor.url.replace("127.0.0.1", "localhost");
+    let config = format!(
+        "{}\n[egress]\nallow = []\n",
+        crate::vendors::config(&by_name, "")
+    );
+    let setup = Setup::new().config(&config);
+    let path = setup.config.clone().unwrap();
+    let (ok, out, err) = itsmd(&["check", "--config", path.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("vendors.acme.url")
+            && err.contains("loopback")
+            && err.contains("[egress] allow"),
+        "{err}"
+    );
+    let d = setup.start();
+    crate::vendors::assigned_incident(&d);
+    let dead = wait_outbox(&d, true, |v| {
+        v["rows"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let error = dead["rows"][0]["last_error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("`localhost` resolves to") && error.contains("loopback"),
+        "{error}"
+    );
+    assert!(error.contains("not retried"), "{error}");
+    assert_eq!(dead["rows"][0]["attempts"], 1, "{dead}");
+    assert!(
+        vendor.received().is_empty(),
+        "the refused vendor was called"
+    );
+    drop(d);
+
+    // The cloud metadata address: refused although loopback is allowed.
+    let config = format!(
+        "{}\n[egress]\nallow = [\"127.0.0.0/8\"]\n",
+        crate::vendors::config("http://169.254.169.254/latest/meta-data/", "")
+    );
+    let setup = Setup::new().config(&config);
+    let path = setup.config.clone().unwrap();
+    let (ok, _, err) = itsmd(&["check", "--config", path.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("169.254.169.254") && err.contains("link-local"),
+        "{err}"
+    );
+    let d = setup.start();
+    crate::vendors::assigned_incident(&d);
+    let dead = wait_outbox(&d, true, |v| {
+        v["rows"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    assert!(
+        dead["rows"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("link-local"),
+        "{dead}"
+    );
+    drop(d);
+
+    // Allowed: the same loopback name is delivered.
+    let config = format!(
+        "{}\n[egress]\nallow = [\"127.0.0.0/8\", \"::1\"]\n",
+        crate::vendors::config(&by_name, "")
+    );
+    let setup = Setup::new().config(&config);
+    let path = setup.config.clone().unwrap();
+    let (ok, out, err) = itsmd(&["check", "--config", path.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let d = setup.start();
+    crate::vendors::assigned_incident(&d);
+    assert_eq!(vendor.wait_for(1, Duration::from_secs(10)).len(), 1);
+}
+
+#[test]
+fn sigterm_stops_a_running_replay_and_releases_the_store() {
+    // Each event may take the rules a second, and a rule file that does is never disabled.
+    let setup = Setup::new().config(
+        "[groups.triage]\n[groups.operations]\n[groups.dba]\n[rules]\nmax_operations = 10000000000\ntime_budget_ms = 1000\ndisable_after = 0\n",
+    );
+    let d = setup.start();
+    for i in 0..100 {
+        let (status, body) = d.post(
+            "/api/v1/events",
+            &alert(
+                "firing",
+                "replayed",
+                json!({"alertname": "R", "i": i.to_string()}),
+            ),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    // A candidate that spends its whole time budget on every alert: the replay of 100 events
+    // takes far longer than the daemon may take to stop.
+    let slow = "fn on_alert(alert, ticket) {\n    let x = 0;\n    loop { x += 1; }\n}\n";
+    let url = d.url("/api/v1/admin/replay");
+    let http = d.http.clone();
+    let replay = std::thread::spawn(move || {
+        http.post(url)
+            .json(&json!({"rules": {"50-slow.rhai": slow}}))
+            .timeout(std::time::Duration::from_secs(120))
+            .send()
+            .map(|r| r.status().as_u16())
+    });
+    // The replay's own engine announces itself as the daemon's did.
+    d.wait_for_log(|v| v["message"] == "Engine started." && v.to_string().contains("replay"));
+    d.signal(libc::SIGTERM);
+    // Exits (support's wait gives it 30 s; the replay alone would take minutes).
+    assert!(d.wait().success());
+    let _ = replay.join();
+    // The store lock is free: the next start opens it, every incident there.
+    let d = setup.start();
+    let list = d.get_ok("/api/v1/tickets?limit=500");
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 100);
+}
