@@ -631,3 +631,45 @@ fn sigterm_stops_a_running_replay_and_releases_the_store() {
     let list = d.get_ok("/api/v1/tickets?limit=500");
     assert_eq!(list["tickets"].as_array().unwrap().len(), 100);
 }
+
+#[test]
+fn a_vendor_taken_off_a_ticket_cannot_resolve_it_by_callback() {
+    use itsmd::vendors::{Secret, sign};
+    use reqwest::Method;
+    let receiver = crate::receiver::Receiver::start(vec![]);
+    let d = Setup::new()
+        .config(&crate::vendors::config(&receiver.url, ""))
+        .start();
+    let id = crate::vendors::assigned_incident(&d);
+    // Notified once (the assignment's webhook), so it was a claim the vendor could use.
+    receiver.wait_for(1, std::time::Duration::from_secs(10));
+    let callback = |webhook_id: &str, status: &str| {
+        let text =
+            json!({"ticket": id, "status": status, "comment": "done on our side"}).to_string();
+        let key = Secret::parse(crate::vendors::SECRET, "test").unwrap();
+        let signed = sign(&[key], webhook_id, jiff::Timestamp::now(), text.as_bytes()).unwrap();
+        let mut req = d
+            .http
+            .post(d.url("/api/v1/vendors/acme/callback"))
+            .header("content-type", "application/json")
+            .body(text);
+        for (name, value) in signed.pairs() {
+            req = req.header(name, value);
+        }
+        let r = req.send().unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().unwrap_or_default(),
+        )
+    };
+    let (status, body) = callback("cb_1", "acknowledged");
+    assert_eq!(status, 200, "{body}");
+    let path = format!("/api/v1/tickets/{id}");
+    let (status, t) = crate::vendors::call(&d, Method::PATCH, &path, Some(json!({"vendor": null})));
+    assert_eq!(status, 200, "{t}");
+    let (status, body) = callback("cb_2", "resolved");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("taken off"), "{body}");
+    let (_, t) = crate::vendors::call(&d, Method::GET, &path, None);
+    assert_eq!(t["state"], "in_progress", "{t}");
+}
