@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::api::AppState;
 use crate::auth::Keys;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, MonotonicClock, Steady, SystemClock};
 use crate::config::Config;
 use crate::mail::outbound::SmtpSender;
 use crate::metrics::Metrics;
@@ -113,7 +113,8 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     let vendors = load_vendors(&config)?;
     let tls = load_tls(&config)?;
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Never backwards, whatever the wall clock does (SLA timers neither fire twice nor stop).
+    let clock: Arc<dyn Clock> = Arc::new(Steady::new(SystemClock, MonotonicClock::new()));
     // The daemon's one registry: its engine, intake, dispatcher and mail intake count into
     // it and `/metrics` serves it. Replays run a second engine on a registry of their own.
     let metrics = Arc::new(Metrics::new());
