@@ -3,7 +3,6 @@
 //! flushes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -234,7 +233,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     info!(%addr, tls = tls.is_some(), "Listening.");
     systemd::notify("READY=1");
 
-    let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
+    let conn_limits = api::ConnLimits::new(&config.server);
     let limits = api::Limits::new(&config.server).counting(metrics.clone());
     let browser = api::browser::Guard::new(&config.server, addr);
     // Cookies are Secure when the listener speaks TLS.
@@ -252,7 +251,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         browser,
         console: crate::console::session::Sessions::new(secure_cookies),
     };
-    api::serve(listener, api::router(state), header_timeout, tls, shutdown).await;
+    api::serve(listener, api::router(state), conn_limits, tls, shutdown).await;
     systemd::notify("STOPPING=1");
     info!("Intake stopped; draining the engine.");
     tasks.wait().await;

@@ -99,6 +99,17 @@ pub struct ServerConfig {
     pub header_timeout_secs: u64,
     /// Requests handled at once; past it, 503 + Retry-After (load shedding).
     pub max_concurrent_requests: usize,
+    /// Of those, requests to routes reachable without a token (PagerDuty Events API, vendor
+    /// callbacks, the console) handled at once: a budget of their own, so anonymous clients
+    /// cannot use up the one authenticated intake needs.
+    pub max_unauthenticated_requests: usize,
+    /// Longest a client may take to send a request's body once its headers are in; then
+    /// 408 and the connection is closed.
+    pub body_read_timeout_secs: u64,
+    /// Open connections at once; past it, a new one gets 503 and is closed. 0: no cap.
+    pub max_connections: usize,
+    /// Open connections at once from one address; past it, 503 and closed. 0: no cap.
+    pub max_connections_per_peer: usize,
     /// Intake requests per second allowed per token (sustained); 0 turns the limit off.
     pub ingest_rate_per_sec: u32,
     /// Intake requests a token may send in a burst above the rate.
@@ -119,6 +130,10 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             header_timeout_secs: 10,
             max_concurrent_requests: 1024,
+            max_unauthenticated_requests: 128,
+            body_read_timeout_secs: 10,
+            max_connections: 4096,
+            max_connections_per_peer: 1024,
             ingest_rate_per_sec: 5000,
             ingest_burst: 10000,
             allowed_hosts: Vec::new(),

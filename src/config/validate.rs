@@ -13,6 +13,14 @@ pub fn problems(c: &Config) -> Vec<String> {
     positive("server.request_timeout_secs", c.server.request_timeout_secs);
     positive("server.header_timeout_secs", c.server.header_timeout_secs);
     positive(
+        "server.body_read_timeout_secs",
+        c.server.body_read_timeout_secs,
+    );
+    positive(
+        "server.max_unauthenticated_requests",
+        c.server.max_unauthenticated_requests as u64,
+    );
+    positive(
         "server.max_concurrent_requests",
         c.server.max_concurrent_requests as u64,
     );

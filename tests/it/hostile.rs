@@ -673,3 +673,129 @@ fn a_vendor_taken_off_a_ticket_cannot_resolve_it_by_callback() {
     let (_, t) = crate::vendors::call(&d, Method::GET, &path, None);
     assert_eq!(t["state"], "in_progress", "{t}");
 }
+
+/// Opens a connection to `d` and sends the headers of a POST to `path` announcing a body of
+/// `length` bytes, then `first` bytes of it.
+fn slow_post(
+    d: &crate::support::Daemon,
+    path: &str,
+    length: usize,
+    first: &[u8],
+) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(d.addr).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n",
+        d.addr
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(first).unwrap();
+    s
+}
+
+/// Reads what the daemon answered on `s` (until it closes or 30 s pass).
+fn answer(mut s: std::net::TcpStream) -> String {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn trickling_anonymous_bodies_do_not_starve_authenticated_intake() {
+    use std::io::Write;
+    let token = "ingest-token-0123456789";
+    // A main budget the 300 trickling connections below would use up many times over, and a
+    // request timeout longer than this test waits: without a budget of their own for routes
+    // without a token, the alert below would get 503 throughout.
+    let config = format!(
+        "[server]\nmax_concurrent_requests = 64\nmax_unauthenticated_requests = 16\n\
+         request_timeout_secs = 300\nbody_read_timeout_secs = 4\nmax_connections_per_peer = 0\n\
+         [auth]\ntokens = [{{ name = \"prom\", role = \"ingest\", token = \"{token}\" }}]\n\
+         [groups.triage]\n[groups.operations]\n[vendors.acme]\nurl = \"http://127.0.0.1:9/\"\n\
+         secret = \"{}\"\n",
+        crate::vendors::SECRET
+    );
+    let d = Setup::new().config(&config).start();
+    let mut trickling: Vec<std::net::TcpStream> = (0..300)
+        .map(|i| {
+            let path = if i % 2 == 0 {
+                "/v2/enqueue"
+            } else {
+                "/api/v1/vendors/acme/callback"
+            };
+            slow_post(&d, path, 100_000, b"{")
+        })
+        .collect();
+    // Keep them trickling, a byte each, while the alert goes in.
+    for s in &mut trickling {
+        let _ = s.write_all(b" ");
+    }
+    let body = alert("firing", "disk full", json!({"alertname": "Disk"}));
+    let mut last = String::new();
+    crate::support::wait_until("an authenticated alert accepted", || {
+        let r = d
+            .http
+            .post(d.url("/api/v1/events"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        last = r.text().unwrap_or_default();
+        for s in &mut trickling {
+            let _ = s.write_all(b" ");
+        }
+        status == 202
+    });
+    assert!(last.contains("INC-"), "{last}");
+    // Past their budget, trickling requests were refused at once, naming it; those within
+    // it were cut off at the body deadline (408, or the PagerDuty API's own 400 saying so),
+    // and their connections closed. A connection reset after its answer (the client kept
+    // writing into a closed connection) reads as nothing.
+    let answers: Vec<String> = trickling.into_iter().map(answer).collect();
+    let over = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 503") && a.contains("max_unauthenticated_requests"))
+        .count();
+    let cut = answers
+        .iter()
+        .filter(|a| a.contains("did not arrive within server.body_read_timeout_secs"))
+        .count();
+    let reset = answers.iter().filter(|a| a.is_empty()).count();
+    assert!(over >= 200, "{over} refused, {cut} cut off, {reset} reset");
+    assert!(cut >= 1, "none cut off at the deadline");
+    assert_eq!(
+        over + cut + reset,
+        300,
+        "{:?}",
+        answers.iter().find(|a| {
+            !a.is_empty() && !a.starts_with("HTTP/1.1 503") && !a.contains("body_read_timeout_secs")
+        })
+    );
+}
+
+#[test]
+fn connections_past_the_per_peer_cap_are_refused_with_a_503_naming_it() {
+    let d = Setup::new()
+        .config("[server]\nmax_connections_per_peer = 3\n")
+        .start();
+    let held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(d.addr).unwrap())
+        .collect();
+    let fourth = std::net::TcpStream::connect(d.addr).unwrap();
+    let said = answer(fourth);
+    assert!(said.starts_with("HTTP/1.1 503"), "{said}");
+    assert!(said.contains("server.max_connections_per_peer"), "{said}");
+    drop(held);
+    // Closed connections are no longer counted: the API answers again.
+    crate::support::wait_until("the API to answer", || {
+        d.http
+            .get(d.url("/api/v1/tickets"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+}
