@@ -8,6 +8,7 @@ pub mod fields;
 mod health;
 pub(crate) mod json;
 pub(crate) mod limits;
+pub mod page;
 mod serve;
 pub mod tls;
 

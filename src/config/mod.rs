@@ -110,6 +110,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Open connections at once from one address; past it, 503 and closed. 0: no cap.
     pub max_connections_per_peer: usize,
+    /// Most JSON one list answer carries (tickets, history, outbox); a page stops there
+    /// and its cursor goes on.
+    pub max_list_bytes: usize,
     /// Intake requests per second allowed per token (sustained); 0 turns the limit off.
     pub ingest_rate_per_sec: u32,
     /// Intake requests a token may send in a burst above the rate.
@@ -134,6 +137,7 @@ impl Default for ServerConfig {
             body_read_timeout_secs: 10,
             max_connections: 4096,
             max_connections_per_peer: 1024,
+            max_list_bytes: 8 << 20,
             ingest_rate_per_sec: 5000,
             ingest_burst: 10000,
             allowed_hosts: Vec::new(),

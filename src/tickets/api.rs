@@ -149,7 +149,14 @@ pub async fn list(
                 )
             })?,
     };
-    let tickets = tickets.into_iter().map(TicketJson::from).collect();
+    let tickets: Vec<TicketJson> = tickets.into_iter().map(TicketJson::from).collect();
+    // At most `server.max_list_bytes` of tickets; the cursor goes on after the last one shown.
+    let (tickets, cut) = crate::api::page::within_budget(tickets, app.config.server.max_list_bytes);
+    let next = if cut {
+        tickets.last().map(|t| t.ticket.id)
+    } else {
+        next
+    };
     Ok(Json(Page { tickets, next }))
 }
 

@@ -637,9 +637,8 @@ fn a_vendor_taken_off_a_ticket_cannot_resolve_it_by_callback() {
     use itsmd::vendors::{Secret, sign};
     use reqwest::Method;
     let receiver = crate::receiver::Receiver::start(vec![]);
-    let d = Setup::new()
-        .config(&crate::vendors::config(&receiver.url, ""))
-        .start();
+    let setup = Setup::new().config(&crate::vendors::config(&receiver.url, ""));
+    let d = setup.start();
     let id = crate::vendors::assigned_incident(&d);
     // Notified once (the assignment's webhook), so it was a claim the vendor could use.
     receiver.wait_for(1, std::time::Duration::from_secs(10));
@@ -718,7 +717,8 @@ fn trickling_anonymous_bodies_do_not_starve_authenticated_intake() {
          secret = \"{}\"\n",
         crate::vendors::SECRET
     );
-    let d = Setup::new().config(&config).start();
+    let setup = Setup::new().config(&config);
+    let d = setup.start();
     let mut trickling: Vec<std::net::TcpStream> = (0..300)
         .map(|i| {
             let path = if i % 2 == 0 {
@@ -780,9 +780,8 @@ fn trickling_anonymous_bodies_do_not_starve_authenticated_intake() {
 
 #[test]
 fn connections_past_the_per_peer_cap_are_refused_with_a_503_naming_it() {
-    let d = Setup::new()
-        .config("[server]\nmax_connections_per_peer = 3\n")
-        .start();
+    let setup = Setup::new().config("[server]\nmax_connections_per_peer = 3\n");
+    let d = setup.start();
     let held: Vec<std::net::TcpStream> = (0..3)
         .map(|_| std::net::TcpStream::connect(d.addr).unwrap())
         .collect();
@@ -798,4 +797,53 @@ fn connections_past_the_per_peer_cap_are_refused_with_a_503_naming_it() {
             .send()
             .is_ok_and(|r| r.status() == 200)
     });
+}
+
+#[test]
+fn a_ticket_list_page_stops_at_its_byte_budget_and_the_cursor_goes_on() {
+    let setup = Setup::new().config("[server]\nmax_list_bytes = 200000\n");
+    let d = setup.start();
+    let description = "x".repeat(60_000);
+    for i in 0..12 {
+        let (status, t) = d.post(
+            "/api/v1/tickets",
+            &json!({"kind": "incident", "title": format!("big {i}"), "description": description})
+                .to_string(),
+        );
+        assert_eq!(status, 201, "{t}");
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/api/v1/tickets?limit=300&after={a}"),
+            None => "/api/v1/tickets?limit=300".to_string(),
+        };
+        let r = d.http.get(d.url(&path)).send().unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().unwrap();
+        // The budget plus at most the ticket that crossed it is never exceeded.
+        assert!(text.len() <= 200_000 + 62_000, "{} bytes", text.len());
+        let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let tickets = page["tickets"].as_array().unwrap();
+        assert!(
+            !tickets.is_empty() && tickets.len() < 12,
+            "{}",
+            tickets.len()
+        );
+        seen.extend(
+            tickets
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_string()),
+        );
+        pages += 1;
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert!(pages >= 4, "{pages} pages");
+    let expected: Vec<String> = (1..=12).map(|n| format!("INC-{n:06}")).collect();
+    assert_eq!(seen, expected, "every ticket once, in order");
 }
