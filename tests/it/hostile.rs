@@ -847,3 +847,153 @@ fn a_ticket_list_page_stops_at_its_byte_budget_and_the_cursor_goes_on() {
     let expected: Vec<String> = (1..=12).map(|n| format!("INC-{n:06}")).collect();
     assert_eq!(seen, expected, "every ticket once, in order");
 }
+
+/// A tmpfs of `size` mounted on `dir` (root only: the tests run as root in CI), unmounted
+/// when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot mount a tmpfs on {} (uid {}): the disk-fault test needs root",
+            dir.display(),
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() }
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn remount(&self, opts: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {opts}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Starts `itsmd serve` on `data` and reports whether it came up (then stops it) or exited,
+/// with its stderr.
+fn start_or_refuse(data: &std::path::Path) -> (bool, String) {
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--rules-dir")
+        .arg(&rules)
+        .stderr(log.reopen().unwrap())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    crate::support::wait_until("the daemon to start or refuse", || {
+        if std::fs::read_to_string(log.path()).is_ok_and(|l| l.contains("\"Listening.\"")) {
+            up = true;
+            return true;
+        }
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if up {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(up || !status.success(), "exited 0 without serving: {text}");
+    (up, text)
+}
+
+#[test]
+fn on_a_full_then_read_only_disk_the_store_stays_openable_and_nothing_acknowledged_is_lost() {
+    use std::io::Write;
+    let setup = Setup::new();
+    let data = setup.data_dir();
+    let fs = Tmpfs::mount(&data, "24m");
+    let d = setup.start();
+    let (status, _) = d.post(
+        "/api/v1/events",
+        &alert("firing", "first", json!({"i": "0"})),
+    );
+    assert_eq!(status, 202);
+    // Fill the rest of the disk with a file we can delete later.
+    let filler = data.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 1 << 20];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.write_all(&[0u8; 4096]);
+    while f.write_all(&[0u8; 512]).is_ok() {}
+    drop(f);
+    // Intake goes on until the store cannot write; then 503, never a false 202.
+    let mut acknowledged = 1;
+    let mut refused = false;
+    let big = "v".repeat(16_000);
+    for i in 1..2_000 {
+        let (status, body) = d.post(
+            "/api/v1/events",
+            &alert(
+                "firing",
+                &format!("alert {i}"),
+                json!({"i": i.to_string(), "big": big}),
+            ),
+        );
+        match status {
+            202 => acknowledged += 1,
+            503 => {
+                assert!(body.to_string().contains("store_unavailable"), "{body}");
+                refused = true;
+                break;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(refused, "the disk never filled");
+    d.kill();
+
+    // A start on the full disk either serves or refuses saying what to do.
+    let (up, log) = start_or_refuse(&data);
+    assert!(
+        up || log.contains("disk full") || log.contains("free space"),
+        "{log}"
+    );
+    // Space freed: the store opens, with every acknowledged alert, and verifies offline.
+    std::fs::remove_file(&filler).unwrap();
+    let d = setup.start();
+    let list = d.get_ok("/api/v1/tickets?limit=1000");
+    assert_eq!(
+        list["tickets"].as_array().unwrap().len(),
+        acknowledged,
+        "acknowledged, kept"
+    );
+    assert!(d.terminate().success());
+    let (ok, out, err) = itsmd(&["check", "--data-dir", data.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+
+    // Read-only: refused with what to do, the store untouched and still opening afterwards.
+    fs.remount("ro");
+    let (up, log) = start_or_refuse(&data);
+    assert!(!up, "served on a read-only store");
+    assert!(
+        log.contains("Read-only file system") && log.contains("remount"),
+        "{log}"
+    );
+    fs.remount("rw");
+    let d = setup.start();
+    let list = d.get_ok("/api/v1/tickets?limit=1000");
+    assert_eq!(list["tickets"].as_array().unwrap().len(), acknowledged);
+}
