@@ -12,8 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ATTACKS=${ATTACKS:-"idle labels lists trickle mails"}
-cargo build --release --quiet
-BIN=$PWD/target/release/itsmd
+# ITSMD_BIN: another build (e.g. to try the script on a debug one; figures need release).
+if [ -z "${ITSMD_BIN:-}" ]; then cargo build --release --quiet; fi
+BIN=${ITSMD_BIN:-$PWD/target/release/itsmd}
 ulimit -n 8192 2>/dev/null || true
 
 run_attack() {
@@ -88,7 +89,7 @@ elif name == "trickle":
             try: s.sendall(b" ")
             except OSError: pass
         time.sleep(0.5)
-    status = post("/api/v1/events", {"source": "bench", "status": "firing", "summary": "x",
+    status = post("/api/v1/events", {"source": "bench", "status": "firing", "severity": "critical", "summary": "x",
                                      "labels": {"alertname": "After"}})
     print(f"  authenticated intake during the trickle: {status}", file=sys.stderr)
 elif name == "mails":
