@@ -159,7 +159,8 @@ fn main() {
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let before = peak_rss_mib();
     let started = Instant::now();
-    let report = itsmd::rules::replay::replay(&config, &*store, sources, None).expect("replay");
+    let report = itsmd::rules::replay::replay(&config, &*store, sources, None, &Default::default())
+        .expect("replay");
     let took = started.elapsed();
     println!(
         "replay: {} events in {:.1} s: {:.0} events/s; peak RSS {} MiB{} (before the replay: {before} MiB); {} event and {} ticket differences",

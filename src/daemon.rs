@@ -3,7 +3,6 @@
 //! flushes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -13,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::api::AppState;
 use crate::auth::Keys;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, MonotonicClock, Steady, SystemClock};
 use crate::config::Config;
 use crate::mail::outbound::SmtpSender;
 use crate::metrics::Metrics;
@@ -119,7 +118,8 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     let vendors = load_vendors(&config)?;
     let tls = load_tls(&config)?;
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Never backwards, whatever the wall clock does (SLA timers neither fire twice nor stop).
+    let clock: Arc<dyn Clock> = Arc::new(Steady::new(SystemClock, MonotonicClock::new()));
     // The daemon's one registry: its engine, intake, dispatcher and mail intake count into
     // it and `/metrics` serves it. Replays run a second engine on a registry of their own.
     let metrics = Arc::new(Metrics::new());
@@ -155,6 +155,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
                 vendors.clone(),
                 load_smtp(&smtp_config)?,
                 load_chat(&smtp_config)?,
+                crate::egress::Policy::new(&smtp_config.egress),
                 cancel.clone(),
             )
             .context("cannot build the webhook HTTP client")?;
@@ -244,7 +245,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     info!(%addr, tls = tls.is_some(), "Listening.");
     systemd::notify("READY=1");
 
-    let header_timeout = Duration::from_secs(config.server.header_timeout_secs);
+    let conn_limits = api::ConnLimits::new(&config.server);
     let limits = api::Limits::new(&config.server).counting(metrics.clone());
     let browser = api::browser::Guard::new(&config.server, addr);
     // Cookies are Secure when the listener speaks TLS.
@@ -262,7 +263,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         browser,
         console: crate::console::session::Sessions::new(secure_cookies),
     };
-    api::serve(listener, api::router(state), header_timeout, tls, shutdown).await;
+    api::serve(listener, api::router(state), conn_limits, tls, shutdown).await;
     systemd::notify("STOPPING=1");
     info!("Intake stopped; draining the engine.");
     tasks.wait().await;

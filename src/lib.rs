@@ -36,6 +36,7 @@
 //! - [`retention`]: the journal's retention sweep, `itsmd compact`.
 //! - [`backup`]: the whole store as JSON lines (export) and back (import).
 //! - [`daemon`]: wires everything together and owns graceful shutdown.
+//! - [`egress`]: where the daemon may connect on its own (vendor webhooks, the SMTP relay).
 //! - [`clock`], [`metrics`], [`systemd`], [`telemetry`]: time as a dependency, metric names,
 //!   readiness notification, logging.
 
@@ -49,6 +50,7 @@ pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod daemon;
+pub mod egress;
 pub mod engine;
 pub mod event;
 #[cfg(any(test, feature = "fuzzing"))]

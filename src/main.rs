@@ -201,6 +201,16 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
     itsmd::daemon::load_smtp(&config)?;
     itsmd::daemon::load_chat(&config)?;
     itsmd::daemon::load_tls(&config)?;
+    let (refused, unresolved) = itsmd::egress::check_destinations(&config);
+    for note in &unresolved {
+        eprintln!("Note: {note}");
+    }
+    if !refused.is_empty() {
+        anyhow::bail!(
+            "[egress] refuses configured destinations:\n  - {}",
+            refused.join("\n  - ")
+        );
+    }
     let rules = itsmd::daemon::load_rules(&config)?;
     let unknown = itsmd::mail::outbound::rule_notify::literal_problems(
         &config.rules.dir,

@@ -114,16 +114,19 @@ pub async fn replay(
     use crate::rules::replay::ReplayError;
     let (config, store) = (app.config.clone(), app.store.clone());
     let sources: Vec<(String, String)> = req.rules.into_iter().collect();
-    let outcome =
-        tokio::task::spawn_blocking(move || replay::replay(&config, &*store, sources, req.since))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "replay_failed",
-                    e.to_string(),
-                )
-            })?;
+    // Shutdown stops the replay between two events, so it never outlives the daemon.
+    let stop = app.shutdown.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        replay::replay(&config, &*store, sources, req.since, &stop)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "replay_failed",
+            e.to_string(),
+        )
+    })?;
     outcome.map(Json).map_err(|e| match e {
         ReplayError::Rules(errors) => {
             let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -45,6 +45,12 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
                 "payload_too_large",
                 "request body is larger than server.max_body_bytes",
             )
+        } else if r.body_text().contains(crate::api::serve::BODY_DEADLINE) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                crate::api::serve::BODY_DEADLINE,
+            )
         } else {
             ApiError::bad_request(format!("cannot read the request body: {}", r.body_text()))
         }

@@ -1,5 +1,7 @@
-//! Protecting the daemon from its clients: a cap on requests in flight (load shedding), a
-//! time limit per request, and a per-caller rate limit on intake. Each refusal is an
+//! Protecting the daemon from its clients: a cap on requests in flight (load shedding), with
+//! a separate, smaller one for routes reachable without a token (so anonymous or slow
+//! clients cannot take what authenticated intake needs), a time limit per request, and a
+//! per-caller rate limit on intake. Each refusal is an
 //! [`ApiError`] with Retry-After, so well-behaved senders back off and retry.
 //!
 //! Rate-limited responses (every intake answer, the 429 included) carry the three fields of
@@ -27,6 +29,8 @@ use crate::metrics::{CallerLabels, Metrics};
 pub struct Limits {
     /// Permits for requests in flight.
     in_flight: Arc<Semaphore>,
+    /// Permits for requests in flight to routes reachable without a token.
+    anonymous: Arc<Semaphore>,
     /// How long one request may take.
     timeout: Duration,
     /// Token buckets per caller for intake.
@@ -91,6 +95,7 @@ impl Limits {
     pub fn new(c: &ServerConfig) -> Limits {
         Limits {
             in_flight: Arc::new(Semaphore::new(c.max_concurrent_requests)),
+            anonymous: Arc::new(Semaphore::new(c.max_unauthenticated_requests)),
             timeout: Duration::from_secs(c.request_timeout_secs),
             buckets: Arc::new(Mutex::new(HashMap::new())),
             rate: f64::from(c.ingest_rate_per_sec),
@@ -150,13 +155,37 @@ pub async fn shed_and_time(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
+    let permits = limits.in_flight.clone();
+    shed(permits, "too many requests in flight", &limits, req, next).await
+}
+
+/// Middleware for routes reachable without a token: the same, on their own budget
+/// (`server.max_unauthenticated_requests`).
+pub async fn shed_anonymous(
+    State(limits): State<Limits>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let permits = limits.anonymous.clone();
+    let what = "too many requests in flight to routes without a token \
+                (server.max_unauthenticated_requests)";
+    shed(permits, what, &limits, req, next).await
+}
+
+async fn shed(
+    permits: Arc<Semaphore>,
+    what: &str,
+    limits: &Limits,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Ok(_permit) = permits.try_acquire_owned() else {
         return Err(ApiError {
             retry_after: Some(1),
             ..ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
-                "too many requests in flight; retry later",
+                format!("{what}; retry later"),
             )
         });
     };

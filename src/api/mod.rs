@@ -8,6 +8,7 @@ pub mod fields;
 pub mod health;
 pub(crate) mod json;
 pub(crate) mod limits;
+pub mod page;
 mod serve;
 pub mod tls;
 
@@ -20,7 +21,7 @@ use axum::routing::{get, post};
 
 pub use error::ApiError;
 pub use limits::Limits;
-pub use serve::serve;
+pub use serve::{ConnLimits, serve};
 
 use tokio_util::sync::CancellationToken;
 
@@ -117,12 +118,25 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/export", get(admin::export))
         .route("/api/v1/admin/rules/reload", post(admin::reload_rules))
         .route("/api/v1/admin/replay", post(admin::replay));
+    // Routes that need a token share `max_concurrent_requests`; those reachable without
+    // one have a budget of their own, so they cannot starve authenticated intake.
+    let shed = || from_fn_with_state(limits.clone(), limits::shed_and_time);
     let ingest = routes
         .ingest
         .route_layer(from_fn_with_state(limits.clone(), limits::ingest_rate))
-        .route_layer(need(Role::Ingest));
-    let agent = routes.agent.route_layer(need(Role::Agent));
-    let admin = routes.admin.route_layer(need(Role::Admin));
+        .route_layer(need(Role::Ingest))
+        .route_layer(shed());
+    let agent = routes
+        .agent
+        .route_layer(need(Role::Agent))
+        .route_layer(shed());
+    let admin = routes
+        .admin
+        .route_layer(need(Role::Admin))
+        .route_layer(shed());
+    let own_auth = routes
+        .own_auth
+        .route_layer(from_fn_with_state(limits.clone(), limits::shed_anonymous));
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -130,10 +144,9 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(ingest)
-        .merge(routes.own_auth)
+        .merge(own_auth)
         .merge(agent)
         .merge(admin)
-        .layer(from_fn_with_state(limits, limits::shed_and_time))
         .layer(from_fn_with_state(state.browser.clone(), browser::check))
         .merge(open)
         .fallback(error::not_found)

@@ -59,6 +59,8 @@ pub struct Config {
     /// Chat channels people notifications are posted to, by name (none by default).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub chat: BTreeMap<String, crate::mail::chat::ChatChannel>,
+    /// Where the daemon may connect on its own (`egress`).
+    pub egress: crate::egress::EgressConfig,
 }
 
 /// `[limits]`: the largest field of each kind an API request may carry, in bytes; a larger
@@ -104,6 +106,20 @@ pub struct ServerConfig {
     pub header_timeout_secs: u64,
     /// Requests handled at once; past it, 503 + Retry-After (load shedding).
     pub max_concurrent_requests: usize,
+    /// Of those, requests to routes reachable without a token (PagerDuty Events API, vendor
+    /// callbacks, the console) handled at once: a budget of their own, so anonymous clients
+    /// cannot use up the one authenticated intake needs.
+    pub max_unauthenticated_requests: usize,
+    /// Longest a client may take to send a request's body once its headers are in; then
+    /// 408 and the connection is closed.
+    pub body_read_timeout_secs: u64,
+    /// Open connections at once; past it, a new one gets 503 and is closed. 0: no cap.
+    pub max_connections: usize,
+    /// Open connections at once from one address; past it, 503 and closed. 0: no cap.
+    pub max_connections_per_peer: usize,
+    /// Most JSON one list answer carries (tickets, history, outbox); a page stops there
+    /// and its cursor goes on.
+    pub max_list_bytes: usize,
     /// Intake requests per second allowed per token (sustained); 0 turns the limit off.
     pub ingest_rate_per_sec: u32,
     /// Intake requests a token may send in a burst above the rate.
@@ -124,6 +140,11 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             header_timeout_secs: 10,
             max_concurrent_requests: 1024,
+            max_unauthenticated_requests: 128,
+            body_read_timeout_secs: 10,
+            max_connections: 4096,
+            max_connections_per_peer: 1024,
+            max_list_bytes: 8 << 20,
             ingest_rate_per_sec: 5000,
             ingest_burst: 10000,
             allowed_hosts: Vec::new(),
@@ -377,6 +398,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "cluster" => config.cluster = section_of(&section, value, &mut problems),
             "retention" => config.retention = section_of(&section, value, &mut problems),
             "chat" => config.chat = section_of(&section, value, &mut problems),
+            "egress" => config.egress = section_of(&section, value, &mut problems),
             other => problems.push(format!("unknown section or key `{other}`")),
         }
     }

@@ -13,6 +13,14 @@ pub fn problems(c: &Config) -> Vec<String> {
     positive("server.request_timeout_secs", c.server.request_timeout_secs);
     positive("server.header_timeout_secs", c.server.header_timeout_secs);
     positive(
+        "server.body_read_timeout_secs",
+        c.server.body_read_timeout_secs,
+    );
+    positive(
+        "server.max_unauthenticated_requests",
+        c.server.max_unauthenticated_requests as u64,
+    );
+    positive(
         "server.max_concurrent_requests",
         c.server.max_concurrent_requests as u64,
     );
@@ -73,6 +81,7 @@ pub fn problems(c: &Config) -> Vec<String> {
     out.extend(c.changes.problems());
     out.extend(c.cluster.problems(c.store.backend));
     out.extend(crate::api::browser::problems(&c.server));
+    out.extend(crate::egress::problems(&c.egress));
     out.extend(crate::sla::calendar_config::problems(&c.calendars));
     out.extend(crate::sla::policy::problems(&c.sla, c.calendars.keys()));
     out.extend(crate::alerts::config::problems(&c.alerts, &c.pagerduty));

@@ -227,9 +227,11 @@ pub async fn replay(
     };
     let dir = std::path::PathBuf::from(f.dir.trim());
     let (config, store) = (app.config.clone(), app.store.clone());
+    // Shutdown stops the replay between two events, as the API's replay.
+    let stop = app.shutdown.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let sources = candidate(&dir).map_err(|e| (StatusCode::BAD_REQUEST, e, vec![]))?;
-        replay::replay(&config, &*store, sources, since).map_err(|e| match e {
+        replay::replay(&config, &*store, sources, since, &stop).map_err(|e| match e {
             ReplayError::Rules(errors) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!(

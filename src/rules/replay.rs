@@ -229,6 +229,7 @@ pub fn replay(
     real: &dyn Store,
     sources: Vec<(String, String)>,
     since: Option<Timestamp>,
+    stop: &tokio_util::sync::CancellationToken,
 ) -> Result<Report, ReplayError> {
     // Everything the replay's engine does happens to a copy: it counts into a registry of
     // its own, thrown away afterwards (never the daemon's `/metrics`), and logs inside the
@@ -296,6 +297,11 @@ pub fn replay(
         let mut batch: Vec<StoredEvent> = Vec::new();
         let mut journal = real.range(Tree::Events, Bound::Unbounded, Bound::Unbounded);
         loop {
+            if stop.is_cancelled() {
+                return Err(ReplayError::Engine(
+                    "stopped: the daemon is shutting down".into(),
+                ));
+            }
             let next = journal
                 .next()
                 .transpose()?
@@ -890,7 +896,7 @@ mod tests {
         assert_eq!(opened_by, Some(4), "the fourth incident opened the problem");
 
         let sources = vec![(CORRELATE.0.to_string(), CORRELATE.1.to_string())];
-        let report = replay(&config, &*store, sources, None).unwrap();
+        let report = replay(&config, &*store, sources, None, &Default::default()).unwrap();
         assert_eq!(report.events, 4);
         assert!(report.event_differences.is_empty(), "{report:#?}");
         assert!(report.ticket_differences.is_empty(), "{report:#?}");
@@ -937,7 +943,7 @@ mod tests {
         );
 
         let sources = vec![("10-notify.rhai".to_string(), candidate.to_string())];
-        let report = replay(&config, &*store, sources, None).unwrap();
+        let report = replay(&config, &*store, sources, None, &Default::default()).unwrap();
         let diffs: Vec<(Option<TicketId>, &str)> = report
             .ticket_differences
             .iter()

@@ -18,6 +18,7 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        refuse_read_only(dir)?;
         remove_interrupted_snapshots(dir);
         let db = open_db(dir, cache_bytes).map_err(|error| StoreError::Open {
             path: dir.display().to_string(),
@@ -57,6 +58,33 @@ fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
             }
             other => return other,
         }
+    }
+}
+
+/// Refuses a data directory on a read-only file system before sled touches it, saying what
+/// to do: the store is left exactly as it was.
+fn refuse_read_only(dir: &Path) -> Result<(), StoreError> {
+    let probe = dir.join(".itsmd-write-probe");
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe);
+    match result {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => Err(StoreError::Open {
+            path: dir.display().to_string(),
+            error: format!(
+                "{e}: itsmd needs to write its store; remount the file system read-write or \
+                 point --data-dir (store.data_dir) at a writable directory, nothing was changed"
+            )
+            .into(),
+        }),
+        // A directory not made yet (sled creates it), or another problem sled reports itself.
+        Err(_) => Ok(()),
     }
 }
 

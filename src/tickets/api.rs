@@ -73,7 +73,14 @@ pub async fn list(
 ) -> Result<Json<Page>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (tickets, next) = search(&app, p)?.run(&app).await?;
-    let tickets = tickets.into_iter().map(TicketJson::from).collect();
+    let tickets: Vec<TicketJson> = tickets.into_iter().map(TicketJson::from).collect();
+    // At most `server.max_list_bytes` of tickets; the cursor goes on after the last one shown.
+    let (tickets, cut) = crate::api::page::within_budget(tickets, app.config.server.max_list_bytes);
+    let next = if cut {
+        tickets.last().map(|t| t.ticket.id)
+    } else {
+        next
+    };
     Ok(Json(Page { tickets, next }))
 }
 

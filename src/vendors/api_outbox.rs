@@ -67,9 +67,10 @@ pub async fn list(
     let rows = app
         .read(move |s| outbox::rows(s, tree, q.vendor.as_deref(), q.after, q.limit))
         .await?;
-    let next = (rows.len() == q.limit)
-        .then(|| rows.last().map(|r| r.id))
-        .flatten();
+    let full = rows.len() == q.limit;
+    // At most `server.max_list_bytes` of rows (bodies included); the cursor goes on.
+    let (rows, cut) = crate::api::page::within_budget(rows, app.config.server.max_list_bytes);
+    let next = (full || cut).then(|| rows.last().map(|r| r.id)).flatten();
     let names: Vec<String> = app.config.vendors.keys().cloned().collect();
     let vendors = app
         .read(move |s| {

@@ -1,7 +1,9 @@
 //! Vendors' callbacks in the engine: a verified callback sets the vendor's reference on the
 //! ticket, adds its comment and moves the ticket to the state its status maps to, all as the
 //! vendor and all or nothing (an illegal transition refuses the whole callback). Each
-//! webhook-id is applied once. The signature was checked by the API; this module must not
+//! webhook-id is applied once. A vendor may call back about a ticket assigned to it, or one
+//! it was notified about that was never assigned elsewhere; once taken off a ticket
+//! (unassigned, or assigned to another vendor) it may not touch it any more. The signature was checked by the API; this module must not
 //! see secrets.
 
 use tracing::info;
@@ -12,12 +14,33 @@ use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::Event;
-use crate::store::layout::Outcome;
 use crate::store::layout::outbox::{callback_key, vendor_ticket_key};
+use crate::store::layout::{Outcome, history_key};
 use crate::store::{StoreError, Tree, decode, encode};
 use crate::tickets::commands::{Failure, Refusal, invalid};
-use crate::tickets::{Actor, CommentRequest, HoldReason, State, TransitionRequest, Visibility};
+use crate::tickets::{
+    Actor, CommentRequest, HistoryEntry, HoldReason, State, Ticket, TransitionRequest, Visibility,
+};
 use crate::vendors::VendorCallback;
+
+/// Whether the ticket's history has `vendor` unassigned from it (a change of its vendor
+/// away from that name).
+fn taken_off(txn: &Txn<'_>, ticket: &Ticket, vendor: &str) -> Result<bool, StoreError> {
+    for seq in 1..=ticket.history_len {
+        let Some(bytes) = txn.get(Tree::History, &history_key(ticket.id, seq))? else {
+            continue;
+        };
+        let entry: HistoryEntry = decode(Tree::History, &bytes)?;
+        if entry
+            .changes
+            .iter()
+            .any(|c| c.field == "vendor" && c.old.as_str() == Some(vendor))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 impl Engine {
     /// The receipt of a callback whose webhook-id was applied before: nothing is done again.
@@ -66,14 +89,24 @@ impl Engine {
         };
         let id = cb.ticket;
         let before = self.load(txn, id)?;
-        let claimed = txn
-            .get(Tree::VendorTickets, &vendor_ticket_key(name, id))?
-            .is_some();
-        if before.process.vendor.as_deref() != Some(name.as_str()) && !claimed {
-            return Err(Refusal::Forbidden(format!(
-                "{id} is not assigned to vendor `{name}` and it was never notified about it"
-            ))
-            .into());
+        let current = before.process.vendor.as_deref();
+        if current != Some(name.as_str()) {
+            let claimed = txn
+                .get(Tree::VendorTickets, &vendor_ticket_key(name, id))?
+                .is_some();
+            if !claimed {
+                return Err(Refusal::Forbidden(format!(
+                    "{id} is not assigned to vendor `{name}` and it was never notified about it"
+                ))
+                .into());
+            }
+            if current.is_some() || taken_off(txn, &before, name)? {
+                return Err(Refusal::Forbidden(format!(
+                    "vendor `{name}` was taken off {id}; it is assigned to {}",
+                    current.map_or("no vendor".to_string(), |v| format!("vendor `{v}`"))
+                ))
+                .into());
+            }
         }
         let target = match &cb.status {
             Some(word) => match config.status_map.get(word) {

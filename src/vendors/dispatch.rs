@@ -4,7 +4,8 @@
 //! [`Delivery`] event: the engine alone writes rows. Rows scan in due order; each
 //! destination (vendor, or the SMTP server) has at most `max_in_flight` deliveries at once,
 //! and only the head of a ticket's queue is ever due, so one ticket's messages arrive in
-//! order. Redirects are not followed.
+//! order. Redirects are not followed. Every destination passes the egress policy first
+//! (`egress`): a refused one is dead-lettered with the reason.
 //!
 //! A delivery cut off by shutdown or a crash leaves its row due: it is sent again after the
 //! restart with the same webhook-id. The dispatcher sleeps until the next row is due or the
@@ -21,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::egress::{EgressError, Policy};
 use crate::engine::{EngineHandle, SubmitError};
 use crate::event::EventBody;
 use crate::mail::chat::ChatSenders;
@@ -94,6 +96,8 @@ pub struct Dispatcher {
     shutdown: CancellationToken,
     /// The engine's registry: deliveries count where the engine's own counters do.
     metrics: Arc<Metrics>,
+    /// Where deliveries may go.
+    egress: Policy,
 }
 
 /// How one attempt went, before the schedule is consulted.
@@ -120,6 +124,7 @@ impl Dispatcher {
         vendors: Vendors,
         mail: Option<SmtpSender>,
         chat: ChatSenders,
+        egress: Policy,
         shutdown: CancellationToken,
     ) -> Result<Dispatcher, reqwest::Error> {
         // Never the environment's HTTP_PROXY & co.: a vendor's webhooks go through a proxy
@@ -127,6 +132,7 @@ impl Dispatcher {
         let client = |proxy: Option<&reqwest::Url>| {
             let builder = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .dns_resolver(egress.resolver())
                 .no_proxy();
             match proxy {
                 Some(url) => builder.proxy(reqwest::Proxy::all(url.clone())?).build(),
@@ -150,6 +156,7 @@ impl Dispatcher {
             chat,
             http,
             shutdown,
+            egress,
         })
     }
 
@@ -288,6 +295,9 @@ impl Dispatcher {
         let attempt = row.attempts + 1;
         let at = self.engine.now();
         let sending = async {
+            if let Err(refused) = self.allowed(&sender).await {
+                return refused;
+            }
             match &sender {
                 Sender::Webhook(vendor) => self.send(&row, vendor, at).await,
                 Sender::Mail(smtp) => mail_answer(smtp.send(&row.body).await),
@@ -312,6 +322,49 @@ impl Dispatcher {
             result,
         };
         self.report(EventBody::Delivery(delivery)).await;
+    }
+
+    /// Whether the egress policy lets this delivery connect where it would: the vendor's
+    /// proxy when it has one, else its URL's host; the SMTP server.
+    /// A refusal is final (dead-lettered); a name that does not resolve is retried.
+    async fn allowed(&self, sender: &Sender) -> Result<(), Answer> {
+        let (what, target) = match sender {
+            Sender::Webhook(v) => match &v.proxy {
+                Some(proxy) => (
+                    format!("vendors.{}.proxy", v.name),
+                    Policy::url_target(proxy),
+                ),
+                None => (
+                    format!("vendors.{}.url", v.name),
+                    Policy::url_target(&v.url),
+                ),
+            },
+            Sender::Chat(c) => (format!("chat.{}.url", c.name), Policy::url_target(c.url())),
+            Sender::Mail(m) => (
+                "smtp.host".to_string(),
+                m.server
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?))),
+            ),
+        };
+        let Some((host, port)) = target else {
+            return Err(Answer::Refused {
+                error: format!("{what} has no host to connect to"),
+                reason: "egress",
+            });
+        };
+        match self.egress.check(&host, port).await {
+            Ok(_) => Ok(()),
+            Err(e @ EgressError::Refused { .. }) => Err(Answer::Refused {
+                error: format!("{what}: {e}"),
+                reason: "egress",
+            }),
+            Err(e @ EgressError::Resolve { .. }) => Err(Answer::Failed {
+                error: format!("{what}: {e}"),
+                reason: "connect",
+                retry_after: None,
+            }),
+        }
     }
 
     async fn send(&self, row: &OutboxRow, vendor: &Vendor, at: Timestamp) -> Answer {

@@ -493,3 +493,507 @@ fn vendor_webhooks_ignore_the_environment_proxy_and_use_a_configured_one() {
     let got = proxy.wait_for(1, Duration::from_secs(10));
     assert!(got[0].path.contains("/hook"), "{got:?}");
 }
+
+/// Polls the admin outbox listing (`dead` rows or pending ones) until `pred` holds.
+fn wait_outbox(
+    d: &crate::support::Daemon,
+    dead: bool,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let path = format!("/api/v1/admin/outbox?dead={dead}");
+    let mut last = serde_json::Value::Null;
+    crate::support::wait_until("the outbox to match", || {
+        let (status, v) = crate::vendors::call(d, reqwest::Method::GET, &path, None);
+        assert_eq!(status, 200, "{v}");
+        last = v;
+        pred(&last)
+    });
+    last
+}
+
+#[test]
+fn egress_to_loopback_or_link_local_is_refused_unless_allowed_and_dead_lettered() {
+    use crate::receiver::Receiver;
+    use std::time::Duration;
+    let vendor = Receiver::start(vec![]);
+    // A name (not an address) that resolves to loopback: judged by what it resolves to.
+    let by_name = vendor.url.replace("127.0.0.1", "localhost");
+    let config = format!(
+        "{}\n[egress]\nallow = []\n",
+        crate::vendors::config(&by_name, "")
+    );
+    let setup = Setup::new().config(&config);
+    let path = setup.config.clone().unwrap();
+    let (ok, out, err) = itsmd(&["check", "--config", path.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("vendors.acme.url")
+            && err.contains("loopback")
+            && err.contains("[egress] allow"),
+        "{err}"
+    );
+    let d = setup.start();
+    crate::vendors::assigned_incident(&d);
+    let dead = wait_outbox(&d, true, |v| {
+        v["rows"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let error = dead["rows"][0]["last_error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("`localhost` resolves to") && error.contains("loopback"),
+        "{error}"
+    );
+    assert!(error.contains("not retried"), "{error}");
+    assert_eq!(dead["rows"][0]["attempts"], 1, "{dead}");
+    assert!(
+        vendor.received().is_empty(),
+        "the refused vendor was called"
+    );
+    drop(d);
+
+    // The cloud metadata address: refused although loopback is allowed.
+    let config = format!(
+        "{}\n[egress]\nallow = [\"127.0.0.0/8\"]\n",
+        crate::vendors::config("http://169.254.169.254/latest/meta-data/", "")
+    );
+    let setup = Setup::new().config(&config);
+    let path = setup.config.clone().unwrap();
+    let (ok, _, err) = itsmd(&["check", "--config", path.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("169.254.169.254") && err.contains("link-local"),
+        "{err}"
+    );
+    let d = setup.start();
+    crate::vendors::assigned_incident(&d);
+    let dead = wait_outbox(&d, true, |v| {
+        v["rows"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    assert!(
+        dead["rows"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("link-local"),
+        "{dead}"
+    );
+    drop(d);
+
+    // Allowed: the same loopback name is delivered.
+    let config = format!(
+        "{}\n[egress]\nallow = [\"127.0.0.0/8\", \"::1\"]\n",
+        crate::vendors::config(&by_name, "")
+    );
+    let setup = Setup::new().config(&config);
+    let path = setup.config.clone().unwrap();
+    let (ok, out, err) = itsmd(&["check", "--config", path.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let d = setup.start();
+    crate::vendors::assigned_incident(&d);
+    assert_eq!(vendor.wait_for(1, Duration::from_secs(10)).len(), 1);
+}
+
+#[test]
+fn sigterm_stops_a_running_replay_and_releases_the_store() {
+    // Each event may take the rules a second, and a rule file that does is never disabled.
+    let setup = Setup::new().config(
+        "[groups.triage]\n[groups.operations]\n[groups.dba]\n[rules]\nmax_operations = 10000000000\ntime_budget_ms = 1000\ndisable_after = 0\n",
+    );
+    let d = setup.start();
+    for i in 0..100 {
+        let (status, body) = d.post(
+            "/api/v1/events",
+            &alert(
+                "firing",
+                "replayed",
+                json!({"alertname": "R", "i": i.to_string()}),
+            ),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    // A candidate that spends its whole time budget on every alert: the replay of 100 events
+    // takes far longer than the daemon may take to stop.
+    let slow = "fn on_alert(alert, ticket) {\n    let x = 0;\n    loop { x += 1; }\n}\n";
+    let url = d.url("/api/v1/admin/replay");
+    let http = d.http.clone();
+    let replay = std::thread::spawn(move || {
+        http.post(url)
+            .json(&json!({"rules": {"50-slow.rhai": slow}}))
+            .timeout(std::time::Duration::from_secs(120))
+            .send()
+            .map(|r| r.status().as_u16())
+    });
+    // The replay's own engine announces itself as the daemon's did.
+    d.wait_for_log(|v| v["message"] == "Engine started." && v.to_string().contains("replay"));
+    d.signal(libc::SIGTERM);
+    // Exits (support's wait gives it 30 s; the replay alone would take minutes).
+    assert!(d.wait().success());
+    let _ = replay.join();
+    // The store lock is free: the next start opens it, every incident there.
+    let d = setup.start();
+    let list = d.get_ok("/api/v1/tickets?limit=500");
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 100);
+}
+
+#[test]
+fn a_vendor_taken_off_a_ticket_cannot_resolve_it_by_callback() {
+    use itsmd::vendors::{Secret, sign};
+    use reqwest::Method;
+    let receiver = crate::receiver::Receiver::start(vec![]);
+    let setup = Setup::new().config(&crate::vendors::config(&receiver.url, ""));
+    let d = setup.start();
+    let id = crate::vendors::assigned_incident(&d);
+    // Notified once (the assignment's webhook), so it was a claim the vendor could use.
+    receiver.wait_for(1, std::time::Duration::from_secs(10));
+    let callback = |webhook_id: &str, status: &str| {
+        let text =
+            json!({"ticket": id, "status": status, "comment": "done on our side"}).to_string();
+        let key = Secret::parse(crate::vendors::SECRET, "test").unwrap();
+        let signed = sign(&[key], webhook_id, jiff::Timestamp::now(), text.as_bytes()).unwrap();
+        let mut req = d
+            .http
+            .post(d.url("/api/v1/vendors/acme/callback"))
+            .header("content-type", "application/json")
+            .body(text);
+        for (name, value) in signed.pairs() {
+            req = req.header(name, value);
+        }
+        let r = req.send().unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().unwrap_or_default(),
+        )
+    };
+    let (status, body) = callback("cb_1", "acknowledged");
+    assert_eq!(status, 200, "{body}");
+    let path = format!("/api/v1/tickets/{id}");
+    let (status, t) = crate::vendors::call(&d, Method::PATCH, &path, Some(json!({"vendor": null})));
+    assert_eq!(status, 200, "{t}");
+    let (status, body) = callback("cb_2", "resolved");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("taken off"), "{body}");
+    let (_, t) = crate::vendors::call(&d, Method::GET, &path, None);
+    assert_eq!(t["state"], "in_progress", "{t}");
+}
+
+/// Opens a connection to `d` and sends the headers of a POST to `path` announcing a body of
+/// `length` bytes, then `first` bytes of it.
+fn slow_post(
+    d: &crate::support::Daemon,
+    path: &str,
+    length: usize,
+    first: &[u8],
+) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(d.addr).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n",
+        d.addr
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(first).unwrap();
+    s
+}
+
+/// Reads what the daemon answered on `s` (until it closes or 30 s pass).
+fn answer(mut s: std::net::TcpStream) -> String {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn trickling_anonymous_bodies_do_not_starve_authenticated_intake() {
+    use std::io::Write;
+    let token = "ingest-token-0123456789";
+    // A main budget the 300 trickling connections below would use up many times over, and a
+    // request timeout longer than this test waits: without a budget of their own for routes
+    // without a token, the alert below would get 503 throughout.
+    let config = format!(
+        "[server]\nmax_concurrent_requests = 64\nmax_unauthenticated_requests = 16\n\
+         request_timeout_secs = 300\nbody_read_timeout_secs = 4\nmax_connections_per_peer = 0\n\
+         [auth]\ntokens = [{{ name = \"prom\", role = \"ingest\", token = \"{token}\" }}]\n\
+         [groups.triage]\n[groups.operations]\n[vendors.acme]\nurl = \"http://127.0.0.1:9/\"\n\
+         secret = \"{}\"\n",
+        crate::vendors::SECRET
+    );
+    let setup = Setup::new().config(&config);
+    let d = setup.start();
+    let mut trickling: Vec<std::net::TcpStream> = (0..300)
+        .map(|i| {
+            let path = if i % 2 == 0 {
+                "/v2/enqueue"
+            } else {
+                "/api/v1/vendors/acme/callback"
+            };
+            slow_post(&d, path, 100_000, b"{")
+        })
+        .collect();
+    // Keep them trickling, a byte each, while the alert goes in.
+    for s in &mut trickling {
+        let _ = s.write_all(b" ");
+    }
+    let body = alert("firing", "disk full", json!({"alertname": "Disk"}));
+    let mut last = String::new();
+    crate::support::wait_until("an authenticated alert accepted", || {
+        let r = d
+            .http
+            .post(d.url("/api/v1/events"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        last = r.text().unwrap_or_default();
+        for s in &mut trickling {
+            let _ = s.write_all(b" ");
+        }
+        status == 202
+    });
+    assert!(last.contains("INC-"), "{last}");
+    // Past their budget, trickling requests were refused at once, naming it; those within
+    // it were cut off at the body deadline (408, or the PagerDuty API's own 400 saying so),
+    // and their connections closed. A connection reset after its answer (the client kept
+    // writing into a closed connection) reads as nothing.
+    let answers: Vec<String> = trickling.into_iter().map(answer).collect();
+    let over = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 503") && a.contains("max_unauthenticated_requests"))
+        .count();
+    let cut = answers
+        .iter()
+        .filter(|a| a.contains("did not arrive within server.body_read_timeout_secs"))
+        .count();
+    let reset = answers.iter().filter(|a| a.is_empty()).count();
+    assert!(over >= 200, "{over} refused, {cut} cut off, {reset} reset");
+    assert!(cut >= 1, "none cut off at the deadline");
+    assert_eq!(
+        over + cut + reset,
+        300,
+        "{:?}",
+        answers.iter().find(|a| {
+            !a.is_empty() && !a.starts_with("HTTP/1.1 503") && !a.contains("body_read_timeout_secs")
+        })
+    );
+}
+
+#[test]
+fn connections_past_the_per_peer_cap_are_refused_with_a_503_naming_it() {
+    let setup = Setup::new().config("[server]\nmax_connections_per_peer = 3\n");
+    let d = setup.start();
+    let held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(d.addr).unwrap())
+        .collect();
+    let fourth = std::net::TcpStream::connect(d.addr).unwrap();
+    let said = answer(fourth);
+    assert!(said.starts_with("HTTP/1.1 503"), "{said}");
+    assert!(said.contains("server.max_connections_per_peer"), "{said}");
+    drop(held);
+    // Closed connections are no longer counted: the API answers again.
+    crate::support::wait_until("the API to answer", || {
+        d.http
+            .get(d.url("/api/v1/tickets"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+}
+
+#[test]
+fn a_ticket_list_page_stops_at_its_byte_budget_and_the_cursor_goes_on() {
+    let setup = Setup::new().config("[server]\nmax_list_bytes = 200000\n");
+    let d = setup.start();
+    let description = "x".repeat(60_000);
+    for i in 0..12 {
+        let (status, t) = d.post(
+            "/api/v1/tickets",
+            &json!({"kind": "incident", "title": format!("big {i}"), "description": description})
+                .to_string(),
+        );
+        assert_eq!(status, 201, "{t}");
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/api/v1/tickets?limit=300&after={a}"),
+            None => "/api/v1/tickets?limit=300".to_string(),
+        };
+        let r = d.http.get(d.url(&path)).send().unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().unwrap();
+        // The budget plus at most the ticket that crossed it is never exceeded.
+        assert!(text.len() <= 200_000 + 62_000, "{} bytes", text.len());
+        let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let tickets = page["tickets"].as_array().unwrap();
+        assert!(
+            !tickets.is_empty() && tickets.len() < 12,
+            "{}",
+            tickets.len()
+        );
+        seen.extend(
+            tickets
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_string()),
+        );
+        pages += 1;
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert!(pages >= 4, "{pages} pages");
+    let expected: Vec<String> = (1..=12).map(|n| format!("INC-{n:06}")).collect();
+    assert_eq!(seen, expected, "every ticket once, in order");
+}
+
+/// A tmpfs of `size` mounted on `dir` (root only: the tests run as root in CI), unmounted
+/// when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "cannot mount a tmpfs on {} (uid {}): the disk-fault test needs root",
+            dir.display(),
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() }
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn remount(&self, opts: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {opts}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Starts `itsmd serve` on `data` and reports whether it came up (then stops it) or exited,
+/// with its stderr.
+fn start_or_refuse(data: &std::path::Path) -> (bool, String) {
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--rules-dir")
+        .arg(&rules)
+        .stderr(log.reopen().unwrap())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    crate::support::wait_until("the daemon to start or refuse", || {
+        if std::fs::read_to_string(log.path()).is_ok_and(|l| l.contains("\"Listening.\"")) {
+            up = true;
+            return true;
+        }
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if up {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(up || !status.success(), "exited 0 without serving: {text}");
+    (up, text)
+}
+
+#[test]
+fn on_a_full_then_read_only_disk_the_store_stays_openable_and_nothing_acknowledged_is_lost() {
+    use std::io::Write;
+    let setup = Setup::new();
+    let data = setup.data_dir();
+    let fs = Tmpfs::mount(&data, "24m");
+    let d = setup.start();
+    let (status, _) = d.post(
+        "/api/v1/events",
+        &alert("firing", "first", json!({"i": "0"})),
+    );
+    assert_eq!(status, 202);
+    // Fill the rest of the disk with a file we can delete later.
+    let filler = data.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 1 << 20];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.write_all(&[0u8; 4096]);
+    while f.write_all(&[0u8; 512]).is_ok() {}
+    drop(f);
+    // Intake goes on until the store cannot write; then 503, never a false 202.
+    let mut acknowledged = 1;
+    let mut refused = false;
+    let big = "v".repeat(16_000);
+    for i in 1..2_000 {
+        let (status, body) = d.post(
+            "/api/v1/events",
+            &alert(
+                "firing",
+                &format!("alert {i}"),
+                json!({"i": i.to_string(), "big": big}),
+            ),
+        );
+        match status {
+            202 => acknowledged += 1,
+            503 => {
+                assert!(body.to_string().contains("store_unavailable"), "{body}");
+                refused = true;
+                break;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(refused, "the disk never filled");
+    d.kill();
+
+    // A start on the full disk either serves or refuses saying what to do.
+    let (up, log) = start_or_refuse(&data);
+    assert!(
+        up || log.contains("disk full") || log.contains("free space"),
+        "{log}"
+    );
+    // Space freed: the store opens, with every acknowledged alert, and verifies offline.
+    std::fs::remove_file(&filler).unwrap();
+    let d = setup.start();
+    let list = d.get_ok("/api/v1/tickets?limit=1000");
+    assert_eq!(
+        list["tickets"].as_array().unwrap().len(),
+        acknowledged,
+        "acknowledged, kept"
+    );
+    assert!(d.terminate().success());
+    let (ok, out, err) = itsmd(&["check", "--data-dir", data.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+
+    // Read-only: refused with what to do, the store untouched and still opening afterwards.
+    fs.remount("ro");
+    let (up, log) = start_or_refuse(&data);
+    assert!(!up, "served on a read-only store");
+    assert!(
+        log.contains("Read-only file system") && log.contains("remount"),
+        "{log}"
+    );
+    fs.remount("rw");
+    let d = setup.start();
+    let list = d.get_ok("/api/v1/tickets?limit=1000");
+    assert_eq!(list["tickets"].as_array().unwrap().len(), acknowledged);
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::receiver::{Receiver, Reply};
 use crate::support::{BIN, Daemon, Setup};
 
-const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+pub(crate) const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const OLD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ADMIN: &str = "admin-token-for-vendor-tests";
 

@@ -43,6 +43,13 @@ pub struct ChatSender {
 #[derive(Clone, Default)]
 pub struct ChatSenders(BTreeMap<String, Arc<ChatSender>>);
 
+impl ChatSender {
+    /// Where this channel posts: what the egress policy checks before each send.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
 impl ChatSenders {
     /// Reads each Matrix channel's token file.
     pub fn build(chat: &BTreeMap<String, ChatChannel>) -> Result<ChatSenders, ChatError> {
