@@ -574,3 +574,49 @@ fn repeated_kills_at_random_points_and_a_pause_lose_nothing_and_do_nothing_twice
         assert_eq!(d.terminate().code(), Some(0));
     }
 }
+
+#[test]
+fn a_leader_commit_tells_every_node_s_intake_the_highest_inbox_id_it_answered() {
+    let url = database("answered");
+    let config = itsmd::config::StoreConfig {
+        backend: itsmd::config::StoreBackend::Postgres,
+        url: Some(url),
+        ..Default::default()
+    };
+    let leader = itsmd::store::open_shared(&config).unwrap();
+    let intake = itsmd::store::open_shared(&config).unwrap();
+    let (told, heard) = std::sync::mpsc::channel();
+    intake
+        .on_answers(Box::new(move |upto| told.send(upto).is_ok()))
+        .unwrap();
+    // First the listener says "anything may have been answered" (it was not listening).
+    assert_eq!(heard.recv_timeout(Duration::from_secs(10)).unwrap(), None);
+    let lease = leader.take_lease("a", 60_000).unwrap();
+    let ids = intake.push(vec![vec![1], vec![2], vec![3]], 10).unwrap();
+    assert!(
+        heard.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing answered yet"
+    );
+    leader
+        .commit_fenced(
+            itsmd::store::WriteBatch::default(),
+            lease.token,
+            vec![(ids[0], vec![9]), (ids[1], vec![9])],
+        )
+        .unwrap();
+    assert_eq!(
+        heard.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Some(ids[1]),
+        "the batch's highest inbox id"
+    );
+    // A fenced batch answers nothing, so it tells nothing.
+    let stale = leader.take_lease("b", 60_000).unwrap();
+    assert!(!stale.mine);
+    let refused = leader.commit_fenced(
+        itsmd::store::WriteBatch::default(),
+        lease.token - 1,
+        vec![(ids[2], vec![9])],
+    );
+    assert!(refused.is_err());
+    assert!(heard.recv_timeout(Duration::from_millis(300)).is_err());
+}
