@@ -146,12 +146,15 @@ const MIGRATIONS: &[(i32, &str)] = &[
 
 /// Applies every migration not yet recorded, each in its own transaction.
 pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    // Without the server's NOTICE that the table exists, logged at every open otherwise.
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS itsmd_schema_migrations (
+            "SET client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS itsmd_schema_migrations (
                  version    integer PRIMARY KEY,
                  applied_at timestamptz NOT NULL DEFAULT now()
-             )",
+             );
+             RESET client_min_messages",
         )
         .map_err(|e| io("migrate", e))?;
     for (version, sql) in MIGRATIONS {
