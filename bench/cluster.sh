@@ -8,25 +8,29 @@
 #
 # For each: single /api/v1/events over KEYS keys (mostly updates), then new incidents (every
 # alert a new key), open loop at RATE/s for SECS s (probe, benches/probe); ack latency from
-# the scheduled send. Then failover: KILLS times SIGKILL the leader of three nodes, time until
+# the scheduled send; done/s in cluster mode (acknowledged once in the shared inbox): the run's
+# events over the time until the leader has processed them all. Then failover: KILLS times SIGKILL the leader of three nodes, time until
 # another node's /healthz says "leader" (and restart the killed one); p50 and max.
 #
 #   bash bench/cluster.sh
 #   RATE=3000 SECS=5 KILLS=5 bash bench/cluster.sh
 #   SYNC=off bash bench/cluster.sh      # synchronous_commit = off (acknowledged ≠ durable!)
 #   NO_BUILD=1 bash bench/cluster.sh    # the release binaries as last built
+#   ITSMD_BIN=/tmp/itsmd NO_BUILD=1 bash bench/cluster.sh   # another daemon binary
+#   IDLE=0 bash bench/cluster.sh        # skip the idle cluster's 30 s count of transactions
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-5000}
 SECS=${SECS:-10}
 KEYS=${KEYS:-1000}
 KILLS=${KILLS:-5}
+IDLE=${IDLE:-30}
 SYNC=${SYNC:-on}
 PARTS=${PARTS:-single one three failover}
 base_port=${BASE_PORT:-18180}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 
-bin=${CARGO_TARGET_DIR:-target}/release/itsmd
+bin=${ITSMD_BIN:-${CARGO_TARGET_DIR:-target}/release/itsmd}
 if [ -z "${NO_BUILD:-}" ]; then
   echo "building…" >&2
   cargo build --release --quiet
@@ -106,12 +110,26 @@ run_probes() { # label kind keys nodes… : the probe to every node at RATE/#nod
     p99=$(awk -v a="$p99" -v b="$(field p99 "$l")" 'BEGIN{print (b>a)?b:a}')
     max=$(awk -v a="$max" -v b="$(field max "$l")" 'BEGIN{print (b>a)?b:a}')
   done
-  out '%-44s %8s %8s %9s %9s %9s %7s' "$label" "$RATE" "$ok" "$p50" "$p99" "$max" "$non2xx"
+  # Cluster mode acknowledges once the inbox insert commits: processed/s counts until the
+  # leader has answered every inbox row (the whole run's events over SECS plus the drain).
+  local processed=$ok
+  if [ "$cur_cluster" = true ]; then
+    local t0 t1
+    t0=$(date +%s%N)
+    until [ "$(sql "SELECT count(*) FROM itsmd_inbox WHERE answered_at IS NULL" "$cur_db")" = 0 ]; do
+      sleep 0.1
+    done
+    t1=$(date +%s%N)
+    processed=$(awk -v ok="$ok" -v s="$SECS" -v d="$(( (t1 - t0) / 1000000 ))" \
+      'BEGIN{printf "%.0f", ok * s / (s + d / 1000)}')
+  fi
+  out '%-44s %8s %8s %9s %9s %9s %9s %7s' "$label" "$RATE" "$ok" "$processed" "$p50" "$p99" "$max" "$non2xx"
 }
 
 scenario() { # name cluster nodes…
   local name=$1 cluster=$2; shift 2
   local db="bench_${name}"
+  cur_db=$db cur_cluster=$cluster
   sql "DROP DATABASE IF EXISTS $db" && sql "CREATE DATABASE $db"
   local port=$base_port
   for n in "$@"; do start_node "$db" "$n" "$port" "$cluster"; port=$((port + 1)); done
@@ -121,21 +139,26 @@ scenario() { # name cluster nodes…
   run_probes "$name: events ($KEYS keys)" "$KEYS" "$@"
   run_probes "$name: new incidents" $((RATE * SECS * 2)) "$@"
   local tickets
+  for n in "$@"; do # where the engine's time went (the leader's figures; followers' are 0)
+    curl -s "http://127.0.0.1:${node_port[$n]}/metrics" |
+      grep -E '^itsmd_(batch_size|batch_round_trips|commit_seconds)_(sum|count)|^itsmd_commit_stage_seconds' |
+      sed "s/^/  $name $n: /" >&2
+  done
   tickets=$(sql "SELECT count(*) FROM itsmd_tickets" "$db")
   out '%-44s tickets %s, commits %s' "  $name: after both runs" "$tickets" \
     "$(( $(sql "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'") - before_commits ))"
-  if [ "$cluster" = true ]; then
-    # Idle: no intake for 30 s; transactions the nodes commit meanwhile (lease renewals).
+  if [ "$cluster" = true ] && [ "$IDLE" -gt 0 ]; then
+    # Idle: no intake for IDLE s; transactions the nodes commit meanwhile (lease renewals).
     local c0 c1
     c0=$(sql "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
-    sleep 30
+    sleep "$IDLE"
     c1=$(sql "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
-    out '%-44s %s transactions/min with %s node(s) idle' "  $name: idle" $(( (c1 - c0) * 2 )) "$#"
+    out '%-44s %s transactions/min with %s node(s) idle' "  $name: idle" $(( (c1 - c0) * 60 / IDLE )) "$#"
   fi
   stop_all
 }
 
-out '%-44s %8s %8s %9s %9s %9s %7s' "scenario (synchronous_commit=$SYNC)" "offered" "acked/s" "p50 ms" "p99 ms" "max ms" "failed"
+out '%-44s %8s %8s %9s %9s %9s %9s %7s' "scenario (synchronous_commit=$SYNC)" "offered" "acked/s" "done/s" "p50 ms" "p99 ms" "max ms" "failed"
 has single && scenario single false a
 has one && scenario one true a
 has three && scenario three true a b c

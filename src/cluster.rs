@@ -222,10 +222,14 @@ impl Answer {
 
 /// Intake's side of the inbox. One thread per node (the hub) takes the events of every
 /// request waiting at that moment into one INSERT (group commit: one statement and one WAL
-/// flush for all of them) and polls the answers of every waiting request in one query, so
-/// the node's one intake connection runs a few statements per flush, not two per request.
+/// flush for all of them), and looks for answers only when the leader says it wrote some
+/// (its commit NOTIFYs the batch's highest inbox id): then one query for the waiting rows up
+/// to that id. So the node's one intake connection runs one statement per flush and one per
+/// leader commit, not two per request.
 pub(crate) struct Intake {
     hub: Mutex<std::sync::mpsc::Sender<Request>>,
+    /// Dropped with the last handle: the answers listener then stops.
+    _alive: Arc<()>,
     pub wait: Duration,
 }
 
@@ -238,10 +242,16 @@ enum Request {
     ),
     /// The answer of this inbox row, once the leader has written it (dropped: not wanted).
     Watch(i64, tokio::sync::oneshot::Sender<Vec<u8>>),
+    /// The leader committed answers to inbox rows up to this id; `None`: perhaps to any
+    /// (the answers listener (re)connected, so notifications may have been lost).
+    Answered(Option<i64>),
 }
 
-/// How often the hub looks for the answers of the rows it watches.
+/// How often the hub looks for the answers of the rows it watches when it is not told.
 const ANSWER_POLL: Duration = Duration::from_millis(5);
+
+/// How often it looks anyway while the leader's notifications come (in case one was lost).
+const ANSWER_FALLBACK: Duration = Duration::from_millis(500);
 
 impl Intake {
     /// Starts the hub on `shared` (its own connection); events beyond `limit` unanswered
@@ -252,15 +262,25 @@ impl Intake {
         limit: u64,
     ) -> std::io::Result<Intake> {
         let (hub, requests) = std::sync::mpsc::channel();
+        let alive = Arc::new(());
+        let (told, gone) = (hub.clone(), Arc::downgrade(&alive));
+        let listening = shared
+            .on_answers(Box::new(move |upto| {
+                gone.upgrade().is_some() && told.send(Request::Answered(upto)).is_ok()
+            }))
+            .inspect_err(|e| {
+                warn!(error = %e, "Intake cannot listen for the leader's answers; it polls for them instead.")
+            })
+            .is_ok();
         std::thread::Builder::new()
             .name("itsmd-intake".into())
-            .spawn(move || hub_loop(&*shared, limit, &requests))?;
+            .spawn(move || hub_loop(&*shared, limit, &requests, listening))?;
         Ok(Intake {
             hub: Mutex::new(hub),
+            _alive: alive,
             wait,
         })
     }
-
     fn send(&self, request: Request) -> Result<(), SubmitError> {
         self.hub
             .lock()
@@ -304,9 +324,25 @@ impl Intake {
     }
 }
 
-/// The hub: runs until every [`Intake`] handle is gone.
-fn hub_loop(shared: &dyn Shared, limit: u64, requests: &std::sync::mpsc::Receiver<Request>) {
-    let mut watching: Vec<(i64, tokio::sync::oneshot::Sender<Vec<u8>>)> = Vec::new();
+/// The hub: runs until every [`Intake`] handle is gone. `listening`: the leader's
+/// notifications of answers come (else it polls every [`ANSWER_POLL`]).
+fn hub_loop(
+    shared: &dyn Shared,
+    limit: u64,
+    requests: &std::sync::mpsc::Receiver<Request>,
+    listening: bool,
+) {
+    let every = if listening {
+        ANSWER_FALLBACK
+    } else {
+        ANSWER_POLL
+    };
+    let mut watching: std::collections::BTreeMap<i64, tokio::sync::oneshot::Sender<Vec<u8>>> =
+        std::collections::BTreeMap::new();
+    // The highest inbox id the leader said it answered; whether watched rows up to it may
+    // have answers not looked for yet; whether any watched row may (a lost notification).
+    let (mut answered, mut due, mut any) = (0i64, false, false);
+    let mut looked = Instant::now();
     loop {
         let first = if watching.is_empty() {
             match requests.recv() {
@@ -314,7 +350,7 @@ fn hub_loop(shared: &dyn Shared, limit: u64, requests: &std::sync::mpsc::Receive
                 Err(_) => return,
             }
         } else {
-            match requests.recv_timeout(ANSWER_POLL) {
+            match requests.recv_timeout(every.saturating_sub(looked.elapsed())) {
                 Ok(r) => Some(r),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
@@ -327,52 +363,84 @@ fn hub_loop(shared: &dyn Shared, limit: u64, requests: &std::sync::mpsc::Receive
         {
             match request {
                 Request::Push(bodies, reply) => pushes.push((bodies, reply)),
-                Request::Watch(id, reply) => watching.push((id, reply)),
+                Request::Watch(id, reply) => {
+                    // Answered before its submitter asked: look for it too.
+                    due |= id <= answered;
+                    watching.insert(id, reply);
+                }
+                Request::Answered(Some(upto)) => {
+                    answered = answered.max(upto);
+                    due = true;
+                }
+                Request::Answered(None) => any = true,
             }
         }
         if !pushes.is_empty() {
-            let all: Vec<Vec<u8>> = pushes.iter().flat_map(|(b, _)| b.iter().cloned()).collect();
-            match shared.push(all, limit) {
-                Ok(ids) => {
-                    let mut ids = ids.into_iter();
-                    for (bodies, reply) in pushes {
-                        let _ = reply.send(Ok(ids.by_ref().take(bodies.len()).collect()));
-                    }
-                }
-                Err(e) => {
-                    if let StoreError::InboxFull { limit } = e {
-                        warn!(
-                            limit,
-                            "Shared inbox full; intake answers 503 until the leader catches up."
-                        );
-                    }
-                    for (_, reply) in pushes {
-                        let _ = reply.send(Err(match &e {
-                            StoreError::InboxFull { .. } => SubmitError::Busy,
-                            other => SubmitError::Store(other.to_string()),
-                        }));
-                    }
-                }
-            }
+            push(shared, limit, pushes);
         }
         // Submitters that stopped waiting (answered `queued`) are forgotten.
-        watching.retain(|(_, reply)| !reply.is_closed());
-        if watching.is_empty() {
+        watching.retain(|_, reply| !reply.is_closed());
+        let fallback = looked.elapsed() >= every;
+        if watching.is_empty() || !(due || any || fallback) {
             continue;
         }
-        let ids: Vec<i64> = watching.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<i64> = if any || fallback {
+            watching.keys().copied().collect()
+        } else {
+            watching.range(..=answered).map(|(id, _)| *id).collect()
+        };
+        (due, any, looked) = (false, false, Instant::now());
+        if ids.is_empty() {
+            continue;
+        }
         match shared.answers(ids) {
             Ok(found) => {
                 for (id, bytes) in found {
-                    if let Some(i) = watching.iter().position(|(w, _)| *w == id) {
-                        let (_, reply) = watching.swap_remove(i);
+                    if let Some(reply) = watching.remove(&id) {
                         let _ = reply.send(bytes);
                     }
                 }
             }
             Err(e) => {
                 warn!(error = %e, "Inbox answers could not be read; retrying.");
+                any = true;
                 std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Stores the events of every waiting push in one insert and tells each its ids.
+#[allow(clippy::type_complexity)]
+fn push(
+    shared: &dyn Shared,
+    limit: u64,
+    pushes: Vec<(
+        Vec<Vec<u8>>,
+        tokio::sync::oneshot::Sender<Result<Vec<i64>, SubmitError>>,
+    )>,
+) {
+    let counts: Vec<usize> = pushes.iter().map(|(b, _)| b.len()).collect();
+    let (all, replies): (Vec<Vec<Vec<u8>>>, Vec<_>) = pushes.into_iter().unzip();
+    match shared.push(all.into_iter().flatten().collect(), limit) {
+        Ok(ids) => {
+            let mut ids = ids.into_iter();
+            for (n, reply) in counts.into_iter().zip(replies) {
+                let _ = reply.send(Ok(ids.by_ref().take(n).collect()));
+            }
+        }
+        Err(e) => {
+            if let StoreError::InboxFull { limit } = e {
+                warn!(
+                    limit,
+                    "Shared inbox full; intake answers 503 until the leader catches up."
+                );
+            }
+            for reply in replies {
+                let _ = reply.send(Err(match &e {
+                    StoreError::InboxFull { .. } => SubmitError::Busy,
+                    other => SubmitError::Store(other.to_string()),
+                }));
             }
         }
     }

@@ -393,6 +393,13 @@ pub trait Shared: Send + Sync + 'static {
     fn wait_for_inbox(&self, timeout: std::time::Duration) -> bool;
     /// The answers of those of `ids` the leader has processed.
     fn answers(&self, ids: Vec<i64>) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+    /// Calls `answered`, on a thread and connection of its own, with the highest inbox id of
+    /// each batch a leader commits, and with `None` whenever notifications may have been
+    /// lost (at the start and after a reconnection); stops once it returns false.
+    fn on_answers(
+        &self,
+        answered: Box<dyn FnMut(Option<i64>) -> bool + Send>,
+    ) -> Result<(), StoreError>;
     /// Up to `limit` unanswered inbox rows, lowest id first.
     fn pending(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
     /// Applies `batch` and answers the inbox rows in `answers`, in one transaction, only if

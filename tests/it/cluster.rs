@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use itsmd::store::Shared;
 use serde_json::{Value, json};
 
+use itsmd::vendors::signing::DEFAULT_TOLERANCE;
+use itsmd::vendors::{ReceivedHeaders, Secret, verify};
+
 use crate::postgres::database;
+use crate::receiver::{Received, Receiver, Reply};
 use crate::support::{Daemon, Setup, alert};
 
 const KEYS: usize = 6;
@@ -216,13 +220,141 @@ fn a_stale_lease_token_cannot_commit() {
     assert_eq!(a.answers(ids).unwrap().len(), 1);
 }
 
-/// A node with its own Maildir (in its setup's folder), on a short lease.
-fn mail_node(url: &str, name: &str) -> Setup {
-    Setup::new().config(&format!(
-        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n\
-         [cluster]\nenabled = true\nnode = \"{name}\"\nlease_ms = 2000\nrenew_ms = 500\n\
-         [mail]\nsettle = \"100ms\"\nrescan_every = \"1s\"\n"
-    ))
+/// Every ticket is assigned to the vendor (`ticket.assigned`, once per ticket); every alert
+/// also notifies it (`ticket.notified`, one outbox message per processed alert).
+const VENDOR_RULES: &str = r#"
+fn on_alert(alert, ticket) {
+    if ticket.is_new {
+        ticket.title = alert.summary;
+        ticket.vendor = "acme";
+    }
+    ticket.notify("acme");
+}
+
+fn on_mail(mail, ticket) {
+    if ticket.is_new {
+        ticket.vendor = "acme";
+    }
+}
+"#;
+
+/// A node with its own Maildir (in its setup's folder), on a short lease, sending webhooks
+/// to the vendor `acme` at `vendor`.
+fn mail_node(url: &str, name: &str, vendor: &str) -> Setup {
+    Setup::new()
+        .rules(&[("50-cluster.rhai", VENDOR_RULES)])
+        .config(&format!(
+            "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n\
+             [cluster]\nenabled = true\nnode = \"{name}\"\nlease_ms = 2000\nrenew_ms = 500\n\
+             [mail]\nsettle = \"100ms\"\nrescan_every = \"1s\"\n\
+             [vendors.acme]\nurl = \"{vendor}\"\nsecret = \"{VENDOR_SECRET}\"\ntimeout = \"2s\"\n\
+             retry = {{ max_attempts = 50, base_ms = 10, cap_ms = 200, max_retry_after_ms = 1000 }}\n"
+        ))
+}
+
+const VENDOR_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// The vendor fails now and then (retried with the same webhook-id) and is sometimes slow,
+/// so kills also land while deliveries are in flight; then it answers 200.
+fn vendor_script(rng: &mut fastrand::Rng) -> Vec<Reply> {
+    (0..120)
+        .map(|_| match rng.u8(0..4) {
+            0 => Reply::Status(503),
+            1 => Reply::Hang(Duration::from_millis(100)),
+            _ => Reply::Status(200),
+        })
+        .collect()
+}
+
+/// Checks what the vendor received against the tickets: every request signed, the same body
+/// on every delivery of one webhook-id (retries, and re-sends by the next leader after a
+/// failover), each message made once (one webhook-id per type, ticket and event), each
+/// ticket assigned once, and one notification per processed alert. Returns (messages,
+/// deliveries beyond the first per webhook-id).
+fn assert_vendor_saw_each_message_once(
+    received: &[Received],
+    titles: &BTreeMap<String, String>,
+    alerts: &BTreeMap<String, u64>,
+) -> (usize, usize) {
+    let secret = Secret::parse(VENDOR_SECRET, "test").unwrap();
+    let mut by_id: BTreeMap<&str, &Received> = BTreeMap::new();
+    for r in received {
+        let at = jiff::Timestamp::from_second(r.timestamp.parse().unwrap()).unwrap();
+        let headers = ReceivedHeaders {
+            id: Some(&r.id),
+            timestamp: Some(&r.timestamp),
+            signature: Some(&r.signature),
+        };
+        verify(
+            std::slice::from_ref(&secret),
+            &headers,
+            r.body.as_bytes(),
+            at,
+            DEFAULT_TOLERANCE,
+        )
+        .unwrap_or_else(|e| panic!("not signed: {e}: {r:?}"));
+    }
+    for r in received {
+        let first = by_id.entry(&r.id).or_insert(r);
+        assert_eq!(
+            first.body, r.body,
+            "{}: every delivery sends the same body",
+            r.id
+        );
+    }
+    for id in by_id.keys() {
+        assert!(
+            received
+                .iter()
+                .any(|r| r.id == *id && (200..300).contains(&r.answered)),
+            "{id} was delivered (answered 2xx at least once)"
+        );
+    }
+    let mut made: BTreeMap<(String, String, u64), &str> = BTreeMap::new();
+    let mut assigned: BTreeMap<String, usize> = BTreeMap::new();
+    let mut notified: BTreeMap<String, u64> = BTreeMap::new();
+    for (id, r) in &by_id {
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        let kind = body["type"].as_str().unwrap().to_string();
+        let ticket = body["data"]["ticket"]["id"].as_str().unwrap().to_string();
+        let event = body["data"]["event"].as_u64().unwrap();
+        assert_eq!(
+            titles.get(&ticket).map(String::as_str),
+            body["data"]["ticket"]["title"].as_str(),
+            "{id} is about a ticket as stored: {body}"
+        );
+        match kind.as_str() {
+            "ticket.assigned" => *assigned.entry(ticket.clone()).or_default() += 1,
+            "ticket.notified" => *notified.entry(ticket.clone()).or_default() += 1,
+            other => panic!("only assignments and notifications are made, not {other}"),
+        }
+        if let Some(other) = made.insert((kind.clone(), ticket.clone(), event), id) {
+            panic!("{kind} about {ticket} for event {event} made twice: {other} and {id}");
+        }
+    }
+    let every: Vec<&String> = titles.keys().collect();
+    assert_eq!(
+        assigned.keys().collect::<Vec<_>>(),
+        every,
+        "every ticket assigned to the vendor"
+    );
+    assert!(
+        assigned.values().all(|n| *n == 1),
+        "each ticket assigned once: {assigned:?}"
+    );
+    for (ticket, count) in alerts {
+        assert_eq!(
+            notified.get(ticket).copied().unwrap_or(0),
+            *count,
+            "{ticket}: one notification per processed alert"
+        );
+    }
+    assert_eq!(
+        notified.keys().collect::<Vec<_>>(),
+        alerts.keys().collect::<Vec<_>>(),
+        "notifications only about alert tickets"
+    );
+    (by_id.len(), received.len() - by_id.len())
 }
 
 fn start_mail_node(setup: &Setup) -> Daemon {
@@ -258,7 +390,11 @@ fn repeated_kills_at_random_points_and_a_pause_lose_nothing_and_do_nothing_twice
         .unwrap_or_else(|| fastrand::u64(..));
     println!("seed {seed} (ITSMD_CLUSTER_SEED={seed} replays the kill points)");
     let mut rng = fastrand::Rng::with_seed(seed);
-    let setups: Vec<Setup> = ["a", "b", "c"].iter().map(|n| mail_node(&url, n)).collect();
+    let vendor = Receiver::start(vendor_script(&mut rng));
+    let setups: Vec<Setup> = ["a", "b", "c"]
+        .iter()
+        .map(|n| mail_node(&url, n, &vendor.url))
+        .collect();
     let mut nodes: Vec<Option<Daemon>> = setups.iter().map(|s| Some(start_mail_node(s))).collect();
     let addrs: Arc<Mutex<Vec<std::net::SocketAddr>>> =
         Arc::new(Mutex::new(nodes.iter().flatten().map(|d| d.addr).collect()));
@@ -405,7 +541,82 @@ fn repeated_kills_at_random_points_and_a_pause_lose_nothing_and_do_nothing_twice
             (std::fs::read_dir(&new).unwrap().count() == 0).then_some(())
         });
     }
+    // Every outbox message delivered, each with one webhook-id whichever leader sent it.
+    poll(Duration::from_secs(30), "the outbox to drain", || {
+        ["false", "true"]
+            .iter()
+            .all(|dead| {
+                let rows = reader.get_ok(&format!("/api/v1/admin/outbox?dead={dead}"));
+                rows["rows"].as_array().is_some_and(|r| r.is_empty())
+            })
+            .then_some(())
+    });
+    let (mut titles, mut alerts) = (BTreeMap::new(), BTreeMap::new());
+    let list = reader.get_ok("/api/v1/tickets?limit=1000");
+    for t in list["tickets"].as_array().cloned().unwrap_or_default() {
+        let id = t["id"].as_str().unwrap_or_default().to_string();
+        let full = reader.get_ok(&format!("/api/v1/tickets/{id}"));
+        let title = full["title"].as_str().unwrap_or_default().to_string();
+        if title.starts_with("Cluster k") {
+            alerts.insert(id.clone(), full["alert"]["count"].as_u64().unwrap_or(0));
+        }
+        titles.insert(id, title);
+    }
+    let (messages, again) =
+        assert_vendor_saw_each_message_once(&vendor.received(), &titles, &alerts);
+    println!("vendor: {messages} messages, {again} deliveries again with the same webhook-id");
+    assert_eq!(
+        messages as u64,
+        titles.len() as u64 + alerts.values().sum::<u64>(),
+        "one assignment per ticket and one notification per alert"
+    );
     for d in nodes.into_iter().flatten() {
         assert_eq!(d.terminate().code(), Some(0));
     }
+}
+
+#[test]
+fn a_leader_commit_tells_every_node_s_intake_the_highest_inbox_id_it_answered() {
+    let url = database("answered");
+    let config = itsmd::config::StoreConfig {
+        backend: itsmd::config::StoreBackend::Postgres,
+        url: Some(url),
+        ..Default::default()
+    };
+    let leader = itsmd::store::open_shared(&config).unwrap();
+    let intake = itsmd::store::open_shared(&config).unwrap();
+    let (told, heard) = std::sync::mpsc::channel();
+    intake
+        .on_answers(Box::new(move |upto| told.send(upto).is_ok()))
+        .unwrap();
+    // First the listener says "anything may have been answered" (it was not listening).
+    assert_eq!(heard.recv_timeout(Duration::from_secs(10)).unwrap(), None);
+    let lease = leader.take_lease("a", 60_000).unwrap();
+    let ids = intake.push(vec![vec![1], vec![2], vec![3]], 10).unwrap();
+    assert!(
+        heard.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing answered yet"
+    );
+    leader
+        .commit_fenced(
+            itsmd::store::WriteBatch::default(),
+            lease.token,
+            vec![(ids[0], vec![9]), (ids[1], vec![9])],
+        )
+        .unwrap();
+    assert_eq!(
+        heard.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Some(ids[1]),
+        "the batch's highest inbox id"
+    );
+    // A fenced batch answers nothing, so it tells nothing.
+    let stale = leader.take_lease("b", 60_000).unwrap();
+    assert!(!stale.mine);
+    let refused = leader.commit_fenced(
+        itsmd::store::WriteBatch::default(),
+        lease.token - 1,
+        vec![(ids[2], vec![9])],
+    );
+    assert!(refused.is_err());
+    assert!(heard.recv_timeout(Duration::from_millis(300)).is_err());
 }

@@ -57,6 +57,14 @@ fn the_daemon_runs_on_postgres_keeps_its_data_across_restarts_and_sql_reads_it()
     let d = setup.start();
     let t = d.get_ok(&format!("/api/v1/tickets/{id}"));
     assert_eq!(t["alert"]["count"], 2, "{t}");
+    // Opening a migrated schema again logs nothing from the server (no NOTICE lines).
+    d.wait_for_log(|l| l["message"] == "Store opened.");
+    let notices: Vec<_> = d
+        .logs()
+        .into_iter()
+        .filter(|l| l.to_string().contains("NOTICE"))
+        .collect();
+    assert!(notices.is_empty(), "{notices:?}");
     assert_eq!(t["title"], "Disk almost full on db01");
 
     // A BI tool reads the same data with plain SQL through the documented views.

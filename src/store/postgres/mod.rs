@@ -6,8 +6,9 @@
 //! nothing left to do. Scans read in pages from either end (`pages.rs`). The schema is created
 //! and migrated by `schema.rs` with numbered migrations recorded in `itsmd_schema_migrations`;
 //! views (`itsmd_tickets`, `itsmd_history`, `itsmd_events`) show the JSON of tickets, history
-//! and the journal to plain SQL. The cluster's lease and inbox are `shared.rs`, the inbox's
-//! wake-up (LISTEN) `listen.rs`, the connection and its TLS `connect.rs`.
+//! and the journal to plain SQL. The cluster's lease and inbox are `shared.rs`, the wake-ups
+//! (LISTEN: the leader's for new inbox rows, intake's for answers) `listen.rs`, the
+//! connection and its TLS `connect.rs`.
 //!
 //! The client is `postgres` (the synchronous face of `tokio-postgres`), owned by one worker
 //! thread that runs every query: it drives its own small runtime, which must never be entered

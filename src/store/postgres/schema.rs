@@ -107,16 +107,54 @@ const MIGRATIONS: &[(i32, &str)] = &[
          END IF;
      END $$;",
     ),
+    (
+        4,
+        "-- The leader's batch also tells every node's intake it answered rows (NOTIFY on
+     -- itsmd_answered with the batch's highest inbox id, delivered at commit), so intake
+     -- looks for answers when there are some instead of polling.
+     CREATE OR REPLACE FUNCTION itsmd_commit_fenced(fence bigint,
+                                         del_trees smallint[], del_keys bytea[],
+                                         put_trees smallint[], put_keys bytea[], put_values bytea[],
+                                         ids bigint[], answers bytea[])
+     RETURNS void LANGUAGE plpgsql AS $$
+     DECLARE
+         current_holder text;
+         current_token  bigint;
+         answered       bigint;
+     BEGIN
+         SELECT holder, token INTO current_holder, current_token
+           FROM itsmd_lease WHERE name = 'engine' FOR SHARE;
+         IF current_token IS DISTINCT FROM fence THEN
+             RAISE EXCEPTION 'fenced' USING ERRCODE = 'IT001',
+                 DETAIL = coalesce(current_token, 0)::text || ' ' || coalesce(current_holder, '');
+         END IF;
+         PERFORM itsmd_write(del_trees, del_keys, put_trees, put_keys, put_values);
+         IF cardinality(ids) > 0 THEN
+             UPDATE itsmd_inbox i SET answer = a.answer, answered_at = now()
+               FROM unnest(ids, answers) AS a(id, answer)
+              WHERE i.id = a.id AND i.answered_at IS NULL;
+             GET DIAGNOSTICS answered = ROW_COUNT;
+             IF answered <> cardinality(ids) THEN
+                 RAISE EXCEPTION '% of the batch''s % inbox rows were answered already; the batch is not written twice',
+                     cardinality(ids) - answered, cardinality(ids) USING ERRCODE = 'IT002';
+             END IF;
+             PERFORM pg_notify('itsmd_answered', (SELECT max(x) FROM unnest(ids) AS x)::text);
+         END IF;
+     END $$;",
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.
 pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    // Without the server's NOTICE that the table exists, logged at every open otherwise.
     client
         .batch_execute(
-            "CREATE TABLE IF NOT EXISTS itsmd_schema_migrations (
+            "SET client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS itsmd_schema_migrations (
                  version    integer PRIMARY KEY,
                  applied_at timestamptz NOT NULL DEFAULT now()
-             )",
+             );
+             RESET client_min_messages",
         )
         .map_err(|e| io("migrate", e))?;
     for (version, sql) in MIGRATIONS {

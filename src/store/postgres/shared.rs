@@ -13,6 +13,10 @@ const ENGINE_LEASE: &str = "engine";
 /// The channel intake notifies after storing events, and the leader listens on.
 pub(super) const INBOX_CHANNEL: &str = "itsmd_inbox";
 
+/// The channel the leader's commits notify (with the batch's highest inbox id, schema
+/// migration 4), and intake listens on.
+const ANSWERS_CHANNEL: &str = "itsmd_answered";
+
 impl Shared for PostgresStore {
     fn take_lease(&self, node: &str, lease_ms: u64) -> Result<Lease, StoreError> {
         let node = node.to_string();
@@ -112,6 +116,20 @@ impl Shared for PostgresStore {
                 .query(&statement, &[&ids])
                 .map_err(|e| io("inbox answers", e))?;
             Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn on_answers(
+        &self,
+        mut answered: Box<dyn FnMut(Option<i64>) -> bool + Send>,
+    ) -> Result<(), StoreError> {
+        super::listen::spawn(self.url.clone(), ANSWERS_CHANNEL, move |payload| {
+            // A payload that is not an id says "something": look at every waiting row.
+            answered(payload.and_then(|p| p.parse().ok()))
+        })
+        .map_err(|e| StoreError::Io {
+            op: "listen for answers",
+            source: e.into(),
         })
     }
 
