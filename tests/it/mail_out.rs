@@ -205,7 +205,7 @@ fn tickets(d: &Daemon) -> Vec<Value> {
 
 /// The ticket tag in a subject and its reply token: `INC-000001` and `k3x9…` of
 /// `[INC-000001 #k3x9…] …`.
-fn tag_and_token(subject: &str) -> (String, String) {
+pub(crate) fn tag_and_token(subject: &str) -> (String, String) {
     let start = subject.find('[').expect("a tag") + 1;
     let end = subject[start..].find(']').expect("a closing bracket") + start;
     let (id, token) = subject[start..end]

@@ -25,6 +25,7 @@ mod mail_out;
 mod observe;
 mod people;
 mod policies;
+mod postfix;
 mod postgres;
 mod quiet;
 mod readme;
