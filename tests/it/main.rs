@@ -10,6 +10,7 @@ mod changes_plan;
 mod chat;
 mod cli;
 mod cluster;
+mod coalesce;
 mod concurrency;
 mod console;
 mod crash;

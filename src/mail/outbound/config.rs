@@ -122,6 +122,9 @@ pub struct SmtpConfig {
     pub templates: PathBuf,
     /// Quiet hours by person (`[smtp.quiet.alice]`): their non-urgent mail is held.
     pub quiet: std::collections::BTreeMap<String, crate::mail::outbound::quiet::QuietHours>,
+    /// At most one notification mail per person per window: what follows the first within
+    /// it goes as one batch when it ends; zero (the default) coalesces only within an event.
+    pub coalesce: Friendly,
 }
 
 impl Default for SmtpConfig {
@@ -142,6 +145,7 @@ impl Default for SmtpConfig {
             notify: PeopleMail::default(),
             templates: PathBuf::new(),
             quiet: Default::default(),
+            coalesce: Friendly::from_secs(0),
         }
     }
 }
@@ -244,6 +248,12 @@ pub(crate) fn problems(smtp: Option<&SmtpConfig>) -> Vec<String> {
     }
     if s.max_in_flight == 0 {
         out.push("smtp.max_in_flight must be greater than 0".into());
+    }
+    if s.coalesce.0 > jiff::SignedDuration::from_hours(24) {
+        out.push(format!(
+            "smtp.coalesce = \"{}\" is longer than a day (24h); notifications would wait that long",
+            s.coalesce
+        ));
     }
     out.extend(s.retry.problems("smtp.retry"));
     out.extend(crate::mail::outbound::quiet::problems(&s.quiet));

@@ -322,6 +322,44 @@ fn items(set: &Templates, mine: &[&Owed], name: &str, t: &Ticket) -> Result<Valu
     Ok(Value::Array(out))
 }
 
+/// The notices `mine` for `name` as entries of a coalesced batch, most urgent first.
+pub(crate) fn batch_items(
+    set: &Templates,
+    mine: &[&Owed],
+    name: &str,
+    t: &Ticket,
+) -> Result<Vec<crate::mail::outbound::coalesce::BatchItem>, TemplateError> {
+    let mut mine = mine.to_vec();
+    mine.sort_by_key(|o| o.notice.rank());
+    let mut out = Vec::new();
+    for o in mine {
+        out.push(crate::mail::outbound::coalesce::BatchItem {
+            ticket: t.id.to_string(),
+            title: t.title.clone(),
+            subject: subject(set, o, name, t)?,
+            headline: o.headline.clone(),
+            note: o.note.clone(),
+            kind: o.notice.kind().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// A kind's place in a batch (`mail.p1_opened` first); unknown kinds last.
+pub(crate) fn rank_of(kind: &str) -> u8 {
+    [
+        Notice::P1Opened,
+        Notice::SlaBreached,
+        Notice::Escalated,
+        Notice::Notified,
+        Notice::LeadNotified,
+        Notice::Assigned,
+    ]
+    .into_iter()
+    .find(|n| n.kind() == kind)
+    .map_or(u8::MAX, Notice::rank)
+}
+
 /// The mail for `name` of the notifications `mine` (at least one): the notification itself,
 /// or the `digest` template over all of them. Returns the outbox kind with the parts.
 pub(crate) fn render_for(

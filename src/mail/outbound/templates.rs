@@ -26,7 +26,10 @@ pub struct TemplateError {
 /// The file name endings a template folder may hold.
 const ENDINGS: [&str; 3] = ["subject", "txt", "html"];
 
-const SHIPPED: [(&str, &str); 18] = [
+const SHIPPED: [(&str, &str); 21] = [
+    ("batch.subject", include_str!("templates/batch.subject")),
+    ("batch.txt", include_str!("templates/batch.txt")),
+    ("batch.html", include_str!("templates/batch.html")),
     ("digest.subject", include_str!("templates/digest.subject")),
     ("digest.txt", include_str!("templates/digest.txt")),
     ("digest.html", include_str!("templates/digest.html")),
@@ -293,7 +296,8 @@ fn sample_context() -> minijinja::Value {
         author => "sample",
         reopen_within => "5d",
         items => value(serde_json::json!([
-            {"subject": "[INC-000001] Sample", "headline": "Sample.", "note": null, "kind": "mail.assigned"},
+            {"subject": "[INC-000001] Sample", "headline": "Sample.", "note": null, "kind": "mail.assigned",
+             "ticket": "INC-000001", "title": "Sample"},
         ])),
     }
 }
