@@ -42,6 +42,7 @@ fn with_templates(port: u16, dir: &Path) -> String {
             1,
         )
         + "[smtp.people]\nalice = \"alice@corp.example\"\nbob = \"Bob <bob@corp.example>\"\n[smtp.notify]\nassigned = []\np1_opened = []\n"
+        + crate::support::LOOPBACK_EGRESS
 }
 
 fn write_templates(dir: &Path, subject: &str) {

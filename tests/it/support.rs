@@ -63,8 +63,8 @@ impl Setup {
     pub fn config(mut self, text: &str) -> Setup {
         let path = self.dir.path().join("itsmd.toml");
         let mut text = text.to_string();
-        if (text.contains("[vendors.") || text.contains("[smtp")) && !text.contains("[egress]") {
-            text.push_str("\n[egress]\nallow = [\"127.0.0.0/8\", \"::1\"]\n");
+        if needs_loopback_egress(&text) {
+            text.push_str(LOOPBACK_EGRESS);
         }
         std::fs::write(&path, text).expect("write config");
         self.config = Some(path);
@@ -390,4 +390,14 @@ pub fn itsmd(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// The `[egress]` section that lets a test's configuration reach its loopback receivers.
+pub const LOOPBACK_EGRESS: &str = "\n[egress]\nallow = [\"127.0.0.0/8\", \"::1\"]\n";
+
+/// Whether a configuration sends webhooks, mail or chat (to loopback receivers in the tests)
+/// without saying anything of `[egress]`.
+pub fn needs_loopback_egress(text: &str) -> bool {
+    (text.contains("[vendors.") || text.contains("[smtp") || text.contains("[chat."))
+        && !text.contains("[egress]")
 }
