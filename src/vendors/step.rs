@@ -22,9 +22,7 @@ use crate::tickets::commands::{Refusal, invalid};
 use crate::tickets::{Actor, Comment, HistoryEntry, TicketId, Visibility};
 use crate::vendors::outbox::{ASSIGNED, COMMENTED, NOTIFIED, TRANSITIONED, UNASSIGNED, UPDATED};
 use crate::vendors::payload::Change;
-use crate::vendors::{
-    AttemptResult, Channel, Delivery, MAIL_DESTINATION, OutboxRow, VendorState, payload,
-};
+use crate::vendors::{AttemptResult, Channel, Delivery, OutboxRow, VendorState, payload};
 
 /// Whether a batch makes outbox rows due (then the dispatcher is woken).
 pub(crate) fn makes_due(batch: &WriteBatch) -> bool {
@@ -239,7 +237,8 @@ impl Engine {
                 }
             }
             Delivery::ReplayVendor { vendor } => {
-                let mail = (vendor == MAIL_DESTINATION && self.settings.smtp.is_some())
+                let mail = (crate::mail::outbound::config::is_mail_queue(vendor)
+                    && self.settings.smtp.is_some())
                     || crate::mail::chat::is_channel(vendor, &self.settings.chat);
                 if !mail && !self.settings.vendors.contains_key(vendor) {
                     return Ok(Err(invalid(
@@ -353,7 +352,7 @@ pub(crate) fn comment_of(
 
 /// Where a new outbox row goes and what it is about.
 pub(crate) struct Destination<'a> {
-    /// The vendor, or [`MAIL_DESTINATION`].
+    /// The vendor, or [`crate::vendors::MAIL_DESTINATION`].
     pub name: &'a str,
     pub channel: Channel,
     pub ticket: TicketId,

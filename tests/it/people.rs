@@ -177,6 +177,23 @@ fn a_rule_notifies_a_group_with_the_operators_template_and_unknown_names_fail_th
         text.contains("Hello (preview),") && text.contains("<p>"),
         "{text}"
     );
+    // The shipped digest and batch templates preview too, listing the ticket's notice.
+    for name in ["digest", "batch"] {
+        let path = format!("/api/v1/admin/templates/{name}/render?ticket={id}");
+        let (status, v) = call(&d, reqwest::Method::GET, &path, None);
+        assert_eq!(status, 200, "{name}: {v}");
+        assert!(
+            v["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("[{id}]"))
+                && v["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("A preview of template"),
+            "{name}: {v}"
+        );
+    }
     let (status, v) = call(
         &d,
         reqwest::Method::GET,

@@ -305,5 +305,14 @@ bob = "bob@example.com"
             (now.vendor.as_str(), now.kind.as_str()),
             ("@smtp", "mail.assigned")
         );
+
+        // `itsmd outbox replay --vendor @smtp/bob` takes the person's queue: due now.
+        let replay = crate::vendors::Delivery::ReplayVendor {
+            vendor: "@smtp/bob".into(),
+        };
+        engine.submit(EventBody::Delivery(replay)).await.unwrap();
+        let r = rows(&*store);
+        let late = r.iter().find(|r| r.body.contains("four")).unwrap();
+        assert_eq!(late.next_at, Some("2026-01-10T10:30:00Z".parse().unwrap()));
     }
 }

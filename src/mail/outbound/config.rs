@@ -195,6 +195,17 @@ impl SmtpConfig {
     }
 }
 
+/// Whether `destination` is a mail queue: `@smtp`, or a person's own (`@smtp/NAME`: quiet
+/// hours, coalescing), so `itsmd outbox replay --vendor` takes either.
+pub fn is_mail_queue(destination: &str) -> bool {
+    let m = crate::vendors::MAIL_DESTINATION;
+    destination == m
+        || destination
+            .strip_prefix(m)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| !name.is_empty())
+}
+
 /// The address inside `Name <address>`, lower-cased; the text itself when there are no
 /// angle brackets.
 pub fn bare_address(text: &str) -> String {
@@ -288,6 +299,12 @@ mod tests {
         assert!(s.is_own("desk@example.com"));
         assert!(!s.is_own("alice@example.com"));
         assert!(crate::config::parse("", "t").unwrap().smtp.is_none());
+    }
+
+    #[test]
+    fn a_persons_queue_is_a_mail_queue() {
+        assert!(is_mail_queue("@smtp") && is_mail_queue("@smtp/alice"));
+        assert!(!is_mail_queue("@smtp/") && !is_mail_queue("@smtpx") && !is_mail_queue("acme"));
     }
 
     #[test]

@@ -395,10 +395,16 @@ impl Templates {
         t: &Ticket,
         comment: Option<&Comment>,
     ) -> Result<(String, String, String), TemplateError> {
+        let headline = format!("A preview of template {name} for {}.", t.id);
+        // A digest or batch lists one notice: the ticket's.
+        let item = serde_json::json!({
+            "subject": format!("[{}] {}", t.id, t.title), "headline": headline, "note": null,
+            "kind": "mail.notified", "ticket": t.id.to_string(), "title": t.title,
+        });
         let ctx = minijinja::context! {
             ticket => facts(t),
             name => "(preview)",
-            headline => format!("A preview of template {name} for {}.", t.id),
+            headline => headline,
             note => "",
             clock => "resolution",
             to_group => false,
@@ -411,7 +417,7 @@ impl Templates {
             tag => format!("[{}]", t.id),
             author => comment.map(|c| comment_facts(c).get_attr("author").unwrap_or_default()),
             reopen_within => "",
-            items => value(serde_json::json!([])),
+            items => value(serde_json::json!([item])),
         };
         self.notification(name, &ctx)
     }
