@@ -70,6 +70,8 @@ pub struct PeopleMail {
     pub escalated: Vec<Audience>,
     /// An SLA clock breached its target.
     pub sla_breached: Vec<Audience>,
+    /// An SLA clock reached its warning stage (the target is near).
+    pub sla_warning: Vec<Audience>,
     /// A priority 1 ticket was opened (or raised to priority 1).
     pub p1_opened: Vec<Audience>,
     /// A rule's `notify_lead(message)`: the lead gets the message.
@@ -82,6 +84,7 @@ impl Default for PeopleMail {
             assigned: vec![Audience::Assignee, Audience::Group],
             escalated: vec![Audience::Assignee, Audience::Lead],
             sla_breached: vec![Audience::Assignee, Audience::Lead],
+            sla_warning: vec![Audience::Assignee],
             p1_opened: vec![Audience::Group, Audience::Lead],
             lead_notified: true,
         }

@@ -1,5 +1,5 @@
 //! Staff notifications: what in a history entry is news for the people working a ticket
-//! (assignment, escalation, an SLA breach, a priority 1 ticket, a rule's `notify_lead`),
+//! (assignment, escalation, an SLA warning or breach, a priority 1 ticket, a rule's `notify_lead`),
 //! who that is by `[smtp.notify]` and `[groups]`, and the mail itself from the shipped
 //! English templates (minijinja: a subject, a text body and an autoescaped HTML body).
 //! Pure: no store, no clock.
@@ -16,6 +16,7 @@ pub(crate) enum Notice {
     Assigned,
     Escalated,
     SlaBreached,
+    SlaWarning,
     P1Opened,
     LeadNotified,
     /// A rule's `ticket.notify(person_or_group, template, ...)`.
@@ -28,6 +29,7 @@ impl Notice {
             Notice::Assigned => "mail.assigned",
             Notice::Escalated => "mail.escalated",
             Notice::SlaBreached => "mail.sla_breached",
+            Notice::SlaWarning => "mail.sla_warning",
             Notice::P1Opened => "mail.p1_opened",
             Notice::LeadNotified => "mail.lead_notified",
             Notice::Notified => "mail.notified",
@@ -40,6 +42,7 @@ impl Notice {
             Notice::Assigned => "chat.assigned",
             Notice::Escalated => "chat.escalated",
             Notice::SlaBreached => "chat.sla_breached",
+            Notice::SlaWarning => "chat.sla_warning",
             Notice::P1Opened => "chat.p1_opened",
             Notice::LeadNotified => "chat.lead_notified",
             Notice::Notified => "chat.notified",
@@ -51,10 +54,11 @@ impl Notice {
         match self {
             Notice::P1Opened => 0,
             Notice::SlaBreached => 1,
-            Notice::Escalated => 2,
-            Notice::Notified => 3,
-            Notice::LeadNotified => 4,
-            Notice::Assigned => 5,
+            Notice::SlaWarning => 2,
+            Notice::Escalated => 3,
+            Notice::Notified => 4,
+            Notice::LeadNotified => 5,
+            Notice::Assigned => 6,
         }
     }
 
@@ -210,6 +214,22 @@ pub(crate) fn owed(
             false,
         );
     }
+    if let Some(stage) = change(entry, "sla_stage")
+        && stage["stage"] == "warning"
+    {
+        let clock = stage["clock"].as_str().unwrap_or_default().to_string();
+        push(
+            Notice::SlaWarning,
+            (
+                audience(&n.sla_warning, t, groups),
+                group_of(&n.sla_warning),
+            ),
+            format!("The {clock} target of {} is near.", t.id),
+            entry.reason.clone(),
+            Some(clock),
+            false,
+        );
+    }
     let p1 = if entry.seq == 1 {
         t.priority == 1
     } else {
@@ -350,6 +370,7 @@ pub(crate) fn rank_of(kind: &str) -> u8 {
     [
         Notice::P1Opened,
         Notice::SlaBreached,
+        Notice::SlaWarning,
         Notice::Escalated,
         Notice::Notified,
         Notice::LeadNotified,
@@ -511,9 +532,24 @@ mod tests {
         assert_eq!(o[0].notice, Notice::SlaBreached);
         assert_eq!(o[0].names, vec!["bob".to_string(), "alice".to_string()]);
         let warning = serde_json::json!({"clock": "resolution", "stage": "warning"});
+        let o = owed(
+            &smtp,
+            &g,
+            &entry(3, Actor::system("sla"), "sla_stage", warning.clone()),
+            &t,
+        );
+        assert_eq!(o[0].notice, Notice::SlaWarning);
+        assert_eq!(o[0].names, vec!["bob".to_string()], "the assignee alone");
+        let quiet = SmtpConfig {
+            notify: crate::mail::outbound::PeopleMail {
+                sla_warning: Vec::new(),
+                ..Default::default()
+            },
+            ..SmtpConfig::default()
+        };
         assert!(
             owed(
-                &smtp,
+                &quiet,
                 &g,
                 &entry(3, Actor::system("sla"), "sla_stage", warning),
                 &t
@@ -532,6 +568,7 @@ mod tests {
             Notice::Assigned,
             Notice::Escalated,
             Notice::SlaBreached,
+            Notice::SlaWarning,
             Notice::P1Opened,
             Notice::LeadNotified,
         ] {

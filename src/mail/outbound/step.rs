@@ -437,6 +437,18 @@ fn author(a: &Actor) -> String {
     }
 }
 
+/// A duration as a caller reads it: "5 days", "12 hours", "90 minutes", else as configured.
+fn in_words(d: jiff::SignedDuration) -> String {
+    let secs = d.as_secs();
+    let unit = |n: i64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        s if s > 0 && s % 86_400 == 0 => unit(s / 86_400, "day"),
+        s if s > 0 && s % 3_600 == 0 => unit(s / 3_600, "hour"),
+        s if s > 0 && s % 60 == 0 => unit(s / 60, "minute"),
+        _ => format!("{d:#}"),
+    }
+}
+
 /// The subject and text of a caller mail (English; templates are a later step).
 fn words(
     kind: &str,
@@ -457,7 +469,7 @@ fn words(
         author => comment.map(|c| author(&c.author)),
         comment => comment.map(|c| c.body.clone()),
         comment_public => comment.map(|c| c.visibility == Seen::Public),
-        reopen_within => reopen_within.to_string(),
+        reopen_within => in_words(reopen_within.0),
     };
     let name = format!("caller_{}", &kind["mail.".len()..]);
     let set = &engine.settings.templates;
@@ -516,5 +528,18 @@ impl Engine {
         };
         enqueue(txn, dest, |_| body)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_reopen_window_reads_in_words() {
+        let w = |secs| super::in_words(jiff::SignedDuration::from_secs(secs));
+        assert_eq!(w(5 * 86_400), "5 days");
+        assert_eq!(w(86_400), "1 day");
+        assert_eq!(w(36 * 3_600), "36 hours");
+        assert_eq!(w(90 * 60), "90 minutes");
+        assert_eq!(w(45), "45s");
     }
 }

@@ -26,7 +26,7 @@ pub struct TemplateError {
 /// The file name endings a template folder may hold.
 const ENDINGS: [&str; 3] = ["subject", "txt", "html"];
 
-const SHIPPED: [(&str, &str); 21] = [
+const SHIPPED: [(&str, &str); 22] = [
     ("batch.subject", include_str!("templates/batch.subject")),
     ("batch.txt", include_str!("templates/batch.txt")),
     ("batch.html", include_str!("templates/batch.html")),
@@ -44,6 +44,10 @@ const SHIPPED: [(&str, &str); 21] = [
     (
         "sla_breached.subject",
         include_str!("templates/sla_breached.subject"),
+    ),
+    (
+        "sla_warning.subject",
+        include_str!("templates/sla_warning.subject"),
     ),
     (
         "p1_opened.subject",
