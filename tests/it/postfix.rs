@@ -60,13 +60,21 @@ impl Postfix {
         for dir in ["conf", "queue", "data", "mail", "mail/intake"] {
             std::fs::create_dir_all(base.join(dir)).unwrap();
         }
+        let own = |dir: &Path| {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap_or_else(|e| {
+                panic!(
+                    "chown {} to postfix: {e} (the test runs Postfix as root, as .ci/run does)",
+                    dir.display()
+                )
+            })
+        };
         for dir in ["data", "mail", "mail/intake"] {
-            std::os::unix::fs::chown(base.join(dir), Some(uid), Some(gid)).unwrap();
+            own(&base.join(dir));
         }
         for sub in ["new", "cur", "tmp"] {
             let dir = base.join("mail/intake").join(sub);
             std::fs::create_dir_all(&dir).unwrap();
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+            own(&dir);
         }
         let port = free_port();
         // The package's master.cf, without chroot (the instance's queue has none of the files
