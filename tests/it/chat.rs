@@ -206,12 +206,17 @@ until = "{}"
     // The group's channel hears of the new ticket at once; alice's own channel waits.
     let got = slack.wait_for(1, Duration::from_secs(20));
     assert!(body(&got[0])["text"].as_str().unwrap().contains(&id));
-    let rows = d
-        .call_as(ADMIN, reqwest::Method::GET, "/api/v1/admin/outbox", None)
-        .1["rows"]
-        .as_array()
-        .cloned()
-        .unwrap();
+    let outbox = || {
+        d.call_as(ADMIN, reqwest::Method::GET, "/api/v1/admin/outbox", None)
+            .1["rows"]
+            .as_array()
+            .cloned()
+            .unwrap()
+    };
+    crate::support::wait_until("the group channel's row is done", || {
+        outbox().iter().all(|r| r["vendor"] != "@chat/ops-slack")
+    });
+    let rows = outbox();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["vendor"], "@chat/alice-teams", "{rows:?}");
     assert_eq!(rows[0]["attempts"], 0, "{rows:?}");

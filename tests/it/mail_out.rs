@@ -183,7 +183,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn comments(d: &Daemon, id: &str) -> Vec<Value> {
+pub(crate) fn comments(d: &Daemon, id: &str) -> Vec<Value> {
     call(
         d,
         reqwest::Method::GET,
@@ -196,7 +196,7 @@ fn comments(d: &Daemon, id: &str) -> Vec<Value> {
     .unwrap_or_default()
 }
 
-fn tickets(d: &Daemon) -> Vec<Value> {
+pub(crate) fn tickets(d: &Daemon) -> Vec<Value> {
     call(d, reqwest::Method::GET, "/api/v1/tickets?limit=100", None).1["tickets"]
         .as_array()
         .cloned()

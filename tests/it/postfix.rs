@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 
 use lettre::Transport;
 use lettre::address::Envelope;
-use serde_json::Value;
 
-use crate::mail_out::{ADMIN, Received, config, tag_and_token};
-use crate::support::{Daemon, Setup, free_port, wait_until};
+use crate::mail_out::{ADMIN, Received, comments, config, tag_and_token, tickets};
+use crate::support::{Setup, free_port, wait_until};
 
 const POSTFIX: &str = "/usr/sbin/postfix";
 
@@ -229,32 +228,6 @@ impl Drop for Postfix {
             }
         }
     }
-}
-
-fn comments(d: &Daemon, id: &str) -> Vec<Value> {
-    d.call_as(
-        ADMIN,
-        reqwest::Method::GET,
-        &format!("/api/v1/tickets/{id}/comments"),
-        None,
-    )
-    .1
-    .as_array()
-    .cloned()
-    .unwrap_or_default()
-}
-
-fn tickets(d: &Daemon) -> Vec<Value> {
-    d.call_as(
-        ADMIN,
-        reqwest::Method::GET,
-        "/api/v1/tickets?limit=100",
-        None,
-    )
-    .1["tickets"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 #[test]

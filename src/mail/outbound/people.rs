@@ -198,37 +198,23 @@ pub(crate) fn owed(
             false,
         );
     }
-    if let Some(stage) = change(entry, "sla_stage")
-        && stage["stage"] == "breach"
-    {
+    if let Some(stage) = change(entry, "sla_stage") {
         let clock = stage["clock"].as_str().unwrap_or_default().to_string();
-        push(
-            Notice::SlaBreached,
-            (
-                audience(&n.sla_breached, t, groups),
-                group_of(&n.sla_breached),
-            ),
-            format!("The {clock} target of {} is breached.", t.id),
-            entry.reason.clone(),
-            Some(clock),
-            false,
-        );
-    }
-    if let Some(stage) = change(entry, "sla_stage")
-        && stage["stage"] == "warning"
-    {
-        let clock = stage["clock"].as_str().unwrap_or_default().to_string();
-        push(
-            Notice::SlaWarning,
-            (
-                audience(&n.sla_warning, t, groups),
-                group_of(&n.sla_warning),
-            ),
-            format!("The {clock} target of {} is near.", t.id),
-            entry.reason.clone(),
-            Some(clock),
-            false,
-        );
+        let stage = match stage["stage"].as_str() {
+            Some("breach") => Some((Notice::SlaBreached, &n.sla_breached, "breached")),
+            Some("warning") => Some((Notice::SlaWarning, &n.sla_warning, "near")),
+            _ => None,
+        };
+        if let Some((notice, list, how)) = stage {
+            push(
+                notice,
+                (audience(list, t, groups), group_of(list)),
+                format!("The {clock} target of {} is {how}.", t.id),
+                entry.reason.clone(),
+                Some(clock),
+                false,
+            );
+        }
     }
     let p1 = if entry.seq == 1 {
         t.priority == 1
@@ -328,18 +314,8 @@ fn summary(o: &Owed) -> String {
 
 /// The `items` of a digest: each notification's subject, headline and note.
 fn items(set: &Templates, mine: &[&Owed], name: &str, t: &Ticket) -> Result<Value, TemplateError> {
-    let mut mine = mine.to_vec();
-    mine.sort_by_key(|o| o.notice.rank());
-    let mut out = Vec::new();
-    for o in mine {
-        out.push(serde_json::json!({
-            "subject": subject(set, o, name, t)?,
-            "headline": o.headline,
-            "note": o.note,
-            "kind": o.notice.kind(),
-        }));
-    }
-    Ok(Value::Array(out))
+    let items = batch_items(set, mine, name, t)?;
+    Ok(serde_json::to_value(items).unwrap_or_default())
 }
 
 /// The notices `mine` for `name` as entries of a coalesced batch, most urgent first.
