@@ -134,14 +134,18 @@ impl Engine {
                 return Ok(());
             }
         };
-        let (queue_ticket, due_at) = match open {
-            Some(row) => {
-                let mut earlier = match serde_json::from_str::<Envelope>(&row.body) {
-                    Ok(e) => e.batch,
-                    Err(_) => Vec::new(),
-                };
-                earlier.append(&mut items);
-                items = earlier;
+        // The open batch's notices; one whose row is not a mail is left to go as it is.
+        let earlier = open.and_then(|row| match serde_json::from_str::<Envelope>(&row.body) {
+            Ok(e) => Some((row, e.batch)),
+            Err(e) => {
+                warn!(row = row.id, person = %n.name, error = %e, "A batch row is not a mail; it is left as it is.");
+                None
+            }
+        });
+        let (queue_ticket, due_at) = match earlier {
+            Some((row, mut all)) => {
+                all.append(&mut items);
+                items = all;
                 let at = row.next_at.map_or(own, |t| t.min(own));
                 let ticket = row.ticket;
                 withdraw(txn, row, now)?;
