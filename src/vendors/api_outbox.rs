@@ -135,7 +135,8 @@ pub async fn replay(
             )
         }
         (None, Some(vendor)) => {
-            let mail = (vendor == crate::vendors::MAIL_DESTINATION && app.config.smtp.is_some())
+            let mail = (crate::mail::outbound::config::is_mail_queue(&vendor)
+                && app.config.smtp.is_some())
                 || crate::mail::chat::is_channel(&vendor, &app.config.chat);
             if !mail && !app.config.vendors.contains_key(&vendor) {
                 return Err(ApiError::not_found(format!(

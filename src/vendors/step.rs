@@ -22,9 +22,7 @@ use crate::tickets::commands::{Refusal, invalid};
 use crate::tickets::{Actor, Comment, HistoryEntry, TicketId, Visibility};
 use crate::vendors::outbox::{ASSIGNED, COMMENTED, NOTIFIED, TRANSITIONED, UNASSIGNED, UPDATED};
 use crate::vendors::payload::Change;
-use crate::vendors::{
-    AttemptResult, Channel, Delivery, MAIL_DESTINATION, OutboxRow, VendorState, payload,
-};
+use crate::vendors::{AttemptResult, Channel, Delivery, OutboxRow, VendorState, payload};
 
 /// Whether a batch makes outbox rows due (then the dispatcher is woken).
 pub(crate) fn makes_due(batch: &WriteBatch) -> bool {
@@ -239,7 +237,8 @@ impl Engine {
                 }
             }
             Delivery::ReplayVendor { vendor } => {
-                let mail = (vendor == MAIL_DESTINATION && self.settings.smtp.is_some())
+                let mail = (crate::mail::outbound::config::is_mail_queue(vendor)
+                    && self.settings.smtp.is_some())
                     || crate::mail::chat::is_channel(vendor, &self.settings.chat);
                 if !mail && !self.settings.vendors.contains_key(vendor) {
                     return Ok(Err(invalid(
@@ -353,7 +352,7 @@ pub(crate) fn comment_of(
 
 /// Where a new outbox row goes and what it is about.
 pub(crate) struct Destination<'a> {
-    /// The vendor, or [`MAIL_DESTINATION`].
+    /// The vendor, or [`crate::vendors::MAIL_DESTINATION`].
     pub name: &'a str,
     pub channel: Channel,
     pub ticket: TicketId,
@@ -443,7 +442,7 @@ fn queue_at(txn: &Txn<'_>, key: &[u8]) -> Result<Vec<u64>, StoreError> {
         .unwrap_or_default())
 }
 
-fn pending_row(txn: &Txn<'_>, id: u64) -> Result<Option<OutboxRow>, StoreError> {
+pub(crate) fn pending_row(txn: &Txn<'_>, id: u64) -> Result<Option<OutboxRow>, StoreError> {
     txn.get(Tree::Outbox, &row_key(id))?
         .map(|b| decode(Tree::Outbox, &b))
         .transpose()
@@ -490,6 +489,36 @@ fn finish(
         txn.put(Tree::OutboxDead, row_key(row.id), encode(&row));
     }
     Ok(())
+}
+
+/// Makes the head of `destination`'s queue for `ticket` due at `now` if it waits for later
+/// (held by quiet hours) and has not been tried.
+pub(crate) fn hurry(
+    txn: &mut Txn<'_>,
+    destination: &str,
+    ticket: TicketId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let queue = queue_at(txn, &vendor_ticket_key(destination, ticket))?;
+    if let Some(&head) = queue.first()
+        && let Some(mut row) = pending_row(txn, head)?
+        && row.attempts == 0
+        && row.next_at.is_some_and(|at| at > now)
+    {
+        make_due(txn, &mut row, now);
+        txn.put(Tree::Outbox, row_key(row.id), encode(&row));
+    }
+    Ok(())
+}
+
+/// Takes pending row `row` out of its queue and the outbox unsent (a mail batch replaced by a
+/// fuller one in the same commit); the next row of its queue becomes due.
+pub(crate) fn withdraw(
+    txn: &mut Txn<'_>,
+    row: OutboxRow,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    finish(txn, row, None, now)
 }
 
 /// Sends a row again from attempt 1: a dead one goes to the end of its ticket's queue, a

@@ -150,3 +150,96 @@ fn a_p1_reaches_slack_teams_and_matrix_in_their_shapes_and_matrix_retries_idempo
     assert_eq!(slack.received().len(), 1);
     assert_eq!(teams.received().len(), 1);
 }
+
+/// `HH:MM` in UTC, `minutes` from now.
+fn utc_in(minutes: i64) -> String {
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_mins(minutes))
+        .unwrap();
+    at.strftime("%H:%M").to_string()
+}
+
+#[test]
+fn a_personal_channel_keeps_quiet_hours_and_a_page_brings_what_it_held() {
+    let slack = Receiver::start(vec![]);
+    let teams = Receiver::start(vec![]);
+    // Alice's quiet hours are now; quiet hours are `[smtp.quiet]`'s (no people to mail).
+    let config = format!(
+        r#"
+[auth]
+tokens = [{{ name = "root", role = "admin", token = "{ADMIN}" }}]
+[groups.triage]
+[groups.network]
+members = ["alice", "bob"]
+[chat.ops-slack]
+format = "slack"
+url = "{}"
+groups = ["network"]
+[chat.alice-teams]
+format = "teams"
+url = "{}"
+people = ["alice"]
+[smtp]
+host = "127.0.0.1"
+from = "desk@example.com"
+[smtp.quiet.alice]
+time_zone = "UTC"
+from = "{}"
+until = "{}"
+"#,
+        slack.url,
+        teams.url,
+        utc_in(-60),
+        utc_in(60)
+    );
+    let setup = Setup::new().config(&config);
+    let d = setup.start();
+    let (status, t) = d.call_as(
+        ADMIN,
+        reqwest::Method::POST,
+        "/api/v1/tickets",
+        Some(json!({"kind": "incident", "title": "Link flapping", "group": "network", "priority": 3})),
+    );
+    assert_eq!(status, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+
+    // The group's channel hears of the new ticket at once; alice's own channel waits.
+    let got = slack.wait_for(1, Duration::from_secs(20));
+    assert!(body(&got[0])["text"].as_str().unwrap().contains(&id));
+    let outbox = || {
+        d.call_as(ADMIN, reqwest::Method::GET, "/api/v1/admin/outbox", None)
+            .1["rows"]
+            .as_array()
+            .cloned()
+            .unwrap()
+    };
+    crate::support::wait_until("the group channel's row is done", || {
+        outbox().iter().all(|r| r["vendor"] != "@chat/ops-slack")
+    });
+    let rows = outbox();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["vendor"], "@chat/alice-teams", "{rows:?}");
+    assert_eq!(rows[0]["attempts"], 0, "{rows:?}");
+    let due: jiff::Timestamp = rows[0]["next_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        due > jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_mins(50))
+            .unwrap(),
+        "held until her window ends: {due}"
+    );
+    assert!(teams.received().is_empty());
+
+    // Raised to priority 1: she is paged, and the held message goes first.
+    let (status, t) = d.call_as(
+        ADMIN,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/tickets/{id}"),
+        Some(json!({"priority": 1})),
+    );
+    assert_eq!(status, 200, "{t}");
+    let got = teams.wait_for(2, Duration::from_secs(20));
+    let first = body(&got[0])["attachments"][0]["content"]["body"][0]["text"].to_string();
+    let second = body(&got[1])["attachments"][0]["content"]["body"][0]["text"].to_string();
+    assert!(first.contains("New in network"), "{first}");
+    assert!(second.contains("P1 opened"), "{second}");
+}

@@ -183,7 +183,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn comments(d: &Daemon, id: &str) -> Vec<Value> {
+pub(crate) fn comments(d: &Daemon, id: &str) -> Vec<Value> {
     call(
         d,
         reqwest::Method::GET,
@@ -196,7 +196,7 @@ fn comments(d: &Daemon, id: &str) -> Vec<Value> {
     .unwrap_or_default()
 }
 
-fn tickets(d: &Daemon) -> Vec<Value> {
+pub(crate) fn tickets(d: &Daemon) -> Vec<Value> {
     call(d, reqwest::Method::GET, "/api/v1/tickets?limit=100", None).1["tickets"]
         .as_array()
         .cloned()
@@ -205,7 +205,7 @@ fn tickets(d: &Daemon) -> Vec<Value> {
 
 /// The ticket tag in a subject and its reply token: `INC-000001` and `k3x9…` of
 /// `[INC-000001 #k3x9…] …`.
-fn tag_and_token(subject: &str) -> (String, String) {
+pub(crate) fn tag_and_token(subject: &str) -> (String, String) {
     let start = subject.find('[').expect("a tag") + 1;
     let end = subject[start..].find(']').expect("a closing bracket") + start;
     let (id, token) = subject[start..end]

@@ -2,7 +2,8 @@
 //! `ticket.notify(group, template, values)` mails every member through the outbox to a real
 //! SMTP server (aiosmtpd) in the operator's template; an unknown template fails the rule
 //! naming it; a broken template refuses the reload with file:line and the old set stays;
-//! `itsmd templates render` previews one; `itsmd rules check` names a literal unknown one.
+//! `itsmd templates render` previews one; `itsmd rules check` names a literal unknown one; the
+//! assignee is mailed an SLA warning, then the breach.
 
 use std::path::Path;
 use std::process::Command;
@@ -177,6 +178,23 @@ fn a_rule_notifies_a_group_with_the_operators_template_and_unknown_names_fail_th
         text.contains("Hello (preview),") && text.contains("<p>"),
         "{text}"
     );
+    // The shipped digest and batch templates preview too, listing the ticket's notice.
+    for name in ["digest", "batch"] {
+        let path = format!("/api/v1/admin/templates/{name}/render?ticket={id}");
+        let (status, v) = call(&d, reqwest::Method::GET, &path, None);
+        assert_eq!(status, 200, "{name}: {v}");
+        assert!(
+            v["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("[{id}]"))
+                && v["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("A preview of template"),
+            "{name}: {v}"
+        );
+    }
     let (status, v) = call(
         &d,
         reqwest::Method::GET,
@@ -274,5 +292,39 @@ fn check_names_a_broken_template_and_rules_check_a_literal_unknown_one() {
     assert!(
         out.contains("10-notify.rhai:9:") && out.contains("`disk_ful`"),
         "{out}"
+    );
+}
+
+#[test]
+fn the_assignee_hears_of_an_sla_warning_then_of_the_breach() {
+    let port = free_port();
+    let cfg = config(port).replace(
+        "[groups.operations]\n",
+        "[groups.network]\nmembers = [\"bob\"]\n[[sla.policies]]\nname = \"fast\"\nkinds = [\"incident\"]\nresolution = \"4s\"\nwarnings = [50]\n",
+    ) + "[smtp.people]\nbob = \"Bob <bob@corp.example>\"\n[smtp.notify]\nassigned = []\np1_opened = []\nsla_warning = [\"assignee\"]\nsla_breached = [\"assignee\"]\n";
+    let setup = Setup::new().config(&cfg);
+    let sink = Sink::start(port, &setup.dir.path().join("sent"));
+    let d = setup.start();
+    let body = serde_json::json!({"kind": "incident", "title": "Slow <VPN>", "group": "network", "assignee": "bob"});
+    let (status, t) = call(&d, reqwest::Method::POST, "/api/v1/tickets", Some(body));
+    assert_eq!(status, 201, "{t}");
+    let id = t["id"].as_str().unwrap();
+    let got = sink.wait_for(2);
+    assert!(
+        got.iter().all(|m| m.to.contains("bob@corp.example")),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[0].subject,
+        format!("[{id}] SLA warning (resolution): Slow <VPN>"),
+        "{got:?}"
+    );
+    assert!(got[0].body.contains("is near"), "{got:?}");
+    // The breach escalates too: one digest of both.
+    assert!(
+        got[1]
+            .subject
+            .starts_with(&format!("[{id}] SLA breached (resolution): Slow <VPN>")),
+        "{got:?}"
     );
 }

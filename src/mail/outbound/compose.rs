@@ -17,6 +17,9 @@ pub struct Envelope {
     pub to: Vec<String>,
     /// The whole message, headers and body (7-bit: lettre encodes the rest).
     pub message: String,
+    /// A coalesced batch's notices (`[smtp] coalesce`), so a later one can join them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<crate::mail::outbound::coalesce::BatchItem>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,8 @@ pub struct Draft<'a> {
     /// `auto-replied` for an answer to the caller's own mail, else `auto-generated`.
     pub auto: &'static str,
     pub at: Timestamp,
+    /// The notices of a coalesced batch, kept in the row.
+    pub batch: Vec<crate::mail::outbound::coalesce::BatchItem>,
 }
 
 /// `Auto-Submitted` (RFC 3834).
@@ -114,6 +119,7 @@ pub fn compose(d: &Draft<'_>) -> Result<String, ComposeError> {
         from: from.email.to_string(),
         to: vec![to.email.to_string()],
         message: String::from_utf8_lossy(&message.formatted()).into_owned(),
+        batch: d.batch.clone(),
     };
     Ok(serde_json::to_string(&envelope)?)
 }
@@ -141,6 +147,7 @@ mod tests {
             thread: &thread,
             auto: "auto-replied",
             at,
+            batch: Vec::new(),
         })
         .unwrap();
         let e: Envelope = serde_json::from_str(&body).unwrap();
@@ -177,6 +184,7 @@ mod tests {
                     thread: &[],
                     auto: "auto-generated",
                     at,
+                    batch: Vec::new(),
                 }
             })
             .is_err()

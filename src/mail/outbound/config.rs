@@ -70,6 +70,8 @@ pub struct PeopleMail {
     pub escalated: Vec<Audience>,
     /// An SLA clock breached its target.
     pub sla_breached: Vec<Audience>,
+    /// An SLA clock reached its warning stage (the target is near).
+    pub sla_warning: Vec<Audience>,
     /// A priority 1 ticket was opened (or raised to priority 1).
     pub p1_opened: Vec<Audience>,
     /// A rule's `notify_lead(message)`: the lead gets the message.
@@ -82,6 +84,7 @@ impl Default for PeopleMail {
             assigned: vec![Audience::Assignee, Audience::Group],
             escalated: vec![Audience::Assignee, Audience::Lead],
             sla_breached: vec![Audience::Assignee, Audience::Lead],
+            sla_warning: vec![Audience::Assignee],
             p1_opened: vec![Audience::Group, Audience::Lead],
             lead_notified: true,
         }
@@ -122,6 +125,9 @@ pub struct SmtpConfig {
     pub templates: PathBuf,
     /// Quiet hours by person (`[smtp.quiet.alice]`): their non-urgent mail is held.
     pub quiet: std::collections::BTreeMap<String, crate::mail::outbound::quiet::QuietHours>,
+    /// At most one notification mail per person per window: what follows the first within
+    /// it goes as one batch when it ends; zero (the default) coalesces only within an event.
+    pub coalesce: Friendly,
 }
 
 impl Default for SmtpConfig {
@@ -142,6 +148,7 @@ impl Default for SmtpConfig {
             notify: PeopleMail::default(),
             templates: PathBuf::new(),
             quiet: Default::default(),
+            coalesce: Friendly::from_secs(0),
         }
     }
 }
@@ -189,6 +196,17 @@ impl SmtpConfig {
             vec!["smtp".to_string()]
         }
     }
+}
+
+/// Whether `destination` is a mail queue: `@smtp`, or a person's own (`@smtp/NAME`: quiet
+/// hours, coalescing), so `itsmd outbox replay --vendor` takes either.
+pub fn is_mail_queue(destination: &str) -> bool {
+    let m = crate::vendors::MAIL_DESTINATION;
+    destination == m
+        || destination
+            .strip_prefix(m)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| !name.is_empty())
 }
 
 /// The address inside `Name <address>`, lower-cased; the text itself when there are no
@@ -245,6 +263,12 @@ pub(crate) fn problems(smtp: Option<&SmtpConfig>) -> Vec<String> {
     if s.max_in_flight == 0 {
         out.push("smtp.max_in_flight must be greater than 0".into());
     }
+    if s.coalesce.0 > jiff::SignedDuration::from_hours(24) {
+        out.push(format!(
+            "smtp.coalesce = \"{}\" is longer than a day (24h); notifications would wait that long",
+            s.coalesce
+        ));
+    }
     out.extend(s.retry.problems("smtp.retry"));
     out.extend(crate::mail::outbound::quiet::problems(&s.quiet));
     if let Err(problems) = crate::mail::outbound::Templates::load(&s.templates) {
@@ -278,6 +302,12 @@ mod tests {
         assert!(s.is_own("desk@example.com"));
         assert!(!s.is_own("alice@example.com"));
         assert!(crate::config::parse("", "t").unwrap().smtp.is_none());
+    }
+
+    #[test]
+    fn a_persons_queue_is_a_mail_queue() {
+        assert!(is_mail_queue("@smtp") && is_mail_queue("@smtp/alice"));
+        assert!(!is_mail_queue("@smtp/") && !is_mail_queue("@smtpx") && !is_mail_queue("acme"));
     }
 
     #[test]

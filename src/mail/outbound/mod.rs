@@ -4,12 +4,14 @@
 //!
 //! Owns the `[smtp]` settings ([`config`]), composing a message with its threading headers
 //! from a ticket (pure, [`compose`]), each ticket's mail thread: its reply token, caller and
-//! Message-IDs ([`thread`]), staff notifications and their templates ([`people`]), the engine step that writes mail rows in the commit of the
+//! Message-IDs ([`thread`]), staff notifications and their templates ([`people`]), coalescing them per person
+//! within a window ([`coalesce`]), the engine step that writes mail rows in the commit of the
 //! change they report ([`step`]), and the SMTP sender the dispatcher hands mail rows to
 //! ([`smtp`]). Only the sender touches the network; nothing here logs a password.
 
 pub mod api;
 pub mod cli;
+pub mod coalesce;
 pub mod compose;
 pub mod config;
 pub(crate) mod people;

@@ -1,5 +1,5 @@
 //! Staff notifications: what in a history entry is news for the people working a ticket
-//! (assignment, escalation, an SLA breach, a priority 1 ticket, a rule's `notify_lead`),
+//! (assignment, escalation, an SLA warning or breach, a priority 1 ticket, a rule's `notify_lead`),
 //! who that is by `[smtp.notify]` and `[groups]`, and the mail itself from the shipped
 //! English templates (minijinja: a subject, a text body and an autoescaped HTML body).
 //! Pure: no store, no clock.
@@ -16,6 +16,7 @@ pub(crate) enum Notice {
     Assigned,
     Escalated,
     SlaBreached,
+    SlaWarning,
     P1Opened,
     LeadNotified,
     /// A rule's `ticket.notify(person_or_group, template, ...)`.
@@ -28,6 +29,7 @@ impl Notice {
             Notice::Assigned => "mail.assigned",
             Notice::Escalated => "mail.escalated",
             Notice::SlaBreached => "mail.sla_breached",
+            Notice::SlaWarning => "mail.sla_warning",
             Notice::P1Opened => "mail.p1_opened",
             Notice::LeadNotified => "mail.lead_notified",
             Notice::Notified => "mail.notified",
@@ -40,6 +42,7 @@ impl Notice {
             Notice::Assigned => "chat.assigned",
             Notice::Escalated => "chat.escalated",
             Notice::SlaBreached => "chat.sla_breached",
+            Notice::SlaWarning => "chat.sla_warning",
             Notice::P1Opened => "chat.p1_opened",
             Notice::LeadNotified => "chat.lead_notified",
             Notice::Notified => "chat.notified",
@@ -51,10 +54,11 @@ impl Notice {
         match self {
             Notice::P1Opened => 0,
             Notice::SlaBreached => 1,
-            Notice::Escalated => 2,
-            Notice::Notified => 3,
-            Notice::LeadNotified => 4,
-            Notice::Assigned => 5,
+            Notice::SlaWarning => 2,
+            Notice::Escalated => 3,
+            Notice::Notified => 4,
+            Notice::LeadNotified => 5,
+            Notice::Assigned => 6,
         }
     }
 
@@ -194,21 +198,23 @@ pub(crate) fn owed(
             false,
         );
     }
-    if let Some(stage) = change(entry, "sla_stage")
-        && stage["stage"] == "breach"
-    {
+    if let Some(stage) = change(entry, "sla_stage") {
         let clock = stage["clock"].as_str().unwrap_or_default().to_string();
-        push(
-            Notice::SlaBreached,
-            (
-                audience(&n.sla_breached, t, groups),
-                group_of(&n.sla_breached),
-            ),
-            format!("The {clock} target of {} is breached.", t.id),
-            entry.reason.clone(),
-            Some(clock),
-            false,
-        );
+        let stage = match stage["stage"].as_str() {
+            Some("breach") => Some((Notice::SlaBreached, &n.sla_breached, "breached")),
+            Some("warning") => Some((Notice::SlaWarning, &n.sla_warning, "near")),
+            _ => None,
+        };
+        if let Some((notice, list, how)) = stage {
+            push(
+                notice,
+                (audience(list, t, groups), group_of(list)),
+                format!("The {clock} target of {} is {how}.", t.id),
+                entry.reason.clone(),
+                Some(clock),
+                false,
+            );
+        }
     }
     let p1 = if entry.seq == 1 {
         t.priority == 1
@@ -308,18 +314,47 @@ fn summary(o: &Owed) -> String {
 
 /// The `items` of a digest: each notification's subject, headline and note.
 fn items(set: &Templates, mine: &[&Owed], name: &str, t: &Ticket) -> Result<Value, TemplateError> {
+    let items = batch_items(set, mine, name, t)?;
+    Ok(serde_json::to_value(items).unwrap_or_default())
+}
+
+/// The notices `mine` for `name` as entries of a coalesced batch, most urgent first.
+pub(crate) fn batch_items(
+    set: &Templates,
+    mine: &[&Owed],
+    name: &str,
+    t: &Ticket,
+) -> Result<Vec<crate::mail::outbound::coalesce::BatchItem>, TemplateError> {
     let mut mine = mine.to_vec();
     mine.sort_by_key(|o| o.notice.rank());
     let mut out = Vec::new();
     for o in mine {
-        out.push(serde_json::json!({
-            "subject": subject(set, o, name, t)?,
-            "headline": o.headline,
-            "note": o.note,
-            "kind": o.notice.kind(),
-        }));
+        out.push(crate::mail::outbound::coalesce::BatchItem {
+            ticket: t.id.to_string(),
+            title: t.title.clone(),
+            subject: subject(set, o, name, t)?,
+            headline: o.headline.clone(),
+            note: o.note.clone(),
+            kind: o.notice.kind().to_string(),
+        });
     }
-    Ok(Value::Array(out))
+    Ok(out)
+}
+
+/// A kind's place in a batch (`mail.p1_opened` first); unknown kinds last.
+pub(crate) fn rank_of(kind: &str) -> u8 {
+    [
+        Notice::P1Opened,
+        Notice::SlaBreached,
+        Notice::SlaWarning,
+        Notice::Escalated,
+        Notice::Notified,
+        Notice::LeadNotified,
+        Notice::Assigned,
+    ]
+    .into_iter()
+    .find(|n| n.kind() == kind)
+    .map_or(u8::MAX, Notice::rank)
 }
 
 /// The mail for `name` of the notifications `mine` (at least one): the notification itself,
@@ -473,9 +508,24 @@ mod tests {
         assert_eq!(o[0].notice, Notice::SlaBreached);
         assert_eq!(o[0].names, vec!["bob".to_string(), "alice".to_string()]);
         let warning = serde_json::json!({"clock": "resolution", "stage": "warning"});
+        let o = owed(
+            &smtp,
+            &g,
+            &entry(3, Actor::system("sla"), "sla_stage", warning.clone()),
+            &t,
+        );
+        assert_eq!(o[0].notice, Notice::SlaWarning);
+        assert_eq!(o[0].names, vec!["bob".to_string()], "the assignee alone");
+        let quiet = SmtpConfig {
+            notify: crate::mail::outbound::PeopleMail {
+                sla_warning: Vec::new(),
+                ..Default::default()
+            },
+            ..SmtpConfig::default()
+        };
         assert!(
             owed(
-                &smtp,
+                &quiet,
                 &g,
                 &entry(3, Actor::system("sla"), "sla_stage", warning),
                 &t
@@ -494,6 +544,7 @@ mod tests {
             Notice::Assigned,
             Notice::Escalated,
             Notice::SlaBreached,
+            Notice::SlaWarning,
             Notice::P1Opened,
             Notice::LeadNotified,
         ] {

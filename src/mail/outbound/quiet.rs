@@ -195,4 +195,75 @@ until = "07:00"
         assert!(digests.iter().any(|r| r.body.contains("alice@example.com")));
         assert_eq!(rows.iter().filter(|r| r.vendor == "@smtp/alice").count(), 1);
     }
+
+    #[tokio::test]
+    async fn a_personal_chat_channel_waits_too_and_a_page_brings_what_it_held() {
+        let chat = r#"
+[chat.alice-dm]
+format = "slack"
+url = "https://hooks.example/alice"
+people = ["alice"]
+[chat.ops]
+format = "slack"
+url = "https://hooks.example/ops"
+groups = ["network"]
+"#;
+        let config = crate::config::parse(&format!("{CONFIG}{chat}"), "t").unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let rules = crate::engine::test_support::rules(&config, &[]);
+        // 23:30 in Berlin.
+        let (engine, _clock) = crate::engine::test_support::engine(
+            &config,
+            store.clone(),
+            rules,
+            "2026-01-10T22:30:00Z",
+        );
+        let carol = Actor::User {
+            name: "carol".into(),
+        };
+        let new: NewTicket = serde_json::from_value(serde_json::json!({
+            "kind": "incident", "title": "Switch", "group": "network", "priority": 3
+        }))
+        .unwrap();
+        let r = engine
+            .submit(EventBody::Command(Command {
+                by: carol.clone(),
+                action: Action::Create(new),
+            }))
+            .await
+            .unwrap();
+        let id = r.ticket.unwrap();
+        let rows = outbox::rows(&*store, Tree::Outbox, None, None, 100).unwrap();
+        let of = |rows: &[crate::vendors::OutboxRow], v: &str| {
+            rows.iter()
+                .filter(|r| r.vendor == v)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let now: jiff::Timestamp = "2026-01-10T22:30:00Z".parse().unwrap();
+        let dm = of(&rows, "@chat/alice-dm");
+        assert_eq!(dm.len(), 1, "{rows:?}");
+        assert_eq!(dm[0].next_at, Some("2026-01-11T06:00:00Z".parse().unwrap()));
+        assert_eq!(
+            of(&rows, "@chat/ops")[0].next_at,
+            Some(now),
+            "a group channel is not held"
+        );
+
+        // Raised to priority 1: alice is paged in her channel at once, and what was held
+        // for her on the ticket goes first rather than waiting for the morning.
+        let fields = serde_json::from_value(serde_json::json!({"priority": 1})).unwrap();
+        engine
+            .submit(EventBody::Command(Command {
+                by: carol,
+                action: Action::Update { ticket: id, fields },
+            }))
+            .await
+            .unwrap();
+        let rows = outbox::rows(&*store, Tree::Outbox, None, None, 100).unwrap();
+        let dm = of(&rows, "@chat/alice-dm");
+        assert_eq!(dm.len(), 2, "{rows:?}");
+        assert_eq!(dm[0].next_at, Some(now), "{dm:?}");
+        assert_eq!(dm[1].kind, "chat.p1_opened", "{dm:?}");
+    }
 }

@@ -15,13 +15,13 @@ use crate::mail::message::is_daemon;
 use crate::mail::outbound::compose::{Draft, compose, message_id};
 use crate::mail::outbound::config::bare_address;
 use crate::mail::outbound::templates::{self, TemplateError};
-use crate::mail::outbound::{SmtpConfig, people, thread};
+use crate::mail::outbound::{SmtpConfig, coalesce, people, thread};
 use crate::mail::step::MailRecord;
 use crate::store::layout::Outcome;
 use crate::store::{StoreError, Tree, decode, encode};
 use crate::tickets::Visibility as Seen;
 use crate::tickets::{Actor, Comment, HistoryEntry, Kind, Ticket, TicketId, Visibility};
-use crate::vendors::step::{Destination, comment_of, enqueue};
+use crate::vendors::step::{Destination, comment_of, enqueue, hurry};
 use crate::vendors::{Channel, MAIL_DESTINATION};
 
 /// The kinds of caller mail (the outbox row's `type`).
@@ -31,16 +31,19 @@ pub const RESOLVED: &str = "mail.resolved";
 pub const CLOSED: &str = "mail.closed";
 
 /// One mail to write.
-struct Letter<'a> {
-    kind: &'static str,
-    to: &'a str,
-    subject: String,
-    text: String,
-    html: Option<String>,
-    thread: &'a [String],
-    auto: &'static str,
-    /// Quiet hours: the person's own queue (`@smtp/NAME`) and when the mail is due.
-    held: Option<(String, Timestamp)>,
+pub(crate) struct Letter<'a> {
+    pub kind: &'static str,
+    pub to: &'a str,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub thread: &'a [String],
+    pub auto: &'static str,
+    /// Quiet hours or a coalescing window: the person's own queue (`@smtp/NAME`) and when
+    /// the mail is due.
+    pub held: Option<(String, Timestamp)>,
+    /// A coalesced batch's notices, kept in the row.
+    pub batch: Vec<crate::mail::outbound::coalesce::BatchItem>,
 }
 
 /// The loop protection's window of one sender (as `mail::step` stores it).
@@ -126,8 +129,9 @@ impl Engine {
                 thread: &thread.ids,
                 auto,
                 held: None,
+                batch: Vec::new(),
             };
-            let sent_id = self.write_mail(txn, smtp, event, *id, letter)?;
+            let (_, sent_id) = self.write_mail(txn, smtp, event, *id, letter)?;
             thread.caller = to;
             thread.push(&sent_id);
             thread::put(txn, *id, &thread);
@@ -200,15 +204,18 @@ impl Engine {
                     }
                 };
                 let urgent = mine.iter().any(|o| o.notice == people::Notice::P1Opened);
-                let held = smtp
+                let quiet_end = smtp
                     .quiet
                     .get(name.as_str())
                     .filter(|q| !(urgent && q.pages))
-                    .and_then(|q| q.ends(self.now()))
-                    .map(|until| (format!("{MAIL_DESTINATION}/{name}"), until));
-                if let Some((_, until)) = &held {
+                    .and_then(|q| q.ends(self.now()));
+                if let Some(until) = &quiet_end {
                     debug!(ticket = %id, person = %name, until = %until, "Quiet hours: the notification is held.");
                 }
+                let coalescing = !smtp.coalesce.0.is_zero();
+                let held = quiet_end
+                    .filter(|_| !coalescing)
+                    .map(|until| (format!("{MAIL_DESTINATION}/{name}"), until));
                 let letter = Letter {
                     kind,
                     to: address,
@@ -218,8 +225,20 @@ impl Engine {
                     thread: &[],
                     auto: "auto-generated",
                     held,
+                    batch: Vec::new(),
                 };
-                self.write_mail(txn, smtp, event, id, letter)?;
+                if coalescing {
+                    let notices = coalesce::Notices {
+                        name,
+                        address,
+                        mine: &mine,
+                        now: letter,
+                        quiet_end,
+                    };
+                    self.coalesce_mail(txn, smtp, event, &ticket, notices)?;
+                } else {
+                    self.write_mail(txn, smtp, event, id, letter)?;
+                }
             }
         }
         for (name, channel) in &self.settings.chat {
@@ -231,22 +250,23 @@ impl Engine {
                 })
                 .collect();
             if !mine.is_empty() {
-                self.chat_row(txn, event, &ticket, name, channel, &mine)?;
+                let held = chat_held(smtp, channel, &mine, self.now());
+                self.chat_row(txn, event, &ticket, (name, channel), &mine, held)?;
             }
         }
         Ok(())
     }
 
     /// Writes one mail row and records its Message-ID (so replies thread back and the mail
-    /// coming back in is seen); returns the Message-ID.
-    fn write_mail(
+    /// coming back in is seen); returns the row's id and the Message-ID.
+    pub(crate) fn write_mail(
         &self,
         txn: &mut Txn<'_>,
         smtp: &SmtpConfig,
         event: &Event,
         id: TicketId,
         letter: Letter<'_>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(u64, String), StoreError> {
         let at = self.now();
         let mut sent_id = String::new();
         let mut failed = None;
@@ -276,6 +296,7 @@ impl Engine {
                 thread: letter.thread,
                 auto: letter.auto,
                 at,
+                batch: letter.batch,
             };
             compose(&draft).unwrap_or_else(|e| {
                 failed = Some(e.to_string());
@@ -298,7 +319,7 @@ impl Engine {
             sent_id.as_bytes().to_vec(),
             encode(&record),
         );
-        Ok(sent_id)
+        Ok((row, sent_id))
     }
 
     /// Why `to` gets no mail, if it gets none.
@@ -331,6 +352,40 @@ impl Engine {
         }
         Ok(None)
     }
+}
+
+/// Until when quiet hours hold a chat message: only one for people alone (no notice the
+/// channel carries for a group), when every person it is for is in their quiet hours and
+/// none of them is paged (a priority 1 notice with `pages`); then until the first of their
+/// windows ends.
+fn chat_held(
+    smtp: Option<&SmtpConfig>,
+    channel: &crate::mail::chat::ChatChannel,
+    mine: &[&people::Owed],
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let quiet = &smtp?.quiet;
+    if mine
+        .iter()
+        .any(|o| channel.groups.iter().any(|g| o.groups.contains(g)))
+    {
+        return None;
+    }
+    let urgent = mine.iter().any(|o| o.notice == people::Notice::P1Opened);
+    let mut end: Option<Timestamp> = None;
+    for person in channel
+        .people
+        .iter()
+        .filter(|p| mine.iter().any(|o| o.names.contains(p)))
+    {
+        let q = quiet.get(person)?;
+        if urgent && q.pages {
+            return None;
+        }
+        let until = q.ends(now)?;
+        end = Some(end.map_or(until, |e| e.min(until)));
+    }
+    end
 }
 
 /// Which caller mail an entry is, if the configuration sends it.
@@ -382,6 +437,18 @@ fn author(a: &Actor) -> String {
     }
 }
 
+/// A duration as a caller reads it: "5 days", "12 hours", "90 minutes", else as configured.
+fn in_words(d: jiff::SignedDuration) -> String {
+    let secs = d.as_secs();
+    let unit = |n: i64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        s if s > 0 && s % 86_400 == 0 => unit(s / 86_400, "day"),
+        s if s > 0 && s % 3_600 == 0 => unit(s / 3_600, "hour"),
+        s if s > 0 && s % 60 == 0 => unit(s / 60, "minute"),
+        _ => format!("{d:#}"),
+    }
+}
+
 /// The subject and text of a caller mail (English; templates are a later step).
 fn words(
     kind: &str,
@@ -402,7 +469,7 @@ fn words(
         author => comment.map(|c| author(&c.author)),
         comment => comment.map(|c| c.body.clone()),
         comment_public => comment.map(|c| c.visibility == Seen::Public),
-        reopen_within => reopen_within.to_string(),
+        reopen_within => in_words(reopen_within.0),
     };
     let name = format!("caller_{}", &kind["mail.".len()..]);
     let set = &engine.settings.templates;
@@ -412,15 +479,18 @@ fn words(
 }
 
 impl Engine {
-    /// The outbox row of one chat message: a notification, or the digest of several.
+    /// The outbox row of one chat message: a notification, or the digest of several; due at
+    /// once, or when `held` says (quiet hours). One that goes at once first makes a held
+    /// message ahead of it in the channel's queue for the ticket due now: a page is not kept
+    /// waiting behind it (and what was held goes with it).
     fn chat_row(
         &self,
         txn: &mut Txn<'_>,
         event: &Event,
         ticket: &Ticket,
-        name: &str,
-        channel: &crate::mail::chat::ChatChannel,
+        (name, channel): (&str, &crate::mail::chat::ChatChannel),
         mine: &[&people::Owed],
+        held: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         let (kind, subject, summary) = match people::chat_words(
             &self.settings.templates,
@@ -441,6 +511,12 @@ impl Engine {
         };
         let body = crate::mail::chat::payload::body(channel.format, &message).to_string();
         let destination = crate::mail::chat::destination(name);
+        match held {
+            Some(until) => {
+                debug!(ticket = %ticket.id, channel = %name, until = %until, "Quiet hours: the chat message is held.");
+            }
+            None => hurry(txn, &destination, ticket.id, self.now())?,
+        }
         let dest = Destination {
             name: &destination,
             channel: Channel::Chat,
@@ -448,9 +524,22 @@ impl Engine {
             kind,
             event: event.id,
             at: self.now(),
-            due: None,
+            due: held,
         };
         enqueue(txn, dest, |_| body)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_reopen_window_reads_in_words() {
+        let w = |secs| super::in_words(jiff::SignedDuration::from_secs(secs));
+        assert_eq!(w(5 * 86_400), "5 days");
+        assert_eq!(w(86_400), "1 day");
+        assert_eq!(w(36 * 3_600), "36 hours");
+        assert_eq!(w(90 * 60), "90 minutes");
+        assert_eq!(w(45), "45s");
     }
 }

@@ -26,7 +26,10 @@ pub struct TemplateError {
 /// The file name endings a template folder may hold.
 const ENDINGS: [&str; 3] = ["subject", "txt", "html"];
 
-const SHIPPED: [(&str, &str); 18] = [
+const SHIPPED: [(&str, &str); 22] = [
+    ("batch.subject", include_str!("templates/batch.subject")),
+    ("batch.txt", include_str!("templates/batch.txt")),
+    ("batch.html", include_str!("templates/batch.html")),
     ("digest.subject", include_str!("templates/digest.subject")),
     ("digest.txt", include_str!("templates/digest.txt")),
     ("digest.html", include_str!("templates/digest.html")),
@@ -41,6 +44,10 @@ const SHIPPED: [(&str, &str); 18] = [
     (
         "sla_breached.subject",
         include_str!("templates/sla_breached.subject"),
+    ),
+    (
+        "sla_warning.subject",
+        include_str!("templates/sla_warning.subject"),
     ),
     (
         "p1_opened.subject",
@@ -293,7 +300,8 @@ fn sample_context() -> minijinja::Value {
         author => "sample",
         reopen_within => "5d",
         items => value(serde_json::json!([
-            {"subject": "[INC-000001] Sample", "headline": "Sample.", "note": null, "kind": "mail.assigned"},
+            {"subject": "[INC-000001] Sample", "headline": "Sample.", "note": null, "kind": "mail.assigned",
+             "ticket": "INC-000001", "title": "Sample"},
         ])),
     }
 }
@@ -391,10 +399,16 @@ impl Templates {
         t: &Ticket,
         comment: Option<&Comment>,
     ) -> Result<(String, String, String), TemplateError> {
+        let headline = format!("A preview of template {name} for {}.", t.id);
+        // A digest or batch lists one notice: the ticket's.
+        let item = serde_json::json!({
+            "subject": format!("[{}] {}", t.id, t.title), "headline": headline, "note": null,
+            "kind": "mail.notified", "ticket": t.id.to_string(), "title": t.title,
+        });
         let ctx = minijinja::context! {
             ticket => facts(t),
             name => "(preview)",
-            headline => format!("A preview of template {name} for {}.", t.id),
+            headline => headline,
             note => "",
             clock => "resolution",
             to_group => false,
@@ -407,7 +421,7 @@ impl Templates {
             tag => format!("[{}]", t.id),
             author => comment.map(|c| comment_facts(c).get_attr("author").unwrap_or_default()),
             reopen_within => "",
-            items => value(serde_json::json!([])),
+            items => value(serde_json::json!([item])),
         };
         self.notification(name, &ctx)
     }
