@@ -232,6 +232,8 @@ part_e2e() {
   # Every alert that opens or updates an incident notifies the probe (the vendor).
   printf 'fn on_alert(alert, ticket) {\n    ticket.notify("probe");\n}\n' > "$rules/90-e2e.rhai"
   { cat bench/itsmd-bench.toml
+    # The receiver is on loopback, which the egress policy refuses unless allowed.
+    printf '\n[egress]\nallow = ["127.0.0.1/32"]\n'
     printf '\n[vendors.probe]\nurl = "http://127.0.0.1:%s/hook"\nsecret = "%s"\nmax_in_flight = %s\n' \
       "$E2E_PORT" "$secret" "$E2E_IN_FLIGHT"
   } > "$conf"
