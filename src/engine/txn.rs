@@ -195,6 +195,15 @@ impl<'s> Txn<'s> {
         ids
     }
 
+    /// Ids of the tickets of `kind` this batch has loaded or saved so far.
+    pub fn batch_ticket_ids(&self, kind: Kind) -> Vec<TicketId> {
+        self.tickets
+            .keys()
+            .filter(|id| id.kind == kind)
+            .copied()
+            .collect()
+    }
+
     /// Ticket `id` as it was at the last savepoint (`None`: it did not exist yet).
     pub fn ticket_at_savepoint(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
         for u in &self.undo {
