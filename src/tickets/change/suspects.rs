@@ -44,14 +44,10 @@ impl Engine {
         txn: &mut Txn<'_>,
         event: &Event,
     ) -> Result<(), StoreError> {
-        let mut opened = Vec::new();
-        for id in txn.touched_since_savepoint() {
-            if id.kind == Kind::Incident && txn.ticket_at_savepoint(id)?.is_none() {
-                opened.push(id);
+        for id in txn.created_since_savepoint() {
+            if id.kind == Kind::Incident {
+                self.link_incident(txn, event, id)?;
             }
-        }
-        for id in opened {
-            self.link_incident(txn, event, id)?;
         }
         Ok(())
     }
