@@ -1,7 +1,8 @@
 //! Search and reports on a big store: 100,000 tickets (with their history and a comment on
 //! every tenth) over 100 days on the real sled store, indexed by the same code that indexes
 //! an old store when the engine opens it (`store::layout::search::ensure`); then the
-//! latency of `q=` searches, of a combined filter, and of a 30-day report.
+//! latency of `q=` searches, of combined filters, of a time range, of sorted listings, and
+//! of a 30-day report.
 //!
 //!   cargo bench --bench search
 //!   TICKETS=20000 QUERIES=100 cargo bench --bench search
@@ -265,6 +266,47 @@ fn main() {
     percentiles("search_combined_no_match", empty);
 
     let start: Timestamp = START.parse().expect("start");
+    // One day's tickets (1,000 of 100,000): the created range read as a list of its own.
+    let day = timed(&*store, queries, |i| {
+        let from = start + SignedDuration::from_hours(24 * (i % 100) as i64);
+        TicketFilter {
+            created: layout::TimeRange {
+                after: Some(from),
+                before: Some(from + SignedDuration::from_hours(24)),
+            },
+            ..TicketFilter::default()
+        }
+    });
+    percentiles("search_created_one_day", day);
+    // Sorted listings: every ticket by last update, newest first; one group by priority
+    // (10,000 tickets, walked along the priority lists); each page of 50.
+    let sorted = |filter: &dyn Fn(usize) -> TicketFilter, sort: &str| -> Vec<Duration> {
+        let sort: layout::Sort = sort.parse().expect("sort");
+        (0..queries)
+            .map(|i| {
+                let f = filter(i);
+                let started = Instant::now();
+                let page = layout::list_tickets_sorted(&*store, &f, sort, None, 50).expect("list");
+                let took = started.elapsed();
+                std::hint::black_box(page);
+                took
+            })
+            .collect()
+    };
+    percentiles(
+        "search_sorted_all_by_updated_desc",
+        sorted(&|_| TicketFilter::default(), "-updated"),
+    );
+    percentiles(
+        "search_sorted_group_by_priority",
+        sorted(
+            &|i| TicketFilter {
+                group: Some(format!("g{}", i % GROUPS)),
+                ..TicketFilter::default()
+            },
+            "priority",
+        ),
+    );
     let reports: Vec<Duration> = (0..20)
         .map(|i| {
             let to = start + SignedDuration::from_hours(24 * (40 + i));

@@ -486,8 +486,9 @@ impl Engine {
                 rule_failures: Vec::new(),
             },
         };
-        self.link_suspect_changes(txn, &event, &handled)?;
+        self.link_suspect_changes(txn, &event)?;
         self.on_ticket_rounds(txn, &event, &mut handled)?;
+        self.link_suspect_changes(txn, &event)?;
         // After the rules: their changes (priority, holds) move the clocks too.
         self.sla_after_event(txn, &event)?;
         self.enqueue_messages(txn, &event)?;

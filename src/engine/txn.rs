@@ -195,6 +195,33 @@ impl<'s> Txn<'s> {
         ids
     }
 
+    /// Tickets created since the last savepoint (what one event opened), in creation order.
+    pub fn created_since_savepoint(&self) -> Vec<TicketId> {
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for u in &self.undo {
+            if let Undo::Ticket(id, old) = u
+                && !seen.contains(id)
+            {
+                seen.push(*id);
+                // First touched by this event with no slot and no stored copy: new.
+                if old.is_none() && self.tickets.get(id).is_some_and(|s| s.loaded.is_none()) {
+                    out.push(*id);
+                }
+            }
+        }
+        out
+    }
+
+    /// Ids of the tickets of `kind` this batch has loaded or saved so far.
+    pub fn batch_ticket_ids(&self, kind: Kind) -> Vec<TicketId> {
+        self.tickets
+            .keys()
+            .filter(|id| id.kind == kind)
+            .copied()
+            .collect()
+    }
+
     /// Ticket `id` as it was at the last savepoint (`None`: it did not exist yet).
     pub fn ticket_at_savepoint(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
         for u in &self.undo {

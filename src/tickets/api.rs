@@ -185,7 +185,7 @@ impl Search {
                 .await?
                 .ok_or_else(|| {
                     ApiError::bad_request(
-                        "`after`: that ticket is no longer in this listing (its sort key or a filtered field changed); start again without `after`",
+                        "`after`: that ticket is no longer in this listing (a filtered field changed, or it is gone); start again without `after`",
                     )
                 })?,
         };

@@ -220,6 +220,24 @@ impl Engine {
         })
     }
 
+    /// Who has authority over change `t` (overrides its window, records its review): the
+    /// approvers its authorization vote had, or, for a change authorised without a vote (a
+    /// standard change), the normal changes' authority for its risk in force now.
+    pub(crate) fn change_authority(&self, t: &Ticket) -> Vec<String> {
+        match &t.process.approval {
+            Some(a) => a.approvers.clone(),
+            None => self
+                .settings
+                .approval
+                .change(ChangeType::Normal)
+                .map(|a| {
+                    let risk = t.process.change.as_ref().and_then(|c| c.risk);
+                    a.quorum(risk, &self.settings.groups).approvers
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     /// Whether `t` may be implemented at `at`: inside its window, or an emergency change, or
     /// with a `window_override` by one of its approvers (for a standard change, one of the
     /// normal changes' authority). `Some(note)` says why it went ahead outside the window.
@@ -255,15 +273,7 @@ impl Engine {
             ))
             .into());
         };
-        let approvers = match &t.process.approval {
-            Some(a) => a.approvers.clone(),
-            None => self
-                .settings
-                .approval
-                .change(ChangeType::Normal)
-                .map(|a| a.quorum(change.risk, &self.settings.groups).approvers)
-                .unwrap_or_default(),
-        };
+        let approvers = self.change_authority(t);
         let name = match by {
             Actor::User { name } if approvers.contains(name) => name,
             _ => {

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, Setup, itsmd};
+use crate::support::{Daemon, Setup, itsmd, wait_until};
 use crate::ticket_cli::ticket;
 use crate::tickets::{APPROVERS, open_window, send, step_as, window as later};
 
@@ -242,7 +242,7 @@ fn an_emergency_change_closes_only_after_its_post_implementation_review() {
     ok(&d, ALICE, &id, "scheduled", json!({}));
     ok(&d, CAROL, &id, "implement", json!({}));
     // Not yet in review: no review to record.
-    let (status, err) = review(CAROL, json!({"outcome": "failed", "notes": "x"}));
+    let (status, err) = review(ALICE, json!({"outcome": "failed", "notes": "x"}));
     assert_eq!(status, 409, "{err}");
     assert!(
         message(&err).contains(
@@ -251,6 +251,21 @@ fn an_emergency_change_closes_only_after_its_post_implementation_review() {
         "{err}"
     );
     ok(&d, CAROL, &id, "review", json!({}));
+    // Only the change's authority (alice, its emergency approver) records the review: carol,
+    // who implemented it, is refused, and nothing is recorded.
+    let (status, err) = review(
+        CAROL,
+        json!({"outcome": "successful", "notes": "fine by me"}),
+    );
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(
+        message(&err),
+        format!(
+            "only the change authority of {id} records its post-implementation review; authority: alice"
+        ),
+        "{err}"
+    );
+    assert_eq!(show(&d, &id)["change"]["review"], Value::Null);
 
     // Closing without a review record: 422 naming `review`.
     let (status, err) = step_as(
@@ -267,9 +282,9 @@ fn an_emergency_change_closes_only_after_its_post_implementation_review() {
             .contains("an emergency change closes only after its post-implementation review"),
         "{err}"
     );
-    let (status, err) = review(CAROL, json!({"outcome": "failed", "notes": "  "}));
+    let (status, err) = review(ALICE, json!({"outcome": "failed", "notes": "  "}));
     assert_eq!((status, field(&err)), (422, json!("notes")), "{err}");
-    let (status, err) = review(CAROL, json!({"outcome": "fine", "notes": "x"}));
+    let (status, err) = review(ALICE, json!({"outcome": "fine", "notes": "x"}));
     assert_eq!(status, 400, "{err}");
 
     // Recorded through the CLI: who, when, outcome, notes.
@@ -298,7 +313,7 @@ fn an_emergency_change_closes_only_after_its_post_implementation_review() {
         last_reason(&t),
         "post-implementation review by alice: failed"
     );
-    let (status, err) = review(CAROL, json!({"outcome": "successful", "notes": "again"}));
+    let (status, err) = review(ALICE, json!({"outcome": "successful", "notes": "again"}));
     assert_eq!(status, 409, "{err}");
 
     let (status, err) = step_as(
@@ -691,6 +706,132 @@ fn an_incident_opened_during_a_change_window_is_possibly_caused_by_it() {
     );
     assert_eq!(status, 201, "{t}");
     assert_eq!(t.get("links"), None, "{t:#}");
+}
+
+/// Rules that open an incident for every new mail, give incidents about payments their
+/// service, and open a watch incident on the payments service whenever a change enters
+/// `implement` (in that very event).
+const PAYMENTS_RULES: &str = r#"
+fn on_mail(mail, ticket) {
+    if ticket.is_new { ticket.kind = "incident"; }
+}
+
+fn on_ticket(ticket, change) {
+    if change.kind == "created" && ticket.kind == "incident" && ticket.title.contains("Payments") {
+        ticket.set("service", "payments");
+    }
+    if ticket.kind == "change" && ticket.state == "implement" && "state" in change.fields {
+        ticket.open_ticket("incident", #{ title: `Watch payments during ${ticket.id}`,
+                                          custom: #{ service: "payments" } });
+    }
+}
+"#;
+
+/// The tickets `t` links to with `rel`.
+fn linked(t: &Value, rel: &str) -> Vec<String> {
+    t["links"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter(|l| l["rel"] == rel)
+                .filter_map(|l| l["ticket"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn incidents_a_rule_or_a_mail_opens_during_an_implementation_are_linked_too() {
+    let setup = Setup::new();
+    let maildir = setup.dir.path().join("Maildir");
+    let setup = setup
+        .config(&format!(
+            "{}\n[mail]\nsettle = \"100ms\"\nrescan_every = \"1s\"\n",
+            config()
+        ))
+        .rules(&[("50-payments.rhai", PAYMENTS_RULES)]);
+    let d = setup.start_with(
+        &[std::ffi::OsStr::new("--maildir"), maildir.as_os_str()],
+        &[],
+    );
+    let change = create(
+        &d,
+        json!({"kind": "change", "title": "Payments gateway upgrade", "service": "payments",
+               "window": later()}),
+    );
+    for (token, to, extra) in [
+        (CAROL, "assess", json!({})),
+        (CAROL, "authorize", json!({})),
+        (ALICE, "scheduled", json!({})),
+        (
+            ALICE,
+            "implement",
+            json!({"window_override": "the vendor is here today"}),
+        ),
+    ] {
+        ok(&d, token, &change, to, extra);
+    }
+    // The rule opened the watch incident in the event that moved the change to implement:
+    // the change was in implement only in that batch, not yet in the store.
+    let c = show(&d, &change);
+    let watch = linked(&c, "possibly_causes");
+    assert_eq!(watch.len(), 1, "{c:#}");
+    let w = show(&d, &watch[0]);
+    assert_eq!(
+        w["title"],
+        format!("Watch payments during {change}"),
+        "{w:#}"
+    );
+    assert_eq!(
+        linked(&w, "possibly_caused_by"),
+        vec![change.clone()],
+        "{w:#}"
+    );
+    assert!(
+        w["history"]
+            .as_array()
+            .is_some_and(|h| h
+                .iter()
+                .any(|e| e["reason"].as_str().is_some_and(|r| r.ends_with(
+                    "opened on service `payments` while the change was being implemented"
+                )))),
+        "{w:#}"
+    );
+
+    // A mail about payments: the rule gives the incident its service, then it is linked.
+    wait_until("the daemon created the Maildir", || {
+        maildir.join("new").is_dir()
+    });
+    let mail = "From: Pat <pat@example.com>\r\nTo: desk@example.com\r\n\
+                Subject: Payments page fails\r\nMessage-ID: <payments-1@example.com>\r\n\
+                Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n\
+                The payments page shows an error.\r\n";
+    std::fs::write(maildir.join("tmp").join("payments-1"), mail).expect("write the mail");
+    std::fs::rename(
+        maildir.join("tmp").join("payments-1"),
+        maildir.join("new").join("payments-1"),
+    )
+    .expect("deliver the mail");
+    let mut found = Value::Null;
+    wait_until("the mail opened an incident", || {
+        let (_, list) = get(&d, "/api/v1/tickets?kind=incident&q=payments+fails");
+        found = list["tickets"][0].clone();
+        !found.is_null()
+    });
+    let id = found["id"].as_str().unwrap_or_default().to_string();
+    let t = show(&d, &id);
+    assert_eq!(t["custom"]["service"], "payments", "{t:#}");
+    assert_eq!(
+        linked(&t, "possibly_caused_by"),
+        vec![change.clone()],
+        "{t:#}"
+    );
+    let c = show(&d, &change);
+    assert_eq!(
+        linked(&c, "possibly_causes"),
+        [watch[0].clone(), id],
+        "{c:#}"
+    );
 }
 
 #[test]

@@ -9,8 +9,10 @@ pub mod outbox;
 pub mod reports;
 pub mod search;
 pub mod sla_timers;
+mod sorted;
 
 pub use check::{Report, check_record, check_store};
+pub use sorted::{Sort, SortKey, list_tickets_sorted};
 
 use std::ops::Bound;
 
@@ -229,6 +231,9 @@ pub fn get_event(store: &dyn Store, id: u64) -> Result<Option<StoredEvent>, Stor
         .transpose()
 }
 
+/// The most tickets a time range may hold to be read ahead as a list of its own.
+const RANGE_MAX: usize = 10_000;
+
 /// Filters of a ticket listing; all that are set must match.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
@@ -277,9 +282,19 @@ impl TicketFilter {
     fn postings(&self) -> Vec<search::Postings> {
         use search::Postings;
         let mut lists = Vec::new();
-        lists.extend(self.state.map(Postings::state));
-        lists.extend(self.group.as_deref().map(Postings::group));
-        lists.extend(self.assignee.as_deref().map(Postings::assignee));
+        let (group, assignee) = (self.group.as_deref(), self.assignee.as_deref());
+        // A state with a group or an assignee is one pair list (a queue), not two lists.
+        match self.state {
+            Some(s) if group.is_some() || assignee.is_some() => {
+                lists.extend(group.map(|g| Postings::state_group(s, g)));
+                lists.extend(assignee.map(|a| Postings::state_assignee(s, a)));
+            }
+            state => {
+                lists.extend(state.map(Postings::state));
+                lists.extend(group.map(Postings::group));
+                lists.extend(assignee.map(Postings::assignee));
+            }
+        }
         lists.extend(self.priority.map(Postings::priority));
         lists.extend(self.tag.as_deref().map(Postings::tag));
         lists.extend(self.vendor.as_deref().map(Postings::vendor));
@@ -295,6 +310,43 @@ impl TicketFilter {
             lists.extend(words.iter().map(|w| Postings::word(w)));
         }
         lists
+    }
+
+    /// The posting lists of the indexed filters, and of each time range that holds at most
+    /// [`RANGE_MAX`] tickets (a wider one is checked on the tickets the others select).
+    fn lists(&self, store: &dyn Store) -> Result<Vec<search::Postings>, StoreError> {
+        let mut lists = self.postings();
+        for (time, range) in [
+            (search::Time::Created, self.created),
+            (search::Time::Updated, self.updated),
+        ] {
+            if range != TimeRange::default() {
+                lists.extend(search::time_list(
+                    store,
+                    time,
+                    range.after,
+                    range.before,
+                    RANGE_MAX,
+                )?);
+            }
+        }
+        Ok(lists)
+    }
+
+    /// The range of ticket keys the kind filter leaves, from the first key after `after`.
+    fn key_range(&self, after: Option<TicketId>) -> (Vec<u8>, Option<Vec<u8>>) {
+        let kind_prefix = self
+            .kind
+            .map(|k| k.prefix().as_bytes().to_vec())
+            .unwrap_or_default();
+        let mut from = kind_prefix.clone();
+        if let Some(id) = after {
+            let mut k = id.key();
+            // The first key after this ticket's (ticket keys all have one length).
+            k.push(0);
+            from = from.max(k);
+        }
+        (from, prefix_end(&kind_prefix))
     }
 
     /// Whether `t` passes every filter but the text (which the word index answers).
@@ -325,26 +377,16 @@ impl TicketFilter {
 
 /// One page of tickets in id order, starting after `after`; the second value is the cursor
 /// for the next page when there is one. The indexed filters are merged from their posting
-/// lists ([`search::intersect`]); the time ranges and the SLA standing are checked on the
-/// tickets those select. With no indexed filter, the tickets (of one kind) are walked.
+/// lists ([`search::intersect`]), with a time range that holds few tickets as a list of its
+/// own; the other ranges and the SLA standing are checked on the tickets those select. With
+/// no list, the tickets (of one kind) are walked.
 pub fn list_tickets(
     store: &dyn Store,
     filter: &TicketFilter,
     after: Option<TicketId>,
     limit: usize,
 ) -> Result<(Vec<Ticket>, Option<TicketId>), StoreError> {
-    let kind_prefix = filter
-        .kind
-        .map(|k| k.prefix().as_bytes().to_vec())
-        .unwrap_or_default();
-    let mut from = kind_prefix.clone();
-    if let Some(id) = after {
-        let mut k = id.key();
-        // The first key after this ticket's (ticket keys all have one length).
-        k.push(0);
-        from = from.max(k);
-    }
-    let end = prefix_end(&kind_prefix);
+    let (from, end) = filter.key_range(after);
     let mut page = Vec::with_capacity(limit.min(1024));
     let mut next = None;
     let mut take = |t: Ticket| {
@@ -358,7 +400,7 @@ pub fn list_tickets(
         page.push(t);
         true
     };
-    let lists = filter.postings();
+    let lists = filter.lists(store)?;
     if lists.is_empty() {
         let stop = end.map_or(Bound::Unbounded, Bound::Excluded);
         for item in store.range(Tree::Tickets, Bound::Included(from), stop) {
@@ -380,86 +422,3 @@ pub fn list_tickets(
 
 /// One page of a listing and the cursor of the next page, if there is one.
 pub type TicketPage = (Vec<Ticket>, Option<TicketId>);
-
-/// What a sorted listing orders by (then by id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    Created,
-    Updated,
-    Priority,
-}
-
-/// A listing's order: by `key`, descending when `descending`; ties in id order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sort {
-    pub key: SortKey,
-    pub descending: bool,
-}
-
-impl std::str::FromStr for Sort {
-    type Err = String;
-    /// `created`, `updated`, `priority`, each with a leading `-` for descending.
-    fn from_str(s: &str) -> Result<Sort, String> {
-        let (descending, name) = match s.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, s),
-        };
-        let key = match name {
-            "created" => SortKey::Created,
-            "updated" => SortKey::Updated,
-            "priority" => SortKey::Priority,
-            _ => {
-                return Err(format!(
-                    "unknown sort {s:?}; expected one of created, updated, priority, each optionally with a leading - for descending"
-                ));
-            }
-        };
-        Ok(Sort { key, descending })
-    }
-}
-
-/// One page of the tickets matching `filter` in `sort` order, after the ticket `after`; the
-/// second value is the cursor of the next page. Every matching ticket is read and sorted (no
-/// index serves the sort keys yet). `None` when `after` is no longer in the listing (its
-/// sort key or a filtered field changed since the previous page).
-pub fn list_tickets_sorted(
-    store: &dyn Store,
-    filter: &TicketFilter,
-    sort: Sort,
-    after: Option<TicketId>,
-    limit: usize,
-) -> Result<Option<TicketPage>, StoreError> {
-    let (mut all, _) = list_tickets(store, filter, None, usize::MAX)?;
-    all.sort_by(|a, b| {
-        let order = match sort.key {
-            SortKey::Created => a.created_at.cmp(&b.created_at),
-            SortKey::Updated => a.updated_at.cmp(&b.updated_at),
-            SortKey::Priority => a.priority.cmp(&b.priority),
-        };
-        let order = if sort.descending {
-            order.reverse()
-        } else {
-            order
-        };
-        order.then(a.id.cmp(&b.id))
-    });
-    let start = match after {
-        None => 0,
-        Some(id) => match all.iter().position(|t| t.id == id) {
-            Some(i) => i + 1,
-            None => return Ok(None),
-        },
-    };
-    let mut page: Vec<Ticket> = all
-        .into_iter()
-        .skip(start)
-        .take(limit.saturating_add(1))
-        .collect();
-    let next = if page.len() > limit {
-        page.truncate(limit);
-        page.last().map(|t| t.id)
-    } else {
-        None
-    };
-    Ok(Some((page, next)))
-}

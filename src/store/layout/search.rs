@@ -6,6 +6,10 @@
 //!   vendor and caller (lower case); and the open tickets by state and by group with their
 //!   creation time (`o`/`O` + value `\0` created millis + ticket key), which the reports'
 //!   backlog ages count without reading a ticket.
+//! - every ticket by creation and by last update (`C`/`U` + millis + ticket key): the sort
+//!   orders and the time ranges of the listing.
+//! - the planned changes by window (`W` + end millis + start millis + ticket key), which the
+//!   change calendar reads instead of every change ticket.
 //! - `ticket_words`: word `\0` ticket key, from the title and the description.
 //! - `comment_words`: word `\0` ticket key, from comment bodies (comments are never edited,
 //!   so these entries are only ever added).
@@ -22,7 +26,7 @@ use crate::tickets::{Comment, State, Ticket, TicketId};
 /// Meta key of the version of the search and report indexes this store holds.
 pub const INDEX_VERSION_KEY: &[u8] = b"index/version";
 /// Raised when what the indexes hold changes; a store with an older one is re-indexed.
-pub const INDEX_VERSION: u64 = 1;
+pub const INDEX_VERSION: u64 = 2;
 
 /// The longest word indexed, in characters; longer words are indexed (and searched) by
 /// their first this many characters.
@@ -36,6 +40,16 @@ const PRIORITY: u8 = b'p';
 const TAG: u8 = b't';
 const VENDOR: u8 = b'v';
 const CALLER: u8 = b'c';
+/// State and group together, and state and assignee together: a team's or an agent's queue
+/// in one state is one list, so such a filter never merges two long lists.
+const STATE_GROUP: u8 = b'S';
+const STATE_ASSIGNEE: u8 = b'A';
+/// Every ticket by creation and by last update (millis + ticket key): the sort orders and the
+/// time ranges of the listing.
+const CREATED: u8 = b'C';
+const UPDATED: u8 = b'U';
+/// Planned changes by window (end millis, start millis, ticket key): the change calendar.
+const WINDOW: u8 = b'W';
 /// Open tickets by state, ordered by creation.
 pub const OPEN_BY_STATE: u8 = b'o';
 /// Open tickets by group, ordered by creation.
@@ -63,6 +77,14 @@ fn posting(prefix: &[u8], value: &str, id: TicketId) -> Vec<u8> {
     k
 }
 
+/// The start of a pair list's prefix: the field byte and the state (then the other value).
+fn pair(field: u8, state: State) -> Vec<u8> {
+    let mut k = vec![field];
+    k.extend_from_slice(state.as_str().as_bytes());
+    k.push(0);
+    k
+}
+
 fn list_prefix(field: &[u8], value: &str) -> Vec<u8> {
     let mut k = field.to_vec();
     k.extend_from_slice(value.as_bytes());
@@ -81,6 +103,10 @@ pub fn entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
     let field = Tree::TicketsByField;
     if let Some(a) = &t.assignee {
         out.push((field, posting(&[ASSIGNEE], a, t.id)));
+        out.push((field, posting(&pair(STATE_ASSIGNEE, t.state), a, t.id)));
+    }
+    if let Some(g) = &t.group {
+        out.push((field, posting(&pair(STATE_GROUP, t.state), g, t.id)));
     }
     out.push((field, posting(&[PRIORITY], &t.priority.to_string(), t.id)));
     for tag in &t.tags {
@@ -104,6 +130,19 @@ pub fn entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
             aged(OPEN_BY_GROUP, g);
         }
     }
+    for (time, at) in [(CREATED, t.created_at), (UPDATED, t.updated_at)] {
+        let mut k = vec![time];
+        k.extend_from_slice(&millis(at));
+        k.extend_from_slice(&t.id.key());
+        out.push((field, k));
+    }
+    if let Some(w) = planned_window(t) {
+        let mut k = vec![WINDOW];
+        k.extend_from_slice(&millis(w.end));
+        k.extend_from_slice(&millis(w.start));
+        k.extend_from_slice(&t.id.key());
+        out.push((field, k));
+    }
     let mut seen = std::collections::HashSet::new();
     for w in words(&t.title).chain(words(&t.description)) {
         if seen.len() == MAX_WORDS {
@@ -113,6 +152,51 @@ pub fn entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
             out.push((Tree::TicketWords, posting(&[], &w, t.id)));
         }
     }
+}
+
+/// The window of a change that is on the calendar: one with a window that was neither
+/// canceled nor rejected.
+pub fn planned_window(t: &Ticket) -> Option<crate::tickets::Window> {
+    if t.kind() != crate::tickets::Kind::Change
+        || matches!(t.state, State::Canceled | State::Rejected)
+    {
+        return None;
+    }
+    t.process.change.as_ref().and_then(|c| c.window)
+}
+
+/// The planned changes (as [`planned_window`] says) whose windows may overlap `[from, to)`,
+/// with their windows' start and end in milliseconds: a read of the window index from the
+/// windows ending at `from` on (keys only), never of the change tickets.
+pub fn planned_windows(
+    store: &dyn Store,
+    from: jiff::Timestamp,
+    to: jiff::Timestamp,
+) -> Result<Vec<(i64, i64, TicketId)>, StoreError> {
+    let mut start = vec![WINDOW];
+    start.extend_from_slice(&millis(from));
+    let end = prefix_end(&[WINDOW]).map_or(Bound::Unbounded, Bound::Excluded);
+    let to = u64::from_be_bytes(millis(to));
+    let mut out = Vec::new();
+    for item in store.range(Tree::TicketsByField, Bound::Included(start), end) {
+        let (key, _) = item?;
+        let ms = |at: usize| {
+            key.get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+        };
+        let (Some(e), Some(s)) = (ms(1), ms(9)) else {
+            continue;
+        };
+        // Milliseconds cut the times down, so `<=` keeps every window that may overlap;
+        // the calendar judges the exact times.
+        if s <= to
+            && let Some(id) = TicketId::from_key(&key[17..])
+        {
+            out.push((s as i64, e as i64, id));
+        }
+    }
+    Ok(out)
 }
 
 fn caller(t: &Ticket) -> Option<&str> {
@@ -132,13 +216,17 @@ pub fn comment_entries(id: TicketId, body: &str) -> Vec<Vec<u8>> {
 }
 
 /// One sorted list of ticket keys: the keys under `prefix` in `tree` (the rest of each key
-/// is the ticket key), or the union of several such lists.
+/// is the ticket key), or the union of several such lists; or ticket keys read ahead, in
+/// order (a time range's).
 #[derive(Debug, Clone)]
-pub struct Postings(Vec<(Tree, Vec<u8>)>);
+pub enum Postings {
+    Stored(Vec<(Tree, Vec<u8>)>),
+    Keys(std::sync::Arc<Vec<Vec<u8>>>),
+}
 
 impl Postings {
     fn one(tree: Tree, prefix: Vec<u8>) -> Postings {
-        Postings(vec![(tree, prefix)])
+        Postings::Stored(vec![(tree, prefix)])
     }
 
     pub fn state(state: State) -> Postings {
@@ -146,6 +234,20 @@ impl Postings {
     }
     pub fn group(group: &str) -> Postings {
         Postings::one(Tree::TicketsByGroup, list_prefix(&[], group))
+    }
+    /// Tickets in `state` and in `group`.
+    pub fn state_group(state: State, group: &str) -> Postings {
+        Postings::one(
+            Tree::TicketsByField,
+            list_prefix(&pair(STATE_GROUP, state), group),
+        )
+    }
+    /// Tickets in `state` assigned to `name`.
+    pub fn state_assignee(state: State, name: &str) -> Postings {
+        Postings::one(
+            Tree::TicketsByField,
+            list_prefix(&pair(STATE_ASSIGNEE, state), name),
+        )
     }
     pub fn assignee(name: &str) -> Postings {
         Postings::one(Tree::TicketsByField, list_prefix(&[ASSIGNEE], name))
@@ -170,7 +272,7 @@ impl Postings {
     }
     /// Tickets with `word` (as [`words`] makes it) in the title, description or a comment.
     pub fn word(word: &str) -> Postings {
-        Postings(vec![
+        Postings::Stored(vec![
             (Tree::TicketWords, list_prefix(&[], word)),
             (Tree::CommentWords, list_prefix(&[], word)),
         ])
@@ -183,8 +285,12 @@ impl Postings {
         from: &[u8],
         end: Option<&[u8]>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let parts = match self {
+            Postings::Stored(parts) => parts,
+            Postings::Keys(keys) => return Ok(in_keys(keys, from, end).first().cloned()),
+        };
         let mut best: Option<Vec<u8>> = None;
-        for (tree, prefix) in &self.0 {
+        for (tree, prefix) in parts {
             let (start, stop) = bounds(prefix, from, end);
             let found = store.scan(*tree, start, stop, 1)?;
             if let Some((key, _)) = found.into_iter().next() {
@@ -208,9 +314,22 @@ const DRIVER_MAX: usize = 8_192;
 impl Postings {
     /// The list's keys from `from` on and before `end`, as ticket keys, in order (its parts
     /// merged).
-    fn stream<'s>(&self, store: &'s dyn Store, from: &[u8], end: Option<&[u8]>) -> Keys<'s> {
+    pub(crate) fn stream<'s>(
+        &self,
+        store: &'s dyn Store,
+        from: &[u8],
+        end: Option<&[u8]>,
+    ) -> Keys<'s> {
+        let stored = match self {
+            Postings::Stored(parts) => parts,
+            Postings::Keys(keys) => {
+                let keys = keys.clone();
+                let (lo, hi) = in_range(&keys, from, end);
+                return Box::new((lo..hi).map(move |i| Ok(keys[i].clone())));
+            }
+        };
         let mut parts: Vec<std::iter::Peekable<Keys<'s>>> = Vec::new();
-        for (tree, prefix) in &self.0 {
+        for (tree, prefix) in stored {
             let (start, stop) = bounds(prefix, from, end);
             let cut = prefix.len();
             let it: Keys<'s> = Box::new(
@@ -250,8 +369,12 @@ impl Postings {
     }
 
     /// Whether ticket key `id` is in the list: one point read per part.
-    fn contains(&self, store: &dyn Store, id: &[u8]) -> Result<bool, StoreError> {
-        for (tree, prefix) in &self.0 {
+    pub fn contains(&self, store: &dyn Store, id: &[u8]) -> Result<bool, StoreError> {
+        let parts = match self {
+            Postings::Stored(parts) => parts,
+            Postings::Keys(keys) => return Ok(keys.binary_search_by(|k| k[..].cmp(id)).is_ok()),
+        };
+        for (tree, prefix) in parts {
             let mut k = prefix.clone();
             k.extend_from_slice(id);
             if store.get(*tree, &k)?.is_some() {
@@ -260,6 +383,101 @@ impl Postings {
         }
         Ok(false)
     }
+}
+
+/// The positions of `keys` (sorted) from `from` on and before `end`.
+fn in_range(keys: &[Vec<u8>], from: &[u8], end: Option<&[u8]>) -> (usize, usize) {
+    let lo = keys.partition_point(|k| k[..] < *from);
+    let hi = end.map_or(keys.len(), |e| keys.partition_point(|k| k[..] < *e));
+    (lo, hi.max(lo))
+}
+
+fn in_keys<'k>(keys: &'k [Vec<u8>], from: &[u8], end: Option<&[u8]>) -> &'k [Vec<u8>] {
+    let (lo, hi) = in_range(keys, from, end);
+    &keys[lo..hi]
+}
+
+/// Which time of a ticket a time index orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Time {
+    Created,
+    Updated,
+}
+
+impl Time {
+    fn byte(self) -> u8 {
+        match self {
+            Time::Created => CREATED,
+            Time::Updated => UPDATED,
+        }
+    }
+}
+
+/// One entry of a time index: the time in milliseconds and the ticket key.
+pub type Timed = (u64, Vec<u8>);
+
+/// The tickets with `time` at or after `after` and before `before` (to the millisecond: a
+/// ticket in the bounds' milliseconds may be outside them; the caller checks the exact time),
+/// in time order, ties in ticket-key order; reversible. Reads index keys only.
+pub fn by_time<'s>(
+    store: &'s dyn Store,
+    time: Time,
+    after: Option<jiff::Timestamp>,
+    before: Option<jiff::Timestamp>,
+) -> impl DoubleEndedIterator<Item = Result<Timed, StoreError>> + 's {
+    let mut start = vec![time.byte()];
+    if let Some(a) = after {
+        start.extend_from_slice(&millis(a));
+    }
+    let end = match before {
+        Some(b) => {
+            let mut k = vec![time.byte()];
+            let ms = u64::from_be_bytes(millis(b)).saturating_add(1);
+            k.extend_from_slice(&ms.to_be_bytes());
+            Bound::Excluded(k)
+        }
+        None => prefix_end(&[time.byte()]).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    store
+        .range(Tree::TicketsByField, Bound::Included(start), end)
+        .map(|item| {
+            let (key, _) = item?;
+            let ms = key
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
+            Ok((ms, key.get(9..).unwrap_or_default().to_vec()))
+        })
+}
+
+/// Where ticket `t` stands in time index `time`.
+pub fn time_of(t: &Ticket, time: Time) -> Timed {
+    let at = match time {
+        Time::Created => t.created_at,
+        Time::Updated => t.updated_at,
+    };
+    (u64::from_be_bytes(millis(at)), t.id.key())
+}
+
+/// The tickets with `time` in `[after, before)` (to the millisecond) as a list in ticket-key
+/// order, when there are at most `cap`; `None` when there are more (the range selects too
+/// many to be worth reading ahead).
+pub fn time_list(
+    store: &dyn Store,
+    time: Time,
+    after: Option<jiff::Timestamp>,
+    before: Option<jiff::Timestamp>,
+    cap: usize,
+) -> Result<Option<Postings>, StoreError> {
+    let mut keys = Vec::new();
+    for item in by_time(store, time, after, before) {
+        if keys.len() == cap {
+            return Ok(None);
+        }
+        keys.push(item?.1);
+    }
+    keys.sort_unstable();
+    Ok(Some(Postings::Keys(std::sync::Arc::new(keys))))
 }
 
 fn bounds(prefix: &[u8], from: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {

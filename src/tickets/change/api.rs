@@ -89,7 +89,9 @@ pub async fn show(
     let (Some(from), Some(to), true) = (from, to, problems.is_empty()) else {
         return Err(ApiError::invalid(problems));
     };
-    let all = app.read(calendar::planned_changes).await?;
+    let all = app
+        .read(move |store| calendar::planned_changes(store, from, to))
+        .await?;
     Ok(Json(Calendar {
         from,
         to,

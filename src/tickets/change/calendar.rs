@@ -7,7 +7,8 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::store::{Store, StoreError, Tree, decode};
+use crate::store::layout;
+use crate::store::{Store, StoreError};
 use crate::tickets::{ChangeType, Kind, Risk, State, Ticket, TicketId, Window};
 
 /// One change on the calendar.
@@ -77,21 +78,36 @@ pub fn build(changes: &[Ticket], from: Timestamp, to: Timestamp) -> Vec<Entry> {
 
 /// Whether `t` is on the calendar at all: a change with a window that will or did happen.
 fn planned(t: &Ticket) -> bool {
-    t.process
-        .change
-        .as_ref()
-        .is_some_and(|c| c.window.is_some())
-        && !matches!(t.state, State::Canceled | State::Rejected)
+    layout::search::planned_window(t).is_some()
 }
 
-/// Every change in the store that has a window and was neither canceled nor rejected (a
-/// scan of the change tickets: there is no index by window; only these are kept).
-pub fn planned_changes(store: &dyn Store) -> Result<Vec<Ticket>, StoreError> {
-    let mut out = Vec::new();
-    for item in store.scan_prefix(Tree::Tickets, Kind::Change.prefix().as_bytes()) {
-        let (_, v) = item?;
-        let t: Ticket = decode(Tree::Tickets, &v)?;
-        if planned(&t) {
+/// The planned changes (a window, neither canceled nor rejected) that may overlap
+/// `[from, to)`, and those that may overlap their windows (their possible conflicts): two
+/// reads of the window index, then only these changes are loaded.
+pub fn planned_changes(
+    store: &dyn Store,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<Ticket>, StoreError> {
+    let listed = layout::search::planned_windows(store, from, to)?;
+    let (Some(lo), Some(hi)) = (
+        listed.iter().map(|(s, _, _)| *s).min(),
+        listed.iter().map(|(_, e, _)| *e).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let time = |ms: i64| Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH);
+    let mut ids: Vec<TicketId> = layout::search::planned_windows(store, time(lo), time(hi))?
+        .into_iter()
+        .map(|(_, _, id)| id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(t) = layout::get_ticket(store, id)?
+            && planned(&t)
+        {
             out.push(t);
         }
     }

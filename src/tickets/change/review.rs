@@ -1,5 +1,6 @@
 //! The post-implementation review in the engine: recorded on a change in `review` (who,
-//! when, outcome, notes), once; an emergency change cannot close without it, and closing
+//! when, outcome, notes), once, by its change authority (the approvers of its vote, or the
+//! normal changes' authority for a standard change); an emergency change cannot close without it, and closing
 //! takes the review's outcome when the transition gives none.
 
 use tracing::info;
@@ -35,6 +36,18 @@ impl Engine {
             ))
             .into());
         };
+        let authority = self.change_authority(&before);
+        if !matches!(by, Actor::User { name } if authority.contains(name)) {
+            return Err(Refusal::Forbidden(format!(
+                "only the change authority of {id} records its post-implementation review; {}",
+                if authority.is_empty() {
+                    "none is configured ([approval.changes.normal])".to_string()
+                } else {
+                    format!("authority: {}", authority.join(", "))
+                }
+            ))
+            .into());
+        }
         if let Some(done) = &change.review {
             return Err(Refusal::Conflict(format!(
                 "{id} was already reviewed at {} ({})",

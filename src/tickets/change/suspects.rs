@@ -1,22 +1,25 @@
 //! "Possibly caused by": an incident opened on a service while a change to that service is
 //! being implemented, or while a scheduled change's window covers the moment, is linked to
 //! the change (`possibly_caused_by`, the change gets `possibly_causes`) in the same engine
-//! commit that opens it, with a history entry on both tickets. Runs once per event, before
-//! the rules' on_ticket rounds, so the rules see the link.
+//! commit that opens it, with a history entry on both tickets, whoever opened it (an alert,
+//! a mail, an agent, a rule's `open_ticket`). Runs before the rules' on_ticket rounds, so the
+//! rules see the link, and after them, for incidents a rule opened or gave a service. A
+//! change the same batch moved to `implement` counts.
 //!
 //! An incident's service is its `custom.service` (set on create or by a rule), else its
 //! alert's `service`, `job` or `source` label (as [`crate::alerts::changes`] reads it).
 
 use tracing::info;
 
-use crate::alerts::step::Handled;
+use std::collections::BTreeSet;
+
 use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::{Event, EventBody};
 use crate::store::StoreError;
-use crate::store::layout::{self, Outcome};
-use crate::tickets::{Actor, Kind, Link, LinkRel, State, Ticket};
+use crate::store::layout;
+use crate::tickets::{Actor, Kind, Link, LinkRel, State, Ticket, TicketId};
 
 /// The service an incident opened by `event` is about.
 fn service(event: &Event, t: &Ticket) -> Option<String> {
@@ -32,19 +35,33 @@ fn service(event: &Event, t: &Ticket) -> Option<String> {
 }
 
 impl Engine {
-    /// Links the incident `handled` opened to the changes that may have caused it.
+    /// Links every incident opened by this event (by its source, or by a rule's
+    /// `open_ticket`) to the changes that may have caused it. Runs before the rules'
+    /// `on_ticket` rounds, so they see the link, and again after them, for the incidents a
+    /// rule opened and those whose service a rule set; a link made once is not made again.
     pub(crate) fn link_suspect_changes(
         &self,
         txn: &mut Txn<'_>,
         event: &Event,
-        handled: &Handled,
     ) -> Result<(), StoreError> {
-        let (Outcome::Opened, Some(id)) = (handled.outcome, handled.ticket) else {
-            return Ok(());
-        };
-        if id.kind != Kind::Incident {
-            return Ok(());
+        for id in txn.created_since_savepoint() {
+            if id.kind == Kind::Incident {
+                self.link_incident(txn, event, id)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Links incident `id` to the changes to its service being implemented now, or
+    /// scheduled with a window covering now: those in the store, and those this batch has
+    /// (a change moved to `implement` by an earlier event of the batch is not in the store's
+    /// state index yet).
+    fn link_incident(
+        &self,
+        txn: &mut Txn<'_>,
+        event: &Event,
+        id: TicketId,
+    ) -> Result<(), StoreError> {
         let Some(incident) = txn.ticket(id)? else {
             return Ok(());
         };
@@ -57,17 +74,20 @@ impl Engine {
             rules_version: self.rules.version(),
         };
         let by = Actor::system("changes");
-        let mut candidates = layout::ticket_ids_in_state(&*self.store, State::Implement)?;
+        let in_batch: BTreeSet<TicketId> = txn.batch_ticket_ids(Kind::Change).into_iter().collect();
+        let mut candidates: BTreeSet<TicketId> = in_batch.clone();
+        candidates.extend(layout::ticket_ids_in_state(&*self.store, State::Implement)?);
         candidates.extend(layout::ticket_ids_in_state(&*self.store, State::Scheduled)?);
-        candidates.sort();
+        let service_of = |t: &Ticket| t.process.change.as_ref().and_then(|c| c.service.clone());
         for cid in candidates {
-            // Sift on the stored copy, so that changes to other services are not loaded into
-            // the batch (whose later steps go over every ticket it loaded); then judge the
-            // batch's own view: an earlier event of it may have moved the change.
-            let stored = layout::get_ticket(&*self.store, cid)?;
-            let service_of = |t: &Ticket| t.process.change.as_ref().and_then(|c| c.service.clone());
-            if stored.as_ref().and_then(service_of).as_deref() != Some(service.as_str()) {
-                continue;
+            // Sift a change the batch has not loaded on its stored copy, so that changes to
+            // other services are not loaded into the batch (whose later steps go over every
+            // ticket it loaded); then judge the batch's own view.
+            if !in_batch.contains(&cid) {
+                let stored = layout::get_ticket(&*self.store, cid)?;
+                if stored.as_ref().and_then(service_of).as_deref() != Some(service.as_str()) {
+                    continue;
+                }
             }
             let Some(change) = txn.ticket(cid)? else {
                 continue;
