@@ -20,6 +20,8 @@ impl SledStore {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
         refuse_read_only(dir)?;
         remove_interrupted_snapshots(dir);
+        // TEST ONLY (unset in production): held while sled opens, which is when it snapshots.
+        let _stop = crate::store::failpoint::stop_in_snapshot(dir);
         let db = open_db(dir, cache_bytes).map_err(|error| StoreError::Open {
             path: dir.display().to_string(),
             error: error.into(),

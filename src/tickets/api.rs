@@ -211,6 +211,10 @@ pub struct TicketWithHistory {
     #[serde(flatten)]
     ticket: TicketJson,
     history: Vec<HistoryEntry>,
+    /// When the history is longer than `server.max_list_bytes`: the `seq` of its last entry
+    /// shown; the rest is at `/history?after=` that.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history_next: Option<u64>,
     /// An alert ticket's service's changes before it opened (`alerts::changes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     recent_changes: Option<Vec<crate::alerts::changes::RecentChange>>,
@@ -234,7 +238,11 @@ pub async fn show(
 ) -> Result<Json<TicketWithHistory>, ApiError> {
     let id = ticket_id(&raw)?;
     let ticket = existing(&app, id).await?;
-    let history = app.read(move |s| layout::history(s, id)).await?;
+    let budget = app.config.server.max_list_bytes;
+    let (history, cut) = app
+        .read(move |s| layout::history_page(s, id, None, budget))
+        .await?;
+    let history_next = cut.then(|| history.last().map(|h| h.seq)).flatten();
     let window = app.engine.alerts().changes_window;
     let of = ticket.clone();
     let recent_changes = app
@@ -243,18 +251,38 @@ pub async fn show(
     Ok(Json(TicketWithHistory {
         ticket: ticket.into(),
         history,
+        history_next,
         recent_changes,
     }))
 }
 
-/// `GET /api/v1/tickets/{id}/history`
+/// The query of a history page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    /// A `seq`: the entries after it.
+    after: Option<u64>,
+}
+
+/// `GET /api/v1/tickets/{id}/history[?after=SEQ]`: the entries, as many as fit in
+/// `server.max_list_bytes`; when more follow, a `Link` header (`rel="next"`) says where.
 pub async fn history(
     State(app): State<AppState>,
     Path(raw): Path<String>,
-) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = ticket_id(&raw)?;
     existing(&app, id).await?;
-    Ok(Json(app.read(move |s| layout::history(s, id)).await?))
+    let budget = app.config.server.max_list_bytes;
+    let (history, cut) = app
+        .read(move |s| layout::history_page(s, id, p.after, budget))
+        .await?;
+    let next = cut.then(|| history.last().map(|h| h.seq)).flatten();
+    let link =
+        next.map(|seq| crate::api::page::next_link(&format!("/api/v1/tickets/{id}/history"), seq));
+    Ok((axum::response::AppendHeaders(link), Json(history)).into_response())
 }
 
 /// `GET /api/v1/tickets/{id}/sla`: every clock now, with its timeline.

@@ -55,8 +55,10 @@ pub async fn list(
         )]));
     }
     crate::tickets::api::existing(&app, id).await?;
+    // At most `server.max_list_bytes` of journal records; the cursor goes on.
+    let budget = app.config.server.max_list_bytes;
     let (events, next) = app
-        .read(move |s| layout::ticket_alerts(s, id, p.after, limit))
+        .read(move |s| layout::ticket_alerts_within(s, id, p.after, limit, budget))
         .await?;
     let alerts = events
         .into_iter()

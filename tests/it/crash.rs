@@ -5,11 +5,18 @@
 //! settled, [`verify`] checks through the HTTP API, the Maildir and the vendor's receiver
 //! that nothing acknowledged was lost and nothing was done twice, and the counts are printed.
 //!
+//! Then two more faults on the same store: a SIGKILL while sled writes a snapshot
+//! ([`snapshot`], through a test failpoint that stops the daemon inside that window), and a
+//! disk that fills under load ([`disk_full`], on a tmpfs: root only), each followed by a
+//! restart that must open the store, before the same final checks.
+//!
 //! `ITSMD_CRASH_SEED=N cargo test --test it crash -- --nocapture` replays a seed; without it
 //! the seed is drawn from the clock and printed.
 
+mod disk_full;
 mod load;
 mod mail;
+mod snapshot;
 mod verify;
 
 use std::ffi::OsStr;
@@ -157,10 +164,11 @@ fn load_then_kill(d: Daemon, rng: &mut Rng, ledger: &Ledger, maildir: &Path) -> 
     let base = d.url("");
     std::thread::scope(|s| {
         let (base, ledger, stop) = (&base, ledger, &stop);
-        s.spawn(move || load::send_alerts(base, Format::Generic, seeds[0], ledger, stop));
-        s.spawn(move || load::send_alerts(base, Format::Generic, seeds[1], ledger, stop));
-        s.spawn(move || load::send_alerts(base, Format::Prometheus, seeds[2], ledger, stop));
+        s.spawn(move || load::send_alerts(base, Format::Generic, 0, seeds[0], ledger, stop));
+        s.spawn(move || load::send_alerts(base, Format::Generic, 0, seeds[1], ledger, stop));
+        s.spawn(move || load::send_alerts(base, Format::Prometheus, 0, seeds[2], ledger, stop));
         s.spawn(move || load::write_mails(maildir, seeds[3], ledger, stop));
+        let _stop = load::StopOnDrop(stop);
         // The kill point: not a synchronisation, a random moment under load.
         std::thread::sleep(run_for);
         assert_no_errors(&d, "under load");
@@ -190,6 +198,12 @@ fn sigkill_under_load_loses_nothing_acknowledged_and_duplicates_nothing() {
         recognised += load_then_kill(d, &mut rng, &ledger, &maildir);
         left_in_new.push(names(&maildir.join("new")).len());
     }
+    // SIGKILL while a snapshot is written; the next start opens the store, under load again.
+    let snapshot = snapshot::kill_during_snapshot(&setup, &maildir);
+    let d = start(&setup, &maildir);
+    recognised += load_then_kill(d, &mut rng, &ledger, &maildir);
+    // The disk fills under load; SIGKILL on the full disk; the space is freed.
+    let (_tmpfs, full) = disk_full::fill_under_load(&setup, &maildir, &mut rng, &ledger);
 
     // The last restart: no more load; let mail and webhooks settle, then check.
     let d = start(&setup, &maildir);
@@ -204,9 +218,21 @@ fn sigkill_under_load_loses_nothing_acknowledged_and_duplicates_nothing() {
     assert!(status.success(), "clean stop after the crashes: {status:?}");
 
     println!(
-        "crash test: seed {seed}, {CYCLES} SIGKILLs in {:.1} s; mails in new/ at each kill: \
+        "crash test: seed {seed}, {} SIGKILLs in {:.1} s; mails in new/ at each load kill: \
          {left_in_new:?}, {recognised} of them committed before the kill (recognised by \
-         Message-ID)\n{counts}",
-        started.elapsed().as_secs_f64()
+         Message-ID)\nkilled while writing {} ({} bytes of it written); disk full with a store \
+         of {} bytes: {} alerts acknowledged before it filled, a start on the full disk {}\n\
+         {counts}",
+        CYCLES + 3,
+        started.elapsed().as_secs_f64(),
+        snapshot.file,
+        snapshot.bytes,
+        full.store_bytes,
+        full.acked_before_full,
+        if full.served_when_full {
+            "served"
+        } else {
+            "refused saying what to do"
+        },
     );
 }

@@ -849,11 +849,11 @@ fn a_ticket_list_page_stops_at_its_byte_budget_and_the_cursor_goes_on() {
 }
 
 /// A tmpfs of `size` mounted on `dir` (root only: the tests run as root in CI), unmounted
-/// when dropped.
-struct Tmpfs(std::path::PathBuf);
+/// when dropped. Not root: the test fails saying so, it never passes without the fault.
+pub struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
-    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+    pub fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(dir).unwrap();
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -870,7 +870,7 @@ impl Tmpfs {
         Tmpfs(dir.to_path_buf())
     }
 
-    fn remount(&self, opts: &str) {
+    pub fn remount(&self, opts: &str) {
         let ok = Command::new("mount")
             .args(["-o", &format!("remount,{opts}")])
             .arg(&self.0)
@@ -886,9 +886,22 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Fills the file system `dir` is on, to the last block, with a file there that can be
+/// removed to free the space again; returns that file.
+pub fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 1 << 20];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.write_all(&[0u8; 4096]);
+    while f.write_all(&[0u8; 512]).is_ok() {}
+    filler
+}
+
 /// Starts `itsmd serve` on `data` and reports whether it came up (then stops it) or exited,
 /// with its stderr.
-fn start_or_refuse(data: &std::path::Path) -> (bool, String) {
+pub fn start_or_refuse(data: &std::path::Path) -> (bool, String) {
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(BIN)
@@ -921,7 +934,6 @@ fn start_or_refuse(data: &std::path::Path) -> (bool, String) {
 
 #[test]
 fn on_a_full_then_read_only_disk_the_store_stays_openable_and_nothing_acknowledged_is_lost() {
-    use std::io::Write;
     let setup = Setup::new();
     let data = setup.data_dir();
     let fs = Tmpfs::mount(&data, "24m");
@@ -932,13 +944,7 @@ fn on_a_full_then_read_only_disk_the_store_stays_openable_and_nothing_acknowledg
     );
     assert_eq!(status, 202);
     // Fill the rest of the disk with a file we can delete later.
-    let filler = data.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let block = vec![0u8; 1 << 20];
-    while f.write_all(&block).is_ok() {}
-    let _ = f.write_all(&[0u8; 4096]);
-    while f.write_all(&[0u8; 512]).is_ok() {}
-    drop(f);
+    let filler = fill(&data);
     // Intake goes on until the store cannot write; then 503, never a false 202.
     let mut acknowledged = 1;
     let mut refused = false;
@@ -996,4 +1002,93 @@ fn on_a_full_then_read_only_disk_the_store_stays_openable_and_nothing_acknowledg
     let d = setup.start();
     let list = d.get_ok("/api/v1/tickets?limit=1000");
     assert_eq!(list["tickets"].as_array().unwrap().len(), acknowledged);
+}
+
+#[test]
+fn history_and_alert_occurrence_pages_stop_at_the_byte_budget_and_link_on() {
+    let setup = Setup::new().config("[server]\nmax_list_bytes = 200000\n");
+    let d = setup.start();
+    // One ticket whose history holds twelve 60 kB descriptions twice over (old and new).
+    let (status, t) = d.post(
+        "/api/v1/tickets",
+        &json!({"kind": "incident", "title": "edited"}).to_string(),
+    );
+    assert_eq!(status, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    for c in 'a'..='l' {
+        let r = d
+            .http
+            .patch(d.url(&format!("/api/v1/tickets/{id}")))
+            .json(&json!({"description": c.to_string().repeat(60_000)}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let mut seqs = Vec::new();
+    let mut path = format!("/api/v1/tickets/{id}/history");
+    let mut pages = 0;
+    loop {
+        let r = d.http.get(d.url(&path)).send().unwrap();
+        assert_eq!(r.status(), 200);
+        let link = r
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = r.text().unwrap();
+        assert!(text.len() <= 200_000 + 125_000, "{} bytes", text.len());
+        let page: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        seqs.extend(page.iter().map(|h| h["seq"].as_u64().unwrap()));
+        pages += 1;
+        match link {
+            Some(l) => {
+                let next = l.strip_prefix('<').and_then(|l| l.split_once('>')).unwrap();
+                assert_eq!(next.1, "; rel=\"next\"", "{l}");
+                path = next.0.to_string();
+            }
+            None => break,
+        }
+    }
+    assert!(pages >= 4, "{pages} pages");
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "every entry once, in order");
+    assert!(seqs.len() >= 13, "{seqs:?}");
+    // The ticket itself carries the first page and says where the rest is.
+    let shown = d.get_ok(&format!("/api/v1/tickets/{id}"));
+    let first = shown["history"].as_array().unwrap().len() as u64;
+    assert!(first < 13, "{first}");
+    assert_eq!(shown["history_next"], first, "{}", shown["history_next"]);
+    let (status, err) = d.get(&format!("/api/v1/tickets/{id}/history?before=3"));
+    assert_eq!(status, 400, "{err}");
+
+    // Twelve 60 kB alerts into one incident: its occurrences come a few at a time.
+    for i in 0..12 {
+        let body = json!({
+            "source": "test", "key": "big-alert", "status": "firing", "severity": "critical",
+            "summary": "big", "labels": {"i": i.to_string()},
+            "annotations": {"pad": "a".repeat(60_000)},
+        });
+        let (status, body) = d.post("/api/v1/events", &body.to_string());
+        assert_eq!(status, 202, "{body}");
+    }
+    let incident = crate::support::incidents(&d)
+        .into_iter()
+        .find(|t| !t["alert"].is_null())
+        .unwrap();
+    let inc = incident["id"].as_str().unwrap();
+    let (mut seen, mut pages, mut after) = (0, 0, String::new());
+    loop {
+        let path = format!("/api/v1/tickets/{inc}/alerts?limit=1000{after}");
+        let r = d.http.get(d.url(&path)).send().unwrap();
+        let text = r.text().unwrap();
+        assert!(text.len() <= 200_000 + 65_000, "{} bytes", text.len());
+        let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+        seen += page["alerts"].as_array().unwrap().len();
+        pages += 1;
+        match page["next"].as_u64() {
+            Some(n) => after = format!("&after={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 12, "every occurrence once");
+    assert!(pages >= 3, "{pages} pages");
 }

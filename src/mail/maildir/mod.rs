@@ -31,6 +31,12 @@ use crate::metrics::{Metrics, OutcomeLabels, ReasonLabels};
 /// Mails handed to the engine at once: they usually share one commit.
 const CHUNK: usize = 64;
 
+/// Bytes of mail read and handed to the engine at once, besides at most [`CHUNK`] messages; a
+/// larger message (up to `mail.max_message_bytes`) goes alone. Each mail is held several times
+/// over while it is parsed, journaled and committed, so this bounds intake memory when large
+/// mails arrive together.
+const CHUNK_BYTES: u64 = 8 << 20;
+
 /// How soon to look again when messages were still settling or the engine was busy.
 const SOON: Duration = Duration::from_millis(250);
 
@@ -259,8 +265,8 @@ impl Reader {
         for message in moves {
             self.move_to_cur(&message, None).await;
         }
-        for chunk in settled.chunks(CHUNK) {
-            let ready = self.read(chunk.to_vec()).await;
+        for chunk in chunks(settled) {
+            let ready = self.read(chunk).await;
             if ready.is_empty() {
                 continue;
             }
@@ -453,6 +459,27 @@ impl Reader {
     }
 }
 
+/// Splits messages into the groups read and submitted together: at most [`CHUNK`] messages
+/// and [`CHUNK_BYTES`] bytes each, a larger message alone.
+fn chunks(messages: Vec<Waiting>) -> Vec<Vec<Waiting>> {
+    let mut out = Vec::new();
+    let mut chunk: Vec<Waiting> = Vec::new();
+    let mut bytes = 0u64;
+    for m in messages {
+        if !chunk.is_empty() && (chunk.len() == CHUNK || bytes.saturating_add(m.size) > CHUNK_BYTES)
+        {
+            out.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(m.size);
+        chunk.push(m);
+    }
+    if !chunk.is_empty() {
+        out.push(chunk);
+    }
+    out
+}
+
 /// Reads one message; quarantines it when it cannot be taken as a mail.
 fn read_one(
     metrics: &Metrics,
@@ -527,7 +554,33 @@ mod tests {
     use notify::event::{AccessKind, AccessMode, CreateKind, Flag, ModifyKind, RenameMode};
     use notify::{Event, EventKind};
 
-    use super::is_arrival;
+    use super::{CHUNK, CHUNK_BYTES, Waiting, chunks, is_arrival};
+
+    fn waiting(sizes: &[u64]) -> Vec<Waiting> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| Waiting {
+                name: i.to_string(),
+                path: i.to_string().into(),
+                size,
+                modified: std::time::SystemTime::UNIX_EPOCH,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mail_is_read_in_chunks_bounded_by_count_and_bytes() {
+        let sizes = |c: Vec<Vec<Waiting>>| -> Vec<usize> { c.iter().map(Vec::len).collect() };
+        assert_eq!(sizes(chunks(waiting(&[100; 130]))), vec![CHUNK, CHUNK, 2]);
+        let big = CHUNK_BYTES / 2 + 1;
+        // Large ones go one or two at a time; one past the budget goes alone.
+        assert_eq!(
+            sizes(chunks(waiting(&[big, big, 10, CHUNK_BYTES * 3, 10]))),
+            vec![1, 2, 1, 1]
+        );
+        assert!(chunks(Vec::new()).is_empty());
+    }
 
     #[test]
     fn only_arrivals_wake_the_reader() {

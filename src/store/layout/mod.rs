@@ -140,6 +140,18 @@ pub fn ticket_alerts(
     after: Option<u64>,
     limit: usize,
 ) -> Result<(Vec<StoredEvent>, Option<u64>), StoreError> {
+    ticket_alerts_within(store, id, after, limit, usize::MAX)
+}
+
+/// Like [`ticket_alerts`], and the page also ends once its journal records come to `budget`
+/// bytes (it holds at least one), so a page of large alerts stays near that size.
+pub fn ticket_alerts_within(
+    store: &dyn Store,
+    id: TicketId,
+    after: Option<u64>,
+    limit: usize,
+    budget: usize,
+) -> Result<(Vec<StoredEvent>, Option<u64>), StoreError> {
     let prefix = id.key();
     let start = match after {
         Some(event) => Bound::Excluded(ticket_alert_key(id, event)),
@@ -147,16 +159,18 @@ pub fn ticket_alerts(
     };
     let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
     let mut page = Vec::with_capacity(limit.min(1024));
+    let mut used = 0usize;
     for (key, _) in store.scan(Tree::TicketAlerts, start, end, limit.saturating_add(1))? {
         let Some(event) = key[prefix.len()..].try_into().ok().map(u64::from_be_bytes) else {
             continue;
         };
-        if page.len() == limit {
+        if page.len() == limit || (used >= budget && !page.is_empty()) {
             let next = page.last().map(|e: &StoredEvent| e.event.id);
             return Ok((page, next));
         }
-        if let Some(stored) = get_event(store, event)? {
-            page.push(stored);
+        if let Some(raw) = store.get(Tree::Events, &u64_key(event))? {
+            used = used.saturating_add(raw.len());
+            page.push(decode(Tree::Events, &raw)?);
         }
     }
     Ok((page, None))
@@ -222,6 +236,25 @@ pub fn history(store: &dyn Store, id: TicketId) -> Result<Vec<HistoryEntry>, Sto
         .scan_prefix(Tree::History, &id.key())
         .map(|item| item.and_then(|(_, v)| decode(Tree::History, &v)))
         .collect()
+}
+
+/// A ticket's history entries after `after` (a `seq`), as many as fit in `budget` bytes of
+/// JSON (at least one); `true` when more follow.
+pub fn history_page(
+    store: &dyn Store,
+    id: TicketId,
+    after: Option<u64>,
+    budget: usize,
+) -> Result<(Vec<HistoryEntry>, bool), StoreError> {
+    let start = match after {
+        Some(seq) => Bound::Excluded(history_key(id, seq)),
+        None => Bound::Included(id.key()),
+    };
+    let end = prefix_end(&id.key()).map_or(Bound::Unbounded, Bound::Excluded);
+    let entries = store
+        .range(Tree::History, start, end)
+        .map(|item| item.and_then(|(_, v)| decode(Tree::History, &v)));
+    crate::api::page::take_within(entries, budget)
 }
 
 pub fn get_event(store: &dyn Store, id: u64) -> Result<Option<StoredEvent>, StoreError> {

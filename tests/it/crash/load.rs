@@ -101,8 +101,26 @@ pub fn key_name(format: Format, i: u64) -> String {
     }
 }
 
-/// Sends alerts of `format` to `base` until `stop`.
-pub fn send_alerts(base: &str, format: Format, seed: u64, ledger: &Ledger, stop: &AtomicBool) {
+/// Sets the flag when dropped: the load threads stop even when the test panics while they
+/// run (a scope waits for them).
+pub struct StopOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sends alerts of `format` to `base` until `stop`; a generic alert carries an annotation of
+/// `pad` bytes besides its nonce (to fill a disk).
+pub fn send_alerts(
+    base: &str,
+    format: Format,
+    pad: usize,
+    seed: u64,
+    ledger: &Ledger,
+    stop: &AtomicBool,
+) {
     let mut rng = Rng::new(seed);
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -110,7 +128,7 @@ pub fn send_alerts(base: &str, format: Format, seed: u64, ledger: &Ledger, stop:
         .expect("client");
     while !stop.load(Ordering::Relaxed) {
         let (path, body, mut sent) = match format {
-            Format::Generic => generic(&mut rng, ledger),
+            Format::Generic => generic(&mut rng, ledger, pad),
             Format::Prometheus => prometheus(&mut rng, ledger),
         };
         let answer = http
@@ -146,7 +164,7 @@ pub fn send_alerts(base: &str, format: Format, seed: u64, ledger: &Ledger, stop:
     }
 }
 
-fn generic(rng: &mut Rng, ledger: &Ledger) -> (&'static str, Value, Vec<Sent>) {
+fn generic(rng: &mut Rng, ledger: &Ledger, pad: usize) -> (&'static str, Value, Vec<Sent>) {
     let key = key_name(Format::Generic, rng.range(0, KEYS as u64));
     let nonce = ledger.nonce();
     let body = json!({
@@ -158,6 +176,10 @@ fn generic(rng: &mut Rng, ledger: &Ledger) -> (&'static str, Value, Vec<Sent>) {
         "labels": {"crash_key": key, "crash_format": "generic"},
         "annotations": {"nonce": nonce},
     });
+    let mut body = body;
+    if pad > 0 {
+        body["annotations"]["pad"] = Value::String("p".repeat(pad));
+    }
     let sent = Sent {
         format: Format::Generic,
         key,
