@@ -90,8 +90,9 @@ pub fn planned_changes(store: &dyn Store) -> Result<Vec<Ticket>, StoreError> {
     let mut out = Vec::new();
     for item in store.scan_prefix(Tree::Tickets, Kind::Change.prefix().as_bytes()) {
         let (_, v) = item?;
-        let t: Ticket = decode(Tree::Tickets, &v)?;
+        let mut t: Ticket = decode(Tree::Tickets, &v)?;
         if planned(&t) {
+            crate::store::layout::links::fill(store, &mut t)?;
             out.push(t);
         }
     }
