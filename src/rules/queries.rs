@@ -418,7 +418,7 @@ impl TicketQuery {
                 })?;
             }
             // Open and closed ones, merged newest first.
-            of_kind.sort_by(|a, b| (b.1.created_at, b.0).cmp(&(a.1.created_at, a.0)));
+            of_kind.sort_by_key(|t| std::cmp::Reverse((t.1.created_at, t.0)));
             of_kind.truncate(limit - out.len());
             out.extend(of_kind);
             if out.len() >= limit || scanned >= MAX_SCAN {

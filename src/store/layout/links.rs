@@ -14,6 +14,9 @@ use crate::tickets::{Link, LinkRel, Ticket, TicketId};
 const VERSION_KEY: &[u8] = b"index/ticket_links";
 const VERSION: u64 = 1;
 
+/// One write to `TicketLinks`: key, and value (`None`: a delete).
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
 /// Whether links of this relation are kept apart from the ticket record.
 pub fn apart(rel: LinkRel) -> bool {
     matches!(
@@ -46,10 +49,7 @@ pub fn fill(store: &dyn Store, t: &mut Ticket) -> Result<(), StoreError> {
 /// Puts `t`'s links in their stored order (the record's, then the ones kept apart) and
 /// returns the record to store, with the writes that take the links kept apart from
 /// `before`'s (`None`: a new ticket) to `t`'s; `None` is a delete.
-pub fn split(
-    before: Option<&Ticket>,
-    t: &mut Ticket,
-) -> (Vec<u8>, Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+pub fn split(before: Option<&Ticket>, t: &mut Ticket) -> (Vec<u8>, Vec<Write>) {
     let (many, own): (Vec<Link>, Vec<Link>) = std::mem::take(&mut t.process.links)
         .into_iter()
         .partition(|l| apart(l.rel));
