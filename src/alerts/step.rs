@@ -434,6 +434,7 @@ impl Engine {
                 first_seen: now,
                 last_seen: now,
                 last_event: event.id,
+                service: alert.labels.get("service").cloned(),
                 alerts: [(alert.key.clone(), member)].into(),
                 changes: Vec::new(),
                 flapping_until: None,

@@ -45,6 +45,7 @@ impl Engine {
             first_seen: now,
             last_seen: now,
             last_event: event.id,
+            service: None,
             alerts: Default::default(),
             changes: Vec::new(),
             flapping_until: None,
@@ -115,6 +116,7 @@ impl Engine {
         );
         link.last_seen = now;
         link.last_event = event.id;
+        link.service = alert.labels.get("service").cloned();
         if state_changed {
             self.count_state_change(link, now, &mut c, &mut why);
         }

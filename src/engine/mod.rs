@@ -482,8 +482,10 @@ pub fn start(
     start_on(config, store, None, rules, clock, metrics, span)
 }
 
-/// Builds the search and report indexes when the store lacks them at the current version
-/// (`store::layout::search::ensure`), saying so in the log.
+/// Builds the search and report indexes, moves links on the many side out of the ticket
+/// records, and builds the tickets by service of rule queries, when the store lacks them at
+/// the current version (`store::layout::search::ensure`, `links::ensure`,
+/// `by_service::ensure`), saying so in the log.
 pub(crate) fn ensure_indexes(
     store: &dyn Store,
     settings: &Settings,
@@ -499,6 +501,22 @@ pub(crate) fn ensure_indexes(
             tickets,
             ms = started.elapsed().as_millis() as u64,
             "Search and report indexes built."
+        );
+    }
+    let tickets = crate::store::layout::links::ensure(store)?;
+    if tickets > 0 {
+        tracing::info!(
+            tickets,
+            "Links on the many side moved out of the ticket records."
+        );
+    }
+    let started = std::time::Instant::now();
+    let tickets = crate::store::layout::by_service::ensure(store)?;
+    if tickets > 0 {
+        tracing::info!(
+            tickets,
+            ms = started.elapsed().as_millis() as u64,
+            "Tickets by service indexed for rule queries."
         );
     }
     Ok(())

@@ -275,7 +275,8 @@ impl<'s> Txn<'s> {
             Some(t) => t,
             None => match self.get(Tree::Tickets, &id.key())? {
                 Some(bytes) => {
-                    let t: Ticket = crate::store::decode(Tree::Tickets, &bytes)?;
+                    let mut t: Ticket = crate::store::decode(Tree::Tickets, &bytes)?;
+                    layout::links::fill(self.store, &mut t)?;
                     let t = Arc::new(t);
                     self.cache.put(t.clone());
                     t
@@ -416,7 +417,7 @@ impl<'s> Txn<'s> {
         let mut changed = Vec::new();
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
         let mut deltas = crate::reports::aggregate::Deltas::new();
-        for (id, slot) in std::mem::take(&mut self.tickets) {
+        for (id, mut slot) in std::mem::take(&mut self.tickets) {
             if !slot.dirty {
                 continue;
             }
@@ -445,8 +446,14 @@ impl<'s> Txn<'s> {
                     self.writes.insert(new, Some(encode(&())));
                 }
             }
-            self.writes
-                .insert((Tree::Tickets, id.key()), Some(encode(&slot.ticket)));
+            for (key, value) in layout::by_service::changes(slot.loaded.as_deref(), &slot.ticket) {
+                self.writes.insert((Tree::TicketsByService, key), value);
+            }
+            let (record, links) = layout::links::split(slot.loaded.as_deref(), &mut slot.ticket);
+            for (key, value) in links {
+                self.writes.insert((Tree::TicketLinks, key), value);
+            }
+            self.writes.insert((Tree::Tickets, id.key()), Some(record));
             changed.push(slot.ticket);
         }
         crate::reports::aggregate::merge(self.store, deltas, &mut self.writes)?;

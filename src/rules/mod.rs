@@ -8,6 +8,7 @@
 
 mod actions;
 mod decision;
+mod fields;
 mod handle;
 pub mod queries;
 pub mod replay;

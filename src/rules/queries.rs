@@ -14,6 +14,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Positi
 use crate::clock::Clock;
 use crate::event::EventBody;
 use crate::store::layout::StoredEvent;
+use crate::store::layout::by_service::{self, Summary};
 use crate::store::{Store, Tree, decode, layout};
 use crate::tickets::{Kind, State, Ticket, TicketId};
 
@@ -131,7 +132,14 @@ fn alert_labels_of(
     store: &dyn Store,
     t: &Ticket,
 ) -> Option<std::collections::BTreeMap<String, String>> {
-    let event = t.alert.as_ref()?.last_event;
+    alert_labels(store, t.alert.as_ref()?.last_event)
+}
+
+/// The labels of the alert of journal event `event`, if it is one.
+fn alert_labels(
+    store: &dyn Store,
+    event: crate::event::EventId,
+) -> Option<std::collections::BTreeMap<String, String>> {
     match layout::get_event(store, event).ok()??.event.body {
         EventBody::Alert(a) => Some(a.labels),
         _ => None,
@@ -342,43 +350,89 @@ impl TicketQuery {
         })
     }
 
-    fn matches(&self, store: &dyn Store, t: &Ticket) -> bool {
+    /// Whether a ticket of this summary matches; its service is checked by the caller (the
+    /// index it was found in).
+    fn matches(&self, store: &dyn Store, s: &Summary) -> bool {
         let state_ok = match self.state {
             None => true,
-            Some(None) => t.state.is_open(),
-            Some(Some(s)) => t.state == s,
+            Some(None) => s.state.is_open(),
+            Some(Some(want)) => s.state == want,
         };
         if !state_ok
-            || self.since.is_some_and(|s| t.created_at < s)
-            || self
-                .key
-                .as_ref()
-                .is_some_and(|k| t.correlation_key.as_ref() != Some(k))
+            || self.since.is_some_and(|since| s.created_at < since)
+            || self.key.as_ref().is_some_and(|k| s.key.as_ref() != Some(k))
             || self
                 .group
                 .as_ref()
-                .is_some_and(|g| t.group.as_ref() != Some(g))
+                .is_some_and(|g| s.group.as_ref() != Some(g))
         {
             return false;
         }
-        if self.labels.is_empty() && self.service.is_none() {
-            return true;
-        }
-        let labels = alert_labels_of(store, t).unwrap_or_default();
-        let service_ok = self.service.as_ref().is_none_or(|want| {
-            labels.get("service") == Some(want)
-                || t.custom.get("service").and_then(|v| v.as_str()) == Some(want.as_str())
-        });
-        service_ok && has_labels(&labels, &self.labels)
+        self.labels.is_empty()
+            || s.last_event
+                .and_then(|e| alert_labels(store, e))
+                .is_some_and(|l| has_labels(&l, &self.labels))
     }
 
     /// Matching tickets, newest first (by kind), at most `limit`, looking at most at
-    /// [`MAX_SCAN`] tickets; stops early in a kind once tickets are older than `minutes`.
+    /// [`MAX_SCAN`] tickets. With a `service`, from the tickets-by-service index (open or
+    /// closed ones of each kind, as `state` asks, stopping at `minutes`), reading only the
+    /// summaries stored there; without, by walking the tickets of each kind, newest first.
     fn run(
         &self,
         store: &dyn Store,
         limit: usize,
-    ) -> Result<Vec<Ticket>, crate::store::StoreError> {
+    ) -> Result<Vec<(TicketId, Summary)>, crate::store::StoreError> {
+        match &self.service {
+            Some(service) => self.run_indexed(store, service, limit),
+            None => self.run_scan(store, limit),
+        }
+    }
+
+    fn run_indexed(
+        &self,
+        store: &dyn Store,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<(TicketId, Summary)>, crate::store::StoreError> {
+        let parts: &[bool] = match self.state {
+            None => &[true, false],
+            Some(None) => &[true],
+            Some(Some(s)) if s.is_open() => &[true],
+            Some(Some(_)) => &[false],
+        };
+        let mut out: Vec<(TicketId, Summary)> = Vec::new();
+        let mut scanned = 0;
+        for kind in &self.kinds {
+            let mut of_kind: Vec<(TicketId, Summary)> = Vec::new();
+            for open in parts {
+                let mut found = 0;
+                let want = limit - out.len();
+                by_service::scan(store, service, *open, *kind, self.since, &mut |f| {
+                    scanned += 1;
+                    if self.matches(store, &f.summary) {
+                        of_kind.push((f.id, f.summary));
+                        found += 1;
+                    }
+                    found < want && scanned < MAX_SCAN
+                })?;
+            }
+            // Open and closed ones, merged newest first.
+            of_kind.sort_by_key(|t| std::cmp::Reverse((t.1.created_at, t.0)));
+            of_kind.truncate(limit - out.len());
+            out.extend(of_kind);
+            if out.len() >= limit || scanned >= MAX_SCAN {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn run_scan(
+        &self,
+        store: &dyn Store,
+        limit: usize,
+    ) -> Result<Vec<(TicketId, Summary)>, crate::store::StoreError> {
         let mut out = Vec::new();
         let mut scanned = 0;
         for kind in &self.kinds {
@@ -398,13 +452,38 @@ impl TicketQuery {
                 if self.since.is_some_and(|s| t.created_at < s) {
                     break;
                 }
-                if self.matches(store, &t) {
-                    out.push(t);
+                let summary = Summary::of(&t);
+                if self.matches(store, &summary) {
+                    out.push((t.id, summary));
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// One ticket as `tickets` answers it: its summary, without links.
+fn summary_map(id: TicketId, s: &Summary) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("id".into(), id.to_string().into());
+    m.insert("kind".into(), id.kind.as_str().into());
+    m.insert("state".into(), s.state.as_str().into());
+    m.insert("title".into(), s.title.clone().into());
+    m.insert(
+        "group".into(),
+        s.group.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+    );
+    m.insert("priority".into(), (s.priority as i64).into());
+    m.insert(
+        "key".into(),
+        s.key.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+    );
+    m.insert("created_at".into(), s.created_at.to_string().into());
+    m.insert(
+        "custom".into(),
+        rhai::serde::to_dynamic(&s.custom).unwrap_or(Dynamic::UNIT),
+    );
+    Dynamic::from_map(m)
 }
 
 /// `tickets(#{kind, state, key, group, labels, service, minutes, limit})`: newest first.
@@ -418,7 +497,7 @@ fn tickets(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResult>> 
     let found = query
         .run(&*store, limit)
         .map_err(|e| fail(at, format!("query failed: {e}")))?;
-    Ok(found.iter().map(ticket_map).collect())
+    Ok(found.iter().map(|(id, s)| summary_map(*id, s)).collect())
 }
 
 /// `count_tickets(#{…})`: how many tickets `tickets` would find without a limit (at most

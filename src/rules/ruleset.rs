@@ -150,7 +150,11 @@ impl RuleSet {
     }
 }
 
-fn compile_one(engine: &Engine, name: &str, text: &str) -> Result<RuleFile, Vec<CompileError>> {
+pub(super) fn compile_one(
+    engine: &Engine,
+    name: &str,
+    text: &str,
+) -> Result<RuleFile, Vec<CompileError>> {
     let mut ast = engine.compile(text).map_err(|e| {
         let pos = e.position();
         vec![CompileError {
@@ -172,7 +176,17 @@ fn compile_one(engine: &Engine, name: &str, text: &str) -> Result<RuleFile, Vec<
             message,
         };
         match HOOKS.iter().find(|(h, _)| *h == f.name) {
-            Some((hook, arity)) if f.params.len() == *arity => hooks.push(*hook),
+            Some((hook, arity)) if f.params.len() == *arity => {
+                hooks.push(*hook);
+                for u in super::fields::unknown_reads(text, hook, &f.params) {
+                    errors.push(CompileError {
+                        file: name.to_string(),
+                        line: Some(u.line),
+                        column: Some(u.column),
+                        message: u.message,
+                    });
+                }
+            }
             Some((hook, arity)) => errors.push(error(format!(
                 "{hook} must take {arity} parameters ({}), this one takes {}",
                 hook_params(hook),
@@ -240,7 +254,7 @@ fn fn_position(text: &str, name: &str) -> (Option<usize>, Option<usize>) {
 }
 
 /// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

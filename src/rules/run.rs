@@ -364,7 +364,7 @@ fn string_map<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Map 
 }
 
 /// The read-only view of an alert a rule receives.
-fn alert_map(a: &Alert) -> Map {
+pub(super) fn alert_map(a: &Alert) -> Map {
     let mut m = Map::new();
     m.insert("source".into(), a.source.clone().into());
     m.insert("key".into(), a.key.clone().into());

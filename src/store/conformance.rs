@@ -115,6 +115,62 @@ fn suite(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+    layouts(store);
+}
+
+/// The ticket layouts that lean on prefix and reverse scans: links kept apart read back in
+/// order, and tickets by service, newest first from a time bound.
+fn layouts(store: &dyn Store) {
+    use crate::store::layout::{by_service, get_ticket, links};
+    use crate::tickets::{Kind, Link, LinkRel, Ticket};
+    let ticket = |id: &str, minute: u32| -> Ticket {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "state": "new", "title": id, "impact": "low", "urgency": "low",
+            "priority": 5, "custom": {"service": "billing"},
+            "created_at": format!("2026-12-01T08:{minute:02}:00Z"),
+            "updated_at": "2026-12-01T09:00:00Z", "history_len": 0,
+        }))
+        .unwrap()
+    };
+    let mut batch = WriteBatch::default();
+    let mut problem = ticket("PRB-000001", 0);
+    for n in 1..=300u64 {
+        problem.process.links.push(Link {
+            rel: LinkRel::Causes,
+            ticket: crate::tickets::TicketId {
+                kind: Kind::Incident,
+                number: n,
+            },
+        });
+    }
+    let (record, writes) = links::split(None, &mut problem);
+    batch.put(Tree::Tickets, problem.id.key(), record);
+    for (k, v) in writes {
+        batch.put(Tree::TicketLinks, k, v.unwrap());
+    }
+    for (n, minute) in [(1, 10), (2, 20), (3, 30)] {
+        let t = ticket(&format!("INC-{n:06}"), minute);
+        for (k, v) in by_service::changes(None, &t) {
+            batch.put(Tree::TicketsByService, k, v.unwrap());
+        }
+    }
+    store.apply(batch).unwrap();
+    assert_eq!(get_ticket(store, problem.id).unwrap(), Some(problem));
+    let since = "2026-12-01T08:20:00Z".parse().unwrap();
+    let mut found = Vec::new();
+    by_service::scan(
+        store,
+        "billing",
+        true,
+        Kind::Incident,
+        Some(since),
+        &mut |f| {
+            found.push(f.id.to_string());
+            true
+        },
+    )
+    .unwrap();
+    assert_eq!(found, ["INC-000003", "INC-000002"]);
 }
 
 #[test]

@@ -161,11 +161,17 @@ pub enum Tree {
     /// What the reports have counted of each ticket: ticket key → its first acknowledgement
     /// and first resolution (`layout::reports`).
     ReportMarks,
+    /// Rule queries: service \0 open or not + kind + created + ticket key → the ticket's
+    /// summary (`layout::by_service`).
+    TicketsByService,
+    /// Links on the many side of a relation (a problem's `causes`, …): ticket key +
+    /// big-endian position → the link (`layout::links`).
+    TicketLinks,
 }
 
 impl Tree {
     /// All trees, in prefix order: export walks this list.
-    pub const ALL: [Tree; 30] = [
+    pub const ALL: [Tree; 32] = [
         Tree::Meta,
         Tree::Events,
         Tree::Tickets,
@@ -184,6 +190,8 @@ impl Tree {
         Tree::CommentWords,
         Tree::ReportBuckets,
         Tree::ReportMarks,
+        Tree::TicketsByService,
+        Tree::TicketLinks,
         Tree::Outbox,
         Tree::OutboxDue,
         Tree::OutboxQueues,
@@ -231,6 +239,8 @@ impl Tree {
             Tree::CommentWords => 15,
             Tree::ReportBuckets => 16,
             Tree::ReportMarks => 17,
+            Tree::TicketsByService => 18,
+            Tree::TicketLinks => 19,
         }
     }
 
@@ -267,6 +277,8 @@ impl Tree {
             Tree::CommentWords => "comment_words",
             Tree::ReportBuckets => "report_buckets",
             Tree::ReportMarks => "report_marks",
+            Tree::TicketsByService => "tickets_by_service",
+            Tree::TicketLinks => "ticket_links",
         }
     }
 }

@@ -134,6 +134,10 @@ pub struct AlertLink {
     pub last_seen: Timestamp,
     /// The latest event that touched it.
     pub last_event: EventId,
+    /// The `service` label of the latest alert, if it had one: what rule queries find the
+    /// ticket by (`store::layout::by_service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     /// Every distinct alert correlated into this ticket, by its own key (sender identity or
     /// label fingerprint): auto-resolve waits until all of them cleared.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

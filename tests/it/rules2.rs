@@ -343,7 +343,7 @@ history_mentions = ["unknown calendar `ofice`; configured calendars: 24x7, offic
 }
 
 #[test]
-fn rules_check_names_unknown_hooks_with_a_suggestion_and_wrong_arities_with_file_and_line() {
+fn rules_check_names_unknown_hooks_wrong_arities_and_unknown_properties_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("20-typo.rhai"),
@@ -353,6 +353,11 @@ fn rules_check_names_unknown_hooks_with_a_suggestion_and_wrong_arities_with_file
     std::fs::write(
         dir.path().join("30-arity.rhai"),
         "fn helper(x) { x }\nfn on_clock(ticket) { }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("40-fields.rhai"),
+        "fn on_mail(m, t) {\n    // m.subjct in a comment is no read\n    if m.subjct == \"x\" { t.add_tag(`${m.from}`); }\n}\n",
     )
     .unwrap();
     let (ok, out) = itsmd(&["rules", "check", dir.path().to_str().unwrap()]);
@@ -367,6 +372,13 @@ fn rules_check_names_unknown_hooks_with_a_suggestion_and_wrong_arities_with_file
         ),
         "{out}"
     );
+    assert!(
+        out.contains(
+            "40-fields.rhai:3:8: on_mail reads `m.subjct`, which the mail does not have; did you mean subject?"
+        ),
+        "{out}"
+    );
+    assert_eq!(out.matches("40-fields.rhai").count(), 1, "{out}");
 }
 
 /// `ticket.priority` of the incident an alert would open reads the matrix's priority (not
@@ -550,4 +562,119 @@ fn replay_fires_the_sla_timers_only_the_candidate_schedules() {
     let policy = tickets.iter().find(|t| t["field"] == "sla.policy").unwrap();
     assert_eq!(policy["happened"], "lenient", "{r:#}");
     assert_eq!(policy["would"], "fast", "{r:#}");
+}
+
+/// `tickets(#{ service })` reads the index the engine keeps in its commits: it follows an
+/// incident from open to resolved, finds the problem by its custom `service`, answers without
+/// links, and after a restart still finds the same tickets; the problem's links, most of them
+/// kept apart from its record, read back whole and in order.
+#[test]
+fn service_queries_follow_tickets_through_the_index_and_links_survive_a_restart() {
+    let example = format!(
+        "{}/rules/examples/95-problem-from-incidents.rhai",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let example = std::fs::read_to_string(example).unwrap();
+    let probe = r#"fn on_alert(alert, ticket) {
+    if alert.labels.alertname != "Probe" { return; }
+    let s = alert.labels.target;
+    ticket.set("open", tickets(#{ kind: "incident", service: s }).map(|t| t.id));
+    ticket.set("resolved", tickets(#{ kind: "incident", service: s, state: "resolved" }).map(|t| t.id));
+    ticket.set("any", count_tickets(#{ service: s, state: "any" }));
+    ticket.set("recent", count_tickets(#{ kind: "incident", service: s, minutes: 60 }));
+    ticket.set("problems", tickets(#{ kind: "problem", service: s }).map(|t| t.id));
+    ticket.set("with_links", tickets(#{ kind: "problem", service: s }).filter(|t| t.contains("links")).len());
+    ticket.set("other", tickets(#{ service: "nothing-here" }).len());
+}
+"#;
+    let setup = Setup::new()
+        .rules(&[("95-problem.rhai", &example), ("97-probe.rhai", probe)])
+        .config(&crate::support::groups_config(&[]));
+    let d = setup.start();
+    for name in ["Slow", "Errors", "Timeouts", "Disk"] {
+        let (status, answer) = d.post(
+            "/api/v1/events",
+            &alert(
+                "firing",
+                name,
+                json!({"alertname": name, "service": "billing"}),
+            ),
+        );
+        assert_eq!(status, 202, "{answer}");
+    }
+    let (status, answer) = d.post(
+        "/api/v1/tickets/INC-000001/transitions",
+        &json!({"to": "resolved", "reason": "fixed", "resolution": "fixed"}).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let expected = json!({
+        "open": ["INC-000004", "INC-000003", "INC-000002"],
+        "resolved": ["INC-000001"],
+        "any": 5,
+        "recent": 3,
+        "problems": ["PRB-000001"],
+        "with_links": 0,
+        "other": 0,
+    });
+    let probe_answers = |d: &Daemon, n: &str| {
+        let (status, answer) = d.post(
+            "/api/v1/events",
+            &alert(
+                "firing",
+                n,
+                json!({"alertname": "Probe", "target": "billing", "n": n}),
+            ),
+        );
+        assert_eq!(status, 202, "{answer}");
+        let id = answer["ticket"].as_str().unwrap().to_string();
+        let custom = d.get_ok(&format!("/api/v1/tickets/{id}"))["custom"].clone();
+        for (k, v) in expected.as_object().unwrap() {
+            assert_eq!(&custom[k], v, "{k} after {n}: {custom:#}");
+        }
+    };
+    probe_answers(&d, "first");
+    let links = |d: &Daemon| {
+        d.get_ok("/api/v1/tickets/PRB-000001")["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {}",
+                    l["rel"].as_str().unwrap(),
+                    l["ticket"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = links(&d);
+    assert_eq!(
+        before,
+        [
+            "causes INC-000003",
+            "causes INC-000002",
+            "causes INC-000001",
+            "causes INC-000004"
+        ]
+    );
+    assert_eq!(d.terminate().code(), Some(0));
+
+    let d = setup.start();
+    assert_eq!(links(&d), before, "the links read back from the store");
+    probe_answers(&d, "second");
+    // A fifth incident of the service links to the same problem after the restart.
+    let (status, answer) = d.post(
+        "/api/v1/events",
+        &alert(
+            "firing",
+            "Latency",
+            json!({"alertname": "Latency", "service": "billing"}),
+        ),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["ticket"].as_str().unwrap().to_string();
+    assert_eq!(
+        links(&d).last().map(String::as_str),
+        Some(format!("causes {id}").as_str())
+    );
 }

@@ -32,6 +32,8 @@ pub fn check_record(tree: Tree, value: &[u8]) -> Result<(), StoreError> {
         | Tree::CommentWords => is::<()>(tree, value),
         Tree::ReportBuckets => is::<crate::store::layout::reports::Bucket>(tree, value),
         Tree::ReportMarks => is::<crate::store::layout::reports::Marks>(tree, value),
+        Tree::TicketsByService => is::<crate::store::layout::by_service::Summary>(tree, value),
+        Tree::TicketLinks => is::<crate::tickets::Link>(tree, value),
         Tree::AlertExpiry => is::<crate::store::layout::alert_expiry::Expiry>(tree, value),
         Tree::AlertEnds => is::<crate::store::layout::alert_expiry::Ends>(tree, value),
         Tree::Comments => is::<Comment>(tree, value),

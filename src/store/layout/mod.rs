@@ -3,8 +3,10 @@
 
 pub mod accounts;
 pub mod alert_expiry;
+pub mod by_service;
 pub mod changes;
 mod check;
+pub mod links;
 pub mod outbox;
 pub mod reports;
 pub mod search;
@@ -224,11 +226,14 @@ pub fn ticket_ids_in_state(store: &dyn Store, state: State) -> Result<Vec<Ticket
     Ok(out)
 }
 
+/// Ticket `id` with all its links ([`links::fill`]).
 pub fn get_ticket(store: &dyn Store, id: TicketId) -> Result<Option<Ticket>, StoreError> {
-    store
-        .get(Tree::Tickets, &id.key())?
-        .map(|b| decode(Tree::Tickets, &b))
-        .transpose()
+    let Some(bytes) = store.get(Tree::Tickets, &id.key())? else {
+        return Ok(None);
+    };
+    let mut t: Ticket = decode(Tree::Tickets, &bytes)?;
+    links::fill(store, &mut t)?;
+    Ok(Some(t))
 }
 
 pub fn history(store: &dyn Store, id: TicketId) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -438,7 +443,9 @@ pub fn list_tickets(
         let stop = end.map_or(Bound::Unbounded, Bound::Excluded);
         for item in store.range(Tree::Tickets, Bound::Included(from), stop) {
             let (_, value) = item?;
-            if !take(decode(Tree::Tickets, &value)?) {
+            let mut t: Ticket = decode(Tree::Tickets, &value)?;
+            links::fill(store, &mut t)?;
+            if !take(t) {
                 break;
             }
         }
