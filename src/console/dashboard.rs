@@ -302,13 +302,13 @@ pub async fn show(
         }
         section #breaches {
             h2 { "Breaches (" (r.breaches.len()) ") " (csv_links(&["breaches"], last)) }
-            table { tr { th { "Ticket" } th { "Policy" } th { "Clock" } th { "Group" } th { "Agent" } th { "Recorded" } }
-                @for b in &r.breaches { tr { td { a href=(format!("/ui/tickets/{}", b.ticket)) { (b.ticket) } } td { (b.policy) } td { (b.clock) } td { (b.group.as_deref().unwrap_or("—")) } td { (b.agent.as_deref().unwrap_or("—")) } td { (time(b.at)) } } } }
+            div.table-box { table { tr { th { "Ticket" } th { "Policy" } th { "Clock" } th { "Group" } th { "Agent" } th { "Recorded" } }
+                @for b in &r.breaches { tr { td { a href=(format!("/ui/tickets/{}", b.ticket)) { (b.ticket) } } td { (b.policy) } td { (b.clock) } td { (b.group.as_deref().unwrap_or("—")) } td { (b.agent.as_deref().unwrap_or("—")) } td { (time(b.at)) } } } } }
         }
         section #escalations {
             h2 { "Escalations (" (r.escalations.len()) ") " (csv_links(&["escalations"], last)) }
-            table { tr { th { "Ticket" } th { "Level" } th { "From" } th { "To" } th { "By" } th { "When" } }
-                @for e in &r.escalations { tr { td { a href=(format!("/ui/tickets/{}", e.ticket)) { (e.ticket) } } td { (e.level) } td { (e.from_group.as_deref().unwrap_or("—")) } td { (e.to_group.as_deref().unwrap_or("—")) } td { (e.by) } td { (time(e.at)) } } } }
+            div.table-box { table { tr { th { "Ticket" } th { "Level" } th { "From" } th { "To" } th { "By" } th { "When" } }
+                @for e in &r.escalations { tr { td { a href=(format!("/ui/tickets/{}", e.ticket)) { (e.ticket) } } td { (e.level) } td { (e.from_group.as_deref().unwrap_or("—")) } td { (e.to_group.as_deref().unwrap_or("—")) } td { (e.by) } td { (time(e.at)) } } } } }
         }
     };
     page::layout("Dashboard", Some(who.who()), body).into_response()

@@ -79,6 +79,11 @@ pub fn routes() -> Routes {
             "/ui/tickets/{id}/assign",
             axum::routing::post(tickets::assign),
         )
+        .route(
+            "/ui/tickets/{id}/vendor",
+            axum::routing::post(tickets::vendor),
+        )
+        .route("/ui/tickets/{id}/link", axum::routing::post(tickets::link))
         .route("/ui/bulk", axum::routing::post(bulk::submit))
         .route("/ui/searches", axum::routing::post(searches::save))
         .route("/ui/searches/delete", axum::routing::post(searches::delete))

@@ -18,8 +18,8 @@ use crate::event::EventBody;
 use crate::store::layout;
 use crate::tickets::lifecycle::{Flow, allowed_in, resolutions};
 use crate::tickets::{
-    Action, Actor, Command, CommentRequest, HoldReason, Resolution, State as TicketState, TicketId,
-    TicketUpdate, TransitionRequest, Visibility,
+    Action, Actor, Command, CommentRequest, HoldReason, LinkRel, Resolution, State as TicketState,
+    TicketId, TicketUpdate, TransitionRequest, Visibility,
 };
 
 fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
@@ -46,6 +46,17 @@ async fn ticket_page(
         Ok(c) => c,
         Err(e) => return failed(e),
     };
+    let alerts = match app
+        .read(move |s| layout::ticket_alerts(s, id, None, TIMELINE_ALERTS))
+        .await
+    {
+        Ok((events, _)) => events,
+        Err(e) => return failed(e),
+    };
+    let outbox = match app.read(move |s| outbox_of(s, id)).await {
+        Ok(rows) => rows,
+        Err(e) => return failed(e),
+    };
     let (sla, calendars) = app.engine.sla();
     let view = crate::sla::view::of(&ticket, &sla, &calendars, app.engine.now());
     let flow = Flow::of(
@@ -58,11 +69,16 @@ async fn ticket_page(
     enum Item<'a> {
         Change(&'a crate::tickets::HistoryEntry),
         Comment(&'a crate::tickets::Comment),
+        Alert(&'a crate::alerts::Alert),
     }
     let mut timeline: Vec<(jiff::Timestamp, Item<'_>)> = history
         .iter()
         .map(|h| (h.at, Item::Change(h)))
         .chain(comments.iter().map(|c| (c.at, Item::Comment(c))))
+        .chain(alerts.iter().filter_map(|e| match &e.event.body {
+            EventBody::Alert(a) => Some((e.event.received_at, Item::Alert(a))),
+            _ => None,
+        }))
         .collect();
     timeline.sort_by_key(|(at, _)| *at);
     let body = html! {
@@ -84,6 +100,10 @@ async fn ticket_page(
                             Item::Comment(c) => li.comment.internal[c.visibility == Visibility::Internal] {
                                 span.muted { (views::time(*at)) " · " (views::actor(&c.author)) " · " (c.visibility) " comment" } br;
                                 span.body { (c.body) }
+                            },
+                            Item::Alert(a) => li.alert {
+                                span.muted { (views::time(*at)) " · alert from " (a.source) } br;
+                                span { (a.status.as_str()) " (" (a.severity) "): " (a.summary) }
                             },
                         }
                     }
@@ -107,6 +127,12 @@ async fn ticket_page(
                     dt { "Opened" } dd { (views::time(t.created_at)) }
                     dt { "Updated" } dd { (views::time(t.updated_at)) }
                     @if !t.tags.is_empty() { dt { "Tags" } dd { (t.tags.iter().cloned().collect::<Vec<_>>().join(", ")) } }
+                    dt { "Vendor" } dd #vendor-name { (t.process.vendor.as_deref().unwrap_or("—")) }
+                    @if !t.process.links.is_empty() {
+                        dt { "Links" } dd #links { @for l in &t.process.links {
+                            (l.rel.as_str()) " " a href=(format!("/ui/tickets/{}", l.ticket)) { (l.ticket) } br;
+                        } }
+                    }
                 }
                 h2 { "SLA" }
                 div #sla {
@@ -140,6 +166,30 @@ async fn ticket_page(
                     label { "Assignee " input name="assignee" value=(t.assignee.as_deref().unwrap_or(&who.name)); }
                     button type="submit" { "Assign" }
                 }
+                form #vendor method="post" action=(format!("/ui/tickets/{}/vendor", t.id)) {
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    label { "Vendor " input name="vendor" value=(t.process.vendor.as_deref().unwrap_or("")) placeholder="none"; }
+                    button type="submit" { "Set vendor" }
+                }
+                h2 { "Link" }
+                form #link method="post" action=(format!("/ui/tickets/{}/link", t.id)) {
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    label { "This ticket " select name="rel" {
+                        @for r in LinkRel::ALL { option value=(r.as_str()) { (r.as_str().replace('_', " ")) } }
+                    } }
+                    label { "ticket " input name="ticket" required placeholder="PRB-000001"; }
+                    button type="submit" { "Link" }
+                }
+                h2 { "Outbox" }
+                @if outbox.is_empty() { p.muted { "No message waiting or dead." } }
+                @else {
+                    ul #outbox { @for (row, dead) in &outbox {
+                        li { (row.kind) " to " (row.vendor) ": "
+                            @if *dead { span.breached { "dead" } } @else { "pending" }
+                            ", " (row.attempts) " attempts"
+                            @if let Some(e) = &row.last_error { span.muted { " (" (e) ")" } } }
+                    } }
+                }
             }
         }
     };
@@ -148,6 +198,32 @@ async fn ticket_page(
         page::layout(&format!("{} {}", t.id, t.title), Some(who.who()), body),
     )
         .into_response()
+}
+
+/// How many alert occurrences the timeline shows.
+const TIMELINE_ALERTS: usize = 100;
+/// How many outbox rows (pending and dead each) are looked through for a ticket's.
+const OUTBOX_SCAN: usize = 1000;
+
+/// The ticket's messages still in the outbox (pending) or given up (dead), with whether
+/// each is dead. Delivered messages leave the outbox; their sending is in the history.
+fn outbox_of(
+    s: &dyn crate::store::Store,
+    id: TicketId,
+) -> Result<Vec<(crate::vendors::outbox::OutboxRow, bool)>, crate::store::StoreError> {
+    let mut out = Vec::new();
+    for (tree, dead) in [
+        (crate::store::Tree::Outbox, false),
+        (crate::store::Tree::OutboxDead, true),
+    ] {
+        out.extend(
+            layout::outbox::rows(s, tree, None, None, OUTBOX_SCAN)?
+                .into_iter()
+                .filter(|r| r.ticket == id)
+                .map(|r| (r, dead)),
+        );
+    }
+    Ok(out)
 }
 
 /// A history value as text: strings bare, null as "—", anything else as JSON.
@@ -299,6 +375,71 @@ pub(crate) fn transition_action(
     };
     crate::api::fields::transition(limits, &step)?;
     Ok(Action::Transition { ticket, step })
+}
+
+#[derive(Deserialize)]
+pub struct VendorForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    vendor: String,
+}
+
+/// `POST /ui/tickets/{id}/vendor`: an empty vendor takes the ticket away from its vendor.
+pub async fn vendor(
+    State(app): State<AppState>,
+    who: Signed,
+    Path(raw): Path<String>,
+    Form(f): Form<VendorForm>,
+) -> Response {
+    act(app, who, &raw, &f.csrf, |ticket, limits| {
+        let fields = TicketUpdate {
+            vendor: Some(some(&f.vendor)),
+            ..TicketUpdate::default()
+        };
+        crate::api::fields::ticket_update(limits, &fields)?;
+        Ok(Action::Update { ticket, fields })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rel: String,
+    #[serde(default)]
+    ticket: String,
+}
+
+/// `POST /ui/tickets/{id}/link`
+pub async fn link(
+    State(app): State<AppState>,
+    who: Signed,
+    Path(raw): Path<String>,
+    Form(f): Form<LinkForm>,
+) -> Response {
+    act(app, who, &raw, &f.csrf, |ticket, _| {
+        let rel: LinkRel = serde_json::from_value(serde_json::Value::String(f.rel.clone()))
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "`rel`: unknown link {:?}; expected one of {}",
+                    f.rel,
+                    LinkRel::ALL.map(|r| r.as_str()).join(", ")
+                ))
+            })?;
+        let other: TicketId = f
+            .ticket
+            .trim()
+            .parse()
+            .map_err(|e: String| ApiError::bad_request(format!("`ticket`: {e}")))?;
+        Ok(Action::Link {
+            ticket,
+            link: crate::tickets::LinkRequest { rel, ticket: other },
+        })
+    })
+    .await
 }
 
 #[derive(Deserialize)]

@@ -637,6 +637,11 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         .await;
         click(&c, "#transition-resolved button").await;
         wait_text(&c, "#state", "resolved").await;
+        // The clocks stopped: none is left running.
+        let sla = wait_text(&c, "#sla", "stopped by the resolution").await;
+        assert!(!sla.contains(" left"), "{sla}");
+        // The alert that opened it is in the timeline.
+        wait_text(&c, "#timeline", "alert from test").await;
         screenshot(&c, "ticket.png").await;
         at_phone_width(&c, "ticket-phone.png").await;
         c.goto(&d.url("/ui/")).await.unwrap();
@@ -904,6 +909,48 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     assert_eq!(r.status().as_u16(), 403);
     assert_eq!(crate::support::incidents(&d)[0]["state"], "new");
 
+    // A link to another ticket, from the ticket page's form; a bad relation named.
+    let (status, other) = d.post(
+        "/api/v1/tickets",
+        &json!({"kind": "problem", "title": "Queues stick"}).to_string(),
+    );
+    assert_eq!(status, 201, "{other}");
+    let other = other["id"].as_str().unwrap();
+    let link = |form: &[(&str, &str)]| {
+        http.post(d.url(&format!("/ui/tickets/{id}/link")))
+            .header("cookie", &session)
+            .form(form)
+            .send()
+            .unwrap()
+    };
+    let r = link(&[("csrf", &csrf), ("rel", "sibling_of"), ("ticket", other)]);
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("`rel`: unknown link"));
+    let r = link(&[("csrf", &csrf), ("rel", "caused_by"), ("ticket", other)]);
+    assert_eq!(r.status().as_u16(), 303);
+    let t = d.get_ok(&format!("/api/v1/tickets/{id}"));
+    assert_eq!(t["links"][0]["ticket"], other, "{t}");
+    let page = http
+        .get(d.url(&format!("/ui/tickets/{id}")))
+        .header("cookie", &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains(&format!("caused_by <a href=\"/ui/tickets/{other}\">")),
+        "{page}"
+    );
+    // A vendor the configuration does not know: the engine's refusal, shown.
+    let r = http
+        .post(d.url(&format!("/ui/tickets/{id}/vendor")))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("vendor", "nobody-inc")])
+        .send()
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(r.text().unwrap().contains("id=\"refusal\""));
+
     // The dashboard's sections download as CSV.
     let r = http
         .get(d.url("/ui/dashboard.csv?section=volume&last=7d"))
@@ -977,7 +1024,7 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
         .collect();
     volume.sort_by(|a, b| a.0.cmp(&b.0));
     backlog.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(volume.len(), 2, "{api}");
+    assert_eq!(volume.len(), 3, "{api}");
     assert_eq!(bars_of(&html, "volume-chart"), volume);
     assert_eq!(bars_of(&html, "backlog-states"), backlog);
 }
