@@ -18,8 +18,8 @@ use crate::event::EventBody;
 use crate::store::layout;
 use crate::tickets::lifecycle::{Flow, allowed_in, resolutions};
 use crate::tickets::{
-    Action, Actor, Command, CommentRequest, HoldReason, LinkRel, Resolution, State as TicketState,
-    TicketId, TicketUpdate, TransitionRequest, Visibility,
+    Action, Actor, Command, CommentRequest, HoldReason, LinkRel, Resolution, ReviewOutcome,
+    State as TicketState, TicketId, TicketUpdate, TransitionRequest, Visibility,
 };
 
 fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
@@ -149,6 +149,11 @@ async fn ticket_page(
                         @if *to == TicketState::OnHold {
                             label { "Hold reason " select name="hold_reason" required {
                                 @for h in HoldReason::ALL { option value=(h) { (h) } }
+                            } }
+                        }
+                        @if matches!(flow, Flow::Change(_)) && t.state == TicketState::Review && *to == TicketState::Closed {
+                            label { "Review outcome " select name="outcome" required {
+                                @for o in ReviewOutcome::ALL { option value=(o) { (o) } }
                             } }
                         }
                         @if let Some(codes) = resolutions(flow, t.state, *to) {
@@ -326,6 +331,8 @@ pub struct TransitionForm {
     hold_reason: String,
     #[serde(default)]
     resolution: String,
+    #[serde(default)]
+    outcome: String,
 }
 
 /// `POST /ui/tickets/{id}/transition`
@@ -344,6 +351,7 @@ pub async fn transition(
             f.reason,
             &f.hold_reason,
             &f.resolution,
+            &f.outcome,
         )
     })
     .await
@@ -357,6 +365,7 @@ pub(crate) fn transition_action(
     reason: String,
     hold_reason: &str,
     resolution: &str,
+    outcome: &str,
 ) -> Result<Action, ApiError> {
     let bad = |e: String| ApiError::bad_request(e);
     let step = TransitionRequest {
@@ -370,7 +379,10 @@ pub(crate) fn transition_action(
             .map(|r| r.parse::<Resolution>())
             .transpose()
             .map_err(|e| bad(format!("`resolution`: {e}")))?,
-        outcome: None,
+        outcome: some(outcome)
+            .map(|o| o.parse::<ReviewOutcome>())
+            .transpose()
+            .map_err(|e| bad(format!("`outcome`: {e}")))?,
         window_override: None,
     };
     crate::api::fields::transition(limits, &step)?;
@@ -475,4 +487,38 @@ pub(crate) fn assign_action(
     };
     crate::api::fields::ticket_update(limits, &fields)?;
     Ok(Action::Update { ticket, fields })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_move_takes_the_fields_it_needs_and_names_a_bad_one() {
+        let limits = FieldLimits::default();
+        let id: TicketId = "CHG-000001".parse().unwrap();
+        let Action::Transition { step, .. } = transition_action(
+            id,
+            &limits,
+            "closed",
+            "reviewed".into(),
+            "",
+            "",
+            "successful_with_issues",
+        )
+        .unwrap() else {
+            panic!("a transition")
+        };
+        assert_eq!(step.to, TicketState::Closed);
+        assert_eq!(step.outcome, Some(ReviewOutcome::SuccessfulWithIssues));
+        assert_eq!(step.hold_reason, None);
+        let e = transition_action(id, &limits, "closed", "x".into(), "", "", "great").unwrap_err();
+        assert!(
+            e.message.starts_with("`outcome`: unknown review outcome"),
+            "{}",
+            e.message
+        );
+        let e = transition_action(id, &limits, "on_hold", "x".into(), "later", "", "").unwrap_err();
+        assert!(e.message.starts_with("`hold_reason`: "), "{}", e.message);
+    }
 }

@@ -847,6 +847,16 @@ fn an_agent_works_an_incident_in_a_real_browser() {
     assert_eq!(comments[0]["author"]["name"], "alice");
 }
 
+/// The console page of ticket `id`, as the session `cookie` sees it.
+fn ticket_page(d: &Daemon, http: &reqwest::blocking::Client, cookie: &str, id: &str) -> String {
+    http.get(d.url(&format!("/ui/tickets/{id}")))
+        .header("cookie", cookie)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
 #[test]
 fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     let d = Setup::new().start();
@@ -863,13 +873,7 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     let http = no_redirects();
     let (_, session) = sign_in(&d, &http, "alice", "correct horse battery");
     let session = session.unwrap();
-    let page = http
-        .get(d.url(&format!("/ui/tickets/{id}")))
-        .header("cookie", &session)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let page = ticket_page(&d, &http, &session, &id);
     let csrf = csrf_of(&page);
     let path = format!("/ui/tickets/{id}/transition");
     let post = |form: &[(&str, &str)], origin: Option<&str>| {
@@ -930,13 +934,7 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     assert_eq!(r.status().as_u16(), 303);
     let t = d.get_ok(&format!("/api/v1/tickets/{id}"));
     assert_eq!(t["links"][0]["ticket"], other, "{t}");
-    let page = http
-        .get(d.url(&format!("/ui/tickets/{id}")))
-        .header("cookie", &session)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let page = ticket_page(&d, &http, &session, &id);
     assert!(
         page.contains(&format!("caused_by <a href=\"/ui/tickets/{other}\">")),
         "{page}"
