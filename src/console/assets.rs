@@ -1,6 +1,6 @@
 //! The console's static files, embedded in the binary: htmx (vendored from the npm package
-//! `htmx.org`, with its LICENSE next to it, and the gzip the package ships) and the style
-//! sheet. Each is served under a path carrying its content hash, so it can be cached forever.
+//! `htmx.org`, with its LICENSE next to it, and the gzip the package ships), the style
+//! sheet and `console.js` (the few lines that poll live parts while the page is visible). Each is served under a path carrying its content hash, so it can be cached forever.
 
 use std::sync::OnceLock;
 
@@ -15,6 +15,7 @@ pub const HTMX_VERSION: &str = "2.0.11";
 const HTMX: &[u8] = include_bytes!("assets/htmx.min.js");
 const HTMX_GZ: &[u8] = include_bytes!("assets/htmx.min.js.gz");
 const CSS: &[u8] = include_bytes!("assets/console.css");
+const JS: &[u8] = include_bytes!("assets/console.js");
 
 struct Asset {
     /// The file name under `/ui/assets/`, with the content hash.
@@ -30,8 +31,8 @@ fn hashed(stem: &str, ext: &str, bytes: &[u8]) -> String {
     format!("{stem}.{short}.{ext}")
 }
 
-fn all() -> &'static [Asset; 2] {
-    static ASSETS: OnceLock<[Asset; 2]> = OnceLock::new();
+fn all() -> &'static [Asset; 3] {
+    static ASSETS: OnceLock<[Asset; 3]> = OnceLock::new();
     ASSETS.get_or_init(|| {
         [
             Asset {
@@ -46,6 +47,12 @@ fn all() -> &'static [Asset; 2] {
                 plain: CSS,
                 gzip: None,
             },
+            Asset {
+                name: hashed("console", "js", JS),
+                content_type: "text/javascript; charset=utf-8",
+                plain: JS,
+                gzip: None,
+            },
         ]
     })
 }
@@ -58,6 +65,11 @@ pub fn htmx_path() -> String {
 /// The path of the style sheet, for `<link href>`.
 pub fn css_path() -> String {
     format!("/ui/assets/{}", all()[1].name)
+}
+
+/// The path of the console's own script (the polling of live parts), for `<script src>`.
+pub fn js_path() -> String {
+    format!("/ui/assets/{}", all()[2].name)
 }
 
 /// `GET /ui/assets/{file}`: the file, gzip when the client takes it, cached for a year.

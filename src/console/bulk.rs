@@ -71,6 +71,7 @@ impl BulkForm {
                 self.reason.clone(),
                 &self.hold_reason,
                 &self.resolution,
+                "",
             ),
             other => Err(ApiError::bad_request(format!(
                 "`action`: `{}` is not one of assign, transition",

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod login;
 pub mod ops;
 pub mod page;
+pub mod queue;
 pub mod searches;
 pub mod session;
 pub mod tickets;
@@ -61,8 +62,8 @@ pub fn routes() -> Routes {
     let ui = Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
-        .route("/ui/", get(tickets::queue))
-        .route("/ui/queue", get(tickets::queue_live))
+        .route("/ui/", get(queue::queue))
+        .route("/ui/queue", get(queue::queue_live))
         .route("/ui/dashboard", get(dashboard::show))
         .route("/ui/dashboard.csv", get(dashboard::download))
         .route("/ui/tickets/{id}", get(tickets::show))
@@ -78,6 +79,11 @@ pub fn routes() -> Routes {
             "/ui/tickets/{id}/assign",
             axum::routing::post(tickets::assign),
         )
+        .route(
+            "/ui/tickets/{id}/vendor",
+            axum::routing::post(tickets::vendor),
+        )
+        .route("/ui/tickets/{id}/link", axum::routing::post(tickets::link))
         .route("/ui/bulk", axum::routing::post(bulk::submit))
         .route("/ui/searches", axum::routing::post(searches::save))
         .route("/ui/searches/delete", axum::routing::post(searches::delete))

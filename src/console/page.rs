@@ -30,6 +30,7 @@ pub fn layout(title: &str, who: Option<Who<'_>>, body: Markup) -> Html {
                 title { (title) " — itsmd" }
                 link rel="stylesheet" href=(super::assets::css_path());
                 script src=(super::assets::htmx_path()) defer {}
+                script src=(super::assets::js_path()) defer {}
             }
             body {
                 a.skip href="#main" { "Skip to content" }
@@ -58,4 +59,20 @@ pub fn layout(title: &str, who: Option<Who<'_>>, body: Markup) -> Html {
 /// A part of a page, for htmx to swap in.
 pub fn fragment(m: Markup) -> Html {
     axum::response::Html(m.into_string())
+}
+
+/// An error page or fragment for a read that failed.
+pub fn failed(e: crate::api::ApiError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        e.status,
+        html! { p.error role="alert" { (e.message) } }.into_string(),
+    )
+        .into_response()
+}
+
+/// A form field, trimmed; empty means unset.
+pub fn some(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_string())
 }

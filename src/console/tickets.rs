@@ -1,316 +1,26 @@
-//! The agent's views: the queue (mine, unassigned, on hold, others'), refreshed by htmx every
-//! few seconds, and the ticket page (fields, SLA clocks, history and comments as one
-//! timeline) with the forms that comment, transition and assign. Each form submits the same
+//! The ticket page (fields, SLA clocks, history and comments as one timeline) with the forms
+//! that comment, transition and assign. Each form submits the same
 //! `Command` as the JSON API; a refusal is shown with the engine's own words.
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{Markup, html};
+use maud::html;
 use serde::Deserialize;
 
 use crate::api::{ApiError, AppState};
 use crate::config::FieldLimits;
+use crate::console::page::{failed, some};
 use crate::console::session::Signed;
 use crate::console::{page, views};
 use crate::event::EventBody;
-use crate::store::layout::{self, TicketFilter};
+use crate::store::layout;
 use crate::tickets::lifecycle::{Flow, allowed_in, resolutions};
 use crate::tickets::{
-    Action, Actor, Command, CommentRequest, HoldReason, Resolution, State as TicketState, Ticket,
-    TicketId, TicketUpdate, TransitionRequest, Visibility,
+    Action, Actor, Command, CommentRequest, HoldReason, LinkRel, Resolution, ReviewOutcome,
+    State as TicketState, TicketId, TicketUpdate, TransitionRequest, Visibility,
 };
-
-/// How many tickets the queue looks at.
-const QUEUE_LIMIT: usize = 200;
-/// How often the queue refreshes itself.
-pub const POLL: &str = "every 3s";
-
-/// The queue's filters, as the search API names them; empty means unset.
-#[derive(Debug, Default, Deserialize)]
-pub struct QueueParams {
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    group: String,
-    #[serde(default)]
-    assignee: String,
-    #[serde(default)]
-    q: String,
-    /// A saved search of the signed-in user, shown instead of the queue's parts.
-    #[serde(default)]
-    search: String,
-}
-
-impl QueueParams {
-    fn query(&self) -> String {
-        let enc = crate::console::searches::encode;
-        format!(
-            "state={}&group={}&assignee={}&q={}&search={}",
-            enc(&self.state),
-            enc(&self.group),
-            enc(&self.assignee),
-            enc(&self.q),
-            enc(&self.search)
-        )
-    }
-
-    /// The filters as the list API's query string, to save as a search.
-    fn api_query(&self) -> String {
-        let enc = crate::console::searches::encode;
-        [
-            ("state", &self.state),
-            ("group", &self.group),
-            ("assignee", &self.assignee),
-            ("q", &self.q),
-        ]
-        .iter()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .map(|(k, v)| format!("{k}={}", enc(v.trim())))
-        .collect::<Vec<_>>()
-        .join("&")
-    }
-}
-
-fn some(v: &str) -> Option<String> {
-    let v = v.trim();
-    (!v.is_empty()).then(|| v.to_string())
-}
-
-/// An error page or fragment for a read that failed.
-fn failed(e: ApiError) -> Response {
-    (
-        e.status,
-        html! { p.error role="alert" { (e.message) } }.into_string(),
-    )
-        .into_response()
-}
-
-/// The tickets the filters select; closed ones only when the state filter asks for them.
-async fn select(app: &AppState, who: &Signed, p: &QueueParams) -> Result<Vec<Ticket>, ApiError> {
-    if let Some(name) = some(&p.search) {
-        return crate::console::searches::run(app, &who.name, &name).await;
-    }
-    let state: Option<TicketState> = match some(&p.state) {
-        Some(s) => Some(
-            s.parse()
-                .map_err(|e: String| ApiError::bad_request(format!("`state`: {e}")))?,
-        ),
-        None => None,
-    };
-    let filter = TicketFilter {
-        state,
-        group: some(&p.group),
-        assignee: some(&p.assignee),
-        text: some(&p.q),
-        ..TicketFilter::default()
-    };
-    // Without a state, the open states one by one, each through its index: a store of
-    // closed tickets is never walked.
-    let states: Vec<TicketState> = match state {
-        Some(s) => vec![s],
-        None => TicketState::ALL
-            .iter()
-            .copied()
-            .filter(|s| s.is_open())
-            .collect(),
-    };
-    let mut tickets = Vec::new();
-    for s in states {
-        let filter = TicketFilter {
-            state: Some(s),
-            ..filter.clone()
-        };
-        let (page, _) = app
-            .read(move |st| layout::list_tickets(st, &filter, None, QUEUE_LIMIT))
-            .await?;
-        tickets.extend(page);
-    }
-    // Most urgent first, then the oldest.
-    tickets.sort_by_key(|t| (t.priority, t.created_at));
-    tickets.truncate(QUEUE_LIMIT);
-    Ok(tickets)
-}
-
-/// A table of tickets; with `take`, each row has a button that assigns it to the signed-in
-/// user (the same update as the ticket page's assign form).
-fn rows(app: &AppState, list: &[&Ticket], take: Option<&Signed>) -> Markup {
-    let (sla, calendars) = app.engine.sla();
-    let now = app.engine.now();
-    html! {
-        @if list.is_empty() {
-            p.muted { "None." }
-        } @else {
-            table {
-                thead { tr { th { span.sr-only { "Select" } } th { "Ticket" } th { "Title" } th { "State" } th { "Priority" } th { "Group" } th { "Assignee" } th { "SLA" } @if take.is_some() { th {} } } }
-                tbody {
-                    @for t in list {
-                        @let view = crate::sla::view::of(t, &sla, &calendars, now);
-                        tr data-ticket=(t.id) {
-                            td { input type="checkbox" form="bulk" name="ticket" value=(t.id)
-                                id=(format!("select-{}", t.id)) hx-preserve="true"
-                                aria-label=(format!("Select {}", t.id)); }
-                            td { a href=(format!("/ui/tickets/{}", t.id)) { (t.id) } }
-                            td { (t.title) }
-                            td { (t.state) }
-                            td { "P" (t.priority) }
-                            td { (t.group.as_deref().unwrap_or("—")) }
-                            td { (t.assignee.as_deref().unwrap_or("—")) }
-                            td { (views::clocks(&view.clocks)) }
-                            @if let Some(who) = take {
-                                td {
-                                    form.take method="post" action=(format!("/ui/tickets/{}/assign", t.id)) {
-                                        input type="hidden" name="csrf" value=(who.csrf);
-                                        input type="hidden" name="assignee" value=(who.name);
-                                        button type="submit" { "Take" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The queue's live part: it asks for itself again every few seconds.
-fn queue_fragment(app: &AppState, who: &Signed, p: &QueueParams, tickets: &[Ticket]) -> Markup {
-    let mine: Vec<&Ticket> = tickets
-        .iter()
-        .filter(|t| {
-            t.assignee.as_deref() == Some(who.name.as_str()) && t.state != TicketState::OnHold
-        })
-        .collect();
-    let unassigned: Vec<&Ticket> = tickets
-        .iter()
-        .filter(|t| t.assignee.is_none() && t.state != TicketState::OnHold)
-        .collect();
-    let held: Vec<&Ticket> = tickets
-        .iter()
-        .filter(|t| t.state == TicketState::OnHold)
-        .collect();
-    let others: Vec<&Ticket> = tickets
-        .iter()
-        .filter(|t| {
-            t.state != TicketState::OnHold && t.assignee.as_deref().is_some_and(|a| a != who.name)
-        })
-        .collect();
-    let poll = format!("/ui/queue?{}", p.query());
-    if let Some(name) = some(&p.search) {
-        let all: Vec<&Ticket> = tickets.iter().collect();
-        return html! {
-            div #queue hx-get=(poll) hx-trigger=(POLL) hx-swap="outerHTML" {
-                section #search { h2 { "Saved search " q { (name) } " (" (all.len()) ")" } (rows(app, &all, None)) }
-                p.muted { "Updated " (views::time(app.engine.now())) "; refreshes every 3 seconds." }
-            }
-        };
-    }
-    html! {
-        div #queue hx-get=(poll) hx-trigger=(POLL) hx-swap="outerHTML" {
-            section #mine { h2 { "Mine (" (mine.len()) ")" } (rows(app, &mine, None)) }
-            section #unassigned { h2 { "Unassigned (" (unassigned.len()) ")" } (rows(app, &unassigned, Some(who))) }
-            section #on-hold { h2 { "On hold (" (held.len()) ")" } (rows(app, &held, None)) }
-            section #others { h2 { "Assigned to others (" (others.len()) ")" } (rows(app, &others, None)) }
-            p.muted { "Updated " (views::time(app.engine.now())) "; refreshes every 3 seconds." }
-        }
-    }
-}
-
-/// `GET /ui/`: the queue with its filters.
-pub async fn queue(
-    State(app): State<AppState>,
-    who: Signed,
-    Query(p): Query<QueueParams>,
-) -> Response {
-    let (status, body) = match select(&app, &who, &p).await {
-        Ok(tickets) => (StatusCode::OK, queue_fragment(&app, &who, &p, &tickets)),
-        Err(e) => (e.status, html! { p.error role="alert" { (e.message) } }),
-    };
-    let searches = match crate::console::searches::of(&app, &who.name).await {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
-    let states: Vec<&str> = TicketState::ALL.iter().map(|s| s.as_str()).collect();
-    let page = page::layout(
-        "Queue",
-        Some(who.who()),
-        html! {
-            h1 { "Queue" }
-            form.filters method="get" action="/ui/" {
-                label { "State " select name="state" {
-                    option value="" { "open" }
-                    @for s in &states { option value=(s) selected[p.state == *s] { (s) } }
-                } }
-                label { "Group " input name="group" value=(p.group); }
-                label { "Assignee " input name="assignee" value=(p.assignee); }
-                label { "Search " input name="q" value=(p.q) type="search"; }
-                button type="submit" { "Filter" }
-            }
-            nav #searches aria-label="Saved searches" {
-                h2 { "Saved searches" }
-                @if searches.is_empty() { p.muted { "None yet." } }
-                ul { @for (name, query) in &searches {
-                    li {
-                        a href=(format!("/ui/?search={}", crate::console::searches::encode(name))) { (name) }
-                        " " code.muted { (query) }
-                        form.inline method="post" action="/ui/searches/delete" {
-                            input type="hidden" name="csrf" value=(who.csrf);
-                            input type="hidden" name="name" value=(name);
-                            button.small type="submit" aria-label=(format!("Delete saved search {name}")) { "Delete" }
-                        }
-                    }
-                } }
-                details {
-                    summary { "Save a search" }
-                    form #save-search method="post" action="/ui/searches" {
-                        input type="hidden" name="csrf" value=(who.csrf);
-                        label { "Name " input name="name" required maxlength=(crate::console::searches::MAX_NAME); }
-                        label { "Filters (as " code { "GET /api/v1/tickets" } " takes them) "
-                            input name="query" value=(p.api_query()) placeholder="state=new&sla=breached"; }
-                        button type="submit" { "Save" }
-                    }
-                }
-            }
-            form #bulk method="post" action="/ui/bulk" {
-                input type="hidden" name="csrf" value=(who.csrf);
-                details {
-                    summary { "With the selected tickets: assign or move" }
-                    label { "Do " select name="action" {
-                        option value="assign" { "assign" }
-                        option value="transition" { "transition" }
-                    } }
-                    label { "Assignee " input name="assignee" value=(who.name); }
-                    label { "Move to " select name="to" {
-                        @for s in &states { option value=(s) { (s) } }
-                    } }
-                    label { "Hold reason " select name="hold_reason" {
-                        option value="" { "—" }
-                        @for h in HoldReason::ALL { option value=(h) { (h) } }
-                    } }
-                    label { "Resolution " input name="resolution" placeholder="as the process takes"; }
-                    label { "Why " input name="reason"; }
-                    button type="submit" { "Apply" }
-                }
-            }
-            (body)
-        },
-    );
-    (status, page).into_response()
-}
-
-/// `GET /ui/queue`: the live part alone, for htmx.
-pub async fn queue_live(
-    State(app): State<AppState>,
-    who: Signed,
-    Query(p): Query<QueueParams>,
-) -> Response {
-    match select(&app, &who, &p).await {
-        Ok(tickets) => page::fragment(queue_fragment(&app, &who, &p, &tickets)).into_response(),
-        Err(e) => failed(e),
-    }
-}
 
 fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
     raw.parse().map_err(|e: String| ApiError::bad_request(e))
@@ -336,6 +46,17 @@ async fn ticket_page(
         Ok(c) => c,
         Err(e) => return failed(e),
     };
+    let alerts = match app
+        .read(move |s| layout::ticket_alerts(s, id, None, TIMELINE_ALERTS))
+        .await
+    {
+        Ok((events, _)) => events,
+        Err(e) => return failed(e),
+    };
+    let outbox = match app.read(move |s| outbox_of(s, id)).await {
+        Ok(rows) => rows,
+        Err(e) => return failed(e),
+    };
     let (sla, calendars) = app.engine.sla();
     let view = crate::sla::view::of(&ticket, &sla, &calendars, app.engine.now());
     let flow = Flow::of(
@@ -348,11 +69,16 @@ async fn ticket_page(
     enum Item<'a> {
         Change(&'a crate::tickets::HistoryEntry),
         Comment(&'a crate::tickets::Comment),
+        Alert(&'a crate::alerts::Alert),
     }
     let mut timeline: Vec<(jiff::Timestamp, Item<'_>)> = history
         .iter()
         .map(|h| (h.at, Item::Change(h)))
         .chain(comments.iter().map(|c| (c.at, Item::Comment(c))))
+        .chain(alerts.iter().filter_map(|e| match &e.event.body {
+            EventBody::Alert(a) => Some((e.event.received_at, Item::Alert(a))),
+            _ => None,
+        }))
         .collect();
     timeline.sort_by_key(|(at, _)| *at);
     let body = html! {
@@ -374,6 +100,10 @@ async fn ticket_page(
                             Item::Comment(c) => li.comment.internal[c.visibility == Visibility::Internal] {
                                 span.muted { (views::time(*at)) " · " (views::actor(&c.author)) " · " (c.visibility) " comment" } br;
                                 span.body { (c.body) }
+                            },
+                            Item::Alert(a) => li.alert {
+                                span.muted { (views::time(*at)) " · alert from " (a.source) } br;
+                                span { (a.status.as_str()) " (" (a.severity) "): " (a.summary) }
                             },
                         }
                     }
@@ -397,6 +127,12 @@ async fn ticket_page(
                     dt { "Opened" } dd { (views::time(t.created_at)) }
                     dt { "Updated" } dd { (views::time(t.updated_at)) }
                     @if !t.tags.is_empty() { dt { "Tags" } dd { (t.tags.iter().cloned().collect::<Vec<_>>().join(", ")) } }
+                    dt { "Vendor" } dd #vendor-name { (t.process.vendor.as_deref().unwrap_or("—")) }
+                    @if !t.process.links.is_empty() {
+                        dt { "Links" } dd #links { @for l in &t.process.links {
+                            (l.rel.as_str()) " " a href=(format!("/ui/tickets/{}", l.ticket)) { (l.ticket) } br;
+                        } }
+                    }
                 }
                 h2 { "SLA" }
                 div #sla {
@@ -415,6 +151,11 @@ async fn ticket_page(
                                 @for h in HoldReason::ALL { option value=(h) { (h) } }
                             } }
                         }
+                        @if matches!(flow, Flow::Change(_)) && t.state == TicketState::Review && *to == TicketState::Closed {
+                            label { "Review outcome " select name="outcome" required {
+                                @for o in ReviewOutcome::ALL { option value=(o) { (o) } }
+                            } }
+                        }
                         @if let Some(codes) = resolutions(flow, t.state, *to) {
                             label { "Resolution " select name="resolution" required {
                                 @for r in codes { option value=(r) { (r) } }
@@ -430,6 +171,30 @@ async fn ticket_page(
                     label { "Assignee " input name="assignee" value=(t.assignee.as_deref().unwrap_or(&who.name)); }
                     button type="submit" { "Assign" }
                 }
+                form #vendor method="post" action=(format!("/ui/tickets/{}/vendor", t.id)) {
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    label { "Vendor " input name="vendor" value=(t.process.vendor.as_deref().unwrap_or("")) placeholder="none"; }
+                    button type="submit" { "Set vendor" }
+                }
+                h2 { "Link" }
+                form #link method="post" action=(format!("/ui/tickets/{}/link", t.id)) {
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    label { "This ticket " select name="rel" {
+                        @for r in LinkRel::ALL { option value=(r.as_str()) { (r.as_str().replace('_', " ")) } }
+                    } }
+                    label { "ticket " input name="ticket" required placeholder="PRB-000001"; }
+                    button type="submit" { "Link" }
+                }
+                h2 { "Outbox" }
+                @if outbox.is_empty() { p.muted { "No message waiting or dead." } }
+                @else {
+                    ul #outbox { @for (row, dead) in &outbox {
+                        li { (row.kind) " to " (row.vendor) ": "
+                            @if *dead { span.breached { "dead" } } @else { "pending" }
+                            ", " (row.attempts) " attempts"
+                            @if let Some(e) = &row.last_error { span.muted { " (" (e) ")" } } }
+                    } }
+                }
             }
         }
     };
@@ -438,6 +203,32 @@ async fn ticket_page(
         page::layout(&format!("{} {}", t.id, t.title), Some(who.who()), body),
     )
         .into_response()
+}
+
+/// How many alert occurrences the timeline shows.
+const TIMELINE_ALERTS: usize = 100;
+/// How many outbox rows (pending and dead each) are looked through for a ticket's.
+const OUTBOX_SCAN: usize = 1000;
+
+/// The ticket's messages still in the outbox (pending) or given up (dead), with whether
+/// each is dead. Delivered messages leave the outbox; their sending is in the history.
+fn outbox_of(
+    s: &dyn crate::store::Store,
+    id: TicketId,
+) -> Result<Vec<(crate::vendors::outbox::OutboxRow, bool)>, crate::store::StoreError> {
+    let mut out = Vec::new();
+    for (tree, dead) in [
+        (crate::store::Tree::Outbox, false),
+        (crate::store::Tree::OutboxDead, true),
+    ] {
+        out.extend(
+            layout::outbox::rows(s, tree, None, None, OUTBOX_SCAN)?
+                .into_iter()
+                .filter(|r| r.ticket == id)
+                .map(|r| (r, dead)),
+        );
+    }
+    Ok(out)
 }
 
 /// A history value as text: strings bare, null as "—", anything else as JSON.
@@ -540,6 +331,8 @@ pub struct TransitionForm {
     hold_reason: String,
     #[serde(default)]
     resolution: String,
+    #[serde(default)]
+    outcome: String,
 }
 
 /// `POST /ui/tickets/{id}/transition`
@@ -558,6 +351,7 @@ pub async fn transition(
             f.reason,
             &f.hold_reason,
             &f.resolution,
+            &f.outcome,
         )
     })
     .await
@@ -571,6 +365,7 @@ pub(crate) fn transition_action(
     reason: String,
     hold_reason: &str,
     resolution: &str,
+    outcome: &str,
 ) -> Result<Action, ApiError> {
     let bad = |e: String| ApiError::bad_request(e);
     let step = TransitionRequest {
@@ -584,11 +379,79 @@ pub(crate) fn transition_action(
             .map(|r| r.parse::<Resolution>())
             .transpose()
             .map_err(|e| bad(format!("`resolution`: {e}")))?,
-        outcome: None,
+        outcome: some(outcome)
+            .map(|o| o.parse::<ReviewOutcome>())
+            .transpose()
+            .map_err(|e| bad(format!("`outcome`: {e}")))?,
         window_override: None,
     };
     crate::api::fields::transition(limits, &step)?;
     Ok(Action::Transition { ticket, step })
+}
+
+#[derive(Deserialize)]
+pub struct VendorForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    vendor: String,
+}
+
+/// `POST /ui/tickets/{id}/vendor`: an empty vendor takes the ticket away from its vendor.
+pub async fn vendor(
+    State(app): State<AppState>,
+    who: Signed,
+    Path(raw): Path<String>,
+    Form(f): Form<VendorForm>,
+) -> Response {
+    act(app, who, &raw, &f.csrf, |ticket, limits| {
+        let fields = TicketUpdate {
+            vendor: Some(some(&f.vendor)),
+            ..TicketUpdate::default()
+        };
+        crate::api::fields::ticket_update(limits, &fields)?;
+        Ok(Action::Update { ticket, fields })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rel: String,
+    #[serde(default)]
+    ticket: String,
+}
+
+/// `POST /ui/tickets/{id}/link`
+pub async fn link(
+    State(app): State<AppState>,
+    who: Signed,
+    Path(raw): Path<String>,
+    Form(f): Form<LinkForm>,
+) -> Response {
+    act(app, who, &raw, &f.csrf, |ticket, _| {
+        let rel: LinkRel = serde_json::from_value(serde_json::Value::String(f.rel.clone()))
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "`rel`: unknown link {:?}; expected one of {}",
+                    f.rel,
+                    LinkRel::ALL.map(|r| r.as_str()).join(", ")
+                ))
+            })?;
+        let other: TicketId = f
+            .ticket
+            .trim()
+            .parse()
+            .map_err(|e: String| ApiError::bad_request(format!("`ticket`: {e}")))?;
+        Ok(Action::Link {
+            ticket,
+            link: crate::tickets::LinkRequest { rel, ticket: other },
+        })
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -624,4 +487,38 @@ pub(crate) fn assign_action(
     };
     crate::api::fields::ticket_update(limits, &fields)?;
     Ok(Action::Update { ticket, fields })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_move_takes_the_fields_it_needs_and_names_a_bad_one() {
+        let limits = FieldLimits::default();
+        let id: TicketId = "CHG-000001".parse().unwrap();
+        let Action::Transition { step, .. } = transition_action(
+            id,
+            &limits,
+            "closed",
+            "reviewed".into(),
+            "",
+            "",
+            "successful_with_issues",
+        )
+        .unwrap() else {
+            panic!("a transition")
+        };
+        assert_eq!(step.to, TicketState::Closed);
+        assert_eq!(step.outcome, Some(ReviewOutcome::SuccessfulWithIssues));
+        assert_eq!(step.hold_reason, None);
+        let e = transition_action(id, &limits, "closed", "x".into(), "", "", "great").unwrap_err();
+        assert!(
+            e.message.starts_with("`outcome`: unknown review outcome"),
+            "{}",
+            e.message
+        );
+        let e = transition_action(id, &limits, "on_hold", "x".into(), "later", "", "").unwrap_err();
+        assert!(e.message.starts_with("`hold_reason`: "), "{}", e.message);
+    }
 }

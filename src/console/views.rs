@@ -60,6 +60,15 @@ pub fn clock_text(c: &ClockView) -> (String, &'static str) {
         return (format!("breached{by}{when}"), "breached");
     }
     match c.phase {
+        // The resolution pauses the clock until the ticket is closed or reopened: stopped,
+        // as an agent reads it.
+        "paused" if c.pause_reason.as_deref() == Some("resolved") => (
+            format!(
+                "stopped by the resolution, within target ({} to spare)",
+                duration(c.remaining_secs)
+            ),
+            "muted",
+        ),
         "paused" => (
             match &c.pause_reason {
                 Some(r) => format!("paused ({r}), {} left", duration(c.remaining_secs)),

@@ -182,6 +182,12 @@ impl EngineHandle {
         settings.lifecycle.clone()
     }
 
+    /// The groups and their members in force (reloads replace them).
+    pub fn groups(&self) -> crate::tickets::config::Groups {
+        let (_, settings) = self.live.current();
+        settings.groups.clone()
+    }
+
     /// The `[changes]` settings in force (the standard change catalogue).
     pub fn changes(&self) -> crate::tickets::ChangeConfig {
         let (_, settings) = self.live.current();

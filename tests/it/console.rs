@@ -413,11 +413,103 @@ async fn at_phone_width(c: &Client, name: &str) {
     c.set_window_size(1280, 900).await.unwrap();
 }
 
+/// Saves a screenshot as `name` in `$ITSMD_SCREENSHOTS` (relative to the crate root, where
+/// cargo runs the tests; `ITSMD_SCREENSHOTS=docs/console` refreshes the documentation's), or
+/// else in the target directory's `tmp/console`.
 async fn screenshot(c: &Client, name: &str) {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    let dir = match std::env::var_os("ITSMD_SCREENSHOTS") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console"),
+    };
     std::fs::create_dir_all(&dir).unwrap();
     let png = c.screenshot().await.unwrap();
     std::fs::write(dir.join(name), png).unwrap();
+}
+
+/// Waits (with [`DEADLINE`]) until `ready` holds.
+async fn wait_for<F, Fut>(c: &Client, what: &str, ready: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    while !ready().await {
+        if Instant::now() > deadline {
+            let url = c
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            panic!("never saw {what} on {url}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How many times this page has asked for the queue's live part (the browser's own record
+/// of the requests it made).
+async fn polls(c: &Client) -> u64 {
+    c.execute(
+        "return performance.getEntriesByType('resource') \
+           .filter(e => e.name.includes('/ui/queue?')).length",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_u64()
+    .unwrap()
+}
+
+/// Makes the page report `state` as its visibility (what the browser does when its tab goes
+/// to the background or comes back), with the event that goes with it.
+async fn visibility(c: &Client, state: &str) {
+    c.execute(
+        "const s = arguments[0]; \
+         Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => s }); \
+         document.dispatchEvent(new Event('visibilitychange'));",
+        vec![json!(state)],
+    )
+    .await
+    .unwrap();
+}
+
+/// Every bar of the page's charts: (figure id, series, label, value).
+async fn drawn(c: &Client) -> Vec<(String, String, String, f64)> {
+    let v = c
+        .execute(
+            "return [...document.querySelectorAll('figure.panel rect.bar[data-value]')].map(r => \
+               [r.closest('figure').id, r.dataset.series, r.dataset.label, Number(r.dataset.value)])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b[0].as_str().unwrap().to_string(),
+                b[1].as_str().unwrap().to_string(),
+                b[2].as_str().unwrap().to_string(),
+                b[3].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The (label, value) bars of one series of one chart, by label.
+fn chart_of(
+    bars: &[(String, String, String, f64)],
+    figure: &str,
+    series: &str,
+) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = bars
+        .iter()
+        .filter(|b| b.0 == figure && b.1 == series)
+        .map(|b| (b.2.clone(), b.3))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 #[test]
@@ -545,15 +637,180 @@ fn an_agent_works_an_incident_in_a_real_browser() {
         .await;
         click(&c, "#transition-resolved button").await;
         wait_text(&c, "#state", "resolved").await;
+        // The clocks stopped: none is left running.
+        let sla = wait_text(&c, "#sla", "stopped by the resolution").await;
+        assert!(!sla.contains(" left"), "{sla}");
+        // The alert that opened it is in the timeline.
+        wait_text(&c, "#timeline", "alert from test").await;
         screenshot(&c, "ticket.png").await;
         at_phone_width(&c, "ticket-phone.png").await;
+        c.goto(&d.url("/ui/")).await.unwrap();
+        wait_text(&c, "#resolved", "Disk full on db1").await;
 
-        // The service owner's view: the reports, with bars drawn as SVG.
+        // Two more alerts; selected with the keyboard, assigned in bulk, they are alice's.
+        for host in ["web1", "web2"] {
+            let body = alert(
+                "firing",
+                &format!("CPU hot on {host}"),
+                json!({"host": host}),
+            );
+            let (status, _) = tokio::task::block_in_place(|| d.post("/api/v1/events", &body));
+            assert_eq!(status, 202);
+        }
+        wait_text(&c, "#unassigned", "CPU hot on web2").await;
+        wait_text(&c, "#unassigned", "CPU hot on web1").await;
+        let cpu: Vec<String> = tokio::task::block_in_place(|| crate::support::incidents(&d))
+            .iter()
+            .filter(|t| t["title"].as_str().unwrap().starts_with("CPU hot"))
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(cpu.len(), 2);
+        for id in &cpu {
+            let tick = c
+                .find(Locator::Css(&format!("#select-{id}")))
+                .await
+                .unwrap();
+            tick.send_keys(" ").await.unwrap();
+        }
+        // The ticks outlive the queue's refresh (hx-preserve): wait for one, then check.
+        let n = polls(&c).await;
+        wait_for(&c, "a queue refresh", || async { polls(&c).await > n }).await;
+        for id in &cpu {
+            let checked = c
+                .find(Locator::Css(&format!("#select-{id}")))
+                .await
+                .unwrap()
+                .prop("checked")
+                .await
+                .unwrap();
+            assert_eq!(checked.as_deref(), Some("true"), "{id} stays selected");
+        }
+        c.find(Locator::Css("#bulk summary"))
+            .await
+            .unwrap()
+            .send_keys(&ENTER.to_string())
+            .await
+            .unwrap();
+        c.find(Locator::Css("#bulk button[type=submit]"))
+            .await
+            .unwrap()
+            .send_keys(&ENTER.to_string())
+            .await
+            .unwrap();
+        wait_text(&c, "main", "2 done, 0 refused.").await;
+        c.goto(&d.url("/ui/")).await.unwrap();
+        wait_text(&c, "#mine", "CPU hot on web1").await;
+        wait_text(&c, "#mine", "CPU hot on web2").await;
+        wait_text(&c, "#unassigned", "None.").await;
+
+        // A saved search, then opened again from the list of saved searches.
+        click(&c, "#save summary").await;
+        fill(&c, "#save-search input[name=name]", "cpu").await;
+        fill(&c, "#save-search input[name=query]", "q=cpu").await;
+        click(&c, "#save-search button").await;
+        wait_text(&c, "#search", "CPU hot on web1").await;
+        c.goto(&d.url("/ui/")).await.unwrap();
+        click(&c, "#searches a[href='/ui/?search=cpu']").await;
+        let found = wait_text(&c, "#search", "Saved search").await;
+        assert!(found.contains("cpu") && found.contains("(2)"), "{found}");
+        assert!(!found.contains("Disk full"), "{found}");
+
+        // A page in a background tab does not poll; shown again, it refreshes at once.
+        c.goto(&d.url("/ui/")).await.unwrap();
+        let n = polls(&c).await;
+        wait_for(&c, "the first poll", || async { polls(&c).await > n }).await;
+        visibility(&c, "hidden").await;
+        let hidden_at = polls(&c).await;
+        // An observation window (three periods), not a synchronisation: nothing is awaited.
+        let window = Instant::now() + Duration::from_secs(9);
+        while Instant::now() < window {
+            // One request may have been on its way when the page was hidden.
+            assert!(polls(&c).await <= hidden_at + 1, "a hidden page polled");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let before = polls(&c).await;
+        visibility(&c, "visible").await;
+        wait_for(&c, "a poll once visible", || async {
+            polls(&c).await > before
+        })
+        .await;
+
+        // The service owner's view: the reports for the period picked, with bars drawn as
+        // SVG that hold the report API's figures.
         click(&c, "header.top a[href='/ui/dashboard']").await;
         wait_text(&c, "#volume table", "incident").await;
         c.find(Locator::Css("#volume svg rect.bar")).await.unwrap();
         wait_text(&c, "#backlog", "Backlog").await;
+        c.find(Locator::Css("#period select[name=last]"))
+            .await
+            .unwrap()
+            .select_by_value("7d")
+            .await
+            .unwrap();
+        click(&c, "#period button").await;
+        wait_text(&c, "main", "GET /api/v1/reports?last=7d").await;
+        let api = tokio::task::block_in_place(|| d.get_ok("/api/v1/reports?last=7d"));
+        let chart = drawn(&c).await;
+        let times = |section: &str, by: &str| -> Vec<(String, f64)> {
+            let mut v: Vec<(String, f64)> = api[section]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["by"] == by)
+                .map(|t| {
+                    (
+                        t["value"].as_str().unwrap().to_string(),
+                        t["mean_secs"].as_f64().unwrap(),
+                    )
+                })
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        assert_eq!(times("mttr", "agent").len(), 1, "{api}");
+        assert_eq!(
+            chart_of(&chart, "agent-times", "MTTA"),
+            times("mtta", "agent")
+        );
+        assert_eq!(
+            chart_of(&chart, "agent-times", "MTTR"),
+            times("mttr", "agent")
+        );
+        let days: Vec<&serde_json::Value> = api["trends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["period"] == "day")
+            .collect();
+        let trend = |field: &str, only: Option<&str>| -> Vec<(String, f64)> {
+            let mut v: Vec<(String, f64)> = days
+                .iter()
+                .filter(|t| only.is_none_or(|o| t[o].as_u64().unwrap() > 0))
+                .map(|t| {
+                    (
+                        t["start"].as_str().unwrap()[..10].to_string(),
+                        t[field].as_f64().unwrap(),
+                    )
+                })
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        assert_eq!(trend("opened", None).iter().map(|t| t.1).sum::<f64>(), 3.0);
+        assert_eq!(
+            chart_of(&chart, "trend-counts", "opened"),
+            trend("opened", None)
+        );
+        assert_eq!(
+            chart_of(&chart, "trend-counts", "resolved"),
+            trend("resolved", None)
+        );
+        assert_eq!(
+            chart_of(&chart, "trend-times", "MTTR"),
+            trend("mttr_mean_secs", Some("resolved"))
+        );
         screenshot(&c, "dashboard.png").await;
+        at_phone_width(&c, "dashboard-phone.png").await;
 
         // An agent opening an operations page is refused; an admin sees it.
         c.goto(&d.url("/ui/ops")).await.unwrap();
@@ -571,12 +828,33 @@ fn an_agent_works_an_incident_in_a_real_browser() {
     });
     // What the browser did is what the API shows.
     let list = crate::support::incidents(&d);
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["state"], "resolved");
-    assert_eq!(list[0]["assignee"], "alice");
-    let id = list[0]["id"].as_str().unwrap();
+    assert_eq!(list.len(), 3);
+    for t in &list {
+        assert_eq!(t["assignee"], "alice", "{t}");
+        let want = if t["title"] == "Disk full on db1" {
+            "resolved"
+        } else {
+            "new"
+        };
+        assert_eq!(t["state"], want, "{t}");
+    }
+    let disk = list
+        .iter()
+        .find(|t| t["title"] == "Disk full on db1")
+        .unwrap();
+    let id = disk["id"].as_str().unwrap();
     let comments = d.get_ok(&format!("/api/v1/tickets/{id}/comments"));
     assert_eq!(comments[0]["author"]["name"], "alice");
+}
+
+/// The console page of ticket `id`, as the session `cookie` sees it.
+fn ticket_page(d: &Daemon, http: &reqwest::blocking::Client, cookie: &str, id: &str) -> String {
+    http.get(d.url(&format!("/ui/tickets/{id}")))
+        .header("cookie", cookie)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
 }
 
 #[test]
@@ -595,13 +873,7 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     let http = no_redirects();
     let (_, session) = sign_in(&d, &http, "alice", "correct horse battery");
     let session = session.unwrap();
-    let page = http
-        .get(d.url(&format!("/ui/tickets/{id}")))
-        .header("cookie", &session)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let page = ticket_page(&d, &http, &session, &id);
     let csrf = csrf_of(&page);
     let path = format!("/ui/tickets/{id}/transition");
     let post = |form: &[(&str, &str)], origin: Option<&str>| {
@@ -641,6 +913,42 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     assert_eq!(r.status().as_u16(), 403);
     assert_eq!(crate::support::incidents(&d)[0]["state"], "new");
 
+    // A link to another ticket, from the ticket page's form; a bad relation named.
+    let (status, other) = d.post(
+        "/api/v1/tickets",
+        &json!({"kind": "problem", "title": "Queues stick"}).to_string(),
+    );
+    assert_eq!(status, 201, "{other}");
+    let other = other["id"].as_str().unwrap();
+    let link = |form: &[(&str, &str)]| {
+        http.post(d.url(&format!("/ui/tickets/{id}/link")))
+            .header("cookie", &session)
+            .form(form)
+            .send()
+            .unwrap()
+    };
+    let r = link(&[("csrf", &csrf), ("rel", "sibling_of"), ("ticket", other)]);
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("`rel`: unknown link"));
+    let r = link(&[("csrf", &csrf), ("rel", "caused_by"), ("ticket", other)]);
+    assert_eq!(r.status().as_u16(), 303);
+    let t = d.get_ok(&format!("/api/v1/tickets/{id}"));
+    assert_eq!(t["links"][0]["ticket"], other, "{t}");
+    let page = ticket_page(&d, &http, &session, &id);
+    assert!(
+        page.contains(&format!("caused_by <a href=\"/ui/tickets/{other}\">")),
+        "{page}"
+    );
+    // A vendor the configuration does not know: the engine's refusal, shown.
+    let r = http
+        .post(d.url(&format!("/ui/tickets/{id}/vendor")))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("vendor", "nobody-inc")])
+        .send()
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(r.text().unwrap().contains("id=\"refusal\""));
+
     // The dashboard's sections download as CSV.
     let r = http
         .get(d.url("/ui/dashboard.csv?section=volume&last=7d"))
@@ -655,10 +963,23 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
             .unwrap()
             .starts_with("attachment; filename=\"itsmd-volume-")
     );
-    assert_eq!(
-        r.text().unwrap(),
-        "source,kind,count\r\ntest,incident,1\r\n"
-    );
+    let api_csv = d
+        .http
+        .get(d.url("/api/v1/reports/volume?last=7d&format=csv"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let csv = r.text().unwrap();
+    assert!(csv.contains("volume,test,incident,1"), "{csv}");
+    assert_eq!(csv, api_csv, "the report API's CSV for the same period");
+    let r = http
+        .get(d.url("/ui/dashboard.csv?section=colour&last=7d"))
+        .header("cookie", &session)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.text().unwrap().contains("`section`"));
     // A second ticket, so the bars have something to compare; then the charts' figures for
     // the period picked are the report API's for the same period.
     let (status, _) = d.post(
@@ -701,16 +1022,18 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
         .collect();
     volume.sort_by(|a, b| a.0.cmp(&b.0));
     backlog.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(volume.len(), 2, "{api}");
-    assert_eq!(bars_of(&html, "volume"), volume);
-    assert_eq!(bars_of(&html, "backlog"), backlog);
+    assert_eq!(volume.len(), 3, "{api}");
+    assert_eq!(bars_of(&html, "volume-chart"), volume);
+    assert_eq!(bars_of(&html, "backlog-states"), backlog);
 }
 
-/// The (label, value) of every bar in the dashboard section `id`, by label.
+/// The (label, value) of every bar in the dashboard figure `id`, by label.
 fn bars_of(html: &str, id: &str) -> Vec<(String, f64)> {
-    let start = html.find(&format!(r#"<section id="{id}">"#)).unwrap();
+    let start = html
+        .find(&format!(r#"<figure class="panel" id="{id}">"#))
+        .unwrap_or_else(|| panic!("no figure {id}"));
     let section = &html[start..];
-    let section = &section[..section.find("</section>").unwrap()];
+    let section = &section[..section.find("</figure>").unwrap()];
     let mut bars: Vec<(String, f64)> = section
         .split(" data-label=\"")
         .skip(1)
@@ -1151,4 +1474,43 @@ fn saved_searches_and_bulk_actions_go_through_the_apis_checks() {
             .0,
         404
     );
+}
+
+#[test]
+fn the_queue_shows_the_most_urgent_first_and_says_how_many_match() {
+    let d = Setup::new().start();
+    add_user(&d, "alice", "agent", "alices passphrase");
+    let open = |title: &str, priority: u8| {
+        let body = json!({"kind": "request", "title": title, "priority": priority});
+        let (status, t) = d.post("/api/v1/tickets", &body.to_string());
+        assert_eq!(status, 201, "{t}");
+        t["id"].as_str().unwrap().to_string()
+    };
+    // More P4 tickets than the queue shows, then (newer) a P2 and two P1s.
+    let p4: Vec<String> = (0..205).map(|n| open(&format!("Printer {n}"), 4)).collect();
+    let p2 = open("VPN down for one user", 2);
+    let p1 = [open("Payroll run failed", 1), open("Shop offline", 1)];
+    let alice = Web::sign_in(&d, "alice", "alices passphrase");
+    let (status, html) = alice.get("/ui/");
+    assert_eq!(status, 200);
+    let rows = listed(&html);
+    assert_eq!(rows.len(), 200, "capped at 200");
+    // P1 (the older first), P2, then the oldest P4s: the newest five P4s are left out.
+    let mut want: Vec<String> = p1.to_vec();
+    want.push(p2);
+    want.extend(p4[..197].iter().cloned());
+    assert_eq!(rows, want);
+    assert!(
+        html.contains("Showing the 200 most urgent of 208 tickets"),
+        "{}",
+        &html[html.find("<p id=\"shown\"").unwrap()..][..300]
+    );
+    // The live part says the same; narrowed down, all that match are shown and counted.
+    let (_, live) = alice.get("/ui/queue?q=payroll");
+    assert_eq!(listed(&live), vec![p1[0].clone()]);
+    assert!(live.contains("1 ticket."), "{live}");
+    // An unknown filter is refused, naming it.
+    let (status, said) = alice.get("/ui/queue?colour=red");
+    assert_eq!(status, 400);
+    assert!(said.contains("colour"), "{said}");
 }

@@ -460,5 +460,29 @@ pub fn list_tickets(
     Ok((page, next))
 }
 
+/// The ids of the tickets `filter` selects, in id order, from the indexes alone (no ticket
+/// is read): to count a listing, or find its newest. `None` when the filter sets nothing an
+/// index serves, or something only the ticket can answer (kind, times, SLA standing).
+pub fn indexed_ids(
+    store: &dyn Store,
+    filter: &TicketFilter,
+) -> Result<Option<Vec<TicketId>>, StoreError> {
+    let lists = filter.postings();
+    if lists.is_empty()
+        || filter.kind.is_some()
+        || filter.created != TimeRange::default()
+        || filter.updated != TimeRange::default()
+        || filter.sla.is_some()
+    {
+        return Ok(None);
+    }
+    let mut ids = Vec::new();
+    search::intersect(store, &lists, Vec::new(), None, |id| {
+        ids.push(id);
+        Ok(true)
+    })?;
+    Ok(Some(ids))
+}
+
 /// One page of a listing and the cursor of the next page, if there is one.
 pub type TicketPage = (Vec<Ticket>, Option<TicketId>);
