@@ -151,7 +151,7 @@ pub fn export_since(
                 e.event.received_at >= since
             }
             Tree::Tickets => tickets.contains(key),
-            Tree::History | Tree::Comments | Tree::TicketAlerts => key
+            Tree::History | Tree::Comments | Tree::TicketAlerts | Tree::TicketLinks => key
                 .get(..ticket_key_len)
                 .is_some_and(|k| tickets.contains(k)),
             _ => false,

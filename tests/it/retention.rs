@@ -45,6 +45,19 @@ fn the_journal_is_pruned_after_its_retention_and_tickets_stay() {
             .len()
     };
     assert_eq!(occurrences(&d), 2);
+    // A problem the incident is caused by: its `causes` link is kept apart from its record
+    // (ticket_links), and the archive must carry it.
+    let (status, problem) = d.post(
+        "/api/v1/tickets",
+        &json!({"kind": "problem", "title": "Disks fill up"}).to_string(),
+    );
+    assert_eq!(status, 201, "{problem}");
+    let problem = problem["id"].as_str().unwrap().to_string();
+    let (status, linked) = d.post(
+        &format!("/api/v1/tickets/{id}/links"),
+        &json!({"rel": "caused_by", "ticket": problem}).to_string(),
+    );
+    assert_eq!(status, 201, "{linked}");
 
     // Archive before the sweep prunes: the journal and the ticket, from that time on.
     let archive = setup.dir.path().join("archive.jsonl");
@@ -60,16 +73,22 @@ fn the_journal_is_pruned_after_its_retention_and_tickets_stay() {
     assert!(ok, "{out}");
     let (header, lines) = dump(&archive);
     assert_eq!(header["since"], json!(since), "{header}");
-    assert_eq!(entries(&lines, "events").len(), 2);
-    assert_eq!(entries(&lines, "tickets").len(), 1);
+    // Two alerts, the problem opened, the link made.
+    assert_eq!(entries(&lines, "events").len(), 4);
+    assert_eq!(entries(&lines, "tickets").len(), 2);
+    assert_eq!(
+        entries(&lines, "ticket_links").len(),
+        1,
+        "the problem's `causes`"
+    );
     assert!(!entries(&lines, "history").is_empty());
     assert!(
         entries(&lines, "meta").is_empty(),
         "an archive holds no counters"
     );
 
-    wait_until("the sweep to prune both journal records", || {
-        d.metric(r#"itsmd_retention_pruned_total{kind="journal"}"#) >= 2.0
+    wait_until("the sweep to prune all four journal records", || {
+        d.metric(r#"itsmd_retention_pruned_total{kind="journal"}"#) >= 4.0
     });
     assert_eq!(
         d.metric(r#"itsmd_retention_pruned_total{kind="ticket_alerts"}"#),
@@ -101,7 +120,7 @@ fn the_journal_is_pruned_after_its_retention_and_tickets_stay() {
     assert_eq!(status, 200, "{report}");
     assert_eq!(
         report["journal_starts"]["pruned_through"],
-        json!(2),
+        json!(4),
         "{report}"
     );
     assert_eq!(report["ticket_differences"], json!([]), "{report}");
