@@ -141,16 +141,21 @@ pub async fn link(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommentParams {
     visibility: Option<String>,
+    /// A `seq`: the comments after it.
+    after: Option<u64>,
 }
 
-/// `GET /api/v1/tickets/{id}/comments?visibility=public|internal`
+/// `GET /api/v1/tickets/{id}/comments?visibility=public|internal[&after=SEQ]`: as many as
+/// fit in `server.max_list_bytes`; when more follow, a `Link` header (`rel="next"`) says where.
 pub async fn comments(
     State(app): State<AppState>,
     Path(raw): Path<String>,
     params: Result<Query<CommentParams>, QueryRejection>,
-) -> Result<Json<Vec<Comment>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let only: Option<Visibility> = p
         .visibility
@@ -159,9 +164,25 @@ pub async fn comments(
         .map_err(|e: String| ApiError::bad_request(format!("`visibility`: {e}")))?;
     let id = ticket_id(&raw)?;
     crate::tickets::api::existing(&app, id).await?;
-    let mut list = app
-        .read(move |s| crate::store::layout::comments(s, id))
+    let budget = app.config.server.max_list_bytes;
+    let after = p.after;
+    let (list, cut) = app
+        .read(move |s| {
+            crate::store::layout::comments_page(s, id, after, budget, |c: &Comment| {
+                only.is_none_or(|v| c.visibility == v)
+            })
+        })
         .await?;
-    list.retain(|c| only.is_none_or(|v| c.visibility == v));
-    Ok(Json(list))
+    let next = cut.then(|| list.last().map(|c| c.seq)).flatten();
+    let link = next.map(|seq| {
+        let path = format!("/api/v1/tickets/{id}/comments");
+        match only {
+            Some(v) => (
+                axum::http::header::LINK,
+                format!("<{path}?visibility={v}&after={seq}>; rel=\"next\""),
+            ),
+            None => crate::api::page::next_link(&path, seq),
+        }
+    });
+    Ok((axum::response::AppendHeaders(link), Json(list)).into_response())
 }

@@ -1004,8 +1004,35 @@ fn on_a_full_then_read_only_disk_the_store_stays_openable_and_nothing_acknowledg
     assert_eq!(list["tickets"].as_array().unwrap().len(), acknowledged);
 }
 
+/// Follows a JSON-array list's `Link: <…>; rel="next"` pages from `path`, each at most the
+/// test's 200,000-byte budget plus `slack` (one item may pass it): the `seq`s and the pages.
+fn follow_pages(d: &crate::support::Daemon, path: &str, slack: usize) -> (Vec<u64>, usize) {
+    let (mut seqs, mut pages, mut path) = (Vec::new(), 0, path.to_string());
+    loop {
+        let r = d.http.get(d.url(&path)).send().unwrap();
+        assert_eq!(r.status(), 200);
+        let link = r
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = r.text().unwrap();
+        assert!(text.len() <= 200_000 + slack, "{} bytes", text.len());
+        let page: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        seqs.extend(page.iter().map(|h| h["seq"].as_u64().unwrap()));
+        pages += 1;
+        match link {
+            Some(l) => {
+                let next = l.strip_prefix('<').and_then(|l| l.split_once('>')).unwrap();
+                assert_eq!(next.1, "; rel=\"next\"", "{l}");
+                path = next.0.to_string();
+            }
+            None => return (seqs, pages),
+        }
+    }
+}
+
 #[test]
-fn history_and_alert_occurrence_pages_stop_at_the_byte_budget_and_link_on() {
+fn history_comment_and_alert_occurrence_pages_stop_at_the_byte_budget_and_link_on() {
     let setup = Setup::new().config("[server]\nmax_list_bytes = 200000\n");
     let d = setup.start();
     // One ticket whose history holds twelve 60 kB descriptions twice over (old and new).
@@ -1024,30 +1051,7 @@ fn history_and_alert_occurrence_pages_stop_at_the_byte_budget_and_link_on() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let mut seqs = Vec::new();
-    let mut path = format!("/api/v1/tickets/{id}/history");
-    let mut pages = 0;
-    loop {
-        let r = d.http.get(d.url(&path)).send().unwrap();
-        assert_eq!(r.status(), 200);
-        let link = r
-            .headers()
-            .get("link")
-            .map(|v| v.to_str().unwrap().to_string());
-        let text = r.text().unwrap();
-        assert!(text.len() <= 200_000 + 125_000, "{} bytes", text.len());
-        let page: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-        seqs.extend(page.iter().map(|h| h["seq"].as_u64().unwrap()));
-        pages += 1;
-        match link {
-            Some(l) => {
-                let next = l.strip_prefix('<').and_then(|l| l.split_once('>')).unwrap();
-                assert_eq!(next.1, "; rel=\"next\"", "{l}");
-                path = next.0.to_string();
-            }
-            None => break,
-        }
-    }
+    let (seqs, pages) = follow_pages(&d, &format!("/api/v1/tickets/{id}/history"), 125_000);
     assert!(pages >= 4, "{pages} pages");
     let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
     assert_eq!(seqs, expected, "every entry once, in order");
@@ -1059,6 +1063,29 @@ fn history_and_alert_occurrence_pages_stop_at_the_byte_budget_and_link_on() {
     assert_eq!(shown["history_next"], first, "{}", shown["history_next"]);
     let (status, err) = d.get(&format!("/api/v1/tickets/{id}/history?before=3"));
     assert_eq!(status, 400, "{err}");
+
+    // Twenty 30 kB comments, every other one public: all of them, and the public ones, in
+    // pages of at most the budget, each once and in order.
+    for i in 0..20 {
+        let visibility = if i % 2 == 0 { "public" } else { "internal" };
+        let (status, body) = d.post(
+            &format!("/api/v1/tickets/{id}/comments"),
+            &json!({"body": format!("{i} {}", "c".repeat(30_000)), "visibility": visibility})
+                .to_string(),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    for (query, expected) in [
+        ("", (1..=20).collect::<Vec<u64>>()),
+        ("?visibility=public", (1..=20).step_by(2).collect()),
+    ] {
+        let (seqs, pages) =
+            follow_pages(&d, &format!("/api/v1/tickets/{id}/comments{query}"), 35_000);
+        assert!(pages >= 2, "{query}: {pages} pages");
+        assert_eq!(seqs, expected, "{query}: every comment once, in order");
+    }
+    let (status, err) = d.get(&format!("/api/v1/tickets/{id}/comments?befor=3"));
+    assert_eq!(status, 400, "an unknown parameter is named: {err}");
 
     // Twelve 60 kB alerts into one incident: its occurrences come a few at a time.
     for i in 0..12 {

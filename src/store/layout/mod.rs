@@ -215,6 +215,27 @@ pub fn comments(store: &dyn Store, id: TicketId) -> Result<Vec<Comment>, StoreEr
         .collect()
 }
 
+/// The ticket's comments after `after` (a `seq`) that `keep` takes, as many as fit in
+/// `budget` bytes of JSON, and whether more follow (see `api::page::take_within`).
+pub fn comments_page(
+    store: &dyn Store,
+    id: TicketId,
+    after: Option<u64>,
+    budget: usize,
+    keep: impl Fn(&Comment) -> bool,
+) -> Result<(Vec<Comment>, bool), StoreError> {
+    let start = match after {
+        Some(seq) => Bound::Excluded(comment_key(id, seq)),
+        None => Bound::Included(id.key()),
+    };
+    let end = prefix_end(&id.key()).map_or(Bound::Unbounded, Bound::Excluded);
+    let comments = store
+        .range(Tree::Comments, start, end)
+        .map(|item| item.and_then(|(_, v)| decode::<Comment>(Tree::Comments, &v)))
+        .filter(|c| c.as_ref().map_or(true, &keep));
+    crate::api::page::take_within(comments, budget)
+}
+
 /// Ids of the tickets in `state`, from the state index, in id order.
 pub fn ticket_ids_in_state(store: &dyn Store, state: State) -> Result<Vec<TicketId>, StoreError> {
     let prefix = index_prefix(state.as_str());
