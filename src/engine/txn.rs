@@ -63,6 +63,8 @@ enum Undo {
     Counter(Vec<u8>, Option<u64>),
     /// `None`: the ticket had no slot. Boxed: tickets are large, the other entries small.
     Ticket(TicketId, Option<Box<Ticket>>),
+    /// The ticket's latest history entry of this batch before (`None`: it had none).
+    LastHistory(TicketId, Option<Box<HistoryEntry>>),
 }
 
 impl<'s> Txn<'s> {
@@ -122,6 +124,12 @@ impl<'s> Txn<'s> {
                 }
                 Undo::Ticket(id, None) => {
                     self.tickets.remove(&id);
+                }
+                Undo::LastHistory(id, Some(old)) => {
+                    self.last_history.insert(id, *old);
+                }
+                Undo::LastHistory(id, None) => {
+                    self.last_history.remove(&id);
                 }
             }
         }
@@ -332,7 +340,13 @@ impl<'s> Txn<'s> {
             encode(&entry),
         );
         self.appended.push((ticket.id, entry.clone()));
-        self.last_history.insert(ticket.id, entry);
+        self.remember_latest(ticket.id, entry);
+    }
+
+    /// Keeps `entry` as the ticket's latest of this batch, undoably.
+    fn remember_latest(&mut self, id: TicketId, entry: HistoryEntry) {
+        let old = self.last_history.insert(id, entry);
+        self.undo.push(Undo::LastHistory(id, old.map(Box::new)));
     }
 
     /// Records a rule's request to notify `vendor` about `ticket`.
@@ -366,7 +380,7 @@ impl<'s> Txn<'s> {
             layout::history_key(ticket.id, entry.seq),
             encode(&entry),
         );
-        self.last_history.insert(ticket.id, entry);
+        self.remember_latest(ticket.id, entry);
     }
 
     /// Adds what the ticket's history entries of this batch and its clocks' ends count to
@@ -481,22 +495,9 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
-    #[test]
-    fn rollback_undoes_everything_since_the_savepoint_and_nothing_before() {
-        let store = MemoryStore::default();
-        let mut cache = TicketCache::default();
-        let mut txn = Txn::new(&store, &mut cache);
-        txn.savepoint();
-        assert_eq!(txn.next_event_id().unwrap(), 1);
-        txn.put(Tree::Events, b"kept".to_vec(), b"1".to_vec());
-
-        txn.savepoint();
-        assert_eq!(txn.next_event_id().unwrap(), 2);
-        let id = txn.next_ticket_id(Kind::Incident).unwrap();
-        txn.put(Tree::Events, b"kept".to_vec(), b"overwritten".to_vec());
-        txn.put(Tree::Events, b"new".to_vec(), b"2".to_vec());
-        let now = jiff::Timestamp::UNIX_EPOCH;
-        txn.save_ticket(Ticket {
+    /// A new incident with nothing set, at the epoch.
+    fn new_ticket(id: TicketId) -> Ticket {
+        Ticket {
             id,
             state: State::New,
             title: "t".into(),
@@ -512,11 +513,69 @@ mod tests {
             alert: None,
             custom: Default::default(),
             process: Default::default(),
-            created_at: now,
-            updated_at: now,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: jiff::Timestamp::UNIX_EPOCH,
             history_len: 0,
             sla: Default::default(),
+        }
+    }
+
+    #[test]
+    fn rollback_forgets_an_amendment_of_the_batchs_latest_history_entry() {
+        let store = MemoryStore::default();
+        let mut cache = TicketCache::default();
+        let mut txn = Txn::new(&store, &mut cache);
+        let mut ticket = new_ticket(TicketId {
+            kind: Kind::Incident,
+            number: 1,
         });
+        let entry = |reason: &str| HistoryEntry {
+            seq: 0,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            actor: crate::tickets::Actor::User { name: "ann".into() },
+            changes: Vec::new(),
+            reason: Some(reason.into()),
+            event: None,
+            rules_version: None,
+        };
+        txn.savepoint();
+        txn.append_history(&mut ticket, entry("first event"));
+        txn.save_ticket(ticket.clone());
+
+        // The next event amends that entry, then fails and is rolled back.
+        txn.savepoint();
+        let mut amended = txn.latest_history_in_batch(&ticket).unwrap().clone();
+        amended.reason = Some("rolled back".into());
+        txn.amend_latest_history(&ticket, amended);
+        txn.rollback();
+
+        let latest = txn.latest_history_in_batch(&ticket).unwrap();
+        assert_eq!(latest.reason.as_deref(), Some("first event"));
+        let stored: HistoryEntry = crate::store::decode(
+            Tree::History,
+            &txn.get(Tree::History, &layout::history_key(ticket.id, 1))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(stored.reason.as_deref(), Some("first event"));
+    }
+
+    #[test]
+    fn rollback_undoes_everything_since_the_savepoint_and_nothing_before() {
+        let store = MemoryStore::default();
+        let mut cache = TicketCache::default();
+        let mut txn = Txn::new(&store, &mut cache);
+        txn.savepoint();
+        assert_eq!(txn.next_event_id().unwrap(), 1);
+        txn.put(Tree::Events, b"kept".to_vec(), b"1".to_vec());
+
+        txn.savepoint();
+        assert_eq!(txn.next_event_id().unwrap(), 2);
+        let id = txn.next_ticket_id(Kind::Incident).unwrap();
+        txn.put(Tree::Events, b"kept".to_vec(), b"overwritten".to_vec());
+        txn.put(Tree::Events, b"new".to_vec(), b"2".to_vec());
+        txn.save_ticket(new_ticket(id));
         txn.rollback();
 
         assert_eq!(txn.next_event_id().unwrap(), 2, "the event id is reused");
