@@ -107,8 +107,20 @@ fn replay_of_the_running_rules_reports_nothing_and_a_changed_rule_exactly_its_ef
     });
     post(alert("resolved", "disk", json!({"alertname": "Disk"})));
     post(alert("firing", "disk", json!({"alertname": "Disk"})));
-    // Let the last timers fire, so the journal holds SLA events after the last alert too.
-    std::thread::sleep(Duration::from_secs(4));
+    // Let the last timers fire, so the journal holds SLA events after the last alert too:
+    // no ticket has a timer left.
+    wait_until("every SLA timer has fired", || {
+        d.get_ok("/api/v1/tickets")["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| {
+                let id = t["id"].as_str().unwrap();
+                d.get_ok(&format!("/api/v1/tickets/{id}/sla"))["timers"]
+                    .as_array()
+                    .is_some_and(|timers| timers.is_empty())
+            })
+    });
     let history = d.get_ok("/api/v1/tickets/INC-000002/history").to_string();
     assert!(history.contains("breach"), "{history}");
     assert!(history.contains("notified"), "{history}");
@@ -524,7 +536,8 @@ fn replay_fires_the_sla_timers_only_the_candidate_schedules() {
         let h = d.get_ok("/api/v1/tickets/INC-000002/history").to_string();
         h.matches(r#""stage":"breach""#).count() >= 2
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Both incidents' clocks have fallen due (Disk's before Cpu's): the replay reaches them
+    // all before the journal's last event.
     post("Late");
 
     let (ok, out) = replay(&d, setup.rules_dir.as_ref().unwrap(), true);
