@@ -60,7 +60,7 @@ pub async fn export(
         .since
         .map(|s| {
             s.parse::<jiff::Timestamp>().map_err(|e| {
-                ApiError::invalid(vec![format!("since: {s:?} is not an RFC 3339 time: {e}")])
+                ApiError::bad_query(vec![format!("since: {s:?} is not an RFC 3339 time: {e}")])
             })
         })
         .transpose()?;

@@ -52,6 +52,12 @@ impl ApiError {
         .with_details(json!({ "problems": problems }))
     }
 
+    /// Query parameters that are invalid (a `bad_request`): every problem listed in details.
+    pub fn bad_query(problems: Vec<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", problems.join("; "))
+            .with_details(json!({ "problems": problems }))
+    }
+
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }

@@ -78,7 +78,7 @@ pub async fn one(
         p.last.as_deref(),
         app.engine.now(),
     )
-    .map_err(ApiError::invalid)?;
+    .map_err(ApiError::bad_query)?;
     let (sla, calendars) = app.engine.sla();
     let store = app.store.clone();
     let computed =

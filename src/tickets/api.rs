@@ -156,7 +156,7 @@ pub fn search(app: &AppState, p: ListParams) -> Result<Search, ApiError> {
         }),
     };
     if !problems.is_empty() {
-        return Err(ApiError::invalid(problems));
+        return Err(ApiError::bad_query(problems));
     }
     Ok(Search {
         filter,

@@ -50,7 +50,7 @@ pub async fn list(
     let id = raw.parse().map_err(ApiError::bad_request)?;
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::invalid(vec![format!(
+        return Err(ApiError::bad_query(vec![format!(
             "`limit` must be 1..={MAX_LIMIT}"
         )]));
     }

@@ -272,6 +272,7 @@ fn unknown_parameters_and_bad_values_are_refused_by_name() {
     ] {
         let (status, body) = d.get(&format!("/api/v1/tickets?{query}"));
         assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{query}: {body}");
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{query}: {message}");
     }

@@ -87,7 +87,7 @@ pub async fn show(
         }
     }
     let (Some(from), Some(to), true) = (from, to, problems.is_empty()) else {
-        return Err(ApiError::invalid(problems));
+        return Err(ApiError::bad_query(problems));
     };
     let all = app
         .read(move |store| calendar::planned_changes(store, from, to))
