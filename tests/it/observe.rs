@@ -110,3 +110,39 @@ fn readyz_is_ready_while_the_engine_runs() {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["rules_version"], d.get_ok("/healthz")["rules_version"]);
 }
+
+/// The human log format written to a pipe (journald, a file) carries no terminal escape
+/// codes: colour is for terminals only.
+#[test]
+fn the_human_log_to_a_pipe_has_no_escape_codes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let listening = line.contains("Listening.");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("Listening.")),
+        "the daemon started: {seen:#?}"
+    );
+    assert!(
+        seen.iter().all(|l| !l.contains('\u{1b}')),
+        "no escape codes: {seen:#?}"
+    );
+}
