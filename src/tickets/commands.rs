@@ -120,13 +120,40 @@ pub(crate) fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> 
         .filter(|k| !UNRECORDED.contains(&k.as_str()))
         .filter_map(|k| {
             let (o, n) = (old.get(k), new.get(k));
-            (o != n).then(|| FieldChange {
+            if o == n {
+                return None;
+            }
+            if k == "links" {
+                return Some(links_change(o, n));
+            }
+            Some(FieldChange {
                 field: k.clone(),
                 old: o.cloned().unwrap_or(Value::Null),
                 new: n.cloned().unwrap_or(Value::Null),
             })
         })
         .collect()
+}
+
+/// A change of `links` as the links removed (`old`) and added (`new`), not the whole lists: a
+/// problem with 400 incidents would otherwise write 800 links into the entry of its 401st.
+fn links_change(old: Option<&Value>, new: Option<&Value>) -> FieldChange {
+    let items = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
+    let (old, new) = (items(old), items(new));
+    let (removed, added) = if new.starts_with(&old) {
+        // The usual case, one link made: the list grew at its end.
+        (Vec::new(), new[old.len()..].to_vec())
+    } else {
+        let only_in = |a: &[Value], b: &[Value]| -> Vec<Value> {
+            a.iter().filter(|x| !b.contains(x)).cloned().collect()
+        };
+        (only_in(&old, &new), only_in(&new, &old))
+    };
+    FieldChange {
+        field: "links".into(),
+        old: Value::Array(removed),
+        new: Value::Array(added),
+    }
 }
 
 fn updated(id: TicketId) -> Handled {
@@ -495,5 +522,25 @@ pub(crate) fn check_window(w: &Window, p: &mut Problems) {
 fn check_tags<'a>(tags: impl Iterator<Item = &'a String>, p: &mut Problems) {
     if tags.into_iter().any(|t| t.trim().is_empty()) {
         p.add("tags", "a tag must not be empty");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::links_change;
+
+    #[test]
+    fn a_links_change_holds_the_links_removed_and_added_not_the_lists() {
+        let a = json!({"rel": "causes", "ticket": "INC-000001"});
+        let b = json!({"rel": "causes", "ticket": "INC-000002"});
+        let c = json!({"rel": "fixed_by", "ticket": "CHG-000001"});
+        let grew = links_change(Some(&json!([a, b])), Some(&json!([a, b, c])));
+        assert_eq!((grew.old, grew.new), (json!([]), json!([c])));
+        let first = links_change(None, Some(&json!([a])));
+        assert_eq!((first.old, first.new), (json!([]), json!([a])));
+        let reordered = links_change(Some(&json!([a, b])), Some(&json!([c, a])));
+        assert_eq!((reordered.old, reordered.new), (json!([b]), json!([c])));
     }
 }
