@@ -11,12 +11,14 @@
 //! `<script src>` of the page as sent to a client that takes gzip. Targets: queue page p99
 //! ≤ 100 ms, JavaScript ≤ 100 KiB; the bench exits non-zero when one is missed.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use itsmd::alerts::{Alert, AlertStatus, fingerprint};
 use itsmd::clock::SystemClock;
 use itsmd::config::Config;
 use itsmd::engine;
@@ -31,13 +33,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_itsmd");
 const USER: &str = "bench";
 const PASSWORD: &str = "bench passphrase";
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn alert(n: usize) -> EventBody {
     let labels = [
         ("alertname".to_string(), "Bench".to_string()),
@@ -45,29 +40,12 @@ fn alert(n: usize) -> EventBody {
         ("team".to_string(), "operations".to_string()),
     ]
     .into();
-    let fingerprint = fingerprint(&labels);
-    EventBody::Alert(Alert {
-        source: "bench".into(),
-        key: fingerprint.clone(),
-        fingerprint,
-        status: AlertStatus::Firing,
-        severity: if n.is_multiple_of(3) {
-            "critical"
-        } else {
-            "warning"
-        }
-        .into(),
-        summary: format!("Disk almost full on host-{n}"),
-        description: None,
-        labels,
-        annotations: Default::default(),
-        starts_at: None,
-        ends_at: None,
-        generator_url: None,
-        format: Default::default(),
-        acknowledged: false,
-        expired: None,
-    })
+    let severity = if n.is_multiple_of(3) {
+        "critical"
+    } else {
+        "warning"
+    };
+    common::firing(labels, severity, format!("Disk almost full on host-{n}"))
 }
 
 fn resolve(id: TicketId) -> EventBody {
@@ -285,8 +263,8 @@ fn javascript(d: &Daemon, http: &reqwest::blocking::Client, session: &str) -> us
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let tickets = env("TICKETS", 100_000);
-    let loads = env("LOADS", 500);
+    let tickets = common::env("TICKETS", 100_000);
+    let loads = common::env("LOADS", 500);
     let dir = tempfile::tempdir().expect("temp dir");
     let config_path = dir.path().join("itsmd.toml");
     let text = format!("[groups.triage]\n[groups.operations]\nmembers = [\"{USER}\"]\n");

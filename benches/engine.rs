@@ -17,6 +17,9 @@
 //! `rules/examples/95-problem-from-incidents.rhai` (whose `tickets(…)` queries run on every
 //! new incident), and prints both rates and their ratio.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,13 +34,6 @@ use itsmd::store::Store;
 /// The daemon's allocator, so the engine is measured as it runs.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Distinct `service` labels in the correlation mode.
 const SERVICES: usize = 50;
@@ -187,8 +183,8 @@ fn with_correlation(shipped: &std::path::Path) -> tempfile::TempDir {
 async fn main() {
     let resend = std::env::args().any(|a| a == "resend");
     let correlation = std::env::args().any(|a| a == "correlation");
-    let events = env("EVENTS", 20_000);
-    let senders = env("SENDERS", 16);
+    let events = common::env("EVENTS", 20_000);
+    let senders = common::env("SENDERS", 16);
     let keys = if resend { 1_000 } else { 0 };
     let shipped = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
     if correlation {

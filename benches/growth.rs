@@ -13,11 +13,13 @@
 //! `/api/v1/events` are), so every one is journaled: the worst case for the journal. (A
 //! Prometheus re-send of an unchanged alert is a read and writes nothing.)
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use itsmd::alerts::{Alert, AlertStatus, fingerprint};
 use itsmd::clock::ManualClock;
 use itsmd::config::Config;
 use itsmd::engine::{self, EngineHandle, EngineThread};
@@ -34,37 +36,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// Senders at once, each waiting for its receipt (as connections do).
 const SENDERS: usize = 16;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn alert(key: usize) -> EventBody {
     let labels = [
         ("alertname".to_string(), "Growth".to_string()),
         ("instance".to_string(), format!("host-{key}")),
     ]
     .into();
-    let fingerprint = fingerprint(&labels);
-    EventBody::Alert(Alert {
-        source: "bench".into(),
-        key: fingerprint.clone(),
-        fingerprint,
-        status: AlertStatus::Firing,
-        severity: "warning".into(),
-        summary: format!("growth {key}"),
-        description: None,
-        labels,
-        annotations: Default::default(),
-        starts_at: None,
-        ends_at: None,
-        generator_url: None,
-        format: Default::default(),
-        acknowledged: false,
-        expired: None,
-    })
+    common::firing(labels, "warning", format!("growth {key}"))
 }
 
 struct Running {
@@ -233,10 +211,10 @@ async fn run(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
-    let days = env("DAYS", 30);
-    let per_min = env("PER_MIN", 1_000);
-    let keys = env("KEYS", 5_000);
-    let retain = env("RETAIN_DAYS", 7);
+    let days = common::env("DAYS", 30);
+    let per_min = common::env("PER_MIN", 1_000);
+    let keys = common::env("KEYS", 5_000);
+    let retain = common::env("RETAIN_DAYS", 7);
     let only = std::env::var("ONLY").unwrap_or_default();
     println!(
         "growth: {days} simulated days, {per_min} alerts/min ({} per day) over {keys} keys; retention run keeps {retain} days",

@@ -12,10 +12,12 @@
 //! it; it prints the replay's events/s and the peak RSS of the replay alone (the high-water
 //! mark is reset once the journal is built, `/proc/self/clear_refs`).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
-use itsmd::alerts::{Alert, AlertStatus, fingerprint};
 use itsmd::clock::SystemClock;
 use itsmd::config::Config;
 use itsmd::engine::{self, EngineHandle};
@@ -32,13 +34,6 @@ const CHUNK: usize = 1_000;
 /// Concurrent senders while building the journal.
 const SENDERS: usize = 4;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn alert(n: usize, keys: usize) -> EventBody {
     let id = n % keys;
     let labels = [
@@ -46,29 +41,12 @@ fn alert(n: usize, keys: usize) -> EventBody {
         ("instance".to_string(), format!("host-{id}")),
     ]
     .into();
-    let fingerprint = fingerprint(&labels);
-    EventBody::Alert(Alert {
-        source: "bench".into(),
-        key: fingerprint.clone(),
-        fingerprint,
-        status: AlertStatus::Firing,
-        severity: if n.is_multiple_of(2) {
-            "critical"
-        } else {
-            "warning"
-        }
-        .into(),
-        summary: format!("bench {id}"),
-        description: None,
-        labels,
-        annotations: Default::default(),
-        starts_at: None,
-        ends_at: None,
-        generator_url: None,
-        format: Default::default(),
-        acknowledged: false,
-        expired: None,
-    })
+    let severity = if n.is_multiple_of(2) {
+        "critical"
+    } else {
+        "warning"
+    };
+    common::firing(labels, severity, format!("bench {id}"))
 }
 
 async fn sender(engine: EngineHandle, from: usize, events: usize, keys: usize) {
@@ -96,8 +74,8 @@ fn peak_rss_mib() -> u64 {
 }
 
 fn main() {
-    let events = env("EVENTS", 1_000_000);
-    let keys = env("KEYS", 10_000).max(1);
+    let events = common::env("EVENTS", 1_000_000);
+    let keys = common::env("KEYS", 10_000).max(1);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.store.data_dir = dir.path().to_path_buf();

@@ -9,6 +9,9 @@
 //!
 //! Prints one `name=value` line per measurement (p50, p99 and max in milliseconds).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,13 +27,6 @@ use serde_json::{Value, json};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 const GROUPS: usize = 10;
 const AGENTS: usize = 40;
@@ -196,8 +192,8 @@ fn timed(
 }
 
 fn main() {
-    let total = env("TICKETS", 100_000);
-    let queries = env("QUERIES", 200);
+    let total = common::env("TICKETS", 100_000);
+    let queries = common::env("QUERIES", 200);
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config::default();
     let store: Arc<dyn Store> = itsmd::store::open(&StoreConfig {
