@@ -52,6 +52,12 @@ pub struct StageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TreeLabels {
+    /// The store's tree (`events`, `tickets`, `history`, an index…).
+    pub tree: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
     /// Rule file name.
     pub rule: String,
@@ -117,6 +123,10 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Where commit time goes, so a slow engine points at rules, the store or the disk.
     pub commit_stage_seconds: Family<StageLabels, Counter<f64>>,
+    /// Keys the engine's commits wrote (puts and deletes) per tree, and the bytes of the
+    /// values put: what an event costs the store, so a change that adds keys shows.
+    pub store_writes: Family<TreeLabels, Counter>,
+    pub store_write_bytes: Family<TreeLabels, Counter>,
     pub tickets: Family<TicketLabels, Gauge>,
     pub rule_evaluations: Family<RuleLabels, Counter>,
     pub rule_errors: Family<RuleLabels, Counter>,
@@ -170,6 +180,8 @@ impl Metrics {
             batch_round_trips: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_stage_seconds: Family::default(),
+            store_writes: Family::default(),
+            store_write_bytes: Family::default(),
             retention_pruned: Family::default(),
             tickets: Family::default(),
             rule_evaluations: Family::default(),
@@ -255,6 +267,16 @@ impl Metrics {
             "commit_stage_seconds",
             "Engine time per commit stage: process, apply, flush",
             m.commit_stage_seconds.clone(),
+        );
+        registry.register(
+            "store_writes",
+            "Keys written (put or deleted) by the engine's commits, per tree",
+            m.store_writes.clone(),
+        );
+        registry.register(
+            "store_write_bytes",
+            "Bytes of the values the engine's commits put, per tree",
+            m.store_write_bytes.clone(),
         );
         registry.register("tickets", "Tickets by kind and state", m.tickets.clone());
         registry.register(

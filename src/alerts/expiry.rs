@@ -27,6 +27,12 @@ use crate::store::layout::alert_expiry::{Ends, Expiry};
 use crate::store::layout::{Outcome, StoredEvent, alert_expiry};
 use crate::store::{Store, StoreError, Tree, Write, WriteBatch, decode, encode, u64_key};
 
+/// A re-send this soon after the recorded one, with an end this close to the recorded end,
+/// writes nothing: Prometheus re-sends every active alert in each batch, so a storm of
+/// re-sends costs a write per alert per second at most, not per batch. The expiry may so
+/// come up to this much earlier than the last re-send's end.
+const RESEND_STEP: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
+
 /// When a firing alert ends unless it is sent again; `None`: it does not expire.
 pub(crate) fn expiry_end(
     alert: &Alert,
@@ -104,6 +110,15 @@ impl Engine {
             }
             return Ok(());
         };
+        if let Some(old) = &old
+            && old.armed <= end
+            && old.ends_at <= end
+            && end.duration_since(old.ends_at) < RESEND_STEP
+            && now.duration_since(old.last_sent) < RESEND_STEP
+        {
+            // Re-sent within a second of the recorded send: nothing worth a write.
+            return Ok(());
+        }
         let armed = match old {
             Some(old) if old.armed <= end => old.armed,
             Some(old) => {

@@ -52,30 +52,42 @@ impl Engine {
             return Ok(None);
         }
         let now = self.now();
-        let Some(mut ticket) = self.ticket_of_alert(txn, &alert.key)? else {
+        let Some(bytes) = txn.get(Tree::TicketByAlert, alert.key.as_bytes())? else {
             return Ok(None);
         };
-        let Some(link) = ticket.alert.as_mut() else {
+        let id: TicketId = decode(Tree::TicketByAlert, &bytes)?;
+        // A look first: most re-sends change nothing, and then the ticket is not copied.
+        let Some(seen) = txn.peek_ticket(id)? else {
+            return Ok(None);
+        };
+        let Some(link) = seen.alert.as_ref() else {
             return Ok(None);
         };
         // A lapsed flapping flag is a change to record: take the full path.
         if link.flapping_until.is_some_and(|until| until <= now) {
             return Ok(None);
         }
-        let Some(member) = link.alerts.get_mut(&alert.key) else {
+        let Some(member) = link.alerts.get(&alert.key) else {
             return Ok(None);
         };
         if member.status != alert.status || member.starts_at != alert.starts_at {
             return Ok(None);
         }
         let event_id = member.last_event;
-        let id = ticket.id;
         // Prometheus re-sends every active alert each minute: rewriting the ticket for each
         // would cost a ticket write per alert per minute for nothing new. last_seen moves in
         // steps of SEEN_RESOLUTION instead.
         if member.last_seen.duration_until(now) >= SEEN_RESOLUTION {
-            member.last_seen = now;
-            link.last_seen = now;
+            drop(seen);
+            let Some(mut ticket) = txn.ticket(id)? else {
+                return Ok(None);
+            };
+            if let Some(link) = ticket.alert.as_mut() {
+                link.last_seen = now;
+                if let Some(member) = link.alerts.get_mut(&alert.key) {
+                    member.last_seen = now;
+                }
+            }
             txn.save_ticket(ticket);
         }
         // A re-send pushes its expiry out.

@@ -307,6 +307,7 @@ impl Engine {
             outbox_due = crate::vendors::step::makes_due(&writes);
             new_timers = crate::sla::step::stores_timers(&writes);
             new_expiries = crate::alerts::expiry::stores_rows(&writes);
+            count_writes(m, &writes);
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             let applying = Instant::now();
             stage(m, "process", started, applying);
@@ -548,6 +549,25 @@ impl Clock for EventClock {
     fn now(&self) -> jiff::Timestamp {
         let pinned = *self.pinned.lock().unwrap_or_else(|p| p.into_inner());
         pinned.unwrap_or_else(|| self.inner.now())
+    }
+}
+
+/// Adds a batch's writes to `itsmd_store_writes_total` and `…_write_bytes_total` per tree.
+fn count_writes(m: &crate::metrics::Metrics, writes: &crate::store::WriteBatch) {
+    let mut per_tree: std::collections::BTreeMap<&'static str, (u64, u64)> = Default::default();
+    for w in &writes.writes {
+        let (tree, bytes) = match w {
+            crate::store::Write::Put { tree, value, .. } => (tree, value.len() as u64),
+            crate::store::Write::Delete { tree, .. } => (tree, 0),
+        };
+        let entry = per_tree.entry(tree.name()).or_default();
+        entry.0 += 1;
+        entry.1 += bytes;
+    }
+    for (tree, (keys, bytes)) in per_tree {
+        let labels = crate::metrics::TreeLabels { tree };
+        m.store_writes.get_or_create(&labels).inc_by(keys);
+        m.store_write_bytes.get_or_create(&labels).inc_by(bytes);
     }
 }
 

@@ -14,8 +14,6 @@ use crate::tickets::{HistoryEntry, Kind, State, Ticket, TicketId};
 
 struct Slot {
     ticket: Ticket,
-    /// Index entries of the ticket as stored before this batch (empty for a new ticket).
-    indexed: Vec<(Tree, Vec<u8>)>,
     /// Kind and state as stored before this batch, to keep the counts by state exact.
     counted: Option<(Kind, State)>,
     /// Saved in this batch: only then is it written back (a ticket that was only read is not).
@@ -146,13 +144,12 @@ impl<'s> Txn<'s> {
     /// Reads `keys` from the store in one call (one round trip on PostgreSQL) for later
     /// [`Txn::get`]s, skipping what the batch already wrote or read ahead.
     pub fn prefetch(&mut self, keys: Vec<(Tree, Vec<u8>)>) -> Result<(), StoreError> {
-        let mut wanted: Vec<(Tree, Vec<u8>)> = Vec::with_capacity(keys.len());
-        for k in keys {
-            if !self.writes.contains_key(&k) && !self.read.contains_key(&k) && !wanted.contains(&k)
-            {
-                wanted.push(k);
-            }
-        }
+        // A batch of Prometheus re-sends names thousands of keys: a set, not a scan per key.
+        let wanted: HashSet<(Tree, Vec<u8>)> = keys
+            .into_iter()
+            .filter(|k| !self.writes.contains_key(k) && !self.read.contains_key(k))
+            .collect();
+        let wanted: Vec<(Tree, Vec<u8>)> = wanted.into_iter().collect();
         if wanted.is_empty() {
             return Ok(());
         }
@@ -275,6 +272,26 @@ impl<'s> Txn<'s> {
         Ok(TicketId { kind, number })
     }
 
+    /// Ticket `id` as this batch sees it, for a look only: a ticket the batch has not
+    /// touched is not copied (nor given a slot), so a re-send that changes nothing costs no
+    /// clone of its ticket. Take [`Txn::ticket`] to change it.
+    pub fn peek_ticket(&mut self, id: TicketId) -> Result<Option<Arc<Ticket>>, StoreError> {
+        if let Some(slot) = self.tickets.get(&id) {
+            return Ok(Some(Arc::new(slot.ticket.clone())));
+        }
+        if let Some(t) = self.cache.get(id) {
+            return Ok(Some(t));
+        }
+        let Some(bytes) = self.get(Tree::Tickets, &id.key())? else {
+            return Ok(None);
+        };
+        let mut t: Ticket = crate::store::decode(Tree::Tickets, &bytes)?;
+        layout::links::fill(self.store, &mut t)?;
+        let t = Arc::new(t);
+        self.cache.put(t.clone());
+        Ok(Some(t))
+    }
+
     pub fn ticket(&mut self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
         if let Some(slot) = self.tickets.get(&id) {
             return Ok(Some(slot.ticket.clone()));
@@ -292,11 +309,9 @@ impl<'s> Txn<'s> {
                 None => return Ok(None),
             },
         };
-        let indexed = index_entries(&ticket);
         let counted = Some((ticket.kind(), ticket.state));
         let slot = Slot {
             ticket: (*ticket).clone(),
-            indexed,
             counted,
             dirty: false,
             loaded: Some(ticket.clone()),
@@ -319,7 +334,6 @@ impl<'s> Txn<'s> {
                 self.undo.push(Undo::Ticket(ticket.id, None));
                 let slot = Slot {
                     ticket,
-                    indexed: Vec::new(),
                     counted: None,
                     dirty: true,
                     loaded: None,
@@ -447,9 +461,15 @@ impl<'s> Txn<'s> {
                     .entry(layout::ticket_count_key(now_counted.0, now_counted.1))
                     .or_default() += 1;
             }
+            // Worked out here, for the tickets a batch changed, not for every ticket it read.
+            let indexed = slot
+                .loaded
+                .as_deref()
+                .map(index_entries)
+                .unwrap_or_default();
             let now: HashSet<(Tree, Vec<u8>)> = index_entries(&slot.ticket).into_iter().collect();
-            let was: HashSet<&(Tree, Vec<u8>)> = slot.indexed.iter().collect();
-            for old in &slot.indexed {
+            let was: HashSet<&(Tree, Vec<u8>)> = indexed.iter().collect();
+            for old in &indexed {
                 if !now.contains(old) {
                     self.writes.insert(old.clone(), None);
                 }

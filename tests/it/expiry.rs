@@ -246,3 +246,31 @@ fn a_generic_event_with_an_end_expires_at_it_and_one_without_stays() {
     assert!(history(&d, &ending).contains("expired, not re-sent since"));
     assert_eq!(state(&d, &staying), "new");
 }
+
+#[test]
+fn prometheus_re_sends_within_a_second_do_not_rewrite_the_alerts_end() {
+    let d = Setup::new().start();
+    let body = json!([{
+        "labels": {"alertname": "Hammered", "severity": "warning"},
+        "annotations": {"summary": "Re-sent in a loop"},
+        "startsAt": jiff::Timestamp::now().to_string(),
+    }])
+    .to_string();
+    let series = "itsmd_store_writes_total{tree=\"alert_ends\"}";
+    let started = std::time::Instant::now();
+    const SENDS: u32 = 20;
+    for _ in 0..SENDS {
+        let (status, answer) = d.post("/api/v2/alerts", &body);
+        assert_eq!(status, 202, "{answer}");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let writes = d.metric(series);
+    // Each post is its own batch: one write of the end per second of sending at most (and
+    // the first), instead of one per post.
+    assert!(writes >= 1.0, "the first send records the end: {writes}");
+    assert!(
+        writes <= 2.0 + elapsed.floor(),
+        "{writes} writes of the alert's end for {SENDS} sends in {elapsed:.1} s"
+    );
+    assert_eq!(incidents(&d).len(), 1);
+}
