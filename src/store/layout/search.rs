@@ -277,39 +277,10 @@ impl Postings {
             (Tree::CommentWords, list_prefix(&[], word)),
         ])
     }
-
-    /// The first ticket key in the list at or after `from` and before `end`.
-    fn seek(
-        &self,
-        store: &dyn Store,
-        from: &[u8],
-        end: Option<&[u8]>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let parts = match self {
-            Postings::Stored(parts) => parts,
-            Postings::Keys(keys) => return Ok(in_keys(keys, from, end).first().cloned()),
-        };
-        let mut best: Option<Vec<u8>> = None;
-        for (tree, prefix) in parts {
-            let (start, stop) = bounds(prefix, from, end);
-            let found = store.scan(*tree, start, stop, 1)?;
-            if let Some((key, _)) = found.into_iter().next() {
-                let id = key[prefix.len()..].to_vec();
-                if best.as_ref().is_none_or(|b| id < *b) {
-                    best = Some(id);
-                }
-            }
-        }
-        Ok(best)
-    }
 }
 
 /// Ticket keys in order, as a list yields them.
 type Keys<'s> = Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>> + 's>;
-
-/// The longest a list may be to drive a search by itself (streamed, each of its tickets
-/// looked up in the other lists); when every list is longer, the lists are merged by seeking.
-const DRIVER_MAX: usize = 8_192;
 
 impl Postings {
     /// The list's keys from `from` on and before `end`, as ticket keys, in order (its parts
@@ -390,11 +361,6 @@ fn in_range(keys: &[Vec<u8>], from: &[u8], end: Option<&[u8]>) -> (usize, usize)
     let lo = keys.partition_point(|k| k[..] < *from);
     let hi = end.map_or(keys.len(), |e| keys.partition_point(|k| k[..] < *e));
     (lo, hi.max(lo))
-}
-
-fn in_keys<'k>(keys: &'k [Vec<u8>], from: &[u8], end: Option<&[u8]>) -> &'k [Vec<u8>] {
-    let (lo, hi) = in_range(keys, from, end);
-    &keys[lo..hi]
 }
 
 /// Which time of a ticket a time index orders by.
@@ -495,11 +461,11 @@ fn bounds(prefix: &[u8], from: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bo
 }
 
 /// Ticket ids in every one of `lists` (at least one), in key order, from the key `from` on
-/// and before `end`, calling `visit` with each until it returns false. The shortest list
-/// (if one has fewer than [`DRIVER_MAX`] keys) is streamed and each of its tickets looked up in the
-/// others; when every list is longer than that, each step seeks every list to the largest
-/// key any list is at (leapfrog). Either way the work follows the shortest list and the
-/// matches, not the number of tickets.
+/// and before `end`, calling `visit` with each until it returns false. The lists are streamed
+/// side by side: each list behind the furthest one steps forward, and one that is still
+/// behind after [`GALLOP`] steps seeks to it instead. So a page comes as soon as its matches
+/// do (reading the lists only up to its last ticket), and lists that never meet cost a read
+/// per key of the shorter one or a seek per gap, whichever is less.
 pub fn intersect(
     store: &dyn Store,
     lists: &[Postings],
@@ -507,82 +473,54 @@ pub fn intersect(
     end: Option<&[u8]>,
     mut visit: impl FnMut(TicketId) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
-    if lists.is_empty() {
-        return Ok(());
-    }
-    // Every list read one key at a time, in turn: the first to run out is the shortest,
-    // found after (number of lists × its length) keys.
-    let mut driver = 0;
-    let mut shortest = usize::MAX;
-    if lists.len() > 1 {
-        let mut keys: Vec<Keys<'_>> = lists.iter().map(|l| l.stream(store, &from, end)).collect();
-        'count: for n in 0..DRIVER_MAX {
-            for (i, list) in keys.iter_mut().enumerate() {
-                if list.next().transpose()?.is_none() {
-                    (driver, shortest) = (i, n);
-                    break 'count;
-                }
-            }
+    let mut streams: Vec<std::iter::Peekable<Keys<'_>>> = lists
+        .iter()
+        .map(|l| l.stream(store, &from, end).peekable())
+        .collect();
+    let mut heads: Vec<Vec<u8>> = Vec::with_capacity(lists.len());
+    for s in &mut streams {
+        match s.next().transpose()? {
+            Some(k) => heads.push(k),
+            None => return Ok(()),
         }
     }
-    if lists.len() == 1 || shortest < DRIVER_MAX {
-        'keys: for key in lists[driver].stream(store, &from, end) {
-            let key = key?;
-            for (i, list) in lists.iter().enumerate() {
-                if i != driver && !list.contains(store, &key)? {
-                    continue 'keys;
-                }
-            }
-            if let Some(id) = TicketId::from_key(&key)
+    loop {
+        let Some(furthest) = heads.iter().max().cloned() else {
+            return Ok(());
+        };
+        if heads.iter().all(|h| *h == furthest) {
+            if let Some(id) = TicketId::from_key(&furthest)
                 && !visit(id)?
             {
                 return Ok(());
             }
+            for (s, h) in streams.iter_mut().zip(heads.iter_mut()) {
+                match s.next().transpose()? {
+                    Some(k) => *h = k,
+                    None => return Ok(()),
+                }
+            }
+            continue;
         }
-        return Ok(());
+        for (i, (s, h)) in streams.iter_mut().zip(heads.iter_mut()).enumerate() {
+            let mut steps = 0;
+            while *h < furthest {
+                if steps == GALLOP {
+                    *s = lists[i].stream(store, &furthest, end).peekable();
+                    steps = 0;
+                }
+                match s.next().transpose()? {
+                    Some(k) => *h = k,
+                    None => return Ok(()),
+                }
+                steps += 1;
+            }
+        }
     }
-    leapfrog(store, lists, from, end, visit)
 }
 
-/// Merges long lists by seeking: each list in turn is moved to the first key at or after
-/// the current candidate, until all agree.
-fn leapfrog(
-    store: &dyn Store,
-    lists: &[Postings],
-    from: Vec<u8>,
-    end: Option<&[u8]>,
-    mut visit: impl FnMut(TicketId) -> Result<bool, StoreError>,
-) -> Result<(), StoreError> {
-    let first = &lists[0];
-    let mut lo = from;
-    loop {
-        let Some(mut candidate) = first.seek(store, &lo, end)? else {
-            return Ok(());
-        };
-        let mut agreed = 1;
-        let mut i = 1 % lists.len();
-        while agreed < lists.len() {
-            let Some(at) = lists[i].seek(store, &candidate, end)? else {
-                return Ok(());
-            };
-            if at == candidate {
-                agreed += 1;
-            } else {
-                candidate = at;
-                agreed = 1;
-            }
-            i = (i + 1) % lists.len();
-        }
-        if let Some(id) = TicketId::from_key(&candidate)
-            && !visit(id)?
-        {
-            return Ok(());
-        }
-        // The next key after this ticket's (ticket keys have one length).
-        candidate.push(0);
-        lo = candidate;
-    }
-}
+/// Steps a list behind takes before it seeks instead (a seek costs about this many steps).
+const GALLOP: usize = 16;
 
 /// Open tickets under `kind` ([`OPEN_BY_STATE`] or [`OPEN_BY_GROUP`]) with their creation
 /// time in milliseconds, per value: what the backlog ages count. Reads index keys only.
@@ -672,4 +610,78 @@ pub fn ensure(
     store.apply(batch)?;
     store.flush()?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, WriteBatch};
+    use crate::tickets::Kind;
+
+    fn id(n: u64) -> TicketId {
+        TicketId {
+            kind: Kind::Incident,
+            number: n,
+        }
+    }
+
+    /// A stored list named `name` holding the tickets `numbers` (and a second, empty part,
+    /// as word lists have).
+    fn list(store: &MemoryStore, name: &str, numbers: impl Iterator<Item = u64>) -> Postings {
+        let prefix = list_prefix(&[], name);
+        let mut batch = WriteBatch::default();
+        for n in numbers {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&id(n).key());
+            batch.put(Tree::TicketWords, k, Vec::new());
+        }
+        store.apply(batch).unwrap();
+        Postings::Stored(vec![
+            (Tree::TicketWords, prefix.clone()),
+            (Tree::CommentWords, prefix),
+        ])
+    }
+
+    fn run(store: &MemoryStore, lists: &[Postings], limit: usize) -> Vec<u64> {
+        let mut out = Vec::new();
+        intersect(store, lists, Vec::new(), None, |t| {
+            out.push(t.number);
+            Ok(out.len() < limit)
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn intersect_finds_exactly_the_common_tickets_in_order_across_gaps_and_pages() {
+        let store = MemoryStore::default();
+        // Every 3rd, every 7th (gaps far beyond GALLOP for the dense list), every 2nd.
+        let threes = list(&store, "threes", (1..3000).filter(|n| n % 3 == 0));
+        let sevens = list(&store, "sevens", (1..3000).filter(|n| n % 7 == 0));
+        let evens = list(&store, "evens", (1..3000).filter(|n| n % 2 == 0));
+        let want: Vec<u64> = (1..3000).filter(|n| n % 42 == 0).collect();
+        let lists = [threes, sevens, evens];
+        assert_eq!(run(&store, &lists, usize::MAX), want);
+        // A page stops at its limit, in order.
+        assert_eq!(run(&store, &lists, 5), want[..5]);
+        // A sparse list against a dense one: the seeks land on every match.
+        let sparse = list(&store, "sparse", [5, 1000, 2999].into_iter());
+        let all = list(&store, "all", 1..3000);
+        assert_eq!(run(&store, &[all, sparse], usize::MAX), [5, 1000, 2999]);
+        // Lists that never meet, and an empty list.
+        let odd = list(&store, "odd", (1..3000).filter(|n| n % 2 == 1));
+        let evens = list(&store, "evens", std::iter::empty());
+        assert!(run(&store, &[odd.clone(), evens], usize::MAX).is_empty());
+        let none = list(&store, "none", std::iter::empty());
+        assert!(run(&store, &[odd, none], usize::MAX).is_empty());
+        // In-memory lists (a time range read ahead) merge with stored ones.
+        let keys = Postings::Keys(std::sync::Arc::new(
+            (100..200).map(|n| id(n).key()).collect(),
+        ));
+        let threes = list(&store, "threes", std::iter::empty());
+        assert_eq!(
+            run(&store, &[keys, threes], usize::MAX),
+            (100..200).filter(|n| n % 3 == 0).collect::<Vec<_>>()
+        );
+    }
 }
