@@ -95,6 +95,8 @@ struct Run {
     events_per_batch: f64,
     micros: f64,
     stages: Vec<(String, f64)>,
+    /// Per tree: keys written and value bytes put, per event.
+    writes: std::collections::BTreeMap<String, (f64, f64)>,
     disk_mib: u64,
 }
 
@@ -145,7 +147,28 @@ async fn run(
             (name.to_string(), secs * 1e6 / events as f64)
         })
         .collect();
+    // Keys and value bytes written per event, per tree (itsmd_store_writes_total, …).
+    let mut writes: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+    for line in text.lines() {
+        for (metric, slot) in [
+            ("itsmd_store_writes_total{tree=\"", 0),
+            ("itsmd_store_write_bytes_total{tree=\"", 1),
+        ] {
+            if let Some(rest) = line.strip_prefix(metric)
+                && let Some((tree, value)) = rest.split_once("\"} ")
+            {
+                let v: f64 = value.parse().unwrap_or(0.0) / events as f64;
+                let entry = writes.entry(tree.to_string()).or_default();
+                if slot == 0 {
+                    entry.0 = v;
+                } else {
+                    entry.1 = v;
+                }
+            }
+        }
+    }
     Run {
+        writes,
         rate: events as f64 / took.as_secs_f64(),
         events_per_batch: status.events as f64 / status.batches.max(1) as f64,
         micros: took.as_micros() as f64 / events as f64,
@@ -162,6 +185,20 @@ fn print(scenario: &str, events: usize, senders: usize, r: &Run) {
     for (name, micros) in &r.stages {
         println!("  {name}: {micros:.1} µs/event");
     }
+    let (keys, bytes) = r
+        .writes
+        .values()
+        .fold((0.0, 0.0), |(k, b), (k2, b2)| (k + k2, b + b2));
+    let trees: Vec<String> = r
+        .writes
+        .iter()
+        .filter(|(_, (k, _))| *k >= 0.05)
+        .map(|(t, (k, b))| format!("{t} {k:.2} ({b:.0} B)"))
+        .collect();
+    println!(
+        "  store writes: {keys:.2} keys, {bytes:.0} bytes per event: {}",
+        trees.join(", ")
+    );
     println!("  data dir: {} MiB", r.disk_mib);
 }
 
