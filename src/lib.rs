@@ -12,8 +12,9 @@
 //! (`engine::batch`). docs/architecture.md has the flow, the invariants and the whole map.
 //!
 //! - [`event`]: the engine's one input type, the sum of every capability's input.
-//! - [`engine`]: the single writer: bounded queue, batches, one transaction, one commit and one
-//!   flush per batch, then the acknowledgements; applying changes and rule decisions.
+//! - [`engine`]: the single writer: bounded queue, batches, one transaction and one commit per
+//!   batch, flushed on a thread of its own while the next batch is processed, then the
+//!   acknowledgements; applying changes and rule decisions.
 //! - [`alerts`]: alert model and fingerprint, the HTTP wire formats, their routes, correlation.
 //! - [`mail`]: the mail model, the Maildir source, threading and loop protection.
 //! - [`tickets`]: tickets and their ITIL state machines, priority, history, links, agents'

@@ -38,6 +38,8 @@ pub(crate) struct Engine {
     pub alert_timers: Arc<tokio::sync::Notify>,
     /// Raised to the batch's last outbox row id once the batch is flushed.
     pub durable_outbox: Arc<std::sync::atomic::AtomicU64>,
+    /// Batches applied and not yet flushed (the flush thread's), for a consistent export.
+    pub unflushed: Arc<crate::engine::flusher::Unflushed>,
     /// Decoded tickets as stored, so hot tickets are not decoded every batch.
     pub cache: crate::engine::ticket_cache::TicketCache,
     /// This engine's registry (never a process-wide one: replay runs a second engine).
@@ -84,6 +86,29 @@ impl Engine {
         }
         info!(rules = %self.rules.version(), "Engine started.");
         crate::rules::queries::bind(self.store.clone(), self.clock.clone());
+        // The flush of batch N runs on its own thread while this one works on batch N+1;
+        // a rendezvous: N+1 is handed over only once N's flush returned.
+        let (flush_tx, flush_rx) = std::sync::mpsc::sync_channel(0);
+        let flusher = {
+            let (store, signals, span) =
+                (self.store.clone(), self.signals(), tracing::Span::current());
+            std::thread::Builder::new()
+                .name("itsmd-flush".into())
+                .spawn(move || {
+                    span.in_scope(|| crate::engine::flusher::run(store, signals, flush_rx))
+                })
+        };
+        let flusher = match flusher {
+            Ok(thread) => Some((flush_tx, thread)),
+            Err(e) => {
+                error!(error = %e, "Cannot start the flush thread; flushing on the engine thread.");
+                None
+            }
+        };
+        let (flush_tx, flush_thread) = match flusher {
+            Some((tx, thread)) => (Some(tx), Some(thread)),
+            None => (None, None),
+        };
         self.set_running(true);
         let mut batch = Vec::with_capacity(self.settings.max_batch);
         while let Some(first) = self.rx.blocking_recv() {
@@ -105,10 +130,30 @@ impl Engine {
                 }
             }
             let full = std::mem::replace(&mut batch, Vec::with_capacity(self.settings.max_batch));
-            self.commit_batch(full);
+            self.commit_batch(full, flush_tx.as_ref());
+        }
+        // Every batch handed over is flushed and answered before the engine says it stopped.
+        drop(flush_tx);
+        if let Some(thread) = flush_thread
+            && thread.join().is_err()
+        {
+            error!("Flush thread panicked.");
         }
         self.set_running(false);
         info!("Engine stopped: queue drained.");
+    }
+
+    /// What a finished commit signals, for the flush thread.
+    fn signals(&self) -> crate::engine::flusher::Signals {
+        crate::engine::flusher::Signals {
+            durable_outbox: self.durable_outbox.clone(),
+            outbox_ready: self.outbox_ready.clone(),
+            timers: self.timers.clone(),
+            alert_timers: self.alert_timers.clone(),
+            metrics: self.metrics.clone(),
+            status: self.status.clone(),
+            unflushed: self.unflushed.clone(),
+        }
     }
 
     /// Cluster mode: while this node leads, takes the shared inbox in id order, batch by
@@ -203,7 +248,7 @@ impl Engine {
                     }
                 }
             }
-            let (committed, _) = self.execute(
+            let (committed, _, after) = self.execute(
                 &items,
                 Source::Inbox {
                     shared,
@@ -212,6 +257,12 @@ impl Engine {
                     unreadable,
                     trips_before,
                 },
+            );
+            // The shared store's commit is durable by itself: flushed here, not pipelined.
+            let committed = committed.and_then(|()| self.flush());
+            self.signals().complete(
+                &committed.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                &after,
             );
             if let Err(StoreError::Fenced { .. }) = committed {
                 self.metrics.fenced_batches.inc();
@@ -239,22 +290,52 @@ impl Engine {
             .running = running;
     }
 
-    fn commit_batch(&mut self, batch: Vec<Submission>) {
+    /// Processes and applies `batch`, then hands it to the flush thread (or flushes it here
+    /// without one); its senders are answered after its flush.
+    fn commit_batch(
+        &mut self,
+        batch: Vec<Submission>,
+        flusher: Option<&std::sync::mpsc::SyncSender<crate::engine::flusher::Applied>>,
+    ) {
         let items: Vec<(EventBody, jiff::Timestamp)> = batch
             .iter()
             .map(|s| (s.body.clone(), s.received_at))
             .collect();
-        let (committed, results) = self.execute(&items, Source::Local);
-        for (s, result) in batch.into_iter().zip(results) {
-            let answer = match (&committed, result) {
-                (Ok(()), Ok(Ok(receipt))) => Ok(receipt),
-                (Ok(()), Ok(Err(refused))) => Err(SubmitError::Rejected(refused)),
-                (Ok(()), Err(e)) => Err(SubmitError::Store(e.to_string())),
-                (Err(e), _) => Err(SubmitError::Store(e.to_string())),
-            };
-            // A sender that went away will retry; its event is committed either way.
-            let _ = s.reply.send(answer);
+        let (committed, results, after) = self.execute(&items, Source::Local);
+        let applied = crate::engine::flusher::Applied {
+            replies: batch
+                .into_iter()
+                .zip(results)
+                .map(|(s, r)| (s.reply, r.map_err(|e| e.to_string())))
+                .collect(),
+            committed: committed.map_err(|e| e.to_string()),
+            after,
+        };
+        let applied = match flusher {
+            Some(tx) => match tx.send(applied) {
+                Ok(()) => return,
+                // The flush thread is gone (it panicked): flush here.
+                Err(std::sync::mpsc::SendError(applied)) => applied,
+            },
+            None => applied,
+        };
+        let flushed = match &applied.committed {
+            Ok(()) => self.flush().map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        let counted = applied.after.counted;
+        crate::engine::flusher::answer(applied, &flushed, &self.signals());
+        if counted {
+            self.unflushed.done(1);
         }
+    }
+
+    /// Flushes the store on this thread, timed as the `flush` stage.
+    fn flush(&self) -> Result<(), StoreError> {
+        let flushing = Instant::now();
+        let flushed = self.store.flush();
+        stage(&self.metrics, "flush", flushing, Instant::now());
+        flushed
     }
 
     /// Processes a batch against one transaction and commits it as `source` says; the
@@ -267,6 +348,7 @@ impl Engine {
     ) -> (
         Result<(), StoreError>,
         Vec<Result<Result<Receipt, Refusal>, StoreError>>,
+        crate::engine::flusher::AfterCommit,
     ) {
         let started = Instant::now();
         self.status
@@ -312,7 +394,11 @@ impl Engine {
             let applying = Instant::now();
             stage(m, "process", started, applying);
             match &source {
-                Source::Local => self.store.apply(writes)?,
+                Source::Local => {
+                    self.store.apply(writes)?;
+                    // Under the gate: an export waiting for the gate then waits for its flush.
+                    self.unflushed.add();
+                }
                 Source::Inbox {
                     shared,
                     token,
@@ -346,57 +432,32 @@ impl Engine {
             for t in changed {
                 cache.put(Arc::new(t));
             }
-            let flushing = Instant::now();
-            stage(m, "apply", applying, flushing);
-            let flushed = self.store.flush();
-            stage(m, "flush", flushing, Instant::now());
-            flushed
+            stage(m, "apply", applying, Instant::now());
+            Ok(())
         });
         if !applied {
             // The store may or may not hold the batch's tickets: forget them all.
             cache.clear();
         }
         self.cache = cache;
-        if let (Some(row), Ok(())) = (last_outbox_row, &committed) {
-            self.durable_outbox
-                .fetch_max(row, std::sync::atomic::Ordering::Release);
-        }
-        if outbox_due && committed.is_ok() {
-            self.outbox_ready.notify_one();
-        }
-        if new_timers && committed.is_ok() {
-            self.timers.notify_one();
-        }
-        if new_expiries && committed.is_ok() {
-            self.alert_timers.notify_one();
-        }
         m.batch_size.observe(batch.len() as f64);
         m.batch_round_trips
             .observe(self.round_trips(&source).saturating_sub(trips) as f64);
-        m.commit_seconds.observe(started.elapsed().as_secs_f64());
-        match &committed {
-            Ok(()) => debug!(
-                events = batch.len(),
-                micros = started.elapsed().as_micros() as u64,
-                "Batch committed."
-            ),
-            Err(e) => {
-                error!(events = batch.len(), error = %e, "Batch commit failed; senders told to retry.")
-            }
-        }
         {
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
-            status.events += batch.len() as u64;
-            status.batches += 1;
-            status.committing_since = None;
-            status.last_commit_error = committed
-                .as_ref()
-                .err()
-                .map(|e| (e.to_string(), Instant::now()));
             status.disabled_rules = self.rules.disabled();
             m.rules_disabled.set(status.disabled_rules.len() as i64);
         }
-        (committed, results)
+        let after = crate::engine::flusher::AfterCommit {
+            last_outbox_row,
+            outbox_due,
+            new_timers,
+            new_expiries,
+            started,
+            events: batch.len(),
+            counted: applied && matches!(source, Source::Local),
+        };
+        (committed, results, after)
     }
 
     /// Records one event and acts on it. A store read error fails the whole batch (the txn
@@ -571,7 +632,7 @@ fn count_writes(m: &crate::metrics::Metrics, writes: &crate::store::WriteBatch) 
     }
 }
 
-fn stage(m: &crate::metrics::Metrics, stage: &'static str, from: Instant, to: Instant) {
+pub(super) fn stage(m: &crate::metrics::Metrics, stage: &'static str, from: Instant, to: Instant) {
     m.commit_stage_seconds
         .get_or_create(&crate::metrics::StageLabels { stage })
         .inc_by(to.duration_since(from).as_secs_f64());

@@ -3,11 +3,13 @@
 //! Sources hand events to an [`EngineHandle`]; a bounded queue carries them to one engine
 //! thread, which takes them in batches. For each event it records it, runs the rules,
 //! validates and applies their decisions; then it commits the whole batch as one store write,
-//! flushes once, and only then answers every sender. Nothing else mutates the store, so no
+//! and hands it to the flush thread ([`flusher`]), which flushes and only then answers every
+//! sender, while the engine works on the next batch. Nothing else mutates the store, so no
 //! business logic needs a lock. This module must not parse wire formats or serve HTTP.
 
 pub(crate) mod apply;
 pub(crate) mod batch;
+pub(crate) mod flusher;
 pub(crate) mod prefetch;
 pub(crate) mod rule_actions;
 pub(crate) mod ticket_cache;
@@ -108,9 +110,11 @@ pub struct EngineHandle {
     status: Arc<Mutex<EngineStatus>>,
     /// Read when the engine stamps the arrival time.
     pub(crate) clock: Arc<dyn Clock>,
-    /// The engine holds it shared while it applies and flushes a batch; holding it
-    /// exclusively keeps the store still (a consistent export).
+    /// The engine holds it shared while it applies a batch; holding it exclusively (and
+    /// waiting for `unflushed` to drain) keeps the store still (a consistent export).
     commit_gate: Arc<RwLock<()>>,
+    /// Batches applied but not flushed yet (the flush thread's).
+    unflushed: Arc<flusher::Unflushed>,
     /// Rules and settings in force; replaced by reloads.
     live: Arc<Live>,
     /// Marked changed by every reload, for tasks that read settings (see
@@ -362,6 +366,9 @@ impl EngineHandle {
     /// Blocking: call from a blocking thread. Events keep queueing meanwhile.
     pub fn with_commits_paused<T>(&self, f: impl FnOnce() -> T) -> T {
         let _still = self.commit_gate.write().unwrap_or_else(|p| p.into_inner());
+        // No batch is applied now; those applied before are flushed first, so `f` sees
+        // only what is on disk.
+        self.unflushed.wait_none();
         f()
     }
 }
@@ -549,6 +556,7 @@ pub fn start_on(
 ) -> std::io::Result<(EngineHandle, EngineThread)> {
     let (tx, rx) = mpsc::channel(config.engine.queue_capacity);
     let commit_gate = Arc::new(RwLock::new(()));
+    let unflushed = Arc::new(flusher::Unflushed::default());
     let outbox_ready = Arc::new(tokio::sync::Notify::new());
     let status = Arc::new(Mutex::new(EngineStatus {
         rules_version: rules.version().to_string(),
@@ -575,6 +583,7 @@ pub fn start_on(
     let engine = batch::Engine {
         cache: Default::default(),
         durable_outbox: durable_outbox.clone(),
+        unflushed: unflushed.clone(),
         timers: timers.clone(),
         alert_timers: alert_timers.clone(),
         store,
@@ -611,6 +620,7 @@ pub fn start_on(
         status,
         clock,
         commit_gate,
+        unflushed,
         live,
         reloaded: Arc::new(tokio::sync::watch::channel(()).0),
         outbox_ready,

@@ -1,0 +1,169 @@
+//! The flush stage of the engine's pipeline: while the engine thread processes and applies
+//! batch N+1, this thread waits for the disk to make batch N durable (sled `flush`), then
+//! answers N's senders and signals the tasks that wait on what N wrote. Only then: a receipt
+//! still means the event and its changes are on disk. One batch is flushed while the next is
+//! worked on; the engine hands a batch over only when the previous flush returned, and every
+//! batch waiting then shares one flush.
+//!
+//! Owns the hand-over ([`Applied`]), what a finished commit signals ([`Signals::complete`])
+//! and the count of applied batches not yet flushed ([`Unflushed`]), which a consistent
+//! export waits to reach zero.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use tracing::{debug, error};
+
+use crate::engine::{EngineStatus, Receipt, Refusal, SubmitError};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// An event's outcome as the engine's processing left it (a read error as text).
+pub(crate) type Outcome = Result<Result<Receipt, Refusal>, String>;
+
+/// A batch the engine applied (or failed to apply), waiting for its flush.
+pub(crate) struct Applied {
+    /// Each sender with what its event came to.
+    pub replies: Vec<(oneshot::Sender<Result<Receipt, SubmitError>>, Outcome)>,
+    /// The apply's result: a batch that failed to apply is answered without a flush.
+    pub committed: Result<(), String>,
+    pub after: AfterCommit,
+}
+
+/// What a batch's commit signals once it is durable.
+pub(crate) struct AfterCommit {
+    /// The batch's last outbox row: the dispatcher may send up to it once flushed.
+    pub last_outbox_row: Option<u64>,
+    /// The batch made outbox rows due, stored SLA timers, stored alert expiry rows.
+    pub outbox_due: bool,
+    pub new_timers: bool,
+    pub new_expiries: bool,
+    pub started: Instant,
+    pub events: usize,
+    /// Counted in [`Unflushed`] (applied to a store whose flush makes it durable).
+    pub counted: bool,
+}
+
+/// Applied batches not flushed yet: a consistent export waits for none (the store then
+/// holds only what is on disk).
+#[derive(Default)]
+pub(crate) struct Unflushed {
+    count: Mutex<usize>,
+    flushed: Condvar,
+}
+
+impl Unflushed {
+    pub fn add(&self) {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    }
+
+    pub fn done(&self, n: usize) {
+        let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        *count = count.saturating_sub(n);
+        if *count == 0 {
+            self.flushed.notify_all();
+        }
+    }
+
+    /// Blocks until every applied batch is flushed.
+    pub fn wait_none(&self) {
+        let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *count > 0 {
+            count = self.flushed.wait(count).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Whom a durable commit concerns: the engine's status, metrics and the tasks waiting on
+/// what it wrote.
+#[derive(Clone)]
+pub(crate) struct Signals {
+    pub durable_outbox: Arc<AtomicU64>,
+    pub outbox_ready: Arc<tokio::sync::Notify>,
+    pub timers: Arc<tokio::sync::Notify>,
+    pub alert_timers: Arc<tokio::sync::Notify>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Mutex<EngineStatus>>,
+    pub unflushed: Arc<Unflushed>,
+}
+
+impl Signals {
+    /// A batch's commit is over: durable (`Ok`) or failed. Raises the durable outbox row,
+    /// wakes the dispatcher and the timer tasks, and records the batch.
+    pub fn complete(&self, result: &Result<(), String>, after: &AfterCommit) {
+        if result.is_ok() {
+            if let Some(row) = after.last_outbox_row {
+                self.durable_outbox.fetch_max(row, Ordering::Release);
+            }
+            if after.outbox_due {
+                self.outbox_ready.notify_one();
+            }
+            if after.new_timers {
+                self.timers.notify_one();
+            }
+            if after.new_expiries {
+                self.alert_timers.notify_one();
+            }
+        }
+        self.metrics
+            .commit_seconds
+            .observe(after.started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => debug!(
+                events = after.events,
+                micros = after.started.elapsed().as_micros() as u64,
+                "Batch committed."
+            ),
+            Err(e) => {
+                error!(events = after.events, error = %e, "Batch commit failed; senders told to retry.")
+            }
+        }
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.events += after.events as u64;
+        status.batches += 1;
+        status.committing_since = None;
+        status.last_commit_error = result.as_ref().err().map(|e| (e.clone(), Instant::now()));
+    }
+}
+
+/// Answers every sender of a batch whose commit came to `result`.
+pub(crate) fn answer(applied: Applied, result: &Result<(), String>, signals: &Signals) {
+    // Signalled first: a sender that hears back finds the batch's rows marked durable.
+    signals.complete(result, &applied.after);
+    for (reply, outcome) in applied.replies {
+        let answer = match (result, outcome) {
+            (Ok(()), Ok(Ok(receipt))) => Ok(receipt),
+            (Ok(()), Ok(Err(refused))) => Err(SubmitError::Rejected(refused)),
+            (Ok(()), Err(e)) => Err(SubmitError::Store(e)),
+            (Err(e), _) => Err(SubmitError::Store(e.clone())),
+        };
+        // A sender that went away will retry; its event is committed either way.
+        let _ = reply.send(answer);
+    }
+}
+
+/// The flush thread: takes what the engine hands over, flushes once for everything
+/// waiting, answers; ends when the engine drops its side.
+pub(crate) fn run(store: Arc<dyn Store>, signals: Signals, rx: std::sync::mpsc::Receiver<Applied>) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batches.push(more);
+        }
+        let flushing = Instant::now();
+        let flushed = if batches.iter().any(|b| b.committed.is_ok()) {
+            store.flush().map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        super::batch::stage(&signals.metrics, "flush", flushing, Instant::now());
+        let counted = batches.iter().filter(|b| b.after.counted).count();
+        for b in batches {
+            let result = b.committed.clone().and(flushed.clone());
+            answer(b, &result, &signals);
+        }
+        signals.unflushed.done(counted);
+    }
+}
