@@ -341,8 +341,9 @@ async fn an_unchanged_resend_only_counts_as_seen() {
 async fn a_storm_in_one_batch_writes_its_ticket_once() {
     // The first event keeps the engine busy, so the storm queues up behind it as one batch.
     let slow = "fn on_alert(alert, ticket) { if alert.key == \"slow\" { let t = timestamp(); while t.elapsed < 0.3 {} } }";
+    // Room for the whole storm in one batch.
     let h = start(
-        "[rules]\ntime_budget_ms = 2000\n",
+        "[rules]\ntime_budget_ms = 2000\n[engine]\nmax_batch = 1024\n",
         &[("10-slow.rhai", slow)],
     );
     let blocker = h

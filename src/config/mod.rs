@@ -206,7 +206,7 @@ impl Default for EngineConfig {
     fn default() -> EngineConfig {
         EngineConfig {
             queue_capacity: 8192,
-            max_batch: 1024,
+            max_batch: 128,
             retry_after_secs: 1,
             stall_after_secs: 30,
         }

@@ -116,9 +116,13 @@ impl Engine {
             crate::rules::time::bind(self.settings.calendars.clone());
             crate::rules::bind_matrix(self.settings.matrix.clone());
             batch.push(first);
-            while batch.len() < self.settings.max_batch {
-                // A replayed batch is taken whole, even when its rest is still on the way.
+            loop {
+                // A replayed batch is taken whole, even when its rest is still on the way
+                // and whatever max_batch says now: its journal recorded it as one.
                 let joined = batch.last().is_some_and(|s: &Submission| s.joined);
+                if !joined && batch.len() >= self.settings.max_batch {
+                    break;
+                }
                 let next = if joined {
                     self.rx.blocking_recv()
                 } else {

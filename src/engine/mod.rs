@@ -268,8 +268,8 @@ impl EngineHandle {
     }
 
     /// Replay: processes these events, each received at its own time, in one batch of their
-    /// own (up to `engine.max_batch`), as the batch they were first committed in; each
-    /// event's answer.
+    /// own (whatever `engine.max_batch` says now), as the batch they were first committed in;
+    /// each event's answer.
     #[allow(clippy::type_complexity)]
     pub async fn submit_batch(
         &self,

@@ -236,3 +236,46 @@ secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
     drop(engine);
     thread.join().await;
 }
+
+/// A replayed batch is one batch whatever `engine.max_batch` says now: its journal recorded
+/// it as one, and batch boundaries change what is written (history entries fold per batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_batch_is_taken_whole_past_max_batch() {
+    let config = crate::config::parse("[engine]\nmax_batch = 4\n", "test").unwrap();
+    let store = Arc::new(GatedStore::default());
+    let rules = Rules::from_sources(Limits::from(&config.rules), vec![]).unwrap();
+    let (engine, thread) = start(
+        &config,
+        store.clone(),
+        rules,
+        Arc::new(SystemClock),
+        Default::default(),
+        tracing::Span::none(),
+    )
+    .unwrap();
+    let before = store.applies.load(Ordering::SeqCst);
+    let answers = engine
+        .submit_batch(
+            (0..20)
+                .map(|n| (alert(n), jiff::Timestamp::now()))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 20);
+    assert!(answers.iter().all(|a| a.is_ok()));
+    assert_eq!(store.applies.load(Ordering::SeqCst) - before, 1);
+    // Ordinary submissions are cut at max_batch.
+    let many: Vec<_> = (20..40)
+        .map(|n| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.submit(alert(n)).await })
+        })
+        .collect();
+    for m in many {
+        m.await.unwrap().unwrap();
+    }
+    assert!(store.applies.load(Ordering::SeqCst) - before > 20 / 4);
+    drop(engine);
+    thread.join().await;
+}
