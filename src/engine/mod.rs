@@ -559,6 +559,9 @@ pub fn start_on(
     let unflushed = Arc::new(flusher::Unflushed::default());
     let outbox_ready = Arc::new(tokio::sync::Notify::new());
     let status = Arc::new(Mutex::new(EngineStatus {
+        // From here: the thread is started below and events queue for it meanwhile, so
+        // readiness does not depend on when the thread is first scheduled.
+        running: true,
         rules_version: rules.version().to_string(),
         rules_origin: rules.set().origin.clone(),
         ..EngineStatus::default()
