@@ -52,10 +52,9 @@ impl Engine {
             return Ok(None);
         }
         let now = self.now();
-        let Some(bytes) = txn.get(Tree::TicketByAlert, alert.key.as_bytes())? else {
+        let Some(id) = ticket_id_via(txn, Tree::TicketByAlert, &alert.key)? else {
             return Ok(None);
         };
-        let id: TicketId = decode(Tree::TicketByAlert, &bytes)?;
         // A look first: most re-sends change nothing, and then the ticket is not copied.
         let Some(seen) = txn.peek_ticket(id)? else {
             return Ok(None);
@@ -350,11 +349,10 @@ impl Engine {
         index: Tree,
         key: &str,
     ) -> Result<Option<Ticket>, StoreError> {
-        let Some(bytes) = txn.get(index, key.as_bytes())? else {
-            return Ok(None);
-        };
-        let id: TicketId = decode(index, &bytes)?;
-        txn.ticket(id)
+        match ticket_id_via(txn, index, key)? {
+            Some(id) => txn.ticket(id),
+            None => Ok(None),
+        }
     }
 
     /// When `t` resolved, if a firing `alert` reopens it at `now`: it is resolved, not as
@@ -556,4 +554,11 @@ fn link(
         c,
         Some(why.to_string()),
     );
+}
+
+/// The ticket `index` (by alert or by correlation key) names for `key`, if any.
+fn ticket_id_via(txn: &Txn<'_>, index: Tree, key: &str) -> Result<Option<TicketId>, StoreError> {
+    txn.get(index, key.as_bytes())?
+        .map(|bytes| decode(index, &bytes))
+        .transpose()
 }

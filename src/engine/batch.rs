@@ -98,16 +98,12 @@ impl Engine {
                     span.in_scope(|| crate::engine::flusher::run(store, signals, flush_rx))
                 })
         };
-        let flusher = match flusher {
-            Ok(thread) => Some((flush_tx, thread)),
+        let (flush_tx, flush_thread) = match flusher {
+            Ok(thread) => (Some(flush_tx), Some(thread)),
             Err(e) => {
                 error!(error = %e, "Cannot start the flush thread; flushing on the engine thread.");
-                None
+                (None, None)
             }
-        };
-        let (flush_tx, flush_thread) = match flusher {
-            Some((tx, thread)) => (Some(tx), Some(thread)),
-            None => (None, None),
         };
         self.set_running(true);
         let mut batch = Vec::with_capacity(self.settings.max_batch);
@@ -323,15 +319,7 @@ impl Engine {
             },
             None => applied,
         };
-        let flushed = match &applied.committed {
-            Ok(()) => self.flush().map_err(|e| e.to_string()),
-            Err(e) => Err(e.clone()),
-        };
-        let counted = applied.after.counted;
-        crate::engine::flusher::answer(applied, &flushed, &self.signals());
-        if counted {
-            self.unflushed.done(1);
-        }
+        crate::engine::flusher::flush_and_answer(&*self.store, &self.signals(), vec![applied]);
     }
 
     /// Flushes the store on this thread, timed as the `flush` stage.

@@ -59,7 +59,7 @@ impl Unflushed {
         *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
     }
 
-    pub fn done(&self, n: usize) {
+    fn done(&self, n: usize) {
         let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
         *count = count.saturating_sub(n);
         if *count == 0 {
@@ -129,7 +129,7 @@ impl Signals {
 }
 
 /// Answers every sender of a batch whose commit came to `result`.
-pub(crate) fn answer(applied: Applied, result: &Result<(), String>, signals: &Signals) {
+fn answer(applied: Applied, result: &Result<(), String>, signals: &Signals) {
     // Signalled first: a sender that hears back finds the batch's rows marked durable.
     signals.complete(result, &applied.after);
     for (reply, outcome) in applied.replies {
@@ -152,18 +152,24 @@ pub(crate) fn run(store: Arc<dyn Store>, signals: Signals, rx: std::sync::mpsc::
         while let Ok(more) = rx.try_recv() {
             batches.push(more);
         }
-        let flushing = Instant::now();
-        let flushed = if batches.iter().any(|b| b.committed.is_ok()) {
-            store.flush().map_err(|e| e.to_string())
-        } else {
-            Ok(())
-        };
-        super::batch::stage(&signals.metrics, "flush", flushing, Instant::now());
-        let counted = batches.iter().filter(|b| b.after.counted).count();
-        for b in batches {
-            let result = b.committed.clone().and(flushed.clone());
-            answer(b, &result, &signals);
-        }
-        signals.unflushed.done(counted);
+        flush_and_answer(&*store, &signals, batches);
     }
+}
+
+/// Flushes once for `batches` (unless none applied), then answers each and counts them
+/// flushed.
+pub(crate) fn flush_and_answer(store: &dyn Store, signals: &Signals, batches: Vec<Applied>) {
+    let flushing = Instant::now();
+    let flushed = if batches.iter().any(|b| b.committed.is_ok()) {
+        store.flush().map_err(|e| e.to_string())
+    } else {
+        Ok(())
+    };
+    super::batch::stage(&signals.metrics, "flush", flushing, Instant::now());
+    let counted = batches.iter().filter(|b| b.after.counted).count();
+    for b in batches {
+        let result = b.committed.clone().and(flushed.clone());
+        answer(b, &result, signals);
+    }
+    signals.unflushed.done(counted);
 }

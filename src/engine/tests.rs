@@ -66,12 +66,18 @@ fn alert(n: usize) -> EventBody {
     ))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receipts_wait_for_the_flush_and_the_next_batch_is_applied_meanwhile() {
+/// An engine on a fresh [`GatedStore`] with `config` and no rules.
+fn start_gated(
+    config: &Config,
+) -> (
+    Arc<GatedStore>,
+    crate::engine::EngineHandle,
+    crate::engine::EngineThread,
+) {
     let store = Arc::new(GatedStore::default());
-    let rules = Rules::from_sources(Limits::from(&Config::default().rules), vec![]).unwrap();
+    let rules = Rules::from_sources(Limits::from(&config.rules), vec![]).unwrap();
     let (engine, thread) = start(
-        &Config::default(),
+        config,
         store.clone(),
         rules,
         Arc::new(SystemClock),
@@ -79,6 +85,12 @@ async fn receipts_wait_for_the_flush_and_the_next_batch_is_applied_meanwhile() {
         tracing::Span::none(),
     )
     .unwrap();
+    (store, engine, thread)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_wait_for_the_flush_and_the_next_batch_is_applied_meanwhile() {
+    let (store, engine, thread) = start_gated(&Config::default());
     // What opening wrote (the search and report indexes' version) is not a batch.
     let opened = (
         store.applies.load(Ordering::SeqCst),
@@ -170,17 +182,7 @@ secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
         "test",
     )
     .unwrap();
-    let store = Arc::new(GatedStore::default());
-    let rules = Rules::from_sources(Limits::from(&config.rules), vec![]).unwrap();
-    let (engine, thread) = start(
-        &config,
-        store.clone(),
-        rules,
-        Arc::new(SystemClock),
-        Default::default(),
-        tracing::Span::none(),
-    )
-    .unwrap();
+    let (store, engine, thread) = start_gated(&config);
     let by = Actor::User {
         name: "alice".into(),
     };
@@ -242,17 +244,7 @@ secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_batch_is_taken_whole_past_max_batch() {
     let config = crate::config::parse("[engine]\nmax_batch = 4\n", "test").unwrap();
-    let store = Arc::new(GatedStore::default());
-    let rules = Rules::from_sources(Limits::from(&config.rules), vec![]).unwrap();
-    let (engine, thread) = start(
-        &config,
-        store.clone(),
-        rules,
-        Arc::new(SystemClock),
-        Default::default(),
-        tracing::Span::none(),
-    )
-    .unwrap();
+    let (store, engine, thread) = start_gated(&config);
     let before = store.applies.load(Ordering::SeqCst);
     let answers = engine
         .submit_batch(

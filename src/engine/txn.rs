@@ -279,6 +279,12 @@ impl<'s> Txn<'s> {
         if let Some(slot) = self.tickets.get(&id) {
             return Ok(Some(Arc::new(slot.ticket.clone())));
         }
+        self.stored_ticket(id)
+    }
+
+    /// Ticket `id` as the store holds it: the engine's cached copy, or decoded (with its
+    /// many-side links) and cached.
+    fn stored_ticket(&mut self, id: TicketId) -> Result<Option<Arc<Ticket>>, StoreError> {
         if let Some(t) = self.cache.get(id) {
             return Ok(Some(t));
         }
@@ -296,18 +302,8 @@ impl<'s> Txn<'s> {
         if let Some(slot) = self.tickets.get(&id) {
             return Ok(Some(slot.ticket.clone()));
         }
-        let ticket = match self.cache.get(id) {
-            Some(t) => t,
-            None => match self.get(Tree::Tickets, &id.key())? {
-                Some(bytes) => {
-                    let mut t: Ticket = crate::store::decode(Tree::Tickets, &bytes)?;
-                    layout::links::fill(self.store, &mut t)?;
-                    let t = Arc::new(t);
-                    self.cache.put(t.clone());
-                    t
-                }
-                None => return Ok(None),
-            },
+        let Some(ticket) = self.stored_ticket(id)? else {
+            return Ok(None);
         };
         let counted = Some((ticket.kind(), ticket.state));
         let slot = Slot {
@@ -518,25 +514,8 @@ mod tests {
     /// A new incident with nothing set, at the epoch.
     fn new_ticket(id: TicketId) -> Ticket {
         Ticket {
-            id,
-            state: State::New,
             title: "t".into(),
-            description: String::new(),
-            group: None,
-            assignee: None,
-            impact: crate::tickets::Level::Low,
-            urgency: crate::tickets::Level::Low,
-            priority: 5,
-            tags: Default::default(),
-            correlation_key: None,
-            key_source: None,
-            alert: None,
-            custom: Default::default(),
-            process: Default::default(),
-            created_at: jiff::Timestamp::UNIX_EPOCH,
-            updated_at: jiff::Timestamp::UNIX_EPOCH,
-            history_len: 0,
-            sla: Default::default(),
+            ..Ticket::blank(id, jiff::Timestamp::UNIX_EPOCH)
         }
     }
 

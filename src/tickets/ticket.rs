@@ -211,6 +211,32 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// A new ticket with nothing set, created and updated `at`: what tests start from.
+    #[cfg(test)]
+    pub(crate) fn blank(id: TicketId, at: Timestamp) -> Ticket {
+        Ticket {
+            id,
+            state: State::New,
+            title: String::new(),
+            description: String::new(),
+            group: None,
+            assignee: None,
+            impact: Level::Low,
+            urgency: Level::Low,
+            priority: 5,
+            tags: Default::default(),
+            correlation_key: None,
+            key_source: None,
+            alert: None,
+            custom: Default::default(),
+            process: Default::default(),
+            created_at: at,
+            updated_at: at,
+            history_len: 0,
+            sla: Default::default(),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         self.id.kind
     }

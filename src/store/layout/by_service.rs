@@ -224,29 +224,15 @@ mod tests {
         if let Some(s) = service {
             custom.insert("service".to_string(), serde_json::json!(s));
         }
+        let id = TicketId {
+            kind: Kind::Incident,
+            number,
+        };
         Ticket {
-            id: TicketId {
-                kind: Kind::Incident,
-                number,
-            },
             state,
             title: format!("t{number}"),
-            description: String::new(),
-            group: None,
-            assignee: None,
-            impact: crate::tickets::Level::Low,
-            urgency: crate::tickets::Level::Low,
-            priority: 5,
-            tags: Default::default(),
-            correlation_key: None,
-            key_source: None,
-            alert: None,
             custom,
-            process: Default::default(),
-            created_at: now,
-            updated_at: now,
-            history_len: 0,
-            sla: Default::default(),
+            ..Ticket::blank(id, now)
         }
     }
 

@@ -106,34 +106,16 @@ pub fn ensure(store: &dyn Store) -> Result<u64, StoreError> {
 mod tests {
     use super::*;
     use crate::store::MemoryStore;
-    use crate::tickets::{Kind, State};
+    use crate::tickets::Kind;
 
     fn id(kind: Kind, number: u64) -> TicketId {
         TicketId { kind, number }
     }
 
     fn problem() -> Ticket {
-        let now = jiff::Timestamp::UNIX_EPOCH;
         Ticket {
-            id: id(Kind::Problem, 1),
-            state: State::New,
             title: "p".into(),
-            description: String::new(),
-            group: None,
-            assignee: None,
-            impact: crate::tickets::Level::Low,
-            urgency: crate::tickets::Level::Low,
-            priority: 5,
-            tags: Default::default(),
-            correlation_key: None,
-            key_source: None,
-            alert: None,
-            custom: Default::default(),
-            process: Default::default(),
-            created_at: now,
-            updated_at: now,
-            history_len: 0,
-            sla: Default::default(),
+            ..Ticket::blank(id(Kind::Problem, 1), jiff::Timestamp::UNIX_EPOCH)
         }
     }
 

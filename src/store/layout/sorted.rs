@@ -314,36 +314,26 @@ mod tests {
     use super::*;
     use crate::store::layout::{TicketFilter, TimeRange, index_entries};
     use crate::store::{MemoryStore, Tree, WriteBatch, encode};
-    use crate::tickets::{Kind, Level, State};
+    use crate::tickets::{Kind, Level};
 
     /// Incident `n`: three tickets per millisecond of creation, updates in another order,
     /// priorities and groups in turn.
     fn ticket(n: u64) -> Ticket {
         let base: jiff::Timestamp = "2026-03-01T00:00:00Z".parse().unwrap();
         let ms = |m: u64| base + jiff::SignedDuration::from_millis(m as i64);
+        let id = TicketId {
+            kind: Kind::Incident,
+            number: n,
+        };
         Ticket {
-            id: TicketId {
-                kind: Kind::Incident,
-                number: n,
-            },
-            state: State::New,
             title: format!("ticket {n}"),
-            description: String::new(),
             group: Some(format!("g{}", n % 3)),
-            assignee: None,
             impact: Level::Medium,
             urgency: Level::Medium,
             priority: (n % 5) as u8 + 1,
-            tags: Default::default(),
-            correlation_key: None,
-            key_source: None,
-            alert: None,
-            custom: Default::default(),
-            process: Default::default(),
             created_at: ms(n / 3),
             updated_at: ms((n * 7919) % 1000),
-            history_len: 0,
-            sla: Default::default(),
+            ..Ticket::blank(id, base)
         }
     }
 
