@@ -417,8 +417,11 @@ impl<'s> Txn<'s> {
         if entries.is_empty() && !clocks_moved {
             return Ok(());
         }
-        let mut marks = match before {
-            Some(_) => layout::reports::marks(self.store, id)?,
+        let mut marks: layout::reports::Marks = match before {
+            Some(_) => match self.get(Tree::ReportMarks, &id.key())? {
+                Some(b) => crate::store::decode(Tree::ReportMarks, &b)?,
+                None => Default::default(),
+            },
             None => Default::default(),
         };
         let old = marks.clone();
@@ -441,6 +444,15 @@ impl<'s> Txn<'s> {
         let mut changed = Vec::new();
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
         let mut deltas = crate::reports::aggregate::Deltas::new();
+        // The stored report marks of every changed ticket, in one read (one round trip on
+        // PostgreSQL, not one per ticket).
+        let marks: Vec<(Tree, Vec<u8>)> = self
+            .tickets
+            .values()
+            .filter(|s| s.dirty && s.loaded.is_some())
+            .map(|s| (Tree::ReportMarks, s.ticket.id.key()))
+            .collect();
+        self.prefetch(marks)?;
         for (id, mut slot) in std::mem::take(&mut self.tickets) {
             if !slot.dirty {
                 continue;

@@ -10,7 +10,6 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError, Tree, decode};
-use crate::tickets::TicketId;
 
 /// Counts and durations of one measure on one day for one dimension value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -128,12 +127,4 @@ pub fn buckets(store: &dyn Store, from: u32, to: u32) -> Result<Vec<Read>, Store
         ));
     }
     Ok(out)
-}
-
-/// The marks of ticket `id` as stored (none yet: all unset).
-pub fn marks(store: &dyn Store, id: TicketId) -> Result<Marks, StoreError> {
-    match store.get(Tree::ReportMarks, &id.key())? {
-        Some(b) => decode(Tree::ReportMarks, &b),
-        None => Ok(Marks::default()),
-    }
 }
