@@ -46,6 +46,9 @@ pub(crate) struct Engine {
     pub metrics: Arc<Metrics>,
     /// The first event journaled in the batch being processed (see `StoredEvent::batch`).
     pub batch_first: std::cell::Cell<Option<crate::event::EventId>>,
+    /// On a store whose apply is the commit (PostgreSQL): the batch being committed while
+    /// the next is processed (`store` then reads through it).
+    pub pipeline: Option<crate::engine::pipeline::Pipeline>,
     /// Cluster mode: the shared store (inbox, fenced commits) and this node's lease view.
     pub shared: Option<(
         Arc<dyn crate::store::Shared>,
@@ -85,6 +88,12 @@ impl Engine {
             return self.run_shared(&*shared, &state);
         }
         info!(rules = %self.rules.version(), "Engine started.");
+        if self.store.pipelines_apply() {
+            let pipeline = crate::engine::pipeline::Pipeline::new(self.store.clone());
+            // Every read of the engine, the rules' queries too, sees the batch in flight.
+            self.store = pipeline.overlay.clone();
+            self.pipeline = Some(pipeline);
+        }
         crate::rules::queries::bind(self.store.clone(), self.clock.clone());
         // The flush of batch N runs on its own thread while this one works on batch N+1;
         // a rendezvous: N+1 is handed over only once N's flush returned.
@@ -92,10 +101,11 @@ impl Engine {
         let flusher = {
             let (store, signals, span) =
                 (self.store.clone(), self.signals(), tracing::Span::current());
+            let report = self.pipeline.as_ref().map(|p| p.report.clone());
             std::thread::Builder::new()
                 .name("itsmd-flush".into())
                 .spawn(move || {
-                    span.in_scope(|| crate::engine::flusher::run(store, signals, flush_rx))
+                    span.in_scope(|| crate::engine::flusher::run(store, signals, flush_rx, report))
                 })
         };
         let (flush_tx, flush_thread) = match flusher {
@@ -248,7 +258,7 @@ impl Engine {
                     }
                 }
             }
-            let (committed, _, after) = self.execute(
+            let (committed, _, after, _) = self.execute(
                 &items,
                 Source::Inbox {
                     shared,
@@ -301,7 +311,7 @@ impl Engine {
             .iter()
             .map(|s| (s.body.clone(), s.received_at))
             .collect();
-        let (committed, results, after) = self.execute(&items, Source::Local);
+        let (committed, results, after, writes) = self.execute(&items, Source::Local);
         let applied = crate::engine::flusher::Applied {
             replies: batch
                 .into_iter()
@@ -310,6 +320,7 @@ impl Engine {
                 .collect(),
             committed: committed.map_err(|e| e.to_string()),
             after,
+            writes,
         };
         let applied = match flusher {
             Some(tx) => match tx.send(applied) {
@@ -319,7 +330,13 @@ impl Engine {
             },
             None => applied,
         };
-        crate::engine::flusher::flush_and_answer(&*self.store, &self.signals(), vec![applied]);
+        let report = self.pipeline.as_ref().map(|p| p.report.clone());
+        crate::engine::flusher::flush_and_answer(
+            &*self.store,
+            &self.signals(),
+            vec![applied],
+            report.as_ref(),
+        );
     }
 
     /// Flushes the store on this thread, timed as the `flush` stage.
@@ -331,7 +348,8 @@ impl Engine {
     }
 
     /// Processes a batch against one transaction and commits it as `source` says; the
-    /// commit's result and each event's.
+    /// commit's result and each event's, and on a pipelined store the writes the flush
+    /// thread is to apply (the commit's result then says only that they were worked out).
     #[allow(clippy::type_complexity)]
     fn execute(
         &mut self,
@@ -341,12 +359,19 @@ impl Engine {
         Result<(), StoreError>,
         Vec<Result<Result<Receipt, Refusal>, StoreError>>,
         crate::engine::flusher::AfterCommit,
+        Option<crate::store::WriteBatch>,
     ) {
         let started = Instant::now();
         self.status
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .committing_since = Some(started);
+        if let Some(pipeline) = self.pipeline.as_mut()
+            && pipeline.failed_meanwhile()
+        {
+            // Not worked out on top of a batch that failed: read from the store again.
+            self.cache.clear();
+        }
         let mut cache = std::mem::take(&mut self.cache);
         let store = self.store.clone();
         let trips = match &source {
@@ -372,6 +397,7 @@ impl Engine {
         let last_outbox_row = txn.counter(crate::store::layout::outbox::OUTBOX_SEQ);
         let m = &*self.metrics;
         let mut applied = false;
+        let mut to_apply = None;
         let settings = self.settings.clone();
         let sla = crate::reports::aggregate::SlaSetup {
             config: &settings.sla,
@@ -386,11 +412,23 @@ impl Engine {
             let applying = Instant::now();
             stage(m, "process", started, applying);
             match &source {
-                Source::Local => {
-                    self.store.apply(writes)?;
-                    // Under the gate: an export waiting for the gate then waits for its flush.
-                    self.unflushed.add();
-                }
+                Source::Local => match self.pipeline.as_mut() {
+                    Some(pipeline) => {
+                        // Worked out on top of the batch in flight: only if that one
+                        // committed.
+                        pipeline.settle()?;
+                        stage(m, "wait", applying, Instant::now());
+                        pipeline.hand_over(&writes);
+                        self.unflushed.add();
+                        to_apply = Some(writes);
+                    }
+                    None => {
+                        self.store.apply(writes)?;
+                        // Under the gate: an export waiting for the gate then waits for its
+                        // flush.
+                        self.unflushed.add();
+                    }
+                },
                 Source::Inbox {
                     shared,
                     token,
@@ -430,6 +468,9 @@ impl Engine {
         if !applied {
             // The store may or may not hold the batch's tickets: forget them all.
             cache.clear();
+            if let Some(pipeline) = self.pipeline.as_mut() {
+                pipeline.forget();
+            }
         }
         self.cache = cache;
         m.batch_size.observe(batch.len() as f64);
@@ -449,7 +490,7 @@ impl Engine {
             events: batch.len(),
             counted: applied && matches!(source, Source::Local),
         };
-        (committed, results, after)
+        (committed, results, after, to_apply)
     }
 
     /// Records one event and acts on it. A store read error fails the whole batch (the txn

@@ -5,6 +5,9 @@
 //! worked on; the engine hands a batch over only when the previous flush returned, and every
 //! batch waiting then shares one flush.
 //!
+//! On a store whose apply is the commit (PostgreSQL) this thread applies the batch too,
+//! while the engine works on the next one through it (`engine::pipeline`).
+//!
 //! Owns the hand-over ([`Applied`]), what a finished commit signals ([`Signals::complete`])
 //! and the count of applied batches not yet flushed ([`Unflushed`]), which a consistent
 //! export waits to reach zero.
@@ -16,7 +19,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 use tracing::{debug, error};
 
-use crate::engine::{EngineStatus, Receipt, Refusal, SubmitError};
+use crate::engine::{EngineStatus, Receipt, Refusal, SubmitError, pipeline};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -30,6 +33,9 @@ pub(crate) struct Applied {
     /// The apply's result: a batch that failed to apply is answered without a flush.
     pub committed: Result<(), String>,
     pub after: AfterCommit,
+    /// Writes to apply here first, on a store whose apply is the commit (see
+    /// `engine::pipeline`); `committed` then says only that they were worked out.
+    pub writes: Option<crate::store::WriteBatch>,
 }
 
 /// What a batch's commit signals once it is durable.
@@ -144,21 +150,45 @@ fn answer(applied: Applied, result: &Result<(), String>, signals: &Signals) {
     }
 }
 
-/// The flush thread: takes what the engine hands over, flushes once for everything
-/// waiting, answers; ends when the engine drops its side.
-pub(crate) fn run(store: Arc<dyn Store>, signals: Signals, rx: std::sync::mpsc::Receiver<Applied>) {
+/// The flush thread: takes what the engine hands over, applies what is to be applied here,
+/// flushes once for everything waiting, answers; ends when the engine drops its side.
+pub(crate) fn run(
+    store: Arc<dyn Store>,
+    signals: Signals,
+    rx: std::sync::mpsc::Receiver<Applied>,
+    report: Option<std::sync::mpsc::Sender<pipeline::Applied>>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while let Ok(more) = rx.try_recv() {
             batches.push(more);
         }
-        flush_and_answer(&*store, &signals, batches);
+        flush_and_answer(&*store, &signals, batches, report.as_ref());
     }
 }
 
-/// Flushes once for `batches` (unless none applied), then answers each and counts them
-/// flushed.
-pub(crate) fn flush_and_answer(store: &dyn Store, signals: &Signals, batches: Vec<Applied>) {
+/// Applies the batches that carry their writes (telling `report` how each went), flushes
+/// once for `batches` (unless none applied), then answers each and counts them flushed.
+pub(crate) fn flush_and_answer(
+    store: &dyn Store,
+    signals: &Signals,
+    mut batches: Vec<Applied>,
+    report: Option<&std::sync::mpsc::Sender<pipeline::Applied>>,
+) {
+    for b in &mut batches {
+        let Some(writes) = b.writes.take() else {
+            continue;
+        };
+        let applying = Instant::now();
+        if b.committed.is_ok() {
+            b.committed = store.apply(writes).map_err(|e| e.to_string());
+        }
+        super::batch::stage(&signals.metrics, "apply", applying, Instant::now());
+        if let Some(report) = report {
+            // The engine waits for this before it hands over the next batch.
+            let _ = report.send(b.committed.clone());
+        }
+    }
     let flushing = Instant::now();
     let flushed = if batches.iter().any(|b| b.committed.is_ok()) {
         store.flush().map_err(|e| e.to_string())

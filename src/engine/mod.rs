@@ -10,6 +10,7 @@
 pub(crate) mod apply;
 pub(crate) mod batch;
 pub(crate) mod flusher;
+pub(crate) mod pipeline;
 pub(crate) mod prefetch;
 pub(crate) mod rule_actions;
 pub(crate) mod ticket_cache;
@@ -600,6 +601,7 @@ pub fn start_on(
         outbox_ready: outbox_ready.clone(),
         metrics: metrics.clone(),
         batch_first: Default::default(),
+        pipeline: None,
         shared: clustered
             .as_ref()
             .map(|c| (c.shared.clone(), c.state.clone())),

@@ -38,3 +38,25 @@ pub(crate) fn engine(
     .unwrap();
     (engine, clock)
 }
+
+/// A door a test store's method waits at while it is closed (a held flush or commit).
+#[derive(Default)]
+pub(crate) struct Gate {
+    closed: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    pub fn set_closed(&self, closed: bool) {
+        *self.closed.lock().unwrap() = closed;
+        self.opened.notify_all();
+    }
+
+    /// Returns once the gate is open.
+    pub fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+    }
+}

@@ -2,8 +2,8 @@
 //! (batches waiting together share one), and no receipt before its flush returns.
 
 use std::ops::Bound;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::alerts::Alert;
@@ -21,15 +21,13 @@ struct GatedStore {
     inner: MemoryStore,
     applies: AtomicUsize,
     flushes: AtomicUsize,
-    /// While true, flush() blocks.
-    closed: Mutex<bool>,
-    opened: Condvar,
+    /// Holds flush() while closed.
+    gate: crate::engine::test_support::Gate,
 }
 
 impl GatedStore {
     fn set_closed(&self, closed: bool) {
-        *self.closed.lock().unwrap() = closed;
-        self.opened.notify_all();
+        self.gate.set_closed(closed);
     }
 }
 
@@ -45,10 +43,7 @@ impl Store for GatedStore {
         self.inner.apply(batch)
     }
     fn flush(&self) -> Result<(), StoreError> {
-        let mut closed = self.closed.lock().unwrap();
-        while *closed {
-            closed = self.opened.wait(closed).unwrap();
-        }
+        self.gate.pass();
         self.flushes.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }

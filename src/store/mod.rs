@@ -17,12 +17,14 @@ mod failpoint;
 mod keys;
 pub mod layout;
 mod memory;
+mod overlay;
 mod postgres;
 mod sled_store;
 
 pub use codec::{FORMAT_VERSION, decode, encode};
 pub use keys::{prefix_end, u64_key};
 pub use memory::MemoryStore;
+pub use overlay::Overlay;
 pub use postgres::PostgresStore;
 pub use sled_store::SledStore;
 
@@ -466,6 +468,14 @@ pub trait Store: Send + Sync + 'static {
     /// can count a batch's round trips.
     fn round_trips(&self) -> u64 {
         0
+    }
+
+    /// True when [`Store::apply`] is the durable commit itself, a round trip to a server
+    /// that applies it on its own connection and cores (PostgreSQL): the engine then works
+    /// on the next batch while one commits, reading through it ([`Overlay`]). False when
+    /// apply is in memory and [`Store::flush`] makes it durable (sled).
+    fn pipelines_apply(&self) -> bool {
+        false
     }
 
     /// At most `limit` entries with `start <= key < end`, in key order, read at once: the

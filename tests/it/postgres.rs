@@ -418,8 +418,8 @@ fn the_store_speaks_tls_to_a_server_with_ssl_on_and_checks_its_certificate() {
         );
         assert_eq!(
             encrypted(&mut admin),
-            1,
-            "{words}: the connection is encrypted"
+            2,
+            "{words}: both connections (reads, and batches since the apply) are encrypted"
         );
         drop(store);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

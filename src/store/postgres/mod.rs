@@ -10,10 +10,13 @@
 //! (LISTEN: the leader's for new inbox rows, intake's for answers) `listen.rs`, the
 //! connection and its TLS `connect.rs`.
 //!
-//! The client is `postgres` (the synchronous face of `tokio-postgres`), owned by one worker
-//! thread that runs every query: it drives its own small runtime, which must never be entered
-//! from a thread that is already running one, whichever thread calls the store. Every job
-//! the worker runs is one statement, so jobs counted are round trips ([`Store::round_trips`]).
+//! The client is `postgres` (the synchronous face of `tokio-postgres`), each connection
+//! owned by a worker thread that runs its queries: it drives its own small runtime, which
+//! must never be entered from a thread that is already running one, whichever thread calls
+//! the store. Reads run on one connection, batches ([`Store::apply`]) on a second, so the
+//! engine reads for its next batch while the server commits the last one (the engine reads
+//! through that batch meanwhile, [`crate::store::Overlay`]). Every job a worker runs is one
+//! statement, so jobs counted are round trips ([`Store::round_trips`]).
 
 mod connect;
 mod listen;
@@ -34,34 +37,46 @@ use crate::store::postgres::pages::{Pages, page};
 use crate::store::{Entry, ScanIter, Store, StoreError, Tree, Write, WriteBatch};
 
 pub struct PostgresStore {
-    /// Jobs for the worker thread that owns the connection. Behind a lock only because a
-    /// `Sender` clone per caller would be no cheaper.
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// The worker that runs every read (and the shared store's statements).
+    reader: Worker,
+    /// The worker that runs [`Store::apply`] on a connection of its own, so the engine's
+    /// reads for the next batch are not queued behind a commit; started on the first apply
+    /// (a store that never writes, such as the cluster's shared one, opens no second
+    /// connection).
+    writer: Mutex<Option<Worker>>,
     /// Statements sent to the server (each job is one).
     trips: AtomicU64,
-    /// The connection string, for the inbox listener's own connection.
+    /// The connection string, for the inbox listener's and the writer's own connections.
     url: String,
     /// The inbox listener, started on the first wait (`listen.rs`).
     listener: Mutex<Option<listen::Listener>>,
 }
 
-/// A query to run on the worker's connection.
+/// A query to run on a worker's connection.
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
 
-impl PostgresStore {
-    /// Connects to `url` (a libpq-style connection string or `postgres://` URL; `sslmode`
-    /// and `sslrootcert` as `connect.rs` says) and brings the schema up to date.
-    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+/// A thread that owns one connection and runs the jobs sent to it, one at a time, in order.
+struct Worker {
+    /// Behind a lock only because a `Sender` clone per caller would be no cheaper.
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Worker {
+    /// Connects to `url` on a new thread named `name` (bringing the schema up to date first
+    /// when `migrate`), and returns once the connection is up or has failed.
+    fn start(url: &str, name: &str, migrate: bool) -> Result<Worker, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready, opened) = mpsc::channel();
-        let target = url.to_string();
+        let url = url.to_string();
         std::thread::Builder::new()
-            .name("itsmd-postgres".into())
+            .name(name.into())
             .spawn(move || {
-                let url = target;
-                let mut client = match connect::connect(&url)
-                    .and_then(|mut c| schema::migrate(&mut c).map(|()| c))
-                {
+                let mut client = match connect::connect(&url).and_then(|mut c| {
+                    if migrate {
+                        schema::migrate(&mut c)?;
+                    }
+                    Ok(c)
+                }) {
                     Ok(c) => {
                         let _ = ready.send(Ok(()));
                         c
@@ -93,15 +108,12 @@ impl PostgresStore {
             path: "postgres".into(),
             error: e.into(),
         })??;
-        Ok(PostgresStore {
+        Ok(Worker {
             jobs: Mutex::new(jobs),
-            trips: AtomicU64::new(0),
-            url: url.to_string(),
-            listener: Mutex::new(None),
         })
     }
 
-    /// Runs `f` (one statement) on the worker's connection and waits for its answer.
+    /// Runs `f` (one statement) on this worker's connection and waits for its answer.
     fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
@@ -114,13 +126,50 @@ impl PostgresStore {
             op: "query",
             source: "the PostgreSQL worker thread has stopped".into(),
         };
-        self.trips.fetch_add(1, Ordering::Relaxed);
         self.jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(job)
             .map_err(|_| stopped())?;
         rx.recv().map_err(|_| stopped())?
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (a libpq-style connection string or `postgres://` URL; `sslmode`
+    /// and `sslrootcert` as `connect.rs` says) and brings the schema up to date.
+    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        Ok(PostgresStore {
+            reader: Worker::start(url, "itsmd-postgres", true)?,
+            writer: Mutex::new(None),
+            trips: AtomicU64::new(0),
+            url: url.to_string(),
+            listener: Mutex::new(None),
+        })
+    }
+
+    /// Runs `f` (one statement) on the reading connection and waits for its answer.
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        self.reader.call(f)
+    }
+
+    /// Runs `f` (one statement) on the writing connection, connecting it first if needed.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        // Held while the statement runs: commits are one at a time anyway.
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let worker = match &mut *writer {
+            Some(w) => w,
+            None => writer.insert(Worker::start(&self.url, "itsmd-postgres-write", false)?),
+        };
+        worker.call(f)
     }
 
     /// One page of `tree` within the bounds, from the low end (`forward`) or the high end.
@@ -215,7 +264,7 @@ impl Store for PostgresStore {
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let rows = Rows::of(batch);
-        self.call(move |client| {
+        self.write(move |client| {
             let statement = prepared(client, "SELECT itsmd_write($1, $2, $3, $4, $5)")
                 .map_err(|e| io("prepare", e))?;
             client
@@ -251,6 +300,10 @@ impl Store for PostgresStore {
 
     fn round_trips(&self) -> u64 {
         self.trips.load(Ordering::Relaxed)
+    }
+
+    fn pipelines_apply(&self) -> bool {
+        true
     }
 }
 
