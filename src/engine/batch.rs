@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info};
 
 use crate::clock::Clock;
+use crate::engine::flusher::Commit;
 use crate::engine::txn::Txn;
 use crate::engine::{EngineStatus, Live, Receipt, Refusal, Settings, Submission, SubmitError};
 use crate::event::{Event, EventBody};
@@ -71,7 +72,8 @@ enum Source<'a> {
     /// The shared inbox: a commit fenced by the lease token that also answers these rows
     /// (and the unreadable ones, answered without processing).
     Inbox {
-        shared: &'a dyn crate::store::Shared,
+        shared: &'a Arc<dyn crate::store::Shared>,
+        state: &'a Arc<crate::cluster::ClusterState>,
         token: i64,
         ids: Vec<i64>,
         unreadable: Vec<(i64, Vec<u8>)>,
@@ -85,36 +87,14 @@ impl Engine {
     /// Runs until every sender is gone and the queue is drained.
     pub fn run(mut self) {
         if let Some((shared, state)) = self.shared.clone() {
-            return self.run_shared(&*shared, &state);
+            return self.run_shared(shared, &state);
         }
         info!(rules = %self.rules.version(), "Engine started.");
         if self.store.pipelines_apply() {
-            let pipeline = crate::engine::pipeline::Pipeline::new(self.store.clone());
-            // Every read of the engine, the rules' queries too, sees the batch in flight.
-            self.store = pipeline.overlay.clone();
-            self.pipeline = Some(pipeline);
+            self.start_pipeline();
         }
         crate::rules::queries::bind(self.store.clone(), self.clock.clone());
-        // The flush of batch N runs on its own thread while this one works on batch N+1;
-        // a rendezvous: N+1 is handed over only once N's flush returned.
-        let (flush_tx, flush_rx) = std::sync::mpsc::sync_channel(0);
-        let flusher = {
-            let (store, signals, span) =
-                (self.store.clone(), self.signals(), tracing::Span::current());
-            let report = self.pipeline.as_ref().map(|p| p.report.clone());
-            std::thread::Builder::new()
-                .name("itsmd-flush".into())
-                .spawn(move || {
-                    span.in_scope(|| crate::engine::flusher::run(store, signals, flush_rx, report))
-                })
-        };
-        let (flush_tx, flush_thread) = match flusher {
-            Ok(thread) => (Some(flush_tx), Some(thread)),
-            Err(e) => {
-                error!(error = %e, "Cannot start the flush thread; flushing on the engine thread.");
-                (None, None)
-            }
-        };
+        let (flush_tx, flush_thread) = self.start_flusher();
         self.set_running(true);
         let mut batch = Vec::with_capacity(self.settings.max_batch);
         while let Some(first) = self.rx.blocking_recv() {
@@ -142,15 +122,94 @@ impl Engine {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(self.settings.max_batch));
             self.commit_batch(full, flush_tx.as_ref());
         }
-        // Every batch handed over is flushed and answered before the engine says it stopped.
+        Self::stop_flusher(flush_tx, flush_thread);
+        self.set_running(false);
+        info!("Engine stopped: queue drained.");
+    }
+
+    /// From now on the engine reads through the batch being committed (on a store whose
+    /// apply is the commit, `engine::pipeline`).
+    fn start_pipeline(&mut self) {
+        let pipeline = crate::engine::pipeline::Pipeline::new(self.store.clone());
+        // Every read of the engine, the rules' queries too, sees the batch in flight.
+        self.store = pipeline.overlay.clone();
+        self.pipeline = Some(pipeline);
+    }
+
+    /// The flush of batch N runs on its own thread while this one works on batch N+1; a
+    /// rendezvous: N+1 is handed over only once N's flush returned. None if the thread
+    /// cannot start (the engine then flushes on its own thread).
+    #[allow(clippy::type_complexity)]
+    fn start_flusher(
+        &self,
+    ) -> (
+        Option<std::sync::mpsc::SyncSender<crate::engine::flusher::Applied>>,
+        Option<std::thread::JoinHandle<()>>,
+    ) {
+        let (flush_tx, flush_rx) = std::sync::mpsc::sync_channel(0);
+        let (store, signals, span) = (self.store.clone(), self.signals(), tracing::Span::current());
+        let report = self.pipeline.as_ref().map(|p| p.report.clone());
+        let flusher = std::thread::Builder::new()
+            .name("itsmd-flush".into())
+            .spawn(move || {
+                span.in_scope(|| crate::engine::flusher::run(store, signals, flush_rx, report))
+            });
+        match flusher {
+            Ok(thread) => (Some(flush_tx), Some(thread)),
+            Err(e) => {
+                error!(error = %e, "Cannot start the flush thread; flushing on the engine thread.");
+                (None, None)
+            }
+        }
+    }
+
+    /// Every batch handed over is committed, flushed and answered before this returns.
+    fn stop_flusher(
+        flush_tx: Option<std::sync::mpsc::SyncSender<crate::engine::flusher::Applied>>,
+        flush_thread: Option<std::thread::JoinHandle<()>>,
+    ) {
         drop(flush_tx);
         if let Some(thread) = flush_thread
             && thread.join().is_err()
         {
             error!("Flush thread panicked.");
         }
-        self.set_running(false);
-        info!("Engine stopped: queue drained.");
+    }
+
+    /// Hands `applied` to the flush thread, or commits, flushes and answers it here when
+    /// there is none.
+    fn hand_over(
+        &self,
+        applied: crate::engine::flusher::Applied,
+        flusher: Option<&std::sync::mpsc::SyncSender<crate::engine::flusher::Applied>>,
+    ) {
+        let applied = match flusher {
+            Some(tx) => match tx.send(applied) {
+                Ok(()) => return,
+                // The flush thread is gone (it panicked): flush here.
+                Err(std::sync::mpsc::SendError(applied)) => applied,
+            },
+            None => applied,
+        };
+        let report = self.pipeline.as_ref().map(|p| p.report.clone());
+        crate::engine::flusher::flush_and_answer(
+            &*self.store,
+            &self.signals(),
+            vec![applied],
+            report.as_ref(),
+        );
+    }
+
+    /// Waits for the batch in flight (if any) to commit; when it did not, what the engine
+    /// remembers of it is forgotten. The next inbox read then starts from the lowest
+    /// unanswered row again.
+    fn settle_in_flight(&mut self, taken: &mut i64) {
+        if let Some(pipeline) = self.pipeline.as_mut()
+            && pipeline.settle().is_err()
+        {
+            self.cache.clear();
+        }
+        *taken = 0;
     }
 
     /// What a finished commit signals, for the flush thread.
@@ -167,20 +226,27 @@ impl Engine {
     }
 
     /// Cluster mode: while this node leads, takes the shared inbox in id order, batch by
-    /// batch; stops when every handle is gone.
+    /// batch, committing batch N on the flush thread while it works on N+1; stops when
+    /// every handle is gone.
     fn run_shared(
         mut self,
-        shared: &dyn crate::store::Shared,
-        state: &crate::cluster::ClusterState,
+        shared: Arc<dyn crate::store::Shared>,
+        state: &Arc<crate::cluster::ClusterState>,
     ) {
         info!(rules = %self.rules.version(), node = %state.node, "Engine started in cluster mode.");
+        // Cluster mode is on PostgreSQL, whose commit is a round trip of its own.
+        self.start_pipeline();
         crate::rules::queries::bind(self.store.clone(), self.clock.clone());
+        let (flush_tx, flush_thread) = self.start_flusher();
         self.set_running(true);
         let mut term = 0;
         // Whether the inbox may hold rows: intake's NOTIFY (or the long fallback poll) says
         // so; while it does not, the leader sends no query.
         let mut due = true;
         let mut polled = Instant::now();
+        // The highest inbox id of the batch being committed: the next read takes the rows
+        // after it (those of the batch in flight are not answered yet). 0: none in flight.
+        let mut taken = 0;
         loop {
             match self.rx.try_recv() {
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -192,12 +258,14 @@ impl Engine {
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
             let Some(token) = state.token() else {
+                self.settle_in_flight(&mut taken);
                 term = 0;
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 continue;
             };
             if token != term {
                 // A new term: what this node remembers may be stale (another leader wrote).
+                self.settle_in_flight(&mut taken);
                 self.cache.clear();
                 match crate::store::layout::counter(
                     &*self.store,
@@ -222,13 +290,14 @@ impl Engine {
                 due = true;
             }
             if !due {
+                self.settle_in_flight(&mut taken);
                 due = shared.wait_for_inbox(WAKE_CHECK) || polled.elapsed() >= FALLBACK_POLL;
                 continue;
             }
             (self.rules, self.settings) = self.live.current();
             polled = Instant::now();
             let trips_before = self.store.round_trips() + shared.round_trips();
-            let rows = match shared.pending(self.settings.max_batch) {
+            let rows = match shared.pending(taken, self.settings.max_batch) {
                 Ok(rows) => rows,
                 Err(e) => {
                     error!(error = %e, "Inbox read failed; retrying.");
@@ -236,10 +305,10 @@ impl Engine {
                     continue;
                 }
             };
-            if rows.is_empty() {
+            let Some(last) = rows.last().map(|(id, _)| *id) else {
                 due = false;
                 continue;
-            }
+            };
             let mut ids = Vec::with_capacity(rows.len());
             let mut items = Vec::with_capacity(rows.len());
             let mut unreadable = Vec::new();
@@ -258,29 +327,31 @@ impl Engine {
                     }
                 }
             }
-            let (committed, _, after, _) = self.execute(
+            let (committed, _, after, commit) = self.execute(
                 &items,
                 Source::Inbox {
-                    shared,
+                    shared: &shared,
+                    state,
                     token,
                     ids,
                     unreadable,
                     trips_before,
                 },
             );
-            // The shared store's commit is durable by itself: flushed here, not pipelined.
-            let committed = committed.and_then(|()| self.flush());
-            self.signals().complete(
-                &committed.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                &after,
-            );
-            if let Err(StoreError::Fenced { .. }) = committed {
-                self.metrics.fenced_batches.inc();
-                if state.step_down(token) {
-                    info!(token, node = %state.node, "Engine stepped down: another node took the lead.");
-                }
-            }
+            // Handed over: its rows are answered when it commits. Else nothing is in
+            // flight (a failure settled it) and the rows are read again.
+            taken = if commit.is_some() { last } else { 0 };
+            let applied = crate::engine::flusher::Applied {
+                // The answers go into the inbox rows, in the commit.
+                replies: Vec::new(),
+                committed: committed.map_err(|e| e.to_string()),
+                after,
+                commit,
+            };
+            self.hand_over(applied, flush_tx.as_ref());
         }
+        self.settle_in_flight(&mut taken);
+        Self::stop_flusher(flush_tx, flush_thread);
         self.set_running(false);
         info!("Engine stopped.");
     }
@@ -311,7 +382,7 @@ impl Engine {
             .iter()
             .map(|s| (s.body.clone(), s.received_at))
             .collect();
-        let (committed, results, after, writes) = self.execute(&items, Source::Local);
+        let (committed, results, after, commit) = self.execute(&items, Source::Local);
         let applied = crate::engine::flusher::Applied {
             replies: batch
                 .into_iter()
@@ -320,36 +391,14 @@ impl Engine {
                 .collect(),
             committed: committed.map_err(|e| e.to_string()),
             after,
-            writes,
+            commit,
         };
-        let applied = match flusher {
-            Some(tx) => match tx.send(applied) {
-                Ok(()) => return,
-                // The flush thread is gone (it panicked): flush here.
-                Err(std::sync::mpsc::SendError(applied)) => applied,
-            },
-            None => applied,
-        };
-        let report = self.pipeline.as_ref().map(|p| p.report.clone());
-        crate::engine::flusher::flush_and_answer(
-            &*self.store,
-            &self.signals(),
-            vec![applied],
-            report.as_ref(),
-        );
-    }
-
-    /// Flushes the store on this thread, timed as the `flush` stage.
-    fn flush(&self) -> Result<(), StoreError> {
-        let flushing = Instant::now();
-        let flushed = self.store.flush();
-        stage(&self.metrics, "flush", flushing, Instant::now());
-        flushed
+        self.hand_over(applied, flusher);
     }
 
     /// Processes a batch against one transaction and commits it as `source` says; the
-    /// commit's result and each event's, and on a pipelined store the writes the flush
-    /// thread is to apply (the commit's result then says only that they were worked out).
+    /// commit's result and each event's, and on a pipelined store the commit the flush
+    /// thread is to run (the commit's result then says only that the batch was worked out).
     #[allow(clippy::type_complexity)]
     fn execute(
         &mut self,
@@ -359,7 +408,7 @@ impl Engine {
         Result<(), StoreError>,
         Vec<Result<Result<Receipt, Refusal>, StoreError>>,
         crate::engine::flusher::AfterCommit,
-        Option<crate::store::WriteBatch>,
+        Option<Commit>,
     ) {
         let started = Instant::now();
         self.status
@@ -396,8 +445,9 @@ impl Engine {
         let mut new_expiries = false;
         let last_outbox_row = txn.counter(crate::store::layout::outbox::OUTBOX_SEQ);
         let m = &*self.metrics;
+        let signals = self.signals();
         let mut applied = false;
-        let mut to_apply = None;
+        let mut to_commit = None;
         let settings = self.settings.clone();
         let sla = crate::reports::aggregate::SlaSetup {
             config: &settings.sla,
@@ -420,7 +470,7 @@ impl Engine {
                         stage(m, "wait", applying, Instant::now());
                         pipeline.hand_over(&writes);
                         self.unflushed.add();
-                        to_apply = Some(writes);
+                        to_commit = Some(Commit::Apply(writes));
                     }
                     None => {
                         self.store.apply(writes)?;
@@ -431,6 +481,7 @@ impl Engine {
                 },
                 Source::Inbox {
                     shared,
+                    state,
                     token,
                     ids,
                     unreadable,
@@ -455,14 +506,34 @@ impl Engine {
                             }
                         }
                     }
-                    shared.commit_fenced(writes, *token, answers)?
+                    let commit = Commit::Fenced {
+                        shared: Arc::clone(shared),
+                        state: Arc::clone(state),
+                        batch: writes,
+                        token: *token,
+                        answers,
+                    };
+                    match self.pipeline.as_mut() {
+                        Some(pipeline) => {
+                            pipeline.settle()?;
+                            stage(m, "wait", applying, Instant::now());
+                            if let Commit::Fenced { batch, .. } = &commit {
+                                pipeline.hand_over(batch);
+                            }
+                            to_commit = Some(commit);
+                        }
+                        None => commit.run(&*self.store, &signals)?,
+                    }
                 }
             }
             applied = true;
             for t in changed {
                 cache.put(Arc::new(t));
             }
-            stage(m, "apply", applying, Instant::now());
+            if to_commit.is_none() {
+                // Else the flush thread times the commit.
+                stage(m, "apply", applying, Instant::now());
+            }
             Ok(())
         });
         if !applied {
@@ -490,7 +561,7 @@ impl Engine {
             events: batch.len(),
             counted: applied && matches!(source, Source::Local),
         };
-        (committed, results, after, to_apply)
+        (committed, results, after, to_commit)
     }
 
     /// Records one event and acts on it. A store read error fails the whole batch (the txn

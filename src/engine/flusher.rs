@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
-use tracing::{debug, error};
+use tracing::{debug, error, info};
 
 use crate::engine::{EngineStatus, Receipt, Refusal, SubmitError, pipeline};
 use crate::metrics::Metrics;
@@ -33,9 +33,53 @@ pub(crate) struct Applied {
     /// The apply's result: a batch that failed to apply is answered without a flush.
     pub committed: Result<(), String>,
     pub after: AfterCommit,
-    /// Writes to apply here first, on a store whose apply is the commit (see
-    /// `engine::pipeline`); `committed` then says only that they were worked out.
-    pub writes: Option<crate::store::WriteBatch>,
+    /// The commit to run here first, on a store whose apply is the commit (see
+    /// `engine::pipeline`); `committed` then says only that the batch was worked out.
+    pub commit: Option<Commit>,
+}
+
+/// A batch's commit, run on the flush thread while the engine works on the next batch.
+pub(crate) enum Commit {
+    /// This node's batch: a plain apply.
+    Apply(crate::store::WriteBatch),
+    /// The leader's batch in cluster mode: applied and its inbox rows answered only while
+    /// `token` is the lease's; a fenced batch makes this node step down.
+    Fenced {
+        shared: Arc<dyn crate::store::Shared>,
+        state: Arc<crate::cluster::ClusterState>,
+        batch: crate::store::WriteBatch,
+        token: i64,
+        answers: Vec<(i64, Vec<u8>)>,
+    },
+}
+
+impl Commit {
+    /// Runs the commit; a fenced one also steps this node down.
+    pub(crate) fn run(
+        self,
+        store: &dyn Store,
+        signals: &Signals,
+    ) -> Result<(), crate::store::StoreError> {
+        match self {
+            Commit::Apply(batch) => store.apply(batch),
+            Commit::Fenced {
+                shared,
+                state,
+                batch,
+                token,
+                answers,
+            } => {
+                let committed = shared.commit_fenced(batch, token, answers);
+                if let Err(crate::store::StoreError::Fenced { .. }) = committed {
+                    signals.metrics.fenced_batches.inc();
+                    if state.step_down(token) {
+                        info!(token, node = %state.node, "Engine stepped down: another node took the lead.");
+                    }
+                }
+                committed
+            }
+        }
+    }
 }
 
 /// What a batch's commit signals once it is durable.
@@ -167,7 +211,7 @@ pub(crate) fn run(
     }
 }
 
-/// Applies the batches that carry their writes (telling `report` how each went), flushes
+/// Commits the batches that carry their commit (telling `report` how each went), flushes
 /// once for `batches` (unless none applied), then answers each and counts them flushed.
 pub(crate) fn flush_and_answer(
     store: &dyn Store,
@@ -176,12 +220,12 @@ pub(crate) fn flush_and_answer(
     report: Option<&std::sync::mpsc::Sender<pipeline::Applied>>,
 ) {
     for b in &mut batches {
-        let Some(writes) = b.writes.take() else {
+        let Some(commit) = b.commit.take() else {
             continue;
         };
         let applying = Instant::now();
         if b.committed.is_ok() {
-            b.committed = store.apply(writes).map_err(|e| e.to_string());
+            b.committed = commit.run(store, signals).map_err(|e| e.to_string());
         }
         super::batch::stage(&signals.metrics, "apply", applying, Instant::now());
         if let Some(report) = report {

@@ -414,10 +414,12 @@ pub trait Shared: Send + Sync + 'static {
         &self,
         answered: Box<dyn FnMut(Option<i64>) -> bool + Send>,
     ) -> Result<(), StoreError>;
-    /// Up to `limit` unanswered inbox rows, lowest id first.
-    fn pending(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+    /// Up to `limit` unanswered inbox rows with ids above `after`, lowest id first (the
+    /// leader's next batch while the one before, up to `after`, is committing).
+    fn pending(&self, after: i64, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
     /// Applies `batch` and answers the inbox rows in `answers`, in one transaction, only if
-    /// `token` is still the lease's current token ([`StoreError::Fenced`] otherwise).
+    /// `token` is still the lease's current token ([`StoreError::Fenced`] otherwise). Runs
+    /// on a connection of its own, so that reads need not wait for it.
     fn commit_fenced(
         &self,
         batch: WriteBatch,

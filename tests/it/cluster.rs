@@ -220,6 +220,38 @@ fn a_stale_lease_token_cannot_commit() {
     assert_eq!(a.answers(ids).unwrap().len(), 1);
 }
 
+/// The leader reads its next batch past the rows of the one still committing, and a row
+/// is pending until it is answered, whoever reads.
+#[test]
+fn the_inbox_is_read_past_the_batch_in_flight_and_answered_rows_leave_it() {
+    let config = itsmd::config::StoreConfig {
+        backend: itsmd::config::StoreBackend::Postgres,
+        url: Some(database("pending")),
+        ..Default::default()
+    };
+    let a = itsmd::store::open_shared(&config).unwrap();
+    let lease = a.take_lease("a", 60_000).unwrap();
+    let ids = a.push(vec![vec![1], vec![2], vec![3]], 10).unwrap();
+    let pending = |after: i64, limit: usize| -> Vec<i64> {
+        a.pending(after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    assert_eq!(pending(0, 10), ids);
+    assert_eq!(pending(0, 2), ids[..2]);
+    assert_eq!(pending(ids[0], 10), ids[1..], "past the first, in flight");
+    assert!(pending(ids[2], 10).is_empty());
+    a.commit_fenced(
+        itsmd::store::WriteBatch::default(),
+        lease.token,
+        vec![(ids[0], vec![9])],
+    )
+    .unwrap();
+    assert_eq!(pending(0, 10), ids[1..], "the answered row left the inbox");
+}
+
 /// Every ticket is assigned to the vendor (`ticket.assigned`, once per ticket); every alert
 /// also notifies it (`ticket.notified`, one outbox message per processed alert).
 const VENDOR_RULES: &str = r#"

@@ -133,16 +133,17 @@ impl Shared for PostgresStore {
         })
     }
 
-    fn pending(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+    fn pending(&self, after: i64, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
         let limit = limit.min(i64::MAX as usize) as i64;
         self.call(move |client| {
             let statement = prepared(
                 client,
-                "SELECT id, body FROM itsmd_inbox WHERE answered_at IS NULL ORDER BY id LIMIT $1",
+                "SELECT id, body FROM itsmd_inbox WHERE answered_at IS NULL AND id > $2
+                  ORDER BY id LIMIT $1",
             )
             .map_err(|e| io("prepare", e))?;
             let rows = client
-                .query(&statement, &[&limit])
+                .query(&statement, &[&limit, &after])
                 .map_err(|e| io("inbox read", e))?;
             Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
         })
@@ -163,7 +164,7 @@ impl Shared for PostgresStore {
     ) -> Result<(), StoreError> {
         let rows = Rows::of(batch);
         let (ids, bodies): (Vec<i64>, Vec<Vec<u8>>) = answers.into_iter().unzip();
-        self.call(move |client| {
+        self.write(move |client| {
             let statement = prepared(
                 client,
                 "SELECT itsmd_commit_fenced($1, $2, $3, $4, $5, $6, $7, $8)",
