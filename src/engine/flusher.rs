@@ -160,22 +160,92 @@ impl Signals {
         self.metrics
             .commit_seconds
             .observe(after.started.elapsed().as_secs_f64());
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(()) => debug!(
-                events = after.events,
-                micros = after.started.elapsed().as_micros() as u64,
-                "Batch committed."
-            ),
+            Ok(()) => {
+                debug!(
+                    events = after.events,
+                    micros = after.started.elapsed().as_micros() as u64,
+                    "Batch committed."
+                );
+                let failed = status.failed_commits.succeeded();
+                if failed > 0 {
+                    info!(failed, "Batch commits succeed again.");
+                }
+            }
+            // Every batch fails while the store is away: one line per interval, with the
+            // count of those not logged since.
             Err(e) => {
-                error!(events = after.events, error = %e, "Batch commit failed; senders told to retry.")
+                if let Some(not_logged) = status.failed_commits.failed(Instant::now()) {
+                    error!(
+                        events = after.events,
+                        not_logged,
+                        error = %e,
+                        "Batch commit failed; senders told to retry."
+                    );
+                }
             }
         }
-        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.events += after.events as u64;
         status.batches += 1;
         status.committing_since = None;
         status.last_commit_error = result.as_ref().err().map(|e| (e.clone(), Instant::now()));
     }
+}
+
+/// While batches keep failing, at most one is logged per this interval.
+const FAILURE_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Batches failing in a row, and how many of them were logged.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FailedCommits {
+    /// Since the last batch that committed.
+    failed: u64,
+    /// When the last failure was logged, and the failures since that were not.
+    logged: Option<Instant>,
+    not_logged: u64,
+}
+
+impl FailedCommits {
+    /// A batch failed at `now`: `Some(failures not logged since the last logged one)` when
+    /// this one is to be logged.
+    fn failed(&mut self, now: Instant) -> Option<u64> {
+        self.failed += 1;
+        match self.logged {
+            Some(at) if now.duration_since(at) < FAILURE_LOG_INTERVAL => {
+                self.not_logged += 1;
+                None
+            }
+            _ => {
+                self.logged = Some(now);
+                Some(std::mem::take(&mut self.not_logged))
+            }
+        }
+    }
+
+    /// A batch committed: how many had failed in a row before it.
+    fn succeeded(&mut self) -> u64 {
+        std::mem::take(self).failed
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn failing_batches_are_logged_once_per_interval_with_the_count_held_back() {
+    let mut streak = FailedCommits::default();
+    let t0 = Instant::now();
+    assert_eq!(streak.failed(t0), Some(0), "the first failure is logged");
+    for _ in 0..5 {
+        assert_eq!(streak.failed(t0 + std::time::Duration::from_secs(1)), None);
+    }
+    assert_eq!(streak.failed(t0 + FAILURE_LOG_INTERVAL), Some(5));
+    assert_eq!(streak.succeeded(), 7);
+    assert_eq!(streak.succeeded(), 0, "the streak ended");
+    assert_eq!(
+        streak.failed(t0 + FAILURE_LOG_INTERVAL),
+        Some(0),
+        "a new streak"
+    );
 }
 
 /// Answers every sender of a batch whose commit came to `result`.

@@ -95,6 +95,9 @@ pub struct EngineStatus {
     /// succeeds.
     #[serde(skip)]
     pub last_commit_error: Option<(String, std::time::Instant)>,
+    /// The batches failing in a row, for a log that says so once per interval.
+    #[serde(skip)]
+    pub(crate) failed_commits: flusher::FailedCommits,
     /// Since when the engine has been working on its current batch (None between batches).
     #[serde(skip)]
     pub committing_since: Option<std::time::Instant>,

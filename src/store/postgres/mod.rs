@@ -86,6 +86,9 @@ impl Worker {
                         return;
                     }
                 };
+                // Since when the connection is lost, and the attempts to reconnect since: logged
+                // when it is lost and when it is back, not at every query in between.
+                let mut lost: Option<(std::time::Instant, u64)> = None;
                 for job in queue {
                     if client.is_closed() {
                         // A lost link: the next job gets a fresh connection (or its error).
@@ -93,8 +96,21 @@ impl Worker {
                             Ok(c) => {
                                 client = c;
                                 PREPARED.with(|p| p.borrow_mut().clear());
+                                if let Some((since, attempts)) = lost.take() {
+                                    tracing::info!(
+                                        down_ms = since.elapsed().as_millis() as u64,
+                                        failed_attempts = attempts,
+                                        "PostgreSQL connection restored."
+                                    );
+                                }
                             }
-                            Err(e) => tracing::warn!(error = %e, "PostgreSQL connection lost; reconnecting on the next query."),
+                            Err(e) => match &mut lost {
+                                Some((_, attempts)) => *attempts += 1,
+                                None => {
+                                    tracing::warn!(error = %e, "PostgreSQL connection lost; reconnecting on each query until it is back.");
+                                    lost = Some((std::time::Instant::now(), 1));
+                                }
+                            },
                         }
                     }
                     job(&mut client);
