@@ -200,14 +200,17 @@ impl Engine {
         );
     }
 
-    /// Waits for the batch in flight (if any) to commit; when it did not, what the engine
-    /// remembers of it is forgotten. The next inbox read then starts from the lowest
-    /// unanswered row again.
+    /// Waits for the batch in flight (if any) to commit, then reads the store alone: in
+    /// cluster mode another leader may write before this node's next batch, so what this one
+    /// wrote last must not be read from memory. When the batch did not commit, the engine
+    /// also forgets the tickets it remembered of it. The next inbox read then starts from
+    /// the lowest unanswered row again.
     fn settle_in_flight(&mut self, taken: &mut i64) {
-        if let Some(pipeline) = self.pipeline.as_mut()
-            && pipeline.settle().is_err()
-        {
-            self.cache.clear();
+        if let Some(pipeline) = self.pipeline.as_mut() {
+            if pipeline.settle().is_err() {
+                self.cache.clear();
+            }
+            pipeline.forget();
         }
         *taken = 0;
     }

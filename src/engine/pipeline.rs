@@ -82,10 +82,11 @@ impl Pipeline {
         self.in_flight = true;
     }
 
-    /// A batch failed before it was handed over: once the batch in flight (if any) is
-    /// applied or failed, reads see the store alone.
+    /// Once the batch in flight (if any) is applied or failed, reads see the store alone:
+    /// after a batch that failed before it was handed over, and before a leader idles or
+    /// starts a term (another node may write in between).
     pub fn forget(&mut self) {
-        // Its outcome was told to its own senders; this batch fails whatever it was.
+        // Its outcome was told to its own senders (or seen by the caller).
         let _ = self.settle();
         self.overlay.clear();
     }
