@@ -42,8 +42,9 @@ pub const SECTIONS: [&str; 8] = [
     "trends",
 ];
 
-/// A report over `[from, to)`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A report over `[from, to)`. As JSON, every section asked for is there (`[]` when it
+/// has no rows) and no other (see the `Serialize` below).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Report {
     /// Start of the period (inclusive).
     pub from: Timestamp,
@@ -52,36 +53,74 @@ pub struct Report {
     /// The sections computed, in [`SECTIONS`] order (an empty one has no rows).
     pub sections: Vec<String>,
     /// Time to acknowledge of the first acknowledgements made in the period, per dimension.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub mtta: Vec<TimeRow>,
     /// Time to resolve of the first resolutions made in the period, per dimension.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub mttr: Vec<TimeRow>,
     /// Clocks settled in the period (met: ended in target; missed: breached, the ticket
     /// open or not), per policy and clock.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub sla: Vec<ComplianceRow>,
     /// The same per group, agent, priority, kind and vendor.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub sla_by: Vec<ComplianceByRow>,
     /// Every breach fired in the period.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub breaches: Vec<BreachRow>,
     /// Open tickets now, by state, aged at `to`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub backlog: Vec<BacklogRow>,
     /// Open tickets now, by group, aged at `to`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub backlog_groups: Vec<BacklogGroupRow>,
     /// Tickets opened in the period, by source and kind.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub volume: Vec<VolumeRow>,
     /// Every escalation in the period.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub escalations: Vec<EscalationRow>,
     /// Per day, then per week (Monday to Sunday) of the period.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub trends: Vec<TrendRow>,
+}
+
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let asked = |section: &str| self.sections.iter().any(|s| s == section);
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("from", &self.from)?;
+        map.serialize_entry("to", &self.to)?;
+        map.serialize_entry("sections", &self.sections)?;
+        if asked("mtta") {
+            map.serialize_entry("mtta", &self.mtta)?;
+        }
+        if asked("mttr") {
+            map.serialize_entry("mttr", &self.mttr)?;
+        }
+        if asked("sla") {
+            map.serialize_entry("sla", &self.sla)?;
+            map.serialize_entry("sla_by", &self.sla_by)?;
+        }
+        if asked("breaches") {
+            map.serialize_entry("breaches", &self.breaches)?;
+        }
+        if asked("backlog") {
+            map.serialize_entry("backlog", &self.backlog)?;
+            map.serialize_entry("backlog_groups", &self.backlog_groups)?;
+        }
+        if asked("volume") {
+            map.serialize_entry("volume", &self.volume)?;
+        }
+        if asked("escalations") {
+            map.serialize_entry("escalations", &self.escalations)?;
+        }
+        if asked("trends") {
+            map.serialize_entry("trends", &self.trends)?;
+        }
+        map.end()
+    }
 }
 
 /// A mean (and median) duration over a set of tickets.

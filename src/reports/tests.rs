@@ -402,3 +402,39 @@ fn periods_default_to_the_last_30_days_and_bad_input_is_listed() {
     let empty = period(Some("2026-03-02"), None, None, now).unwrap_err();
     assert!(empty[0].contains("the period is empty"), "{empty:?}");
 }
+
+#[test]
+fn json_has_every_section_asked_for_even_empty_and_no_other() {
+    let keys = |sections: &[&str]| -> Vec<String> {
+        let report = Report {
+            sections: sections.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        let mut keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+        keys.retain(|k| !["from", "to", "sections"].contains(&k.as_str()));
+        keys.sort();
+        keys
+    };
+    for section in SECTIONS {
+        let got = keys(&[section]);
+        assert!(got.contains(&section.to_string()), "{section}: {got:?}");
+        assert!(
+            got.iter().all(|k| k.starts_with(section)),
+            "{section} alone: {got:?}"
+        );
+    }
+    assert_eq!(keys(&["breaches"]), ["breaches"]);
+    assert_eq!(
+        keys(&["sla", "backlog"]),
+        ["backlog", "backlog_groups", "sla", "sla_by"]
+    );
+    assert!(keys(&[]).is_empty());
+    // And it reads back.
+    let report = Report {
+        sections: vec!["breaches".into()],
+        ..Default::default()
+    };
+    let back: Report = serde_json::from_value(serde_json::to_value(&report).unwrap()).unwrap();
+    assert_eq!(back, report);
+}

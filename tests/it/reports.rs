@@ -108,6 +108,14 @@ fn figures_go_to_whoever_held_the_ticket_and_come_as_json_csv_and_tables() {
     let (done, text) = itsmd(&["report", "sla", "--format", "json", "--server", &server]);
     assert!(done, "{text}");
     assert!(serde_json::from_str::<Value>(&text).is_ok(), "{text}");
+    // A section asked for is there when it has no rows, and no other is.
+    let (done, text) = itsmd(&[
+        "report", "breaches", "--last", "1d", "--format", "json", "--server", &server,
+    ]);
+    assert!(done, "{text}");
+    let breaches: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(breaches["breaches"], json!([]), "{text}");
+    assert!(breaches.get("mtta").is_none(), "{text}");
 
     let (status, body) = d.get("/api/v1/reports?format=xml");
     assert_eq!(status, 400, "{body}");
