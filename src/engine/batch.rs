@@ -141,14 +141,14 @@ impl Engine {
     /// cannot start (the engine then flushes on its own thread).
     #[allow(clippy::type_complexity)]
     fn start_flusher(
-        &self,
+        &mut self,
     ) -> (
         Option<std::sync::mpsc::SyncSender<crate::engine::flusher::Applied>>,
         Option<std::thread::JoinHandle<()>>,
     ) {
         let (flush_tx, flush_rx) = std::sync::mpsc::sync_channel(0);
         let (store, signals, span) = (self.store.clone(), self.signals(), tracing::Span::current());
-        let report = self.pipeline.as_ref().map(|p| p.report.clone());
+        let report = self.pipeline.as_mut().and_then(|p| p.reporter());
         let flusher = std::thread::Builder::new()
             .name("itsmd-flush".into())
             .spawn(move || {
@@ -179,11 +179,11 @@ impl Engine {
     /// Hands `applied` to the flush thread, or commits, flushes and answers it here when
     /// there is none.
     fn hand_over(
-        &self,
+        &mut self,
         applied: crate::engine::flusher::Applied,
         flusher: Option<&std::sync::mpsc::SyncSender<crate::engine::flusher::Applied>>,
     ) {
-        let applied = match flusher {
+        let mut applied = match flusher {
             Some(tx) => match tx.send(applied) {
                 Ok(()) => return,
                 // The flush thread is gone (it panicked): flush here.
@@ -191,13 +191,23 @@ impl Engine {
             },
             None => applied,
         };
-        let report = self.pipeline.as_ref().map(|p| p.report.clone());
-        crate::engine::flusher::flush_and_answer(
-            &*self.store,
-            &self.signals(),
-            vec![applied],
-            report.as_ref(),
-        );
+        let signals = self.signals();
+        if let Some(commit) = applied.commit.take() {
+            if applied.committed.is_ok() {
+                let applying = Instant::now();
+                applied.committed = commit
+                    .run(&*self.store, &signals)
+                    .map_err(|e| e.to_string());
+                stage(&self.metrics, "apply", applying, Instant::now());
+            }
+            if let Some(pipeline) = self.pipeline.as_mut() {
+                pipeline.landed(applied.committed.is_ok());
+            }
+            if applied.committed.is_err() {
+                self.cache.clear();
+            }
+        }
+        crate::engine::flusher::flush_and_answer(&*self.store, &signals, vec![applied], None);
     }
 
     /// Waits for the batch in flight (if any) to commit, then reads the store alone: in

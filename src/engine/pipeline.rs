@@ -18,8 +18,10 @@ pub(crate) type Applied = Result<(), String>;
 pub(crate) struct Pipeline {
     /// What the engine reads through: the store, and the batch being committed over it.
     pub overlay: Arc<Overlay>,
-    /// For the flush thread: where it reports each apply it ran for the engine.
-    pub report: mpsc::Sender<Applied>,
+    /// For the flush thread: where it reports each apply it ran for the engine. Taken by
+    /// it ([`Pipeline::reporter`]): the engine holds no sender, so a flush thread that dies
+    /// ends the channel instead of leaving the engine waiting on it.
+    report: Option<mpsc::Sender<Applied>>,
     reports: mpsc::Receiver<Applied>,
     /// A batch was handed over whose report is not read yet.
     in_flight: bool,
@@ -30,9 +32,23 @@ impl Pipeline {
         let (report, reports) = mpsc::channel();
         Pipeline {
             overlay: Arc::new(Overlay::new(store)),
-            report,
+            report: Some(report),
             reports,
             in_flight: false,
+        }
+    }
+
+    /// The sending side of the reports, for the flush thread (once).
+    pub fn reporter(&mut self) -> Option<mpsc::Sender<Applied>> {
+        self.report.take()
+    }
+
+    /// The batch handed over was committed here, on the engine's thread (there is no flush
+    /// thread): nothing is in flight any more.
+    pub fn landed(&mut self, committed: bool) {
+        self.in_flight = false;
+        if !committed {
+            self.overlay.clear();
         }
     }
 

@@ -26,6 +26,8 @@ struct CommittingStore {
     /// Reads that reached this store (not answered by the engine's overlay or cache).
     reads: AtomicUsize,
     fail_next: AtomicBool,
+    /// The next apply panics (on the flush thread, which then is gone).
+    panic_next: AtomicBool,
     /// Holds apply() while closed.
     gate: crate::engine::test_support::Gate,
 }
@@ -55,6 +57,9 @@ impl Store for CommittingStore {
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         self.entered.fetch_add(1, Ordering::SeqCst);
         self.gate.pass();
+        if self.panic_next.swap(false, Ordering::SeqCst) {
+            panic!("test: the commit panics");
+        }
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Io {
                 op: "apply",
@@ -217,4 +222,39 @@ async fn when_the_batch_in_flight_fails_the_one_worked_out_on_it_fails_too() {
     assert_eq!(store.tickets().len(), 2);
     drop(engine);
     thread.join().await;
+}
+
+/// `f`'s output, or a failure naming `what` after 10 s.
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .unwrap_or_else(|_| panic!("the engine hangs: {what}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_flush_thread_dies_the_engine_commits_on_its_own_thread() {
+    let (store, engine, thread) = start_committing();
+    store.panic_next.store(true, Ordering::SeqCst);
+    // Its sender is not answered: the batch went down with the thread.
+    assert!(within("first", engine.submit(alert("disk"))).await.is_err());
+    // The next batches are not stuck waiting for a report that cannot come: committed here.
+    // One worked out while the thread was still going down fails with it (its sender
+    // retries, as a sender told 503 does).
+    let cpu = match within("second", engine.submit(alert("cpu"))).await {
+        Ok(receipt) => receipt,
+        Err(SubmitError::Store(e)) if e.contains("flush thread stopped") => {
+            within("second, again", engine.submit(alert("cpu")))
+                .await
+                .unwrap()
+        }
+        Err(e) => panic!("the second batch failed: {e:?}"),
+    };
+    assert_eq!(cpu.outcome, Outcome::Opened);
+    assert_eq!(cpu.ticket.unwrap().to_string(), "INC-000001");
+    let disk = within("third", engine.submit(alert("disk"))).await.unwrap();
+    assert_eq!(disk.outcome, Outcome::Opened);
+    assert_eq!(disk.ticket.unwrap().to_string(), "INC-000002");
+    assert_eq!(store.tickets().len(), 2);
+    drop(engine);
+    within("stop", thread.join()).await;
 }
