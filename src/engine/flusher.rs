@@ -188,7 +188,10 @@ impl Signals {
         }
         status.events += after.events as u64;
         status.batches += 1;
-        status.committing_since = None;
+        // Only this batch's mark: the next one, worked on meanwhile, set its own.
+        if status.committing_since == Some(after.started) {
+            status.committing_since = None;
+        }
         status.last_commit_error = result.as_ref().err().map(|e| (e.clone(), Instant::now()));
     }
 }

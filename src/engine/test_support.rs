@@ -42,21 +42,35 @@ pub(crate) fn engine(
 /// A door a test store's method waits at while it is closed (a held flush or commit).
 #[derive(Default)]
 pub(crate) struct Gate {
-    closed: std::sync::Mutex<bool>,
+    /// Closed, and how many waiters may pass while it is.
+    state: std::sync::Mutex<(bool, usize)>,
     opened: std::sync::Condvar,
 }
 
 impl Gate {
     pub fn set_closed(&self, closed: bool) {
-        *self.closed.lock().unwrap() = closed;
+        self.state.lock().unwrap().0 = closed;
         self.opened.notify_all();
     }
 
-    /// Returns once the gate is open.
+    /// Lets one waiter (the one waiting now, or the next to come) through a closed gate.
+    pub fn let_one_through(&self) {
+        self.state.lock().unwrap().1 += 1;
+        self.opened.notify_all();
+    }
+
+    /// Returns once the gate is open (or this waiter may pass).
     pub fn pass(&self) {
-        let mut closed = self.closed.lock().unwrap();
-        while *closed {
-            closed = self.opened.wait(closed).unwrap();
+        let mut state = self.state.lock().unwrap();
+        loop {
+            match *state {
+                (false, _) => return,
+                (true, passes) if passes > 0 => {
+                    state.1 -= 1;
+                    return;
+                }
+                _ => state = self.opened.wait(state).unwrap(),
+            }
         }
     }
 }

@@ -266,3 +266,59 @@ async fn a_replayed_batch_is_taken_whole_past_max_batch() {
     drop(engine);
     thread.join().await;
 }
+
+/// /readyz judges a stall by the batch being committed: the flush of one batch must not wipe
+/// the mark of the next, which was applied meanwhile and waits for its own flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_clears_only_its_own_batch_s_commit_mark() {
+    let (store, engine, thread) = start_gated(&Config::default());
+    let opened = store.applies.load(Ordering::SeqCst);
+    let applied = |n: usize| {
+        let store = store.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while store.applies.load(Ordering::SeqCst) < opened + n {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await
+            .is_ok()
+        }
+    };
+    store.set_closed(true);
+    let first = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.submit(alert(0)).await }
+    });
+    assert!(applied(1).await);
+    let second = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.submit(alert(1)).await }
+    });
+    assert!(
+        applied(2).await,
+        "the second batch is applied while the first flushes"
+    );
+    // Let the first batch's flush through, not the second's.
+    store.gate.let_one_through();
+    assert_eq!(first.await.unwrap().unwrap().outcome, Outcome::Opened);
+    assert!(!second.is_finished());
+    assert!(
+        engine.status().committing_since.is_some(),
+        "the second batch still waits for its flush"
+    );
+    store.set_closed(false);
+    assert_eq!(second.await.unwrap().unwrap().outcome, Outcome::Opened);
+    let settled = tokio::time::timeout(Duration::from_secs(10), async {
+        while engine.status().committing_since.is_some() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        settled.is_ok(),
+        "the mark is cleared once every batch is flushed"
+    );
+    drop(engine);
+    thread.join().await;
+}
