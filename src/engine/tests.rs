@@ -52,6 +52,17 @@ impl Store for GatedStore {
     }
 }
 
+/// True once `store` has applied `n` batches in all (false after 10 s).
+async fn applied(store: Arc<GatedStore>, n: usize) -> bool {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while store.applies.load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
 fn alert(n: usize) -> EventBody {
     let labels = [("n".to_string(), n.to_string())].into();
     EventBody::Alert(Alert::firing(
@@ -91,18 +102,7 @@ async fn receipts_wait_for_the_flush_and_the_next_batch_is_applied_meanwhile() {
         store.applies.load(Ordering::SeqCst),
         store.flushes.load(Ordering::SeqCst),
     );
-    let applied = |n: usize| {
-        let store = store.clone();
-        async move {
-            tokio::time::timeout(Duration::from_secs(10), async {
-                while store.applies.load(Ordering::SeqCst) < opened.0 + n {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await
-            .is_ok()
-        }
-    };
+    let applied = |n: usize| applied(store.clone(), opened.0 + n);
 
     // The first event's flush is held: its sender must not hear back.
     store.set_closed(true);
@@ -273,18 +273,7 @@ async fn a_replayed_batch_is_taken_whole_past_max_batch() {
 async fn a_flush_clears_only_its_own_batch_s_commit_mark() {
     let (store, engine, thread) = start_gated(&Config::default());
     let opened = store.applies.load(Ordering::SeqCst);
-    let applied = |n: usize| {
-        let store = store.clone();
-        async move {
-            tokio::time::timeout(Duration::from_secs(10), async {
-                while store.applies.load(Ordering::SeqCst) < opened + n {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await
-            .is_ok()
-        }
-    };
+    let applied = |n: usize| applied(store.clone(), opened + n);
     store.set_closed(true);
     let first = tokio::spawn({
         let engine = engine.clone();
