@@ -183,7 +183,7 @@ impl Engine {
         applied: crate::engine::flusher::Applied,
         flusher: Option<&std::sync::mpsc::SyncSender<crate::engine::flusher::Applied>>,
     ) {
-        let mut applied = match flusher {
+        let applied = match flusher {
             Some(tx) => match tx.send(applied) {
                 Ok(()) => return,
                 // The flush thread is gone (it panicked): flush here.
@@ -192,22 +192,17 @@ impl Engine {
             None => applied,
         };
         let signals = self.signals();
-        if let Some(commit) = applied.commit.take() {
-            if applied.committed.is_ok() {
-                let applying = Instant::now();
-                applied.committed = commit
-                    .run(&*self.store, &signals)
-                    .map_err(|e| e.to_string());
-                stage(&self.metrics, "apply", applying, Instant::now());
-            }
+        let committed =
+            crate::engine::flusher::flush_and_answer(&*self.store, &signals, vec![applied], None);
+        // A commit run here is over: nothing is in flight.
+        if let Some(committed) = committed {
             if let Some(pipeline) = self.pipeline.as_mut() {
-                pipeline.landed(applied.committed.is_ok());
+                pipeline.landed(committed.is_ok());
             }
-            if applied.committed.is_err() {
+            if committed.is_err() {
                 self.cache.clear();
             }
         }
-        crate::engine::flusher::flush_and_answer(&*self.store, &signals, vec![applied], None);
     }
 
     /// Waits for the batch in flight (if any) to commit, then reads the store alone: in
@@ -474,24 +469,8 @@ impl Engine {
             let _gate = self.commit_gate.read().unwrap_or_else(|p| p.into_inner());
             let applying = Instant::now();
             stage(m, "process", started, applying);
-            match &source {
-                Source::Local => match self.pipeline.as_mut() {
-                    Some(pipeline) => {
-                        // Worked out on top of the batch in flight: only if that one
-                        // committed.
-                        pipeline.settle()?;
-                        stage(m, "wait", applying, Instant::now());
-                        pipeline.hand_over(&writes);
-                        self.unflushed.add();
-                        to_commit = Some(Commit::Apply(writes));
-                    }
-                    None => {
-                        self.store.apply(writes)?;
-                        // Under the gate: an export waiting for the gate then waits for its
-                        // flush.
-                        self.unflushed.add();
-                    }
-                },
+            let commit = match &source {
+                Source::Local => Commit::Apply(writes),
                 Source::Inbox {
                     shared,
                     state,
@@ -519,25 +498,28 @@ impl Engine {
                             }
                         }
                     }
-                    let commit = Commit::Fenced {
+                    Commit::Fenced {
                         shared: Arc::clone(shared),
                         state: Arc::clone(state),
                         batch: writes,
                         token: *token,
                         answers,
-                    };
-                    match self.pipeline.as_mut() {
-                        Some(pipeline) => {
-                            pipeline.settle()?;
-                            stage(m, "wait", applying, Instant::now());
-                            if let Commit::Fenced { batch, .. } = &commit {
-                                pipeline.hand_over(batch);
-                            }
-                            to_commit = Some(commit);
-                        }
-                        None => commit.run(&*self.store, &signals)?,
                     }
                 }
+            };
+            match self.pipeline.as_mut() {
+                Some(pipeline) => {
+                    // Worked out on top of the batch in flight: only if that one committed.
+                    pipeline.settle()?;
+                    stage(m, "wait", applying, Instant::now());
+                    pipeline.hand_over(commit.batch());
+                    to_commit = Some(commit);
+                }
+                None => commit.run(&*self.store, &signals)?,
+            }
+            if matches!(source, Source::Local) {
+                // Under the gate: an export waiting for the gate then waits for its flush.
+                self.unflushed.add();
             }
             applied = true;
             for t in changed {

@@ -54,6 +54,13 @@ pub(crate) enum Commit {
 }
 
 impl Commit {
+    /// The writes it commits.
+    pub(crate) fn batch(&self) -> &crate::store::WriteBatch {
+        match self {
+            Commit::Apply(batch) | Commit::Fenced { batch, .. } => batch,
+        }
+    }
+
     /// Runs the commit; a fenced one also steps this node down.
     pub(crate) fn run(
         self,
@@ -273,7 +280,7 @@ pub(crate) fn run(
     store: Arc<dyn Store>,
     signals: Signals,
     rx: std::sync::mpsc::Receiver<Applied>,
-    report: Option<std::sync::mpsc::Sender<pipeline::Applied>>,
+    report: Option<std::sync::mpsc::Sender<pipeline::Committed>>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
@@ -286,12 +293,14 @@ pub(crate) fn run(
 
 /// Commits the batches that carry their commit (telling `report` how each went), flushes
 /// once for `batches` (unless none applied), then answers each and counts them flushed.
+/// How the last commit run here went, if one was.
 pub(crate) fn flush_and_answer(
     store: &dyn Store,
     signals: &Signals,
     mut batches: Vec<Applied>,
-    report: Option<&std::sync::mpsc::Sender<pipeline::Applied>>,
-) {
+    report: Option<&std::sync::mpsc::Sender<pipeline::Committed>>,
+) -> Option<pipeline::Committed> {
+    let mut last = None;
     for b in &mut batches {
         let Some(commit) = b.commit.take() else {
             continue;
@@ -305,6 +314,7 @@ pub(crate) fn flush_and_answer(
             // The engine waits for this before it hands over the next batch.
             let _ = report.send(b.committed.clone());
         }
+        last = Some(b.committed.clone());
     }
     let flushing = Instant::now();
     let flushed = if batches.iter().any(|b| b.committed.is_ok()) {
@@ -319,4 +329,5 @@ pub(crate) fn flush_and_answer(
         answer(b, &result, signals);
     }
     signals.unflushed.done(counted);
+    last
 }

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use crate::store::{Overlay, Store, StoreError, WriteBatch};
 
 /// How an apply went, as the flush thread reports it.
-pub(crate) type Applied = Result<(), String>;
+pub(crate) type Committed = Result<(), String>;
 
 pub(crate) struct Pipeline {
     /// What the engine reads through: the store, and the batch being committed over it.
@@ -21,8 +21,8 @@ pub(crate) struct Pipeline {
     /// For the flush thread: where it reports each apply it ran for the engine. Taken by
     /// it ([`Pipeline::reporter`]): the engine holds no sender, so a flush thread that dies
     /// ends the channel instead of leaving the engine waiting on it.
-    report: Option<mpsc::Sender<Applied>>,
-    reports: mpsc::Receiver<Applied>,
+    report: Option<mpsc::Sender<Committed>>,
+    reports: mpsc::Receiver<Committed>,
     /// A batch was handed over whose report is not read yet.
     in_flight: bool,
 }
@@ -39,7 +39,7 @@ impl Pipeline {
     }
 
     /// The sending side of the reports, for the flush thread (once).
-    pub fn reporter(&mut self) -> Option<mpsc::Sender<Applied>> {
+    pub fn reporter(&mut self) -> Option<mpsc::Sender<Committed>> {
         self.report.take()
     }
 

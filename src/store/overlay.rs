@@ -88,7 +88,11 @@ fn within(
 
 impl Store for Overlay {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.pending().get(&(tree, key.to_vec())) {
+        let pending = self.pending();
+        if pending.is_empty() {
+            return self.inner.get(tree, key);
+        }
+        match pending.get(&(tree, key.to_vec())) {
             Some(value) => Ok(value.clone()),
             None => self.inner.get(tree, key),
         }
