@@ -66,5 +66,7 @@ pub mod sla;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub mod tickets;
 pub mod vendors;

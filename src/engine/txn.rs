@@ -50,6 +50,10 @@ pub struct Txn<'s> {
     appended: Vec<(TicketId, HistoryEntry)>,
     /// Vendors rules asked to notify since the savepoint: ticket, vendor, and the rule.
     notices: Vec<Notice>,
+    /// The store's state index as read once in this batch, per state asked: it does not move
+    /// while the batch runs (the batch's own tickets are in `tickets`), and every new
+    /// incident asks for the changes being implemented.
+    stored_in_state: HashMap<State, Vec<TicketId>>,
 }
 
 /// A rule's request to notify a vendor: the ticket, the vendor, and the rule as actor.
@@ -79,6 +83,7 @@ impl<'s> Txn<'s> {
             appended: Vec::new(),
             notices: Vec::new(),
             touched: BTreeMap::new(),
+            stored_in_state: HashMap::new(),
         }
     }
 
@@ -225,6 +230,17 @@ impl<'s> Txn<'s> {
             .filter(|id| id.kind == kind)
             .copied()
             .collect()
+    }
+
+    /// Ids of the tickets the store holds in `state` (its state index before this batch), in
+    /// id order: read once per batch.
+    pub fn stored_ids_in_state(&mut self, state: State) -> Result<Vec<TicketId>, StoreError> {
+        if let Some(ids) = self.stored_in_state.get(&state) {
+            return Ok(ids.clone());
+        }
+        let ids = layout::ticket_ids_in_state(self.store, state)?;
+        self.stored_in_state.insert(state, ids.clone());
+        Ok(ids)
     }
 
     /// Ticket `id` as it was at the last savepoint (`None`: it did not exist yet).

@@ -5,8 +5,6 @@
 //! history by comparing before and after. This module must not serve HTTP or read the wall
 //! clock: time is the engine's clock.
 
-use serde_json::Value;
-
 use tracing::info;
 
 use crate::alerts::step::Handled;
@@ -16,10 +14,11 @@ use crate::engine::txn::Txn;
 use crate::event::Event;
 use crate::store::layout::Outcome;
 use crate::store::{StoreError, Tree, encode, layout};
+use crate::tickets::diff::diff;
 use crate::tickets::lifecycle::{IllegalTransition, TransitionError, Unmet};
 use crate::tickets::{
-    Action, Actor, Command, Comment, CommentRequest, FieldChange, Flow, Kind, Level, Link,
-    NewTicket, ProcessFields, State, Ticket, TicketId, TicketUpdate, Visibility, Window,
+    Action, Actor, Command, Comment, CommentRequest, Flow, Kind, Level, NewTicket, ProcessFields,
+    State, Ticket, TicketId, TicketUpdate, Visibility, Window,
 };
 
 /// Why a command was refused. Nothing of a refused command is stored.
@@ -101,69 +100,6 @@ impl Problems {
 /// The state machine a ticket follows.
 pub(crate) fn flow_of(t: &Ticket) -> Flow {
     Flow::of(t.kind(), t.process.change.as_ref().map(|c| c.change_type))
-}
-
-/// Fields that change with every write and say nothing on their own.
-const UNRECORDED: [&str; 3] = ["updated_at", "history_len", "state_since"];
-
-/// Every top-level field that differs between `before` (none for a new ticket) and `after`,
-/// in field-name order. Links are compared as they are, not as JSON: a problem with hundreds
-/// of incidents is not turned into JSON twice for each change.
-pub(crate) fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> {
-    let without_links = |t: &Ticket| {
-        let mut t = t.clone();
-        t.process.links = Vec::new();
-        match serde_json::to_value(&t) {
-            Ok(Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        }
-    };
-    let old = before.map(without_links).unwrap_or_default();
-    let new = without_links(after);
-    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let mut changes: Vec<FieldChange> = keys
-        .into_iter()
-        .filter(|k| !UNRECORDED.contains(&k.as_str()))
-        .filter_map(|k| {
-            let (o, n) = (old.get(k), new.get(k));
-            (o != n).then(|| FieldChange {
-                field: k.clone(),
-                old: o.cloned().unwrap_or(Value::Null),
-                new: n.cloned().unwrap_or(Value::Null),
-            })
-        })
-        .collect();
-    let no_links = Vec::new();
-    let before_links = before.map_or(&no_links, |b| &b.process.links);
-    if *before_links != after.process.links {
-        let at = changes.partition_point(|c| c.field.as_str() < "links");
-        changes.insert(at, links_change(before_links, &after.process.links));
-    }
-    changes
-}
-
-/// The links of `a` that `b` does not have, in `a`'s order.
-fn only_in<'a>(a: &'a [Link], b: &[Link]) -> Vec<&'a Link> {
-    a.iter().filter(|x| !b.contains(x)).collect()
-}
-
-/// A change of `links` as the links removed (`old`) and added (`new`), not the whole lists: a
-/// problem with 400 incidents would otherwise write 800 links into the entry of its 401st.
-fn links_change(old: &[Link], new: &[Link]) -> FieldChange {
-    let (removed, added): (Vec<&Link>, Vec<&Link>) = if new.starts_with(old) {
-        // The usual case, one link made: the list grew at its end.
-        (Vec::new(), new[old.len()..].iter().collect())
-    } else {
-        (only_in(old, new), only_in(new, old))
-    };
-    let json = |links: Vec<&Link>| serde_json::to_value(links).unwrap_or(Value::Null);
-    FieldChange {
-        field: "links".into(),
-        old: json(removed),
-        new: json(added),
-    }
 }
 
 fn updated(id: TicketId) -> Handled {
@@ -532,39 +468,5 @@ pub(crate) fn check_window(w: &Window, p: &mut Problems) {
 fn check_tags<'a>(tags: impl Iterator<Item = &'a String>, p: &mut Problems) {
     if tags.into_iter().any(|t| t.trim().is_empty()) {
         p.add("tags", "a tag must not be empty");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::links_change;
-    use crate::tickets::{Kind, Link, LinkRel, TicketId};
-
-    #[test]
-    fn a_links_change_holds_the_links_removed_and_added_not_the_lists() {
-        let link = |rel, number| Link {
-            rel,
-            ticket: TicketId {
-                kind: Kind::Incident,
-                number,
-            },
-        };
-        let (a, b, c) = (
-            link(LinkRel::Causes, 1),
-            link(LinkRel::Causes, 2),
-            link(LinkRel::Fixes, 3),
-        );
-        let as_json = |l: &[Link]| serde_json::to_value(l).unwrap();
-        let grew = links_change(&[a, b], &[a, b, c]);
-        assert_eq!((grew.old, grew.new), (json!([]), as_json(&[c])));
-        let first = links_change(&[], &[a]);
-        assert_eq!((first.old, first.new), (json!([]), as_json(&[a])));
-        let reordered = links_change(&[a, b], &[c, a]);
-        assert_eq!(
-            (reordered.old, reordered.new),
-            (as_json(&[b]), as_json(&[c]))
-        );
     }
 }

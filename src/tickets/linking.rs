@@ -10,6 +10,7 @@ use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::store::layout::Outcome;
 use crate::tickets::commands::{Done, Failure, Refusal, invalid};
+use crate::tickets::diff::link_added;
 use crate::tickets::{Actor, Link, LinkRel, LinkRequest, Ticket, TicketId};
 
 impl Engine {
@@ -45,21 +46,37 @@ impl Engine {
         }
 
         let reason = format!("linked: {id} {} {other}", rel.as_str());
-        let mut a2 = a.clone();
-        a2.process.links.push(forward);
-        let mut b2 = b.clone();
-        b2.process.links.push(Link {
-            rel: rel.inverse(),
-            ticket: id,
-        });
-        self.commit(txn, ctx, by, Some(&a), a2, reason.clone());
-        self.commit(txn, ctx, by, Some(&b), b2, reason);
+        self.write_link(txn, ctx, by, (a, forward), b, &reason);
         info!(ticket = %id, rel = rel.as_str(), other = %other, "Tickets linked.");
         Ok(crate::alerts::step::Handled {
             ticket: Some(id),
             outcome: Outcome::Updated,
             rule_failures: Vec::new(),
         })
+    }
+
+    /// Writes a link checked by the caller: `forward` on `a`, its inverse on `b`, each end with
+    /// a history entry. A link changes nothing but the links, so each end's change is the link
+    /// added, without comparing the whole tickets (a problem may hold hundreds of links).
+    pub(crate) fn write_link(
+        &self,
+        txn: &mut Txn<'_>,
+        ctx: &Changes<'_>,
+        by: &Actor,
+        (a, forward): (Ticket, Link),
+        b: Ticket,
+        reason: &str,
+    ) {
+        let back = Link {
+            rel: forward.rel.inverse(),
+            ticket: a.id,
+        };
+        for (mut t, link) in [(a, forward), (b, back)] {
+            t.process.links.push(link);
+            let changes = vec![link_added(link)];
+            ctx.record(txn, &mut t, by.clone(), changes, Some(reason.to_string()));
+            txn.save_ticket(t);
+        }
     }
 
     /// Refuses making `child` a child of `parent` when `child` is `parent` or one of its

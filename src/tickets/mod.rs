@@ -5,7 +5,7 @@
 //! agents' commands ([`command`]) and the process vocabularies, the `[groups]`,
 //! `[approval]`, `[changes]` and `[lifecycle]` settings ([`config`]); the engine's ticket step: commands,
 //! transitions, links and auto-close ([`commands`], [`transitions`], [`linking`],
-//! [`housekeeping`]); change enablement beyond the state machine ([`change`]: plan fields,
+//! [`housekeeping`]) and what a change did as history records it ([`diff`]); change enablement beyond the state machine ([`change`]: plan fields,
 //! standard change templates, post-implementation review, calendar, possibly-caused-by
 //! links, `itsmd change`); the ticket routes ([`api`], [`api_writes`], [`api_alerts`]) and the
 //! `itsmd ticket` client ([`cli`]).
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod command;
 pub(crate) mod commands;
 pub mod config;
+pub(crate) mod diff;
 pub mod history;
 pub mod housekeeping;
 pub mod lifecycle;

@@ -6,33 +6,23 @@ use std::sync::Arc;
 
 use super::Overlay;
 use crate::store::{Entry, MemoryStore, Store, Tree, WriteBatch};
+use crate::test_rng::Rng;
 
-/// A small deterministic generator (xorshift), so a failure names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
-    fn key(&mut self) -> Vec<u8> {
-        vec![b'k', self.below(24) as u8]
-    }
+/// A key of the few the cases share, so that writes meet.
+fn key(rng: &mut Rng) -> Vec<u8> {
+    vec![b'k', rng.below(24) as u8]
 }
 
 /// A store with random entries in two trees, a random batch over the same keys, the overlay
 /// of that batch over the store, and the store with the batch applied.
 fn case(seed: u64) -> (Overlay, MemoryStore, Rng) {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::seeded(seed);
     let base = MemoryStore::new();
     let after = MemoryStore::new();
     let mut stored = WriteBatch::default();
     for _ in 0..rng.below(20) {
         let tree = [Tree::Tickets, Tree::History][rng.below(2) as usize];
-        stored.put(tree, rng.key(), vec![b'o', rng.below(9) as u8]);
+        stored.put(tree, key(&mut rng), vec![b'o', rng.below(9) as u8]);
     }
     base.apply(stored.clone()).expect("base");
     after.apply(stored).expect("base");
@@ -40,9 +30,9 @@ fn case(seed: u64) -> (Overlay, MemoryStore, Rng) {
     for _ in 0..rng.below(16) {
         let tree = [Tree::Tickets, Tree::History][rng.below(2) as usize];
         if rng.below(3) == 0 {
-            pending.delete(tree, rng.key());
+            pending.delete(tree, key(&mut rng));
         } else {
-            pending.put(tree, rng.key(), vec![b'n', rng.below(9) as u8]);
+            pending.put(tree, key(&mut rng), vec![b'n', rng.below(9) as u8]);
         }
     }
     after.apply(pending.clone()).expect("pending");
@@ -54,8 +44,8 @@ fn case(seed: u64) -> (Overlay, MemoryStore, Rng) {
 fn bounds(rng: &mut Rng) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let bound = |rng: &mut Rng| match rng.below(3) {
         0 => Bound::Unbounded,
-        1 => Bound::Included(rng.key()),
-        _ => Bound::Excluded(rng.key()),
+        1 => Bound::Included(key(rng)),
+        _ => Bound::Excluded(key(rng)),
     };
     (bound(rng), bound(rng))
 }
@@ -72,7 +62,7 @@ fn reads_through_the_pending_batch_as_the_store_will_hold_it() {
             .map(|_| {
                 (
                     [Tree::Tickets, Tree::History][rng.below(2) as usize],
-                    rng.key(),
+                    key(&mut rng),
                 )
             })
             .collect();

@@ -76,8 +76,8 @@ impl Engine {
         let by = Actor::system("changes");
         let in_batch: BTreeSet<TicketId> = txn.batch_ticket_ids(Kind::Change).into_iter().collect();
         let mut candidates: BTreeSet<TicketId> = in_batch.clone();
-        candidates.extend(layout::ticket_ids_in_state(&*self.store, State::Implement)?);
-        candidates.extend(layout::ticket_ids_in_state(&*self.store, State::Scheduled)?);
+        candidates.extend(txn.stored_ids_in_state(State::Implement)?);
+        candidates.extend(txn.stored_ids_in_state(State::Scheduled)?);
         let service_of = |t: &Ticket| t.process.change.as_ref().and_then(|c| c.service.clone());
         for cid in candidates {
             // Sift a change the batch has not loaded on its stored copy, so that changes to
@@ -118,15 +118,7 @@ impl Engine {
             let reason = format!(
                 "linked: {id} possibly_caused_by {cid}: opened on service `{service}` while the change was {why}"
             );
-            let mut a = before.clone();
-            a.process.links.push(forward);
-            let mut b = change.clone();
-            b.process.links.push(Link {
-                rel: LinkRel::PossiblyCauses,
-                ticket: id,
-            });
-            self.commit(txn, &ctx, &by, Some(&before), a, reason.clone());
-            self.commit(txn, &ctx, &by, Some(&change), b, reason);
+            self.write_link(txn, &ctx, &by, (before, forward), change, &reason);
             info!(ticket = %id, change = %cid, service = %service, "Incident linked to the change that may have caused it.");
         }
         Ok(())
