@@ -91,14 +91,14 @@ async fn ticket_page(
                     @for (at, item) in &timeline {
                         @match item {
                             Item::Change(h) => li.change {
-                                span.muted { (views::time(*at)) " · " (views::actor(&h.actor)) } br;
+                                span.muted { (views::time(*at)) " · " (h.actor) } br;
                                 @for c in &h.changes {
                                     span { (c.field) ": " (value(&c.old)) " → " (value(&c.new)) } br;
                                 }
                                 @if let Some(r) = &h.reason { span.muted { "Why: " (r) } }
                             },
                             Item::Comment(c) => li.comment.internal[c.visibility == Visibility::Internal] {
-                                span.muted { (views::time(*at)) " · " (views::actor(&c.author)) " · " (c.visibility) " comment" } br;
+                                span.muted { (views::time(*at)) " · " (c.author) " · " (c.visibility) " comment" } br;
                                 span.body { (c.body) }
                             },
                             Item::Alert(a) => li.alert {

@@ -1,24 +1,9 @@
-//! Small renderings shared by the queue and the ticket page: actors, states, SLA clocks as
+//! Small renderings shared by the queue and the ticket page: states, SLA clocks as
 //! text (time left, paused, breached), durations, times.
 
 use maud::{Markup, html};
 
 use crate::sla::view::ClockView;
-use crate::tickets::Actor;
-
-/// Who did something, as a person reads it.
-pub fn actor(a: &Actor) -> String {
-    match a {
-        Actor::User { name } => name.clone(),
-        Actor::Rule { file, hook, line } => match line {
-            Some(l) => format!("rule {file}:{l} ({hook})"),
-            None => format!("rule {file} ({hook})"),
-        },
-        Actor::Vendor { name } => format!("vendor {name}"),
-        Actor::Caller { address } => address.clone(),
-        Actor::System { component } => format!("itsmd {component}"),
-    }
-}
 
 /// Seconds as "2h 05m", "12m", "45s".
 pub fn duration(secs: i64) -> String {

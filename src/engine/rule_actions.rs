@@ -191,7 +191,7 @@ impl Engine {
         let Some(new) = opened.ticket else {
             return Ok(opened);
         };
-        info!(ticket = %new, cause = %cause, rule = ?by, "Rule opened a ticket.");
+        info!(ticket = %new, cause = %cause, rule = %by, "Rule opened a ticket.");
         let mut refused = Vec::new();
         for other in std::iter::once(cause).chain(open.also.iter().copied()) {
             let link = LinkRequest {

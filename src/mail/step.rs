@@ -362,8 +362,8 @@ impl Engine {
         };
         match self.create(txn, ctx, &caller(mail), &new) {
             Ok(h) => {
-                info!(ticket = ?h.ticket, message_id = %crate::telemetry::Escaped(&mail.message_id), "Ticket opened for a mail.");
                 if let Some(id) = h.ticket {
+                    info!(ticket = %id, message_id = %crate::telemetry::Escaped(&mail.message_id), "Ticket opened for a mail.");
                     note_in_thread(txn, id, mail, true)?;
                 }
                 Ok(h.ticket)

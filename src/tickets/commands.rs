@@ -263,7 +263,7 @@ impl Engine {
             None => why,
         };
         self.commit(txn, ctx, by, None, ticket, format!("created; {why}"));
-        info!(ticket = %id, by = ?by, "Ticket created.");
+        info!(ticket = %id, by = %by, "Ticket created.");
         Ok(Handled {
             ticket: Some(id),
             outcome: Outcome::Opened,
@@ -387,7 +387,7 @@ impl Engine {
             reason.join("; ")
         };
         self.commit(txn, ctx, by, Some(&before), t, reason);
-        info!(ticket = %id, by = ?by, "Ticket updated.");
+        info!(ticket = %id, by = %by, "Ticket updated.");
         Ok(updated(id))
     }
 

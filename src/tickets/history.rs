@@ -26,6 +26,24 @@ pub enum Actor {
     System { component: String },
 }
 
+/// Who did something, as a person reads it (the console's history, log lines). Names come
+/// from outside (a mail's sender above all), so control characters are escaped.
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::telemetry::Escaped as E;
+        match self {
+            Actor::User { name } => write!(f, "{}", E(name)),
+            Actor::Rule { file, hook, line } => match line {
+                Some(l) => write!(f, "rule {}:{l} ({})", E(file), E(hook)),
+                None => write!(f, "rule {} ({})", E(file), E(hook)),
+            },
+            Actor::Vendor { name } => write!(f, "vendor {}", E(name)),
+            Actor::Caller { address } => write!(f, "{}", E(address)),
+            Actor::System { component } => write!(f, "itsmd {}", E(component)),
+        }
+    }
+}
+
 impl Actor {
     pub fn system(component: &str) -> Actor {
         Actor::System {
@@ -59,4 +77,24 @@ pub struct HistoryEntry {
     /// Content hash of the rule set that was active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_version: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Actor;
+
+    #[test]
+    fn an_actor_reads_as_a_person_says_it_with_control_characters_escaped() {
+        let rule = Actor::Rule {
+            file: "00-defaults.rhai".into(),
+            hook: "on_alert".into(),
+            line: Some(15),
+        };
+        assert_eq!(rule.to_string(), "rule 00-defaults.rhai:15 (on_alert)");
+        assert_eq!(Actor::system("sla").to_string(), "itsmd sla");
+        let caller = Actor::Caller {
+            address: "eve@x.example\r\nINFO forged".into(),
+        };
+        assert_eq!(caller.to_string(), "eve@x.example\\u{d}\\u{a}INFO forged");
+    }
 }

@@ -207,7 +207,7 @@ impl Engine {
             enter(&mut after, to, ctx.at, entry);
             info!(ticket = %id, from = %before.state, to = %to, "Ticket transitioned.");
         } else {
-            info!(ticket = %id, by = ?by, "Vote recorded; more are needed.");
+            info!(ticket = %id, by = %by, "Vote recorded; more are needed.");
         }
         self.commit(txn, ctx, by, Some(&before), after.clone(), reason.clone());
         if matches!(to, State::Resolved | State::Fulfilled) {
