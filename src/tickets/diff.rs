@@ -119,9 +119,12 @@ impl Fields {
             fields: Vec::with_capacity(32),
             key: None,
         };
-        // A ticket serialises as a map (its process fields are flattened into it); writing
-        // JSON into a vector does not fail.
-        let _ = t.serialize(&mut f);
+        // A ticket serialises as a map (its process fields are flattened into it) and writing
+        // JSON into a vector does not fail; should a later field break that, say so rather
+        // than record a change as no change without a word.
+        if let Err(e) = t.serialize(&mut f) {
+            tracing::error!(ticket = %t.id, error = %e, "History cannot describe a change: the ticket does not serialise as fields.");
+        }
         f
     }
 
