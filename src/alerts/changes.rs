@@ -118,7 +118,7 @@ impl Engine {
                 encode(&()),
             );
         }
-        info!(ticket = %id, service = c.service.as_deref().unwrap_or("(none)"), sender = %c.sender, "Change recorded.");
+        info!(ticket = %id, service = %c.service.as_deref().unwrap_or("(none)"), sender = %c.sender, "Change recorded.");
         txn.save_ticket(ticket);
         Ok(Handled {
             ticket: Some(id),

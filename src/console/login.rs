@@ -138,7 +138,7 @@ pub async fn submit(
         Ok(s) => s,
         Err(e) => return unavailable(&e),
     };
-    tracing::info!(user = %account.name, role = account.role.as_str(), "Signed in.");
+    tracing::info!(user = %account.name, role = %account.role.as_str(), "Signed in.");
     let mut resp = Redirect::to("/ui/").into_response();
     let h = resp.headers_mut();
     h.append(

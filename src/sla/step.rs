@@ -408,7 +408,7 @@ pub(crate) fn apply_decision(
                     t.group.as_deref().unwrap_or("(none)")
                 )),
             }
-            info!(ticket = %t.id, level, group = t.group.as_deref().unwrap_or("(none)"), "Ticket escalated.");
+            info!(ticket = %t.id, level, group = %t.group.as_deref().unwrap_or("(none)"), "Ticket escalated.");
         }
         Decision::RaisePriority => {
             if t.priority > 1 {

@@ -47,7 +47,7 @@ impl Engine {
 
         let reason = format!("linked: {id} {} {other}", rel.as_str());
         self.write_link(txn, ctx, by, (a, forward), b, &reason);
-        info!(ticket = %id, rel = rel.as_str(), other = %other, "Tickets linked.");
+        info!(ticket = %id, rel = %rel.as_str(), other = %other, "Tickets linked.");
         Ok(crate::alerts::step::Handled {
             ticket: Some(id),
             outcome: Outcome::Updated,
