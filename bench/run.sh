@@ -16,7 +16,8 @@
 #          latency p50/p99/max from the scheduled send
 #   big    a fresh itsmd takes BIG_PASSES × BIG_KEYS Prometheus alerts (1,000,000 into
 #          100,000 tickets); peak RSS, data dir, tickets, the top rate of RATES offered to
-#          that store, then SIGTERM and restart to ready
+#          that store, then SIGTERM and restart to ready; then as much again, a quiet
+#          checkpoint (store.checkpoint_mb), and restart to ready once more
 #
 #   bash bench/run.sh                         # everything (about 6 minutes on 2 cores)
 #   PARTS="open mixed" SECS=5 bash bench/run.sh
@@ -91,6 +92,7 @@ cores() { # pid ticks-before ns-before: the pid's CPU use since then, in cores
   echo "scale=2; ($(cpu_ticks "$1") - $2) / $(getconf CLK_TCK) / (($(now_ns) - $3) / 1000000000)" | bc -l
 }
 tickets() { curl -sf "$itsmd_url/metrics" | awk '/^itsmd_tickets\{/ {s += $2} END {printf "%d", s}'; }
+checkpoints() { curl -sf "$itsmd_url/metrics" | awk '/^itsmd_store_checkpoints_total / {n = $2} END {printf "%d", n}'; }
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; } # name line: a probe line's value
 
 # --- wrk: closed loop (a) (b) (c) ------------------------------------------------------------
@@ -208,6 +210,17 @@ part_big() {
   t0=$(date +%s%N); start_itsmd "$data"
   ready=$("$probe" ready --url "$itsmd_url/readyz" --since-ns "$t0")
   rss=$(proc_mib "$itsmd_pid" VmRSS); hwm2=$(proc_mib "$itsmd_pid" VmHWM); after=$(tickets)
+  # The same restart after the store checkpointed in a quiet second (store.checkpoint_mb):
+  # offer the top rate again, wait for the checkpoint, stop, start.
+  echo "big: writes, a quiet checkpoint, restart…" >&2
+  "$probe" rate --url "$itsmd_url" --kind events --rate "$rate" --secs "$SECS" --prefix big2 >/dev/null
+  local waited=0 paused
+  until [ "$(checkpoints)" -ge 1 ] || [ "$waited" -ge 600 ]; do sleep 0.1; waited=$((waited + 1)); done
+  paused=$(curl -sf "$itsmd_url/metrics" | awk '/^itsmd_store_checkpoint_seconds_total / {n = $2} END {printf "%d", n * 1000}')
+  stop "$itsmd_pid"
+  t0=$(date +%s%N); start_itsmd "$data"
+  local quiet_ready
+  quiet_ready=$("$probe" ready --url "$itsmd_url/readyz" --since-ns "$t0")
   stop "$itsmd_pid"
   out '== big store: %s alerts (%s passes over %s keys, batches of 100, %s senders) into a fresh itsmd ==' \
     "$(field alerts "$l")" "$BIG_PASSES" "$BIG_KEYS" "$CONNS"
@@ -220,6 +233,8 @@ part_big() {
   open_row "itsmd with that store, /api/v1/events" "$line" "$used"
   out 'restart to ready (exec → /readyz 200) %s ms; then RSS %s MiB (VmHWM %s MiB), tickets %s (expected %s)' \
     "$(field ready_ms "$ready")" "$rss" "$hwm2" "$after" "$((made + $(field keys "$line")))"
+  out 'after %s s more at %s/s and a quiet checkpoint (%s ms of pause): restart to ready %s ms' \
+    "$SECS" "$rate" "$paused" "$(field ready_ms "$quiet_ready")"
 }
 
 # --- e2e: alert → incident committed → vendor webhook verified --------------------------------

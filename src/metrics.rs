@@ -155,6 +155,10 @@ pub struct Metrics {
     pub rate_limited: Family<CallerLabels, Counter>,
     /// Records the retention sweep deleted, by kind.
     pub retention_pruned: Family<PrunedLabels, Counter>,
+    /// Checkpoints of the embedded store (a close and reopen, so a start replays little),
+    /// and how long store calls waited for them.
+    pub store_checkpoints: Counter,
+    pub store_checkpoint_seconds: Counter<f64>,
 }
 
 impl Default for Metrics {
@@ -183,6 +187,8 @@ impl Metrics {
             store_writes: Family::default(),
             store_write_bytes: Family::default(),
             retention_pruned: Family::default(),
+            store_checkpoints: Counter::default(),
+            store_checkpoint_seconds: Counter::<f64>::default(),
             tickets: Family::default(),
             rule_evaluations: Family::default(),
             rule_errors: Family::default(),
@@ -363,6 +369,16 @@ impl Metrics {
             "retention_pruned",
             "Records the retention sweep deleted, by kind (journal, ticket_alerts, vendor_callbacks, mail_senders)",
             m.retention_pruned.clone(),
+        );
+        registry.register(
+            "store_checkpoints",
+            "Checkpoints of the embedded store (closed and reopened so that a start replays only what came after)",
+            m.store_checkpoints.clone(),
+        );
+        registry.register(
+            "store_checkpoint_seconds",
+            "Time store calls waited for the embedded store's checkpoints",
+            m.store_checkpoint_seconds.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -162,6 +162,13 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Page cache of the embedded store, in MiB.
     pub cache_mb: u64,
+    /// The embedded store checkpoints (closes and reopens itself, so a start replays only
+    /// what came after) once this many MiB were written and it was quiet for a second; 0
+    /// never does.
+    pub checkpoint_mb: u64,
+    /// ... and once this many MiB were written even while writes go on (a pause of intake as
+    /// long as a start would replay, so off by default); 0 never does.
+    pub checkpoint_busy_mb: u64,
     /// PostgreSQL connection string (`postgres://user@host:port/db` or libpq key=value), for
     /// `backend = "postgres"`.
     pub url: Option<String>,
@@ -184,6 +191,8 @@ impl Default for StoreConfig {
             backend: StoreBackend::Embedded,
             data_dir: PathBuf::from("./data"),
             cache_mb: 48,
+            checkpoint_mb: 64,
+            checkpoint_busy_mb: 0,
             url: None,
         }
     }

@@ -105,4 +105,15 @@ impl Store for FailingStore {
     fn size_on_disk(&self) -> u64 {
         self.inner.size_on_disk()
     }
+
+    fn log_bytes(&self) -> u64 {
+        self.inner.log_bytes()
+    }
+
+    fn checkpoint(
+        &self,
+        policy: &crate::store::checkpoint::CheckpointPolicy,
+    ) -> Result<Option<crate::store::checkpoint::Checkpointed>, StoreError> {
+        self.inner.checkpoint(policy)
+    }
 }

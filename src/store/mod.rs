@@ -10,6 +10,7 @@
 //! Two implementations: [`SledStore`] (the embedded default, sled 0.34.7) and [`MemoryStore`]
 //! (tests). Both pass the same conformance suite (`conformance.rs`).
 
+pub mod checkpoint;
 mod codec;
 #[cfg(test)]
 mod conformance;
@@ -73,7 +74,10 @@ pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
         path: dir.display().to_string(),
         error: error.into(),
     })?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir, config.cache_mb << 20)?);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(
+        dir,
+        config.cache_mb.saturating_mul(1 << 20),
+    )?);
     match failpoint::from_env() {
         Some(while_exists) => {
             tracing::warn!(file = %while_exists.display(), "TEST ONLY failpoint set: store writes fail while the file exists.");
@@ -457,6 +461,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store uses on disk (0 for memory).
     fn size_on_disk(&self) -> u64;
+
+    /// Bytes written since the store last opened, which its next open would replay (0 on a
+    /// store that does not replay a log when it opens).
+    fn log_bytes(&self) -> u64 {
+        0
+    }
+
+    /// Makes the next open cheap when `policy` says it is due (the embedded store closes and
+    /// reopens itself, [`checkpoint`]); `None` when none was taken.
+    fn checkpoint(
+        &self,
+        _policy: &checkpoint::CheckpointPolicy,
+    ) -> Result<Option<checkpoint::Checkpointed>, StoreError> {
+        Ok(None)
+    }
 
     /// The values of `keys`, in their order, read at once: the engine's reads for a batch
     /// (one round trip on a networked backend; a loop over [`Store::get`] elsewhere).

@@ -2,36 +2,171 @@
 //!
 //! One physical tree makes every [`WriteBatch`] a single `apply_batch`, which sled applies
 //! atomically, and avoids sled's slower multi-tree transactions on the hot path.
+//!
+//! Checkpoints: sled 0.34.7 writes its recovery snapshot (the page table) only while it
+//! opens, so an open replays every byte written since the previous open.
+//! [`SledStore::checkpoint`] closes and reopens the database while the daemon runs, when
+//! [`super::checkpoint`]'s policy says so; every store call waits during the reopen, which
+//! costs what a start would have replayed.
 
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
+use crate::store::checkpoint::{CheckpointPolicy, Checkpointed};
 use crate::store::{ScanIter, Store, StoreError, Tree, Write, WriteBatch};
 
 pub struct SledStore {
-    /// Kept so the database (and its background flusher) lives as long as the store.
+    dir: PathBuf,
+    cache_bytes: u64,
+    /// The open database; a checkpoint swaps it for a fresh open. Every call clones the
+    /// `Arc` (a scan keeps its clone), so a checkpoint knows when no call still uses it.
+    /// `None` only after a checkpoint's reopen failed (every call then reports that).
+    open: RwLock<Option<Arc<Opened>>>,
+    /// Key and value bytes applied since the database was last opened: the log an open
+    /// would replay, as the checkpoint policy weighs it.
+    since_open: AtomicU64,
+    /// When the last batch was applied: a quiet checkpoint waits for a quiet store.
+    last_apply: Mutex<Instant>,
+}
+
+/// One open of the database.
+struct Opened {
+    /// Kept so the database lives as long as the store (sled closes it with the last handle).
     db: sled::Db,
     /// The single physical tree holding every logical tree.
     tree: sled::Tree,
 }
 
+/// How long a checkpoint waits for the calls in flight (a batch being applied, a scan being
+/// read) to let go of the database before it gives up until the next try. It first looks
+/// without blocking anyone and tries only when no call is in flight, so this bounds the wait
+/// of a call that started in between.
+const DRAIN_WAIT: Duration = Duration::from_millis(50);
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
         refuse_read_only(dir)?;
-        remove_interrupted_snapshots(dir);
-        // TEST ONLY (unset in production): held while sled opens, which is when it snapshots.
-        let _stop = crate::store::failpoint::stop_in_snapshot(dir);
-        let db = open_db(dir, cache_bytes).map_err(|error| StoreError::Open {
-            path: dir.display().to_string(),
-            error: error.into(),
-        })?;
-        let tree = db.open_tree("itsmd").map_err(|error| StoreError::Open {
-            path: dir.display().to_string(),
-            error: error.into(),
-        })?;
-        Ok(SledStore { db, tree })
+        let opened = open_handles(dir, cache_bytes)?;
+        Ok(SledStore {
+            dir: dir.to_path_buf(),
+            cache_bytes,
+            open: RwLock::new(Some(Arc::new(opened))),
+            since_open: AtomicU64::new(0),
+            last_apply: Mutex::new(Instant::now()),
+        })
     }
+
+    /// Bytes written since the database was last opened (see [`CheckpointPolicy`]).
+    pub fn since_open(&self) -> u64 {
+        self.since_open.load(Ordering::Relaxed)
+    }
+
+    /// Closes and reopens the database when `policy` says a checkpoint is due, so the next
+    /// open replays only what is written after it. Returns `None` when none was due, or when
+    /// a call kept using the database for [`DRAIN_WAIT`] (the next try takes it).
+    pub fn checkpoint(
+        &self,
+        policy: &CheckpointPolicy,
+    ) -> Result<Option<Checkpointed>, StoreError> {
+        let due = |since: u64, quiet_for: Duration| -> Option<bool> {
+            let busy = policy.busy_bytes > 0 && since >= policy.busy_bytes;
+            let quiet =
+                policy.quiet_bytes > 0 && since >= policy.quiet_bytes && quiet_for >= policy.quiet;
+            (busy || quiet).then_some(busy && !quiet)
+        };
+        if due(self.since_open(), self.quiet_for()).is_none() {
+            return Ok(None);
+        }
+        // A scan being read (an export, a listing) holds the database: try again later
+        // rather than stall every call behind it.
+        let in_flight = self
+            .open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, Arc::strong_count);
+        if in_flight > 1 {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let mut slot = self.open.write().unwrap_or_else(|e| e.into_inner());
+        // Under the lock no call starts; the ones in flight hold their clone until they end.
+        if let Some(current) = slot.as_ref() {
+            while Arc::strong_count(current) > 1 {
+                if started.elapsed() >= DRAIN_WAIT {
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let since = self.since_open();
+        let Some(busy) = due(since, self.quiet_for()) else {
+            return Ok(None);
+        };
+        if let Some(current) = slot.as_ref() {
+            // Every commit flushed already, or is about to (its flush then finds nothing
+            // left): the close loses nothing. On an error the store stays as it was.
+            current.db.flush().map_err(|source| StoreError::Io {
+                op: "flush before a checkpoint",
+                source: source.into(),
+            })?;
+        }
+        // The last handle: sled closes the database.
+        drop(slot.take());
+        // When this fails the slot stays empty: calls report it, and the next try opens again.
+        *slot = Some(Arc::new(open_handles(&self.dir, self.cache_bytes)?));
+        self.since_open.fetch_sub(since, Ordering::Relaxed);
+        Ok(Some(Checkpointed {
+            replayed_bytes: since,
+            paused: started.elapsed(),
+            busy,
+        }))
+    }
+
+    fn quiet_for(&self) -> Duration {
+        self.last_apply
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+
+    /// The open database, for one call (or one scan).
+    fn opened(&self) -> Result<Arc<Opened>, StoreError> {
+        self.open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(closed)
+    }
+}
+
+/// After a checkpoint's reopen failed, every call says so until the next try opens the
+/// store again (the checkpoint task retries every second).
+fn closed() -> StoreError {
+    StoreError::Io {
+        op: "open",
+        source: "the embedded store could not be reopened after a checkpoint; restart itsmd".into(),
+    }
+}
+
+/// Opens the database and its tree; both the first open and a checkpoint's reopen.
+fn open_handles(dir: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
+    remove_interrupted_snapshots(dir);
+    // TEST ONLY (unset in production): held while sled opens, which is when it snapshots.
+    let _stop = crate::store::failpoint::stop_in_snapshot(dir);
+    let db = open_db(dir, cache_bytes).map_err(|error| StoreError::Open {
+        path: dir.display().to_string(),
+        error: error.into(),
+    })?;
+    let tree = db.open_tree("itsmd").map_err(|error| StoreError::Open {
+        path: dir.display().to_string(),
+        error: error.into(),
+    })?;
+    Ok(Opened { db, tree })
 }
 
 /// How long an open waits for the file lock a store closed in this process may still hold:
@@ -164,9 +299,39 @@ fn physical_bound(tree: Tree, bound: Bound<Vec<u8>>, is_end: bool) -> Bound<Vec<
     }
 }
 
+/// A scan, holding the open database it reads from (so a checkpoint waits for it).
+struct Scan {
+    _opened: Arc<Opened>,
+    iter: sled::Iter,
+}
+
+/// A scanned pair as a logical entry (the tree prefix taken off the key).
+fn entry(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<crate::store::Entry, StoreError> {
+    item.map(|(k, v)| (k[1..].to_vec(), v.to_vec()))
+        .map_err(|source| StoreError::Io {
+            op: "scan",
+            source: source.into(),
+        })
+}
+
+impl Iterator for Scan {
+    type Item = Result<crate::store::Entry, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next().map(entry)
+    }
+}
+
+impl DoubleEndedIterator for Scan {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.iter.next_back().map(entry)
+    }
+}
+
 impl Store for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.tree
+        self.opened()?
+            .tree
             .get(physical(tree, key))
             .map(|v| v.map(|v| v.to_vec()))
             .map_err(|source| StoreError::Io {
@@ -176,35 +341,52 @@ impl Store for SledStore {
     }
 
     fn range(&self, tree: Tree, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> ScanIter<'_> {
+        let opened = match self.opened() {
+            Ok(opened) => opened,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         let range = (
             physical_bound(tree, start, false),
             physical_bound(tree, end, true),
         );
-        Box::new(self.tree.range::<Vec<u8>, _>(range).map(|item| {
-            item.map(|(k, v)| (k[1..].to_vec(), v.to_vec()))
-                .map_err(|source| StoreError::Io {
-                    op: "scan",
-                    source: source.into(),
-                })
-        }))
-    }
-
-    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let mut b = sled::Batch::default();
-        for w in batch.writes {
-            match w {
-                Write::Put { tree, key, value } => b.insert(physical(tree, &key), value),
-                Write::Delete { tree, key } => b.remove(physical(tree, &key)),
-            }
-        }
-        self.tree.apply_batch(b).map_err(|source| StoreError::Io {
-            op: "apply",
-            source: source.into(),
+        let iter = opened.tree.range::<Vec<u8>, _>(range);
+        Box::new(Scan {
+            _opened: opened,
+            iter,
         })
     }
 
+    fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let opened = self.opened()?;
+        let mut b = sled::Batch::default();
+        let mut bytes = 0u64;
+        for w in batch.writes {
+            match w {
+                Write::Put { tree, key, value } => {
+                    bytes += (key.len() + value.len() + 1) as u64;
+                    b.insert(physical(tree, &key), value)
+                }
+                Write::Delete { tree, key } => {
+                    bytes += (key.len() + 1) as u64;
+                    b.remove(physical(tree, &key))
+                }
+            }
+        }
+        opened
+            .tree
+            .apply_batch(b)
+            .map_err(|source| StoreError::Io {
+                op: "apply",
+                source: source.into(),
+            })?;
+        self.since_open.fetch_add(bytes, Ordering::Relaxed);
+        *self.last_apply.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        Ok(())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
-        self.db
+        self.opened()?
+            .db
             .flush()
             .map(|_| ())
             .map_err(|source| StoreError::Io {
@@ -214,6 +396,17 @@ impl Store for SledStore {
     }
 
     fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.opened()
+            .ok()
+            .and_then(|o| o.db.size_on_disk().ok())
+            .unwrap_or(0)
+    }
+
+    fn checkpoint(&self, policy: &CheckpointPolicy) -> Result<Option<Checkpointed>, StoreError> {
+        SledStore::checkpoint(self, policy)
+    }
+
+    fn log_bytes(&self) -> u64 {
+        self.since_open()
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Setup, alert};
+use crate::support::{Setup, alert, wait_until};
 
 #[test]
 fn a_restart_sees_every_acknowledged_event_and_ticket() {
@@ -48,6 +48,52 @@ fn an_acknowledged_event_survives_a_crash() {
             r["ticket"].as_str().unwrap()
         ))["state"],
         "new"
+    );
+}
+
+#[test]
+fn a_quiet_daemon_checkpoints_its_store_keeps_serving_and_a_restart_finds_everything() {
+    let setup = Setup::new().config("[store]\ncheckpoint_mb = 1\n");
+    let d = setup.start();
+    // Some 2 MiB of writes: 40 alerts with 32 KiB descriptions (journal, ticket, history).
+    let description = "disk ".repeat(32 * 1024 / 5);
+    for i in 0..40 {
+        let body = json!({
+            "source": "test", "status": "firing", "severity": "critical",
+            "summary": format!("disk {i}"), "description": description,
+            "labels": {"instance": format!("db{i}")},
+        });
+        let (status, r) = d.post("/api/v1/events", &body.to_string());
+        assert_eq!(status, 202, "{r}");
+    }
+    wait_until("a checkpoint", || {
+        d.metric("itsmd_store_checkpoints_total") >= 1.0
+    });
+    let line = d.wait_for_log(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Store checkpointed"))
+    });
+    assert_eq!(line["busy"], false, "{line}");
+    assert!(line["replayed_mib"].as_u64().unwrap() >= 1, "{line}");
+    assert!(d.metric("itsmd_store_checkpoint_seconds_total") > 0.0);
+
+    // The reopened store reads and writes.
+    assert_eq!(d.get_ok("/api/v1/tickets/INC-000040")["title"], "disk 39");
+    let (status, r) = d.post(
+        "/api/v1/events",
+        &alert("firing", "after", json!({"i": "after"})),
+    );
+    assert_eq!(status, 202, "{r}");
+    assert_eq!(r["ticket"], "INC-000041");
+    assert!(d.terminate().success());
+
+    let d = setup.start();
+    let list = d.get_ok("/api/v1/tickets?limit=100");
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 41);
+    assert_eq!(
+        d.get_ok("/api/v1/tickets/INC-000001")["description"],
+        description
     );
 }
 
