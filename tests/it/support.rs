@@ -340,6 +340,12 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `done` until it holds, failing after 60 s.
+/// The state letter of a process (`T` when stopped), from /proc.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {

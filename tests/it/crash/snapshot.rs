@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::{names, wait_until};
-use crate::support::{BIN, Setup};
+use crate::support::{BIN, Setup, process_state};
 
 /// What the kill left in the data directory.
 pub struct Left {
@@ -18,12 +18,6 @@ pub struct Left {
     pub file: String,
     /// How much of it was written (an empty one is what a full disk leaves too).
     pub bytes: u64,
-}
-
-/// The state letter of a process (`T` when stopped), from /proc.
-fn state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Starts the daemon with the failpoint on `setup`'s store, SIGKILLs it while it writes a
@@ -59,7 +53,7 @@ pub fn kill_during_snapshot(setup: &Setup, maildir: &Path) -> Left {
             "served without writing a snapshot (had the log not grown?)\n{}",
             logs()
         );
-        state(child.id()) == Some('T')
+        process_state(child.id()) == Some('T')
     });
     let generating: Vec<String> = names(&data)
         .into_iter()
