@@ -3,9 +3,10 @@
 //!
 //! sled 0.34.7 writes its recovery snapshot only while it opens, so without checkpoints a
 //! start replays everything written since the previous start (2.3 s after 1,000,000 alerts,
-//! docs/performance.md). The task closes and reopens the store ([`super::SledStore`]) when it
-//! has been quiet for a second and `checkpoint_mb` were written, or under sustained writes
-//! once `checkpoint_busy_mb` were; store calls wait while it reopens. Between checks it
+//! docs/performance.md). The task closes and reopens the store ([`super::SledStore`]) once
+//! `checkpoint_mb` were written and it has been quiet for a second per `checkpoint_mb` it
+//! would replay (at most 30 s), or under sustained writes once `checkpoint_busy_mb` were;
+//! store calls wait while it reopens. Between checks it
 //! sleeps, five seconds while nothing is near due.
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use crate::store::Store;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointPolicy {
     /// Reopen once this many bytes were written since the last open and no batch was applied
-    /// for `quiet` (0: never).
+    /// for `quiet` per this many bytes (0: never).
     pub quiet_bytes: u64,
     pub quiet: Duration,
     /// Reopen once this many bytes were written since the last open, busy or not (0: never).
@@ -36,6 +37,20 @@ impl CheckpointPolicy {
             quiet: QUIET,
             busy_bytes: config.checkpoint_busy_mb.saturating_mul(1 << 20),
         }
+    }
+
+    /// Whether a checkpoint is due with `since` bytes written since the last open and no
+    /// batch applied for `quiet_for`: `Some(busy)` when it is (`busy` when only the busy
+    /// threshold says so). The quiet a checkpoint waits for grows with what it would replay,
+    /// up to [`MAX_QUIET`]: the reopen stalls calls about that long, so after a storm it waits
+    /// until the storm is surely over rather than stall the next burst.
+    pub fn due(&self, since: u64, quiet_for: Duration) -> Option<bool> {
+        let busy = self.busy_bytes > 0 && since >= self.busy_bytes;
+        let quiet = self.quiet_bytes > 0 && since >= self.quiet_bytes && {
+            let multiple = u32::try_from(since / self.quiet_bytes).unwrap_or(u32::MAX);
+            quiet_for >= self.quiet.saturating_mul(multiple).min(MAX_QUIET)
+        };
+        (busy || quiet).then_some(busy && !quiet)
     }
 
     /// The fewest bytes since the last open at which a checkpoint can be due (0: never).
@@ -59,8 +74,10 @@ pub struct Checkpointed {
     pub busy: bool,
 }
 
-/// How long the store must have taken no batch for a quiet checkpoint.
+/// How long the store must have taken no batch for a quiet checkpoint, per `checkpoint_mb`
+/// it would replay, and at most.
 const QUIET: Duration = Duration::from_secs(1);
+const MAX_QUIET: Duration = Duration::from_secs(30);
 /// How often the task looks once a checkpoint is near due, and otherwise.
 const NEAR: Duration = Duration::from_secs(1);
 const FAR: Duration = Duration::from_secs(5);

@@ -72,13 +72,7 @@ impl SledStore {
         &self,
         policy: &CheckpointPolicy,
     ) -> Result<Option<Checkpointed>, StoreError> {
-        let due = |since: u64, quiet_for: Duration| -> Option<bool> {
-            let busy = policy.busy_bytes > 0 && since >= policy.busy_bytes;
-            let quiet =
-                policy.quiet_bytes > 0 && since >= policy.quiet_bytes && quiet_for >= policy.quiet;
-            (busy || quiet).then_some(busy && !quiet)
-        };
-        if due(self.since_open(), self.quiet_for()).is_none() {
+        if policy.due(self.since_open(), self.quiet_for()).is_none() {
             return Ok(None);
         }
         // A scan being read (an export, a listing) holds the database: try again later
@@ -104,7 +98,7 @@ impl SledStore {
             }
         }
         let since = self.since_open();
-        let Some(busy) = due(since, self.quiet_for()) else {
+        let Some(busy) = policy.due(since, self.quiet_for()) else {
             return Ok(None);
         };
         if let Some(current) = slot.as_ref() {

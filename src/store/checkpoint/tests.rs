@@ -119,3 +119,28 @@ fn stores_that_replay_no_log_take_no_checkpoint() {
     assert_eq!(s.log_bytes(), 0);
     assert_eq!(s.checkpoint(&ALWAYS).unwrap(), None);
 }
+
+#[test]
+fn the_quiet_a_checkpoint_waits_for_grows_with_what_it_would_replay() {
+    let mib = 1 << 20;
+    let policy = CheckpointPolicy {
+        quiet_bytes: 64 * mib,
+        quiet: Duration::from_secs(1),
+        busy_bytes: 0,
+    };
+    let secs = Duration::from_secs;
+    assert_eq!(policy.due(63 * mib, secs(3600)), None, "too little written");
+    assert_eq!(policy.due(64 * mib, secs(1)), Some(false));
+    assert_eq!(policy.due(100 * mib, Duration::from_millis(900)), None);
+    // A gigabyte after a storm: sixteen quiet seconds, not one.
+    assert_eq!(policy.due(1024 * mib, secs(15)), None);
+    assert_eq!(policy.due(1024 * mib, secs(16)), Some(false));
+    // Never more than half a minute.
+    assert_eq!(policy.due(1 << 50, secs(30)), Some(false));
+    let busy = CheckpointPolicy {
+        busy_bytes: 512 * mib,
+        ..policy
+    };
+    assert_eq!(busy.due(512 * mib, Duration::ZERO), Some(true));
+    assert_eq!(busy.due(512 * mib, secs(8)), Some(false));
+}
