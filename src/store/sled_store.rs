@@ -12,7 +12,7 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::store::checkpoint::{CheckpointPolicy, Checkpointed};
@@ -21,15 +21,18 @@ use crate::store::{ScanIter, Store, StoreError, Tree, Write, WriteBatch};
 pub struct SledStore {
     dir: PathBuf,
     cache_bytes: u64,
-    /// The open database; a checkpoint swaps it for a fresh open. Every call clones the
-    /// `Arc` (a scan keeps its clone), so a checkpoint knows when no call still uses it.
+    /// The open database; a checkpoint swaps it for a fresh open under the write lock. A
+    /// call holds the read lock while it runs; a scan holds a clone of the `Arc` instead (it
+    /// outlives the call), so a checkpoint knows when no scan still reads the old one.
     /// `None` only after a checkpoint's reopen failed (every call then reports that).
     open: RwLock<Option<Arc<Opened>>>,
     /// Key and value bytes applied since the database was last opened: the log an open
     /// would replay, as the checkpoint policy weighs it.
     since_open: AtomicU64,
-    /// When the last batch was applied: a quiet checkpoint waits for a quiet store.
-    last_apply: Mutex<Instant>,
+    /// When the last batch was applied, in milliseconds since `opened_at`: a quiet
+    /// checkpoint waits for a quiet store.
+    last_apply_ms: AtomicU64,
+    opened_at: Instant,
 }
 
 /// One open of the database.
@@ -40,10 +43,10 @@ struct Opened {
     tree: sled::Tree,
 }
 
-/// How long a checkpoint waits for the calls in flight (a batch being applied, a scan being
-/// read) to let go of the database before it gives up until the next try. It first looks
-/// without blocking anyone and tries only when no call is in flight, so this bounds the wait
-/// of a call that started in between.
+/// How long a checkpoint waits for scans still reading the old database (one started just
+/// before it took the write lock) before it gives up until the next try. It first looks
+/// without blocking anyone and goes on only when no scan is open, so this bounds the wait of
+/// the calls that queue behind the write lock meanwhile.
 const DRAIN_WAIT: Duration = Duration::from_millis(50);
 
 impl SledStore {
@@ -56,7 +59,8 @@ impl SledStore {
             cache_bytes,
             open: RwLock::new(Some(Arc::new(opened))),
             since_open: AtomicU64::new(0),
-            last_apply: Mutex::new(Instant::now()),
+            last_apply_ms: AtomicU64::new(0),
+            opened_at: Instant::now(),
         })
     }
 
@@ -67,7 +71,7 @@ impl SledStore {
 
     /// Closes and reopens the database when `policy` says a checkpoint is due, so the next
     /// open replays only what is written after it. Returns `None` when none was due, or when
-    /// a call kept using the database for [`DRAIN_WAIT`] (the next try takes it).
+    /// a scan kept reading the database for [`DRAIN_WAIT`] (the next try takes it).
     pub fn checkpoint(
         &self,
         policy: &CheckpointPolicy,
@@ -88,7 +92,7 @@ impl SledStore {
         }
         let started = Instant::now();
         let mut slot = self.open.write().unwrap_or_else(|e| e.into_inner());
-        // Under the lock no call starts; the ones in flight hold their clone until they end.
+        // Under the write lock no call runs; a scan started before holds its clone.
         if let Some(current) = slot.as_ref() {
             while Arc::strong_count(current) > 1 {
                 if started.elapsed() >= DRAIN_WAIT {
@@ -122,13 +126,20 @@ impl SledStore {
     }
 
     fn quiet_for(&self) -> Duration {
-        self.last_apply
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .elapsed()
+        let last = Duration::from_millis(self.last_apply_ms.load(Ordering::Relaxed));
+        self.opened_at.elapsed().saturating_sub(last)
     }
 
-    /// The open database, for one call (or one scan).
+    /// Runs one call on the open database, holding the read lock (a checkpoint waits).
+    fn with<T>(
+        &self,
+        call: impl FnOnce(&Opened) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let open = self.open.read().unwrap_or_else(|e| e.into_inner());
+        call(open.as_deref().ok_or_else(closed)?)
+    }
+
+    /// The open database, for a scan that outlives the call.
     fn opened(&self) -> Result<Arc<Opened>, StoreError> {
         self.open
             .read()
@@ -322,16 +333,23 @@ impl DoubleEndedIterator for Scan {
     }
 }
 
+fn get(o: &Opened, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    o.tree
+        .get(physical(tree, key))
+        .map(|v| v.map(|v| v.to_vec()))
+        .map_err(|source| StoreError::Io {
+            op: "get",
+            source: source.into(),
+        })
+}
+
 impl Store for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.opened()?
-            .tree
-            .get(physical(tree, key))
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|source| StoreError::Io {
-                op: "get",
-                source: source.into(),
-            })
+        self.with(|o| get(o, tree, key))
+    }
+
+    fn get_many(&self, keys: &[(Tree, Vec<u8>)]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.with(|o| keys.iter().map(|(tree, key)| get(o, *tree, key)).collect())
     }
 
     fn range(&self, tree: Tree, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> ScanIter<'_> {
@@ -351,7 +369,6 @@ impl Store for SledStore {
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let opened = self.opened()?;
         let mut b = sled::Batch::default();
         let mut bytes = 0u64;
         for w in batch.writes {
@@ -366,33 +383,29 @@ impl Store for SledStore {
                 }
             }
         }
-        opened
-            .tree
-            .apply_batch(b)
-            .map_err(|source| StoreError::Io {
+        self.with(|o| {
+            o.tree.apply_batch(b).map_err(|source| StoreError::Io {
                 op: "apply",
                 source: source.into(),
-            })?;
+            })
+        })?;
         self.since_open.fetch_add(bytes, Ordering::Relaxed);
-        *self.last_apply.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let now = u64::try_from(self.opened_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_apply_ms.store(now, Ordering::Relaxed);
         Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.opened()?
-            .db
-            .flush()
-            .map(|_| ())
-            .map_err(|source| StoreError::Io {
+        self.with(|o| {
+            o.db.flush().map(|_| ()).map_err(|source| StoreError::Io {
                 op: "flush",
                 source: source.into(),
             })
+        })
     }
 
     fn size_on_disk(&self) -> u64 {
-        self.opened()
-            .ok()
-            .and_then(|o| o.db.size_on_disk().ok())
+        self.with(|o| Ok(o.db.size_on_disk().unwrap_or(0)))
             .unwrap_or(0)
     }
 
