@@ -42,8 +42,8 @@ pub(crate) fn engine(
 /// A door a test store's method waits at while it is closed (a held flush or commit).
 #[derive(Default)]
 pub(crate) struct Gate {
-    /// Closed, and how many waiters may pass while it is.
-    state: std::sync::Mutex<(bool, usize)>,
+    /// Closed, how many waiters may pass while it is, and how many wait at it now.
+    state: std::sync::Mutex<(bool, usize, usize)>,
     opened: std::sync::Condvar,
 }
 
@@ -59,18 +59,33 @@ impl Gate {
         self.opened.notify_all();
     }
 
+    /// How many callers wait at the closed gate now.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().unwrap().2
+    }
+
     /// Returns once the gate is open (or this waiter may pass).
     pub fn pass(&self) {
         let mut state = self.state.lock().unwrap();
+        let mut counted = false;
         loop {
             match *state {
-                (false, _) => return,
-                (true, passes) if passes > 0 => {
+                (false, _, _) => break,
+                (true, passes, _) if passes > 0 => {
                     state.1 -= 1;
-                    return;
+                    break;
                 }
-                _ => state = self.opened.wait(state).unwrap(),
+                _ => {
+                    if !counted {
+                        state.2 += 1;
+                        counted = true;
+                    }
+                    state = self.opened.wait(state).unwrap();
+                }
             }
+        }
+        if counted {
+            state.2 -= 1;
         }
     }
 }

@@ -280,6 +280,15 @@ async fn a_flush_clears_only_its_own_batch_s_commit_mark() {
         async move { engine.submit(alert(0)).await }
     });
     assert!(applied(1).await);
+    // The first batch's flush waits at the gate: the flush thread took what was waiting
+    // (batches handed over together share a flush), so the second is a batch of its own.
+    let held = tokio::time::timeout(Duration::from_secs(10), async {
+        while store.gate.waiting() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(held.is_ok(), "the first batch's flush reaches the gate");
     let second = tokio::spawn({
         let engine = engine.clone();
         async move { engine.submit(alert(1)).await }
