@@ -225,12 +225,14 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         keys.clone(),
         tls.clone(),
     ));
-    tasks.spawn(crate::store::checkpoint::run(
-        store.clone(),
-        crate::store::checkpoint::CheckpointPolicy::from_config(&config.store),
-        metrics.clone(),
-        shutdown.clone(),
-    ));
+    if config.store.backend == crate::config::StoreBackend::Embedded {
+        tasks.spawn(crate::store::checkpoint::run(
+            store.clone(),
+            crate::store::checkpoint::CheckpointPolicy::from_config(&config.store),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(
         reload::on_sighup(reloader.clone(), shutdown.clone()).context("cannot handle SIGHUP")?,
     );

@@ -6,8 +6,8 @@
 //! docs/performance.md). The task closes and reopens the store ([`super::SledStore`]) once
 //! `checkpoint_mb` were written and it has been quiet for a second per `checkpoint_mb` it
 //! would replay (at most 30 s), or under sustained writes once `checkpoint_busy_mb` were;
-//! store calls wait while it reopens. Between checks it
-//! sleeps, five seconds while nothing is near due.
+//! store calls wait while it reopens. Between checks it sleeps, five seconds while nothing
+//! is near due. The daemon runs it on the embedded store only.
 
 use std::sync::Arc;
 use std::time::Duration;
