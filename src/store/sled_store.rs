@@ -5,7 +5,7 @@
 //!
 //! Checkpoints: sled 0.34.7 writes its recovery snapshot (the page table) only while it
 //! opens, so an open replays every byte written since the previous open.
-//! [`SledStore::checkpoint`] closes and reopens the database while the daemon runs, when
+//! [`Store::checkpoint`] closes and reopens the database while the daemon runs, when
 //! [`super::checkpoint`]'s policy says so; every store call waits during the reopen, which
 //! costs what a start would have replayed.
 
@@ -62,67 +62,6 @@ impl SledStore {
             last_apply_ms: AtomicU64::new(0),
             opened_at: Instant::now(),
         })
-    }
-
-    /// Bytes written since the database was last opened (see [`CheckpointPolicy`]).
-    pub fn since_open(&self) -> u64 {
-        self.since_open.load(Ordering::Relaxed)
-    }
-
-    /// Closes and reopens the database when `policy` says a checkpoint is due, so the next
-    /// open replays only what is written after it. Returns `None` when none was due, or when
-    /// a scan kept reading the database for [`DRAIN_WAIT`] (the next try takes it).
-    pub fn checkpoint(
-        &self,
-        policy: &CheckpointPolicy,
-    ) -> Result<Option<Checkpointed>, StoreError> {
-        if policy.due(self.since_open(), self.quiet_for()).is_none() {
-            return Ok(None);
-        }
-        // A scan being read (an export, a listing) holds the database: try again later
-        // rather than stall every call behind it.
-        let in_flight = self
-            .open
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map_or(0, Arc::strong_count);
-        if in_flight > 1 {
-            return Ok(None);
-        }
-        let started = Instant::now();
-        let mut slot = self.open.write().unwrap_or_else(|e| e.into_inner());
-        // Under the write lock no call runs; a scan started before holds its clone.
-        if let Some(current) = slot.as_ref() {
-            while Arc::strong_count(current) > 1 {
-                if started.elapsed() >= DRAIN_WAIT {
-                    return Ok(None);
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        let since = self.since_open();
-        let Some(busy) = policy.due(since, self.quiet_for()) else {
-            return Ok(None);
-        };
-        if let Some(current) = slot.as_ref() {
-            // Every commit flushed already, or is about to (its flush then finds nothing
-            // left): the close loses nothing. On an error the store stays as it was.
-            current.db.flush().map_err(|source| StoreError::Io {
-                op: "flush before a checkpoint",
-                source: source.into(),
-            })?;
-        }
-        // The last handle: sled closes the database.
-        drop(slot.take());
-        // When this fails the slot stays empty: calls report it, and the next try opens again.
-        *slot = Some(Arc::new(open_handles(&self.dir, self.cache_bytes)?));
-        self.since_open.fetch_sub(since, Ordering::Relaxed);
-        Ok(Some(Checkpointed {
-            replayed_bytes: since,
-            paused: started.elapsed(),
-            busy,
-        }))
     }
 
     fn quiet_for(&self) -> Duration {
@@ -409,11 +348,63 @@ impl Store for SledStore {
             .unwrap_or(0)
     }
 
-    fn checkpoint(&self, policy: &CheckpointPolicy) -> Result<Option<Checkpointed>, StoreError> {
-        SledStore::checkpoint(self, policy)
+    fn log_bytes(&self) -> u64 {
+        self.since_open.load(Ordering::Relaxed)
     }
 
-    fn log_bytes(&self) -> u64 {
-        self.since_open()
+    /// Closes and reopens the database when `policy` says a checkpoint is due, so the next
+    /// open replays only what is written after it. Returns `None` when none was due, or when
+    /// a scan kept reading the database for [`DRAIN_WAIT`] (the next try takes it).
+    fn checkpoint(&self, policy: &CheckpointPolicy) -> Result<Option<Checkpointed>, StoreError> {
+        if policy
+            .due(self.since_open.load(Ordering::Relaxed), self.quiet_for())
+            .is_none()
+        {
+            return Ok(None);
+        }
+        // A scan being read (an export, a listing) holds the database: try again later
+        // rather than stall every call behind it.
+        let in_flight = self
+            .open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, Arc::strong_count);
+        if in_flight > 1 {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let mut slot = self.open.write().unwrap_or_else(|e| e.into_inner());
+        // Under the write lock no call runs; a scan started before holds its clone.
+        if let Some(current) = slot.as_ref() {
+            while Arc::strong_count(current) > 1 {
+                if started.elapsed() >= DRAIN_WAIT {
+                    return Ok(None);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let since = self.since_open.load(Ordering::Relaxed);
+        let Some(busy) = policy.due(since, self.quiet_for()) else {
+            return Ok(None);
+        };
+        if let Some(current) = slot.as_ref() {
+            // Every commit flushed already, or is about to (its flush then finds nothing
+            // left): the close loses nothing. On an error the store stays as it was.
+            current.db.flush().map_err(|source| StoreError::Io {
+                op: "flush before a checkpoint",
+                source: source.into(),
+            })?;
+        }
+        // The last handle: sled closes the database.
+        drop(slot.take());
+        // When this fails the slot stays empty: calls report it, and the next try opens again.
+        *slot = Some(Arc::new(open_handles(&self.dir, self.cache_bytes)?));
+        self.since_open.fetch_sub(since, Ordering::Relaxed);
+        Ok(Some(Checkpointed {
+            replayed_bytes: since,
+            paused: started.elapsed(),
+            busy,
+        }))
     }
 }
