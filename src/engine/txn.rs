@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::engine::ticket_cache::TicketCache;
-use crate::store::layout::{EVENT_SEQ, index_entries};
+use crate::store::layout::{EVENT_SEQ, field_index_entries, index_entries};
 use crate::store::{Store, StoreError, Tree, WriteBatch, encode, layout};
 use crate::tickets::{HistoryEntry, Kind, State, Ticket, TicketId};
 
@@ -39,6 +39,9 @@ pub struct Txn<'s> {
     /// The latest history entry appended to each ticket in this batch, so that a storm of
     /// like changes can be folded into one entry instead of one per event.
     last_history: HashMap<TicketId, HistoryEntry>,
+    /// Every history entry this batch wrote, as written, by ticket and seq: the report
+    /// aggregates read them at [`Txn::finish`] without decoding what was just encoded.
+    written_history: HashMap<(TicketId, u64), HistoryEntry>,
     /// Tickets that got history entries during the current event, with their history length
     /// before it: what `on_ticket` rules are told changed.
     touched: BTreeMap<TicketId, u64>,
@@ -67,6 +70,8 @@ enum Undo {
     Ticket(TicketId, Option<Box<Ticket>>),
     /// The ticket's latest history entry of this batch before (`None`: it had none).
     LastHistory(TicketId, Option<Box<HistoryEntry>>),
+    /// The entry this batch had written at a ticket's seq before (`None`: none).
+    WrittenHistory((TicketId, u64), Option<Box<HistoryEntry>>),
 }
 
 impl<'s> Txn<'s> {
@@ -79,6 +84,7 @@ impl<'s> Txn<'s> {
             tickets: HashMap::new(),
             counters: HashMap::new(),
             last_history: HashMap::new(),
+            written_history: HashMap::new(),
             undo: Vec::new(),
             appended: Vec::new(),
             notices: Vec::new(),
@@ -133,6 +139,12 @@ impl<'s> Txn<'s> {
                 }
                 Undo::LastHistory(id, None) => {
                     self.last_history.remove(&id);
+                }
+                Undo::WrittenHistory(at, Some(old)) => {
+                    self.written_history.insert(at, *old);
+                }
+                Undo::WrittenHistory(at, None) => {
+                    self.written_history.remove(&at);
                 }
             }
         }
@@ -369,8 +381,12 @@ impl<'s> Txn<'s> {
         self.remember_latest(ticket.id, entry);
     }
 
-    /// Keeps `entry` as the ticket's latest of this batch, undoably.
+    /// Keeps `entry` as the ticket's latest of this batch and as written at its seq,
+    /// undoably.
     fn remember_latest(&mut self, id: TicketId, entry: HistoryEntry) {
+        let at = (id, entry.seq);
+        let old = self.written_history.insert(at, entry.clone());
+        self.undo.push(Undo::WrittenHistory(at, old.map(Box::new)));
         let old = self.last_history.insert(id, entry);
         self.undo.push(Undo::LastHistory(id, old.map(Box::new)));
     }
@@ -422,7 +438,11 @@ impl<'s> Txn<'s> {
         let from = before.map_or(0, |b| b.history_len);
         let mut entries = Vec::new();
         for seq in from + 1..=slot.ticket.history_len {
-            if let Some(Some(bytes)) = self
+            // Entries are taken as written (finish is the last use); one only found among
+            // the writes is decoded.
+            if let Some(entry) = self.written_history.remove(&(id, seq)) {
+                entries.push(entry);
+            } else if let Some(Some(bytes)) = self
                 .writes
                 .get(&(Tree::History, layout::history_key(id, seq)))
             {
@@ -485,13 +505,18 @@ impl<'s> Txn<'s> {
                     .entry(layout::ticket_count_key(now_counted.0, now_counted.1))
                     .or_default() += 1;
             }
-            // Worked out here, for the tickets a batch changed, not for every ticket it read.
-            let indexed = slot
-                .loaded
-                .as_deref()
-                .map(index_entries)
-                .unwrap_or_default();
-            let now: HashSet<(Tree, Vec<u8>)> = index_entries(&slot.ticket).into_iter().collect();
+            // Worked out here, for the tickets a batch changed, not for every ticket it read;
+            // the words only when the title or the description changed.
+            let same_text = slot.loaded.as_deref().is_some_and(|b| {
+                b.title == slot.ticket.title && b.description == slot.ticket.description
+            });
+            let entries = if same_text {
+                field_index_entries
+            } else {
+                index_entries
+            };
+            let indexed = slot.loaded.as_deref().map(entries).unwrap_or_default();
+            let now: HashSet<(Tree, Vec<u8>)> = entries(&slot.ticket).into_iter().collect();
             let was: HashSet<&(Tree, Vec<u8>)> = indexed.iter().collect();
             for old in &indexed {
                 if !now.contains(old) {
@@ -586,6 +611,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stored.reason.as_deref(), Some("first event"));
+        let kept = &txn.written_history[&(ticket.id, 1)];
+        assert_eq!(
+            kept, &stored,
+            "the entry the report aggregates read is the one stored"
+        );
     }
 
     #[test]

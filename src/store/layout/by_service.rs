@@ -1,7 +1,10 @@
-//! Tickets by service, for rule queries: `service \0 o|c + kind prefix + created + ticket key
-//! → summary` in `TicketsByService`. `o` holds open tickets and `c` the others, so the open
-//! tickets of one kind and service are one ordered scan, newest last, and the value is all a
-//! query answers with (no links, no history, no SLA). A ticket's services are its latest
+//! Tickets by service, for rule queries: `service \0 o|c + kind prefix + !created + !ticket
+//! key → summary` in `TicketsByService`. `o` holds open tickets and `c` the others, so the
+//! open tickets of one kind and service are one ordered scan, and the value is all a query
+//! answers with (no links, no history, no SLA). The creation time and the ticket key are
+//! stored with every bit inverted, so the scan runs forward from the newest: a rule asks for
+//! the newest few, and a forward step in sled costs a fraction of a backward one (version 1
+//! stored them plain and scanned backwards). A ticket's services are its latest
 //! alert's `service` label (`alert.service`) and its custom field `service`. The engine
 //! derives the entries from each changed ticket's before and after in its commit
 //! ([`changes`]); [`ensure`] builds them for a store written before they existed.
@@ -19,7 +22,7 @@ use crate::tickets::{Kind, State, Ticket, TicketId};
 
 /// Meta key of the version of these entries; a store below [`VERSION`] gets them built.
 const VERSION_KEY: &[u8] = b"index/by_service";
-const VERSION: u64 = 1;
+const VERSION: u64 = 2;
 
 /// What a query needs of a ticket, stored with its index entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,13 +82,18 @@ fn prefix(service: &str, open: bool, kind: Kind) -> Vec<u8> {
     k
 }
 
+/// `bytes` with every bit inverted: what sorted ascending comes out descending.
+fn inverted(bytes: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    bytes.iter().map(|b| !b)
+}
+
 fn keys(t: &Ticket) -> Vec<Vec<u8>> {
     services(t)
         .into_iter()
         .map(|s| {
             let mut k = prefix(s, t.state.is_open(), t.kind());
-            k.extend_from_slice(&due_prefix(t.created_at));
-            k.extend_from_slice(&t.id.key());
+            k.extend(inverted(&due_prefix(t.created_at)));
+            k.extend(inverted(&t.id.key()));
             k
         })
         .collect()
@@ -106,10 +114,11 @@ pub fn changes(before: Option<&Ticket>, after: &Ticket) -> Vec<(Vec<u8>, Option<
         .filter(|k| !new.contains(k))
         .map(|k| (k.clone(), None))
         .collect();
-    let value = encode(&summary);
+    let mut value: Option<Vec<u8>> = None;
     for k in new {
         if !same || !old.contains(&k) {
-            out.push((k, Some(value.clone())));
+            let v = value.get_or_insert_with(|| encode(&summary)).clone();
+            out.push((k, Some(v)));
         }
     }
     out
@@ -132,28 +141,27 @@ pub fn scan(
     take: &mut dyn FnMut(Found) -> bool,
 ) -> Result<(), StoreError> {
     let start = prefix(service, open, kind);
-    let Some(end) = prefix_end(&start) else {
+    let Some(all) = prefix_end(&start) else {
         return Ok(());
     };
-    let from = match since {
+    // Newest first: a ticket created at `since` or later sorts at or before `since`'s time.
+    let end = match since {
         Some(s) => {
             let mut k = start.clone();
-            k.extend_from_slice(&due_prefix(s));
-            k
+            k.extend(inverted(&due_prefix(s)));
+            prefix_end(&k).unwrap_or(all)
         }
-        None => start.clone(),
+        None => all,
     };
-    for item in store
-        .range(
-            Tree::TicketsByService,
-            Bound::Included(from),
-            Bound::Excluded(end),
-        )
-        .rev()
-    {
+    for item in store.range(
+        Tree::TicketsByService,
+        Bound::Included(start),
+        Bound::Excluded(end),
+    ) {
         let (key, value) = item?;
         let id_at = key.len().saturating_sub(TICKET_KEY_LEN);
-        let Some(id) = key.get(id_at..).and_then(TicketId::from_key) else {
+        let plain: Option<Vec<u8>> = key.get(id_at..).map(|k| inverted(k).collect());
+        let Some(id) = plain.as_deref().and_then(TicketId::from_key) else {
             continue;
         };
         let summary: Summary = decode(Tree::TicketsByService, &value)?;
@@ -326,5 +334,25 @@ mod tests {
         assert_eq!(ensure(&store).unwrap(), 1);
         assert_eq!(found(&store, "billing", true), ["INC-000001 new"]);
         assert_eq!(ensure(&store).unwrap(), 0, "up to date: nothing to do");
+    }
+
+    #[test]
+    fn ensure_replaces_the_entries_of_version_1() {
+        let store = MemoryStore::new();
+        let t = ticket(7, Some("billing"), State::New);
+        let mut plain = prefix("billing", true, Kind::Incident);
+        plain.extend_from_slice(&due_prefix(t.created_at));
+        plain.extend_from_slice(&t.id.key());
+        let mut b = WriteBatch::default();
+        b.put(Tree::Tickets, t.id.key(), encode(&t));
+        b.put(Tree::TicketsByService, plain, encode(&Summary::of(&t)));
+        b.put(Tree::Meta, VERSION_KEY.to_vec(), encode(&1u64));
+        store.apply(b).unwrap();
+        assert_eq!(ensure(&store).unwrap(), 1);
+        assert_eq!(found(&store, "billing", true), ["INC-000007 new"]);
+        let entries = store
+            .range(Tree::TicketsByService, Bound::Unbounded, Bound::Unbounded)
+            .count();
+        assert_eq!(entries, 1, "the version 1 entry is gone");
     }
 }

@@ -180,11 +180,19 @@ pub fn ticket_alerts_within(
 
 /// The secondary-index entries a ticket has in its current form.
 pub fn index_entries(t: &Ticket) -> Vec<(Tree, Vec<u8>)> {
+    let mut out = field_index_entries(t);
+    search::word_entries(t, &mut out);
+    out
+}
+
+/// The entries of [`index_entries`] but the title's and description's words, which only a
+/// change of those two can move: the engine compares a changed ticket's other entries only.
+pub fn field_index_entries(t: &Ticket) -> Vec<(Tree, Vec<u8>)> {
     let mut out = vec![(Tree::TicketsByState, index_key(t.state.as_str(), t.id))];
     if let Some(group) = &t.group {
         out.push((Tree::TicketsByGroup, index_key(group, t.id)));
     }
-    search::entries(t, &mut out);
+    search::field_entries(t, &mut out);
     out
 }
 

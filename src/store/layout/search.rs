@@ -100,6 +100,13 @@ fn millis(t: jiff::Timestamp) -> [u8; 8] {
 /// The search-index entries of `t` in its current form (beside state and group, which
 /// [`super::index_entries`] adds).
 pub fn entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
+    field_entries(t, out);
+    word_entries(t, out);
+}
+
+/// The entries of [`entries`] but the words: what a change that leaves the title and the
+/// description alone can move.
+pub fn field_entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
     let field = Tree::TicketsByField;
     if let Some(a) = &t.assignee {
         out.push((field, posting(&[ASSIGNEE], a, t.id)));
@@ -143,6 +150,10 @@ pub fn entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
         k.extend_from_slice(&t.id.key());
         out.push((field, k));
     }
+}
+
+/// The `ticket_words` entries of `t`'s title and description.
+pub fn word_entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
     let mut seen = std::collections::HashSet::new();
     for w in words(&t.title).chain(words(&t.description)) {
         if seen.len() == MAX_WORDS {
