@@ -97,15 +97,9 @@ fn millis(t: jiff::Timestamp) -> [u8; 8] {
     (t.as_millisecond().max(0) as u64).to_be_bytes()
 }
 
-/// The search-index entries of `t` in its current form (beside state and group, which
-/// [`super::index_entries`] adds).
-pub fn entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
-    field_entries(t, out);
-    word_entries(t, out);
-}
-
-/// The entries of [`entries`] but the words: what a change that leaves the title and the
-/// description alone can move.
+/// The search-index entries of `t` in its current form but its words ([`word_entries`]),
+/// beside state and group, which [`super::field_index_entries`] adds: what a change that
+/// leaves the title and the description alone can move.
 pub fn field_entries(t: &Ticket, out: &mut Vec<(Tree, Vec<u8>)>) {
     let field = Tree::TicketsByField;
     if let Some(a) = &t.assignee {
