@@ -36,11 +36,10 @@ pub struct Txn<'s> {
     tickets: HashMap<TicketId, Slot>,
     /// Counters (event id, ticket numbers) as advanced in this batch.
     counters: HashMap<Vec<u8>, u64>,
-    /// The latest history entry appended to each ticket in this batch, so that a storm of
-    /// like changes can be folded into one entry instead of one per event.
-    last_history: HashMap<TicketId, HistoryEntry>,
-    /// Every history entry this batch wrote, as written, by ticket and seq: the report
-    /// aggregates read them at [`Txn::finish`] without decoding what was just encoded.
+    /// Every history entry this batch wrote, as written, by ticket and seq: a ticket's latest
+    /// one, so that a storm of like changes can be folded into one entry instead of one per
+    /// event; and what the report aggregates read at [`Txn::finish`] without decoding what
+    /// was just encoded.
     written_history: HashMap<(TicketId, u64), HistoryEntry>,
     /// Tickets that got history entries during the current event, with their history length
     /// before it: what `on_ticket` rules are told changed.
@@ -68,8 +67,6 @@ enum Undo {
     Counter(Vec<u8>, Option<u64>),
     /// `None`: the ticket had no slot. Boxed: tickets are large, the other entries small.
     Ticket(TicketId, Option<Box<Ticket>>),
-    /// The ticket's latest history entry of this batch before (`None`: it had none).
-    LastHistory(TicketId, Option<Box<HistoryEntry>>),
     /// The entry this batch had written at a ticket's seq before (`None`: none).
     WrittenHistory((TicketId, u64), Option<Box<HistoryEntry>>),
 }
@@ -83,7 +80,6 @@ impl<'s> Txn<'s> {
             read: HashMap::new(),
             tickets: HashMap::new(),
             counters: HashMap::new(),
-            last_history: HashMap::new(),
             written_history: HashMap::new(),
             undo: Vec::new(),
             appended: Vec::new(),
@@ -133,12 +129,6 @@ impl<'s> Txn<'s> {
                 }
                 Undo::Ticket(id, None) => {
                     self.tickets.remove(&id);
-                }
-                Undo::LastHistory(id, Some(old)) => {
-                    self.last_history.insert(id, *old);
-                }
-                Undo::LastHistory(id, None) => {
-                    self.last_history.remove(&id);
                 }
                 Undo::WrittenHistory(at, Some(old)) => {
                     self.written_history.insert(at, *old);
@@ -378,17 +368,14 @@ impl<'s> Txn<'s> {
             encode(&entry),
         );
         self.appended.push((ticket.id, entry.clone()));
-        self.remember_latest(ticket.id, entry);
+        self.remember_written(ticket.id, entry);
     }
 
-    /// Keeps `entry` as the ticket's latest of this batch and as written at its seq,
-    /// undoably.
-    fn remember_latest(&mut self, id: TicketId, entry: HistoryEntry) {
+    /// Keeps `entry` as written at its seq, undoably.
+    fn remember_written(&mut self, id: TicketId, entry: HistoryEntry) {
         let at = (id, entry.seq);
-        let old = self.written_history.insert(at, entry.clone());
+        let old = self.written_history.insert(at, entry);
         self.undo.push(Undo::WrittenHistory(at, old.map(Box::new)));
-        let old = self.last_history.insert(id, entry);
-        self.undo.push(Undo::LastHistory(id, old.map(Box::new)));
     }
 
     /// Records a rule's request to notify `vendor` about `ticket`.
@@ -404,11 +391,13 @@ impl<'s> Txn<'s> {
         )
     }
 
-    /// The ticket's latest history entry, if this batch wrote it.
+    /// The ticket's latest history entry, if this batch wrote it (and none after it).
     pub fn latest_history_in_batch(&self, ticket: &Ticket) -> Option<&HistoryEntry> {
-        self.last_history
-            .get(&ticket.id)
-            .filter(|e| e.seq == ticket.history_len)
+        let (id, seq) = (ticket.id, ticket.history_len);
+        if self.written_history.contains_key(&(id, seq + 1)) {
+            return None;
+        }
+        self.written_history.get(&(id, seq))
     }
 
     /// Rewrites the ticket's latest history entry, which this batch wrote (see
@@ -422,7 +411,7 @@ impl<'s> Txn<'s> {
             layout::history_key(ticket.id, entry.seq),
             encode(&entry),
         );
-        self.remember_latest(ticket.id, entry);
+        self.remember_written(ticket.id, entry);
     }
 
     /// Adds what the ticket's history entries of this batch and its clocks' ends count to

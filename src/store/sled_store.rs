@@ -322,16 +322,18 @@ impl Store for SledStore {
                 }
             }
         }
+        // Counted under the read lock, so a checkpoint sees every batch the database it
+        // closes holds, and none it does not.
         self.with(|o| {
             o.tree.apply_batch(b).map_err(|source| StoreError::Io {
                 op: "apply",
                 source: source.into(),
-            })
-        })?;
-        self.since_open.fetch_add(bytes, Ordering::Relaxed);
-        let now = u64::try_from(self.opened_at.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_apply_ms.store(now, Ordering::Relaxed);
-        Ok(())
+            })?;
+            self.since_open.fetch_add(bytes, Ordering::Relaxed);
+            let now = u64::try_from(self.opened_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.last_apply_ms.store(now, Ordering::Relaxed);
+            Ok(())
+        })
     }
 
     fn flush(&self) -> Result<(), StoreError> {
