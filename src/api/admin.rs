@@ -16,7 +16,10 @@ use crate::reload::Reloaded;
 
 /// `POST /api/v1/admin/rules/reload`: recompiles the rules folder; 200 with the new version,
 /// or 422 with every compile error while the old rules keep running.
-pub async fn reload_rules(State(app): State<AppState>) -> Result<Json<Reloaded>, ApiError> {
+pub async fn reload_rules(
+    _: crate::api::query::NoQuery,
+    State(app): State<AppState>,
+) -> Result<Json<Reloaded>, ApiError> {
     let reloader = app.reloader.clone();
     let outcome = tokio::task::spawn_blocking(move || reloader.reload_rules())
         .await
@@ -107,6 +110,7 @@ pub struct ReplayRequest {
 /// `POST /api/v1/admin/replay`: what a candidate rule set would have done with every recorded
 /// event, against what happened. Read-only: runs on an in-memory copy.
 pub async fn replay(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     crate::api::json::JsonBody(req): crate::api::json::JsonBody<ReplayRequest>,
 ) -> Result<Json<crate::rules::replay::Report>, ApiError> {

@@ -9,6 +9,7 @@ pub mod health;
 pub(crate) mod json;
 pub(crate) mod limits;
 pub mod page;
+pub mod query;
 mod serve;
 pub mod tls;
 

@@ -4,6 +4,19 @@
 
 use serde::Serialize;
 
+/// A listing's `limit` query parameter: `default` when absent, else a whole number from 1 to
+/// `max`. The problem names the parameter, the range and what was sent, the same for every
+/// listing.
+pub fn limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, String> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    raw.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("`limit` must be a whole number from 1 to {max}, got {raw:?}"))
+}
+
 /// The leading `items` whose JSON fits in `budget` bytes (always at least one, so a listing
 /// makes progress), and whether any were left off.
 pub fn within_budget<T: Serialize>(items: Vec<T>, budget: usize) -> (Vec<T>, bool) {

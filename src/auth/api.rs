@@ -70,6 +70,7 @@ async fn submit(app: &AppState, who: Principal, action: AccountAction) -> Result
 
 /// `POST /api/v1/admin/users` `{name, role, password}`: 201.
 async fn add(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     crate::api::json::JsonBody(new): crate::api::json::JsonBody<NewUser>,
@@ -87,6 +88,7 @@ async fn add(
 
 /// `POST /api/v1/admin/users/{name}/password` `{password}`: 204; also enables the account.
 async fn passwd(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
@@ -100,6 +102,7 @@ async fn passwd(
 
 /// `POST /api/v1/admin/users/{name}/disable`: 204; the user's sessions end at their next request.
 async fn disable(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
@@ -110,7 +113,10 @@ async fn disable(
 }
 
 /// `GET /api/v1/admin/users`
-async fn list(State(app): State<AppState>) -> Result<Json<Vec<UserJson>>, ApiError> {
+async fn list(
+    _: crate::api::query::NoQuery,
+    State(app): State<AppState>,
+) -> Result<Json<Vec<UserJson>>, ApiError> {
     let all = app.read(crate::store::layout::accounts::list).await?;
     Ok(Json(
         all.into_iter()

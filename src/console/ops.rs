@@ -278,6 +278,7 @@ fn outbox_rows(who: &Signed, rows: &[OutboxRow], dead: bool) -> Markup {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct OutboxParams {
     #[serde(default)]
     replayed: Option<u64>,

@@ -120,10 +120,11 @@ pub fn search(app: &AppState, p: ListParams) -> Result<Search, ApiError> {
         after: time("updated_after", p.updated_after),
         before: time("updated_before", p.updated_before),
     };
-    let limit = param("limit", p.limit, &mut problems).unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        problems.push(format!("`limit` must be 1..={MAX_LIMIT}"));
-    }
+    let limit = crate::api::page::limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
+        .unwrap_or_else(|problem| {
+            problems.push(problem);
+            DEFAULT_LIMIT
+        });
     let mut text = |name: &str, raw: Option<String>| {
         raw.filter(|v| {
             let empty = v.trim().is_empty();
@@ -233,6 +234,7 @@ pub(crate) fn ticket_id(raw: &str) -> Result<TicketId, ApiError> {
 
 /// `GET /api/v1/tickets/{id}`: the ticket and its whole history.
 pub async fn show(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<TicketWithHistory>, ApiError> {
@@ -287,6 +289,7 @@ pub async fn history(
 
 /// `GET /api/v1/tickets/{id}/sla`: every clock now, with its timeline.
 pub async fn sla(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<crate::sla::view::SlaView>, ApiError> {

@@ -17,8 +17,10 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
-    limit: Option<usize>,
+    /// Checked by `api::page::limit`, so a bad one is named with its range.
+    limit: Option<String>,
     /// An event id: the `next` value of the previous page.
     after: Option<EventId>,
 }
@@ -48,12 +50,8 @@ pub async fn list(
 ) -> Result<Json<Page>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = raw.parse().map_err(ApiError::bad_request)?;
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_query(vec![format!(
-            "`limit` must be 1..={MAX_LIMIT}"
-        )]));
-    }
+    let limit = crate::api::page::limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
+        .map_err(|problem| ApiError::bad_query(vec![problem]))?;
     crate::tickets::api::existing(&app, id).await?;
     // At most `server.max_list_bytes` of journal records; the cursor goes on.
     let budget = app.config.server.max_list_bytes;

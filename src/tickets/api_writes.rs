@@ -74,6 +74,7 @@ pub(crate) async fn run(
 
 /// `POST /api/v1/tickets`: 201 with the new ticket and its Location.
 pub async fn create(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     JsonBody(new): JsonBody<NewTicket>,
@@ -89,6 +90,7 @@ pub async fn create(
 
 /// `PATCH /api/v1/tickets/{id}`
 pub async fn update(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,
@@ -103,6 +105,7 @@ pub async fn update(
 
 /// `POST /api/v1/tickets/{id}/transitions`
 pub async fn transition(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,
@@ -117,6 +120,7 @@ pub async fn transition(
 
 /// `POST /api/v1/tickets/{id}/comments`: 201 with the ticket.
 pub async fn comment(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,
@@ -130,6 +134,7 @@ pub async fn comment(
 
 /// `POST /api/v1/tickets/{id}/links`: 201 with the ticket.
 pub async fn link(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,

@@ -15,6 +15,8 @@ use crate::store::Tree;
 use crate::store::layout::outbox;
 use crate::vendors::{Delivery, OutboxRow};
 
+/// Rows one page lists unless asked for fewer or more.
+const DEFAULT_LIMIT: usize = 100;
 /// Most rows one page lists.
 const MAX_LIMIT: usize = 500;
 
@@ -29,12 +31,9 @@ pub struct ListQuery {
     /// Start after this row id (the `next` of the previous page).
     #[serde(default)]
     after: Option<u64>,
-    #[serde(default = "default_limit")]
-    limit: usize,
-}
-
-fn default_limit() -> usize {
-    100
+    /// Checked by `api::page::limit` (100 when absent).
+    #[serde(default)]
+    limit: Option<String>,
 }
 
 /// A row as listed: everything but the payload (see the single-row view for it).
@@ -54,20 +53,17 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if q.limit == 0 || q.limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(format!(
-            "limit must be 1 to {MAX_LIMIT}"
-        )));
-    }
+    let limit = crate::api::page::limit(q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
+        .map_err(|problem| ApiError::bad_query(vec![problem]))?;
     let tree = if q.dead {
         Tree::OutboxDead
     } else {
         Tree::Outbox
     };
     let rows = app
-        .read(move |s| outbox::rows(s, tree, q.vendor.as_deref(), q.after, q.limit))
+        .read(move |s| outbox::rows(s, tree, q.vendor.as_deref(), q.after, limit))
         .await?;
-    let full = rows.len() == q.limit;
+    let full = rows.len() == limit;
     // At most `server.max_list_bytes` of rows (bodies included); the cursor goes on.
     let (rows, cut) = crate::api::page::within_budget(rows, app.config.server.max_list_bytes);
     let next = (full || cut).then(|| rows.last().map(|r| r.id)).flatten();
@@ -91,6 +87,7 @@ pub async fn list(
 
 /// `GET /api/v1/admin/outbox/{id}`: one row, pending or dead, with its payload.
 pub async fn show(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
@@ -117,6 +114,7 @@ pub struct ReplayRequest {
 /// row (or the vendor's dead and pending rows) again from attempt 1, with the same
 /// webhook-id; a vendor replay also re-enables a vendor disabled by 410.
 pub async fn replay(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     JsonBody(req): JsonBody<ReplayRequest>,
 ) -> Result<Json<Value>, ApiError> {

@@ -345,6 +345,49 @@ fn listing_filters_and_pages() {
         3,
         "{body}"
     );
+    // Every listing's `limit` is checked alike, naming its range and what was sent, and an
+    // unknown parameter is named, not ignored.
+    for (path, max) in [
+        ("/api/v1/tickets", 1000),
+        ("/api/v1/tickets/INC-000001/alerts", 1000),
+        ("/api/v1/admin/outbox", 500),
+    ] {
+        for bad in ["-1", "0", "abc", "100000"] {
+            let (status, body) = d.get(&format!("{path}?limit={bad}"));
+            assert_eq!(status, 400, "{path}?limit={bad}: {body}");
+            assert_eq!(
+                body["error"]["details"]["problems"],
+                json!([format!(
+                    "`limit` must be a whole number from 1 to {max}, got \"{bad}\""
+                )]),
+                "{path}"
+            );
+        }
+        let (status, body) = d.get(&format!("{path}?limit={max}&foo=1"));
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unknown field `foo`")),
+            "{path}: {body}"
+        );
+    }
+    // A route without query parameters refuses one, naming it, and changes nothing.
+    let (status, body) = d.get("/api/v1/tickets/INC-000001?history=false");
+    assert_eq!(
+        (status, body["error"]["details"]["problems"].clone()),
+        (
+            400,
+            json!(["/api/v1/tickets/INC-000001 takes no query parameters; got `history`"])
+        ),
+        "{body}"
+    );
+    let (status, body) = d.post(
+        "/api/v1/tickets/INC-000001/comments?visibility=internal",
+        r#"{"body": "meant to be internal"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(d.get_ok("/api/v1/tickets/INC-000001/comments"), json!([]));
     let (status, body) = d.get("/api/v1/tickets/INC-000999");
     assert_eq!(
         (status, body["error"]["code"].as_str()),

@@ -30,7 +30,10 @@ pub struct Templates {
 }
 
 /// `GET /api/v1/changes/templates`: the standard change catalogue in force, by id.
-pub async fn templates(State(app): State<AppState>) -> Json<Templates> {
+pub async fn templates(
+    _: crate::api::query::NoQuery,
+    State(app): State<AppState>,
+) -> Json<Templates> {
     let templates: BTreeMap<String, ChangeTemplate> = app.engine.changes().templates;
     Json(Templates {
         templates: templates
@@ -101,6 +104,7 @@ pub async fn show(
 
 /// `POST /api/v1/tickets/{id}/review`: the post-implementation review of a change in review.
 pub async fn review(
+    _: crate::api::query::NoQuery,
     State(app): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,
