@@ -39,7 +39,7 @@
 //! - [`daemon`]: wires everything together and owns graceful shutdown.
 //! - [`egress`]: where the daemon may connect on its own (vendor webhooks, the SMTP relay).
 //! - [`clock`], [`metrics`], [`systemd`], [`telemetry`]: time as a dependency, metric names,
-//!   readiness notification, logging.
+//!   readiness notification, logging; `suggest`: "did you mean" for misspelt names.
 
 pub mod alerts;
 pub mod api;
@@ -64,6 +64,7 @@ pub mod retention;
 pub mod rules;
 pub mod sla;
 pub mod store;
+pub(crate) mod suggest;
 pub mod systemd;
 pub mod telemetry;
 #[cfg(test)]

@@ -374,6 +374,32 @@ impl Source {
     }
 }
 
+/// The sections `parse` reads, for the suggestion when one is misspelt.
+const SECTIONS: &[&str] = &[
+    "server",
+    "store",
+    "engine",
+    "rules",
+    "priority",
+    "auth",
+    "calendars",
+    "alerts",
+    "pagerduty",
+    "groups",
+    "approval",
+    "lifecycle",
+    "changes",
+    "vendors",
+    "sla",
+    "mail",
+    "limits",
+    "smtp",
+    "cluster",
+    "retention",
+    "chat",
+    "egress",
+];
+
 /// Parses and validates configuration text; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let fail = |problems| ConfigErrors {
@@ -408,7 +434,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             "retention" => config.retention = section_of(&section, value, &mut problems),
             "chat" => config.chat = section_of(&section, value, &mut problems),
             "egress" => config.egress = section_of(&section, value, &mut problems),
-            other => problems.push(format!("unknown section or key `{other}`")),
+            other => {
+                let hint = crate::suggest::nearest(other, SECTIONS)
+                    .map_or(String::new(), |n| format!("; did you mean `{n}`?"));
+                problems.push(format!("unknown section or key `{other}`{hint}"));
+            }
         }
     }
     problems.extend(validate::problems(&config));
@@ -499,6 +529,20 @@ mod tests {
     }
 
     #[test]
+    fn every_suggested_section_is_one_parse_reads() {
+        for section in SECTIONS {
+            let problems = match parse(&format!("[{section}]"), "test.toml") {
+                Ok(_) => Vec::new(),
+                Err(e) => e.problems,
+            };
+            assert!(
+                !problems.iter().any(|p| p.contains("unknown section")),
+                "{section}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let text = r#"
             colour = "blue"
@@ -514,11 +558,14 @@ mod tests {
             high = [1, 2, 9]
             medium = [2, 3, 4]
             low = [3, 4, 5]
+            [serverr]
+            listen = "127.0.0.1:1"
         "#;
         let err = parse(text, "test.toml").unwrap_err();
         let all = err.problems.join("\n");
         for needle in [
             "unknown section or key `colour`",
+            "unknown section or key `serverr`; did you mean `server`?",
             "`server.typo`: unknown field `typo`, expected one of `listen`, `max_body_bytes`",
             "`server.listen`",
             "`rules.time_budget_ms`",
@@ -529,7 +576,7 @@ mod tests {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
         assert!(
-            err.to_string().starts_with("test.toml: 7 problem(s)"),
+            err.to_string().starts_with("test.toml: 8 problem(s)"),
             "{err}"
         );
     }

@@ -233,10 +233,7 @@ pub fn unknown_reads(text: &str, hook: &str, params: &[&str]) -> Vec<Unknown> {
             let is_call = r < end && code[r] == '(';
             if !prop.is_empty() && !is_call && !known.contains(&prop.as_str()) {
                 let (line, column) = line_column(&code, i);
-                let nearest = known
-                    .iter()
-                    .min_by_key(|k| super::ruleset::edit_distance(k, &prop))
-                    .filter(|k| super::ruleset::edit_distance(k, &prop) <= 3);
+                let nearest = crate::suggest::nearest(&prop, known);
                 let hint = nearest.map_or(String::new(), |n| format!("did you mean {n}? "));
                 out.push(Unknown {
                     line,

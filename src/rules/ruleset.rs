@@ -196,10 +196,7 @@ pub(super) fn compile_one(
             // never run. Other functions are helpers.
             None if f.name.starts_with("on_") => {
                 let names: Vec<&str> = HOOKS.iter().map(|(h, _)| *h).collect();
-                let nearest = names
-                    .iter()
-                    .min_by_key(|h| edit_distance(h, f.name))
-                    .filter(|h| edit_distance(h, f.name) <= 3);
+                let nearest = crate::suggest::nearest(f.name, &names);
                 let hint = nearest.map_or(String::new(), |h| format!("did you mean {h}? "));
                 errors.push(error(format!(
                     "unknown hook `{}`; {hint}hooks are {}",
@@ -251,26 +248,6 @@ fn fn_position(text: &str, name: &str) -> (Option<usize>, Option<usize>) {
         }
     }
     (None, None)
-}
-
-/// Levenshtein distance, for "did you mean".
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(row[j + 1])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -1,0 +1,45 @@
+//! "Did you mean": the nearest of the names a place accepts to a misspelt one, for the
+//! errors of rule checks (hooks, fields) and of the configuration (sections).
+
+/// The candidate nearest to `word` by edit distance, if it is within three edits.
+pub(crate) fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(c, word), *c))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, _)| *d <= 3)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearest;
+
+    #[test]
+    fn the_nearest_within_three_edits_or_none() {
+        let names = ["server", "store", "smtp"];
+        assert_eq!(nearest("serverr", &names), Some("server"));
+        assert_eq!(nearest("stor", &names), Some("store"));
+        assert_eq!(nearest("retention", &names), None);
+    }
+}
