@@ -19,7 +19,8 @@ pub struct ReportArgs {
     /// End of the period (exclusive); default now.
     #[arg(long)]
     pub to: Option<String>,
-    /// Length of the period, counted back from its end, e.g. 7d (default 30d).
+    /// Length of the period, counted back from its end, e.g. 7d (default 30d). A report covers
+    /// every UTC day the period overlaps, whole: its first line says which.
     #[arg(long, conflicts_with = "from")]
     pub last: Option<String>,
     /// How to print it: table (readable text), csv or json.

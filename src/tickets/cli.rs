@@ -483,10 +483,42 @@ fn summary(t: &Value) -> String {
     );
     for key in ["hold_reason", "resolution", "change", "approval", "links"] {
         if let Some(v) = t.get(key) {
-            out.push_str(&format!("{key}: {v}\n"));
+            out.push_str(&format!("{key}: {}\n", plain(v)));
         }
     }
     out
+}
+
+/// A JSON value as a person reads it on one line: `key=value` pairs (nested keys dotted),
+/// list items separated by commas, strings bare unless they hold a space or are empty.
+fn plain(v: &Value) -> String {
+    fn pairs(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    pairs(&key, v, out);
+                }
+            }
+            _ if prefix.is_empty() => out.push(plain(v)),
+            _ => out.push(format!("{prefix}={}", plain(v))),
+        }
+    }
+    match v {
+        Value::String(s) if s.is_empty() || s.contains(char::is_whitespace) => format!("{s:?}"),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
+        Value::Object(_) => {
+            let mut out = Vec::new();
+            pairs("", v, &mut out);
+            out.join(" ")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Who did something (a history entry's actor, a comment's author), by name or address.
@@ -620,6 +652,23 @@ fn detail(t: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_reads_as_key_value_pairs_on_one_line() {
+        let change = json!({"backout_plan": "restore snapshot", "risk": "low", "type": "normal",
+            "window": {"end": "2026-12-04T11:00:00Z", "start": "2026-12-04T10:00:00Z"}});
+        assert_eq!(
+            plain(&change),
+            "backout_plan=\"restore snapshot\" risk=low type=normal \
+             window.end=2026-12-04T11:00:00Z window.start=2026-12-04T10:00:00Z"
+        );
+        let links = json!([{"rel": "caused_by", "ticket": "PRB-000001"}, {"rel": "relates_to", "ticket": "INC-000002"}]);
+        assert_eq!(
+            plain(&links),
+            "rel=caused_by ticket=PRB-000001, rel=relates_to ticket=INC-000002"
+        );
+        assert_eq!(plain(&json!("")), "\"\"");
+    }
 
     #[test]
     fn the_table_aligns_columns_and_points_to_the_next_page() {

@@ -102,7 +102,7 @@ fn an_agent_works_a_ticket_from_the_command_line() {
             "awaiting_vendor",
         ],
     );
-    assert!(out.contains("hold_reason: \"awaiting_vendor\""), "{out}");
+    assert!(out.contains("hold_reason: awaiting_vendor\n"), "{out}");
     ok(
         &d,
         &[
@@ -214,7 +214,7 @@ fn links_windows_sla_and_checked_values_from_the_command_line() {
     );
     let out = ok(&d, &["link", "INC-000001", "caused_by", "CHG-000001"]);
     assert!(
-        out.contains(r#"links: [{"rel":"caused_by","ticket":"CHG-000001"}]"#),
+        out.contains("links: rel=caused_by ticket=CHG-000001\n"),
         "{out}"
     );
     assert_eq!(json(&["show", "CHG-000001"])["links"][0]["rel"], "causes");
