@@ -122,6 +122,15 @@ impl Client {
     }
 }
 
+/// A JSON value in a table cell: strings bare, absent as "-", the rest as JSON.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Rows as left-aligned columns two spaces apart, one line each (no trailing spaces).
 pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0usize; N];

@@ -12,6 +12,7 @@ use crate::tickets::{
     ChangeType, HoldReason, Kind, Level, LinkRel, Resolution, ReviewOutcome, Risk, State,
 };
 
+use crate::cli::client::text;
 use crate::cli::{Client, ServerArgs};
 
 #[derive(clap::Args)]
@@ -426,14 +427,6 @@ fn update_body(u: UpdateArgs) -> Value {
     put(&mut body, "backout_plan", u.backout_plan);
     put(&mut body, "reason", u.reason);
     body
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
 }
 
 fn clip(s: &str, max: usize) -> String {

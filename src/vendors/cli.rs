@@ -4,6 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::cli::client::text;
 use crate::cli::{Client, ServerArgs};
 
 #[derive(clap::Args)]
@@ -72,14 +73,6 @@ pub fn run(args: OutboxArgs) -> anyhow::Result<()> {
         print!("{}", render(&value));
     }
     Ok(())
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
 }
 
 /// The rows as an aligned table, then the vendors that are disabled.

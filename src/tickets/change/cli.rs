@@ -4,6 +4,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::cli::client::text;
 use crate::cli::{Client, ServerArgs};
 
 #[derive(clap::Args)]
@@ -67,14 +68,6 @@ fn encode(v: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
 }
 
 /// The calendar as a table, a conflict column naming the clashing changes.
