@@ -318,13 +318,17 @@ fn compact(base: ConfigArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let done = itsmd::retention::compact::compact(&config.store)
         .with_context(|| format!("cannot compact {}", config.store.data_dir.display()))?;
-    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    // A small store in KiB: "0.5 MiB → 0.0 MiB" would hide what compaction did.
+    let size = |b: u64| match b {
+        0..0x10_0000 => format!("{} KiB", b.div_ceil(1024)),
+        _ => format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20)),
+    };
     println!(
-        "Compacted {}: {} records, {:.1} MiB → {:.1} MiB on disk.",
+        "Compacted {}: {} records, {} → {} on disk.",
         config.store.data_dir.display(),
         done.records,
-        mib(done.bytes_before),
-        mib(done.bytes_after)
+        size(done.bytes_before),
+        size(done.bytes_after)
     );
     Ok(())
 }
