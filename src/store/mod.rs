@@ -5,9 +5,7 @@
 //! write, the store only makes a batch atomic and, on [`Store::flush`], durable.
 //!
 //! Every value is written with [`encode`] (a format-version byte, then JSON), index entries
-//! included, so that export, import and migrations can treat all trees alike. The embedded
-//! store packs those bytes on disk and unpacks them on read (`packed.rs`); the trait's
-//! callers never see the packed form.
+//! included, so that export, import and migrations can treat all trees alike.
 //!
 //! Three implementations: [`SledStore`] (the embedded default, sled 0.34.7), [`PostgresStore`]
 //! and [`MemoryStore`] (tests). All pass the same conformance suite (`conformance.rs`).
@@ -21,7 +19,6 @@ mod keys;
 pub mod layout;
 mod memory;
 mod overlay;
-mod packed;
 mod postgres;
 mod sled_store;
 

@@ -1,9 +1,7 @@
 //! The embedded default store: one sled tree, each logical [`Tree`] under its one-byte prefix.
 //!
 //! One physical tree makes every [`WriteBatch`] a single `apply_batch`, which sled applies
-//! atomically, and avoids sled's slower multi-tree transactions on the hot path. Values are
-//! packed on the way in and unpacked on the way out ([`packed`]): the trait's callers see the
-//! codec's bytes, sled holds about a fifth of them for the large records.
+//! atomically, and avoids sled's slower multi-tree transactions on the hot path.
 //!
 //! Checkpoints: sled 0.34.7 writes its recovery snapshot (the page table) only while it
 //! opens, so an open replays every byte written since the previous open.
@@ -18,7 +16,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::store::checkpoint::{CheckpointPolicy, Checkpointed};
-use crate::store::packed;
 use crate::store::{ScanIter, Store, StoreError, Tree, Write, WriteBatch};
 
 pub struct SledStore {
@@ -29,7 +26,7 @@ pub struct SledStore {
     /// outlives the call), so a checkpoint knows when no scan still reads the old one.
     /// `None` only after a checkpoint's reopen failed (every call then reports that).
     open: RwLock<Option<Arc<Opened>>>,
-    /// Key and value bytes applied (as packed) since the database was last opened: the log an open
+    /// Key and value bytes applied since the database was last opened: the log an open
     /// would replay, as the checkpoint policy weighs it.
     since_open: AtomicU64,
     /// When the last batch was applied, in milliseconds since `opened_at`: a quiet
@@ -250,57 +247,39 @@ fn physical_bound(tree: Tree, bound: Bound<Vec<u8>>, is_end: bool) -> Bound<Vec<
 struct Scan {
     _opened: Arc<Opened>,
     iter: sled::Iter,
-    /// The tree scanned, to name it when a value does not unpack.
-    tree: Tree,
 }
 
-/// A value as sled holds it, as it was handed to the store ([`packed`]).
-fn unpacked(tree: Tree, stored: &[u8]) -> Result<Vec<u8>, StoreError> {
-    packed::unpack(stored).map_err(|e| StoreError::Corrupt {
-        tree: tree.name(),
-        message: e.to_string(),
-    })
-}
-
-impl Scan {
-    /// A scanned pair as a logical entry (the tree prefix taken off the key).
-    fn entry(
-        &self,
-        item: sled::Result<(sled::IVec, sled::IVec)>,
-    ) -> Result<crate::store::Entry, StoreError> {
-        let (k, v) = item.map_err(|source| StoreError::Io {
+/// A scanned pair as a logical entry (the tree prefix taken off the key).
+fn entry(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<crate::store::Entry, StoreError> {
+    item.map(|(k, v)| (k[1..].to_vec(), v.to_vec()))
+        .map_err(|source| StoreError::Io {
             op: "scan",
             source: source.into(),
-        })?;
-        Ok((k[1..].to_vec(), unpacked(self.tree, &v)?))
-    }
+        })
 }
 
 impl Iterator for Scan {
     type Item = Result<crate::store::Entry, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let item = self.iter.next()?;
-        Some(self.entry(item))
+        self.iter.next().map(entry)
     }
 }
 
 impl DoubleEndedIterator for Scan {
     fn next_back(&mut self) -> Option<Self::Item> {
-        let item = self.iter.next_back()?;
-        Some(self.entry(item))
+        self.iter.next_back().map(entry)
     }
 }
 
 fn get(o: &Opened, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-    let stored = o
-        .tree
+    o.tree
         .get(physical(tree, key))
+        .map(|v| v.map(|v| v.to_vec()))
         .map_err(|source| StoreError::Io {
             op: "get",
             source: source.into(),
-        })?;
-    stored.map(|v| unpacked(tree, &v)).transpose()
+        })
 }
 
 impl Store for SledStore {
@@ -325,7 +304,6 @@ impl Store for SledStore {
         Box::new(Scan {
             _opened: opened,
             iter,
-            tree,
         })
     }
 
@@ -335,7 +313,6 @@ impl Store for SledStore {
         for w in batch.writes {
             match w {
                 Write::Put { tree, key, value } => {
-                    let value = packed::pack(value);
                     bytes += (key.len() + value.len() + 1) as u64;
                     b.insert(physical(tree, &key), value)
                 }
@@ -431,74 +408,5 @@ impl Store for SledStore {
             paused: started.elapsed(),
             busy,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{StoreError, encode};
-
-    /// The raw database under `dir`, as a store written by an earlier release left it.
-    fn raw(dir: &Path) -> sled::Tree {
-        open_db(dir, 8 << 20).unwrap().open_tree("itsmd").unwrap()
-    }
-
-    #[test]
-    fn values_written_before_packing_read_as_they_are_and_a_rewrite_packs_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let title = "Disk almost full on db01 ".repeat(20);
-        let plain = encode(&serde_json::json!({ "id": "INC-000001", "title": title }));
-        {
-            let old = raw(dir.path());
-            old.insert(physical(Tree::Tickets, b"k"), plain.clone())
-                .unwrap();
-            old.flush().unwrap();
-        }
-        {
-            let store = SledStore::open(dir.path(), 8 << 20).unwrap();
-            assert_eq!(store.get(Tree::Tickets, b"k").unwrap(), Some(plain.clone()));
-            let scanned: Vec<_> = store.scan_prefix(Tree::Tickets, b"").collect();
-            assert_eq!(scanned.len(), 1);
-            assert_eq!(scanned[0].as_ref().unwrap().1, plain);
-            let mut b = WriteBatch::default();
-            b.put(Tree::Tickets, b"k".to_vec(), plain.clone());
-            store.apply(b).unwrap();
-            store.flush().unwrap();
-            assert_eq!(store.get(Tree::Tickets, b"k").unwrap(), Some(plain.clone()));
-        }
-        let on_disk = raw(dir.path())
-            .get(physical(Tree::Tickets, b"k"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(on_disk[0], packed::PACKED_1);
-        assert!(
-            on_disk.len() * 4 < plain.len(),
-            "{} bytes stored as {}",
-            plain.len(),
-            on_disk.len()
-        );
-    }
-
-    #[test]
-    fn a_damaged_value_on_disk_is_reported_with_its_tree() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let old = raw(dir.path());
-            old.insert(
-                physical(Tree::History, b"h"),
-                vec![packed::PACKED_1, 200, 0, 0, 0, 7],
-            )
-            .unwrap();
-            old.flush().unwrap();
-        }
-        let store = SledStore::open(dir.path(), 8 << 20).unwrap();
-        let message = match store.get(Tree::History, b"h") {
-            Err(StoreError::Corrupt { tree, message }) => format!("{tree}: {message}"),
-            other => panic!("expected a corrupt value, got {other:?}"),
-        };
-        assert!(message.starts_with("history: packed value"), "{message}");
-        let scanned: Vec<_> = store.scan_prefix(Tree::History, b"").collect();
-        assert!(matches!(scanned[..], [Err(StoreError::Corrupt { .. })]));
     }
 }

@@ -11,17 +11,15 @@ const ALWAYS: CheckpointPolicy = CheckpointPolicy {
     busy_bytes: 1,
 };
 
-/// 1 KiB that packing cannot shrink, so the log grows by what is written.
-fn kib() -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(7);
-    std::iter::repeat_with(|| rng.u8(..)).take(1024).collect()
-}
-
 /// Writes `n` tickets of 1 KiB under `prefix` and flushes.
 fn write(s: &SledStore, prefix: &str, n: usize) {
     let mut b = WriteBatch::default();
     for i in 0..n {
-        b.put(Tree::Tickets, format!("{prefix}{i:05}").into_bytes(), kib());
+        b.put(
+            Tree::Tickets,
+            format!("{prefix}{i:05}").into_bytes(),
+            vec![b'x'; 1024],
+        );
     }
     s.apply(b).unwrap();
     s.flush().unwrap();
@@ -58,7 +56,10 @@ fn a_checkpoint_snapshots_the_log_and_keeps_every_record_readable_and_writable()
     let after = snapshot_lsn(dir.path()).expect("a snapshot after the checkpoint");
     assert!(before.is_none_or(|b| after > b), "{before:?} → {after}");
 
-    assert_eq!(s.get(Tree::Tickets, b"a00499").unwrap(), Some(kib()));
+    assert_eq!(
+        s.get(Tree::Tickets, b"a00499").unwrap(),
+        Some(vec![b'x'; 1024])
+    );
     write(&s, "b", 10);
     assert_eq!(s.scan_prefix(Tree::Tickets, b"").count(), 510);
     drop(s);
