@@ -347,7 +347,7 @@ pub fn verify(
         let mut value = Vec::with_capacity(entry.value.get().len() + 1);
         value.push(entry.v);
         value.extend_from_slice(entry.value.get().as_bytes());
-        check_record(tree, &value).map_err(|e| bad(i, e.to_string()))?;
+        check_record(tree, &key, &value).map_err(|e| bad(i, e.to_string()))?;
         *seen.entry(tree.name().to_string()).or_default() += 1;
         entries += 1;
         sink(tree, key, value);
@@ -417,8 +417,50 @@ pub fn import(
         batch.put(tree, key, value)
     })?;
     store.apply(batch)?;
+    if verified.since.is_some() {
+        store.apply(counters_of_archive(store)?)?;
+    }
     store.flush()?;
     Ok(verified)
+}
+
+/// An archive holds no counters (`meta`): the event and ticket sequences and the ticket
+/// counts are made from the records it brought, so the next event and ticket numbers follow
+/// its own and a daemon on the imported store overwrites nothing. (Its search and link
+/// indexes are rebuilt when the engine starts: their versions are not there either.)
+fn counters_of_archive(store: &dyn Store) -> Result<WriteBatch, BackupError> {
+    use crate::store::layout::{EVENT_SEQ, ticket_count_key, ticket_seq_key};
+    use crate::store::{decode, encode};
+    use crate::tickets::Ticket;
+    let mut b = WriteBatch::default();
+    let last_event = store
+        .range(Tree::Events, Bound::Unbounded, Bound::Unbounded)
+        .next_back()
+        .transpose()?;
+    if let Some((key, _)) = last_event
+        && let Ok(id) = <[u8; 8]>::try_from(key.as_slice())
+    {
+        b.put(
+            Tree::Meta,
+            EVENT_SEQ.to_vec(),
+            encode(&u64::from_be_bytes(id)),
+        );
+    }
+    let mut seq = BTreeMap::new();
+    let mut counts = BTreeMap::new();
+    for item in store.range(Tree::Tickets, Bound::Unbounded, Bound::Unbounded) {
+        let (_, value) = item?;
+        let t: Ticket = decode(Tree::Tickets, &value)?;
+        let last = seq.entry(ticket_seq_key(t.id.kind)).or_insert(0u64);
+        *last = (*last).max(t.id.number);
+        *counts
+            .entry(ticket_count_key(t.id.kind, t.state))
+            .or_insert(0u64) += 1;
+    }
+    for (key, n) in seq.into_iter().chain(counts) {
+        b.put(Tree::Meta, key, encode(&n));
+    }
+    Ok(b)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -343,6 +343,13 @@ fn main() -> ExitCode {
         }
     );
     telemetry::init(cli.log_format, if quiet { "warn" } else { "info" });
+    if !matches!(cli.command, Command::Serve(_)) {
+        // A client command piped into `head` ends quietly when the pipe closes, as Unix tools
+        // do, instead of panicking in `println!`. The daemon keeps Rust's default (SIGPIPE
+        // ignored): a peer closing its socket must be an error on that connection only.
+        // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Check {
@@ -387,8 +394,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("itsmd: {e:#}");
+            eprintln!("itsmd: {}", chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `: `-joined like `{:#}`, but a cause that a message already
+/// quotes (errors that show their source inline, for the API and logs) is not said twice.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.is_empty() {
+            out = text;
+        } else if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }

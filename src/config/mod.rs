@@ -362,7 +362,17 @@ impl Source {
         if let Some(dir) = &self.maildir {
             config.mail.maildir = dir.clone();
         }
-        let problems = validate::problems(&config);
+        let mut problems = validate::problems(&config);
+        // A folder named on the command line must be there: only the configured default
+        // falls back to the built-in rules, so a typo cannot check or run the wrong rules.
+        if let Some(dir) = &self.rules_dir
+            && !dir.is_dir()
+        {
+            problems.push(format!(
+                "--rules-dir {}: no such folder of rule files",
+                dir.display()
+            ));
+        }
         if !problems.is_empty() {
             return Err(ConfigErrors {
                 origin: format!("{origin} (with command-line overrides)"),

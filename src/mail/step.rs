@@ -15,7 +15,7 @@ use crate::engine::apply::Changes;
 use crate::engine::batch::Engine;
 use crate::engine::txn::Txn;
 use crate::event::{Event, EventId};
-use crate::mail::message::{reply_tag, ticket_tag};
+use crate::mail::message::reply_tag;
 use crate::mail::{Mail, outbound};
 use crate::metrics::{Metrics, ReasonLabels};
 use crate::rules::{Decision, TicketView};
@@ -43,6 +43,18 @@ pub(crate) struct MailRecord {
     /// Why it opened nothing (loop protection, a rule), or what a bounce was attached to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// How the record of a mail itsmd sent starts its `reason`.
+pub(crate) const SENT_BY_ITSMD: &str = "sent by itsmd";
+
+impl MailRecord {
+    /// Whether this is the record of a mail itsmd sent (not one it received).
+    fn is_ours(&self) -> bool {
+        self.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(SENT_BY_ITSMD))
+    }
 }
 
 /// One sender's mails in the current rate-limit window.
@@ -522,26 +534,23 @@ impl Engine {
         ctx: &Changes<'_>,
         mail: &Mail,
     ) -> Result<Disposal, StoreError> {
-        let (subject, ids) = match &mail.returned {
-            Some(r) => (
-                r.subject.as_str(),
-                r.message_id.iter().chain(r.references.iter()).collect(),
-            ),
-            None => (mail.subject.as_str(), Vec::new()),
-        };
-        let mut target = match ticket_tag(subject) {
-            Some(id) => txn.ticket(id)?,
-            None => None,
-        };
-        if target.is_none() {
-            target = self.ticket_of_any(txn, ids.into_iter())?;
+        // Only a report that returns a mail itsmd sent (by its Message-ID, which itsmd made)
+        // goes on that mail's ticket: a subject's ticket tag anyone can write, and a report
+        // "from postmaster" naming one would otherwise put any text on any ticket.
+        let mut target = None;
+        if let Some(id) = mail.returned.as_ref().and_then(|r| r.message_id.as_ref())
+            && let Some(record) = self.mail_record(txn, id)?
+            && record.is_ours()
+            && let Some(ticket) = record.ticket
+        {
+            target = txn.ticket(ticket)?;
         }
         let Some(t) = target else {
             return Ok(suppressed(
                 &self.metrics,
                 mail,
                 "bounce",
-                "delivery failure report; no ticket found for it".into(),
+                "delivery failure report that returns none of itsmd's mails".into(),
                 Vec::new(),
             ));
         };

@@ -401,6 +401,32 @@ async fn automatic_mail_and_bounces_open_nothing_and_a_bounce_lands_on_its_ticke
     ))
     .unwrap();
     let bounce = parse(&raw, 0).unwrap();
+    // The same report with nothing of itsmd's returned (only the subject's tag, which anyone
+    // can write) adds nothing to the ticket.
+    let mut forged = bounce.clone();
+    forged.message_id = "forged@x".into();
+    forged.returned = None;
+    let r = h.send(forged).await;
+    assert_eq!((r.outcome, r.ticket), (Outcome::Suppressed, None));
+    assert_eq!(h.comments(req).len(), 0);
+    // The returned mail is one itsmd sent for the request (the caller's acknowledgement, as
+    // the outbound step records it): the report goes on its ticket.
+    let sent = crate::mail::step::MailRecord {
+        event: 1,
+        ticket: Some(req),
+        outcome: Outcome::Recorded,
+        reason: Some(format!(
+            "{} (caller_acknowledged)",
+            crate::mail::step::SENT_BY_ITSMD
+        )),
+    };
+    let mut b = crate::store::WriteBatch::default();
+    b.put(
+        Tree::MailByMessageId,
+        b"itsmd-out-1@example.com".to_vec(),
+        crate::store::encode(&sent),
+    );
+    h.store.apply(b).unwrap();
     let r = h.send(bounce).await;
     assert_eq!((r.outcome, id(&r)), (Outcome::Updated, req));
     let c = h.comments(req).pop().unwrap();

@@ -2,9 +2,11 @@
 //!
 //! sled reuses the pages of deleted records for new writes, but does not shrink its files;
 //! so with the daemon stopped, compaction copies every live record into a fresh store beside
-//! the data directory, checks the counts per tree, and swaps the directories (the old one is
-//! renamed `NAME.before-compact` first and removed only after the swap, so an interrupted
-//! compaction leaves either the old store or both). docs/operations.md, "Retention".
+//! the data directory, checks the counts per tree, and swaps the store's files (the old ones
+//! are moved into `NAME.before-compact` first and removed only after the swap, so an
+//! interrupted compaction leaves the old files there and the new in `NAME.compacting`; a
+//! next run refuses until they are put back). Other files in the directory, such as the
+//! Maildir, stay. docs/operations.md, "Retention".
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,11 @@ pub enum CompactError {
     Leftover(PathBuf),
     #[error("{path} is not a data directory")]
     NotADirectory { path: PathBuf },
+    #[error(
+        "{path} is not an itsmd store (no sled `conf` and `db` files in it): give the data \
+         directory the daemon uses"
+    )]
+    NotAStore { path: PathBuf },
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("tree {tree}: copied {copied} records but the source has {source_count}")]
@@ -61,6 +68,10 @@ pub fn compact(config: &StoreConfig) -> Result<Compacted, CompactError> {
     if !dir.is_dir() {
         return Err(CompactError::NotADirectory { path: dir });
     }
+    // Compaction replaces the folder: never one that some typo pointed at.
+    if !(dir.join("conf").is_file() && dir.join("db").is_file()) {
+        return Err(CompactError::NotAStore { path: dir });
+    }
     let fresh = sibling(&dir, "compacting");
     let old = sibling(&dir, "before-compact");
     for leftover in [&fresh, &old] {
@@ -68,7 +79,7 @@ pub fn compact(config: &StoreConfig) -> Result<Compacted, CompactError> {
             return Err(CompactError::Leftover(leftover.clone()));
         }
     }
-    let bytes_before = disk_usage(&dir)?;
+    let bytes_before = store_usage(&dir)?;
     let records = {
         let source = crate::store::open(config)?;
         let target = crate::store::open(&StoreConfig {
@@ -77,18 +88,62 @@ pub fn compact(config: &StoreConfig) -> Result<Compacted, CompactError> {
         })?;
         copy_all(&*source, &*target)?
     };
-    let io = |op, path: &Path| {
-        let path = path.to_path_buf();
-        move |error| CompactError::Io { op, path, error }
-    };
-    std::fs::rename(&dir, &old).map_err(io("cannot rename", &dir))?;
-    std::fs::rename(&fresh, &dir).map_err(io("cannot rename", &fresh))?;
+    // Only the store's own files are swapped: a data directory may also hold the Maildir and
+    // the `.forward` that delivers into it (docs/operations.md), which stay where they are.
+    std::fs::create_dir(&old).map_err(io("cannot create", &old))?;
+    for name in store_entries(&dir)? {
+        std::fs::rename(dir.join(&name), old.join(&name)).map_err(io("cannot move", &dir))?;
+    }
+    for name in store_entries(&fresh)? {
+        std::fs::rename(fresh.join(&name), dir.join(&name)).map_err(io("cannot move", &fresh))?;
+    }
+    std::fs::remove_dir(&fresh).map_err(io("cannot remove", &fresh))?;
     std::fs::remove_dir_all(&old).map_err(io("cannot remove", &old))?;
     Ok(Compacted {
         records,
         bytes_before,
-        bytes_after: disk_usage(&dir)?,
+        bytes_after: store_usage(&dir)?,
     })
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CompactError {
+    let path = path.to_path_buf();
+    move |error| CompactError::Io { op, path, error }
+}
+
+/// Whether `name` is one of sled's entries in a data directory: its `conf`, `db` and `blobs`
+/// and its snapshots (`snap.<LSN>`).
+fn is_store_entry(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    matches!(&*name, "conf" | "db" | "blobs") || name.starts_with("snap.")
+}
+
+/// The names of the store's entries in `dir`.
+fn store_entries(dir: &Path) -> Result<Vec<std::ffi::OsString>, CompactError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io("cannot list", dir))? {
+        let name = entry.map_err(io("cannot list", dir))?.file_name();
+        if is_store_entry(&name) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes allocated on disk to the store's entries in `dir`.
+fn store_usage(dir: &Path) -> Result<u64, CompactError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for name in store_entries(dir)? {
+        let path = dir.join(&name);
+        let meta = std::fs::metadata(&path).map_err(io("cannot stat", &path))?;
+        total += if meta.is_dir() {
+            disk_usage(&path)?
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    Ok(total)
 }
 
 /// Copies every record of every tree, flushes, and checks the counts; the records copied.

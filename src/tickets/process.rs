@@ -92,8 +92,10 @@ pub struct Review {
     pub notes: String,
 }
 
-/// A planned implementation window; `start` is before `end`.
+/// A planned implementation window; `start` is before `end`. (Agents write it as it is
+/// stored: a misspelt `"ends"` is refused by name, not dropped.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Window {
     pub start: Timestamp,
     pub end: Timestamp,

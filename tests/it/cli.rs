@@ -65,6 +65,13 @@ fn check_lists_every_rule_compile_error_and_fails() {
         "{out}"
     );
     assert!(out.contains("30-c.rhai:1:"), "{out}");
+    // A folder named that is not there is an error, not the built-in rules checked instead.
+    let missing = format!("{dir}-typo");
+    for args in [["rules", "check", &missing], ["rules", "test", &missing]] {
+        let (ok, out) = run(&args);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(out.contains("no such folder of rule files"), "{out}");
+    }
 }
 
 #[test]

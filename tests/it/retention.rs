@@ -86,6 +86,35 @@ fn the_journal_is_pruned_after_its_retention_and_tickets_stay() {
         entries(&lines, "meta").is_empty(),
         "an archive holds no counters"
     );
+    // Imported into a scratch store, the archive's numbers are taken: the next ticket and
+    // event follow them, nothing archived is overwritten.
+    let scratch = Setup::new();
+    let (ok, out) = itsmd(&[
+        "import",
+        archive.to_str().unwrap(),
+        "--data-dir",
+        scratch.data_dir().to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("is an archive"), "{out}");
+    {
+        let s = scratch.start();
+        let (status, created) = s.post(
+            "/api/v1/tickets",
+            &json!({"kind": "incident", "title": "after the import"}).to_string(),
+        );
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["id"], json!("INC-000002"), "{created}");
+        assert_eq!(
+            s.get_ok(&format!("/api/v1/tickets/{id}"))["title"],
+            json!("Disk full")
+        );
+        let (status, event) = s.post(
+            "/api/v1/events",
+            &alert("firing", "Other", json!({"alertname": "Other"})),
+        );
+        assert_eq!(status, 202, "{event}");
+        assert_eq!(event["event_id"], json!(6), "the create was 5: {event}");
+    }
 
     wait_until("the sweep to prune all four journal records", || {
         d.metric(r#"itsmd_retention_pruned_total{kind="journal"}"#) >= 4.0
@@ -101,6 +130,11 @@ fn the_journal_is_pruned_after_its_retention_and_tickets_stay() {
         !ticket["history"].as_array().unwrap().is_empty(),
         "{ticket}"
     );
+
+    // A full backup after a sweep checks: the journal's start is a record of its own in meta.
+    let full = setup.dir.path().join("full.jsonl");
+    let (ok, out) = itsmd(&["export", full.to_str().unwrap(), "--server", &server]);
+    assert!(ok, "{out}");
 
     // A replay from before the journal's start is refused, naming where it starts.
     let rules = json!({ "rules": { "00.rhai": "fn on_alert(alert, ticket) {}" }, "since": since });
@@ -128,9 +162,29 @@ fn the_journal_is_pruned_after_its_retention_and_tickets_stay() {
     // Offline compaction keeps every record: the ticket is there after a restart.
     assert!(d.terminate().success());
     let data = setup.data_dir();
+    let (ok, out) = itsmd(&["check", "--data-dir", data.to_str().unwrap()]);
+    assert!(ok, "a pruned store is a healthy one: {out}");
+    // A folder that is not a store is refused and left as it was.
+    let other = setup.dir.path().join("not-a-store");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let (ok, out) = itsmd(&["compact", "--data-dir", other.to_str().unwrap()]);
+    assert!(!ok && out.contains("not an itsmd store"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    // The Maildir and .forward the docs put in the data directory stay through it.
+    std::fs::create_dir_all(data.join("Maildir/new")).unwrap();
+    std::fs::write(data.join("Maildir/new/waiting.mail"), "From: a@b\n\nx\n").unwrap();
+    std::fs::write(data.join(".forward"), "/var/lib/itsmd/Maildir/\n").unwrap();
     let (ok, out) = itsmd(&["compact", "--data-dir", data.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(out.contains("Compacted"), "{out}");
+    assert!(data.join("Maildir/new/waiting.mail").is_file(), "{out}");
+    assert!(data.join(".forward").is_file(), "{out}");
+    assert!(!setup.dir.path().join("data.before-compact").exists());
+    assert!(!setup.dir.path().join("data.compacting").exists());
     // A small store's sizes are in KiB, the compacted one not rounded down to nothing.
     let after = out
         .split_once(" → ")

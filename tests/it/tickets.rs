@@ -319,6 +319,15 @@ fn bad_input_is_refused_naming_the_problem_and_changes_nothing() {
             .contains("unknown field `asignee`"),
         "{err}"
     );
+    // Inside a field's object too: a window's misspelt end is not dropped.
+    let (status, err) = post(json!({"kind": "change", "title": "x", "window": {
+        "start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z", "ends": "x"}}));
+    assert_eq!(status, 400, "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("window") && message.contains("unknown field `ends`"),
+        "{err}"
+    );
 
     // Nothing was created, and no ticket number was used up.
     assert_eq!(d.get_ok("/api/v1/tickets")["tickets"], json!([]));

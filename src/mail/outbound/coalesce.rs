@@ -49,8 +49,18 @@ struct Window {
     batch: Option<u64>,
 }
 
+/// The meta prefix of the people's windows (one key per person).
+pub const KEY_PREFIX: &[u8] = b"mail/coalesce/";
+
 fn key(name: &str) -> Vec<u8> {
-    format!("mail/coalesce/{name}").into_bytes()
+    let mut k = KEY_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Whether `value` reads as a person's window (for `itsmd check` and `itsmd import`).
+pub fn check_window(value: &[u8]) -> Result<(), StoreError> {
+    decode::<Window>(Tree::Meta, value).map(drop)
 }
 
 /// When a notice for a person is due: now, unless the window since their last mail or their

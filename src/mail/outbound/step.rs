@@ -312,7 +312,7 @@ impl Engine {
             event: event.id,
             ticket: Some(id),
             outcome: Outcome::Recorded,
-            reason: Some(format!("sent by itsmd ({kind})")),
+            reason: Some(format!("{} ({kind})", crate::mail::step::SENT_BY_ITSMD)),
         };
         txn.put(
             Tree::MailByMessageId,

@@ -140,9 +140,17 @@ async fn run_case(config: &Config, rules_dir: &Path, case: &Case) -> anyhow::Res
         if let Some(by) = input.after {
             clock.advance(by);
         }
-        let step = input
-            .step(config, i + 1, clock.now())
-            .map_err(|e| anyhow::anyhow!("case {:?}, event {}: {e}", case.name, i + 1))?;
+        // An input its intake refuses fails this case (naming the field) and ends it: the
+        // rest of the case and its expectations assume that input went in.
+        let step = match input.step(config, i + 1, clock.now()) {
+            Ok(step) => step,
+            Err(e) => {
+                failures.push(format!("event {}: the input is refused: {e}", i + 1));
+                drop(engine);
+                thread.join().await;
+                return Ok(failures);
+            }
+        };
         match step {
             Step::Submit(bodies) => {
                 submit(&engine, bodies, i + 1, &mut outcomes, &mut failures).await?;
@@ -388,6 +396,10 @@ leads_notified = ["olivia"]
                 "[[case]]\nname = \"x\"\n[[case.events]]\nclock = { by = \"1h\" }\n[[case.expect]]\nticket = \"INC-000001\"\nlinked = []\n",
                 "linked",
             ),
+            (
+                "[[case]]\nname = \"x\"\n[[case.events]]\nalert = { source = \"s\", status = \"firing\", severity = \"warning\", summary = \"q\", lables = { a = \"b\" } }\n",
+                "lables",
+            ),
         ] {
             let dir = folder(&[], bad);
             let e = run_dir(&Config::default(), dir.path())
@@ -399,10 +411,12 @@ leads_notified = ["olivia"]
             &[],
             "[[case]]\nname = \"x\"\n[[case.events]]\nafter = \"1h\"\n",
         );
-        let e = run_dir(&Config::default(), dir.path())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("event 1: give exactly one of"), "{e}");
+        let results = run_dir(&Config::default(), dir.path()).unwrap();
+        let e = results[0].failures.join("\n");
+        assert!(
+            e.contains("event 1: the input is refused: give exactly one of"),
+            "{e}"
+        );
         assert!(e.contains("got none"), "{e}");
     }
 
@@ -411,14 +425,17 @@ leads_notified = ["olivia"]
     fn a_body_the_intake_refuses_fails_with_its_reason() {
         let dir = folder(
             &[],
-            "[[case]]\nname = \"x\"\n[[case.events]]\nprometheus = '[{\"labels\": {}}]'\n",
+            "[[case]]\nname = \"x\"\n[[case.events]]\nprometheus = '[{\"labels\": {}}]'\n\
+             [[case]]\nname = \"y\"\n[[case.events]]\nclock = { by = \"1h\" }\n",
         );
-        let e = run_dir(&Config::default(), dir.path())
-            .unwrap_err()
-            .to_string();
+        let results = run_dir(&Config::default(), dir.path()).unwrap();
+        let e = results[0].failures.join("\n");
         assert!(
-            e.contains("`[0].labels` must have at least one label"),
+            e.contains("event 1: the input is refused: `[0].labels` must have at least one label"),
             "{e}"
         );
+        // The other cases of the file still run.
+        assert_eq!(results.len(), 2);
+        assert!(results[1].failures.is_empty(), "{:?}", results[1].failures);
     }
 }

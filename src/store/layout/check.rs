@@ -10,12 +10,21 @@ use crate::store::{StoreError, Tree, decode};
 use crate::tickets::{Comment, HistoryEntry, Ticket, TicketId};
 use crate::vendors::{OutboxRow, VendorState};
 
-/// Decodes `value` as the record type its tree holds; the error names the tree and the problem.
-pub fn check_record(tree: Tree, value: &[u8]) -> Result<(), StoreError> {
+/// Decodes `value` as the record type its tree (and, in meta, its key) holds; the error names
+/// the tree and the problem.
+pub fn check_record(tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
     fn is<T: DeserializeOwned>(tree: Tree, value: &[u8]) -> Result<(), StoreError> {
         decode::<T>(tree, value).map(drop)
     }
     match tree {
+        // Meta holds counters, but for the journal's start after retention and the people's
+        // notification windows.
+        Tree::Meta if key == crate::retention::JOURNAL_START => {
+            is::<crate::retention::JournalStart>(tree, value)
+        }
+        Tree::Meta if key.starts_with(crate::mail::outbound::coalesce::KEY_PREFIX) => {
+            crate::mail::outbound::coalesce::check_window(value)
+        }
         Tree::Meta | Tree::VendorCallbacks => is::<u64>(tree, value),
         Tree::Events => is::<StoredEvent>(tree, value),
         Tree::Tickets => is::<Ticket>(tree, value),
@@ -65,7 +74,7 @@ pub fn check_store(store: &dyn crate::store::Store) -> Result<Report, StoreError
         for item in store.range(tree, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded) {
             let (key, value) = item?;
             n += 1;
-            if let Err(e) = check_record(tree, &value) {
+            if let Err(e) = check_record(tree, &key, &value) {
                 let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
                 report
                     .problems
