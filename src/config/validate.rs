@@ -76,6 +76,11 @@ pub fn problems(c: &Config) -> Vec<String> {
             "store.url is only read with store.backend = \"postgres\"; remove it or set the backend"
                 .into(),
         ),
+        (crate::config::StoreBackend::Postgres, Some(url)) => {
+            if let Some(p) = crate::store::url_problem(url) {
+                out.push(format!("store.url: {p}"));
+            }
+        }
         _ => {}
     }
     out.extend(c.changes.problems());

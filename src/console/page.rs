@@ -1,7 +1,11 @@
 //! The page frame every console view shares: head (style sheet, htmx, its settings), the
 //! top bar with who is signed in, and the body.
 
+use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
+
+use crate::api::ApiError;
+use crate::console::session::Signed;
 
 /// A rendered page or fragment, answered as `text/html`.
 pub type Html = axum::response::Html<String>;
@@ -28,6 +32,9 @@ pub fn layout(title: &str, who: Option<Who<'_>>, body: Markup) -> Html {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="htmx-config" content=(HTMX_CONFIG);
                 title { (title) " — itsmd" }
+                // No icon: without this the browser asks for /favicon.ico on every first load
+                // and the daemon logs a 404 for it.
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(super::assets::css_path());
                 script src=(super::assets::htmx_path()) defer {}
                 script src=(super::assets::js_path()) defer {}
@@ -61,14 +68,16 @@ pub fn fragment(m: Markup) -> Html {
     axum::response::Html(m.into_string())
 }
 
-/// An error page or fragment for a read that failed.
-pub fn failed(e: crate::api::ApiError) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    (
-        e.status,
-        html! { p.error role="alert" { (e.message) } }.into_string(),
-    )
-        .into_response()
+/// An error page for a request that failed: the whole page (with the top bar, so the user can
+/// go on from it) and the error's status; for htmx, which swaps a part, the message alone.
+/// Both are `text/html`, so the message is never shown as markup.
+pub fn failed(who: &Signed, e: ApiError) -> Response {
+    let shown = html! { p.error role="alert" #failed { (e.message) } };
+    if who.htmx {
+        return (e.status, fragment(shown)).into_response();
+    }
+    let title = e.status.canonical_reason().unwrap_or("Error");
+    (e.status, layout(title, Some(who.who()), shown)).into_response()
 }
 
 /// A form field, trimmed; empty means unset.

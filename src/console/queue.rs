@@ -349,7 +349,7 @@ pub async fn queue(
     };
     let searches = match crate::console::searches::of(&app, &who.name).await {
         Ok(s) => s,
-        Err(e) => return failed(e),
+        Err(e) => return failed(&who, e),
     };
     let states: Vec<&str> = TicketState::ALL.iter().map(|s| s.as_str()).collect();
     let page = page::layout(
@@ -427,6 +427,6 @@ pub async fn queue_live(
 ) -> Response {
     match select(&app, &who, &p).await {
         Ok(sel) => page::fragment(queue_fragment(&app, &who, &p, &sel)).into_response(),
-        Err(e) => failed(e),
+        Err(e) => failed(&who, e),
     }
 }

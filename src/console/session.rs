@@ -197,6 +197,9 @@ pub struct Signed {
     pub role: Role,
     pub csrf: String,
     pub session: String,
+    /// The request came from htmx (it swaps a part of the page), so an error is answered as
+    /// the message alone rather than a whole page.
+    pub htmx: bool,
 }
 
 impl Signed {
@@ -282,6 +285,7 @@ impl FromRequestParts<AppState> for Signed {
             role: account.role,
             csrf,
             session: id,
+            htmx: parts.headers.contains_key("hx-request"),
         })
     }
 }

@@ -36,26 +36,26 @@ async fn ticket_page(
 ) -> Response {
     let ticket = match crate::tickets::api::existing(app, id).await {
         Ok(t) => t,
-        Err(e) => return failed(e),
+        Err(e) => return failed(who, e),
     };
     let history = match app.read(move |s| layout::history(s, id)).await {
         Ok(h) => h,
-        Err(e) => return failed(e),
+        Err(e) => return failed(who, e),
     };
     let comments = match app.read(move |s| layout::comments(s, id)).await {
         Ok(c) => c,
-        Err(e) => return failed(e),
+        Err(e) => return failed(who, e),
     };
     let alerts = match app
         .read(move |s| layout::ticket_alerts(s, id, None, TIMELINE_ALERTS))
         .await
     {
         Ok((events, _)) => events,
-        Err(e) => return failed(e),
+        Err(e) => return failed(who, e),
     };
     let outbox = match app.read(move |s| outbox_of(s, id)).await {
         Ok(rows) => rows,
-        Err(e) => return failed(e),
+        Err(e) => return failed(who, e),
     };
     let (sla, calendars) = app.engine.sla();
     let view = crate::sla::view::of(&ticket, &sla, &calendars, app.engine.now());
@@ -244,7 +244,7 @@ fn value(v: &serde_json::Value) -> String {
 pub async fn show(State(app): State<AppState>, who: Signed, Path(raw): Path<String>) -> Response {
     match ticket_id(&raw) {
         Ok(id) => ticket_page(&app, &who, id, StatusCode::OK, None).await,
-        Err(e) => failed(e),
+        Err(e) => failed(&who, e),
     }
 }
 
@@ -260,7 +260,7 @@ async fn act(
 ) -> Response {
     let id = match ticket_id(raw) {
         Ok(id) => id,
-        Err(e) => return failed(e),
+        Err(e) => return failed(&who, e),
     };
     if let Err(r) = who.check_csrf(csrf) {
         return r.into_response();

@@ -62,6 +62,11 @@ pub fn describe(config: &StoreConfig) -> String {
     }
 }
 
+/// What is wrong with a PostgreSQL connection string, found without connecting.
+pub fn url_problem(url: &str) -> Option<String> {
+    postgres::problem(url)
+}
+
 /// Opens the configured store, creating its directory if needed. The one place that picks a
 /// backend: everything else holds an `Arc<dyn Store>`.
 pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
@@ -355,6 +360,16 @@ pub enum StoreError {
     Open {
         path: String,
         /// In the message, before what to do; not a `source` so that it is not shown twice.
+        error: BackendError,
+    },
+    #[error(
+        "cannot reach the store at {target}: {error}. Is PostgreSQL running and reachable from \
+         here, and do the URL's user, password and database hold? (docs/operations.md, \
+         \"PostgreSQL instead of the embedded store\")"
+    )]
+    Connect {
+        /// The server and database, never the password.
+        target: String,
         error: BackendError,
     },
     #[error("store I/O failed during {op}: {source}")]

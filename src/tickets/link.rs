@@ -71,7 +71,8 @@ impl LinkRel {
         }
     }
 
-    pub const ALL: [LinkRel; 12] = [
+    /// Every relation (the client's and the console's choices, the parser's names).
+    pub const ALL: [LinkRel; 14] = [
         LinkRel::CausedBy,
         LinkRel::Causes,
         LinkRel::FixedBy,
@@ -82,6 +83,8 @@ impl LinkRel {
         LinkRel::DuplicatedBy,
         LinkRel::RecurrenceOf,
         LinkRel::RecurredAs,
+        LinkRel::FollowUpOf,
+        LinkRel::FollowedUpBy,
         LinkRel::PossiblyCausedBy,
         LinkRel::PossiblyCauses,
     ];
@@ -172,6 +175,19 @@ impl LinkRel {
 mod tests {
     use super::*;
     use Kind::*;
+
+    /// The names the client and the console offer are every name the API takes: each
+    /// relation's inverse is listed too, and each name parses back to its relation.
+    #[test]
+    fn every_relation_the_api_takes_is_listed() {
+        for r in LinkRel::ALL {
+            assert!(LinkRel::ALL.contains(&r.inverse()), "{r:?}'s inverse");
+            assert_eq!(LinkRel::parse(r.as_str()), Ok(r));
+            let via_serde: LinkRel = serde_json::from_value(serde_json::json!(r.as_str())).unwrap();
+            assert_eq!(via_serde, r);
+        }
+        assert_eq!(LinkRel::parse("follow_up_of"), Ok(LinkRel::FollowUpOf));
+    }
 
     #[test]
     fn relations_join_the_kinds_of_the_design() {

@@ -98,6 +98,10 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     /// Where deliveries may go.
     egress: Policy,
+    /// Destinations whose last attempt failed: an outage is logged once as a warning when it
+    /// starts and once when it ends, not per attempt (those stay at debug) nor only when a
+    /// row finally goes dead hours later.
+    failing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// How one attempt went, before the schedule is consulted.
@@ -157,6 +161,7 @@ impl Dispatcher {
             http,
             shutdown,
             egress,
+            failing: Default::default(),
         })
     }
 
@@ -428,6 +433,7 @@ impl Dispatcher {
     ) -> AttemptResult {
         let m = &*self.metrics;
         let name = &row.vendor;
+        self.note_outage(name, &answer);
         match answer {
             Answer::Delivered(status) => {
                 metrics::vendor(&m.webhook_deliveries, name, "delivered");
@@ -475,6 +481,25 @@ impl Dispatcher {
                             error: format!("{error}; gave up after {attempt} attempt(s)"),
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Logs the start of a destination's failures (with the first error) and their end.
+    fn note_outage(&self, name: &str, answer: &Answer) {
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        match answer {
+            Answer::Failed { error, .. } | Answer::Refused { error, .. } => {
+                if failing.insert(name.to_string()) {
+                    warn!(to = %name, error = %error, "Deliveries are failing; they are retried by the destination's schedule.");
+                }
+            }
+            Answer::Delivered(_) | Answer::Gone(_) => {
+                if failing.remove(name) {
+                    info!(to = %name, "Deliveries succeed again.");
                 }
             }
         }

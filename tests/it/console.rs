@@ -875,6 +875,24 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     let session = session.unwrap();
     let page = ticket_page(&d, &http, &session, &id);
     let csrf = csrf_of(&page);
+    // A ticket that does not exist: a whole page (top bar and all) saying so, as HTML, so the
+    // agent can go on from it; for htmx, the message alone.
+    for (htmx, whole) in [(false, true), (true, false)] {
+        let mut r = http
+            .get(d.url("/ui/tickets/INC-999999"))
+            .header("cookie", &session);
+        if htmx {
+            r = r.header("hx-request", "true");
+        }
+        let r = r.send().unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        let html = r.text().unwrap();
+        assert!(html.contains("id=\"failed\""), "{html}");
+        assert!(html.contains("INC-999999"), "{html}");
+        assert_eq!(html.contains("<!DOCTYPE html>"), whole, "{html}");
+        assert_eq!(html.contains("alice"), whole, "{html}");
+    }
     let path = format!("/ui/tickets/{id}/transition");
     let post = |form: &[(&str, &str)], origin: Option<&str>| {
         let mut r = http.post(d.url(&path)).header("cookie", &session);

@@ -382,7 +382,24 @@ fn callers_hear_back_and_their_replies_thread_onto_the_ticket() {
 #[test]
 fn mail_waits_in_the_outbox_while_the_smtp_server_is_down() {
     let port = free_port();
-    let setup = Setup::new().config(&config(port));
+    // An acknowledgement whose template checks at load (the sample takes no branch) and
+    // fails on this caller's ticket: the caller still gets one, in the shipped words.
+    let setup = Setup::new();
+    let templates = setup.dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("caller_acknowledged.txt"),
+        "{% if \"fire\" in ticket.title %}{{ ticket.nosuch.deeper }}{% endif %}Hello\n",
+    )
+    .unwrap();
+    let config = config(port).replace(
+        "[smtp]\n",
+        &format!(
+            "[smtp]\ntemplates = {:?}\n",
+            templates.display().to_string()
+        ),
+    );
+    let setup = setup.config(&config);
     let d = start(&setup);
     deliver(&setup, "1.alice", CALLER_MAIL);
 
@@ -399,6 +416,11 @@ fn mail_waits_in_the_outbox_while_the_smtp_server_is_down() {
 
     let sink = Sink::start(port, &setup.dir.path().join("sent"));
     let got = sink.wait_for(1);
+    assert!(
+        got[0].body.contains("thank you for your message"),
+        "the shipped words: {}",
+        got[0].body
+    );
     let expected = format!("itsmd.{}.", row["id"]);
     assert!(
         got[0].message_id.starts_with(&expected),

@@ -441,4 +441,23 @@ fn the_store_speaks_tls_to_a_server_with_ssl_on_and_checks_its_certificate() {
     assert!(refused.to_string().contains("certificate"), "{refused}");
     let refused = open("sslmode=verify-full").err().expect("no roots");
     assert!(refused.to_string().contains("sslrootcert"), "{refused}");
+
+    // The server going away under a running daemon: reads answer 503 store_unavailable
+    // with a Retry-After, as intake does, not a 500.
+    let setup = pg_setup(&format!("{} dbname=postgres", server.url), "");
+    let d = setup.start();
+    let (status, body) = d.post(
+        "/api/v1/events",
+        &alert(
+            "firing",
+            "Before the outage",
+            json!({"alertname": "Outage"}),
+        ),
+    );
+    assert_eq!(status, 202, "{body}");
+    drop(admin);
+    drop(server);
+    let (status, body) = d.get("/api/v1/tickets/INC-000001");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], json!("store_unavailable"), "{body}");
 }

@@ -107,13 +107,23 @@ impl Engine {
             } else {
                 None
             };
-            let (subject, text) = match words(kind, &ticket, &thread.token, comment.as_ref(), self)
-            {
+            let render = |set: &templates::Templates| {
+                words(kind, &ticket, &thread.token, comment.as_ref(), self, set)
+            };
+            // A template that checked at load can still fail on one ticket (a branch the
+            // sample did not take): the caller gets the shipped wording rather than nothing.
+            let (subject, text) = match render(&self.settings.templates) {
                 Ok(w) => w,
-                Err(e) => {
-                    warn!(ticket = %id, kind, error = %e, "Caller mail not sent: its template failed.");
-                    continue;
-                }
+                Err(e) => match render(&templates::Templates::shipped()) {
+                    Ok(w) => {
+                        warn!(ticket = %id, kind, error = %e, "Caller mail's template failed; the shipped one was used.");
+                        w
+                    }
+                    Err(shipped) => {
+                        warn!(ticket = %id, kind, error = %e, shipped = %shipped, "Caller mail not sent: its template failed.");
+                        continue;
+                    }
+                },
             };
             let auto = if kind == ACKNOWLEDGED {
                 "auto-replied"
@@ -456,6 +466,7 @@ fn words(
     token: &str,
     comment: Option<&Comment>,
     engine: &Engine,
+    set: &templates::Templates,
 ) -> Result<(String, String), TemplateError> {
     let lifecycle = &engine.settings.lifecycle;
     let reopen_within = if t.kind() == Kind::Incident {
@@ -472,7 +483,6 @@ fn words(
         reopen_within => in_words(reopen_within.0),
     };
     let name = format!("caller_{}", &kind["mail.".len()..]);
-    let set = &engine.settings.templates;
     let subject = set.render(&format!("{name}.subject"), &ctx)?;
     let text = set.render(&format!("{name}.txt"), &ctx)?;
     Ok((subject.trim().to_string(), text))

@@ -36,17 +36,10 @@ struct Target {
 
 pub(super) fn connect(url: &str) -> Result<Client, StoreError> {
     let open = |error: Box<dyn std::error::Error + Send + Sync>| {
-        // With its causes (a TLS handshake error says why only in its source).
-        let mut text = error.to_string();
-        let mut cause = error.source();
-        while let Some(c) = cause {
-            text.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        StoreError::Open {
+        StoreError::Connect {
             // The URL may carry a password: name the server only.
-            path: describe(url),
-            error: text.into(),
+            target: describe(url),
+            error: with_causes(error.as_ref()).into(),
         }
     };
     let target = split(url).map_err(|e| open(e.into()))?;
@@ -86,6 +79,42 @@ pub(super) fn connect(url: &str) -> Result<Client, StoreError> {
     }
     let tls = Rustls::new(check, roots).map_err(|e| open(Box::new(e)))?;
     config.connect(tls).map_err(|e| open(Box::new(e)))
+}
+
+/// An error with its causes (a TLS handshake error or a bad option says why only in its
+/// source).
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// What is wrong with a connection string without connecting (for `itsmd check`): its
+/// syntax, its TLS words, a root-certificate file that is not there.
+pub(crate) fn problem(url: &str) -> Option<String> {
+    let target = match split(url) {
+        Ok(t) => t,
+        Err(e) => return Some(e),
+    };
+    if let Err(e) = target.rest.parse::<postgres::Config>() {
+        return Some(with_causes(&e));
+    }
+    match &target.root {
+        None if matches!(target.mode, Mode::VerifyCa | Mode::VerifyFull) => Some(
+            "sslmode=verify-ca and verify-full need sslrootcert=FILE (the PEM root \
+             certificates the server's certificate is checked against)"
+                .into(),
+        ),
+        Some(file) if !file.is_file() => Some(format!(
+            "sslrootcert {} is not a readable file",
+            file.display()
+        )),
+        _ => None,
+    }
 }
 
 /// Takes `sslmode` and `sslrootcert` out of a URL's query or a key=value string.
@@ -217,6 +246,23 @@ mod tests {
         assert_eq!(
             describe("host=db port=6000 dbname=x password=secret sslmode=verify-full"),
             "postgres db:6000/x"
+        );
+    }
+
+    #[test]
+    fn a_connection_string_is_checked_without_connecting() {
+        assert_eq!(
+            problem("postgres://u:p@127.0.0.1:1/itsmd?sslmode=disable"),
+            None
+        );
+        let e = problem("host=db connect_timeout=soon").unwrap();
+        assert!(e.contains("connect_timeout"), "{e}");
+        let e = problem("host=db sslmode=verify-full").unwrap();
+        assert!(e.contains("need sslrootcert"), "{e}");
+        let e = problem("host=db sslmode=verify-ca sslrootcert=/nonexistent/ca.pem").unwrap();
+        assert!(
+            e.contains("/nonexistent/ca.pem is not a readable file"),
+            "{e}"
         );
     }
 }

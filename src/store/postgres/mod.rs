@@ -31,7 +31,7 @@ use std::sync::{Mutex, mpsc};
 
 use postgres::Client;
 
-pub(crate) use connect::describe;
+pub(crate) use connect::{describe, problem};
 
 use crate::store::postgres::pages::{Pages, page};
 use crate::store::{Entry, ScanIter, Store, StoreError, Tree, Write, WriteBatch};
