@@ -169,14 +169,32 @@ pub(crate) struct Queued {
 pub(crate) enum Answer {
     Done(Receipt),
     /// A refused command: its kind (`not_found`, `illegal`, `invalid`, `forbidden`,
-    /// `conflict`), the ticket it concerned for `not_found`, and the message.
+    /// `conflict`), the ticket it concerned for `not_found`, the message, and what the API
+    /// answer lists (allowed targets, every field at fault), so that a follower answers
+    /// exactly as the leader would.
     Refused {
         kind: String,
         ticket: Option<crate::tickets::TicketId>,
         message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<Detail>,
     },
     /// The row could not be read (a newer node's format, a damaged row): never processed.
     Failed(String),
+}
+
+/// The details of a refusal beyond its message.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Detail {
+    Illegal {
+        kind: crate::tickets::Kind,
+        from: crate::tickets::State,
+        to: crate::tickets::State,
+        allowed: Vec<crate::tickets::State>,
+    },
+    /// Every `(field, message)` at fault.
+    Invalid(Vec<(String, String)>),
 }
 
 impl Answer {
@@ -191,30 +209,77 @@ impl Answer {
                     Refusal::Forbidden(_) => ("forbidden", None),
                     Refusal::Conflict(_) => ("conflict", None),
                 };
+                let detail = match refusal {
+                    Refusal::Illegal(i) => i.kind.parse().ok().map(|kind| Detail::Illegal {
+                        kind,
+                        from: i.from,
+                        to: i.to,
+                        allowed: i.allowed.clone(),
+                    }),
+                    Refusal::Invalid(problems) => Some(Detail::Invalid(
+                        problems
+                            .iter()
+                            .map(|p| (p.field.to_string(), p.message.clone()))
+                            .collect(),
+                    )),
+                    _ => None,
+                };
                 Answer::Refused {
                     kind: kind.into(),
                     ticket,
                     message: refusal.to_string(),
+                    detail,
                 }
             }
         }
     }
 
-    /// The answer as the submitter's result. A refusal crosses nodes as its kind and message:
-    /// an illegal transition comes back as a conflict (409) without its list of targets.
+    /// The answer as the submitter's result: the refusal the leader made, rebuilt from its
+    /// kind, message and details (an answer without details, from an older node, keeps its
+    /// kind and message).
     fn into_result(self) -> Result<Receipt, SubmitError> {
+        use crate::tickets::lifecycle::{IllegalTransition, Unmet};
         match self {
             Answer::Done(receipt) => Ok(receipt),
             Answer::Refused {
                 kind,
                 ticket,
                 message,
-            } => Err(SubmitError::Rejected(match (kind.as_str(), ticket) {
-                ("not_found", Some(id)) => Refusal::NotFound(id),
-                ("forbidden", _) => Refusal::Forbidden(message),
-                ("invalid", _) => crate::tickets::commands::invalid("request", message),
-                _ => Refusal::Conflict(message),
-            })),
+                detail,
+            } => Err(SubmitError::Rejected(
+                match (kind.as_str(), ticket, detail) {
+                    (
+                        "illegal",
+                        _,
+                        Some(Detail::Illegal {
+                            kind,
+                            from,
+                            to,
+                            allowed,
+                        }),
+                    ) => Refusal::Illegal(IllegalTransition {
+                        kind: kind.as_str(),
+                        from,
+                        to,
+                        allowed,
+                    }),
+                    ("invalid", _, Some(Detail::Invalid(problems))) if !problems.is_empty() => {
+                        Refusal::Invalid(
+                            problems
+                                .into_iter()
+                                .map(|(field, message)| Unmet {
+                                    field: field.into(),
+                                    message,
+                                })
+                                .collect(),
+                        )
+                    }
+                    ("not_found", Some(id), _) => Refusal::NotFound(id),
+                    ("forbidden", _, _) => Refusal::Forbidden(message),
+                    ("invalid", _, _) => crate::tickets::commands::invalid("request", message),
+                    _ => Refusal::Conflict(message),
+                },
+            )),
             Answer::Failed(message) => Err(SubmitError::Store(message)),
         }
     }
@@ -570,5 +635,58 @@ pub async fn run(
                 warn!(node = %state.node, error = %e, "Lease could not be given up; it runs out by itself.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tickets::State;
+    use crate::tickets::lifecycle::{IllegalTransition, Unmet};
+
+    /// What the leader writes into the inbox row, read back by the follower.
+    fn across(refusal: Refusal) -> Refusal {
+        let bytes = crate::store::encode(&Answer::of(&Err(refusal)));
+        let answer: Answer = crate::store::decode(Tree::Meta, &bytes).unwrap();
+        match answer.into_result() {
+            Err(SubmitError::Rejected(r)) => r,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_crosses_nodes_with_its_details() {
+        let illegal = Refusal::Illegal(IllegalTransition {
+            kind: "incident",
+            from: State::New,
+            to: State::Closed,
+            allowed: vec![State::InProgress, State::OnHold],
+        });
+        assert_eq!(across(illegal.clone()), illegal);
+        let invalid = Refusal::Invalid(vec![
+            Unmet {
+                field: "hold_reason".into(),
+                message: "required to go on hold".into(),
+            },
+            Unmet {
+                field: "window".into(),
+                message: "ends before it starts".into(),
+            },
+        ]);
+        assert_eq!(across(invalid.clone()), invalid);
+        let missing = Refusal::NotFound("INC-000042".parse().unwrap());
+        assert_eq!(across(missing.clone()), missing);
+        let conflict = Refusal::Conflict("the link exists already".into());
+        assert_eq!(across(conflict.clone()), conflict);
+        // An answer from an older node (no details) keeps its kind and message.
+        let old = br#"{"refused":{"kind":"invalid","ticket":null,"message":"`title`: empty"}}"#;
+        let mut bytes = crate::store::encode(&0u8);
+        bytes.truncate(1);
+        bytes.extend_from_slice(old);
+        let answer: Answer = crate::store::decode(Tree::Meta, &bytes).unwrap();
+        assert!(matches!(
+            answer.into_result(),
+            Err(SubmitError::Rejected(Refusal::Invalid(p))) if p[0].message == "`title`: empty"
+        ));
     }
 }

@@ -196,39 +196,57 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 fn check(args: ConfigArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
-    itsmd::daemon::load_keys(&config)?;
-    itsmd::daemon::load_vendors(&config)?;
-    itsmd::daemon::load_smtp(&config)?;
-    itsmd::daemon::load_chat(&config)?;
-    itsmd::daemon::load_tls(&config)?;
+    // Every part is checked, so one run lists every problem, not only the first part's.
+    let mut failed: Vec<String> = Vec::new();
+    let mut part = |r: anyhow::Result<()>| {
+        if let Err(e) = r {
+            failed.push(format!("{e:#}"));
+        }
+    };
+    part(itsmd::daemon::load_keys(&config).map(drop));
+    part(itsmd::daemon::load_vendors(&config).map(drop));
+    part(itsmd::daemon::load_smtp(&config).map(drop));
+    part(itsmd::daemon::load_chat(&config).map(drop));
+    part(itsmd::daemon::load_tls(&config).map(drop));
     let (refused, unresolved) = itsmd::egress::check_destinations(&config);
     for note in &unresolved {
         eprintln!("Note: {note}");
     }
     if !refused.is_empty() {
-        anyhow::bail!(
+        failed.push(format!(
             "[egress] refuses configured destinations:\n  - {}",
             refused.join("\n  - ")
-        );
+        ));
     }
-    let rules = itsmd::daemon::load_rules(&config)?;
+    let rules = match itsmd::daemon::load_rules(&config) {
+        Ok(rules) => Some(rules),
+        Err(e) => {
+            failed.push(format!("{e:#}"));
+            None
+        }
+    };
     let unknown = itsmd::mail::outbound::rule_notify::literal_problems(
         &config.rules.dir,
         &itsmd::mail::outbound::templates::of(&config),
     );
     if !unknown.is_empty() {
-        anyhow::bail!(
+        failed.push(format!(
             "rules name unknown templates:\n  - {}",
             unknown.join("\n  - ")
-        );
+        ));
     }
-    println!(
-        "OK: configuration valid; {} rule file(s) from {} compile (version {}).",
-        rules.set().files.len(),
-        rules.set().origin,
-        rules.version()
-    );
-    Ok(())
+    match rules {
+        Some(rules) if failed.is_empty() => {
+            println!(
+                "OK: configuration valid; {} rule file(s) from {} compile (version {}).",
+                rules.set().files.len(),
+                rules.set().origin,
+                rules.version()
+            );
+            Ok(())
+        }
+        _ => anyhow::bail!("{}", failed.join("\n")),
+    }
 }
 
 fn check_store(base: ConfigArgs, dir: PathBuf) -> anyhow::Result<()> {

@@ -58,7 +58,7 @@ pub async fn export(
     State(app): State<AppState>,
     params: Result<axum::extract::Query<ExportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let axum::extract::Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let axum::extract::Query(params) = params.map_err(ApiError::query)?;
     let since = params
         .since
         .map(|s| {

@@ -52,6 +52,16 @@ impl ApiError {
         .with_details(json!({ "problems": problems }))
     }
 
+    /// A query string that does not parse (an unknown parameter, a value of the wrong type):
+    /// a `bad_query` with the one problem in details, like every other invalid query.
+    pub fn query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+        let text = rejection.body_text();
+        let problem = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
+        ApiError::bad_query(vec![format!("query string: {problem}")])
+    }
+
     /// Query parameters that are invalid (a `bad_request`): every problem listed in details.
     pub fn bad_query(problems: Vec<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", problems.join("; "))

@@ -32,7 +32,11 @@ pub fn export(file: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::
         client.download(&path, &mut out)?;
         return out.flush().context("cannot write to standard output");
     }
-    let partial = file.with_extension("partial");
+    // FILE.partial (not FILE with its extension replaced), as docs/operations.md says: the
+    // name still shows which export it was.
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
     let f = private_file(&partial)?;
     let mut out = std::io::BufWriter::new(f);
     let bytes = client.download(&path, &mut out)?;

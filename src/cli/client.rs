@@ -79,12 +79,7 @@ impl Client {
                     .flatten()
                     .filter_map(Value::as_str)
                     .collect();
-                let mut text = format!("{} {code}: {message}", status.as_u16());
-                for line in listed {
-                    text.push_str("\n  ");
-                    text.push_str(line);
-                }
-                Err(anyhow!(text))
+                Err(anyhow!(refusal(status.as_u16(), code, message, &listed)))
             }
             _ => Err(anyhow!("{method} {path} answered {status}: {value}")),
         }
@@ -150,4 +145,52 @@ pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The text of a refused call: status, code and message, then each listed problem on a line
+/// of its own; a message that only joins the problems is not printed again.
+fn refusal(status: u16, code: &str, message: &str, listed: &[&str]) -> String {
+    if listed.is_empty() || listed == [message] {
+        return format!("{status} {code}: {message}");
+    }
+    let mut text = if listed.join("; ") == message {
+        format!("{status} {code}:")
+    } else {
+        format!("{status} {code}: {message}")
+    };
+    for line in listed {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_lists_its_problems_once() {
+        assert_eq!(
+            refusal(404, "not_found", "no such ticket", &[]),
+            "404 not_found: no such ticket"
+        );
+        assert_eq!(
+            refusal(400, "bad_request", "`q`: empty", &["`q`: empty"]),
+            "400 bad_request: `q`: empty"
+        );
+        assert_eq!(
+            refusal(400, "bad_request", "a; b", &["a", "b"]),
+            "400 bad_request:\n  a\n  b"
+        );
+        assert_eq!(
+            refusal(
+                422,
+                "rules_invalid",
+                "2 error(s)",
+                &["a.rhai:1: x", "b.rhai:2: y"]
+            ),
+            "422 rules_invalid: 2 error(s)\n  a.rhai:1: x\n  b.rhai:2: y"
+        );
+    }
 }

@@ -134,7 +134,7 @@ pub async fn submit(
         );
     };
     app.console.succeeded(&keys[0]);
-    let (id, _) = match app.console.start(&account.name) {
+    let (id, _) = match app.console.start(&account.name, account.changed_at) {
         Ok(s) => s,
         Err(e) => return unavailable(&e),
     };

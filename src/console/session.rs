@@ -33,6 +33,9 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 struct Session {
     user: String,
     csrf: String,
+    /// The account's `changed_at` at sign-in: a later password change or re-enabling (which
+    /// moves it) ends the session, so a changed password signs out every old session.
+    account_changed: jiff::Timestamp,
     created: Instant,
     seen: Instant,
 }
@@ -70,8 +73,13 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new session for `user`: its id and CSRF token.
-    pub fn start(&self, user: &str) -> Result<(String, String), String> {
+    /// A new session for `user`, whose account was last changed at `account_changed`: its id
+    /// and CSRF token.
+    pub fn start(
+        &self,
+        user: &str,
+        account_changed: jiff::Timestamp,
+    ) -> Result<(String, String), String> {
         let (id, csrf) = (token()?, token()?);
         let now = Instant::now();
         let mut inner = self.lock();
@@ -83,6 +91,7 @@ impl Sessions {
             Session {
                 user: user.to_string(),
                 csrf: csrf.clone(),
+                account_changed,
                 created: now,
                 seen: now,
             },
@@ -90,8 +99,9 @@ impl Sessions {
         Ok((id, csrf))
     }
 
-    /// The user and CSRF token of a live session, which counts as used now.
-    fn touch(&self, id: &str) -> Option<(String, String)> {
+    /// The user, CSRF token and account change time of a live session, which counts as used
+    /// now.
+    fn touch(&self, id: &str) -> Option<(String, String, jiff::Timestamp)> {
         let now = Instant::now();
         let mut inner = self.lock();
         let live = inner
@@ -104,7 +114,7 @@ impl Sessions {
         }
         let s = inner.sessions.get_mut(id)?;
         s.seen = now;
-        Some((s.user.clone(), s.csrf.clone()))
+        Some((s.user.clone(), s.csrf.clone(), s.account_changed))
     }
 
     pub fn end(&self, id: &str) {
@@ -253,7 +263,7 @@ impl FromRequestParts<AppState> for Signed {
         let Some(id) = cookie(&parts.headers, COOKIE) else {
             return Err(to_login(parts));
         };
-        let Some((user, csrf)) = app.console.touch(&id) else {
+        let Some((user, csrf, account_changed)) = app.console.touch(&id) else {
             return Err(to_login(parts));
         };
         // The account as stored now: a disabled one (or a changed role) takes effect at once.
@@ -265,7 +275,9 @@ impl FromRequestParts<AppState> for Signed {
                 tracing::warn!(user = %user, error = %e.message, "Cannot read the account of a session.");
                 (StatusCode::SERVICE_UNAVAILABLE, "cannot read the account; try again").into_response()
             })?;
-        let Some(account) = account.filter(|a| !a.disabled) else {
+        // Disabled, or its password changed since this session signed in.
+        let Some(account) = account.filter(|a| !a.disabled && a.changed_at == account_changed)
+        else {
             app.console.end(&id);
             return Err(to_login(parts));
         };
@@ -335,8 +347,9 @@ mod tests {
     #[test]
     fn sessions_start_and_end() {
         let s = Sessions::new(true);
-        let (id, csrf) = s.start("alice").unwrap();
-        assert_eq!(s.touch(&id), Some(("alice".into(), csrf.clone())));
+        let at = jiff::Timestamp::UNIX_EPOCH;
+        let (id, csrf) = s.start("alice", at).unwrap();
+        assert_eq!(s.touch(&id), Some(("alice".into(), csrf.clone(), at)));
         s.end(&id);
         assert_eq!(s.touch(&id), None);
         assert!(!same("", ""));

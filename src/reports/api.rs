@@ -61,7 +61,7 @@ pub async fn one(
     Path(name): Path<String>,
     params: Result<Query<PeriodParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(p) = params.map_err(ApiError::query)?;
     let format = match p.format.as_deref() {
         None => Format::Json,
         Some(f) => f.parse().map_err(ApiError::bad_request)?,

@@ -318,10 +318,18 @@ pub fn period(
                 .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
                 .map(|z| z.timestamp())
         });
-        if parsed.is_none() {
-            problems.push(format!(
+        match parsed {
+            None => problems.push(format!(
                 "`{name}`: {text:?} is not an instant (2026-01-31T12:00:00Z) or a date (2026-01-31)"
-            ));
+            )),
+            // Days are counted from 1970 (the aggregates' buckets); earlier is no period.
+            Some(t) if t < Timestamp::UNIX_EPOCH => {
+                problems.push(format!(
+                    "`{name}`: {text:?} is before 1970-01-01, where reports begin"
+                ));
+                return None;
+            }
+            Some(_) => {}
         }
         parsed
     };

@@ -399,6 +399,11 @@ fn periods_default_to_the_last_30_days_and_bad_input_is_listed() {
     assert_eq!(problems.len(), 2, "{problems:?}");
     let both = period(Some("2026-01-01"), None, Some("7d"), now).unwrap_err();
     assert_eq!(both, ["give `from` or `last`, not both"]);
+    let early = period(Some("1900-01-01"), None, None, now).unwrap_err();
+    assert_eq!(
+        early,
+        ["`from`: \"1900-01-01\" is before 1970-01-01, where reports begin"]
+    );
     let empty = period(Some("2026-03-02"), None, None, now).unwrap_err();
     assert!(empty[0].contains("the period is empty"), "{empty:?}");
 }

@@ -71,7 +71,7 @@ pub async fn list(
     State(app): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(p) = params.map_err(ApiError::query)?;
     let (tickets, next) = search(&app, p)?.run(&app).await?;
     let tickets: Vec<TicketJson> = tickets.into_iter().map(TicketJson::from).collect();
     // At most `server.max_list_bytes` of tickets; the cursor goes on after the last one shown.
@@ -274,7 +274,7 @@ pub async fn history(
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(p) = params.map_err(ApiError::query)?;
     let id = ticket_id(&raw)?;
     existing(&app, id).await?;
     let budget = app.config.server.max_list_bytes;

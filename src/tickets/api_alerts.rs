@@ -48,7 +48,7 @@ pub async fn list(
     Path(raw): Path<String>,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(p) = params.map_err(ApiError::query)?;
     let id = raw.parse().map_err(ApiError::bad_request)?;
     let limit = crate::api::page::limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
         .map_err(|problem| ApiError::bad_query(vec![problem]))?;

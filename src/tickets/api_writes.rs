@@ -38,7 +38,7 @@ impl ApiError {
                     .collect();
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
                     .with_details(
-                        json!({ "field": problems.first().map(|p| p.field), "problems": list }),
+                        json!({ "field": problems.first().map(|p| &p.field), "problems": list }),
                     )
             }
             Refusal::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
@@ -161,7 +161,7 @@ pub async fn comments(
     params: Result<Query<CommentParams>, QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(p) = params.map_err(ApiError::query)?;
     let only: Option<Visibility> = p
         .visibility
         .map(|v| v.parse())

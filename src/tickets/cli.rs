@@ -306,6 +306,15 @@ pub fn run(args: TicketArgs) -> anyhow::Result<()> {
         TicketCommand::Update(u) => {
             let path = format!("/api/v1/tickets/{}", encode(&u.id));
             let body = update_body(u);
+            if body
+                .as_object()
+                .is_some_and(|m| m.keys().all(|k| k == "reason"))
+            {
+                anyhow::bail!(
+                    "nothing to update: give at least one field, e.g. --title, --assignee or \
+                     --priority (see `itsmd ticket update --help`)"
+                );
+            }
             (client.call(Method::PATCH, &path, Some(&body))?, summary)
         }
         TicketCommand::Transition {

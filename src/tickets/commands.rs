@@ -71,7 +71,7 @@ pub(crate) type Done = Result<Handled, Failure>;
 
 pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Refusal {
     Refusal::Invalid(vec![Unmet {
-        field,
+        field: field.into(),
         message: message.into(),
     }])
 }
@@ -83,7 +83,7 @@ pub(crate) struct Problems(Vec<Unmet>);
 impl Problems {
     pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
         self.0.push(Unmet {
-            field,
+            field: field.into(),
             message: message.into(),
         });
     }

@@ -265,8 +265,9 @@ pub struct Facts {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{field}`: {message}")]
 pub struct Unmet {
-    /// The request field at fault (hold_reason, resolution, window, outcome, links).
-    pub field: &'static str,
+    /// The request field at fault (hold_reason, resolution, window, outcome, links); owned
+    /// only when it came from another node's answer.
+    pub field: std::borrow::Cow<'static, str>,
     pub message: String,
 }
 
@@ -303,7 +304,12 @@ pub fn resolutions(flow: Flow, from: State, to: State) -> Option<&'static [Resol
 pub fn validate(flow: Flow, from: State, to: State, facts: &Facts) -> Result<(), TransitionError> {
     check_in(flow, from, to)?;
     let mut unmet = Vec::new();
-    let mut need = |field, message: String| unmet.push(Unmet { field, message });
+    let mut need = |field: &'static str, message: String| {
+        unmet.push(Unmet {
+            field: field.into(),
+            message,
+        })
+    };
 
     match (to == State::OnHold, facts.hold_reason) {
         (true, None) => need(

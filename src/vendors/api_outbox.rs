@@ -52,7 +52,7 @@ pub async fn list(
     State(app): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query.map_err(ApiError::query)?;
     let limit = crate::api::page::limit(q.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
         .map_err(|problem| ApiError::bad_query(vec![problem]))?;
     let tree = if q.dead {

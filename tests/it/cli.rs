@@ -47,6 +47,27 @@ fn check_lists_every_config_problem_and_fails() {
 }
 
 #[test]
+fn check_lists_the_problems_of_every_part_at_once() {
+    // An unreadable token file and a rule that does not compile: both, in one run.
+    let setup = Setup::new()
+        .config(
+            "[[auth.tokens]]\nname = \"ci\"\nrole = \"admin\"\n\
+             token_file = \"/nonexistent/ci.token\"\n",
+        )
+        .rules(&[("10-a.rhai", "fn on_alert(alert, ticket) {\n  let x = ;\n}")]);
+    let config = setup.config.as_ref().unwrap().to_str().unwrap();
+    let rules = setup.rules_dir.as_ref().unwrap().to_str().unwrap();
+    let (ok, out) = run(&["check", "--config", config, "--rules-dir", rules]);
+    assert!(!ok, "{out}");
+    for needle in [
+        "token `ci`: cannot read /nonexistent/ci.token",
+        "10-a.rhai:2:",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
 fn check_lists_every_rule_compile_error_and_fails() {
     let setup = Setup::new().rules(&[
         ("10-a.rhai", "fn on_alert(alert, ticket) {\n  let x = ;\n}"),

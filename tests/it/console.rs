@@ -200,8 +200,41 @@ fn sign_in_is_checked_limited_and_csrf_protected() {
     }
     assert_eq!(sign_in(&d, &http, "alice", "correct horse battery").0, 429);
 
+    // A changed password ends the sessions signed in with the old one.
+    add_user(&d, "bob", "agent", "bobs old password");
+    let (status, cookie) = sign_in(&d, &http, "bob", "bobs old password");
+    assert_eq!(status, 303);
+    let bobs = cookie.expect("a session cookie");
+    let home = |cookie: &str| {
+        http.get(d.url("/ui/"))
+            .header("cookie", cookie)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(home(&bobs).status().as_u16(), 200);
+    let mut child = Command::new(BIN)
+        .args(["user", "passwd", "bob", "--server"])
+        .arg(d.url(""))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "bobs password").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Changed the password of bob.\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(home(&bobs).headers()["location"], "/ui/login");
+    assert_eq!(sign_in(&d, &http, "bob", "bobs old password").0, 401);
+    let (status, cookie) = sign_in(&d, &http, "bob", "bobs password");
+    assert_eq!(status, 303);
+    assert_eq!(home(&cookie.unwrap()).status().as_u16(), 200);
+
     // A disabled account cannot sign in; the CLI says what it did.
-    add_user(&d, "bob", "agent", "bobs password");
     let out = Command::new(BIN)
         .args(["user", "disable", "bob", "--server"])
         .arg(d.url(""))

@@ -188,7 +188,7 @@ fn import_refuses_incomplete_or_invalid_dumps_naming_the_line_and_writes_nothing
         );
     }
     // A .partial file (a cut-off export) is refused whatever it holds.
-    let partial = setup.dir.path().join("dump.partial");
+    let partial = setup.dir.path().join("dump.jsonl.partial");
     std::fs::copy(&dump, &partial).unwrap();
     let (ok, err) = import_into(&partial, &target);
     assert!(!ok && err.contains("did not finish"), "{err}");

@@ -275,6 +275,12 @@ fn unknown_parameters_and_bad_values_are_refused_by_name() {
         assert_eq!(body["error"]["code"], "bad_request", "{query}: {body}");
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{query}: {message}");
+        // A query string that does not even parse lists its problem like the others.
+        let problems = body["error"]["details"]["problems"].as_array();
+        assert!(
+            problems.is_some_and(|p| p.iter().any(|p| p.as_str().unwrap_or("").contains(says))),
+            "{query}: {body}"
+        );
     }
     // Every problem at once.
     let (status, body) = d.get("/api/v1/tickets?priority=0&sla=late&created_before=x");

@@ -270,6 +270,10 @@ fn links_windows_sla_and_checked_values_from_the_command_line() {
             vec!["create", "--kind", "incidnet", "--title", "x"],
             "incident, request, problem, change",
         ),
+        (
+            vec!["update", "INC-000001", "--reason", "r"],
+            "nothing to update: give at least one field",
+        ),
     ] {
         let (success, stdout, stderr) = ticket(&d, Some(TOKEN), &args);
         assert!(!success && stdout.is_empty(), "{args:?}: {stdout}");

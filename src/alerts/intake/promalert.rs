@@ -59,7 +59,20 @@ impl WireAlert {
         if self.labels.is_empty() {
             problems.push(format!("`{path}.labels` must have at least one label"));
         }
+        // As Alertmanager's own validation: no empty names, no end before the start.
+        for (what, map) in [("labels", &self.labels), ("annotations", &self.annotations)] {
+            if map.contains_key("") {
+                problems.push(format!("`{path}.{what}` has a label with an empty name"));
+            }
+        }
         let ends_at = real_time(self.ends_at);
+        if let (Some(start), Some(end)) = (real_time(self.starts_at), ends_at)
+            && end < start
+        {
+            problems.push(format!(
+                "`{path}.endsAt` {end} is before `{path}.startsAt` {start}"
+            ));
+        }
         let status = match self.status.as_deref() {
             Some("firing") => AlertStatus::Firing,
             Some("resolved") => AlertStatus::Resolved,

@@ -83,14 +83,22 @@ mod tests {
 
     #[test]
     fn every_bad_alert_is_reported_with_its_index() {
-        let body: Vec<WireAlert> =
-            serde_json::from_str(r#"[{"labels":{"a":"1"}},{"labels":{}},{}]"#).unwrap();
+        let body: Vec<WireAlert> = serde_json::from_str(
+            r#"[{"labels":{"a":"1"}},{"labels":{}},{},{"labels":{"":"x"}},
+                {"labels":{"a":"1"},"annotations":{"":"y"}},
+                {"labels":{"a":"1"},"startsAt":"2026-01-02T00:00:00Z","endsAt":"2026-01-01T00:00:00Z"},
+                {"labels":{"a":"1"},"startsAt":"2026-01-02T00:00:00Z","endsAt":"0001-01-01T00:00:00Z"}]"#,
+        )
+        .unwrap();
         let problems = alerts(body, Timestamp::UNIX_EPOCH).unwrap_err();
         assert_eq!(
             problems,
             vec![
                 "`[1].labels` must have at least one label",
-                "`[2].labels` must have at least one label"
+                "`[2].labels` must have at least one label",
+                "`[3].labels` has a label with an empty name",
+                "`[4].annotations` has a label with an empty name",
+                "`[5].endsAt` 2026-01-01T00:00:00Z is before `[5].startsAt` 2026-01-02T00:00:00Z",
             ]
         );
     }

@@ -429,7 +429,7 @@ impl Reader {
                     info!(
                         file = %crate::telemetry::Escaped(&message.name),
                         event = receipt.event_id,
-                        ticket = ?receipt.ticket.map(|t| t.to_string()),
+                        ticket = %receipt.ticket.map(|t| t.to_string()).unwrap_or_default(),
                         outcome = %outcome,
                         "Mail taken."
                     );

@@ -31,7 +31,7 @@ async fn render(
     Path(name): Path<String>,
     query: Result<Query<RenderQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query.map_err(ApiError::query)?;
     let id: TicketId = q
         .ticket
         .parse()

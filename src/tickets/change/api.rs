@@ -66,7 +66,7 @@ pub async fn show(
     State(app): State<AppState>,
     params: Result<Query<CalendarParams>, QueryRejection>,
 ) -> Result<Json<Calendar>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(p) = params.map_err(ApiError::query)?;
     let mut problems = Vec::new();
     let mut time = |name: &str, raw: Option<String>| -> Option<jiff::Timestamp> {
         match raw {

@@ -145,9 +145,9 @@ fn illegal_transition_lists_allowed_targets() {
     assert_eq!(err.allowed, vec![Scheduled, Canceled]);
 }
 
-fn unmet_fields(r: Result<(), TransitionError>) -> Vec<&'static str> {
+fn unmet_fields(r: Result<(), TransitionError>) -> Vec<String> {
     match r {
-        Err(TransitionError::Unmet(u)) => u.iter().map(|u| u.field).collect(),
+        Err(TransitionError::Unmet(u)) => u.iter().map(|u| u.field.to_string()).collect(),
         other => panic!("expected unmet needs, got {other:?}"),
     }
 }
