@@ -13,8 +13,17 @@ fn add_user(d: &Daemon, name: &str, role: &str, password: &str) {
 
 /// [`add_user`] with an admin token, for a daemon that has tokens.
 fn add_user_as(d: &Daemon, token: Option<&str>, name: &str, role: &str, password: &str) {
+    let out = user(d, token, &["add", name, "--role", role], password);
+    assert_eq!(out, format!("Added user {name} ({role}).\n"));
+}
+
+/// `itsmd user ARGS` with `password` on standard input: its standard output, once it
+/// succeeded.
+fn user(d: &Daemon, token: Option<&str>, args: &[&str], password: &str) -> String {
     let mut cmd = Command::new(BIN);
-    cmd.args(["user", "add", name, "--role", role, "--server"])
+    cmd.arg("user")
+        .args(args)
+        .arg("--server")
         .arg(d.url(""))
         .env_remove("ITSMD_TOKEN");
     if let Some(t) = token {
@@ -30,13 +39,10 @@ fn add_user_as(d: &Daemon, token: Option<&str>, name: &str, role: &str, password
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "user add: {}",
+        "user {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("Added user {name} ({role}).\n")
-    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn no_redirects() -> reqwest::blocking::Client {
@@ -212,21 +218,9 @@ fn sign_in_is_checked_limited_and_csrf_protected() {
             .unwrap()
     };
     assert_eq!(home(&bobs).status().as_u16(), 200);
-    let mut child = Command::new(BIN)
-        .args(["user", "passwd", "bob", "--server"])
-        .arg(d.url(""))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "bobs password").unwrap();
-    let out = child.wait_with_output().unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "Changed the password of bob.\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        user(&d, None, &["passwd", "bob"], "bobs password"),
+        "Changed the password of bob.\n"
     );
     assert_eq!(home(&bobs).headers()["location"], "/ui/login");
     assert_eq!(sign_in(&d, &http, "bob", "bobs old password").0, 401);
