@@ -30,6 +30,10 @@ pub struct Reloader {
     /// The configuration in force, to compile rules against and to tell what changed.
     /// The lock also serialises reloads.
     current: Mutex<Config>,
+    /// The configuration the daemon started with: settings read only at start are compared
+    /// with it, so a pending restart is reported on every reload until it is made (and not
+    /// once a file changed back).
+    started: Config,
 }
 
 /// What a successful reload put in force.
@@ -55,6 +59,7 @@ impl Reloader {
             engine,
             keys,
             tls,
+            started: config.clone(),
             current: Mutex::new(config),
         }
     }
@@ -83,7 +88,7 @@ impl Reloader {
                     return Err(problems);
                 }
             };
-            let restart_needed = needs_restart(&current, &config);
+            let restart_needed = needs_restart(&self.started, &config);
             let done = Reloaded {
                 rules_version: rules.version().to_string(),
                 rule_files: rules.set().files.len(),
@@ -146,10 +151,11 @@ fn compile(config: &Config) -> Result<Rules, Vec<String>> {
 fn report(what: &str, outcome: &Result<Reloaded, Vec<String>>) {
     match outcome {
         Ok(done) => {
-            info!(rules = %done.rules_version, files = done.rule_files, what, "Reloaded.");
+            // Before "Reloaded.", so that whoever sees that line has seen these.
             for setting in &done.restart_needed {
                 warn!(setting = %setting, "Changed setting takes effect only after a restart.");
             }
+            info!(rules = %done.rules_version, files = done.rule_files, what, "Reloaded.");
         }
         Err(problems) => {
             for p in problems {

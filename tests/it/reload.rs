@@ -102,6 +102,39 @@ fn sighup_swaps_config_and_rules_together_or_not_at_all() {
         .json()
         .unwrap();
     assert_eq!(t["group"], "two");
+
+    // A setting read only at start: every reload says a restart is pending until the file
+    // says what is running again.
+    let reloads = || {
+        d.logs()
+            .iter()
+            .filter(|v| v["message"] == "Reloaded." && v["what"] == "Configuration and rules")
+            .count()
+    };
+    let pending = || {
+        d.logs()
+            .iter()
+            .filter(|v| v["setting"] == "engine.queue_capacity")
+            .count()
+    };
+    let with_queue = admin_config(&format!(
+        "[[auth.tokens]]\nname = \"new\"\nrole = \"agent\"\ntoken = \"{NEWCOMER}\"\n\
+         [engine]\nqueue_capacity = 777\n"
+    ));
+    std::fs::write(&config, &with_queue).unwrap();
+    for (n, expected) in [(2, 1), (3, 2)] {
+        d.signal(libc::SIGHUP);
+        wait_until("the reload", || reloads() == n);
+        assert_eq!(pending(), expected, "reload {n}");
+    }
+    std::fs::write(&config, admin_config("")).unwrap();
+    d.signal(libc::SIGHUP);
+    wait_until("the reload", || reloads() == 4);
+    assert_eq!(
+        pending(),
+        2,
+        "nothing is pending once the file is as at start"
+    );
 }
 
 #[test]
