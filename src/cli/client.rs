@@ -23,25 +23,46 @@ pub struct ServerArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A PEM file of CA certificates to trust for an https --server (a private CA), besides
+    /// the system's.
+    #[arg(long, env = "ITSMD_CA_CERT", global = true, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 pub struct Client {
     http: Http,
     /// Base URL without a trailing slash.
     base: String,
+    /// The CA certificates of `--ca-cert`, for the download client too.
+    roots: Vec<reqwest::Certificate>,
     /// Sent with every request when set.
     token: Option<String>,
 }
 
 impl Client {
     pub fn new(args: &ServerArgs) -> anyhow::Result<Client> {
-        let http = Http::builder()
+        let roots = match &args.ca_cert {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("--ca-cert: cannot read {}", path.display()))?;
+                let roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                    format!("--ca-cert: {} is not PEM certificates", path.display())
+                })?;
+                if roots.is_empty() {
+                    anyhow::bail!("--ca-cert: {} holds no certificate", path.display());
+                }
+                roots
+            }
+        };
+        let http = builder(&roots)
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Client {
             http,
             base: args.server.trim_end_matches('/').to_string(),
+            roots,
             token: args.token.clone(),
         })
     }
@@ -89,7 +110,7 @@ impl Client {
     /// answer is an error carrying the API's message. No overall timeout: dumps can be large.
     pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> anyhow::Result<u64> {
         let url = format!("{}{path}", self.base);
-        let mut req = Http::builder()
+        let mut req = builder(&self.roots)
             .timeout(None)
             .build()
             .context("cannot build the HTTP client")?
@@ -145,6 +166,13 @@ pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// An HTTP client builder trusting `roots` besides the system's CAs.
+fn builder(roots: &[reqwest::Certificate]) -> reqwest::blocking::ClientBuilder {
+    roots
+        .iter()
+        .fold(Http::builder(), |b, c| b.add_root_certificate(c.clone()))
 }
 
 /// The text of a refused call: status, code and message, then each listed problem on a line
