@@ -164,21 +164,13 @@ fn reqwest_with_the_test_ca_is_served_and_plain_http_fails_cleanly() {
     assert_eq!(served(&pki, &d), der);
 
     // The command line trusts a private CA with --ca-cert, and says why without it.
-    let cli = |extra: &[&std::ffi::OsStr]| {
-        let out = Command::new(BIN)
-            .args(["ticket", "list", "--json", "--server", &https(&d, "")])
-            .args(extra)
-            .env_remove("ITSMD_CA_CERT")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+    let server = https(&d, "");
+    let ca = pki.ca_file.to_str().unwrap();
+    let cli = |extra: &[&str]| {
+        let args = [&["ticket", "list", "--json", "--server", &server], extra].concat();
+        crate::support::itsmd(&args)
     };
-    let (ok, out) = cli(&["--ca-cert".as_ref(), pki.ca_file.as_os_str()]);
+    let (ok, out) = cli(&["--ca-cert", ca]);
     assert!(ok && out.contains("\"tickets\""), "{out}");
     let (ok, out) = cli(&[]);
     assert!(
@@ -186,7 +178,7 @@ fn reqwest_with_the_test_ca_is_served_and_plain_http_fails_cleanly() {
         "{out}"
     );
     assert!(out.to_lowercase().contains("certificate"), "{out}");
-    let (ok, out) = cli(&["--ca-cert".as_ref(), "/nonexistent/ca.pem".as_ref()]);
+    let (ok, out) = cli(&["--ca-cert", "/nonexistent/ca.pem"]);
     assert!(
         !ok && out.contains("--ca-cert: cannot read /nonexistent/ca.pem"),
         "{out}"
