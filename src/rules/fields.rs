@@ -231,6 +231,14 @@ pub fn unknown_reads(text: &str, hook: &str, params: &[&str]) -> Vec<Unknown> {
                 r += 1;
             }
             let is_call = r < end && code[r] == '(';
+            // `t.x = …` or `t.x += …`: an assignment, not a read.
+            let next = |n: usize| (r + n < end).then(|| code[r + n]);
+            let writes = match (next(0), next(1)) {
+                (Some('='), second) => second != Some('='),
+                (Some('+' | '-' | '*' | '/' | '%'), Some('=')) => true,
+                _ => false,
+            };
+            let verb = if writes { "writes" } else { "reads" };
             if !prop.is_empty() && !is_call && !known.contains(&prop.as_str()) {
                 let (line, column) = line_column(&code, i);
                 let nearest = crate::suggest::nearest(&prop, known);
@@ -239,7 +247,7 @@ pub fn unknown_reads(text: &str, hook: &str, params: &[&str]) -> Vec<Unknown> {
                     line,
                     column,
                     message: format!(
-                        "{hook} reads `{word}.{prop}`, which the {what} does not have; {hint}{what} has {}",
+                        "{hook} {verb} `{word}.{prop}`, which the {what} does not have; {hint}{what} has {}",
                         known.join(", ")
                     ),
                 });
@@ -304,9 +312,15 @@ mod tests {
 
     #[test]
     fn a_misspelt_property_is_found_with_its_line_and_the_nearest_name() {
-        let text = "fn on_alert(a, t) {\n    if a.sevrity == \"critical\" { t.group = \"dba\"; }\n    let p = t.priorty;\n    t.add_tag(a.labels.team ?? \"x\");\n}\n";
+        let text = "fn on_alert(a, t) {\n    if a.sevrity == \"critical\" { t.group = \"dba\"; }\n    let p = t.priorty;\n    t.add_tag(a.labels.team ?? \"x\");\n    t.prio = 1;\n}\n";
         let found = reads(text, "on_alert", &["a", "t"]);
-        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found[2].starts_with(
+                "5:5: on_alert writes `t.prio`, which the ticket does not have; did you mean priority?"
+            ),
+            "{found:?}"
+        );
         assert!(
             found[0].starts_with(
                 "2:8: on_alert reads `a.sevrity`, which the alert does not have; did you mean severity?"
