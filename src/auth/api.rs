@@ -2,6 +2,7 @@
 //! is hashed here (on a blocking thread) and submitted to the engine as an account command,
 //! so it is journaled and ordered like every other write.
 
+use crate::tickets::commands::invalid;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -38,7 +39,7 @@ pub struct UserJson {
 
 async fn hash(password: String) -> Result<String, ApiError> {
     if let Some(p) = accounts::password_problem(&password) {
-        return Err(ApiError::invalid(vec![format!("`password`: {p}")]));
+        return Err(ApiError::refused(invalid("password", p)));
     }
     tokio::task::spawn_blocking(move || accounts::hash(&password))
         .await
@@ -52,7 +53,7 @@ fn internal(message: String) -> ApiError {
 
 fn checked_name(name: &str) -> Result<(), ApiError> {
     match accounts::name_problem(name) {
-        Some(p) => Err(ApiError::invalid(vec![format!("`name`: {p}")])),
+        Some(p) => Err(ApiError::refused(invalid("name", p))),
         None => Ok(()),
     }
 }

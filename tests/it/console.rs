@@ -228,6 +228,29 @@ fn sign_in_is_checked_limited_and_csrf_protected() {
     assert_eq!(status, 303);
     assert_eq!(home(&cookie.unwrap()).status().as_u16(), 200);
 
+    // A bad name or password is a 422 naming the field, as docs/api.md says.
+    for (body, field) in [
+        (
+            serde_json::json!({"name": "carol", "role": "agent", "password": "short"}),
+            "password",
+        ),
+        (
+            serde_json::json!({"name": "Carol!", "role": "agent", "password": "long enough"}),
+            "name",
+        ),
+    ] {
+        let r = d
+            .http
+            .post(d.url("/api/v1/admin/users"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422);
+        let e: serde_json::Value = r.json().unwrap();
+        assert_eq!(e["error"]["code"], "invalid_field", "{e}");
+        assert_eq!(e["error"]["details"]["field"], field, "{e}");
+    }
+
     // A disabled account cannot sign in; the CLI says what it did.
     let out = Command::new(BIN)
         .args(["user", "disable", "bob", "--server"])
