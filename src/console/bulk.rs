@@ -12,7 +12,7 @@ use maud::html;
 use crate::api::{ApiError, AppState};
 use crate::console::page;
 use crate::console::session::Signed;
-use crate::console::tickets::{assign_action, transition_action};
+use crate::console::tickets::{TransitionForm, assign_action, transition_action};
 use crate::event::EventBody;
 use crate::tickets::{Action, Actor, Command, TicketId};
 
@@ -67,11 +67,13 @@ impl BulkForm {
             "transition" => transition_action(
                 ticket,
                 limits,
-                &self.to,
-                self.reason.clone(),
-                &self.hold_reason,
-                &self.resolution,
-                "",
+                TransitionForm {
+                    to: self.to.clone(),
+                    reason: self.reason.clone(),
+                    hold_reason: self.hold_reason.clone(),
+                    resolution: self.resolution.clone(),
+                    ..TransitionForm::default()
+                },
             ),
             other => Err(ApiError::bad_request(format!(
                 "`action`: `{}` is not one of assign, transition",

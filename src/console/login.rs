@@ -58,6 +58,7 @@ pub async fn page(State(app): State<AppState>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Credentials {
     #[serde(default)]
     csrf: String,
@@ -153,6 +154,7 @@ pub async fn submit(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CsrfOnly {
     #[serde(default)]
     csrf: String,

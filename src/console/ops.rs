@@ -125,6 +125,7 @@ pub async fn show(State(app): State<AppState>, Admin(who): Admin) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReplayForm {
     #[serde(default)]
     csrf: String,
@@ -315,6 +316,7 @@ pub async fn outbox(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReplayRowForm {
     #[serde(default)]
     csrf: String,

@@ -69,6 +69,7 @@ fn refused(e: ApiError) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SaveForm {
     #[serde(default)]
     csrf: String,
@@ -110,6 +111,7 @@ pub async fn save(State(app): State<AppState>, who: Signed, Form(f): Form<SaveFo
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeleteForm {
     #[serde(default)]
     csrf: String,

@@ -128,6 +128,26 @@ async fn ticket_page(
                     dt { "Updated" } dd { (views::time(t.updated_at)) }
                     @if !t.tags.is_empty() { dt { "Tags" } dd { (t.tags.iter().cloned().collect::<Vec<_>>().join(", ")) } }
                     dt { "Vendor" } dd #vendor-name { (t.process.vendor.as_deref().unwrap_or("—")) }
+                    @if let Some(c) = &t.process.change {
+                        dt { "Change type" } dd #change-type { (c.change_type) @if let Some(id) = &c.template { " (template " (id) ")" } }
+                        dt { "Risk" } dd { @match c.risk { Some(r) => (r), None => "—" } }
+                        dt { "Service" } dd { (c.service.as_deref().unwrap_or("—")) }
+                        dt { "Window" } dd #window { @match &c.window {
+                            Some(w) => { (views::time(w.start)) " – " (views::time(w.end)) },
+                            None => "—",
+                        } }
+                        dt { "Backout plan" } dd { (c.backout_plan.as_deref().unwrap_or("—")) }
+                        @if let Some(r) = &c.review {
+                            dt { "Review" } dd { (r.outcome) " by " (r.by) ": " (r.notes) }
+                        }
+                    }
+                    @if let Some(a) = &t.process.approval {
+                        dt { "Approval" } dd #approval {
+                            (a.approved_by.len()) " of " (a.required) " from " (a.approvers.join(", "))
+                            @if !a.approved_by.is_empty() { "; approved by " (a.approved_by.iter().cloned().collect::<Vec<_>>().join(", ")) }
+                            @if let Some(r) = &a.rejected_by { "; rejected by " (r) }
+                        }
+                    }
                     @if !t.process.links.is_empty() {
                         dt { "Links" } dd #links { @for l in &t.process.links {
                             (l.rel.as_str()) " " a href=(format!("/ui/tickets/{}", l.ticket)) { (l.ticket) } br;
@@ -160,6 +180,9 @@ async fn ticket_page(
                             label { "Resolution " select name="resolution" required {
                                 @for r in codes { option value=(r) { (r) } }
                             } }
+                        }
+                        @if *to == TicketState::Implement && outside_window(t, app.engine.now()) {
+                            label { "Outside its window, because (approvers only) " input name="window_override"; }
                         }
                         label { "Why " input name="reason" required; }
                         button type="submit" { "→ " (to) }
@@ -286,6 +309,7 @@ async fn act(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommentForm {
     #[serde(default)]
     csrf: String,
@@ -319,20 +343,24 @@ pub async fn comment(
     .await
 }
 
-#[derive(Deserialize)]
+/// A move's form fields (the ticket page's, and a bulk transition's).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct TransitionForm {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
     #[serde(default)]
-    to: String,
+    pub(crate) to: String,
     #[serde(default)]
-    reason: String,
+    pub(crate) reason: String,
     #[serde(default)]
-    hold_reason: String,
+    pub(crate) hold_reason: String,
     #[serde(default)]
-    resolution: String,
+    pub(crate) resolution: String,
     #[serde(default)]
-    outcome: String,
+    pub(crate) outcome: String,
+    #[serde(default)]
+    pub(crate) window_override: String,
 }
 
 /// `POST /ui/tickets/{id}/transition`
@@ -344,52 +372,53 @@ pub async fn transition(
 ) -> Response {
     let csrf = f.csrf.clone();
     act(app, who, &raw, &csrf, move |ticket, limits| {
-        transition_action(
-            ticket,
-            limits,
-            &f.to,
-            f.reason,
-            &f.hold_reason,
-            &f.resolution,
-            &f.outcome,
-        )
+        transition_action(ticket, limits, f)
     })
     .await
+}
+
+/// Whether `t` is a change that is not emergency and `now` is outside its window: moving it
+/// to implement then needs an approver's `window_override`.
+fn outside_window(t: &crate::tickets::Ticket, now: jiff::Timestamp) -> bool {
+    t.process.change.as_ref().is_some_and(|c| {
+        c.change_type != crate::tickets::ChangeType::Emergency
+            && c.window.is_some_and(|w| now < w.start || w.end <= now)
+    })
 }
 
 /// A move of `ticket` from form fields, checked as the API checks its body.
 pub(crate) fn transition_action(
     ticket: TicketId,
     limits: &FieldLimits,
-    to: &str,
-    reason: String,
-    hold_reason: &str,
-    resolution: &str,
-    outcome: &str,
+    f: TransitionForm,
 ) -> Result<Action, ApiError> {
     let bad = |e: String| ApiError::bad_request(e);
     let step = TransitionRequest {
-        to: to.parse().map_err(|e: String| bad(format!("`to`: {e}")))?,
-        reason,
-        hold_reason: some(hold_reason)
+        to: f
+            .to
+            .parse()
+            .map_err(|e: String| bad(format!("`to`: {e}")))?,
+        reason: f.reason,
+        hold_reason: some(&f.hold_reason)
             .map(|h| h.parse::<HoldReason>())
             .transpose()
             .map_err(|e| bad(format!("`hold_reason`: {e}")))?,
-        resolution: some(resolution)
+        resolution: some(&f.resolution)
             .map(|r| r.parse::<Resolution>())
             .transpose()
             .map_err(|e| bad(format!("`resolution`: {e}")))?,
-        outcome: some(outcome)
+        outcome: some(&f.outcome)
             .map(|o| o.parse::<ReviewOutcome>())
             .transpose()
             .map_err(|e| bad(format!("`outcome`: {e}")))?,
-        window_override: None,
+        window_override: some(&f.window_override),
     };
     crate::api::fields::transition(limits, &step)?;
     Ok(Action::Transition { ticket, step })
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VendorForm {
     #[serde(default)]
     csrf: String,
@@ -416,6 +445,7 @@ pub async fn vendor(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinkForm {
     #[serde(default)]
     csrf: String,
@@ -455,6 +485,7 @@ pub async fn link(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AssignForm {
     #[serde(default)]
     csrf: String,
@@ -497,28 +528,28 @@ mod tests {
     fn a_move_takes_the_fields_it_needs_and_names_a_bad_one() {
         let limits = FieldLimits::default();
         let id: TicketId = "CHG-000001".parse().unwrap();
-        let Action::Transition { step, .. } = transition_action(
-            id,
-            &limits,
-            "closed",
-            "reviewed".into(),
-            "",
-            "",
-            "successful_with_issues",
-        )
-        .unwrap() else {
+        let form = |to: &str, hold_reason: &str, outcome: &str| TransitionForm {
+            to: to.into(),
+            reason: "reviewed".into(),
+            hold_reason: hold_reason.into(),
+            outcome: outcome.into(),
+            ..TransitionForm::default()
+        };
+        let Action::Transition { step, .. } =
+            transition_action(id, &limits, form("closed", "", "successful_with_issues")).unwrap()
+        else {
             panic!("a transition")
         };
         assert_eq!(step.to, TicketState::Closed);
         assert_eq!(step.outcome, Some(ReviewOutcome::SuccessfulWithIssues));
         assert_eq!(step.hold_reason, None);
-        let e = transition_action(id, &limits, "closed", "x".into(), "", "", "great").unwrap_err();
+        let e = transition_action(id, &limits, form("closed", "", "great")).unwrap_err();
         assert!(
             e.message.starts_with("`outcome`: unknown review outcome"),
             "{}",
             e.message
         );
-        let e = transition_action(id, &limits, "on_hold", "x".into(), "later", "", "").unwrap_err();
+        let e = transition_action(id, &limits, form("on_hold", "later", "")).unwrap_err();
         assert!(e.message.starts_with("`hold_reason`: "), "{}", e.message);
     }
 }

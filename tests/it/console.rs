@@ -967,6 +967,20 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
         html.contains("id=\"refusal\"") && html.contains("in_progress, resolved, canceled"),
         "{html}"
     );
+    // A form field the console does not have (a misspelt or forged one) is refused by name,
+    // not dropped: the transition does not happen without its resolution.
+    let r = post(
+        &[
+            ("csrf", csrf.as_str()),
+            ("to", "in_progress"),
+            ("reason", "x"),
+            ("resolutoin", "fixed"),
+        ],
+        None,
+    );
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().unwrap().contains("unknown field `resolutoin`"));
+    assert_eq!(crate::support::incidents(&d)[0]["state"], "new");
     // The same post without the CSRF token: refused before the engine hears of it.
     let r = post(&[("to", "in_progress"), ("reason", "x")], None);
     assert_eq!(r.status().as_u16(), 403);
@@ -1581,4 +1595,67 @@ fn the_queue_shows_the_most_urgent_first_and_says_how_many_match() {
     let (status, said) = alice.get("/ui/queue?colour=red");
     assert_eq!(status, 400);
     assert!(said.contains("colour"), "{said}");
+}
+
+#[test]
+fn a_change_page_shows_its_plan_and_an_approver_implements_outside_the_window() {
+    let d = Setup::new()
+        .config("[approval.changes.normal]\napprovers = [\"alice\"]\n")
+        .start();
+    add_user(&d, "alice", "agent", "correct horse battery");
+    let (status, change) = d.post(
+        "/api/v1/tickets",
+        &json!({"kind": "change", "title": "Move the racks", "risk": "high",
+                "service": "dc-west", "backout_plan": "move them back",
+                "window": {"start": "2030-01-05T22:00:00Z", "end": "2030-01-06T02:00:00Z"}})
+        .to_string(),
+    );
+    assert_eq!(status, 201, "{change}");
+    let http = no_redirects();
+    let (_, session) = sign_in(&d, &http, "alice", "correct horse battery");
+    let session = session.unwrap();
+    let page = ticket_page(&d, &http, &session, "CHG-000001");
+    for shown in [
+        "id=\"change-type\">normal",
+        "move them back",
+        "dc-west",
+        "2030-01-05",
+    ] {
+        assert!(page.contains(shown), "{shown}: {page}");
+    }
+    let csrf = csrf_of(&page);
+    let step = |form: &[(&str, &str)]| {
+        http.post(d.url("/ui/tickets/CHG-000001/transition"))
+            .header("cookie", &session)
+            .form(form)
+            .send()
+            .unwrap()
+    };
+    for to in ["assess", "authorize", "scheduled"] {
+        let r = step(&[("csrf", &csrf), ("to", to), ("reason", to)]);
+        assert!(
+            r.status().is_redirection() || r.status().is_success(),
+            "{to}: {}",
+            r.text().unwrap()
+        );
+    }
+    let page = ticket_page(&d, &http, &session, "CHG-000001");
+    assert!(
+        page.contains("id=\"approval\">1 of 1 from alice; approved by alice"),
+        "{page}"
+    );
+    // Outside its window the implement form asks why; without a reason it is refused.
+    assert!(page.contains("name=\"window_override\""), "{page}");
+    let r = step(&[("csrf", &csrf), ("to", "implement"), ("reason", "go")]);
+    assert_eq!(r.status().as_u16(), 409);
+    assert!(r.text().unwrap().contains("outside its window"));
+    let r = step(&[
+        ("csrf", &csrf),
+        ("to", "implement"),
+        ("reason", "go"),
+        ("window_override", "the movers come early"),
+    ]);
+    assert!(r.status().is_redirection() || r.status().is_success());
+    let (_, t) = d.get("/api/v1/tickets/CHG-000001");
+    assert_eq!(t["state"], "implement", "{t}");
 }
