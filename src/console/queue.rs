@@ -254,6 +254,7 @@ fn rows(list: &[(&Ticket, &SlaView)], take: Option<&Signed>) -> Markup {
                                     form.take method="post" action=(format!("/ui/tickets/{}/assign", t.id)) {
                                         input type="hidden" name="csrf" value=(who.csrf);
                                         input type="hidden" name="assignee" value=(who.name);
+                                        input type="hidden" name="was" value=(t.assignee.as_deref().unwrap_or(""));
                                         button type="submit" aria-label=(format!("Take {}", t.id)) { "Take" }
                                     }
                                 }

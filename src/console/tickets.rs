@@ -491,6 +491,10 @@ pub struct AssignForm {
     csrf: String,
     #[serde(default)]
     assignee: String,
+    /// The assignee the queue showed when its Take button was drawn (empty: none): a ticket
+    /// someone else took meanwhile is not taken from them.
+    #[serde(default)]
+    was: Option<String>,
 }
 
 /// `POST /ui/tickets/{id}/assign`: an empty assignee unassigns.
@@ -500,6 +504,14 @@ pub async fn assign(
     Path(raw): Path<String>,
     Form(f): Form<AssignForm>,
 ) -> Response {
+    if let (Some(was), Ok(id), Ok(())) = (&f.was, ticket_id(&raw), who.check_csrf(&f.csrf))
+        && let Ok(t) = crate::tickets::api::existing(&app, id).await
+        && t.assignee.as_deref().unwrap_or("") != was.as_str()
+    {
+        let now = t.assignee.as_deref().unwrap_or("nobody");
+        let message = format!("{id} was assigned to {now} meanwhile; nothing changed");
+        return ticket_page(&app, &who, id, StatusCode::CONFLICT, Some(message)).await;
+    }
     act(app, who, &raw, &f.csrf, |ticket, limits| {
         assign_action(ticket, limits, &f.assignee)
     })

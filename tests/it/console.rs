@@ -909,7 +909,9 @@ fn ticket_page(d: &Daemon, http: &reqwest::blocking::Client, cookie: &str, id: &
 
 #[test]
 fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
-    let d = Setup::new().start();
+    let d = Setup::new()
+        .config("[groups.triage]\n[groups.operations]\nmembers = [\"alice\", \"bob\"]\n")
+        .start();
     add_user(&d, "alice", "agent", "correct horse battery");
     let (status, _) = d.post(
         "/api/v1/events",
@@ -994,6 +996,26 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
     let r = post(&form, Some("http://evil.example"));
     assert_eq!(r.status().as_u16(), 403);
     assert_eq!(crate::support::incidents(&d)[0]["state"], "new");
+
+    // A Take drawn while the ticket was unassigned does not take it from whoever took it
+    // meanwhile.
+    let r = d
+        .http
+        .patch(d.url(&format!("/api/v1/tickets/{id}")))
+        .json(&json!({"assignee": "bob"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
+    let r = http
+        .post(d.url(&format!("/ui/tickets/{id}/assign")))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str()), ("assignee", "alice"), ("was", "")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let html = r.text().unwrap();
+    assert!(html.contains("was assigned to bob meanwhile"), "{html}");
+    assert_eq!(crate::support::incidents(&d)[0]["assignee"], "bob");
 
     // A link to another ticket, from the ticket page's form; a bad relation named.
     let (status, other) = d.post(
