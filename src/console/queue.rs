@@ -86,6 +86,8 @@ struct Selection {
     tickets: Vec<Ticket>,
     /// How many match in all.
     total: usize,
+    /// A saved search: more match than its page (its `limit`, 50 unless it says) shows.
+    more: bool,
     /// My tickets resolved in the last [`RECENT_DAYS`] days, the newest first.
     resolved: Vec<Ticket>,
 }
@@ -125,11 +127,12 @@ fn order(app: &AppState, tickets: Vec<Ticket>) -> Vec<Ticket> {
 /// each state and priority through its index, and my recently resolved.
 async fn select(app: &AppState, who: &Signed, p: &QueueParams) -> Result<Selection, ApiError> {
     if let Some(name) = some(&p.search) {
-        let tickets = crate::console::searches::run(app, &who.name, &name).await?;
+        let (tickets, more) = crate::console::searches::run(app, &who.name, &name).await?;
         let total = tickets.len();
         return Ok(Selection {
             tickets: order(app, tickets),
             total,
+            more,
             resolved: Vec::new(),
         });
     }
@@ -223,6 +226,7 @@ async fn select(app: &AppState, who: &Signed, p: &QueueParams) -> Result<Selecti
     Ok(Selection {
         tickets: order(app, tickets),
         total,
+        more: false,
         resolved,
     })
 }
@@ -285,7 +289,9 @@ fn queue_fragment(app: &AppState, who: &Signed, p: &QueueParams, sel: &Selection
     let poll = format!("/ui/queue?{}", p.query());
     let shown = html! {
         p #shown {
-            @if sel.total > sel.tickets.len() {
+            @if sel.more {
+                "Showing the first " (sel.tickets.len()) " tickets of the saved search; more match: narrow it, or give it a larger `limit` (at most 1000)."
+            } @else if sel.total > sel.tickets.len() {
                 "Showing the " (sel.tickets.len()) " most urgent of " (sel.total) " tickets; the filters narrow them down."
             } @else {
                 (sel.total) @if sel.total == 1 { " ticket." } @else { " tickets." }

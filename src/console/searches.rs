@@ -44,12 +44,13 @@ pub async fn of(
 }
 
 /// Runs the saved search `name` of `user`: its first page, as the list API answers it.
-pub async fn run(app: &AppState, user: &str, name: &str) -> Result<Vec<Ticket>, ApiError> {
+pub async fn run(app: &AppState, user: &str, name: &str) -> Result<(Vec<Ticket>, bool), ApiError> {
     let searches = of(app, user).await?;
     let query = searches
         .get(name)
         .ok_or_else(|| ApiError::not_found(format!("you have no saved search `{name}`")))?;
-    Ok(check(app, query)?.run(app).await?.0)
+    let (tickets, next) = check(app, query)?.run(app).await?;
+    Ok((tickets, next.is_some()))
 }
 
 async fn change(app: &AppState, who: &Signed, action: AccountAction) -> Result<(), ApiError> {

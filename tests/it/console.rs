@@ -1497,6 +1497,21 @@ fn saved_searches_and_bulk_actions_go_through_the_apis_checks() {
     want.sort();
     assert_eq!(got.len(), 2);
     assert_eq!(got, want);
+    assert!(!html.contains("more match"), "{html}");
+    // A search whose page holds fewer than match says so, rather than looking complete.
+    let (status, _, _) = alice.post(
+        "/ui/searches",
+        &[("name", "one"), ("query", "group=operations&limit=1")],
+        true,
+    );
+    assert_eq!(status, 303);
+    let (_, html) = alice.get("/ui/?search=one");
+    let section = &html[html.find(r#"<section id="search">"#).unwrap()..];
+    assert_eq!(listed(section).len(), 1);
+    assert!(
+        html.contains("Showing the first 1 tickets of the saved search; more match"),
+        "{html}"
+    );
     let dump = d
         .http
         .get(d.url("/api/v1/admin/export"))
@@ -1506,7 +1521,7 @@ fn saved_searches_and_bulk_actions_go_through_the_apis_checks() {
         .text()
         .unwrap();
     assert!(
-        dump.contains(r#""searches":{"ops new":"group=operations&state=new"}"#),
+        dump.contains(r#""searches":{"one":"group=operations&limit=1","ops new":"group=operations&state=new"}"#),
         "{dump}"
     );
 
