@@ -38,6 +38,10 @@ impl std::fmt::Display for Actor {
                 None => write!(f, "rule {} ({})", E(file), E(hook)),
             },
             Actor::Vendor { name } => write!(f, "vendor {}", E(name)),
+            // A mail without a (readable) From: header.
+            Actor::Caller { address } if address.trim().is_empty() => {
+                write!(f, "mail without a sender")
+            }
             Actor::Caller { address } => write!(f, "{}", E(address)),
             Actor::System { component } => write!(f, "itsmd {}", E(component)),
         }
@@ -96,5 +100,9 @@ mod tests {
             address: "eve@x.example\r\nINFO forged".into(),
         };
         assert_eq!(caller.to_string(), "eve@x.example\\u{d}\\u{a}INFO forged");
+        let anonymous = Actor::Caller {
+            address: String::new(),
+        };
+        assert_eq!(anonymous.to_string(), "mail without a sender");
     }
 }
