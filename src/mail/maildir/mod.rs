@@ -11,6 +11,7 @@
 //! about tickets.
 
 mod folder;
+mod html;
 pub mod parse;
 
 use std::collections::HashMap;

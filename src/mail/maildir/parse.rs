@@ -144,8 +144,13 @@ fn header_text(message: &Message<'_>, h: &Header<'_>) -> String {
 /// The text body: every text part joined, HTML parts turned into text. `true` when there was
 /// no plain-text part at all.
 fn body(message: &Message<'_>) -> (String, bool) {
-    let texts: Vec<Cow<'_, str>> = (0..message.text_body_count())
-        .filter_map(|i| message.body_text(i))
+    let texts: Vec<Cow<'_, str>> = message
+        .text_bodies()
+        .filter_map(|part| match &part.body {
+            PartType::Text(t) => Some(t.clone()),
+            PartType::Html(h) => Some(Cow::Owned(super::html::to_text(h))),
+            _ => None,
+        })
         .collect();
     let plain = message
         .text_bodies()

@@ -171,3 +171,13 @@ fn an_attached_message_without_subject_is_an_unnamed_attachment() {
     assert_eq!(m.attachments[0].name, "unnamed");
     assert_eq!(m.attachments[0].content_type, "message/rfc822");
 }
+
+#[test]
+fn html_blocks_lists_and_cells_keep_their_boundaries() {
+    let raw = b"From: a@example.com\r\nTo: desk@example.com\r\nSubject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>One</p><p>Two</p><DIV>Three</DIV><ul><li>a</li><li>b</li></ul>Line<br>break<h1>Head</h1><table><tr><td>c1</td><td>c2</td></tr><tr><td>d1</td></tr></table><div><div>nested</div></div>end</body></html>\r\n";
+    let m = parse(raw, 1 << 20).unwrap();
+    assert_eq!(
+        m.body,
+        "One\nTwo\nThree\n- a\n- b\nLine\nbreak\nHead\nc1 c2\nd1\nnested\nend"
+    );
+}
