@@ -147,8 +147,11 @@ fn body(message: &Message<'_>) -> (String, bool) {
     let texts: Vec<Cow<'_, str>> = message
         .text_bodies()
         .filter_map(|part| match &part.body {
-            PartType::Text(t) => Some(t.clone()),
-            PartType::Html(h) => Some(Cow::Owned(super::html::to_text(h))),
+            PartType::Text(t) => Some(undeclared_8bit(message, part).map_or(t.clone(), Cow::Owned)),
+            PartType::Html(h) => {
+                let h = undeclared_8bit(message, part).map_or(h.clone(), Cow::Owned);
+                Some(Cow::Owned(super::html::to_text(&h)))
+            }
             _ => None,
         })
         .collect();
@@ -163,6 +166,35 @@ fn body(message: &Message<'_>) -> (String, bool) {
     let text = text.trim().to_string();
     let html_only = !plain && !text.is_empty();
     (text, html_only)
+}
+
+/// A text part that declares no charset but is not UTF-8 (old mailers send Latin-1 as plain
+/// 8-bit): mail-parser replaced every such byte with U+FFFD; decoded as Windows-1252 instead
+/// (a superset of Latin-1 in which every byte is a character), so nothing is lost.
+fn undeclared_8bit(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> Option<String> {
+    let text = part.text_contents()?;
+    if !text.contains('\u{FFFD}')
+        || part
+            .content_type()
+            .is_some_and(|ct| ct.attribute("charset").is_some())
+    {
+        return None;
+    }
+    let raw = message
+        .raw_message
+        .get(part.offset_body as usize..part.offset_end as usize)?;
+    let bytes = match part.encoding {
+        mail_parser::Encoding::None => raw.to_vec(),
+        mail_parser::Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(raw)?
+        }
+        mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(raw)?,
+    };
+    if std::str::from_utf8(&bytes).is_ok() {
+        return None;
+    }
+    let decode = mail_parser::decoders::charsets::map::charset_decoder(b"windows-1252")?;
+    Some(decode(&bytes).trim_end().to_string())
 }
 
 fn attachments(message: &Message<'_>, keep_up_to: u64) -> Vec<Attachment> {

@@ -181,3 +181,13 @@ fn html_blocks_lists_and_cells_keep_their_boundaries() {
         "One\nTwo\nThree\n- a\n- b\nLine\nbreak\nHead\nc1 c2\nd1\nnested\nend"
     );
 }
+
+#[test]
+fn undeclared_8bit_latin1_is_read_not_replaced() {
+    let mut raw = b"From: a@example.com\r\nTo: desk@example.com\r\nSubject: x\r\n\r\n".to_vec();
+    raw.extend_from_slice(b"Gr\xfc\xdfe aus K\xf6ln, 5 \x80\r\n");
+    assert_eq!(parse(&raw, 1 << 20).unwrap().body, "Grüße aus Köln, 5 €");
+    // Declared UTF-8 stays as the sender said, and valid UTF-8 without a charset is UTF-8.
+    let utf8 = "From: a@example.com\r\nSubject: x\r\n\r\nGrüße\r\n";
+    assert_eq!(parse(utf8.as_bytes(), 1 << 20).unwrap().body, "Grüße");
+}
