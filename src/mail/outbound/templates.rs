@@ -93,6 +93,15 @@ const SHIPPED: [(&str, &str); 22] = [
     ),
 ];
 
+/// An environment in which a misspelt variable (`{{ ticket.titel }}`) is an error when the
+/// set is loaded (every template is rendered with a sample), not an empty string in every
+/// mail; `{% if ticket.assignee %}` on a missing value is still just false.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    env
+}
+
 /// A compiled template set.
 pub struct Templates {
     env: Environment<'static>,
@@ -114,7 +123,7 @@ impl Templates {
     pub fn shipped() -> Arc<Templates> {
         static SET: OnceLock<Arc<Templates>> = OnceLock::new();
         SET.get_or_init(|| {
-            let mut env = Environment::new();
+            let mut env = environment();
             for (name, text) in SHIPPED {
                 if let Err(e) = env.add_template(name, text) {
                     tracing::error!(template = name, error = %e, "A shipped template does not compile.");
@@ -131,7 +140,7 @@ impl Templates {
         if dir.as_os_str().is_empty() {
             return Ok(Templates::shipped());
         }
-        let mut env = Environment::new();
+        let mut env = environment();
         for (name, text) in SHIPPED {
             env.add_template(name, text)
                 .map_err(|e| vec![format!("shipped template {name}: {e}")])?;
@@ -168,6 +177,23 @@ impl Templates {
                 problems.push(format!(
                     "{}: not a template (names end in .subject, .txt or .html)",
                     path.display()
+                ));
+                continue;
+            }
+            // Caller mails are sent only under the shipped names: another caller_* file is
+            // never used, most likely a misspelt override.
+            let caller: Vec<&str> = SHIPPED
+                .iter()
+                .map(|(n, _)| *n)
+                .filter(|n| n.starts_with("caller_"))
+                .collect();
+            if name.starts_with("caller_") && !caller.contains(&name.as_str()) {
+                let hint = crate::suggest::nearest(&name, &caller)
+                    .map_or(String::new(), |n| format!("did you mean {n}? "));
+                problems.push(format!(
+                    "{}: not a caller mail template, so never used; {hint}they are {}",
+                    path.display(),
+                    caller.join(", ")
                 ));
                 continue;
             }
@@ -294,7 +320,7 @@ fn sample_context() -> minijinja::Value {
         note => "",
         clock => "resolution",
         to_group => false,
-        vars => value(serde_json::json!({})),
+        vars => minijinja::Value::from_object(AnyVars),
         comment => value(serde_json::json!({"author": "sample", "body": "", "public": true})),
         tag => "[INC-000001 #sample]",
         author => "sample",
@@ -303,6 +329,17 @@ fn sample_context() -> minijinja::Value {
             {"subject": "[INC-000001] Sample", "headline": "Sample.", "note": null, "kind": "mail.assigned",
              "ticket": "INC-000001", "title": "Sample"},
         ])),
+    }
+}
+
+/// A rule's `vars` in the sample: whatever a rule may pass, so that checking a template
+/// does not refuse `{{ vars.host }}` (a misspelt ticket field still is refused).
+#[derive(Debug)]
+struct AnyVars;
+
+impl minijinja::value::Object for AnyVars {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        Some(minijinja::Value::from(format!("<{key}>")))
     }
 }
 
@@ -412,7 +449,8 @@ impl Templates {
             note => "",
             clock => "resolution",
             to_group => false,
-            vars => value(serde_json::json!({})),
+            // What a rule would pass is not known here: each `vars.x` shows as `<x>`.
+            vars => minijinja::Value::from_object(AnyVars),
             // Caller mails see the comment's text, notifications the comment.
             comment => match name.starts_with("caller_") {
                 true => comment.map(|c| minijinja::Value::from(c.body.clone())),
@@ -459,5 +497,22 @@ mod tests {
             "{problems}"
         );
         assert!(problems.contains("notes.md: not a template"), "{problems}");
+        std::fs::remove_file(dir.path().join("x.txt")).unwrap();
+        std::fs::remove_file(dir.path().join("notes.md")).unwrap();
+        // A misspelt variable and a misspelt caller template are named, not left empty or
+        // unused.
+        std::fs::write(dir.path().join("escalated.txt"), "{{ ticket.titel }}\n").unwrap();
+        std::fs::write(dir.path().join("caller_acknowleged.txt"), "Hi\n").unwrap();
+        let problems = Templates::load(dir.path()).unwrap_err().join("\n");
+        assert!(
+            problems.contains("escalated.txt:1:") && problems.contains("undefined"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains(
+                "caller_acknowleged.txt: not a caller mail template, so never used; did you mean caller_acknowledged.txt?"
+            ),
+            "{problems}"
+        );
     }
 }
