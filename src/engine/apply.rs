@@ -90,10 +90,13 @@ impl Changes<'_> {
             let by = &decided[i].by;
             let mut changes = Vec::new();
             let mut notes = Vec::new();
+            // The lines of this run's calls: the entry names its line only when there is one.
+            let mut lines = std::collections::BTreeSet::new();
             while i < decided.len()
                 && decided[i].by.file == by.file
                 && decided[i].by.hook == by.hook
             {
+                lines.extend(decided[i].by.line);
                 if !decided[i].forced
                     && let Some(field) = hand_field(&decided[i].decision)
                     && ticket.process.set_by_hand.contains(field)
@@ -138,10 +141,15 @@ impl Changes<'_> {
                 i += 1;
             }
             notes.extend(reprioritise(ticket, &settings.matrix, &mut changes));
+            // Several calls on several lines: the file and hook, not the first call's line,
+            // which would claim every change for it.
             let actor = Actor::Rule {
                 file: by.file.to_string(),
                 hook: by.hook.to_string(),
-                line: by.line,
+                line: match (lines.len(), lines.first()) {
+                    (1, Some(&line)) => Some(line),
+                    _ => None,
+                },
             };
             let reason = (!notes.is_empty()).then(|| notes.join("; "));
             self.record(txn, ticket, actor, changes, reason);

@@ -106,6 +106,39 @@ fn a_decision_the_lifecycle_forbids_is_refused_and_noted() {
 }
 
 #[test]
+fn history_names_a_rules_line_only_when_its_changes_came_from_one() {
+    let d = Setup::new()
+        .rules(&[
+            (
+                "10-one.rhai",
+                "fn on_alert(a, t) {\n  t.add_tag(\"one\");\n}",
+            ),
+            (
+                "20-two.rhai",
+                "fn on_alert(a, t) {\n  t.add_tag(\"two\");\n  t.impact = \"low\";\n}",
+            ),
+        ])
+        .start();
+    let (status, r) = d.post("/api/v1/events", &alert("firing", "x", json!({})));
+    assert_eq!(status, 202, "{r}");
+    let t = d.get_ok(&format!(
+        "/api/v1/tickets/{}",
+        r["ticket"].as_str().unwrap()
+    ));
+    let by = |file: &str| {
+        t["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["actor"]["file"] == file)
+            .map(|h| h["actor"].clone())
+            .unwrap_or_else(|| panic!("no entry by {file}: {t}"))
+    };
+    assert_eq!(by("10-one.rhai")["line"], 2);
+    assert!(by("20-two.rhai").get("line").is_none(), "{t}");
+}
+
+#[test]
 fn bad_arguments_to_rule_functions_fail_the_rule_at_their_line() {
     let rule = "fn on_alert(a, t) {\n  t.transition(\"nowhere\", \"r\");\n}";
     let d = Setup::new().rules(&[("10-bad.rhai", rule)]).start();
