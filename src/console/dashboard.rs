@@ -249,6 +249,8 @@ pub async fn show(
         form #period method="get" action="/ui/dashboard" {
             label { "Period: last " select name="last" {
                 @for d in PERIODS { option value=(d) selected[last == d] { (d) } }
+                // A period given in the address (`last=14d`) is shown as chosen, not the first.
+                @if !PERIODS.contains(&last) { option value=(last) selected { (last) } }
             } }
             button type="submit" { "Show" }
         }

@@ -1099,6 +1099,19 @@ fn the_console_shows_the_engines_refusal_and_needs_the_csrf_token() {
         .text()
         .unwrap();
     assert!(html.contains(r#"<option value="7d" selected>"#), "{html}");
+    // A period the picker does not list is shown as the one chosen, not the picker's first.
+    let other = http
+        .get(d.url("/ui/dashboard?last=14d"))
+        .header("cookie", &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        other.contains(r#"<option value="14d" selected>"#),
+        "{other}"
+    );
+    assert_eq!(other.matches(" selected>").count(), 1, "{other}");
     let api = d.get_ok("/api/v1/reports?last=7d");
     let mut volume: Vec<(String, f64)> = api["volume"]
         .as_array()
