@@ -195,6 +195,14 @@ fn a_rule_notifies_a_group_with_the_operators_template_and_unknown_names_fail_th
             "{name}: {v}"
         );
     }
+    // A caller mail previews as it is sent: plain text, no HTML part.
+    let path = format!("/api/v1/admin/templates/caller_acknowledged/render?ticket={id}");
+    let (status, v) = call(&d, reqwest::Method::GET, &path, None);
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v["html"].is_null() && !v["text"].as_str().unwrap().is_empty(),
+        "{v}"
+    );
     let (status, v) = call(
         &d,
         reqwest::Method::GET,

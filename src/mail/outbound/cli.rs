@@ -28,12 +28,11 @@ pub fn run(args: TemplatesArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         let part = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-        println!(
-            "Subject: {}\n\n{}\n--- HTML ---\n{}",
-            part("subject"),
-            part("text"),
-            part("html")
-        );
+        println!("Subject: {}\n\n{}", part("subject"), part("text"));
+        // A caller mail has no HTML part.
+        if let Some(html) = v["html"].as_str() {
+            println!("--- HTML ---\n{html}");
+        }
     }
     Ok(())
 }

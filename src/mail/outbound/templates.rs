@@ -429,13 +429,14 @@ pub fn value<T: Serialize>(v: T) -> minijinja::Value {
 
 impl Templates {
     /// Template `name` rendered against `t` as a preview: every name the real mails have in
-    /// scope is set (`name` is "(preview)", `comment` the ticket's latest one).
+    /// scope is set (`name` is "(preview)", `comment` the ticket's latest one). A caller mail
+    /// has no HTML part (`None`), as it is sent.
     pub fn preview(
         &self,
         name: &str,
         t: &Ticket,
         comment: Option<&Comment>,
-    ) -> Result<(String, String, String), TemplateError> {
+    ) -> Result<(String, String, Option<String>), TemplateError> {
         let headline = format!("A preview of template {name} for {}.", t.id);
         // A digest or batch lists one notice: the ticket's.
         let item = serde_json::json!({
@@ -461,7 +462,10 @@ impl Templates {
             reopen_within => "",
             items => value(serde_json::json!([item])),
         };
-        self.notification(name, &ctx)
+        let (subject, text, html) = self.notification(name, &ctx)?;
+        // Caller mails are sent as plain text only: no HTML part to preview.
+        let html = (!name.starts_with("caller_")).then_some(html);
+        Ok((subject, text, html))
     }
 }
 
