@@ -65,20 +65,57 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
     })
 }
 
+/// A body of the other shape (an object where an array belongs, or the reverse) is most
+/// likely a sender pointed at the wrong route: say which route takes it, not serde's
+/// "invalid type: map, expected a sequence".
+fn shape(bytes: &[u8], array: bool, what: &str) -> Result<(), JsonError> {
+    let Some(at) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return Ok(());
+    };
+    let found = match (bytes[at], array) {
+        (b'{', true) => {
+            "an object (an Alertmanager or Grafana webhook goes to \
+                         /webhook/alertmanager, one event to /api/v1/events)"
+        }
+        (b'[', false) => "an array (Prometheus posts its alerts to /api/v2/alerts)",
+        _ => return Ok(()),
+    };
+    let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+    let column = at
+        - bytes[..at]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |n| n + 1)
+        + 1;
+    Err(JsonError {
+        path: ".".into(),
+        line,
+        column,
+        message: format!("this route takes {what}; the body is {found}"),
+    })
+}
+
 /// `POST /api/v2/alerts` (Prometheus): a JSON array of alerts; `now` decides which have ended.
 pub fn prometheus(bytes: &[u8], now: Timestamp) -> Result<Vec<Alert>, DecodeError> {
+    shape(
+        bytes,
+        true,
+        "a JSON array of alerts (Alertmanager's API v2)",
+    )?;
     let body: Vec<WireAlert> = json(bytes)?;
     prometheus::alerts(body, now).map_err(DecodeError::Invalid)
 }
 
 /// `POST /webhook/alertmanager`: Alertmanager's webhook v4 or Grafana's.
 pub fn webhook(bytes: &[u8], now: Timestamp) -> Result<Vec<Alert>, DecodeError> {
+    shape(bytes, false, "an Alertmanager or Grafana webhook object")?;
     let body: Webhook = json(bytes)?;
     alertmanager::alerts(body, now).map_err(DecodeError::Invalid)
 }
 
 /// `POST /api/v1/events`: itsmd's generic event.
 pub fn generic(bytes: &[u8]) -> Result<Alert, DecodeError> {
+    shape(bytes, false, "one event object")?;
     let body: GenericEvent = json(bytes)?;
     body.into_alert().map_err(DecodeError::Invalid)
 }
@@ -142,6 +179,29 @@ mod tests {
             ]))
         );
         assert!(matches!(webhook(b"7", now), Err(DecodeError::Json(_))));
+        // The other shape names the route that takes it.
+        let wrong = |r: Result<Vec<Alert>, DecodeError>| match r {
+            Err(DecodeError::Json(e)) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            wrong(prometheus(b" {\"alerts\": []}", now)),
+            "invalid JSON: this route takes a JSON array of alerts (Alertmanager's API v2); the \
+             body is an object (an Alertmanager or Grafana webhook goes to /webhook/alertmanager, \
+             one event to /api/v1/events)"
+        );
+        assert!(
+            wrong(webhook(b"\n[{}]", now))
+                .ends_with("the body is an array (Prometheus posts its alerts to /api/v2/alerts)")
+        );
+        let Err(DecodeError::Json(e)) = generic(b"\n  [{}]") else {
+            panic!("an array is not an event")
+        };
+        assert_eq!((e.line, e.column), (2, 3));
+        assert!(
+            e.message.starts_with("this route takes one event object"),
+            "{e}"
+        );
         assert!(matches!(
             generic(br#"{"source":"","status":"firing","severity":"x","summary":"y"}"#),
             Err(DecodeError::Invalid(_))
