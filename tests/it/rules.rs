@@ -2,7 +2,17 @@
 
 use serde_json::json;
 
-use crate::support::{Setup, alert, itsmd};
+use crate::support::{Daemon, Setup, alert, itsmd};
+
+/// Posts a firing alert and reads back the ticket it opened.
+fn alerted(d: &Daemon) -> serde_json::Value {
+    let (status, r) = d.post("/api/v1/events", &alert("firing", "x", json!({})));
+    assert_eq!(status, 202, "{r}");
+    d.get_ok(&format!(
+        "/api/v1/tickets/{}",
+        r["ticket"].as_str().unwrap()
+    ))
+}
 
 fn repo(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
@@ -55,12 +65,7 @@ fn on_ticket_loops_are_cut_by_the_guard_and_nothing_is_lost() {
         .rules(&[("10-loop.rhai", rule)])
         .config("[rules]\nmax_ticket_hook_depth = 3\n")
         .start();
-    let (status, r) = d.post("/api/v1/events", &alert("firing", "x", json!({})));
-    assert_eq!(status, 202, "{r}");
-    let t = d.get_ok(&format!(
-        "/api/v1/tickets/{}",
-        r["ticket"].as_str().unwrap()
-    ));
+    let t = alerted(&d);
     assert_eq!(t["tags"], json!(["round-1", "round-2", "round-3"]));
     let last = t["history"].as_array().unwrap().last().unwrap().clone();
     assert!(
@@ -80,12 +85,7 @@ fn a_decision_the_lifecycle_forbids_is_refused_and_noted() {
     // A new incident cannot be closed directly; the rule's other decisions stand.
     let rule = r#"fn on_alert(a, t) { t.add_tag("seen"); t.transition("closed", "no thanks"); }"#;
     let d = Setup::new().rules(&[("10-close.rhai", rule)]).start();
-    let (status, r) = d.post("/api/v1/events", &alert("firing", "x", json!({})));
-    assert_eq!(status, 202, "{r}");
-    let t = d.get_ok(&format!(
-        "/api/v1/tickets/{}",
-        r["ticket"].as_str().unwrap()
-    ));
+    let t = alerted(&d);
     assert_eq!(t["state"], "new");
     assert_eq!(t["tags"], json!(["seen"]));
     let refused = t["history"]
@@ -119,12 +119,7 @@ fn history_names_a_rules_line_only_when_its_changes_came_from_one() {
             ),
         ])
         .start();
-    let (status, r) = d.post("/api/v1/events", &alert("firing", "x", json!({})));
-    assert_eq!(status, 202, "{r}");
-    let t = d.get_ok(&format!(
-        "/api/v1/tickets/{}",
-        r["ticket"].as_str().unwrap()
-    ));
+    let t = alerted(&d);
     let by = |file: &str| {
         t["history"]
             .as_array()

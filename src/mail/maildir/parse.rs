@@ -146,13 +146,17 @@ fn header_text(message: &Message<'_>, h: &Header<'_>) -> String {
 fn body(message: &Message<'_>) -> (String, bool) {
     let texts: Vec<Cow<'_, str>> = message
         .text_bodies()
-        .filter_map(|part| match &part.body {
-            PartType::Text(t) => Some(undeclared_8bit(message, part).map_or(t.clone(), Cow::Owned)),
-            PartType::Html(h) => {
-                let h = undeclared_8bit(message, part).map_or(h.clone(), Cow::Owned);
-                Some(Cow::Owned(super::html::to_text(&h)))
-            }
-            _ => None,
+        .filter_map(|part| {
+            let (text, html) = match &part.body {
+                PartType::Text(t) => (t, false),
+                PartType::Html(h) => (h, true),
+                _ => return None,
+            };
+            let text = undeclared_8bit(message, part, text).map_or(text.clone(), Cow::Owned);
+            Some(match html {
+                true => Cow::Owned(super::html::to_text(&text)),
+                false => text,
+            })
         })
         .collect();
     let plain = message
@@ -171,8 +175,11 @@ fn body(message: &Message<'_>) -> (String, bool) {
 /// A text part that declares no charset but is not UTF-8 (old mailers send Latin-1 as plain
 /// 8-bit): mail-parser replaced every such byte with U+FFFD; decoded as Windows-1252 instead
 /// (a superset of Latin-1 in which every byte is a character), so nothing is lost.
-fn undeclared_8bit(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> Option<String> {
-    let text = part.text_contents()?;
+fn undeclared_8bit(
+    message: &Message<'_>,
+    part: &mail_parser::MessagePart<'_>,
+    text: &str,
+) -> Option<String> {
     if !text.contains('\u{FFFD}')
         || part
             .content_type()

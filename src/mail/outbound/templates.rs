@@ -153,6 +153,11 @@ impl Templates {
         })?;
         let mut problems = Vec::new();
         let mut files = Vec::new();
+        let caller: Vec<&str> = SHIPPED
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| n.starts_with("caller_"))
+            .collect();
         for entry in entries {
             let path = match entry {
                 Ok(e) => e.path(),
@@ -182,11 +187,6 @@ impl Templates {
             }
             // Caller mails are sent only under the shipped names: another caller_* file is
             // never used, most likely a misspelt override.
-            let caller: Vec<&str> = SHIPPED
-                .iter()
-                .map(|(n, _)| *n)
-                .filter(|n| n.starts_with("caller_"))
-                .collect();
             if name.starts_with("caller_") && !caller.contains(&name.as_str()) {
                 let hint = crate::suggest::nearest(&name, &caller)
                     .map_or(String::new(), |n| format!("did you mean {n}? "));
