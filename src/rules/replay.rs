@@ -167,8 +167,8 @@ impl Origins {
 
 /// Replaces every ticket id found in `from`, in every string (a whole value, or a word of a
 /// text such as a lead's notification), by the id of the same origin in `to`; one `to` lacks
-/// becomes `missing(kind)` (a ticket that does not exist there).
-fn translate(v: &mut Value, from: &Origins, to: &Origins, missing: &dyn Fn(Kind) -> String) {
+/// becomes `missing(id)` (a ticket that does not exist there).
+fn translate(v: &mut Value, from: &Origins, to: &Origins, missing: &dyn Fn(TicketId) -> String) {
     match v {
         Value::String(s) if s.contains('-') => *s = translate_text(s, from, to, missing),
         Value::Array(items) => items
@@ -186,7 +186,7 @@ fn translate_text(
     text: &str,
     from: &Origins,
     to: &Origins,
-    missing: &dyn Fn(Kind) -> String,
+    missing: &dyn Fn(TicketId) -> String,
 ) -> String {
     let mut out = String::with_capacity(text.len());
     let mut word = String::new();
@@ -197,7 +197,7 @@ fn translate_text(
             .and_then(|id| from.of.get(&id).map(|o| (id, o)))
             .map(|(id, origin)| match to.by_origin.get(origin) {
                 Some(other) => other.to_string(),
-                None => missing(id.kind),
+                None => missing(id),
             });
         out.push_str(translated.as_deref().unwrap_or(word));
         word.clear();
@@ -262,9 +262,9 @@ pub fn replay(
     let mut replayed = Origins::default();
     // Origins of the tickets to report on (touched by an event at or after `since`).
     let mut reported: BTreeSet<Origin> = BTreeSet::new();
-    let nowhere = |kind: Kind| {
+    let nowhere = |id: TicketId| {
         TicketId {
-            kind,
+            kind: id.kind,
             number: u64::MAX,
         }
         .to_string()
@@ -714,7 +714,7 @@ impl Side {
         let mut t = serde_json::to_value(&ticket).unwrap_or_default();
         let mut history = serde_json::to_value(layout::history(store, id)?).unwrap_or_default();
         if let Some((from, to)) = back {
-            let unknown = |kind: Kind| format!("{} (new)", kind.prefix());
+            let unknown = |id: TicketId| format!("{id} (new)");
             translate(&mut t, from, to, &unknown);
             translate(&mut history, from, to, &unknown);
         }
@@ -900,6 +900,42 @@ mod tests {
         assert_eq!(report.events, 4);
         assert!(report.event_differences.is_empty(), "{report:#?}");
         assert!(report.ticket_differences.is_empty(), "{report:#?}");
+    }
+
+    /// A ticket only the candidate opens is named by its replay number wherever it appears:
+    /// the incidents' links read `PRB-000001 (new)`, not just the kind.
+    #[test]
+    fn a_ticket_only_the_replay_opens_is_named_by_its_replay_number() {
+        let config = Config::default();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let rules = test_support::rules(&config, &[]);
+            let (engine, _clock) =
+                test_support::engine(&config, store.clone(), rules, "2026-12-07T08:00:00Z");
+            for n in 1..=3 {
+                engine.submit(alert(n)).await.unwrap();
+            }
+        });
+        let sources = vec![(CORRELATE.0.to_string(), CORRELATE.1.to_string())];
+        let report = replay(&config, &*store, sources, None, &Default::default()).unwrap();
+        let third = TicketId {
+            kind: Kind::Incident,
+            number: 3,
+        };
+        let links = report
+            .ticket_differences
+            .iter()
+            .find(|d| d.ticket == Some(third) && d.field == "links")
+            .unwrap_or_else(|| panic!("{report:#?}"));
+        assert_eq!(
+            links.would,
+            serde_json::json!([{"rel": "caused_by", "ticket": "PRB-000001 (new)"}]),
+            "{report:#?}"
+        );
     }
 
     /// Delivery results are matched to the replay's messages by what they are, not by row

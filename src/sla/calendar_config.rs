@@ -26,21 +26,44 @@ pub struct CalendarConfig {
     pub timezone: String,
     /// Monday's open ranges, `"HH:MM-HH:MM"`; a range ending at or before its start closes
     /// the next day. No ranges: closed that day.
+    #[serde(deserialize_with = "one_or_many")]
     pub mon: Vec<String>,
     /// Tuesday's open ranges, as for `mon`.
+    #[serde(deserialize_with = "one_or_many")]
     pub tue: Vec<String>,
     /// Wednesday's open ranges, as for `mon`.
+    #[serde(deserialize_with = "one_or_many")]
     pub wed: Vec<String>,
     /// Thursday's open ranges, as for `mon`.
+    #[serde(deserialize_with = "one_or_many")]
     pub thu: Vec<String>,
     /// Friday's open ranges, as for `mon`.
+    #[serde(deserialize_with = "one_or_many")]
     pub fri: Vec<String>,
     /// Saturday's open ranges, as for `mon`.
+    #[serde(deserialize_with = "one_or_many")]
     pub sat: Vec<String>,
     /// Sunday's open ranges, as for `mon`.
+    #[serde(deserialize_with = "one_or_many")]
     pub sun: Vec<String>,
     /// Closed days: `"2026-12-25"` once, `"*-12-25"` every year.
+    #[serde(deserialize_with = "one_or_many")]
     pub holidays: Vec<String>,
+}
+
+/// A day's ranges (or the holidays) as an array, or as one string when there is one:
+/// `mon = "09:00-17:00"` reads as `mon = ["09:00-17:00"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a range \"HH:MM-HH:MM\" or an array of them")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 impl CalendarConfig {
@@ -414,6 +437,28 @@ mod tests {
         "#;
         let config = crate::config::parse(text, "test.toml").expect("valid");
         assert_eq!(config.calendars["office"].mon.len(), 2);
+
+        // One range (or holiday) may be written without the brackets; a number may not.
+        let text = r#"
+            [calendars.office]
+            timezone = "Europe/Berlin"
+            tue = "09:00-17:00"
+            holidays = "*-12-25"
+        "#;
+        let config = crate::config::parse(text, "test.toml").expect("valid");
+        assert_eq!(config.calendars["office"].tue, ["09:00-17:00"]);
+        assert_eq!(config.calendars["office"].holidays, ["*-12-25"]);
+        let err = crate::config::parse(
+            "[calendars.office]\ntimezone = \"UTC\"\nmon = 9\n",
+            "test.toml",
+        )
+        .unwrap_err();
+        let all = err.problems.join("\n");
+        assert!(all.contains("calendars.office.mon"), "{all}");
+        assert!(
+            all.contains("a range \"HH:MM-HH:MM\" or an array of them"),
+            "{all}"
+        );
 
         let text = r#"
             [calendars.office]

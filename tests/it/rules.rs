@@ -43,7 +43,7 @@ outcomes = ["opened"]
 alert = { source = "x", status = "firing", severity = "critical", summary = "s" }
 [[case.expect]]
 ticket = "INC-000001"
-fields = { impact = "high", group = "dba" }
+fields = { impact = "high", group = "dba", kind = "incident", prio = 1 }
 "#,
     )
     .unwrap();
@@ -52,6 +52,12 @@ fields = { impact = "high", group = "dba" }
     assert!(out.contains("FAILED  t.toml :: impact"), "{out}");
     assert!(
         out.contains(r#"INC-000001.impact: expected "high", got "low""#),
+        "{out}"
+    );
+    // `kind` is compared as the API shows it; a field no ticket has is named, not "null".
+    assert!(!out.contains("INC-000001.kind"), "{out}");
+    assert!(
+        out.contains("INC-000001: a ticket has no field `prio`; did you mean priority?"),
         "{out}"
     );
     assert!(out.contains("0 passed, 1 failed"), "{out}");

@@ -5,7 +5,44 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::store::{Store, StoreError, Tree, layout};
+use crate::tickets::api::TicketJson;
 use crate::tickets::{HistoryEntry, TicketId};
+
+/// Every field a ticket may have as the API shows it (`TicketJson`): those that are absent
+/// when empty included, so that `fields = { assignee = "alice" }` on an unassigned ticket is
+/// a mismatch and `fields = { prio = 1 }` an error naming the field.
+const TICKET_FIELDS: &[&str] = &[
+    "id",
+    "kind",
+    "state",
+    "title",
+    "description",
+    "group",
+    "assignee",
+    "impact",
+    "urgency",
+    "priority",
+    "tags",
+    "correlation_key",
+    "key_source",
+    "alert",
+    "custom",
+    "set_by_hand",
+    "hold_reason",
+    "resolution",
+    "priority_override",
+    "state_since",
+    "change",
+    "approval",
+    "links",
+    "vendor",
+    "vendor_ref",
+    "comments",
+    "created_at",
+    "updated_at",
+    "history_len",
+    "sla",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,8 +77,18 @@ impl Expect {
             return Ok(vec![format!("{id}: expected it to exist; it does not")]);
         };
         let mut failures = Vec::new();
-        let got = serde_json::to_value(&ticket).unwrap_or_default();
+        let got = serde_json::to_value(TicketJson::from(ticket.clone())).unwrap_or_default();
         for (field, want) in &self.fields {
+            if got.get(field).is_none() && !TICKET_FIELDS.contains(&field.as_str()) {
+                let hint = crate::suggest::nearest(field, TICKET_FIELDS)
+                    .map(|n| format!("did you mean {n}? "))
+                    .unwrap_or_default();
+                failures.push(format!(
+                    "{id}: a ticket has no field `{field}`; {hint}fields are {}",
+                    TICKET_FIELDS.join(", ")
+                ));
+                continue;
+            }
             let want = serde_json::to_value(want).unwrap_or_default();
             let have = got.get(field).cloned().unwrap_or(Value::Null);
             if have != want {
