@@ -235,6 +235,15 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
             unknown.join("\n  - ")
         ));
     }
+    let mut calendars = vec![itsmd::sla::calendar_config::ALWAYS_OPEN];
+    calendars.extend(config.calendars.keys().map(String::as_str));
+    let unknown = itsmd::rules::literals::calendar_problems(&config.rules.dir, &calendars);
+    if !unknown.is_empty() {
+        failed.push(format!(
+            "rules name unknown calendars:\n  - {}",
+            unknown.join("\n  - ")
+        ));
+    }
     match rules {
         Some(rules) if failed.is_empty() => {
             println!(

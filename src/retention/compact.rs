@@ -268,7 +268,7 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let done = loop {
             match compact(&config) {
-                Err(CompactError::Store(StoreError::Open { .. }))
+                Err(CompactError::Store(StoreError::Open { .. } | StoreError::Locked { .. }))
                     if std::time::Instant::now() < deadline =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20))

@@ -177,8 +177,18 @@ pub(super) fn register(engine: &mut Engine) {
 }
 
 /// The fields `open_ticket` takes; anything else is an error naming it.
-const OPEN_FIELDS: &str =
-    "title, description, group, impact, urgency, priority, tags, custom, link, also";
+pub(super) const OPEN_FIELDS: &[&str] = &[
+    "title",
+    "description",
+    "group",
+    "impact",
+    "urgency",
+    "priority",
+    "tags",
+    "custom",
+    "link",
+    "also",
+];
 
 /// `ticket.open_ticket(kind, #{title, …})` → the decision, every value checked here.
 fn open_ticket(at: Position, kind: &str, fields: &Map) -> RhaiResult<OpenTicket> {
@@ -243,7 +253,10 @@ fn open_ticket(at: Position, kind: &str, fields: &Map) -> RhaiResult<OpenTicket>
             other => {
                 return Err(bad(
                     at,
-                    format!("open_ticket: unknown field `{other}`; expected {OPEN_FIELDS}"),
+                    format!(
+                        "open_ticket: unknown field `{other}`; expected {}",
+                        OPEN_FIELDS.join(", ")
+                    ),
                 ));
             }
         }

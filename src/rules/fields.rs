@@ -89,7 +89,7 @@ pub struct Unknown {
 
 /// `text` with comments and the literal parts of strings blanked out (code inside a
 /// template's `${…}` is kept), so that only code is searched; lines and columns are kept.
-fn code_only(text: &str) -> Vec<char> {
+pub(super) fn code_only(text: &str) -> Vec<char> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = chars.clone();
     let blank = |out: &mut Vec<char>, i: usize| {
@@ -184,7 +184,7 @@ fn code_only(text: &str) -> Vec<char> {
     out
 }
 
-fn is_ident(c: char) -> bool {
+pub(super) fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
@@ -292,7 +292,7 @@ fn body(code: &[char], name: &str) -> Option<(usize, usize)> {
     None
 }
 
-fn line_column(code: &[char], at: usize) -> (usize, usize) {
+pub(super) fn line_column(code: &[char], at: usize) -> (usize, usize) {
     let before = &code[..at];
     let line = before.iter().filter(|c| **c == '\n').count() + 1;
     let column = before.iter().rev().take_while(|c| **c != '\n').count() + 1;

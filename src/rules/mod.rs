@@ -10,6 +10,7 @@ mod actions;
 mod decision;
 mod fields;
 mod handle;
+pub mod literals;
 pub mod queries;
 pub mod replay;
 mod ruleset;

@@ -153,9 +153,35 @@ fn has_labels(
     want.iter().all(|(k, v)| have.get(k) == Some(v))
 }
 
+/// The keys `open_tickets` takes.
+pub const OPEN_TICKETS_KEYS: &[&str] = &["key", "group", "labels", "limit"];
+/// The keys `recent_alerts` takes.
+pub const RECENT_ALERTS_KEYS: &[&str] = &["labels", "minutes", "limit"];
+
+/// A query map's first key the query does not take, as the error naming it: a misspelt
+/// filter (`grup`) would otherwise be no filter at all.
+fn refuse_unknown(q: &Map, keys: &[&str], at: Position) -> Result<(), Box<EvalAltResult>> {
+    match q.keys().find(|k| !keys.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(unknown) => Err(fail(at, unknown_key_message(unknown, keys))),
+    }
+}
+
+/// "unknown query key `servce`; did you mean service? expected kind, state, …"
+pub fn unknown_key_message(unknown: &str, keys: &[&str]) -> String {
+    let hint = crate::suggest::nearest(unknown, keys)
+        .map(|n| format!("did you mean {n}? "))
+        .unwrap_or_default();
+    format!(
+        "unknown query key `{unknown}`; {hint}expected {}",
+        keys.join(", ")
+    )
+}
+
 /// `open_tickets(#{key | group | labels, limit})`
 fn open_tickets(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResult>> {
     let at = ctx.call_position();
+    refuse_unknown(&q, OPEN_TICKETS_KEYS, at)?;
     let limit = limit(&q, at)?;
     let want = labels(&q, at)?;
     let Some(store) = store() else {
@@ -213,6 +239,7 @@ fn open_tickets(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResu
 /// `recent_alerts(#{labels, minutes, limit})`: newest first, within `minutes` (default 60).
 fn recent_alerts(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltResult>> {
     let at = ctx.call_position();
+    refuse_unknown(&q, RECENT_ALERTS_KEYS, at)?;
     let limit = limit(&q, at)?;
     let want = labels(&q, at)?;
     let minutes = match q.get("minutes") {
@@ -272,7 +299,7 @@ fn recent_alerts(ctx: NativeCallContext, q: Map) -> Result<Array, Box<EvalAltRes
 }
 
 /// The keys `tickets` and `count_tickets` take; anything else is an error naming it.
-const TICKET_QUERY_KEYS: [&str; 8] = [
+pub const TICKET_QUERY_KEYS: &[&str] = &[
     "kind", "state", "key", "group", "labels", "service", "minutes", "limit",
 ];
 
@@ -290,15 +317,7 @@ struct TicketQuery {
 
 impl TicketQuery {
     fn of(q: &Map, at: Position) -> Result<TicketQuery, Box<EvalAltResult>> {
-        if let Some(unknown) = q.keys().find(|k| !TICKET_QUERY_KEYS.contains(&k.as_str())) {
-            return Err(fail(
-                at,
-                format!(
-                    "unknown query key `{unknown}`; expected {}",
-                    TICKET_QUERY_KEYS.join(", ")
-                ),
-            ));
-        }
+        refuse_unknown(q, TICKET_QUERY_KEYS, at)?;
         let text = |name: &str| -> Result<Option<String>, Box<EvalAltResult>> {
             q.get(name)
                 .map(|v| {

@@ -207,6 +207,14 @@ pub(super) fn compile_one(
             None => {}
         }
     }
+    for u in super::literals::problems(text) {
+        errors.push(CompileError {
+            file: name.to_string(),
+            line: Some(u.line),
+            column: Some(u.column),
+            message: u.message,
+        });
+    }
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.line, e.column));
         return Err(errors);

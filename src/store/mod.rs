@@ -363,6 +363,11 @@ pub enum StoreError {
         error: BackendError,
     },
     #[error(
+        "the store at {path} is in use by another process (a running `itsmd serve`, or a \
+         backup or compaction of it): stop that first; nothing was changed"
+    )]
+    Locked { path: String },
+    #[error(
         "cannot reach the store at {target}: {error}. Is PostgreSQL running and reachable from \
          here, and do the URL's user, password and database hold? (docs/operations.md, \
          \"PostgreSQL instead of the embedded store\")"

@@ -102,9 +102,16 @@ fn open_handles(dir: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
     remove_interrupted_snapshots(dir);
     // TEST ONLY (unset in production): held while sled opens, which is when it snapshots.
     let _stop = crate::store::failpoint::stop_in_snapshot(dir);
-    let db = open_db(dir, cache_bytes).map_err(|error| StoreError::Open {
-        path: dir.display().to_string(),
-        error: error.into(),
+    let db = open_db(dir, cache_bytes).map_err(|error| match &error {
+        sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
+            StoreError::Locked {
+                path: dir.display().to_string(),
+            }
+        }
+        _ => StoreError::Open {
+            path: dir.display().to_string(),
+            error: error.into(),
+        },
     })?;
     let tree = db.open_tree("itsmd").map_err(|error| StoreError::Open {
         path: dir.display().to_string(),

@@ -159,9 +159,16 @@ fn the_journal_is_pruned_after_its_retention_and_tickets_stay() {
     );
     assert_eq!(report["ticket_differences"], json!([]), "{report}");
 
+    // Compaction of the running daemon's store is refused, saying why, and changes nothing.
+    let data = setup.data_dir();
+    let (ok, out) = itsmd(&["compact", "--data-dir", data.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("is in use by another process"), "{out}");
+    assert!(!setup.dir.path().join("data.compacting").exists(), "{out}");
+    d.get_ok(&format!("/api/v1/tickets/{id}"));
+
     // Offline compaction keeps every record: the ticket is there after a restart.
     assert!(d.terminate().success());
-    let data = setup.data_dir();
     let (ok, out) = itsmd(&["check", "--data-dir", data.to_str().unwrap()]);
     assert!(ok, "a pruned store is a healthy one: {out}");
     // A folder that is not a store is refused and left as it was.

@@ -211,10 +211,13 @@ fn a_correlation_rule_opens_one_problem_for_a_service_and_replay_matches_it_by_o
         env!("CARGO_MANIFEST_DIR")
     );
     let example = std::fs::read_to_string(example).unwrap();
-    // A rule with a typo in open_ticket's fields fails visibly, naming the field.
+    // A rule with a typo in open_ticket's fields fails visibly, naming the field (a literal
+    // map's typo is refused by `rules check` already; this one is computed).
     let typo = r#"fn on_alert(alert, ticket) {
     if alert.labels.alertname == "Typo" {
-        ticket.open_ticket("problem", #{ titel: "x" });
+        let fields = #{};
+        fields["titel"] = "x";
+        ticket.open_ticket("problem", fields);
     }
 }
 "#;
@@ -372,8 +375,22 @@ fn rules_check_names_unknown_hooks_wrong_arities_and_unknown_properties_with_fil
         "fn on_mail(m, t) {\n    // m.subjct in a comment is no read\n    if m.subjct == \"x\" { t.add_tag(`${m.from}`); }\n}\n",
     )
     .unwrap();
+    // Literal arguments: a query key, an open_ticket field, a calendar not configured.
+    std::fs::write(
+        dir.path().join("50-literals.rhai"),
+        "fn on_alert(a, t) {\n    let n = tickets(#{ kind: \"incident\", servce: \"db\" });\n    t.open_ticket(\"problem\", #{ titel: \"x\" });\n    if in_business_hours(\"ofice\") { t.add_tag(\"bh\"); }\n    t.notify(\"dba\", \"disk_ful\");\n}\n",
+    )
+    .unwrap();
     let (ok, out) = itsmd(&["rules", "check", dir.path().to_str().unwrap()]);
     assert!(!ok, "{out}");
+    for expected in [
+        "50-literals.rhai:2:42: tickets: unknown query key `servce`; did you mean service?",
+        "50-literals.rhai:3:33: open_ticket: unknown field `titel`; did you mean title?",
+        "50-literals.rhai:4:26: in_business_hours: calendar `ofice` is not configured; calendars: 24x7",
+        "50-literals.rhai:5: notify: template `disk_ful` is not known; notification templates: assigned,",
+    ] {
+        assert!(out.contains(expected), "{expected}\n{out}");
+    }
     assert!(
         out.contains("20-typo.rhai:2:1: unknown hook `on_alrt`; did you mean on_alert?"),
         "{out}"
@@ -391,6 +408,28 @@ fn rules_check_names_unknown_hooks_wrong_arities_and_unknown_properties_with_fil
         "{out}"
     );
     assert_eq!(out.matches("40-fields.rhai").count(), 1, "{out}");
+}
+
+/// A query map the rule builds is checked when it runs: a misspelt key fails the rule,
+/// naming the key, instead of filtering nothing.
+#[test]
+fn a_computed_query_with_an_unknown_key_fails_the_rule_naming_it() {
+    let rule = r#"fn on_alert(alert, ticket) {
+    let q = #{};
+    q[alert.labels.filter] = "dba";
+    ticket.set("found", open_tickets(q).len());
+}
+"#;
+    let test = r#"[[case]]
+name = "grup is not a filter"
+[[case.events]]
+alert = { source = "t", status = "firing", severity = "warning", summary = "a", labels = { filter = "grup" } }
+[[case.expect]]
+ticket = "INC-000001"
+fields = { group = "triage" }
+history_mentions = ["unknown query key `grup`; did you mean group? expected key, group, labels, limit"]
+"#;
+    passes_its_rules_test(("20-query.rhai", rule), ("query.toml", test));
 }
 
 /// `ticket.priority` of the incident an alert would open reads the matrix's priority (not

@@ -118,25 +118,14 @@ pub fn literal_problems(
     dir: &std::path::Path,
     set: &crate::mail::outbound::Templates,
 ) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<std::path::PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for path in files {
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
+    for (path, text) in crate::rules::literals::rule_files(dir) {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
         for (n, line) in text.lines().enumerate() {
             for template in literal_templates(line) {
                 if !set.is_notification(&template) {
                     out.push(format!(
-                        "{}:{}: notify: template `{template}` is not known; notification templates: {}",
-                        path.display(),
+                        "{name}:{}: notify: template `{template}` is not known; notification templates: {}",
                         n + 1,
                         set.notifications().join(", ")
                     ));
