@@ -104,7 +104,10 @@ impl FromStr for State {
         State::ALL
             .into_iter()
             .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown state {s:?}"))
+            .ok_or_else(|| {
+                let all: Vec<&str> = State::ALL.iter().map(|st| st.as_str()).collect();
+                format!("unknown state {s:?}; expected one of {}", all.join(", "))
+            })
     }
 }
 

@@ -191,6 +191,16 @@ fn listings_sort_by_priority_creation_or_last_change_and_page_in_that_order() {
             .contains("`sort`: unknown sort \"title\"; expected one of created, updated, priority"),
         "{body}"
     );
+    // `open` is a class of states in rules, not a state: the answer lists the states.
+    let (status, body) = d.get("/api/v1/tickets?state=open");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`state`: unknown state \"open\"; expected one of new, "),
+        "{body}"
+    );
     let (ok, out, err) = list(&d, &["--sort", "-priority", "--limit", "1"]);
     assert!(ok, "{err}");
     assert!(
