@@ -383,13 +383,14 @@ fn callers_hear_back_and_their_replies_thread_onto_the_ticket() {
 fn mail_waits_in_the_outbox_while_the_smtp_server_is_down() {
     let port = free_port();
     // An acknowledgement whose template checks at load (the sample takes no branch) and
-    // fails on this caller's ticket: the caller still gets one, in the shipped words.
+    // fails on this caller's ticket (a division by zero): the caller still gets one, in the
+    // shipped words.
     let setup = Setup::new();
     let templates = setup.dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
     std::fs::write(
         templates.join("caller_acknowledged.txt"),
-        "{% if \"fire\" in ticket.title %}{{ ticket.nosuch.deeper }}{% endif %}Hello\n",
+        "{% if \"fire\" in ticket.title %}{{ ticket.priority // 0 }}{% endif %}Hello\n",
     )
     .unwrap();
     let config = config(port).replace(

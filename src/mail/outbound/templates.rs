@@ -93,12 +93,20 @@ const SHIPPED: [(&str, &str); 22] = [
     ),
 ];
 
-/// An environment in which a misspelt variable (`{{ ticket.titel }}`) is an error when the
-/// set is loaded (every template is rendered with a sample), not an empty string in every
-/// mail; `{% if ticket.assignee %}` on a missing value is still just false.
+/// The environment mails are rendered in: a value the ticket does not have at send time (no
+/// vendor clock, no next stage due) prints as nothing, even down a chain
+/// (`ticket.sla.clocks.vendor.next.due`), rather than failing the mail. Misspellings are
+/// caught before that, when the set is loaded ([`Templates::try_all`]).
+///
+/// A value that is there but empty (`ticket.assignee` of an unassigned ticket) prints as
+/// nothing too, not `None`: write `{{ ticket.assignee or "nobody" }}` for a word instead.
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env.set_formatter(|out, state, value| match value.is_none() {
+        true => Ok(()),
+        false => minijinja::escape_formatter(out, state, value),
+    });
     env
 }
 
@@ -220,11 +228,16 @@ impl Templates {
         }
     }
 
-    /// Renders every template once with a sample context: what fails names its file and line.
+    /// Renders every template once with a sample context in which every name a real mail
+    /// may have is set, strictly: a name that is not in scope (`{{ ticket.titel }}`) is an
+    /// error naming its file and line, not an empty string in every mail; `{% if x %}` on a
+    /// missing value is still just false. What fails names its file and line.
     fn try_all(&self) -> Vec<String> {
         let sample = sample_context();
+        let mut strict = self.env.clone();
+        strict.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
         let mut out = Vec::new();
-        for (name, t) in self.env.templates() {
+        for (name, t) in strict.templates() {
             if let Err(e) = t.render(&sample) {
                 let path = self
                     .dir
@@ -311,9 +324,19 @@ fn sample_context() -> minijinja::Value {
             state: "new",
             priority: 3,
             group: Some("triage"),
-            assignee: None,
+            assignee: Some("sample"),
             escalation: 0,
-            sla: serde_json::json!({"policy": null, "clocks": {}}),
+            // Every clock a ticket may have, each with a next stage, so that what the docs
+            // name (`sla.clocks.resolution.next.due`) is in scope.
+            sla: {
+                let clock = serde_json::json!({
+                    "fired": [], "breached": false,
+                    "next": {"stage": crate::sla::Stage::Warning(50), "due": "2026-12-07T09:00:00Z"},
+                });
+                serde_json::json!({"policy": "sample", "clocks": {
+                    "response": clock, "resolution": clock, "vendor": clock,
+                }})
+            },
         }),
         name => "sample",
         headline => "Sample.",
@@ -516,6 +539,38 @@ mod tests {
             problems.contains(
                 "caller_acknowleged.txt: not a caller mail template, so never used; did you mean caller_acknowledged.txt?"
             ),
+            "{problems}"
+        );
+    }
+
+    /// What the docs put in scope loads, and at send time a value this ticket lacks prints
+    /// as nothing instead of failing the mail; a misspelling is still refused at load.
+    #[test]
+    fn documented_names_load_and_print_nothing_when_a_ticket_lacks_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("sla_warning.txt"),
+            "{{ ticket.id }} due {{ ticket.sla.clocks.resolution.next.due }} vendor {{ ticket.sla.clocks.vendor.next.due }} by {{ ticket.assignee }}.\n",
+        )
+        .unwrap();
+        let set = Templates::load(dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
+        let t = crate::tickets::Ticket::blank(
+            "INC-000007".parse().unwrap(),
+            "2026-12-07T08:00:00Z".parse().unwrap(),
+        );
+        let ctx = minijinja::context! { ticket => facts(&t) };
+        assert_eq!(
+            set.render("sla_warning.txt", &ctx).unwrap().trim(),
+            "INC-000007 due  vendor  by ."
+        );
+        std::fs::write(
+            dir.path().join("sla_warning.txt"),
+            "{{ ticket.sla.clocks.resolution.nxt.due }}\n",
+        )
+        .unwrap();
+        let problems = Templates::load(dir.path()).unwrap_err().join("\n");
+        assert!(
+            problems.contains("sla_warning.txt:1: undefined"),
             "{problems}"
         );
     }
