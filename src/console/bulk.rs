@@ -63,7 +63,7 @@ impl BulkForm {
     fn build(&self, ticket: TicketId, app: &AppState) -> Result<Action, ApiError> {
         let limits = &app.config.limits;
         match self.action.as_str() {
-            "assign" => assign_action(ticket, limits, &self.assignee),
+            "assign" => assign_action(ticket, limits, &self.assignee, None),
             "transition" => transition_action(
                 ticket,
                 limits,

@@ -439,7 +439,11 @@ pub async fn vendor(
             ..TicketUpdate::default()
         };
         crate::api::fields::ticket_update(limits, &fields)?;
-        Ok(Action::Update { ticket, fields })
+        Ok(Action::Update {
+            ticket,
+            fields,
+            if_assignee: None,
+        })
     })
     .await
 }
@@ -497,39 +501,39 @@ pub struct AssignForm {
     was: Option<String>,
 }
 
-/// `POST /ui/tickets/{id}/assign`: an empty assignee unassigns.
+/// `POST /ui/tickets/{id}/assign`: an empty assignee unassigns. A Take (`was` set) is
+/// checked by the engine when it applies the update, so two agents taking one ticket at
+/// once cannot both win.
 pub async fn assign(
     State(app): State<AppState>,
     who: Signed,
     Path(raw): Path<String>,
     Form(f): Form<AssignForm>,
 ) -> Response {
-    if let (Some(was), Ok(id), Ok(())) = (&f.was, ticket_id(&raw), who.check_csrf(&f.csrf))
-        && let Ok(t) = crate::tickets::api::existing(&app, id).await
-        && t.assignee.as_deref().unwrap_or("") != was.as_str()
-    {
-        let now = t.assignee.as_deref().unwrap_or("nobody");
-        let message = format!("{id} was assigned to {now} meanwhile; nothing changed");
-        return ticket_page(&app, &who, id, StatusCode::CONFLICT, Some(message)).await;
-    }
     act(app, who, &raw, &f.csrf, |ticket, limits| {
-        assign_action(ticket, limits, &f.assignee)
+        assign_action(ticket, limits, &f.assignee, f.was.clone())
     })
     .await
 }
 
-/// An assignment of `ticket` (empty unassigns), checked as the API checks its body.
+/// An assignment of `ticket` (empty unassigns), checked as the API checks its body; with
+/// `was`, only if the ticket is still assigned to that (empty: nobody) when it is applied.
 pub(crate) fn assign_action(
     ticket: TicketId,
     limits: &FieldLimits,
     assignee: &str,
+    was: Option<String>,
 ) -> Result<Action, ApiError> {
     let fields = TicketUpdate {
         assignee: Some(some(assignee)),
         ..TicketUpdate::default()
     };
     crate::api::fields::ticket_update(limits, &fields)?;
-    Ok(Action::Update { ticket, fields })
+    Ok(Action::Update {
+        ticket,
+        fields,
+        if_assignee: was,
+    })
 }
 
 #[cfg(test)]

@@ -198,6 +198,7 @@ secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
         let action = Action::Update {
             ticket,
             fields: serde_json::from_value(serde_json::json!({"vendor": "acme"})).unwrap(),
+            if_assignee: None,
         };
         async move {
             engine

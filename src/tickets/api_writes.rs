@@ -99,7 +99,16 @@ pub async fn update(
     crate::api::fields::ticket_update(&app.config.limits, &fields)?;
     let ticket = ticket_id(&raw)?;
     Ok(Json(
-        run(&app, who, Action::Update { ticket, fields }).await?,
+        run(
+            &app,
+            who,
+            Action::Update {
+                ticket,
+                fields,
+                if_assignee: None,
+            },
+        )
+        .await?,
     ))
 }
 

@@ -27,6 +27,11 @@ pub enum Action {
     Update {
         ticket: TicketId,
         fields: TicketUpdate,
+        /// The assignee the writer saw (empty: nobody), checked when the engine applies the
+        /// update: the console's Take must not take a ticket from someone who took it since
+        /// the queue was drawn. `None`: no check (the API's writes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_assignee: Option<String>,
     },
     Transition {
         ticket: TicketId,
@@ -303,6 +308,7 @@ mod tests {
                     assignee: Some(None),
                     ..TicketUpdate::default()
                 },
+                if_assignee: Some(String::new()),
             },
         };
         let text = serde_json::to_string(&c).unwrap();

@@ -127,7 +127,11 @@ impl Engine {
         let by = &command.by;
         let done = match &command.action {
             Action::Create(new) => self.create(txn, &ctx, by, new),
-            Action::Update { ticket, fields } => self.update(txn, &ctx, by, *ticket, fields),
+            Action::Update {
+                ticket,
+                fields,
+                if_assignee,
+            } => self.update(txn, &ctx, by, *ticket, fields, if_assignee.as_deref()),
             Action::Transition { ticket, step } => self.transition(txn, &ctx, by, *ticket, step),
             Action::Comment { ticket, comment } => self.comment(txn, &ctx, by, *ticket, comment),
             Action::Link { ticket, link } => self.link(txn, &ctx, by, *ticket, link),
@@ -278,8 +282,18 @@ impl Engine {
         by: &Actor,
         id: TicketId,
         u: &TicketUpdate,
+        if_assignee: Option<&str>,
     ) -> Done {
         let before = self.load(txn, id)?;
+        if let Some(was) = if_assignee
+            && before.assignee.as_deref().unwrap_or("") != was
+        {
+            let now = before.assignee.as_deref().unwrap_or("nobody");
+            return Err(Refusal::Conflict(format!(
+                "{id} was assigned to {now} meanwhile; nothing changed"
+            ))
+            .into());
+        }
         if crate::tickets::lifecycle::is_final(before.state) {
             return Err(Refusal::Conflict(format!(
                 "{id} is {}; a ticket in a final state cannot be changed",

@@ -17,6 +17,8 @@ pub mod change;
 pub mod cli;
 pub mod command;
 pub(crate) mod commands;
+#[cfg(test)]
+mod commands_tests;
 pub mod config;
 pub(crate) mod diff;
 pub mod history;

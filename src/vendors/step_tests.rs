@@ -77,7 +77,12 @@ impl Harness {
             vendor: Some(vendor.map(str::to_string)),
             ..TicketUpdate::default()
         };
-        self.run(Action::Update { ticket, fields }).await
+        self.run(Action::Update {
+            ticket,
+            fields,
+            if_assignee: None,
+        })
+        .await
     }
 
     async fn comment(&self, ticket: TicketId, visibility: Visibility) {

@@ -256,7 +256,11 @@ groups = ["network"]
         engine
             .submit(EventBody::Command(Command {
                 by: carol,
-                action: Action::Update { ticket: id, fields },
+                action: Action::Update {
+                    ticket: id,
+                    fields,
+                    if_assignee: None,
+                },
             }))
             .await
             .unwrap();
