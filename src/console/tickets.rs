@@ -511,7 +511,7 @@ pub async fn assign(
     Form(f): Form<AssignForm>,
 ) -> Response {
     act(app, who, &raw, &f.csrf, |ticket, limits| {
-        assign_action(ticket, limits, &f.assignee, f.was.clone())
+        assign_action(ticket, limits, &f.assignee, f.was)
     })
     .await
 }
