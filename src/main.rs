@@ -151,8 +151,12 @@ struct ServeArgs {
 enum RulesCommand {
     /// Compile every rule and report all errors; non-zero exit on any.
     Check {
-        /// Folder of rule files; rules.dir of the default configuration when absent.
+        /// Folder of rule files; rules.dir of the configuration when absent.
         dir: Option<PathBuf>,
+        /// Configuration the rules run under (the calendars and templates they name);
+        /// embedded defaults if absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Run the rule tests in DIR/tests/*.toml through the engine, in memory; non-zero exit
     /// on any failure.
@@ -229,9 +233,18 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
         &config.rules.dir,
         &itsmd::mail::outbound::templates::of(&config),
     );
+    // Without a file the calendars and templates are the defaults' (no calendar but 24x7,
+    // the built-in templates): say so, or a rule naming one the deployed configuration has
+    // reads as broken.
+    let against = match &args.config {
+        Some(file) => format!(" (of {})", file.display()),
+        None => {
+            " (of the embedded defaults; pass --config FILE to check against yours)".to_string()
+        }
+    };
     if !unknown.is_empty() {
         failed.push(format!(
-            "rules name unknown templates:\n  - {}",
+            "rules name unknown templates{against}:\n  - {}",
             unknown.join("\n  - ")
         ));
     }
@@ -240,7 +253,7 @@ fn check(args: ConfigArgs) -> anyhow::Result<()> {
     let unknown = itsmd::rules::literals::calendar_problems(&config.rules.dir, &calendars);
     if !unknown.is_empty() {
         failed.push(format!(
-            "rules name unknown calendars:\n  - {}",
+            "rules name unknown calendars{against}:\n  - {}",
             unknown.join("\n  - ")
         ));
     }
@@ -312,9 +325,9 @@ fn rules_test(dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<(
     Ok(())
 }
 
-fn rules_check(dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn rules_check(dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<()> {
     let args = ConfigArgs {
-        config: None,
+        config,
         rules_dir: dir,
     };
     check(args)
@@ -388,8 +401,8 @@ fn main() -> ExitCode {
             data_dir: None,
         } => check(base),
         Command::Rules {
-            command: RulesCommand::Check { dir },
-        } => rules_check(dir),
+            command: RulesCommand::Check { dir, config },
+        } => rules_check(dir, config),
         Command::Rules {
             command: RulesCommand::Test { dir, config },
         } => rules_test(dir, config),

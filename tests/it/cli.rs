@@ -117,3 +117,27 @@ fn serve_refuses_to_start_on_rules_that_do_not_compile() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("10-a.rhai:1:"));
 }
+
+#[test]
+fn rules_check_reads_the_calendars_of_the_configuration_it_is_given() {
+    let setup = Setup::new()
+        .config("[calendars.office]\ntimezone = \"Europe/Berlin\"\nmon = \"09:00-17:00\"\n")
+        .rules(&[(
+            "10-hours.rhai",
+            "fn on_alert(alert, ticket) {\n  let open = in_business_hours(\"office\");\n}",
+        )]);
+    let config = setup.config.as_ref().unwrap().to_str().unwrap();
+    let dir = setup.rules_dir.as_ref().unwrap().to_str().unwrap();
+    // Without the file the calendar is unknown, and the error says what it was checked against.
+    let (ok, out) = run(&["rules", "check", dir]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("10-hours.rhai:2:"), "{out}");
+    assert!(out.contains("calendar `office` is not configured"), "{out}");
+    assert!(
+        out.contains("embedded defaults; pass --config FILE"),
+        "{out}"
+    );
+    let (ok, out) = run(&["rules", "check", dir, "--config", config]);
+    assert!(ok, "{out}");
+    assert!(out.contains("OK"), "{out}");
+}
