@@ -40,9 +40,12 @@ pub fn export(file: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::
     let f = private_file(&partial)?;
     let mut out = std::io::BufWriter::new(f);
     let bytes = client.download(&path, &mut out)?;
-    out.flush()
+    // On the disk before it takes its name: an archive kept before pruning must survive a
+    // power loss right after the command said it was written.
+    out.into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+        .and_then(|f| f.sync_all())
         .with_context(|| format!("cannot write {}", partial.display()))?;
-    drop(out);
     let verified = verify_file(&partial, Verify::Strict).with_context(|| {
         format!(
             "the export in {} does not check; it is kept there, not renamed",
@@ -51,6 +54,13 @@ pub fn export(file: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::
     })?;
     std::fs::rename(&partial, file)
         .with_context(|| format!("cannot rename {} to {}", partial.display(), file.display()))?;
+    let folder = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(folder)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync the folder of {}", file.display()))?;
     eprintln!(
         "Exported {} entries ({bytes} bytes, checked) to {}.",
         verified.entries,

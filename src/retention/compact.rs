@@ -88,6 +88,9 @@ pub fn compact(config: &StoreConfig) -> Result<Compacted, CompactError> {
         })?;
         copy_all(&*source, &*target)?
     };
+    // The copy is on the disk, names and all, before the old files move: a power loss in
+    // the swap leaves both stores whole.
+    sync_store(&fresh)?;
     // Only the store's own files are swapped: a data directory may also hold the Maildir and
     // the `.forward` that delivers into it (docs/operations.md), which stay where they are.
     std::fs::create_dir(&old).map_err(io("cannot create", &old))?;
@@ -96,6 +99,10 @@ pub fn compact(config: &StoreConfig) -> Result<Compacted, CompactError> {
     }
     for name in store_entries(&fresh)? {
         std::fs::rename(fresh.join(&name), dir.join(&name)).map_err(io("cannot move", &fresh))?;
+    }
+    // The swap is durable before the old files go.
+    for folder in [&dir, &old, &fresh] {
+        sync_path(folder)?;
     }
     std::fs::remove_dir(&fresh).map_err(io("cannot remove", &fresh))?;
     std::fs::remove_dir_all(&old).map_err(io("cannot remove", &old))?;
@@ -128,6 +135,27 @@ fn store_entries(dir: &Path) -> Result<Vec<std::ffi::OsString>, CompactError> {
         }
     }
     Ok(out)
+}
+
+/// `fsync` of every store entry in `dir` (the files in `blobs/` too) and of `dir` itself.
+fn sync_store(dir: &Path) -> Result<(), CompactError> {
+    for name in store_entries(dir)? {
+        let path = dir.join(&name);
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(io("cannot list", &path))? {
+                sync_path(&entry.map_err(io("cannot list", &path))?.path())?;
+            }
+        }
+        sync_path(&path)?;
+    }
+    sync_path(dir)
+}
+
+/// `fsync` of one file or folder.
+fn sync_path(path: &Path) -> Result<(), CompactError> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io("cannot sync", path))
 }
 
 /// Bytes allocated on disk to the store's entries in `dir`.

@@ -14,6 +14,7 @@ pub mod checkpoint;
 mod codec;
 #[cfg(test)]
 mod conformance;
+mod disk_sync;
 mod failpoint;
 mod keys;
 pub mod layout;

@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::store::checkpoint::{CheckpointPolicy, Checkpointed};
+use crate::store::disk_sync::DiskSync;
 use crate::store::{ScanIter, Store, StoreError, Tree, Write, WriteBatch};
 
 pub struct SledStore {
@@ -41,6 +42,8 @@ struct Opened {
     db: sled::Db,
     /// The single physical tree holding every logical tree.
     tree: sled::Tree,
+    /// What makes sled's flush survive a power loss ([`DiskSync`]).
+    sync: DiskSync,
 }
 
 /// How long a checkpoint waits for scans still reading the old database (one started just
@@ -117,7 +120,11 @@ fn open_handles(dir: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
         path: dir.display().to_string(),
         error: error.into(),
     })?;
-    Ok(Opened { db, tree })
+    let sync = DiskSync::open(dir).map_err(|error| StoreError::Open {
+        path: dir.display().to_string(),
+        error: format!("cannot open its files to sync them: {error}").into(),
+    })?;
+    Ok(Opened { db, tree, sync })
 }
 
 /// How long an open waits for the file lock a store closed in this process may still hold:
@@ -345,8 +352,12 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.with(|o| {
-            o.db.flush().map(|_| ()).map_err(|source| StoreError::Io {
+            o.db.flush().map_err(|source| StoreError::Io {
                 op: "flush",
+                source: source.into(),
+            })?;
+            o.sync.sync().map_err(|source| StoreError::Io {
+                op: "sync",
                 source: source.into(),
             })
         })

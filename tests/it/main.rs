@@ -28,6 +28,7 @@ mod people;
 mod policies;
 mod postfix;
 mod postgres;
+mod power_loss;
 mod quiet;
 mod readme;
 mod receiver;

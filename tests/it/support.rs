@@ -77,8 +77,24 @@ impl Setup {
 
     /// Starts with more command-line arguments and environment variables.
     pub fn start_with(&self, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Daemon {
+        self.start_under(Command::new(BIN), args, env)
+    }
+
+    /// Starts the daemon as the last argument of `wrapper` (e.g. `strace … --`), which must
+    /// pass its standard error through.
+    pub fn start_wrapped(&self, wrapper: &[&std::ffi::OsStr]) -> Daemon {
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(BIN);
+        self.start_under(cmd, &[], &[])
+    }
+
+    fn start_under(
+        &self,
+        mut cmd: Command,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let shipped_rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        let mut cmd = Command::new(BIN);
         cmd.args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(self.data_dir())
