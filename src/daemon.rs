@@ -102,6 +102,15 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
         None
     };
     info!(store = %crate::store::describe(&config.store), "Store opened.");
+    if config.store.backend == crate::config::StoreBackend::Embedded
+        && let Some(fs) = crate::store::memory_file_system(&config.store.data_dir)
+    {
+        warn!(
+            data_dir = %config.store.data_dir.display(),
+            file_system = fs,
+            "The data directory is in memory: every ticket and event is lost at the next reboot; point store.data_dir (--data-dir) at a disk."
+        );
+    }
 
     let rules = load_rules(&config)?;
     info!(

@@ -105,6 +105,28 @@ impl Blobs {
     }
 }
 
+/// The memory-backed file system `dir` is on ("tmpfs", "ramfs"), whose files a reboot
+/// loses whatever is synced: the daemon warns of it at start. `None` for a disk, or when
+/// `dir` cannot be examined (the store's own open reports that).
+pub fn memory_file_system(dir: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs(2) writes only into the zeroed struct it is given; `path` is a valid C
+    // string that outlives the call.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
+    match stat.f_type as i64 {
+        TMPFS_MAGIC => Some("tmpfs"),
+        RAMFS_MAGIC => Some("ramfs"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +147,14 @@ mod tests {
         std::fs::remove_file(dir.path().join("blobs/7")).unwrap();
         sync.sync().unwrap();
         assert!(sync.blobs.lock().unwrap().synced.is_empty());
+    }
+
+    #[test]
+    fn a_memory_file_system_is_told_from_a_disk() {
+        // /dev/shm is a tmpfs on Linux; /proc is neither tmpfs nor ramfs.
+        assert_eq!(memory_file_system(Path::new("/dev/shm")), Some("tmpfs"));
+        assert_eq!(memory_file_system(Path::new("/proc")), None);
+        assert_eq!(memory_file_system(Path::new("/no/such/folder")), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod codec;
 #[cfg(test)]
 mod conformance;
 mod disk_sync;
+pub use disk_sync::memory_file_system;
 mod failpoint;
 mod keys;
 pub mod layout;

@@ -249,3 +249,27 @@ fn child_of(pid: i32) -> i32 {
     assert_eq!(ids.next(), None, "strace runs one process");
     child
 }
+
+/// A store in memory loses everything at a reboot, synced or not: the daemon says so.
+#[test]
+fn a_data_directory_in_memory_is_warned_of_at_start() {
+    let setup = Setup {
+        dir: tempfile::tempdir_in("/dev/shm").expect("a folder on /dev/shm (a tmpfs)"),
+        rules_dir: None,
+        config: None,
+    };
+    let daemon = setup.start();
+    let warning = daemon.wait_for_log(|v| {
+        v["level"] == "WARN"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("The data directory is in memory"))
+    });
+    assert_eq!(warning["file_system"], "tmpfs", "{warning}");
+    assert_eq!(
+        warning["data_dir"],
+        setup.data_dir().display().to_string(),
+        "{warning}"
+    );
+    assert!(daemon.terminate().success());
+}
