@@ -28,6 +28,9 @@ pub struct DiskSync {
     /// size whichever descriptor wrote them.
     log: File,
     blobs: Mutex<Blobs>,
+    /// TEST ONLY (`None` in production): syncs fail while this file exists
+    /// ([`super::failpoint::sync_fails_while`]).
+    fail_while: Option<PathBuf>,
 }
 
 /// The blob files already synced, and when the directory was last seen to change.
@@ -52,12 +55,16 @@ impl DiskSync {
                 listed: None,
                 synced: HashSet::new(),
             }),
+            fail_while: super::failpoint::sync_fails_while(),
         })
     }
 
     /// Makes everything sled has flushed durable: the blobs first, then the log that points
     /// to them.
     pub fn sync(&self) -> io::Result<()> {
+        if self.fail_while.as_ref().is_some_and(|p| p.exists()) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         self.blobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -6,7 +6,9 @@
 //! With `ITSMD_FAILPOINT=stop-in-snapshot`, the embedded store's open stops the whole process
 //! (SIGSTOP) the moment sled creates a `snap.*.generating` file, so that a test can SIGKILL it
 //! while the snapshot is being written (sled writes one only while opening, when the log grew
-//! since the last). Nothing else reads these values (the same variable's `mail-after-commit`
+//! since the last). With `ITSMD_FAILPOINT=sync-fails-while=PATH`, the embedded store's sync
+//! of its files ([`super::disk_sync`]) fails with EIO while PATH exists, as a failing disk's
+//! `fdatasync` does. Nothing else reads these values (the same variable's `mail-after-commit`
 //! is the Maildir source's); never set them in production.
 
 use std::ops::Bound;
@@ -19,6 +21,16 @@ use crate::store::{ScanIter, Store, StoreError, Tree, WriteBatch};
 const VAR: &str = "ITSMD_FAILPOINT";
 const PREFIX: &str = "store-fail-while=";
 const STOP_IN_SNAPSHOT: &str = "stop-in-snapshot";
+
+const SYNC_PREFIX: &str = "sync-fails-while=";
+
+/// The file named by the `sync-fails-while` failpoint, if it is set.
+pub fn sync_fails_while() -> Option<PathBuf> {
+    let value = std::env::var(VAR).ok()?;
+    let path = PathBuf::from(value.strip_prefix(SYNC_PREFIX)?);
+    tracing::warn!(file = %path.display(), "TEST ONLY failpoint set: syncs of the store's files fail while the file exists.");
+    Some(path)
+}
 
 /// The file named by the failpoint, if it is set.
 pub fn from_env() -> Option<PathBuf> {

@@ -34,6 +34,10 @@ pub struct SledStore {
     /// checkpoint waits for a quiet store.
     last_apply_ms: AtomicU64,
     opened_at: Instant,
+    /// Set when a sync of the files failed: the kernel may have dropped the pages it could
+    /// not write and report the next sync as a success, so nothing written after is
+    /// acknowledged again until a restart (every apply and flush then fails saying so).
+    sync_failed: std::sync::OnceLock<String>,
 }
 
 /// One open of the database.
@@ -64,12 +68,29 @@ impl SledStore {
             since_open: AtomicU64::new(0),
             last_apply_ms: AtomicU64::new(0),
             opened_at: Instant::now(),
+            sync_failed: std::sync::OnceLock::new(),
         })
     }
 
     fn quiet_for(&self) -> Duration {
         let last = Duration::from_millis(self.last_apply_ms.load(Ordering::Relaxed));
         self.opened_at.elapsed().saturating_sub(last)
+    }
+
+    /// Refuses a write once a sync has failed ([`SledStore::sync_failed`]).
+    fn refuse_after_failed_sync(&self, op: &'static str) -> Result<(), StoreError> {
+        match self.sync_failed.get() {
+            None => Ok(()),
+            Some(error) => Err(StoreError::Io {
+                op,
+                source: format!(
+                    "an earlier sync of the store's files failed ({error}), so what was written \
+                     since may not be on the disk; nothing more is acknowledged: check the \
+                     disk (dmesg) and restart itsmd"
+                )
+                .into(),
+            }),
+        }
     }
 
     /// Runs one call on the open database, holding the read lock (a checkpoint waits).
@@ -322,6 +343,7 @@ impl Store for SledStore {
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.refuse_after_failed_sync("apply")?;
         let mut b = sled::Batch::default();
         let mut bytes = 0u64;
         for w in batch.writes {
@@ -351,14 +373,23 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        self.refuse_after_failed_sync("flush")?;
         self.with(|o| {
             o.db.flush().map_err(|source| StoreError::Io {
                 op: "flush",
                 source: source.into(),
             })?;
-            o.sync.sync().map_err(|source| StoreError::Io {
-                op: "sync",
-                source: source.into(),
+            o.sync.sync().map_err(|source| {
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    error = %source,
+                    "The disk failed to sync the store: nothing more is acknowledged until itsmd restarts; check the disk (dmesg)."
+                );
+                let _ = self.sync_failed.set(source.to_string());
+                StoreError::Io {
+                    op: "sync",
+                    source: source.into(),
+                }
             })
         })
     }
@@ -376,6 +407,10 @@ impl Store for SledStore {
     /// open replays only what is written after it. Returns `None` when none was due, or when
     /// a scan kept reading the database for [`DRAIN_WAIT`] (the next try takes it).
     fn checkpoint(&self, policy: &CheckpointPolicy) -> Result<Option<Checkpointed>, StoreError> {
+        // A reopen would read back pages the disk may not hold.
+        if self.sync_failed.get().is_some() {
+            return Ok(None);
+        }
         if policy
             .due(self.since_open.load(Ordering::Relaxed), self.quiet_for())
             .is_none()

@@ -273,3 +273,56 @@ fn a_data_directory_in_memory_is_warned_of_at_start() {
     );
     assert!(daemon.terminate().success());
 }
+
+/// After a failed `fdatasync` the kernel may have dropped the pages it could not write and
+/// report the next sync as a success: nothing is acknowledged again until a restart.
+#[test]
+fn after_a_failed_sync_nothing_is_acknowledged_until_a_restart() {
+    let setup = Setup::new();
+    let fail = setup.dir.path().join("disk-fails");
+    let failpoint = format!("sync-fails-while={}", fail.display());
+    let d = setup.start_with(&[], &[("ITSMD_FAILPOINT", &failpoint)]);
+    let event = |key: &str| {
+        serde_json::json!({"source": "power", "key": key, "status": "firing",
+            "severity": "critical", "summary": key})
+        .to_string()
+    };
+    assert_eq!(d.post("/api/v1/events", &event("before")).0, 202);
+
+    std::fs::write(&fail, b"").unwrap();
+    let (status, err) = d.post("/api/v1/events", &event("during"));
+    assert_eq!(status, 503, "{err}");
+    assert_eq!(err["error"]["code"], "store_unavailable", "{err}");
+    d.wait_for_log(|v| {
+        v["level"] == "ERROR"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("The disk failed to sync the store"))
+    });
+
+    // The disk answers again, but what it lost is not known: still refused, saying why.
+    std::fs::remove_file(&fail).unwrap();
+    let (status, err) = d.post("/api/v1/events", &event("after"));
+    assert_eq!(status, 503, "{err}");
+    let (status, ready) = d.get("/readyz");
+    assert_eq!(status, 503, "{ready}");
+    let why = ready["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("an earlier sync of the store's files failed")
+            && why.contains("restart itsmd"),
+        "{why}"
+    );
+    // Its final flush is refused too, and the exit says so.
+    assert!(!d.terminate().success());
+
+    // A restart reads the store back from the disk and acknowledges again.
+    let d = setup.start();
+    assert_eq!(d.post("/api/v1/events", &event("after")).0, 202);
+    assert_eq!(d.get("/readyz").0, 200);
+    let keys: Vec<String> = crate::support::incidents(&d)
+        .iter()
+        .map(|t| t["title"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(keys.iter().any(|k| k == "before"), "{keys:?}");
+    assert!(keys.iter().any(|k| k == "after"), "{keys:?}");
+}
