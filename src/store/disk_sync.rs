@@ -44,10 +44,19 @@ struct Blobs {
 
 impl DiskSync {
     /// For the sled database just opened in `dir` (so its files exist). Syncs the
-    /// directory itself once, so the files' names are durable too.
+    /// directory and its parent once, so the names of the files and of a directory sled has
+    /// just made are durable too.
     pub fn open(dir: &Path) -> io::Result<DiskSync> {
         let log = File::open(dir.join("db"))?;
         File::open(dir)?.sync_all()?;
+        if let Some(parent) = dir.parent() {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            File::open(parent)?.sync_all()?;
+        }
         Ok(DiskSync {
             log,
             blobs: Mutex::new(Blobs {

@@ -106,6 +106,18 @@ fn every_acknowledged_event_was_synced_to_the_disk_log_and_blobs_alike() {
         }
     }
     assert_eq!(checked, SMALL + LARGE, "answers found in the trace");
+    // The names are durable too: the data directory sled made, and the files in it.
+    let first_answer = position(&lines, is_accepted);
+    for folder in [data.as_path(), setup.dir.path()] {
+        let synced = format!("{}>)", folder.display());
+        assert!(
+            lines[..first_answer]
+                .iter()
+                .any(|l| l.contains("fsync(") && l.contains(&synced)),
+            "{} was not synced before the first answer",
+            folder.display()
+        );
+    }
     assert!(
         blobs_synced > 0,
         "no blob file was written: the large events no longer exercise them"
