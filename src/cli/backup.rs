@@ -54,12 +54,7 @@ pub fn export(file: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::
     })?;
     std::fs::rename(&partial, file)
         .with_context(|| format!("cannot rename {} to {}", partial.display(), file.display()))?;
-    let folder = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(folder)
-        .and_then(|d| d.sync_all())
+    crate::store::sync_parent(file)
         .with_context(|| format!("cannot sync the folder of {}", file.display()))?;
     eprintln!(
         "Exported {} entries ({bytes} bytes, checked) to {}.",

@@ -151,11 +151,8 @@ fn sync_store(dir: &Path) -> Result<(), CompactError> {
     sync_path(dir)
 }
 
-/// `fsync` of one file or folder.
 fn sync_path(path: &Path) -> Result<(), CompactError> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(io("cannot sync", path))
+    crate::store::sync_path(path).map_err(io("cannot sync", path))
 }
 
 /// Bytes allocated on disk to the store's entries in `dir`.

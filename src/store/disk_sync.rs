@@ -48,15 +48,8 @@ impl DiskSync {
     /// just made are durable too.
     pub fn open(dir: &Path) -> io::Result<DiskSync> {
         let log = File::open(dir.join("db"))?;
-        File::open(dir)?.sync_all()?;
-        if let Some(parent) = dir.parent() {
-            let parent = if parent.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                parent
-            };
-            File::open(parent)?.sync_all()?;
-        }
+        sync_path(dir)?;
+        sync_parent(dir)?;
         Ok(DiskSync {
             log,
             blobs: Mutex::new(Blobs {
@@ -94,23 +87,22 @@ impl Blobs {
             return Ok(());
         }
         let mut present = HashSet::new();
-        let mut wrote = false;
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
             let name = entry.file_name();
             if !self.synced.contains(&name) {
-                match File::open(entry.path()) {
-                    Ok(f) => f.sync_all()?,
+                match sync_path(&entry.path()) {
+                    Ok(()) => {}
                     // Removed by sled's collection meanwhile: nothing left to sync.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e),
                 }
-                wrote = true;
             }
             present.insert(name);
         }
-        if wrote || present.len() != self.synced.len() {
-            File::open(&self.dir)?.sync_all()?;
+        // A blob added or removed: the folder's names change too.
+        if present != self.synced {
+            sync_path(&self.dir)?;
         }
         self.synced = present;
         let settled = SystemTime::now()
@@ -118,6 +110,22 @@ impl Blobs {
             .is_ok_and(|age| age >= SETTLED);
         self.listed = settled.then_some(modified);
         Ok(())
+    }
+}
+
+/// `fsync` of one file, or of a folder (the names in it).
+pub fn sync_path(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// `fsync` of the folder holding `path` (the current folder for a bare name), so that a
+/// name just made or moved there survives a power loss.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => sync_path(Path::new(".")),
+        Some(p) => sync_path(p),
+        // The root folder: no parent to record its name.
+        None => Ok(()),
     }
 }
 

@@ -15,7 +15,7 @@ mod codec;
 #[cfg(test)]
 mod conformance;
 mod disk_sync;
-pub use disk_sync::memory_file_system;
+pub use disk_sync::{memory_file_system, sync_parent, sync_path};
 mod failpoint;
 mod keys;
 pub mod layout;

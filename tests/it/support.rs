@@ -80,7 +80,7 @@ impl Setup {
         self.start_under(Command::new(BIN), args, env)
     }
 
-    /// Starts the daemon as the last argument of `wrapper` (e.g. `strace … --`), which must
+    /// Starts the daemon as the command `wrapper` runs (e.g. `strace -o FILE`), which must
     /// pass its standard error through.
     pub fn start_wrapped(&self, wrapper: &[&std::ffi::OsStr]) -> Daemon {
         let mut cmd = Command::new(wrapper[0]);
