@@ -6,8 +6,11 @@ use serde::Deserialize;
 
 use crate::alerts::{Alert, AlertFormat, AlertStatus, fingerprint};
 
-/// The generic event body. Unknown fields are ignored, so senders may add their own.
+/// The generic event body. An unknown field is refused, naming it: this format is written by
+/// hand (scripts, cron jobs), where `labelz` or `starts_at` is a typo that would otherwise drop
+/// the labels or the time without a word; a sender's own data goes in `labels` or `annotations`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenericEvent {
     /// Who sends it, e.g. "nagios", "backup-job".
     pub source: String,
@@ -27,22 +30,6 @@ pub struct GenericEvent {
     /// (`alerts::expiry`). Without one it stays until a resolved event.
     #[serde(default)]
     pub ends_at: Option<jiff::Timestamp>,
-}
-
-impl GenericEvent {
-    /// The body's fields, for inputs written by hand (a rule test's `alert = { … }`), where
-    /// an unknown key is a typo to name rather than a sender's extra to ignore.
-    pub const FIELDS: &[&str] = &[
-        "source",
-        "key",
-        "status",
-        "severity",
-        "summary",
-        "description",
-        "labels",
-        "annotations",
-        "ends_at",
-    ];
 }
 
 /// Largest key, source or severity accepted, in bytes. (The summary is a title: it has the

@@ -18,9 +18,8 @@ use crate::vendors::VendorCallback;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Input {
-    /// A generic alert written as a TOML table, as `POST /api/v1/events` takes it (but for
-    /// its unknown keys, which are typos here).
-    #[serde(default, deserialize_with = "strict_alert")]
+    /// A generic alert written as a TOML table, as `POST /api/v1/events` takes it.
+    #[serde(default)]
     alert: Option<GenericEvent>,
     /// The raw JSON body of `POST /api/v1/events`.
     generic: Option<String>,
@@ -47,20 +46,6 @@ pub(super) struct Input {
     /// Moves the case's clock on by this much (`"30m"`, `"2h"`) before the input.
     #[serde(default)]
     pub after: Option<SignedDuration>,
-}
-
-fn strict_alert<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<GenericEvent>, D::Error> {
-    use serde::de::Error;
-    let table = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
-    if let Some(key) = table
-        .keys()
-        .find(|k| !GenericEvent::FIELDS.contains(&k.as_str()))
-    {
-        return Err(D::Error::unknown_field(key, GenericEvent::FIELDS));
-    }
-    serde_json::from_value(serde_json::Value::Object(table))
-        .map(Some)
-        .map_err(D::Error::custom)
 }
 
 /// (No `deny_unknown_fields`: serde does not support it with `flatten`; the transition's own
