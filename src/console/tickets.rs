@@ -254,13 +254,9 @@ fn outbox_of(
     Ok(out)
 }
 
-/// A history value as text: strings bare, null as "—", anything else as JSON.
+/// A history value as text (`tickets::history::value_text`), null as "—".
 fn value(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => "—".into(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    crate::tickets::history::value_text(v, "—")
 }
 
 /// `GET /ui/tickets/{id}`

@@ -14,6 +14,7 @@ use crate::tickets::{
 
 use crate::cli::client::text;
 use crate::cli::{Client, ServerArgs};
+use crate::tickets::history::value_text;
 
 #[derive(clap::Args)]
 pub struct TicketArgs {
@@ -618,8 +619,8 @@ fn detail(t: &Value) -> String {
                 format!(
                     "{} {} → {}",
                     text(&c["field"]),
-                    text(&c["old"]),
-                    text(&c["new"])
+                    value_text(&c["old"], "-"),
+                    value_text(&c["new"], "-")
                 )
             })
             .collect();

@@ -83,9 +83,78 @@ pub struct HistoryEntry {
     pub rules_version: Option<String>,
 }
 
+/// A history value as a person reads it, in the console and the CLI: a string bare, `null` as
+/// `absent`, an SLA stage in words ("response warning at 50 %, due 2026-12-06 20:51:52 UTC"), a
+/// link as "caused_by PRB-000001", a list joined by ", " ("none" when empty), any other object as
+/// `key=value` pairs: never raw JSON.
+pub fn value_text(v: &serde_json::Value, absent: &str) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => absent.into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.is_empty() => "none".into(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| value_text(i, absent))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Object(m) => {
+            let field = |k: &str| m.get(k).map(|v| value_text(v, absent));
+            if let (Some(clock), Some(stage), Some(percent), Some(due)) = (
+                field("clock"),
+                field("stage"),
+                field("percent"),
+                field("due"),
+            ) {
+                let due = due
+                    .parse::<Timestamp>()
+                    .map_or(due, |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string());
+                return format!("{clock} {stage} at {percent} %, due {due}");
+            }
+            if let (2, Some(rel), Some(ticket)) = (m.len(), field("rel"), field("ticket")) {
+                return format!("{rel} {ticket}");
+            }
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", value_text(v, absent)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Actor;
+    use super::{Actor, value_text};
+
+    #[test]
+    fn a_history_value_reads_as_words_not_json() {
+        let v = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        let stage = v(
+            r#"{"clock":"response","due":"2026-12-06T20:51:52.98Z","percent":50,
+            "policy":"incident-p1","stage":"warning"}"#,
+        );
+        assert_eq!(
+            value_text(&stage, "-"),
+            "response warning at 50 %, due 2026-12-06 20:51:52 UTC"
+        );
+        let links = v(
+            r#"[{"rel":"caused_by","ticket":"PRB-000001"},{"rel":"causes","ticket":"INC-000002"}]"#,
+        );
+        assert_eq!(
+            value_text(&links, "-"),
+            "caused_by PRB-000001, causes INC-000002"
+        );
+        let window = v(r#"{"start":"2030-01-05T22:00:00Z","end":"2030-01-06T02:00:00Z"}"#);
+        assert_eq!(
+            value_text(&window, "—"),
+            "end=2030-01-06T02:00:00Z start=2030-01-05T22:00:00Z"
+        );
+        assert_eq!(value_text(&v("[]"), "-"), "none");
+        assert_eq!(value_text(&v("null"), "—"), "—");
+        assert_eq!(value_text(&v("3"), "—"), "3");
+        assert_eq!(value_text(&v(r#""new""#), "—"), "new");
+    }
 
     #[test]
     fn an_actor_reads_as_a_person_says_it_with_control_characters_escaped() {
