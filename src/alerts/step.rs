@@ -478,7 +478,11 @@ impl Engine {
                 new: json!(key_source),
             },
         ];
+        // A new incident has no priority before this entry: it reads "— → 3", not "0 → 3".
         let priority = reprioritise(&mut ticket, &self.settings.matrix, &mut c);
+        if let Some(p) = c.iter_mut().find(|c| c.field == "priority") {
+            p.old = json!(null);
+        }
         let reason = format!(
             "opened for alert {} from {}{}",
             alert.key,

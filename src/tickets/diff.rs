@@ -18,6 +18,15 @@ use crate::tickets::{FieldChange, Link, Ticket};
 /// Fields that change with every write and say nothing on their own.
 const UNRECORDED: [&str; 3] = ["updated_at", "history_len", "state_since"];
 
+/// Fields a new ticket's first entry leaves out: its id and creation time are the ticket itself
+/// (shown with it), not a change to it.
+const IDENTITY: [&str; 2] = ["id", "created_at"];
+
+/// An empty value, which a new ticket's first entry leaves out: "description: — → " says nothing.
+fn empty(text: &[u8]) -> bool {
+    matches!(text, b"\"\"" | b"[]" | b"{}" | b"null")
+}
+
 /// The field that is compared as it is, not as text.
 const LINKS: &str = "links";
 
@@ -50,6 +59,9 @@ pub(crate) fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> 
             (None, None) => break,
         };
         if was == is || UNRECORDED.contains(&name) {
+            continue;
+        }
+        if before.is_none() && (IDENTITY.contains(&name) || is.is_none_or(empty)) {
             continue;
         }
         changes.push(FieldChange {
