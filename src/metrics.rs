@@ -134,6 +134,12 @@ pub struct Metrics {
     pub rule_seconds: Family<RuleLabels, Counter<f64>>,
     /// Rule files disabled until the next reload for exhausting their budget.
     pub rules_disabled: Gauge,
+    /// 1 when the last reload (SIGHUP, a rule file saved, the admin API) was put in force, 0
+    /// when it was refused: the files on disk are then not what runs. As Prometheus'
+    /// and Alertmanager's `*_config_last_reload_successful`, so the same alert fits.
+    pub reload_last_successful: Gauge,
+    /// When a reload last succeeded (or the daemon started), in Unix seconds.
+    pub reload_last_success_seconds: Gauge,
     /// Rows waiting in the outbox, set at scrape time.
     pub outbox_pending: Gauge,
     /// Dead rows waiting for a replay, set at scrape time.
@@ -202,6 +208,8 @@ impl Metrics {
             sla_stages: Family::default(),
             sla_timers_pending: Gauge::default(),
             rules_disabled: Gauge::default(),
+            reload_last_successful: Gauge::default(),
+            reload_last_success_seconds: Gauge::default(),
             mails_processed: Family::default(),
             mails_suppressed: Family::default(),
             mails_quarantined: Family::default(),
@@ -339,6 +347,16 @@ impl Metrics {
             "rules_disabled",
             "Rule files disabled until the next reload for exhausting their budget",
             m.rules_disabled.clone(),
+        );
+        registry.register(
+            "reload_last_successful",
+            "Whether the last reload of configuration or rules was put in force (1) or refused (0)",
+            m.reload_last_successful.clone(),
+        );
+        registry.register(
+            "reload_last_success_timestamp_seconds",
+            "When a reload last succeeded, or the daemon started, in Unix seconds",
+            m.reload_last_success_seconds.clone(),
         );
         registry.register(
             "sla_timers_pending",

@@ -34,6 +34,20 @@ pub struct Reloader {
     /// with it, so a pending restart is reported on every reload until it is made (and not
     /// once a file changed back).
     started: Config,
+    /// How the last reload went, for /healthz and the console: a refused reload is otherwise
+    /// only in the log, while the files on disk differ from what runs.
+    last: Mutex<LastReload>,
+}
+
+/// The outcome of the last reload (or the start, before any).
+#[derive(Debug, Clone, Serialize)]
+pub struct LastReload {
+    /// Whether it was put in force.
+    pub ok: bool,
+    pub at: jiff::Timestamp,
+    /// What refused it, as logged (empty when it was put in force).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// What a successful reload put in force.
@@ -54,14 +68,43 @@ impl Reloader {
         keys: Keys,
         tls: Option<Arc<Tls>>,
     ) -> Reloader {
-        Reloader {
+        let reloader = Reloader {
             source,
             engine,
             keys,
             tls,
             started: config.clone(),
             current: Mutex::new(config),
+            last: Mutex::new(LastReload {
+                ok: true,
+                at: jiff::Timestamp::now(),
+                problems: Vec::new(),
+            }),
+        };
+        reloader.remember(&Ok(()));
+        reloader
+    }
+
+    /// How the last reload went.
+    pub fn last_reload(&self) -> LastReload {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records a reload's outcome for [`Reloader::last_reload`] and the metrics.
+    fn remember<T>(&self, outcome: &Result<T, Vec<String>>) {
+        let now = jiff::Timestamp::now();
+        let metrics = self.engine.metrics();
+        metrics
+            .reload_last_successful
+            .set(i64::from(outcome.is_ok()));
+        if outcome.is_ok() {
+            metrics.reload_last_success_seconds.set(now.as_second());
         }
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = LastReload {
+            ok: outcome.is_ok(),
+            at: now,
+            problems: outcome.as_ref().err().cloned().unwrap_or_default(),
+        };
     }
 
     /// Reloads configuration, tokens and rules together (SIGHUP).
@@ -103,6 +146,7 @@ impl Reloader {
             Ok(done)
         })();
         report("Configuration and rules", &outcome);
+        self.remember(&outcome);
         outcome
     }
 
@@ -124,6 +168,7 @@ impl Reloader {
             Err(problems) => {
                 let outcome = Err(problems);
                 report("Rules", &outcome);
+                self.remember(&outcome);
                 return outcome;
             }
         };
@@ -133,12 +178,16 @@ impl Reloader {
             restart_needed: Vec::new(),
         };
         if !always && self.engine.status().rules_version == done.rules_version {
+            // The files on disk are what runs again (e.g. a broken file was removed).
             debug!(rules = %done.rules_version, "Rule files touched but unchanged; nothing to reload.");
-            return Ok(done);
+            let outcome = Ok(done);
+            self.remember(&outcome);
+            return outcome;
         }
         self.engine.replace(rules, &current);
         let outcome = Ok(done);
         report("Rules", &outcome);
+        self.remember(&outcome);
         outcome
     }
 }

@@ -27,6 +27,7 @@ pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
         "queue_depth": app.engine.queue_depth(),
         "events_processed": status.events,
         "disabled_rules": status.disabled_rules,
+        "last_reload": app.reloader.last_reload(),
     }))
 }
 

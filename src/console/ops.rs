@@ -83,6 +83,21 @@ async fn probes(app: &AppState) -> Markup {
             dt { "Version" } dd { (text(&health["version"])) }
             dt { "Queue depth" } dd { (text(&health["queue_depth"])) }
             dt { "Events processed" } dd { (text(&health["events_processed"])) }
+            dt { "Last reload" } dd #last-reload { (last_reload(&app.reloader.last_reload())) }
+        }
+    }
+}
+
+/// The last reload in words: put in force, or refused with every problem (the files on disk
+/// are then not what runs).
+fn last_reload(last: &crate::reload::LastReload) -> Markup {
+    let at = crate::console::views::time(last.at);
+    html! {
+        @if last.ok {
+            "succeeded at " (at)
+        } @else {
+            span.breached { "refused at " (at) "; what was running keeps running:" }
+            ul { @for p in &last.problems { li { code { (p) } } } }
         }
     }
 }

@@ -67,6 +67,12 @@ fn sighup_swaps_config_and_rules_together_or_not_at_all() {
         .collect();
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert_eq!(health(&d)["rules_version"], before);
+    // The refusal shows where a probe or a person looks, not only in the log.
+    let last = health(&d)["last_reload"].clone();
+    assert_eq!(last["ok"], false, "{last}");
+    assert_eq!(last["problems"].as_array().unwrap().len(), 2, "{last}");
+    assert!(last["problems"].to_string().contains("bogus"), "{last}");
+    assert_eq!(d.metric("itsmd_reload_last_successful"), 0.0);
 
     // A valid one with a new token and a changed rule: both take effect.
     let rule = setup.rules_dir.as_ref().unwrap().join("10-a.rhai");
@@ -81,6 +87,10 @@ fn sighup_swaps_config_and_rules_together_or_not_at_all() {
     d.signal(libc::SIGHUP);
     wait_until("the new token", || status(NEWCOMER) == 200);
     wait_until("the new rules", || health(&d)["rules_version"] != before);
+    assert_eq!(health(&d)["last_reload"]["ok"], true);
+    assert!(health(&d)["last_reload"].get("problems").is_none());
+    assert_eq!(d.metric("itsmd_reload_last_successful"), 1.0);
+    assert!(d.metric("itsmd_reload_last_success_timestamp_seconds") > 1.7e9);
     let r: Value = d
         .http
         .post(d.url("/api/v1/events"))
@@ -161,6 +171,15 @@ fn a_changed_rule_file_is_picked_up_and_a_broken_one_is_refused() {
         "{log}"
     );
     assert_eq!(health(&d)["rules_version"], v1);
+    let last = health(&d)["last_reload"].clone();
+    assert_eq!(last["ok"], false, "{last}");
+    assert!(
+        last["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("20-b.rhai:2:"),
+        "{last}"
+    );
     let (_, r) = d.post("/api/v1/events", &alert("firing", "x", json!({"n": "1"})));
     assert_eq!(
         d.get_ok(&format!(
@@ -188,6 +207,18 @@ fn a_changed_rule_file_is_picked_up_and_a_broken_one_is_refused() {
         t["history"].as_array().unwrap().last().unwrap()["rules_version"],
         health(&d)["rules_version"]
     );
+    assert_eq!(health(&d)["last_reload"]["ok"], true);
+
+    // A broken file added, then removed: the set on disk is again the one running, and the
+    // refusal no longer stands.
+    std::fs::write(dir.join("30-c.rhai"), "fn on_alert(a, t) { let = 1; }").unwrap();
+    wait_until("the refusal", || health(&d)["last_reload"]["ok"] == false);
+    assert_eq!(d.metric("itsmd_reload_last_successful"), 0.0);
+    std::fs::remove_file(dir.join("30-c.rhai")).unwrap();
+    wait_until("the set on disk checked again", || {
+        health(&d)["last_reload"]["ok"] == true
+    });
+    assert_eq!(d.metric("itsmd_reload_last_successful"), 1.0);
 }
 
 #[test]
