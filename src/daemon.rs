@@ -85,6 +85,11 @@ pub fn load_tls(config: &Config) -> anyhow::Result<Option<Arc<api::tls::Tls>>> {
 /// Runs until `shutdown` is cancelled, then stops cleanly.
 pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = source.load()?;
+    // Bound first: a port already taken (a second itsmd) fails before the store is opened
+    // and any task has started. Connections wait in the backlog until the server accepts.
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let store = crate::store::open(&config.store)?;
     // Cluster mode: two more connections, for the lease and for intake's inbox.
     let clustered = if config.cluster.enabled {
@@ -253,9 +258,6 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
     }
     tasks.close();
 
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
