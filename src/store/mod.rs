@@ -69,6 +69,32 @@ pub fn url_problem(url: &str) -> Option<String> {
     postgres::problem(url)
 }
 
+/// The error for a data directory that cannot be written for a reason the operator fixes
+/// outside itsmd (a read-only file system, another user's folder), saying how; `None` for
+/// any other error.
+pub(crate) fn unwritable(dir: &std::path::Path, error: &std::io::Error) -> Option<StoreError> {
+    let advice = match error.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem => {
+            "itsmd needs to write its store; remount the file system read-write or point \
+             --data-dir (store.data_dir) at a writable directory"
+                .to_string()
+        }
+        std::io::ErrorKind::PermissionDenied => format!(
+            "the user itsmd runs as (uid {}) may not write there; give it the folder (`chown \
+             -R itsmd: {}` for the Debian package's user) or point --data-dir \
+             (store.data_dir) at one it owns",
+            // SAFETY: getuid(2) cannot fail and touches no memory.
+            unsafe { libc::getuid() },
+            dir.display()
+        ),
+        _ => return None,
+    };
+    Some(StoreError::Unwritable {
+        path: dir.display().to_string(),
+        error: format!("{error}: {advice}"),
+    })
+}
+
 /// Opens the configured store, creating its directory if needed. The one place that picks a
 /// backend: everything else holds an `Arc<dyn Store>`.
 pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
@@ -77,9 +103,11 @@ pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
         return Ok(Arc::new(PostgresStore::open(url)?));
     }
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).map_err(|error| StoreError::Open {
-        path: dir.display().to_string(),
-        error: error.into(),
+    std::fs::create_dir_all(dir).map_err(|error| {
+        unwritable(dir, &error).unwrap_or_else(|| StoreError::Open {
+            path: dir.display().to_string(),
+            error: error.into(),
+        })
     })?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(
         dir,
@@ -369,6 +397,10 @@ pub enum StoreError {
          backup or compaction of it): stop that first; nothing was changed"
     )]
     Locked { path: String },
+    /// The folder may not be written (a read-only file system, or not the daemon's user's):
+    /// what to do instead of the guesses of [`StoreError::Open`].
+    #[error("cannot write the store at {path}: {error}; nothing was changed")]
+    Unwritable { path: String, error: String },
     #[error(
         "cannot reach the store at {target}: {error}. Is PostgreSQL running and reachable from \
          here, and do the URL's user, password and database hold? (docs/operations.md, \

@@ -59,7 +59,7 @@ const DRAIN_WAIT: Duration = Duration::from_millis(50);
 impl SledStore {
     /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
-        refuse_read_only(dir)?;
+        refuse_unwritable(dir)?;
         let opened = open_handles(dir, cache_bytes)?;
         Ok(SledStore {
             dir: dir.to_path_buf(),
@@ -177,9 +177,9 @@ fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
     }
 }
 
-/// Refuses a data directory on a read-only file system before sled touches it, saying what
-/// to do: the store is left exactly as it was.
-fn refuse_read_only(dir: &Path) -> Result<(), StoreError> {
+/// Refuses a data directory on a read-only file system, or one the daemon's user may not
+/// write, before sled touches it, saying what to do: the store is left exactly as it was.
+fn refuse_unwritable(dir: &Path) -> Result<(), StoreError> {
     let probe = dir.join(".itsmd-write-probe");
     let result = std::fs::OpenOptions::new()
         .write(true)
@@ -191,16 +191,12 @@ fn refuse_read_only(dir: &Path) -> Result<(), StoreError> {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => Err(StoreError::Open {
-            path: dir.display().to_string(),
-            error: format!(
-                "{e}: itsmd needs to write its store; remount the file system read-write or \
-                 point --data-dir (store.data_dir) at a writable directory, nothing was changed"
-            )
-            .into(),
-        }),
-        // A directory not made yet (sled creates it), or another problem sled reports itself.
-        Err(_) => Ok(()),
+        Err(e) => match crate::store::unwritable(dir, &e) {
+            Some(refused) => Err(refused),
+            // A directory not made yet (sled creates it), or another problem sled reports
+            // itself.
+            None => Ok(()),
+        },
     }
 }
 
@@ -461,5 +457,39 @@ impl Store for SledStore {
             paused: started.elapsed(),
             busy,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder the daemon's user may not write is refused with what to do, before sled
+    /// touches it; any other error is left to sled (the tests run as root, so the denial is
+    /// built rather than provoked).
+    #[test]
+    fn an_unwritable_folder_is_refused_saying_what_to_do() {
+        let dir = Path::new("/var/lib/itsmd");
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let message = crate::store::unwritable(dir, &denied).unwrap().to_string();
+        assert!(
+            message.starts_with("cannot write the store at /var/lib/itsmd: permission denied: "),
+            "{message}"
+        );
+        assert!(
+            message.contains("`chown -R itsmd: /var/lib/itsmd`"),
+            "{message}"
+        );
+        assert!(message.ends_with("nothing was changed"), "{message}");
+        let read_only = std::io::Error::from(std::io::ErrorKind::ReadOnlyFilesystem);
+        let message = crate::store::unwritable(dir, &read_only)
+            .unwrap()
+            .to_string();
+        assert!(
+            message.contains("remount the file system read-write"),
+            "{message}"
+        );
+        let other = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert!(crate::store::unwritable(dir, &other).is_none());
     }
 }
