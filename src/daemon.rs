@@ -82,6 +82,21 @@ pub fn load_tls(config: &Config) -> anyhow::Result<Option<Arc<api::tls::Tls>>> {
         .map_err(|e| anyhow::anyhow!("[server.tls] cannot be served: {e}"))
 }
 
+/// Logs each configured destination (a vendor's URL or proxy, the SMTP relay) the egress
+/// policy refuses, as `itsmd check` reports them: the daemon runs (DNS may change, a vendor
+/// may be fixed by a reload), but whatever is sent there is dead-lettered, and the first
+/// message should not be where an operator learns it. Resolved in the background, so a slow
+/// DNS does not hold up the start.
+fn warn_refused_destinations(config: &Config) {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let (refused, _) = crate::egress::check_destinations(&config);
+        for problem in refused {
+            warn!(%problem, "A configured destination is refused by the egress policy: what is sent there is dead-lettered; allow it in [egress] if it is meant.");
+        }
+    });
+}
+
 /// Runs until `shutdown` is cancelled, then stops cleanly.
 pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = source.load()?;
@@ -131,6 +146,7 @@ pub async fn serve(source: config::Source, shutdown: CancellationToken) -> anyho
 
     let vendors = load_vendors(&config)?;
     let tls = load_tls(&config)?;
+    warn_refused_destinations(&config);
 
     // Never backwards, whatever the wall clock does (SLA timers neither fire twice nor stop).
     let clock: Arc<dyn Clock> = Arc::new(Steady::new(SystemClock, MonotonicClock::new()));

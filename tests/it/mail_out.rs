@@ -471,6 +471,24 @@ fn check_names_bad_mail_settings() {
     assert!(text.contains("/nonexistent/smtp-pass"), "{text}");
 }
 
+/// A relay the egress policy refuses (loopback, not allowed) is said at start, not first by
+/// a dead-lettered mail; the daemon runs.
+#[test]
+fn a_refused_relay_is_warned_of_at_start() {
+    // `[egress]` as shipped (the test setup allows loopback only when a config is silent).
+    let setup = Setup::new().config(
+        "[egress]\nallow = []\n[smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\nfrom = \"desk@example.com\"\n",
+    );
+    let d = setup.start();
+    let warning = d.wait_for_warning("A configured destination is refused");
+    let problem = warning["problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with("smtp.host: `127.0.0.1` resolves to 127.0.0.1, a loopback address"),
+        "{warning}"
+    );
+    assert_eq!(d.get_ok("/readyz")["status"], "ready");
+}
+
 #[test]
 fn staff_hear_of_p1_tickets_and_assignments_in_text_and_html() {
     let port = free_port();

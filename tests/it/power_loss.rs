@@ -271,12 +271,7 @@ fn a_data_directory_in_memory_is_warned_of_at_start() {
         config: None,
     };
     let daemon = setup.start();
-    let warning = daemon.wait_for_log(|v| {
-        v["level"] == "WARN"
-            && v["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("The data directory is in memory"))
-    });
+    let warning = daemon.wait_for_warning("The data directory is in memory");
     assert_eq!(warning["file_system"], "tmpfs", "{warning}");
     assert_eq!(
         warning["data_dir"],

@@ -241,6 +241,16 @@ impl Daemon {
     }
 
     /// Waits until a log line satisfies `pred` (logs are written asynchronously).
+    /// The first WARN line whose message starts with `message`, waiting for it.
+    pub fn wait_for_warning(&self, message: &str) -> Value {
+        self.wait_for_log(|v| {
+            v["level"] == "WARN"
+                && v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+        })
+    }
+
     pub fn wait_for_log(&self, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
