@@ -330,9 +330,12 @@ impl Engine {
             Stage::Warning(p) => format!("reached {p}% of its target"),
             Stage::Breach => "breached its target".to_string(),
         };
+        // The entry's `due` keeps the exact instant; the reason is read by people.
         let reason = format!(
-            "{} clock ({}) {what} at {reached_at}",
-            timer.clock, policy.name
+            "{} clock ({}) {what} at {}",
+            timer.clock,
+            policy.name,
+            reached_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         );
         let c = vec![FieldChange {
             field: "sla_stage".into(),
