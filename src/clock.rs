@@ -6,6 +6,15 @@ use std::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
 
+/// An instant a person typed (a flag, a query parameter, a form field, a rule's argument),
+/// or why it is not one, naming it as `name` and showing what one looks like:
+/// "`from`: \"yesterday\" is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z): …".
+pub fn parse_instant(name: &str, value: &str) -> Result<Timestamp, String> {
+    value.parse().map_err(|e| {
+        format!("{name}: {value:?} is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z): {e}")
+    })
+}
+
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
 }

@@ -62,9 +62,7 @@ pub async fn export(
     let since = params
         .since
         .map(|s| {
-            s.parse::<jiff::Timestamp>().map_err(|e| {
-                ApiError::bad_query(vec![format!("since: {s:?} is not an RFC 3339 time: {e}")])
-            })
+            crate::clock::parse_instant("`since`", &s).map_err(|e| ApiError::bad_query(vec![e]))
         })
         .transpose()?;
     let engine = app.engine.clone();

@@ -20,9 +20,7 @@ pub fn export(file: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::
     let client = Client::new(server)?;
     let path = match since {
         Some(since) => {
-            let at: jiff::Timestamp = since
-                .parse()
-                .with_context(|| format!("--since {since:?} is not an RFC 3339 time"))?;
+            let at = crate::clock::parse_instant("--since", since).map_err(anyhow::Error::msg)?;
             format!("/api/v1/admin/export?since={at}")
         }
         None => "/api/v1/admin/export".to_string(),

@@ -29,9 +29,7 @@ pub fn run(rules: &Path, since: Option<&str>, server: &ServerArgs) -> anyhow::Re
     }
     let mut body = json!({ "rules": files });
     if let Some(since) = since {
-        let at: jiff::Timestamp = since.parse().with_context(|| {
-            format!("--since {since:?} is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z)")
-        })?;
+        let at = crate::clock::parse_instant("--since", since).map_err(anyhow::Error::msg)?;
         body["since"] = json!(at);
     }
     let report = Client::new(server)?.call(Method::POST, "/api/v1/admin/replay", Some(&body))?;

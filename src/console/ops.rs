@@ -229,14 +229,10 @@ pub async fn replay(
     };
     let since = match f.since.trim() {
         "" => None,
-        s => match s.parse::<jiff::Timestamp>() {
+        s => match crate::clock::parse_instant("`since`", s) {
             Ok(t) => Some(t),
             Err(e) => {
-                let (st, m) = refused(
-                    StatusCode::BAD_REQUEST,
-                    format!("`since`: {s:?} is not an RFC 3339 time: {e}"),
-                    vec![],
-                );
+                let (st, m) = refused(StatusCode::BAD_REQUEST, e, vec![]);
                 return ops_page(&app, &who, Some(m), st).await;
             }
         },

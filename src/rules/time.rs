@@ -7,7 +7,6 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use rhai::{Engine, EvalAltResult, NativeCallContext, Position};
 
 use crate::sla::{Calendar, Calendars};
@@ -64,12 +63,8 @@ fn business_time_until(
 ) -> Result<i64, Box<EvalAltResult>> {
     let at = ctx.call_position();
     let cal = calendar(name, at)?;
-    let until: Timestamp = until.parse().map_err(|e| {
-        fail(
-            at,
-            format!("business_time_until: `{until}` is not an RFC 3339 time: {e}"),
-        )
-    })?;
+    let until =
+        crate::clock::parse_instant("business_time_until", until).map_err(|e| fail(at, e))?;
     let now = crate::rules::queries::now();
     let (from, to, sign) = if until >= now {
         (now, until, 1)

@@ -107,8 +107,8 @@ pub fn search(app: &AppState, p: ListParams) -> Result<Search, ApiError> {
     let sort: Option<Sort> = param("sort", p.sort, &mut problems);
     let mut time = |name: &str, raw: Option<String>| -> Option<jiff::Timestamp> {
         raw.and_then(|v| {
-            v.parse()
-                .map_err(|e| problems.push(format!("`{name}`: {v:?} is not an RFC 3339 time: {e}")))
+            crate::clock::parse_instant(&format!("`{name}`"), &v)
+                .map_err(|e| problems.push(e))
                 .ok()
         })
     };

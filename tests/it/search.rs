@@ -273,7 +273,7 @@ fn unknown_parameters_and_bad_values_are_refused_by_name() {
         ("sla=late", "expected one of breached, at_risk, paused"),
         (
             "created_after=yesterday",
-            "`created_after`: \"yesterday\" is not an RFC 3339 time",
+            "`created_after`: \"yesterday\" is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z)",
         ),
         ("updated_before=2026-13-01", "`updated_before`"),
         ("limit=lots", "`limit`"),

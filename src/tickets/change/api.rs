@@ -74,9 +74,8 @@ pub async fn show(
                 problems.push(format!("`{name}` is required (an RFC 3339 time)"));
                 None
             }
-            Some(v) => v
-                .parse()
-                .map_err(|e| problems.push(format!("`{name}`: {v:?} is not an RFC 3339 time: {e}")))
+            Some(v) => crate::clock::parse_instant(&format!("`{name}`"), &v)
+                .map_err(|e| problems.push(e))
                 .ok(),
         }
     };

@@ -35,8 +35,7 @@ pub fn run(args: ChangeArgs) -> anyhow::Result<()> {
     let (value, render): (Value, fn(&Value) -> String) = match args.command {
         ChangeCommand::Calendar { from, to } => {
             for (flag, v) in [("--from", &from), ("--to", &to)] {
-                v.parse::<jiff::Timestamp>()
-                    .map_err(|e| anyhow::anyhow!("{flag}: {v:?} is not an RFC 3339 time: {e}"))?;
+                crate::clock::parse_instant(flag, v).map_err(anyhow::Error::msg)?;
             }
             let path = format!(
                 "/api/v1/changes/calendar?from={}&to={}",
