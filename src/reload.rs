@@ -44,11 +44,18 @@ pub struct Reloader {
 pub struct LastReload {
     /// Whether it was put in force.
     pub ok: bool,
+    /// What it read: "configuration and rules" (SIGHUP, and the start) or "rules".
+    pub what: &'static str,
     pub at: jiff::Timestamp,
     /// What refused it, as logged (empty when it was put in force).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
 }
+
+/// [`LastReload::what`] of a full reload (SIGHUP) and of the start.
+const ALL: &str = "configuration and rules";
+/// [`LastReload::what`] of a reload of the rules folder alone.
+const RULES: &str = "rules";
 
 /// What a successful reload put in force.
 #[derive(Debug, Clone, Serialize)]
@@ -77,11 +84,12 @@ impl Reloader {
             current: Mutex::new(config),
             last: Mutex::new(LastReload {
                 ok: true,
+                what: ALL,
                 at: jiff::Timestamp::now(),
                 problems: Vec::new(),
             }),
         };
-        reloader.remember(&Ok(()));
+        reloader.remember(ALL, &Ok(()));
         reloader
     }
 
@@ -90,8 +98,14 @@ impl Reloader {
         self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Records a reload's outcome for [`Reloader::last_reload`] and the metrics.
-    fn remember<T>(&self, outcome: &Result<T, Vec<String>>) {
+    /// Records a reload's outcome for [`Reloader::last_reload`] and the metrics. A refused
+    /// configuration stands until a full reload succeeds: reloading the rules folder does not
+    /// read the configuration file, so it cannot say that file is fine now.
+    fn remember<T>(&self, what: &'static str, outcome: &Result<T, Vec<String>>) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if what == RULES && outcome.is_ok() && !last.ok && last.what == ALL {
+            return;
+        }
         let now = jiff::Timestamp::now();
         let metrics = self.engine.metrics();
         metrics
@@ -100,8 +114,9 @@ impl Reloader {
         if outcome.is_ok() {
             metrics.reload_last_success_seconds.set(now.as_second());
         }
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = LastReload {
+        *last = LastReload {
             ok: outcome.is_ok(),
+            what,
             at: now,
             problems: outcome.as_ref().err().cloned().unwrap_or_default(),
         };
@@ -146,7 +161,7 @@ impl Reloader {
             Ok(done)
         })();
         report("Configuration and rules", &outcome);
-        self.remember(&outcome);
+        self.remember(ALL, &outcome);
         outcome
     }
 
@@ -168,7 +183,7 @@ impl Reloader {
             Err(problems) => {
                 let outcome = Err(problems);
                 report("Rules", &outcome);
-                self.remember(&outcome);
+                self.remember(RULES, &outcome);
                 return outcome;
             }
         };
@@ -178,16 +193,17 @@ impl Reloader {
             restart_needed: Vec::new(),
         };
         if !always && self.engine.status().rules_version == done.rules_version {
-            // The files on disk are what runs again (e.g. a broken file was removed).
             debug!(rules = %done.rules_version, "Rule files touched but unchanged; nothing to reload.");
             let outcome = Ok(done);
-            self.remember(&outcome);
+            // The rule files are what runs again (a broken file removed): a refused rules
+            // reload no longer stands.
+            self.remember(RULES, &outcome);
             return outcome;
         }
         self.engine.replace(rules, &current);
         let outcome = Ok(done);
         report("Rules", &outcome);
-        self.remember(&outcome);
+        self.remember(RULES, &outcome);
         outcome
     }
 }

@@ -74,9 +74,16 @@ fn sighup_swaps_config_and_rules_together_or_not_at_all() {
     assert!(last["problems"].to_string().contains("bogus"), "{last}");
     assert_eq!(d.metric("itsmd_reload_last_successful"), 0.0);
 
-    // A valid one with a new token and a changed rule: both take effect.
+    // A changed rule is picked up by the file watch, but the refused configuration stands:
+    // reloading the rules folder does not read the configuration file.
     let rule = setup.rules_dir.as_ref().unwrap().join("10-a.rhai");
     std::fs::write(&rule, "fn on_alert(a, t) { t.group = \"two\"; }").unwrap();
+    wait_until("the changed rule", || health(&d)["rules_version"] != before);
+    let last = health(&d)["last_reload"].clone();
+    assert_eq!(last["ok"], false, "{last}");
+    assert_eq!(last["what"], "configuration and rules", "{last}");
+
+    // A valid one with a new token: it takes effect, and the refusal is over.
     std::fs::write(
         &config,
         admin_config(&format!(
@@ -86,7 +93,6 @@ fn sighup_swaps_config_and_rules_together_or_not_at_all() {
     .unwrap();
     d.signal(libc::SIGHUP);
     wait_until("the new token", || status(NEWCOMER) == 200);
-    wait_until("the new rules", || health(&d)["rules_version"] != before);
     assert_eq!(health(&d)["last_reload"]["ok"], true);
     assert!(health(&d)["last_reload"].get("problems").is_none());
     assert_eq!(d.metric("itsmd_reload_last_successful"), 1.0);
