@@ -96,7 +96,7 @@ fn last_reload(last: &crate::reload::LastReload) -> Markup {
         @if last.ok {
             "succeeded at " (at)
         } @else {
-            span.breached { "refused at " (at) "; what was running keeps running:" }
+            span.breached { "refused at " (at) " (" (last.what) "); what was running keeps running:" }
             ul { @for p in &last.problems { li { code { (p) } } } }
         }
     }
