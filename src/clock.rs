@@ -15,6 +15,12 @@ pub fn parse_instant(name: &str, value: &str) -> Result<Timestamp, String> {
     })
 }
 
+/// An instant as people read it, to the second in UTC ("2026-12-06 21:41:53 UTC"): the
+/// console, history reasons and values. Records and the API keep RFC 3339.
+pub fn readable(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
 }

@@ -20,10 +20,7 @@ pub fn duration(secs: i64) -> String {
     }
 }
 
-/// A time to the second, UTC.
-pub fn time(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
+pub use crate::clock::readable as time;
 
 /// One clock's standing in words, and the CSS class that colours it (the words carry the
 /// meaning; the colour only repeats it).

@@ -335,7 +335,7 @@ impl Engine {
             "{} clock ({}) {what} at {}",
             timer.clock,
             policy.name,
-            reached_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            crate::clock::readable(reached_at)
         );
         let c = vec![FieldChange {
             field: "sla_stage".into(),

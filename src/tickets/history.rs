@@ -106,9 +106,7 @@ pub fn value_text(v: &serde_json::Value, absent: &str) -> String {
                 field("percent"),
                 field("due"),
             ) {
-                let due = due
-                    .parse::<Timestamp>()
-                    .map_or(due, |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string());
+                let due = due.parse::<Timestamp>().map_or(due, crate::clock::readable);
                 return format!("{clock} {stage} at {percent} %, due {due}");
             }
             if let (2, Some(rel), Some(ticket)) = (m.len(), field("rel"), field("ticket")) {
